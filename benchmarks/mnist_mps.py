@@ -1,0 +1,82 @@
+"""Train an MPS classifier on full MNIST (60k train / 10k test) and report test accuracy.
+
+Usage (the command recorded in benchmarks/RESULTS.md):
+
+    python benchmarks/mnist_mps.py --data-dir ../shared/data/mnist --size 14 --bond-dim 10 \
+        --epochs 15 --lr 1e-3 --batch-size 32 --threads 2 --out benchmarks/out/mnist_d10.json
+
+Hyperparameters were chosen on a 5,000-image validation split of the training set; the test
+set is scored once, at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+import tnml
+from tnml.data import downsample, flatten_images, load_mnist
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default="../shared/data/mnist")
+    parser.add_argument("--size", type=int, default=14)
+    parser.add_argument("--bond-dim", type=int, default=10)
+    parser.add_argument("--epochs", type=int, default=15)
+    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--val-fraction", type=float, default=0.1)
+    parser.add_argument("--readout", default="normalized")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--out", default=None)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    def load(split: str):
+        images, labels = load_mnist(args.data_dir, split)
+        return flatten_images(downsample(images, args.size)), labels
+
+    X_train, y_train = load("train")
+    X_test, y_test = load("test")
+    clf = tnml.MPSClassifier(
+        bond_dim=args.bond_dim,
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        validation_fraction=args.val_fraction,
+        readout=args.readout,
+        random_state=args.seed,
+        device=args.device,
+        verbose=1,
+    )
+    started = time.perf_counter()
+    clf.fit(X_train, y_train)
+    seconds = time.perf_counter() - started
+    accuracy = clf.score(X_test, y_test)
+    report = {
+        "test_accuracy": accuracy,
+        "test_error_percent": 100 * (1 - accuracy),
+        "train_seconds": seconds,
+        "best_epoch": clf.best_epoch_,
+        "history": clf.history_,
+        "args": vars(args),
+        "machine": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} "
+        f"threads, torch {torch.__version__}",
+        "tnml_version": tnml.__version__,
+    }
+    print(f"test accuracy {accuracy:.4f}  train time {seconds:.0f}s  best epoch {clf.best_epoch_}")
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()

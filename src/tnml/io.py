@@ -1,0 +1,164 @@
+"""Save and load fitted ``tnml`` estimators: safetensors plus a JSON header, no pickle.
+
+A model file is a ``safetensors`` file. Its tensors are the fitted module's ``state_dict``
+(prefixed ``module.``) and the estimator's fitted arrays (prefixed ``fitted.``); its metadata
+holds one JSON document under the key ``"tnml"`` with the format name and version, the
+library version, the estimator class, its ``get_params()``, the JSON-safe fitted attributes
+(``classes_``, ``n_features_in_``, ``history_``, ...) and free-form user metadata such as the
+preprocessing a command-line run applied (image size, downsampling).
+
+Files are written to a temporary name and renamed (:func:`tnml.train.atomic_write`), so a crash
+mid-save never leaves half a file where a good one was.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from tnml._version import __version__
+from tnml.exceptions import ModelFileError
+from tnml.models import MPSClassifier
+from tnml.train.checkpoint import atomic_write
+
+FORMAT_NAME = "tnml-model"
+FORMAT_VERSION = 1
+
+# Estimators a model file may hold, by class name.
+ESTIMATORS: dict[str, type] = {"MPSClassifier": MPSClassifier}
+
+# Fitted attributes saved as JSON (plain values) and as tensors (arrays), per estimator.
+_JSON_ATTRS = ("n_features_in_", "n_iter_", "best_epoch_", "history_")
+_ARRAY_ATTRS = ("data_min_", "data_max_")
+
+
+def save(model: Any, path: str | os.PathLike[str], *, metadata: dict | None = None) -> Path:
+    """Write a fitted estimator to ``path`` (conventionally ``*.tnml``), atomically.
+
+    Parameters
+    ----------
+    model : fitted tnml estimator
+    path : path-like
+    metadata : dict, optional
+        JSON-serialisable extras kept with the model (e.g. ``{"preprocessing": {...}}``) and
+        returned by :func:`load` as ``model.metadata_``.
+
+    Returns
+    -------
+    Path of the written file.
+    """
+    name = type(model).__name__
+    if name not in ESTIMATORS or not hasattr(model, "module_"):
+        raise ModelFileError(f"model must be a fitted tnml estimator, got {name}")
+    tensors = {
+        f"module.{key}": value.detach().cpu().contiguous()
+        for key, value in model.module_.state_dict().items()
+    }
+    for attr in _ARRAY_ATTRS:
+        value = getattr(model, attr, None)
+        if value is not None:
+            tensors[f"fitted.{attr}"] = torch.from_numpy(np.ascontiguousarray(value))
+    header = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "tnml_version": __version__,
+        "estimator": name,
+        "params": model.get_params(deep=False),
+        "classes": model.classes_.tolist(),
+        "classes_dtype": model.classes_.dtype.str,
+        "feature_names_in": (
+            model.feature_names_in_.tolist() if hasattr(model, "feature_names_in_") else None
+        ),
+        "fitted": {attr: getattr(model, attr, None) for attr in _JSON_ATTRS},
+        "metadata": metadata or {},
+    }
+    try:
+        text = json.dumps(header, allow_nan=True)
+    except TypeError as err:
+        raise ModelFileError(f"metadata and parameters must be JSON-serialisable: {err}") from err
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"tnml": text}))
+
+
+def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """Return the JSON header of a model file without loading its tensors."""
+    header, _ = _read(path, tensors=False)
+    return header
+
+
+def load(path: str | os.PathLike[str], *, device: str | None = None) -> Any:
+    """Read a model written by :func:`save`; it predicts exactly as the saved one did.
+
+    Parameters
+    ----------
+    path : path-like
+    device : str, optional
+        Where to put the module (default: the ``device`` the model was trained with when it is
+        available, else CPU).
+
+    Returns
+    -------
+    The fitted estimator, with the saved user metadata at ``metadata_``.
+    """
+    header, tensors = _read(path, tensors=True)
+    cls = ESTIMATORS[header["estimator"]]
+    try:
+        model = cls(**header["params"])
+        classes = np.asarray(header["classes"], dtype=np.dtype(header["classes_dtype"]))
+        module = model._build_module(header["fitted"]["n_features_in_"], classes.shape[0])
+        state = {k[len("module.") :]: v for k, v in tensors.items() if k.startswith("module.")}
+        dtype = next(iter(state.values())).dtype
+        module.to(dtype).load_state_dict(state)
+    except (TypeError, KeyError, ValueError, RuntimeError) as err:
+        raise ModelFileError(f"{path} holds an inconsistent tnml model: {err}") from err
+    if device is None:
+        device = header["params"].get("device", "cpu")
+        if device == "auto" or (str(device).startswith("cuda") and not torch.cuda.is_available()):
+            device = "cuda" if device == "auto" and torch.cuda.is_available() else "cpu"
+    model.module_ = module.to(device)
+    model.classes_ = classes
+    for attr, value in header["fitted"].items():
+        setattr(model, attr, value)
+    for attr in _ARRAY_ATTRS:
+        key = f"fitted.{attr}"
+        setattr(model, attr, tensors[key].numpy() if key in tensors else None)
+    if header.get("feature_names_in") is not None:
+        model.feature_names_in_ = np.asarray(header["feature_names_in"], dtype=object)
+    model.metadata_ = header["metadata"]
+    return model
+
+
+def _read(path: str | os.PathLike[str], *, tensors: bool) -> tuple[dict, dict]:
+    path = Path(path)
+    if not path.is_file():
+        raise ModelFileError(f"model file {path} not found")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = handle.metadata() or {}
+            data = {key: handle.get_tensor(key) for key in handle.keys()} if tensors else {}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise ModelFileError(
+            f"{path} is not a tnml model file (cannot read it as safetensors: {err})"
+        ) from err
+    if "tnml" not in meta:
+        raise ModelFileError(f"{path} is a safetensors file but was not written by tnml")
+    try:
+        header = json.loads(meta["tnml"])
+    except json.JSONDecodeError as err:
+        raise ModelFileError(f"{path} has a corrupt tnml header: {err}") from err
+    if header.get("format") != FORMAT_NAME:
+        raise ModelFileError(f"{path} is not a tnml model file (format {header.get('format')!r})")
+    if header.get("format_version", 0) > FORMAT_VERSION:
+        raise ModelFileError(
+            f"{path} uses model format {header['format_version']}, newer than this tnml "
+            f"({__version__}) reads; upgrade tnml"
+        )
+    if header.get("estimator") not in ESTIMATORS:
+        raise ModelFileError(f"{path} holds an unknown estimator {header.get('estimator')!r}")
+    return header, data

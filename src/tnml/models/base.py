@@ -1,0 +1,202 @@
+"""Shared scikit-learn face of the tensor-network classifiers.
+
+Subclasses say how to build their ``torch.nn.Module`` (:meth:`_build_module`); this base does
+the rest: validation, input scaling, label encoding, training through
+:func:`tnml.train.train_classifier`, prediction, and the fitted state that :mod:`tnml.io`
+saves.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.model_selection import train_test_split
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
+from torch import nn
+
+from tnml.exceptions import InvalidInputError
+from tnml.train.autodiff import LR_SCHEDULES, OPTIMIZERS, train_classifier
+
+SCALINGS = ("auto", "minmax", "none")
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"`` -> CUDA when available, else CPU; other strings as torch reads them."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise InvalidInputError(f"device={device!r} was asked for but CUDA is not available")
+    return resolved
+
+
+class TNClassifierBase(ClassifierMixin, BaseEstimator):
+    """Base class of the tensor-network classifiers; not meant to be used directly."""
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "epochs": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "lr": [Interval(Real, 0, None, closed="neither")],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "optimizer": [StrOptions(set(OPTIMIZERS))],
+        "lr_schedule": [StrOptions(set(LR_SCHEDULES))],
+        "validation_fraction": [Interval(Real, 0, 1, closed="left")],
+        "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), None],
+        "scaling": [StrOptions(set(SCALINGS))],
+        "random_state": ["random_state"],
+        "device": [str],
+        "dtype": [StrOptions(set(DTYPES))],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+    }
+
+    # -- to be provided by subclasses -------------------------------------------------------
+    def _build_module(self, n_features: int, n_classes: int) -> nn.Module:
+        raise NotImplementedError
+
+    # -- fitting ----------------------------------------------------------------------------
+    def _fit(self, X: Any, y: Any, **train_kwargs: Any) -> TNClassifierBase:
+        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], y_numeric=False)
+        check_classification_targets(y)
+        classes, y_encoded = np.unique(y, return_inverse=True)
+        if classes.shape[0] < 2:
+            raise InvalidInputError(
+                f"{type(self).__name__} needs samples of at least 2 classes in y; "
+                f"got 1 class ({classes[0]!r})"
+            )
+        if (
+            self.warm_start
+            and hasattr(self, "module_")
+            and not np.array_equal(classes, self.classes_)
+        ):
+            raise InvalidInputError(
+                "warm_start=True but y holds other classes than the first fit: "
+                f"{classes.tolist()} vs {self.classes_.tolist()}"
+            )
+        self.classes_ = classes
+        self._fit_scaling(X)
+        device = resolve_device(self.device)
+        dtype = DTYPES[self.dtype]
+        seed = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
+
+        X_unit = self._to_unit(X)
+        X_train, y_train, X_val, y_val = self._validation_split(X_unit, y_encoded, seed)
+        reuse = self.warm_start and hasattr(self, "module_")
+        if not reuse:
+            self.module_ = self._build_module(X.shape[1], classes.shape[0]).to(device, dtype)
+            generator = torch.Generator().manual_seed(seed)
+            self.module_.reset_parameters(generator=generator)
+        module = self.module_.to(device, dtype)
+
+        def as_tensor(a: np.ndarray | None, target: bool = False) -> torch.Tensor | None:
+            if a is None:
+                return None
+            if target:
+                return torch.as_tensor(a, dtype=torch.long, device=device)
+            return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=device)
+
+        result = train_classifier(
+            module,
+            as_tensor(X_train),
+            as_tensor(y_train, target=True),
+            X_val=as_tensor(X_val),
+            y_val=as_tensor(y_val, target=True),
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            optimizer=self.optimizer,
+            weight_decay=self.weight_decay,
+            lr_schedule=self.lr_schedule,
+            patience=self.n_iter_no_change,
+            seed=seed,
+            progress=bool(self.verbose),
+            **train_kwargs,
+        )
+        self.history_ = result.history
+        self.n_iter_ = len(result.history)
+        self.best_epoch_ = result.best_epoch
+        return self
+
+    def _validation_split(
+        self, X: np.ndarray, y: np.ndarray, seed: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]:
+        """Hold out ``validation_fraction`` of the samples, stratified, when there are enough."""
+        n_val = math.floor(self.validation_fraction * X.shape[0])
+        n_classes = self.classes_.shape[0]
+        if n_val < n_classes or X.shape[0] - n_val < n_classes:
+            return X, y, None, None
+        counts = np.bincount(y, minlength=n_classes)
+        stratify = y if counts.min() >= 2 else None
+        X_train, X_val, y_train, y_val = train_test_split(
+            X, y, test_size=n_val, stratify=stratify, random_state=seed
+        )
+        return X_train, y_train, X_val, y_val
+
+    # -- input scaling ----------------------------------------------------------------------
+    def _fit_scaling(self, X: np.ndarray) -> None:
+        inside = X.size == 0 or (X.min() >= 0.0 and X.max() <= 1.0)
+        if self.scaling == "none" or (self.scaling == "auto" and inside):
+            self.data_min_ = None
+            self.data_max_ = None
+            return
+        self.data_min_ = X.min(axis=0).astype(np.float64)
+        self.data_max_ = X.max(axis=0).astype(np.float64)
+
+    def _to_unit(self, X: np.ndarray) -> np.ndarray:
+        """Map features into [0, 1] with the fitted scaling (clipping unseen extremes)."""
+        if self.data_min_ is None:
+            if X.size and (X.min() < 0.0 or X.max() > 1.0):
+                raise InvalidInputError(
+                    f"X must lie in [0, 1] for this model (scaling={self.scaling!r}); found "
+                    f"values in [{X.min():.4g}, {X.max():.4g}]"
+                )
+            return X
+        span = self.data_max_ - self.data_min_
+        span = np.where(span > 0, span, 1.0)
+        return np.clip((X - self.data_min_) / span, 0.0, 1.0)
+
+    # -- prediction -------------------------------------------------------------------------
+    def _logits(self, X: Any, batch_size: int = 2048) -> np.ndarray:
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        X = self._to_unit(X)
+        param = next(self.module_.parameters())
+        outputs = []
+        self.module_.eval()
+        with torch.no_grad():
+            for start in range(0, X.shape[0], batch_size):
+                chunk = torch.as_tensor(
+                    np.ascontiguousarray(X[start : start + batch_size]),
+                    dtype=param.dtype,
+                    device=param.device,
+                )
+                outputs.append(self.module_(chunk).double().cpu())
+        return torch.cat(outputs).numpy()
+
+    def predict_proba(self, X: Any) -> np.ndarray:
+        """Class probabilities, shape (n_samples, n_classes), rows summing to one.
+
+        With ``readout="born"`` these are the Born-rule probabilities ``f_l^2 / sum_k f_k^2``.
+        """
+        logits = self._logits(X)
+        logits -= logits.max(axis=1, keepdims=True)
+        proba = np.exp(logits)
+        return proba / proba.sum(axis=1, keepdims=True)
+
+    def predict_log_proba(self, X: Any) -> np.ndarray:
+        """Natural log of :meth:`predict_proba`, shape (n_samples, n_classes)."""
+        logits = self._logits(X)
+        return logits - np.logaddexp.reduce(logits, axis=1, keepdims=True)
+
+    def predict(self, X: Any) -> np.ndarray:
+        """Most probable class of each sample, shape (n_samples,)."""
+        logits = self._logits(X)
+        return self.classes_[np.argmax(logits, axis=1)]

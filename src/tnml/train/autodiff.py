@@ -1,0 +1,345 @@
+"""Mini-batch autodiff training of a classifier module (cross-entropy on its logits).
+
+:func:`train_classifier` is the one training loop the estimators and the command-line tool
+call. It validates every epoch, stops early, follows a learning-rate schedule, shows progress,
+and on Ctrl-C finishes the current step, writes a checkpoint and re-raises
+``KeyboardInterrupt``; ``resume=True`` continues from that checkpoint exactly where it stopped
+(same batches, same optimizer state), so an interrupted and resumed run equals an
+uninterrupted one.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from types import FrameType
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from tnml.exceptions import InvalidInputError, TrainingError
+from tnml.train.checkpoint import load_checkpoint, save_checkpoint
+from tnml.train.progress import TrainingProgress
+
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "sgd": lambda params, lr, weight_decay: torch.optim.SGD(
+        params, lr=lr, momentum=0.9, weight_decay=weight_decay
+    ),
+}
+LR_SCHEDULES = ("constant", "cosine", "plateau")
+
+Callback = Callable[[dict[str, Any], dict[str, float]], bool | None]
+
+
+@dataclass
+class TrainResult:
+    """What :func:`train_classifier` did.
+
+    Attributes
+    ----------
+    history : list of dict
+        One entry per finished epoch: ``epoch``, ``train_loss``, ``train_accuracy``,
+        ``val_loss`` and ``val_accuracy`` (NaN without validation data), ``lr``, ``seconds``.
+    best_epoch : int or None
+        Epoch (1-based) whose weights the module holds at the end when validation data were
+        given (lowest validation loss); None otherwise (the module holds the last weights).
+    stopped_early : bool
+        True if the patience ran out or a callback asked to stop.
+    """
+
+    history: list[dict[str, float]] = field(default_factory=list)
+    best_epoch: int | None = None
+    stopped_early: bool = False
+
+
+def evaluate_classifier(
+    module: nn.Module, X: Tensor, y: Tensor, batch_size: int = 1024
+) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of ``module`` on ``(X (n, F), y (n,))``, batched."""
+    was_training = module.training
+    module.eval()
+    loss_sum, correct = 0.0, 0
+    with torch.no_grad():
+        for start in range(0, X.shape[0], batch_size):
+            logits = module(X[start : start + batch_size])
+            target = y[start : start + batch_size]
+            loss_sum += F.cross_entropy(logits, target, reduction="sum").item()
+            correct += (logits.argmax(dim=1) == target).sum().item()
+    module.train(was_training)
+    return loss_sum / max(X.shape[0], 1), correct / max(X.shape[0], 1)
+
+
+def train_classifier(
+    module: nn.Module,
+    X: Tensor,
+    y: Tensor,
+    *,
+    X_val: Tensor | None = None,
+    y_val: Tensor | None = None,
+    epochs: int = 20,
+    batch_size: int = 32,
+    lr: float = 5e-3,
+    optimizer: str = "adam",
+    weight_decay: float = 0.0,
+    lr_schedule: str = "cosine",
+    patience: int | None = None,
+    max_grad_norm: float | None = None,
+    seed: int = 0,
+    callback: Callback | None = None,
+    progress: bool = False,
+    checkpoint_path: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+) -> TrainResult:
+    """Train ``module`` (inputs -> logits) by mini-batch gradient descent on cross-entropy.
+
+    Parameters
+    ----------
+    module : nn.Module
+        Maps a float tensor of shape (B, F) to logits of shape (B, L); trained in place.
+    X, y : Tensor, shapes (n, F) and (n,) (int64 class indices in [0, L))
+        Training data, on the module's device.
+    X_val, y_val : Tensor, optional
+        Validation data, evaluated after every epoch; enables ``patience`` and the restoring
+        of the best epoch's weights.
+    epochs, batch_size, lr, weight_decay : training length, batch size, step size, L2 penalty.
+    optimizer : {"adam", "adamw", "sgd"}
+    lr_schedule : {"constant", "cosine", "plateau"}
+        ``"cosine"`` anneals to zero over ``epochs`` (per step); ``"plateau"`` halves the rate
+        when the validation (else training) loss has not improved for 2 epochs.
+    patience : int, optional
+        Stop when the validation loss has not improved for this many epochs.
+    max_grad_norm : float, optional
+        Clip the global gradient norm to this value.
+    seed : int
+        Seeds the order of the batches.
+    callback : callable, optional
+        ``callback(state, metrics)`` after every epoch, with ``state`` holding ``epoch``,
+        ``module`` and ``optimizer`` and ``metrics`` the epoch's history entry; returning True
+        stops training.
+    progress : bool
+        Show a progress bar (loss, accuracy, time left) on stderr.
+    checkpoint_path : path, optional
+        Written atomically after every epoch and on Ctrl-C.
+    resume : bool
+        Continue from ``checkpoint_path``.
+
+    Returns
+    -------
+    TrainResult
+    """
+    _check_training_args(X, y, X_val, y_val, epochs, batch_size, lr, optimizer, lr_schedule)
+    if resume and checkpoint_path is None:
+        raise InvalidInputError("resume=True needs checkpoint_path")
+    n_samples = X.shape[0]
+    steps_per_epoch = math.ceil(n_samples / batch_size)
+    opt = OPTIMIZERS[optimizer](module.parameters(), lr=lr, weight_decay=weight_decay)
+    scheduler = _make_scheduler(opt, lr_schedule, epochs * steps_per_epoch)
+    generator = torch.Generator().manual_seed(int(seed))
+    has_val = X_val is not None and X_val.shape[0] > 0
+
+    state: dict[str, Any] = {
+        "epoch": 0,
+        "step_in_epoch": 0,
+        "epoch_generator_state": generator.get_state(),
+        "sums": [0.0, 0, 0],  # loss sum, correct, seen in the current epoch
+        "history": [],
+        "best_val_loss": math.inf,
+        "best_epoch": None,
+        "best_module_state": None,
+        "bad_epochs": 0,
+        "stopped_early": False,
+    }
+    if resume:
+        saved = load_checkpoint(checkpoint_path)
+        module.load_state_dict(saved["module"])
+        opt.load_state_dict(saved["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(saved["scheduler"])
+        state.update(saved["loop"])
+
+    def snapshot() -> dict[str, Any]:
+        return {
+            "kind": "tnml-checkpoint",
+            "module": module.state_dict(),
+            "optimizer": opt.state_dict(),
+            "scheduler": scheduler.state_dict() if scheduler is not None else None,
+            "loop": state,
+        }
+
+    module.train()
+    total_steps = epochs * steps_per_epoch
+    done_steps = state["epoch"] * steps_per_epoch + state["step_in_epoch"]
+    with (
+        _DeferredInterrupt() as interrupt,
+        TrainingProgress(total_steps, enabled=progress, completed=done_steps) as bar,
+    ):
+        while state["epoch"] < epochs and not state["stopped_early"]:
+            epoch = state["epoch"]
+            generator.set_state(state["epoch_generator_state"])
+            order = torch.randperm(n_samples, generator=generator).to(X.device)
+            started = time.perf_counter()
+            for step in range(state["step_in_epoch"], steps_per_epoch):
+                batch = order[step * batch_size : (step + 1) * batch_size]
+                logits = module(X[batch])
+                loss = F.cross_entropy(logits, y[batch])
+                if not torch.isfinite(loss):
+                    raise TrainingError(
+                        f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; "
+                        "lower the learning rate (lr) or the initialisation noise"
+                    )
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if max_grad_norm is not None:
+                    nn.utils.clip_grad_norm_(module.parameters(), max_grad_norm)
+                opt.step()
+                if scheduler is not None and lr_schedule == "cosine":
+                    scheduler.step()
+                sums = state["sums"]
+                sums[0] += loss.item() * batch.numel()
+                sums[1] += int((logits.argmax(1) == y[batch]).sum())
+                sums[2] += batch.numel()
+                state["step_in_epoch"] = step + 1
+                bar.update(
+                    f"epoch {epoch + 1}/{epochs}",
+                    f"loss {sums[0] / sums[2]:.4f} acc {sums[1] / sums[2]:.4f}",
+                )
+                if interrupt.requested:
+                    if checkpoint_path is not None:
+                        save_checkpoint(checkpoint_path, snapshot())
+                    raise KeyboardInterrupt
+            loss_sum, correct, seen = state["sums"]
+            entry = {
+                "epoch": float(epoch + 1),
+                "train_loss": loss_sum / seen,
+                "train_accuracy": correct / seen,
+                "val_loss": math.nan,
+                "val_accuracy": math.nan,
+                "lr": opt.param_groups[0]["lr"],
+                "seconds": time.perf_counter() - started,
+            }
+            if has_val:
+                entry["val_loss"], entry["val_accuracy"] = evaluate_classifier(module, X_val, y_val)
+                _track_best(state, entry, module, patience)
+            if scheduler is not None and lr_schedule == "plateau":
+                scheduler.step(entry["val_loss"] if has_val else entry["train_loss"])
+            state["history"].append(entry)
+            bar.log(_format_entry(entry, epochs))
+            if callback is not None and callback(
+                {"epoch": epoch + 1, "module": module, "optimizer": opt}, entry
+            ):
+                state["stopped_early"] = True
+            state["epoch"] = epoch + 1
+            state["step_in_epoch"] = 0
+            state["sums"] = [0.0, 0, 0]
+            state["epoch_generator_state"] = generator.get_state()
+            if checkpoint_path is not None:
+                save_checkpoint(checkpoint_path, snapshot())
+
+    if has_val and state["best_module_state"] is not None:
+        module.load_state_dict(state["best_module_state"])
+    return TrainResult(
+        history=state["history"],
+        best_epoch=state["best_epoch"],
+        stopped_early=state["stopped_early"],
+    )
+
+
+def _track_best(
+    state: dict[str, Any], entry: dict[str, float], module: nn.Module, patience: int | None
+) -> None:
+    if entry["val_loss"] < state["best_val_loss"]:
+        state["best_val_loss"] = entry["val_loss"]
+        state["best_epoch"] = int(entry["epoch"])
+        state["best_module_state"] = copy.deepcopy(module.state_dict())
+        state["bad_epochs"] = 0
+    else:
+        state["bad_epochs"] += 1
+        if patience is not None and state["bad_epochs"] >= patience:
+            state["stopped_early"] = True
+
+
+def _format_entry(entry: dict[str, float], epochs: int) -> str:
+    text = (
+        f"epoch {int(entry['epoch'])}/{epochs}  loss {entry['train_loss']:.4f}  "
+        f"acc {entry['train_accuracy']:.4f}"
+    )
+    if not math.isnan(entry["val_loss"]):
+        text += f"  val_loss {entry['val_loss']:.4f}  val_acc {entry['val_accuracy']:.4f}"
+    return text + f"  lr {entry['lr']:.2e}  {entry['seconds']:.1f}s"
+
+
+def _make_scheduler(
+    opt: torch.optim.Optimizer, lr_schedule: str, total_steps: int
+) -> torch.optim.lr_scheduler.LRScheduler | torch.optim.lr_scheduler.ReduceLROnPlateau | None:
+    if lr_schedule == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(total_steps, 1))
+    if lr_schedule == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=2)
+    return None
+
+
+def _check_training_args(
+    X: Tensor,
+    y: Tensor,
+    X_val: Tensor | None,
+    y_val: Tensor | None,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    optimizer: str,
+    lr_schedule: str,
+) -> None:
+    if X.dim() != 2 or y.dim() != 1 or X.shape[0] != y.shape[0]:
+        raise InvalidInputError(
+            f"X must have shape (n, F) and y shape (n,), got {tuple(X.shape)} and {tuple(y.shape)}"
+        )
+    if X.shape[0] == 0:
+        raise InvalidInputError("X holds no samples")
+    if (X_val is None) != (y_val is None):
+        raise InvalidInputError("give both X_val and y_val, or neither")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+        raise InvalidInputError(f"epochs must be an integer >= 1, got {epochs!r}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise InvalidInputError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    if not (lr > 0 and math.isfinite(lr)):
+        raise InvalidInputError(f"lr must be a finite number > 0, got {lr!r}")
+    if optimizer not in OPTIMIZERS:
+        raise InvalidInputError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
+    if lr_schedule not in LR_SCHEDULES:
+        raise InvalidInputError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
+
+
+class _DeferredInterrupt:
+    """Turn the first Ctrl-C into a flag checked between steps; a second one interrupts now.
+
+    Only the main thread can install signal handlers; elsewhere this does nothing and Ctrl-C
+    behaves as usual.
+    """
+
+    def __init__(self) -> None:
+        self.requested = False
+        self._previous: Any = None
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self.requested:
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def __enter__(self) -> _DeferredInterrupt:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)

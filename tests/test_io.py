@@ -1,0 +1,69 @@
+"""Saving and loading fitted estimators: identical predictions, atomic writes, bad files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import save_file
+from sklearn.datasets import load_digits
+
+import tnml
+import tnml.io
+from tnml.exceptions import ModelFileError
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    X, y = load_digits(return_X_y=True)
+    labels = np.array(
+        ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine"]
+    )[y]
+    clf = tnml.MPSClassifier(bond_dim=4, epochs=2, random_state=0).fit(X[:300], labels[:300])
+    return clf, X[300:400]
+
+
+def test_round_trip_predicts_identically(fitted, tmp_path):
+    clf, X = fitted
+    path = tnml.io.save(clf, tmp_path / "m.tnml", metadata={"preprocessing": {"downsample": 4}})
+    loaded = tnml.io.load(path)
+    np.testing.assert_array_equal(loaded.predict_proba(X), clf.predict_proba(X))
+    np.testing.assert_array_equal(loaded.predict(X), clf.predict(X))
+    assert loaded.get_params() == clf.get_params()
+    assert loaded.metadata_ == {"preprocessing": {"downsample": 4}}
+    np.testing.assert_array_equal(loaded.data_min_, clf.data_min_)
+    assert loaded.history_ == clf.history_
+    header = tnml.io.read_header(path)
+    assert header["tnml_version"] == tnml.__version__ and header["estimator"] == "MPSClassifier"
+
+
+def test_crash_mid_save_keeps_the_old_file(fitted, tmp_path, monkeypatch):
+    clf, _ = fitted
+    path = tnml.io.save(clf, tmp_path / "m.tnml")
+    before = path.read_bytes()
+
+    def crash(tensors, filename, metadata=None):
+        with open(filename, "wb") as handle:
+            handle.write(b"half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(tnml.io, "save_file", crash)
+    with pytest.raises(OSError, match="disk full"):
+        tnml.io.save(clf, path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.tnml"]  # no temp file left
+
+
+def test_bad_files(tmp_path):
+    with pytest.raises(ModelFileError, match="not found"):
+        tnml.io.load(tmp_path / "missing.tnml")
+    junk = tmp_path / "junk.tnml"
+    junk.write_bytes(np.random.default_rng(0).bytes(300))
+    with pytest.raises(ModelFileError, match="not a tnml model"):
+        tnml.io.load(junk)
+    foreign = tmp_path / "foreign.safetensors"
+    save_file({"w": torch.zeros(2)}, str(foreign))
+    with pytest.raises(ModelFileError, match="not written by tnml"):
+        tnml.io.load(foreign)
+    with pytest.raises(ModelFileError, match="fitted tnml estimator"):
+        tnml.io.save(tnml.MPSClassifier(), tmp_path / "unfitted.tnml")

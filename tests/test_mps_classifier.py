@@ -1,0 +1,149 @@
+"""The MPS classifier module and its scikit-learn estimator."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from sklearn.datasets import load_digits
+from sklearn.model_selection import train_test_split
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+import tnml
+from tnml.exceptions import InvalidInputError
+from tnml.features import embed
+from tnml.models import MPSClassifierModule
+
+
+def amplitudes_by_hand(module: MPSClassifierModule, x: torch.Tensor) -> torch.Tensor:
+    """f_l(x) by explicit site-by-site matrix products (no log scaling), float64."""
+    phi = embed(x.double(), module.feature_map, module.feature_dim)
+    cores = module.cores.detach().double()
+    out = module.output_core.detach().double()
+    k = module.output_site
+    bond = module.bond_dim
+    left = torch.zeros(x.shape[0], bond, dtype=torch.float64)
+    left[:, 0] = 1
+    for i in range(k):
+        left = torch.einsum("bl,lsr,bs->br", left, cores[i], phi[:, i])
+    right = torch.zeros(x.shape[0], bond, dtype=torch.float64)
+    right[:, 0] = 1
+    for i in range(module.n_features - 1, k, -1):
+        right = torch.einsum("lsr,bs,br->bl", cores[i - 1], phi[:, i], right)
+    return torch.einsum("bl,lsor,bs,br->bo", left, out, phi[:, k], right)
+
+
+@pytest.mark.parametrize("readout", ["normalized", "born", "linear"])
+@pytest.mark.parametrize("contraction", ["sequential", "pairwise"])
+def test_module_readouts_match_explicit_amplitudes(readout, contraction):
+    g = torch.Generator().manual_seed(1)
+    module = MPSClassifierModule(
+        9, 3, 4, readout=readout, contraction=contraction, init_std=0.3, dtype=torch.float64
+    )
+    module.reset_parameters(generator=g)
+    x = torch.rand(5, 9, generator=g, dtype=torch.float64)
+    f = amplitudes_by_hand(module, x)
+    logits = module(x)
+    if readout == "linear":
+        torch.testing.assert_close(logits, f)
+    elif readout == "born":
+        torch.testing.assert_close(logits.softmax(1), f**2 / (f**2).sum(1, keepdim=True))
+    else:
+        expected = module.log_temperature.exp() * f / f.norm(dim=1, keepdim=True)
+        torch.testing.assert_close(logits, expected)
+
+
+@pytest.mark.parametrize("readout", ["normalized", "born"])
+def test_float32_stable_at_784_sites_bond_128(readout):
+    g = torch.Generator().manual_seed(0)
+    module = MPSClassifierModule(784, 10, 128, readout=readout)
+    module.reset_parameters(generator=g)
+    x = torch.rand(8, 784, generator=g)
+    logits = module(x)
+    loss = torch.nn.functional.cross_entropy(logits, torch.arange(8) % 10)
+    loss.backward()
+    assert torch.isfinite(logits).all()
+    assert torch.isfinite(loss)
+    for name, param in module.named_parameters():
+        assert torch.isfinite(param.grad).all(), name
+    # the raw amplitudes themselves would overflow float32 for this chain
+    _, log_scale = module.amplitudes(x)
+    assert torch.isfinite(log_scale).all()
+
+
+def test_module_rejects_bad_input():
+    module = MPSClassifierModule(6, 2, 3)
+    with pytest.raises(InvalidInputError, match=r"shape \(batch, 6\)"):
+        module(torch.rand(2, 5))
+    with pytest.raises(InvalidInputError, match=r"\[0, 1\]"):
+        module(torch.full((2, 6), 1.5))
+    with pytest.raises(InvalidInputError, match="NaN"):
+        module(torch.full((2, 6), float("nan")))
+    with pytest.raises(InvalidInputError, match="output_site"):
+        MPSClassifierModule(6, 2, 3, output_site=6)
+    with pytest.raises(InvalidInputError, match="bond_dim"):
+        MPSClassifierModule(6, 2, 0)
+
+
+def test_module_trains_inside_a_plain_pytorch_loop():
+    X, y = load_digits(return_X_y=True)
+    X = torch.tensor(X[:400] / 16, dtype=torch.float32)
+    y = torch.tensor(y[:400])
+    module = MPSClassifierModule(64, 10, 6)
+    opt = torch.optim.Adam(module.parameters(), lr=2e-2)
+    first = None
+    for _ in range(40):
+        loss = torch.nn.functional.cross_entropy(module(X), y)
+        first = loss.item() if first is None else first
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert loss.item() < 0.5 * first
+
+
+@parametrize_with_checks([tnml.MPSClassifier(epochs=10)])
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+@pytest.fixture(scope="module")
+def digits_split():
+    X, y = load_digits(return_X_y=True)
+    return train_test_split(X / 16, y, test_size=0.25, stratify=y, random_state=0)
+
+
+def test_digits_accuracy_and_reproducibility(digits_split):
+    X_tr, X_te, y_tr, y_te = digits_split
+    clf = tnml.MPSClassifier(bond_dim=8, epochs=8, random_state=3).fit(X_tr, y_tr)
+    assert clf.score(X_te, y_te) > 0.93
+    again = tnml.MPSClassifier(bond_dim=8, epochs=8, random_state=3).fit(X_tr, y_tr)
+    np.testing.assert_array_equal(clf.predict_proba(X_te), again.predict_proba(X_te))
+    proba = clf.predict_proba(X_te)
+    np.testing.assert_allclose(proba.sum(1), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(np.exp(clf.predict_log_proba(X_te)), proba, rtol=1e-9)
+    assert len(clf.history_) == clf.n_iter_ == 8
+    assert clf.best_epoch_ is not None
+
+
+def test_string_labels_and_minmax_scaling():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 4)) * 10 + 50
+    y = np.where(X[:, 0] > 50, "big", "small")
+    clf = tnml.MPSClassifier(bond_dim=3, epochs=15, random_state=0).fit(X, y)
+    assert clf.data_min_ is not None
+    assert set(clf.predict(X)) <= {"big", "small"}
+    assert clf.score(X, y) > 0.9
+
+
+def test_estimator_errors():
+    rng = np.random.default_rng(0)
+    clf = tnml.MPSClassifier(bond_dim=2, epochs=1, scaling="none")
+    with pytest.raises(InvalidInputError, match=r"\[0, 1\]"):
+        clf.fit(np.full((10, 3), 2.0), np.arange(10) % 2)
+    with pytest.raises(ValueError, match="class"):
+        tnml.MPSClassifier(epochs=1).fit(rng.random((10, 3)), np.zeros(10))
+    fitted = tnml.MPSClassifier(bond_dim=2, epochs=1).fit(rng.random((20, 3)), np.arange(20) % 2)
+    with pytest.raises(ValueError, match="3 features"):
+        fitted.predict(rng.random((4, 5)))
+    with pytest.raises(ValueError, match="NaN"):
+        fitted.predict(np.full((2, 3), np.nan))

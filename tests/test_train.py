@@ -1,0 +1,116 @@
+"""The autodiff training loop: resume after Ctrl-C, early stopping, callbacks, errors."""
+
+from __future__ import annotations
+
+import signal
+
+import pytest
+import torch
+
+from tnml.exceptions import DataFileError, InvalidInputError, TrainingError
+from tnml.models import MPSClassifierModule
+from tnml.train import load_checkpoint, train_classifier
+
+
+def make_problem(seed: int = 0, n: int = 120):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.rand(n, 6, generator=g)
+    y = (X[:, 0] + X[:, 3] > 1).long()
+    return X, y
+
+
+def fresh_module() -> MPSClassifierModule:
+    module = MPSClassifierModule(6, 2, 3)
+    module.reset_parameters(generator=torch.Generator().manual_seed(5))
+    return module
+
+
+def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, monkeypatch):
+    X, y = make_problem()
+    kwargs = dict(epochs=3, batch_size=16, lr=1e-2, seed=7, X_val=X[:30], y_val=y[:30])
+    reference = fresh_module()
+    ref_result = train_classifier(reference, X, y, **kwargs)
+
+    module = fresh_module()
+    calls = {"n": 0}
+    original_forward = MPSClassifierModule.forward
+
+    def forward_then_ctrl_c(self, x):
+        calls["n"] += 1
+        if calls["n"] == 13:  # mid-way through the second epoch (8 steps per epoch)
+            signal.raise_signal(signal.SIGINT)
+        return original_forward(self, x)
+
+    monkeypatch.setattr(MPSClassifierModule, "forward", forward_then_ctrl_c)
+    ckpt = tmp_path / "run.ckpt"
+    with pytest.raises(KeyboardInterrupt):
+        train_classifier(module, X, y, checkpoint_path=ckpt, **kwargs)
+    monkeypatch.setattr(MPSClassifierModule, "forward", original_forward)
+    saved = load_checkpoint(ckpt)
+    assert saved["loop"]["epoch"] == 1 and 0 < saved["loop"]["step_in_epoch"] < 8
+
+    resumed = fresh_module()  # the weights come from the checkpoint
+    result = train_classifier(resumed, X, y, checkpoint_path=ckpt, resume=True, **kwargs)
+    for a, b in zip(reference.parameters(), resumed.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert [e["train_loss"] for e in result.history] == pytest.approx(
+        [e["train_loss"] for e in ref_result.history], rel=1e-12
+    )
+
+
+def test_early_stopping_restores_best_epoch():
+    X, y = make_problem()
+    module = fresh_module()
+    result = train_classifier(
+        module,
+        X[30:],
+        y[30:],
+        X_val=X[:30],
+        y_val=y[:30],
+        epochs=40,
+        batch_size=8,
+        lr=0.2,
+        lr_schedule="constant",
+        patience=2,
+        seed=0,
+    )
+    assert result.stopped_early and len(result.history) < 40
+    best = min(result.history, key=lambda e: e["val_loss"])
+    assert result.best_epoch == int(best["epoch"])
+    from tnml.train import evaluate_classifier
+
+    val_loss, _ = evaluate_classifier(module, X[:30], y[:30])
+    assert val_loss == pytest.approx(best["val_loss"], rel=1e-5)
+
+
+def test_callback_can_stop_and_training_lowers_loss():
+    X, y = make_problem()
+    seen = []
+    result = train_classifier(
+        fresh_module(),
+        X,
+        y,
+        epochs=10,
+        batch_size=16,
+        lr=2e-2,
+        callback=lambda state, metrics: seen.append(metrics["train_loss"]) or len(seen) == 4,
+    )
+    assert len(result.history) == 4 and result.stopped_early
+    assert seen[-1] < seen[0]
+
+
+def test_training_errors(tmp_path):
+    X, y = make_problem()
+    with pytest.raises(InvalidInputError, match="epochs"):
+        train_classifier(fresh_module(), X, y, epochs=0)
+    with pytest.raises(InvalidInputError, match="optimizer"):
+        train_classifier(fresh_module(), X, y, optimizer="adamax")
+    with pytest.raises(InvalidInputError, match="checkpoint_path"):
+        train_classifier(fresh_module(), X, y, resume=True)
+    with pytest.raises(DataFileError, match="not found"):
+        train_classifier(fresh_module(), X, y, checkpoint_path=tmp_path / "x", resume=True)
+    module = MPSClassifierModule(6, 2, 3, readout="linear")
+    with torch.no_grad():
+        module.cores.mul_(1e30)
+    with pytest.raises(TrainingError, match="lower the learning rate"):
+        train_classifier(module, X, y, epochs=1)

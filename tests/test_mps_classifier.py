@@ -71,6 +71,27 @@ def test_float32_stable_at_784_sites_bond_128(readout):
     assert torch.isfinite(log_scale).all()
 
 
+@pytest.mark.parametrize(("n_features", "output_site"), [(1, 0), (5, 0), (5, 2), (5, 4)])
+def test_to_mps_represents_the_same_amplitudes(n_features, output_site):
+    g = torch.Generator().manual_seed(2)
+    module = MPSClassifierModule(
+        n_features, 3, 3, output_site=output_site, init_std=0.5, dtype=torch.float64
+    )
+    module.reset_parameters(generator=g)
+    mps = module.to_mps()
+    assert mps.bond_dims == (3,) * (n_features - 1)
+    dense = mps.to_dense()  # (d, .., d * L, .., d)
+    shape = [2] * n_features
+    shape[output_site : output_site + 1] = [2, 3]
+    dense = dense.reshape(shape).movedim(output_site + 1, -1)
+    x = torch.rand(4, n_features, generator=g, dtype=torch.float64)
+    result = dense.expand(4, *dense.shape)
+    phi = embed(x, "trig", 2)
+    for i in range(n_features):
+        result = torch.einsum("bs...,bs->b...", result, phi[:, i])
+    torch.testing.assert_close(result, amplitudes_by_hand(module, x))
+
+
 def test_module_rejects_bad_input():
     module = MPSClassifierModule(6, 2, 3)
     with pytest.raises(InvalidInputError, match=r"shape \(batch, 6\)"):
@@ -129,7 +150,7 @@ def test_string_labels_and_minmax_scaling():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(200, 4)) * 10 + 50
     y = np.where(X[:, 0] > 50, "big", "small")
-    clf = tnml.MPSClassifier(bond_dim=3, epochs=15, random_state=0).fit(X, y)
+    clf = tnml.MPSClassifier(bond_dim=3, epochs=30, lr=5e-3, random_state=0).fit(X, y)
     assert clf.data_min_ is not None
     assert set(clf.predict(X)) <= {"big", "small"}
     assert clf.score(X, y) > 0.9

@@ -5,7 +5,8 @@ The estimators are exported here; the layers live in ``tnml.tensor`` (algebra),
 ``tnml.io`` and ``tnml.cli``.
 """
 
+from tnml import io
 from tnml._version import __version__
 from tnml.models import MPSClassifier
 
-__all__ = ["MPSClassifier", "__version__"]
+__all__ = ["MPSClassifier", "__version__", "io"]

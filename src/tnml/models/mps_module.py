@@ -16,6 +16,7 @@ from torch import Tensor, nn
 from tnml.exceptions import InvalidInputError
 from tnml.features import embed
 from tnml.tensor.contract import CONTRACTION_PATHS, contract_with_output
+from tnml.tensor.mps import MPS
 
 READOUTS = ("normalized", "born", "linear")
 
@@ -191,6 +192,23 @@ class MPSClassifierModule(nn.Module):
         if self.readout == "born":
             return born_logits(mantissa)
         return mantissa * torch.exp(log_scale).unsqueeze(-1)
+
+    def to_mps(self) -> MPS:
+        """The weights as an open-boundary :class:`~tnml.tensor.MPS` (a detached copy).
+
+        The label index is merged into the physical index of ``output_site``, which gets
+        dimension ``d * L`` with combined index ``s * L + l``; the boundary vectors ``e_0`` are
+        absorbed into the first and last cores, so the first and last bonds have dimension 1.
+        Canonical forms, truncation and entanglement entropies then come from
+        :mod:`tnml.tensor`.
+        """
+        d, n_labels, bond = self.feature_dim, self.n_classes, self.bond_dim
+        k = self.output_site
+        output = self.output_core.detach().reshape(bond, d * n_labels, bond)
+        cores = [*self.cores.detach()[:k], output, *self.cores.detach()[k:]]
+        cores[0] = cores[0][:1]
+        cores[-1] = cores[-1][..., :1]
+        return MPS([core.clone() for core in cores])
 
     def _check_input(self, x: Tensor) -> None:
         if not isinstance(x, Tensor):

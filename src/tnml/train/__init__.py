@@ -4,6 +4,7 @@ from tnml.train.autodiff import (
     LR_SCHEDULES,
     OPTIMIZERS,
     TrainResult,
+    distributed_context,
     evaluate_classifier,
     train_classifier,
 )
@@ -14,6 +15,7 @@ __all__ = [
     "OPTIMIZERS",
     "TrainResult",
     "atomic_write",
+    "distributed_context",
     "evaluate_classifier",
     "load_checkpoint",
     "save_checkpoint",

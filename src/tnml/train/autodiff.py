@@ -6,6 +6,13 @@ and on Ctrl-C finishes the current step, writes a checkpoint and re-raises
 ``KeyboardInterrupt``; ``resume=True`` continues from that checkpoint exactly where it stopped
 (same batches, same optimizer state), so an interrupted and resumed run equals an
 uninterrupted one.
+
+Data parallel: when ``torch.distributed`` is initialised with more than one process (e.g.
+under ``torchrun``), every process draws the same global batches and trains on its own
+contiguous slice of each one through ``DistributedDataParallel``; the loss is scaled so the
+averaged gradient equals that of the whole global batch, so ``k`` processes with global batch
+``b`` follow the same trajectory as one process with batch ``b`` (to rounding). Validation is
+sharded and summed; only rank 0 writes checkpoints and shows progress.
 """
 
 from __future__ import annotations
@@ -22,8 +29,10 @@ from types import FrameType
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn import functional as F
+from torch.nn.parallel import DistributedDataParallel
 
 from tnml.exceptions import InvalidInputError, TrainingError
 from tnml.train.checkpoint import load_checkpoint, save_checkpoint
@@ -62,21 +71,44 @@ class TrainResult:
     stopped_early: bool = False
 
 
+def distributed_context() -> tuple[int, int]:
+    """``(rank, world_size)`` of this process; ``(0, 1)`` when not running distributed."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return 0, 1
+
+
 def evaluate_classifier(
     module: nn.Module, X: Tensor, y: Tensor, batch_size: int = 1024
 ) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of ``module`` on ``(X (n, F), y (n,))``, batched."""
+    """Mean cross-entropy and accuracy of ``module`` on ``(X (n, F), y (n,))``, batched.
+
+    When running distributed, each process evaluates its share and the sums are all-reduced,
+    so every process returns the metrics of the whole of ``X``.
+    """
+    rank, world = distributed_context()
+    X_local, y_local = X.tensor_split(world)[rank], y.tensor_split(world)[rank]
     was_training = module.training
     module.eval()
     loss_sum, correct = 0.0, 0
     with torch.no_grad():
-        for start in range(0, X.shape[0], batch_size):
-            logits = module(X[start : start + batch_size])
-            target = y[start : start + batch_size]
+        for start in range(0, X_local.shape[0], batch_size):
+            logits = module(X_local[start : start + batch_size])
+            target = y_local[start : start + batch_size]
             loss_sum += F.cross_entropy(logits, target, reduction="sum").item()
             correct += (logits.argmax(dim=1) == target).sum().item()
     module.train(was_training)
-    return loss_sum / max(X.shape[0], 1), correct / max(X.shape[0], 1)
+    totals = _all_reduce_sum([loss_sum, correct, X_local.shape[0]], X.device)
+    return totals[0] / max(totals[2], 1), totals[1] / max(totals[2], 1)
+
+
+def _all_reduce_sum(values: list[float], device: torch.device) -> list[float]:
+    """Sum a few numbers over all processes (a no-op when not distributed)."""
+    if distributed_context()[1] == 1:
+        return values
+    buffer = torch.tensor(values, dtype=torch.float64, device=device)
+    dist.all_reduce(buffer, op=dist.ReduceOp.SUM)
+    return buffer.tolist()
 
 
 def train_classifier(
@@ -142,6 +174,8 @@ def train_classifier(
         raise InvalidInputError("resume=True needs checkpoint_path")
     n_samples = X.shape[0]
     steps_per_epoch = math.ceil(n_samples / batch_size)
+    rank, world = distributed_context()
+    model = DistributedDataParallel(module) if world > 1 else module
     opt = OPTIMIZERS[optimizer](module.parameters(), lr=lr, weight_decay=weight_decay)
     scheduler = _make_scheduler(opt, lr_schedule, epochs * steps_per_epoch)
     generator = torch.Generator().manual_seed(int(seed))
@@ -179,9 +213,10 @@ def train_classifier(
     module.train()
     total_steps = epochs * steps_per_epoch
     done_steps = state["epoch"] * steps_per_epoch + state["step_in_epoch"]
+    writes = checkpoint_path is not None and rank == 0
     with (
         _DeferredInterrupt() as interrupt,
-        TrainingProgress(total_steps, enabled=progress, completed=done_steps) as bar,
+        TrainingProgress(total_steps, enabled=progress and rank == 0, completed=done_steps) as bar,
     ):
         while state["epoch"] < epochs and not state["stopped_early"]:
             epoch = state["epoch"]
@@ -190,31 +225,43 @@ def train_classifier(
             started = time.perf_counter()
             for step in range(state["step_in_epoch"], steps_per_epoch):
                 batch = order[step * batch_size : (step + 1) * batch_size]
-                logits = module(X[batch])
-                loss = F.cross_entropy(logits, y[batch])
-                if not torch.isfinite(loss):
-                    raise TrainingError(
-                        f"loss became {loss.item()} at epoch {epoch + 1}, step {step + 1}; "
-                        "lower the learning rate (lr) or the initialisation noise"
-                    )
+                local = batch.tensor_split(world)[rank]
+                logits = model(X[local])
+                loss_sum = F.cross_entropy(logits, y[local], reduction="sum")
+                # DDP averages gradients over processes: scale so the average is the mean
+                # over the whole global batch.
+                loss = loss_sum * (world / batch.numel())
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
+                loss_total, correct_total, flag = _all_reduce_sum(
+                    [
+                        loss_sum.item(),
+                        int((logits.argmax(1) == y[local]).sum()),
+                        float(interrupt.requested),
+                    ],
+                    X.device,
+                )
+                if not math.isfinite(loss_total):
+                    raise TrainingError(
+                        f"loss became {loss_total / batch.numel()} at epoch {epoch + 1}, step "
+                        f"{step + 1}; lower the learning rate (lr) or the initialisation noise"
+                    )
                 if max_grad_norm is not None:
                     nn.utils.clip_grad_norm_(module.parameters(), max_grad_norm)
                 opt.step()
                 if scheduler is not None and lr_schedule == "cosine":
                     scheduler.step()
                 sums = state["sums"]
-                sums[0] += loss.item() * batch.numel()
-                sums[1] += int((logits.argmax(1) == y[batch]).sum())
+                sums[0] += loss_total
+                sums[1] += int(correct_total)
                 sums[2] += batch.numel()
                 state["step_in_epoch"] = step + 1
                 bar.update(
                     f"epoch {epoch + 1}/{epochs}",
                     f"loss {sums[0] / sums[2]:.4f} acc {sums[1] / sums[2]:.4f}",
                 )
-                if interrupt.requested:
-                    if checkpoint_path is not None:
+                if flag:
+                    if writes:
                         save_checkpoint(checkpoint_path, snapshot())
                     raise KeyboardInterrupt
             loss_sum, correct, seen = state["sums"]
@@ -242,7 +289,7 @@ def train_classifier(
             state["step_in_epoch"] = 0
             state["sums"] = [0.0, 0, 0]
             state["epoch_generator_state"] = generator.get_state()
-            if checkpoint_path is not None:
+            if writes:
                 save_checkpoint(checkpoint_path, snapshot())
 
     if has_val and state["best_module_state"] is not None:

@@ -1,0 +1,476 @@
+"""The ``tnml`` command: train, evaluate, predict and inspect tensor-network models.
+
+Each command declares its options and forwards them to the library (:mod:`tnml.data` through
+:mod:`tnml.cli.datasets`, the estimators, :mod:`tnml.io`). Errors a user can cause are
+:class:`~tnml.exceptions.TnmlError`\\ s; :func:`handle_errors`, which wraps every command, turns
+each into one line ``error: <message>`` on stderr and exit code 2. Ctrl-C during training
+leaves a checkpoint and exits with 130.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import io
+import json
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, Literal, NoReturn, ParamSpec, TypeVar
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from tnml import io as tnml_io
+from tnml._version import __version__
+from tnml.cli.datasets import (
+    DEFAULT_SEED,
+    DEFAULT_TEST_FRACTION,
+    ModelSpec,
+    load_evaluation_data,
+    load_prediction_input,
+    load_training_data,
+)
+from tnml.data import MNIST_ENV_VAR
+from tnml.exceptions import TnmlError
+from tnml.models import MPSClassifier
+
+__all__ = ["app", "handle_errors", "main"]
+
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+app = typer.Typer(
+    name="tnml",
+    help="Machine learning with tensor networks: train, evaluate and apply MPS classifiers.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+# -- error handling: the one place where user errors become a line and an exit code ---------
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training, with the checkpoint the trainer wrote."""
+
+    def __init__(self, checkpoint: Path) -> None:
+        super().__init__(str(checkpoint))
+        self.checkpoint = checkpoint
+
+
+def _fail(message: str) -> NoReturn:
+    typer.echo(f"error: {' '.join(message.split())}", err=True)
+    raise typer.Exit(EXIT_ERROR)
+
+
+def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
+    """Run ``command``; print a :class:`TnmlError` (or an OS error) as one line and exit 2.
+
+    A ``KeyboardInterrupt`` exits with 130 and says where the checkpoint is, when training
+    left one.
+    """
+
+    @functools.wraps(command)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return command(*args, **kwargs)
+        except TnmlError as exc:
+            _fail(str(exc))
+        except KeyboardInterrupt as exc:
+            checkpoint = getattr(exc, "checkpoint", None)
+            if checkpoint is not None and Path(checkpoint).is_file():
+                message = (
+                    f"interrupted: checkpoint saved to {checkpoint}; rerun the same command "
+                    "with --resume"
+                )
+            else:
+                message = "interrupted"
+            typer.echo(message, err=True)
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        except OSError as exc:  # e.g. an output file that cannot be written
+            where = f": {exc.filename}" if exc.filename else ""
+            _fail(f"{exc.strerror or exc}{where}")
+
+    return wrapper
+
+
+# -- option checks (Typer usage errors, exit 2) ---------------------------------------------
+def _positive(value: float | None) -> float | None:
+    if value is not None and not value > 0:
+        raise typer.BadParameter(f"must be > 0, got {value}")
+    return value
+
+
+def _fraction(value: float | None) -> float | None:
+    if value is not None and not 0 <= value < 1:
+        raise typer.BadParameter(f"must lie in [0, 1), got {value}")
+    return value
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"tnml {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_show_version, is_eager=True, help="Show the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Machine learning with tensor networks: train, evaluate and apply MPS classifiers."""
+
+
+# -- shared option types --------------------------------------------------------------------
+DatasetArg = Annotated[
+    str, typer.Argument(help="digits (sklearn's 8x8 digits, embedded), mnist or csv.")
+]
+FileArg = Annotated[
+    Path | None, typer.Argument(help="The CSV file (dataset csv).", show_default=False)
+]
+DataDirOpt = Annotated[
+    Path | None,
+    typer.Option(
+        "--data-dir",
+        envvar=MNIST_ENV_VAR,
+        help="Folder holding the four MNIST IDX files (dataset mnist).",
+        show_default=False,
+    ),
+]
+TargetOpt = Annotated[
+    str | None,
+    typer.Option("--target", help="Name of the label column (dataset csv).", show_default=False),
+]
+DownsampleOpt = Annotated[
+    int | None,
+    typer.Option(
+        "--downsample",
+        min=1,
+        help="Images only: side length after block averaging (e.g. 14, 7, 4 for MNIST; 4 or 2 "
+        "for digits).",
+        show_default=False,
+    ),
+]
+
+
+# -- train ----------------------------------------------------------------------------------
+def _make_estimator(model: str, params: dict[str, Any]) -> Any:
+    """The estimator named by ``--model``, built with the options the user gave."""
+    if model == "mps":
+        return MPSClassifier(**params)
+    raise AssertionError(f"unknown model {model!r}")  # pragma: no cover - Typer checks it
+
+
+def _given(**options: Any) -> dict[str, Any]:
+    """The options the user gave (not None), so the estimator's own defaults apply to the rest."""
+    return {name: value for name, value in options.items() if value is not None}
+
+
+@app.command()
+@handle_errors
+def train(
+    dataset: DatasetArg = "digits",
+    file: FileArg = None,
+    model: Annotated[
+        Literal["mps"], typer.Option(help="Model: mps (matrix product state classifier).")
+    ] = "mps",
+    bond_dim: Annotated[
+        int | None, typer.Option(min=1, help="Bond dimension D.", show_default=False)
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option(min=1, help="Passes over the data.", show_default=False)
+    ] = None,
+    batch_size: Annotated[
+        int | None, typer.Option(min=1, help="Mini-batch size.", show_default=False)
+    ] = None,
+    lr: Annotated[
+        float | None,
+        typer.Option(callback=_positive, help="Learning rate (Adam).", show_default=False),
+    ] = None,
+    feature_map: Annotated[
+        Literal["trig", "linear"] | None,
+        typer.Option(help="Local feature map.", show_default=False),
+    ] = None,
+    feature_dim: Annotated[
+        int | None, typer.Option(min=2, help="Local dimension d.", show_default=False)
+    ] = None,
+    readout: Annotated[
+        Literal["normalized", "born", "linear"] | None,
+        typer.Option(help="How amplitudes become probabilities.", show_default=False),
+    ] = None,
+    downsample: DownsampleOpt = None,
+    val_fraction: Annotated[
+        float | None,
+        typer.Option(
+            callback=_fraction,
+            help="Fraction of the training data used to validate each epoch (0: none).",
+            show_default=False,
+        ),
+    ] = None,
+    patience: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Stop after this many epochs without improvement.", show_default=False
+        ),
+    ] = None,
+    test_fraction: Annotated[
+        float,
+        typer.Option(
+            callback=_fraction, help="digits/csv: stratified held-out test fraction (seeded)."
+        ),
+    ] = DEFAULT_TEST_FRACTION,
+    seed: Annotated[int, typer.Option(help="Seed of the split and the model.")] = DEFAULT_SEED,
+    device: Annotated[
+        Literal["cpu", "cuda", "auto"] | None,
+        typer.Option(help="Where to train.", show_default=False),
+    ] = None,
+    data_dir: DataDirOpt = None,
+    target: TargetOpt = None,
+    out: Annotated[Path, typer.Option(help="Where to save the model.")] = Path("model.tnml"),
+    checkpoint: Annotated[
+        Path | None,
+        typer.Option(help="Checkpoint file (default: <out>.ckpt).", show_default=False),
+    ] = None,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+) -> None:
+    """Train a classifier on DATASET, report its test accuracy and save it."""
+    data = load_training_data(
+        dataset,
+        file,
+        data_dir=data_dir,
+        target=target,
+        downsample=downsample,
+        test_fraction=test_fraction,
+        seed=seed,
+    )
+    params = _given(
+        bond_dim=bond_dim,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        feature_map=feature_map,
+        feature_dim=feature_dim,
+        readout=readout,
+        validation_fraction=val_fraction,
+        n_iter_no_change=patience,
+        device=device,
+    )
+    params.update(random_state=seed, verbose=0 if quiet else 1)
+    estimator = _make_estimator(model, params)
+    checkpoint = checkpoint or out.with_name(out.name + ".ckpt")
+    started = time.perf_counter()
+    try:
+        estimator.fit(data.X_train, data.y_train, checkpoint_path=checkpoint, resume=resume)
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(checkpoint) from None
+    seconds = time.perf_counter() - started
+    n_test = len(data.y_test)
+    accuracy = float(estimator.score(data.X_test, data.y_test)) if n_test else None
+    metadata = {
+        **data.metadata,
+        "model": model,
+        "test_accuracy": accuracy,
+        "n_test": n_test,
+        "train_seconds": round(seconds, 3),
+    }
+    tnml_io.save(estimator, out, metadata=metadata)
+    checkpoint.unlink(missing_ok=True)
+    if accuracy is None:
+        typer.echo("test accuracy: no test split (--test-fraction 0)")
+    else:
+        typer.echo(f"test accuracy {accuracy:.4f} ({n_test} samples, {data.test_name})")
+    epochs_run = getattr(estimator, "n_iter_", None)
+    ran = f" ({epochs_run} epoch{'s' * (epochs_run != 1)})" if epochs_run is not None else ""
+    typer.echo(f"training time {seconds:.1f} s{ran}")
+    typer.echo(f"saved model to {out}")
+
+
+# -- evaluate -------------------------------------------------------------------------------
+def _confusion(
+    y_true: np.ndarray, y_pred: np.ndarray, classes: np.ndarray
+) -> tuple[list[Any], np.ndarray]:
+    """Labels (the model's classes, then unseen true labels) and the confusion matrix."""
+    if (y_true.dtype.kind in "US") != (classes.dtype.kind in "US"):
+        y_true, y_pred, classes = y_true.astype(str), y_pred.astype(str), classes.astype(str)
+    labels = list(classes.tolist())
+    labels += [label for label in np.unique(y_true).tolist() if label not in labels]
+    index = {label: i for i, label in enumerate(labels)}
+    matrix = np.zeros((len(labels), len(labels)), dtype=np.int64)
+    for true, pred in zip(y_true.tolist(), y_pred.tolist(), strict=True):
+        matrix[index[true], index[pred]] += 1
+    return labels, matrix
+
+
+@app.command()
+@handle_errors
+def evaluate(
+    model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="A .tnml model file.")],
+    dataset: Annotated[
+        str | None,
+        typer.Argument(
+            help="digits, mnist or csv (default: the data the model was trained on).",
+            show_default=False,
+        ),
+    ] = None,
+    file: FileArg = None,
+    data_dir: DataDirOpt = None,
+    target: TargetOpt = None,
+    split: Annotated[
+        Literal["test", "train", "all"] | None,
+        typer.Option(
+            help="Which part: the held-out test split the training used (default), the "
+            "training part, or all samples (default for a csv file the model was not "
+            "trained on).",
+            show_default=False,
+        ),
+    ] = None,
+    downsample: DownsampleOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Score MODEL on a labelled dataset: accuracy and confusion matrix."""
+    model = tnml_io.load(model_path)
+    data = load_evaluation_data(
+        ModelSpec.from_model(model),
+        dataset,
+        file,
+        data_dir=data_dir,
+        target=target,
+        split=split,
+        downsample=downsample,
+    )
+    predicted = model.predict(data.X)
+    labels, matrix = _confusion(np.asarray(data.y), np.asarray(predicted), model.classes_)
+    accuracy = float(np.trace(matrix) / max(len(data.y), 1))
+    if as_json:
+        report = {
+            "model": str(model_path),
+            "data": data.description,
+            "n_samples": len(data.y),
+            "accuracy": accuracy,
+            "labels": labels,
+            "confusion_matrix": matrix.tolist(),
+        }
+        typer.echo(json.dumps(report, indent=2))
+        return
+    typer.echo(f"accuracy {accuracy:.4f} ({len(data.y)} samples, {data.description})")
+    table = Table(title="confusion matrix (rows: true label, columns: predicted)")
+    table.add_column("true \\ pred", justify="right", style="bold")
+    for label in labels:
+        table.add_column(str(label), justify="right")
+    for label, row in zip(labels, matrix.tolist(), strict=True):
+        table.add_row(str(label), *(str(count) for count in row))
+    Console(soft_wrap=False).print(table)
+
+
+# -- predict --------------------------------------------------------------------------------
+@app.command()
+@handle_errors
+def predict(
+    model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="A .tnml model file.")],
+    input_path: Annotated[
+        Path,
+        typer.Argument(
+            metavar="INPUT",
+            help="A CSV file with a header row, a .npy/.npz array, or an IDX image file "
+            "(*-idx3-ubyte[.gz]).",
+        ),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Write here instead of to stdout.", show_default=False),
+    ] = None,
+    proba: Annotated[
+        bool, typer.Option("--proba", help="Add the class probabilities as CSV columns.")
+    ] = False,
+    downsample: DownsampleOpt = None,
+) -> None:
+    """Predict a label for every sample of INPUT, one per line."""
+    model = tnml_io.load(model_path)
+    X = load_prediction_input(input_path, ModelSpec.from_model(model), downsample=downsample)
+    labels = model.predict(X).tolist()
+    buffer = io.StringIO()
+    if proba:
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["label", *(f"p_{label}" for label in model.classes_.tolist())])
+        for label, row in zip(labels, model.predict_proba(X).tolist(), strict=True):
+            writer.writerow([label, *(f"{p:.6g}" for p in row)])
+    else:
+        buffer.writelines(f"{label}\n" for label in labels)
+    if out is None:
+        sys.stdout.write(buffer.getvalue())
+    else:
+        out.write_text(buffer.getvalue())
+
+
+# -- info -----------------------------------------------------------------------------------
+def _flatten(prefix: str, value: Any) -> list[tuple[str, Any]]:
+    if isinstance(value, dict) and value:
+        return [item for key, sub in value.items() for item in _flatten(f"{prefix}.{key}", sub)]
+    return [(prefix, value)]
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list | dict):
+        return json.dumps(value)
+    return "null" if value is None else str(value)
+
+
+@app.command()
+@handle_errors
+def info(
+    model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="A .tnml model file.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the raw header as JSON.")] = False,
+) -> None:
+    """Show what a model file holds: estimator, parameters, classes, training metadata."""
+    header = tnml_io.read_header(model_path)
+    if as_json:
+        typer.echo(json.dumps(header, indent=2))
+        return
+    fitted = header.get("fitted") or {}
+    classes = header.get("classes") or []
+    lines = [
+        ("file", str(model_path)),
+        ("estimator", header.get("estimator")),
+        ("tnml version", f"{header.get('tnml_version')} (format {header.get('format_version')})"),
+        ("classes", f"{len(classes)}: {' '.join(map(str, classes))}"),
+        ("features", fitted.get("n_features_in_")),
+    ]
+    if header.get("feature_names_in"):
+        lines.append(("feature names", ", ".join(header["feature_names_in"])))
+    history = fitted.get("history_") or []
+    if history:
+        last = history[-1]
+        best = fitted.get("best_epoch_")
+        loss = last.get("train_loss", float("nan"))
+        text = f"{len(history)} epoch{'s' * (len(history) != 1)}, last train loss {loss:.4f}"
+        if best is not None:
+            text += f", best epoch {best}"
+        lines.append(("trained", text))
+    for key, value in lines:
+        typer.echo(f"{key:<14}{_show(value)}")
+    typer.echo("parameters")
+    for key, value in (header.get("params") or {}).items():
+        typer.echo(f"  {key} = {_show(value)}")
+    metadata = header.get("metadata") or {}
+    if metadata:
+        typer.echo("metadata")
+        for key, value in _flatten("", metadata):
+            typer.echo(f"  {key.lstrip('.')} = {_show(value)}")
+
+
+def main() -> None:
+    """Entry point of the ``tnml`` console script."""
+    app(prog_name="tnml")

@@ -1,0 +1,453 @@
+"""The ``tnml`` command line: argument forwarding, end-to-end runs on tiny budgets, errors."""
+
+from __future__ import annotations
+
+import csv
+import importlib
+import json
+import os
+import re
+import signal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from safetensors.numpy import save_file
+from sklearn.datasets import load_iris
+from typer.testing import CliRunner, Result
+
+import tnml
+from tnml.cli import app, main
+from tnml.data import MNIST_ENV_VAR, load_digits, write_idx
+
+runner = CliRunner()
+cli_module = importlib.import_module("tnml.cli.commands")
+
+
+def run(*args: Any) -> Result:
+    """Invoke ``tnml ARGS`` in-process."""
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def ok(result: Result) -> Result:
+    """Assert a clean exit and return the result."""
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    return result
+
+
+def assert_error(result: Result, *fragments: str) -> None:
+    """Exit 2, exactly one ``error:`` line on stderr mentioning ``fragments``, no traceback."""
+    assert result.exit_code == 2, result.output
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("error: ") and len(lines[0]) > len("error: ")
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+    assert "Traceback" not in result.output
+    assert result.stdout == ""
+
+
+@pytest.fixture(autouse=True)
+def _no_mnist_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(MNIST_ENV_VAR, raising=False)
+
+
+# -- data fixtures --------------------------------------------------------------------------
+def write_table(path: Path, header: list[str], rows: list[list[Any]]) -> Path:
+    with open(path, "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(header)
+        writer.writerows(rows)
+    return path
+
+
+def fake_mnist(n: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Digit-like 28x28 uint8 images: a bright bar whose row depends on the label, plus noise."""
+    labels = np.arange(n) % 10
+    images = rng.integers(0, 40, size=(n, 28, 28)).astype(np.uint8)
+    for image, label in zip(images, labels, strict=True):
+        image[2 + 2 * label : 5 + 2 * label, 4:24] = 230
+    return images, labels.astype(np.uint8)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Input files shared by the tests: MNIST-style IDX folder, CSVs, arrays, bad models."""
+    root = tmp_path_factory.mktemp("files")
+    rng = np.random.default_rng(0)
+    mnist = root / "mnist"
+    mnist.mkdir()
+    for prefix, n in (("train", 60), ("t10k", 20)):
+        images, labels = fake_mnist(n, rng)
+        write_idx(mnist / f"{prefix}-images-idx3-ubyte.gz", images)
+        write_idx(mnist / f"{prefix}-labels-idx1-ubyte", labels)
+
+    iris = load_iris()
+    columns = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+    species = iris.target_names[iris.target].tolist()
+    rows = [[*x.tolist(), s] for x, s in zip(iris.data, species, strict=True)]
+    out = {"mnist": mnist, "mnist_test_images": mnist / "t10k-images-idx3-ubyte.gz"}
+    out["iris"] = write_table(root / "iris.csv", [*columns, "species"], rows)
+    nan_rows = [list(row) for row in rows]
+    nan_rows[3][1] = ""
+    out["iris_nan"] = write_table(root / "iris_nan.csv", [*columns, "species"], nan_rows)
+    # features only, columns in another order
+    out["iris_features"] = write_table(
+        root / "iris_features.csv", columns[::-1], [row[:4][::-1] for row in rows]
+    )
+    out["iris_missing_col"] = write_table(
+        root / "iris_missing.csv", columns[:3], [row[:3] for row in rows]
+    )
+
+    images, _ = load_digits()
+    pixels = [f"p{i}" for i in range(64)]
+    flat = images[:5].reshape(5, -1).tolist()
+    out["digits_csv"] = write_table(root / "digits.csv", pixels, flat)
+    bad = [list(row) for row in flat]
+    bad[2][5] = ""
+    out["digits_nan_csv"] = write_table(root / "digits_nan.csv", pixels, bad)
+    out["digits_raw_csv"] = write_table(
+        root / "digits_raw.csv", pixels, (images[:5].reshape(5, -1) * 16).tolist()
+    )
+    out["digits_npy"] = root / "digits.npy"
+    np.save(out["digits_npy"], images[:7])
+    out["digits_npz"] = root / "digits.npz"
+    np.savez(out["digits_npz"], X=images[:5].reshape(5, -1), y=np.arange(5))
+    nan_images = images[:3].copy()
+    nan_images[1, 2, 3] = np.nan
+    out["digits_nan_npy"] = root / "digits_nan.npy"
+    np.save(out["digits_nan_npy"], nan_images)
+
+    out["random_bytes"] = root / "random.tnml"
+    out["random_bytes"].write_bytes(rng.bytes(256))
+    out["foreign"] = root / "foreign.safetensors"
+    save_file({"weight": np.zeros((2, 2), dtype=np.float32)}, str(out["foreign"]))
+    return out
+
+
+@pytest.fixture(scope="module")
+def digits_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``tnml train digits --epochs 1 --bond-dim 4 --quiet``; returns the model file."""
+    out = tmp_path_factory.mktemp("digits") / "model.tnml"
+    result = ok(run("train", "digits", "--epochs", 1, "--bond-dim", 4, "--out", out, "--quiet"))
+    assert re.search(r"^test accuracy \d\.\d{4} \(450 samples", result.stdout, re.M)
+    assert re.search(r"^training time \d+\.\d s", result.stdout, re.M)
+    assert f"saved model to {out}" in result.stdout
+    assert out.is_file() and not Path(f"{out}.ckpt").exists()
+    return out
+
+
+@pytest.fixture(scope="module")
+def mnist_model(files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("mnist") / "mnist.tnml"
+    result = ok(
+        run("train", "mnist", "--data-dir", files["mnist"], "--downsample", 7, "--epochs", 1,
+            "--bond-dim", 3, "--out", out, "--quiet")
+    )  # fmt: skip
+    assert re.search(r"^test accuracy \d\.\d{4} \(20 samples, MNIST test split", result.stdout)
+    return out
+
+
+@pytest.fixture(scope="module")
+def iris_model(files: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("iris") / "iris.tnml"
+    result = ok(
+        run("train", "csv", files["iris"], "--target", "species", "--epochs", 3, "--bond-dim", 3,
+            "--lr", 0.05, "--out", out, "--quiet")
+    )  # fmt: skip
+    assert re.search(r"^test accuracy \d\.\d{4} \(38 samples", result.stdout)
+    return out
+
+
+# -- parsing and forwarding -----------------------------------------------------------------
+class Recorder:
+    """Stands in for the estimator and ``tnml.io.save``; records what the CLI passes."""
+
+    def __init__(self) -> None:
+        self.init: dict[str, Any] = {}
+        self.fit: dict[str, Any] = {}
+        self.data: tuple[np.ndarray, np.ndarray] | None = None
+        self.saved: dict[str, Any] = {}
+
+    def estimator(self, **kwargs: Any) -> Any:
+        recorder = self
+
+        class FakeEstimator:
+            n_iter_ = 1
+
+            def fit(self, X: np.ndarray, y: np.ndarray, **fit_kwargs: Any) -> FakeEstimator:
+                recorder.data = (X, y)
+                recorder.fit = fit_kwargs
+                return self
+
+            def score(self, X: np.ndarray, y: np.ndarray) -> float:
+                return 0.5
+
+        self.init = kwargs
+        return FakeEstimator()
+
+    def save(self, model: Any, path: Path, *, metadata: dict | None = None) -> Path:
+        self.saved = {"path": path, "metadata": metadata}
+        return Path(path)
+
+
+@pytest.fixture
+def recorder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Recorder:
+    rec = Recorder()
+    monkeypatch.setattr(cli_module, "MPSClassifier", rec.estimator)
+    monkeypatch.setattr("tnml.io.save", rec.save)
+    monkeypatch.chdir(tmp_path)
+    return rec
+
+
+def test_version_and_entry_point() -> None:
+    assert ok(run("--version")).stdout.strip() == f"tnml {tnml.__version__}"
+    assert callable(main)
+
+
+def test_train_passes_only_the_options_given(recorder: Recorder) -> None:
+    result = ok(run("train", "digits", "--downsample", 2))
+    # estimator defaults (epochs, lr, ...) are not repeated by the CLI
+    assert recorder.init == {"random_state": 0, "verbose": 1}
+    assert recorder.fit == {"checkpoint_path": Path("model.tnml.ckpt"), "resume": False}
+    X, y = recorder.data
+    assert X.shape == (1347, 4) and y.shape == (1347,)
+    assert recorder.saved["path"] == Path("model.tnml")
+    meta = recorder.saved["metadata"]
+    assert meta["dataset"] == "digits"
+    assert meta["preprocessing"] == {"kind": "image", "image_shape": [8, 8], "downsample": 2}
+    assert meta["split"] == {"test_fraction": 0.25, "seed": 0}
+    assert meta["test_accuracy"] == 0.5 and meta["n_test"] == 450 and "train_seconds" in meta
+    assert "test accuracy 0.5000 (450 samples" in result.stdout
+
+
+def test_train_forwards_every_option(recorder: Recorder) -> None:
+    ok(
+        run("train", "digits", "--model", "mps", "--bond-dim", 7, "--epochs", 3,
+            "--batch-size", 8, "--lr", 0.01, "--feature-map", "linear", "--feature-dim", 3,
+            "--readout", "born", "--val-fraction", 0.2, "--patience", 2, "--seed", 5,
+            "--test-fraction", 0.5, "--device", "cpu", "--out", "x.tnml",
+            "--checkpoint", "c.ckpt", "--resume", "--quiet")
+    )  # fmt: skip
+    assert recorder.init == {
+        "bond_dim": 7,
+        "epochs": 3,
+        "batch_size": 8,
+        "lr": 0.01,
+        "feature_map": "linear",
+        "feature_dim": 3,
+        "readout": "born",
+        "validation_fraction": 0.2,
+        "n_iter_no_change": 2,
+        "device": "cpu",
+        "random_state": 5,
+        "verbose": 0,
+    }
+    assert recorder.fit == {"checkpoint_path": Path("c.ckpt"), "resume": True}
+    assert recorder.data[0].shape == (898, 64)
+    assert recorder.saved["metadata"]["split"] == {"test_fraction": 0.5, "seed": 5}
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["--bond-dim", "0"],
+        ["--lr", "0"],
+        ["--feature-map", "cubic"],
+        ["--model", "ttn"],
+        ["--val-fraction", "1.5"],
+        ["--device", "tpu"],
+    ],
+)
+def test_typer_usage_errors_exit_2(recorder: Recorder, args: list[str]) -> None:
+    result = run("train", "digits", *args)
+    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert recorder.init == {}
+
+
+# -- end to end -----------------------------------------------------------------------------
+def test_digits_evaluate_predict_info(digits_model: Path, files: dict[str, Path]) -> None:
+    header = tnml.io.read_header(digits_model)
+    meta = header["metadata"]
+    assert meta["preprocessing"] == {"kind": "image", "image_shape": [8, 8], "downsample": None}
+
+    result = ok(run("evaluate", digits_model, "digits"))
+    assert re.search(r"^accuracy \d\.\d{4} \(450 samples, digits, test split", result.stdout)
+    assert "confusion matrix" in result.stdout
+    report = json.loads(ok(run("evaluate", digits_model, "digits", "--json")).stdout)
+    matrix = np.array(report["confusion_matrix"])
+    assert matrix.shape == (10, 10) and matrix.sum() == 450 == report["n_samples"]
+    # the same held-out split the training reported on
+    assert report["accuracy"] == pytest.approx(meta["test_accuracy"])
+    everything = json.loads(ok(run("evaluate", digits_model, "--split", "all", "--json")).stdout)
+    assert everything["n_samples"] == 1797
+
+    labels = ok(run("predict", digits_model, files["digits_csv"])).stdout.split()
+    assert len(labels) == 5 and all(label in "0123456789" for label in labels)
+    assert ok(run("predict", digits_model, files["digits_npy"])).stdout.split()[:5] == labels
+    assert ok(run("predict", digits_model, files["digits_npz"])).stdout.split() == labels
+
+    out = files["digits_csv"].with_name("predictions.csv")
+    ok(run("predict", digits_model, files["digits_csv"], "--proba", "--out", out))
+    rows = list(csv.reader(out.open()))
+    assert rows[0] == ["label", *(f"p_{k}" for k in range(10))]
+    assert [row[0] for row in rows[1:]] == labels
+    assert np.allclose(np.array(rows[1:], dtype=float)[:, 1:].sum(axis=1), 1, atol=1e-4)
+
+    text = ok(run("info", digits_model)).stdout
+    for fragment in ("MPSClassifier", "bond_dim = 4", "features      64", "classes       10:",
+                     "preprocessing.image_shape = [8, 8]", "test_accuracy = "):  # fmt: skip
+        assert fragment in text
+    assert json.loads(ok(run("info", digits_model, "--json")).stdout)["estimator"] == (
+        "MPSClassifier"
+    )
+
+
+def test_csv_round_trip(iris_model: Path, files: dict[str, Path]) -> None:
+    meta = tnml.io.read_header(iris_model)["metadata"]
+    assert meta["preprocessing"] == {
+        "kind": "tabular",
+        "feature_names": ["sepal_length", "sepal_width", "petal_length", "petal_width"],
+        "target": "species",
+    }
+    # default: the training file, its held-out test split
+    report = json.loads(ok(run("evaluate", iris_model, "--json")).stdout)
+    assert report["n_samples"] == 38
+    assert report["accuracy"] == pytest.approx(meta["test_accuracy"])
+    assert report["labels"] == ["setosa", "versicolor", "virginica"]
+    result = ok(run("evaluate", iris_model, "csv", files["iris"], "--split", "all"))
+    assert "(150 samples" in result.stdout
+
+    with_target = ok(run("predict", iris_model, files["iris"])).stdout.split()
+    reordered = ok(run("predict", iris_model, files["iris_features"])).stdout.split()
+    assert len(with_target) == 150 and with_target == reordered
+    assert set(with_target) <= {"setosa", "versicolor", "virginica"}
+
+
+def test_mnist_from_idx_files(mnist_model: Path, files: dict[str, Path]) -> None:
+    meta = tnml.io.read_header(mnist_model)["metadata"]
+    assert meta["preprocessing"] == {"kind": "image", "image_shape": [28, 28], "downsample": 7}
+    assert meta["dataset"] == "mnist"
+    result = ok(run("evaluate", mnist_model, "mnist", "--data-dir", files["mnist"]))
+    assert "(20 samples, MNIST test split)" in result.stdout
+    assert "(60 samples" in ok(run("evaluate", mnist_model, "--split", "train")).stdout
+    labels = ok(run("predict", mnist_model, files["mnist_test_images"])).stdout.split()
+    assert len(labels) == 20
+
+
+def test_interrupt_writes_checkpoint_and_resume_finishes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "m.tnml"
+    ckpt = tmp_path / "m.tnml.ckpt"
+    args = ["train", "digits", "--downsample", 2, "--epochs", 3, "--bond-dim", 3,
+            "--batch-size", 64, "--out", out, "--quiet"]  # fmt: skip
+    original_fit = tnml.MPSClassifier.fit
+
+    def fit_then_ctrl_c(self: Any, X: Any, y: Any, **kwargs: Any) -> Any:
+        def callback(state: dict[str, Any], metrics: dict[str, float]) -> None:
+            if state["epoch"] == 1:  # a real SIGINT, as from Ctrl-C, after the first epoch
+                os.kill(os.getpid(), signal.SIGINT)
+
+        return original_fit(self, X, y, callback=callback, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(tnml.MPSClassifier, "fit", fit_then_ctrl_c)
+        result = run(*args)
+    assert result.exit_code == 130, result.output
+    assert result.stderr.strip() == (
+        f"interrupted: checkpoint saved to {ckpt}; rerun the same command with --resume"
+    )
+    assert ckpt.is_file() and not out.exists()
+
+    ok(run(*args, "--resume"))
+    assert out.is_file() and not ckpt.exists()
+    resumed = tnml.io.load(out)
+    assert resumed.n_iter_ == 3
+
+    straight = tmp_path / "straight.tnml"
+    ok(run(*args[:-3], "--out", straight, "--quiet"))
+    reference = tnml.io.load(straight)
+    for key, value in reference.module_.state_dict().items():
+        torch.testing.assert_close(resumed.module_.state_dict()[key], value)
+
+
+# -- errors: one line, exit 2 ---------------------------------------------------------------
+ERROR_CASES = {
+    "missing mnist dir": (["train", "mnist", "--data-dir", "/nonexistent"], ["/nonexistent"]),
+    "mnist without --data-dir": (["train", "mnist"], ["--data-dir"]),
+    "csv without FILE": (["train", "csv", "--target", "species"], ["FILE"]),
+    "csv without --target": (["train", "csv", "{iris}"], ["--target"]),
+    "unknown dataset": (["train", "cifar"], ["'cifar'", "digits"]),
+    "absent target column": (["train", "csv", "{iris}", "--target", "kind"], ["'kind'"]),
+    "NaN in training csv": (
+        ["train", "csv", "{iris_nan}", "--target", "species"],
+        ["sepal_width", "row 4"],
+    ),
+    "downsample not dividing": (["train", "digits", "--downsample", "3"], ["--downsample 3"]),
+    "resume without checkpoint": (
+        ["train", "digits", "--resume", "--checkpoint", "{mnist}/none.ckpt"],
+        ["none.ckpt"],
+    ),
+    "missing model file": (["evaluate", "{mnist}/no-model.tnml", "digits"], ["no-model.tnml"]),
+    "missing model file (info)": (["info", "{mnist}/no-model.tnml"], ["not found"]),
+    "corrupt model file": (["info", "{random_bytes}"], ["random.tnml", "not a tnml model"]),
+    "safetensors not from tnml": (
+        ["predict", "{foreign}", "{digits_csv}"],
+        ["not written by tnml"],
+    ),
+    "csv given as model": (["info", "{iris}"], ["iris.csv", "not a tnml model"]),
+    "28x28 images for an 8x8 model (evaluate)": (
+        ["evaluate", "{digits_model}", "mnist", "--data-dir", "{mnist}"],
+        ["8x8", "28x28"],
+    ),
+    "28x28 images for an 8x8 model (predict)": (
+        ["predict", "{digits_model}", "{mnist_test_images}"],
+        ["8x8", "28x28", "t10k-images-idx3-ubyte.gz"],
+    ),
+    "other --downsample than the model's": (
+        ["evaluate", "{mnist_model}", "--downsample", "14"],
+        ["7x7", "--downsample 14"],
+    ),
+    "NaN in prediction csv": (["predict", "{digits_model}", "{digits_nan_csv}"], ["'p5'", "row 3"]),
+    "NaN in prediction array": (
+        ["predict", "{digits_model}", "{digits_nan_npy}"],
+        ["digits_nan.npy", "NaN", "image 1", "row 2, column 3"],
+    ),
+    "pixels outside [0, 1]": (["predict", "{digits_model}", "{digits_raw_csv}"], ["[0, 16]"]),
+    "missing feature column": (["predict", "{iris_model}", "{iris_missing_col}"], ["petal_width"]),
+    "tabular model on images": (["evaluate", "{iris_model}", "digits"], ["tabular"]),
+    "non-integer target": (
+        ["train", "csv", "{iris_features}", "--target", "petal_width"],
+        ["'petal_width'", "class labels"],
+    ),
+    "IDX label file as input": (
+        ["predict", "{digits_model}", "{mnist}/t10k-labels-idx1-ubyte"],
+        ["t10k-labels-idx1-ubyte", "label file"],
+    ),
+    "missing prediction input": (["predict", "{digits_model}", "{mnist}/none.csv"], ["none.csv"]),
+}
+
+
+@pytest.mark.parametrize("case", list(ERROR_CASES))
+def test_errors_are_one_line_exit_2(
+    case: str,
+    files: dict[str, Path],
+    digits_model: Path,
+    mnist_model: Path,
+    iris_model: Path,
+) -> None:
+    args, fragments = ERROR_CASES[case]
+    paths = {**files, "digits_model": digits_model, "mnist_model": mnist_model,
+             "iris_model": iris_model}  # fmt: skip
+    assert_error(run(*(arg.format(**paths) for arg in args)), *fragments)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_cuda_unavailable_is_one_line(tmp_path: Path) -> None:
+    result = run("train", "digits", "--downsample", 2, "--epochs", 1, "--device", "cuda",
+                 "--out", tmp_path / "m.tnml", "--quiet")  # fmt: skip
+    assert_error(result, "cuda")

@@ -1,0 +1,76 @@
+"""Data-parallel training: 2 processes (gloo, CPU) give the same model as 1 process."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+import tnml
+from tnml.models import MPSClassifierModule
+from tnml.train import train_classifier
+
+GLOBAL_BATCH = 20
+
+
+def problem():
+    g = torch.Generator().manual_seed(0)
+    X = torch.rand(130, 7, generator=g, dtype=torch.float64)
+    y = ((X[:, 1] + X[:, 5]) > 1).long() + (X[:, 3] > 0.7).long()
+    module = MPSClassifierModule(7, 3, 4, dtype=torch.float64)
+    module.reset_parameters(generator=torch.Generator().manual_seed(1))
+    return module, X[:100], y[:100], X[100:], y[100:]
+
+
+def train_both():
+    """Train the module directly and through the estimator; return what to compare."""
+    module, X, y, X_val, y_val = problem()
+    result = train_classifier(
+        module,
+        X,
+        y,
+        X_val=X_val,
+        y_val=y_val,
+        epochs=3,
+        batch_size=GLOBAL_BATCH,
+        lr=1e-2,
+        seed=3,
+    )
+    clf = tnml.MPSClassifier(
+        bond_dim=3, epochs=2, batch_size=GLOBAL_BATCH, dtype="float64", random_state=0
+    )
+    clf.fit(X.numpy(), y.numpy())
+    return {
+        "state": {k: v.clone() for k, v in module.state_dict().items()},
+        "history": result.history,
+        "proba": clf.predict_proba(X_val.numpy()),
+    }
+
+
+def worker(rank: int, world: int, init_file: str, out_file: str) -> None:
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        outcome = train_both()
+        if rank == 0:
+            torch.save(outcome, out_file)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_processes_match_one_process(tmp_path):
+    single = train_both()
+    out_file = tmp_path / "rank0.pt"
+    mp.spawn(worker, args=(2, str(tmp_path / "init"), str(out_file)), nprocs=2, join=True)
+    double = torch.load(out_file, weights_only=False)
+    for key, value in single["state"].items():
+        torch.testing.assert_close(double["state"][key], value, rtol=1e-9, atol=1e-11)
+    for a, b in zip(single["history"], double["history"], strict=True):
+        assert abs(a["train_loss"] - b["train_loss"]) < 1e-9
+        assert abs(a["val_loss"] - b["val_loss"]) < 1e-9
+        assert a["val_accuracy"] == b["val_accuracy"]
+    np.testing.assert_allclose(double["proba"], single["proba"], rtol=1e-8, atol=1e-10)
+    # the training did something: the weights moved
+    fresh = problem()[0].state_dict()
+    assert not torch.allclose(fresh["cores"], single["state"]["cores"])

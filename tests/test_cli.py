@@ -451,3 +451,12 @@ def test_cuda_unavailable_is_one_line(tmp_path: Path) -> None:
     result = run("train", "digits", "--downsample", 2, "--epochs", 1, "--device", "cuda",
                  "--out", tmp_path / "m.tnml", "--quiet")  # fmt: skip
     assert_error(result, "cuda")
+
+
+def test_distributed_outside_torchrun_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT"):
+        monkeypatch.delenv(name, raising=False)
+    result = run("train", "digits", "--distributed", "--out", tmp_path / "m.tnml", "--quiet")
+    assert_error(result, "torchrun", "WORLD_SIZE")

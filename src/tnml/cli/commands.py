@@ -37,6 +37,7 @@ from tnml.cli.datasets import (
 from tnml.data import MNIST_ENV_VAR
 from tnml.exceptions import TnmlError
 from tnml.models import MPSClassifier
+from tnml.train import init_distributed
 
 __all__ = ["app", "handle_errors", "main"]
 
@@ -243,8 +244,19 @@ def train(
     ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue from the checkpoint.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
+    distributed: Annotated[
+        bool,
+        typer.Option(
+            "--distributed",
+            help="Data parallel over the processes torchrun started (gloo on CPU, NCCL on "
+            "CUDA); --batch-size is the global batch. Rank 0 reports and saves.",
+        ),
+    ] = False,
 ) -> None:
     """Train a classifier on DATASET, report its test accuracy and save it."""
+    rank = 0
+    if distributed:
+        rank, _, device = init_distributed(device or "cpu")
     data = load_training_data(
         dataset,
         file,
@@ -266,7 +278,7 @@ def train(
         n_iter_no_change=patience,
         device=device,
     )
-    params.update(random_state=seed, verbose=0 if quiet else 1)
+    params.update(random_state=seed, verbose=0 if quiet or rank else 1)
     estimator = _make_estimator(model, params)
     checkpoint = checkpoint or out.with_name(out.name + ".ckpt")
     started = time.perf_counter()
@@ -275,6 +287,8 @@ def train(
     except KeyboardInterrupt:
         raise TrainingInterrupted(checkpoint) from None
     seconds = time.perf_counter() - started
+    if rank != 0:  # every process holds the same model; one reports and saves it
+        return
     n_test = len(data.y_test)
     accuracy = float(estimator.score(data.X_test, data.y_test)) if n_test else None
     metadata = {

@@ -29,13 +29,13 @@ from types import FrameType
 from typing import Any
 
 import torch
-import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
 
 from tnml.exceptions import InvalidInputError, TrainingError
 from tnml.train.checkpoint import load_checkpoint, save_checkpoint
+from tnml.train.distributed import all_reduce_sum, distributed_context
 from tnml.train.progress import TrainingProgress
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
@@ -71,13 +71,6 @@ class TrainResult:
     stopped_early: bool = False
 
 
-def distributed_context() -> tuple[int, int]:
-    """``(rank, world_size)`` of this process; ``(0, 1)`` when not running distributed."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
 def evaluate_classifier(
     module: nn.Module, X: Tensor, y: Tensor, batch_size: int = 1024
 ) -> tuple[float, float]:
@@ -98,17 +91,8 @@ def evaluate_classifier(
             loss_sum += F.cross_entropy(logits, target, reduction="sum").item()
             correct += (logits.argmax(dim=1) == target).sum().item()
     module.train(was_training)
-    totals = _all_reduce_sum([loss_sum, correct, X_local.shape[0]], X.device)
+    totals = all_reduce_sum([loss_sum, correct, X_local.shape[0]], X.device)
     return totals[0] / max(totals[2], 1), totals[1] / max(totals[2], 1)
-
-
-def _all_reduce_sum(values: list[float], device: torch.device) -> list[float]:
-    """Sum a few numbers over all processes (a no-op when not distributed)."""
-    if distributed_context()[1] == 1:
-        return values
-    buffer = torch.tensor(values, dtype=torch.float64, device=device)
-    dist.all_reduce(buffer, op=dist.ReduceOp.SUM)
-    return buffer.tolist()
 
 
 def train_classifier(
@@ -233,7 +217,7 @@ def train_classifier(
                 loss = loss_sum * (world / batch.numel())
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
-                loss_total, correct_total, flag = _all_reduce_sum(
+                loss_total, correct_total, flag = all_reduce_sum(
                     [
                         loss_sum.item(),
                         int((logits.argmax(1) == y[local]).sum()),

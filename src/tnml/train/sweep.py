@@ -66,8 +66,9 @@ from tnml.models.mps_module import (
     normalized_logits,
 )
 from tnml.tensor.decomp import check_truncation_options, split_tensor
-from tnml.train.autodiff import _DeferredInterrupt, distributed_context
+from tnml.train.autodiff import _DeferredInterrupt
 from tnml.train.checkpoint import load_checkpoint, save_checkpoint
+from tnml.train.distributed import all_reduce_sum, distributed_context
 from tnml.train.progress import TrainingProgress
 
 __all__ = [
@@ -650,14 +651,6 @@ def _all_reduce_(t: Tensor) -> Tensor:
     return t
 
 
-def _sum_over_ranks(values: list[float], device: torch.device) -> list[float]:
-    if distributed_context()[1] == 1:
-        return values
-    buffer = torch.tensor(values, dtype=torch.float64, device=device)
-    dist.all_reduce(buffer, op=dist.ReduceOp.SUM)
-    return buffer.tolist()
-
-
 def _broadcast_tensors(tensors: list[Tensor]) -> list[Tensor]:
     """Rank 0's tensors on every process (shapes and dtypes may be unknown elsewhere)."""
     rank, world = distributed_context()
@@ -802,6 +795,18 @@ class BondSweeper:
         if not bool(torch.isfinite(phi).all()):
             raise InvalidInputError("phi must be finite: it holds NaN or inf")
 
+        # fail before any work when the environments cannot fit
+        itemsize = torch.empty((), dtype=env_dtype).element_size()
+        self.chunk_size = _memory_plan(
+            phi.shape[0],
+            model.n_sites,
+            model.phys_dim,
+            model.n_classes,
+            max(max_bond, model.max_bond_dim),
+            itemsize,
+            memory_budget,
+            chunk_size,
+        )
         self.rank, self.world_size = distributed_context()
         self.loss = loss
         self.readout = readout
@@ -832,14 +837,9 @@ class BondSweeper:
 
         n, n_sites = phi.shape[0], model.n_sites
         self.n_local = n
-        self.n_total = int(_sum_over_ranks([float(n)], phi.device)[0])
+        self.n_total = int(all_reduce_sum([float(n)], phi.device)[0])
         if self.n_total == 0:
             raise InvalidInputError("phi holds no samples")
-        itemsize = torch.empty((), dtype=env_dtype).element_size()
-        bond = max(max_bond, model.max_bond_dim)
-        self.chunk_size = _memory_plan(
-            n, n_sites, model.phys_dim, model.n_classes, bond, itemsize, memory_budget, chunk_size
-        )
         self.env_dtype = env_dtype
         self._phi = phi.transpose(0, 1).to(env_dtype).contiguous()  # (N, n, d)
         self._y = y
@@ -1018,7 +1018,7 @@ class BondSweeper:
             loss_sum, correct, grad = self._loss_and_gradient(bond, k, need_grad=lr > 0)
             if grad is not None:
                 _all_reduce_(grad)
-            loss_sum, correct = _sum_over_ranks([loss_sum, correct], bond.device)
+            loss_sum, correct = all_reduce_sum([loss_sum, correct], bond.device)
             if not math.isfinite(loss_sum):
                 raise TrainingError(
                     f"the loss became {loss_sum / self.n_total} at bond {k}; lower the "
@@ -1031,8 +1031,11 @@ class BondSweeper:
                 bond = bond - lr * grad
                 if normalize:
                     bond = bond / _safe_norm(bond)
-        left, right, discarded, relative = _split(bond, direction, max_bond, cutoff, cutoff_mode)
-        left, right, discarded, relative = _broadcast_tensors([left, right, discarded, relative])
+        if self.rank == 0:
+            parts = list(_split(bond, direction, max_bond, cutoff, cutoff_mode))
+        else:  # placeholders: rank 0's factors arrive by broadcast, so all ranks stay identical
+            parts = [bond.new_empty(0), bond.new_empty(0), bond.new_zeros(()), bond.new_zeros(())]
+        left, right, discarded, relative = _broadcast_tensors(parts)
         model.cores[k], model.cores[k + 1] = left, right
         if direction == "right":
             model.label_site = k + 1
@@ -1081,7 +1084,7 @@ class BondSweeper:
                 )
             )
             correct += float((_predictions(amp, self.readout) == target).sum())
-        loss_sum, correct = _sum_over_ranks([loss_sum, correct], core.device)
+        loss_sum, correct = all_reduce_sum([loss_sum, correct], core.device)
         return loss_sum / self.n_total, correct / self.n_total
 
     def evaluate(self, phi: Tensor, y: Tensor) -> tuple[float, float]:
@@ -1107,7 +1110,7 @@ class BondSweeper:
                 )
             )
             correct += float((_predictions(mantissa, self.readout) == target).sum())
-        loss_sum, correct, count = _sum_over_ranks(
+        loss_sum, correct, count = all_reduce_sum(
             [loss_sum, correct, float(phi.shape[0])], phi.device
         )
         return loss_sum / max(count, 1.0), correct / max(count, 1.0)
@@ -1394,7 +1397,7 @@ def train_sweep(
                         entry,
                     )
                 )
-                flags = _sum_over_ranks([float(interrupt.requested), float(stop)], phi.device)
+                flags = all_reduce_sum([float(interrupt.requested), float(stop)], phi.device)
                 if flags[0]:
                     if writes:
                         save_checkpoint(checkpoint_path, snapshot())  # type: ignore[arg-type]

@@ -1,0 +1,458 @@
+"""Two-site sweep training: every check against an independent, plainly written computation."""
+
+from __future__ import annotations
+
+import math
+import signal
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from tnml.exceptions import InvalidInputError
+from tnml.features import embed
+from tnml.models import MPSClassifierModule
+from tnml.train import load_checkpoint
+from tnml.train.sweep import (
+    BondSweeper,
+    LabelledMPS,
+    move_label,
+    shard_for_rank,
+    train_sweep,
+)
+
+F64 = torch.float64
+
+
+# --------------------------------------------------------------------------------------------
+# independent references
+# --------------------------------------------------------------------------------------------
+
+
+def reference_amplitudes(model: LabelledMPS, phi: torch.Tensor) -> torch.Tensor:
+    """f_l(x) from the dense tensor W: contract each site's physical index with phi."""
+    w = model.cores[0]
+    for core in model.cores[1:]:
+        w = torch.tensordot(w, core, dims=([w.ndim - 1], [0]))
+    # axes (s_0, .., s_c, l, s_c+1, .., s_N-1) once the end bonds are dropped: label to the end
+    w = w.squeeze(0).squeeze(-1).movedim(model.label_site + 1, -1) * math.exp(model.log_scale)
+    out = torch.einsum("s...,bs->b...", w, phi[:, 0])
+    for i in range(1, model.n_sites):
+        out = torch.einsum("bs...,bs->b...", out, phi[:, i])
+    return out  # (B, L)
+
+
+def reference_environment(model: LabelledMPS, phi: torch.Tensor, side: str, site: int):
+    """Plain contraction (no renormalisation) of sites < site (left) or > site (right)."""
+    v = torch.ones(phi.shape[0], 1, dtype=F64)
+    if side == "left":
+        for i in range(site):
+            v = torch.einsum("na,asb,ns->nb", v, model.cores[i], phi[:, i])
+    else:
+        for i in range(model.n_sites - 1, site, -1):
+            v = torch.einsum("asb,ns,nb->na", model.cores[i], phi[:, i], v)
+    return v
+
+
+def reference_loss(f: torch.Tensor, y: torch.Tensor, loss: str, readout: str, t: float = 1.0):
+    if loss == "mse":
+        return 0.5 * (f - F.one_hot(y, f.shape[1]).to(f.dtype)).square().sum(1).mean()
+    if readout == "normalized":
+        logits = t * f / f.norm(dim=1, keepdim=True)
+    else:
+        p = f.square() / f.square().sum(1, keepdim=True)
+        logits = torch.log(p + 1e-12)
+    return F.cross_entropy(logits, y)
+
+
+def assert_canonical(model: LabelledMPS, atol: float = 1e-10) -> None:
+    for i, core in enumerate(model.cores):
+        if i < model.label_site:
+            m = core.reshape(-1, core.shape[-1])
+            eye = torch.eye(m.shape[1], dtype=m.dtype)
+            torch.testing.assert_close(m.T @ m, eye, atol=atol, rtol=0)
+        elif i > model.label_site:
+            m = core.reshape(core.shape[0], -1)
+            eye = torch.eye(m.shape[0], dtype=m.dtype)
+            torch.testing.assert_close(m @ m.T, eye, atol=atol, rtol=0)
+
+
+# --------------------------------------------------------------------------------------------
+# problems
+# --------------------------------------------------------------------------------------------
+
+
+def make_problem(n: int = 120, n_sites: int = 8, n_classes: int = 3, seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(n, n_sites, generator=g, dtype=F64)
+    if n_classes == 2:
+        y = (x[:, 1] + x[:, 4] > 1).long()
+    else:
+        y = x[:, [0, 3, 5]].argmax(dim=1)
+    return x, embed(x), y
+
+
+def make_model(
+    n_sites: int = 8, n_classes: int = 3, bond: int = 3, readout: str = "normalized", seed=1
+):
+    module = MPSClassifierModule(n_sites, n_classes, bond, readout=readout, dtype=F64)
+    module.reset_parameters(generator=torch.Generator().manual_seed(seed))
+    with torch.no_grad():  # away from the identity so the canonical form is not trivial
+        g = torch.Generator().manual_seed(seed + 100)
+        module.cores.add_(0.3 * torch.randn(module.cores.shape, generator=g, dtype=F64))
+        module.output_core.add_(0.3 * torch.randn(module.output_core.shape, generator=g, dtype=F64))
+    return module, LabelledMPS.from_module(module)
+
+
+# --------------------------------------------------------------------------------------------
+# the model container
+# --------------------------------------------------------------------------------------------
+
+
+def test_from_module_reproduces_the_module_amplitudes():
+    x, phi, _ = make_problem(n=40)
+    module, model = make_model()
+    mantissa, log_scale = module.amplitudes(x)
+    expected = mantissa * log_scale.exp()[:, None]
+    assert model.label_site == 4 and model.bond_dims == (3,) * 7
+    assert model.cores[0].shape[0] == 1 and model.cores[-1].shape[-1] == 1
+    torch.testing.assert_close(model.amplitudes(phi), expected, rtol=1e-10, atol=0)
+    torch.testing.assert_close(reference_amplitudes(model, phi), expected, rtol=1e-10, atol=0)
+    m, ls = model.log_amplitudes(phi)
+    torch.testing.assert_close(m * ls.exp()[:, None], expected, rtol=1e-10, atol=0)
+
+
+@pytest.mark.parametrize("label_site", [0, 3, 7])
+def test_to_module_zero_padding_is_exact(label_site):
+    x, phi, y = make_problem(n=50)
+    _, model = make_model()
+    # uneven bonds: a few training moves with growth, then the label to label_site
+    sweeper = BondSweeper(model, phi, y, max_bond=6, env_dtype=F64)
+    for direction in ["right", "right", "left", "left", "left"]:
+        sweeper.update_bond(direction, lr=0.5, max_bond=6)
+    uneven = move_label(sweeper.model, label_site)
+    uneven.log_scale = 0.7
+    assert len(set(uneven.bond_dims)) > 1
+    module = uneven.to_module()
+    assert module.bond_dim == uneven.max_bond_dim and module.output_site == label_site
+    mantissa, log_scale = module.amplitudes(x)
+    expected = reference_amplitudes(uneven, phi)
+    torch.testing.assert_close(mantissa * log_scale.exp()[:, None], expected, rtol=1e-10, atol=0)
+    torch.testing.assert_close(uneven.amplitudes(phi), expected, rtol=1e-10, atol=0)
+    back = LabelledMPS.from_module(module)
+    torch.testing.assert_close(back.amplitudes(phi), expected, rtol=1e-10, atol=0)
+
+
+def test_to_module_carries_readout_and_temperature():
+    _, model = make_model(readout="born")
+    assert model.to_module().readout == "born"
+    _, model = make_model()
+    model.log_temperature = 1.5
+    assert float(model.to_module().log_temperature.detach()) == 1.5
+    with pytest.raises(InvalidInputError, match="bond_dim"):
+        model.to_module(bond_dim=1)
+
+
+# --------------------------------------------------------------------------------------------
+# bond updates, environments, canonical form
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("loss", "readout", "lr"),
+    [
+        ("mse", "normalized", 1.0),
+        ("cross_entropy", "normalized", 0.1),
+        ("cross_entropy", "born", 0.02),
+    ],
+)
+def test_one_bond_update_lowers_the_loss(loss, readout, lr):
+    _, phi, y = make_problem(n=150)
+    _, model = make_model(readout=readout)
+    sweeper = BondSweeper(model, phi, y, loss=loss, temperature=4.0, env_dtype=F64)
+    start = sweeper.model.copy()
+    before = reference_loss(reference_amplitudes(start, phi), y, loss, readout, 4.0)
+    entry = sweeper.update_bond("right", lr=lr, steps_per_bond=3, max_bond=None, cutoff=0.0)
+    after = reference_loss(reference_amplitudes(sweeper.model, phi), y, loss, readout, 4.0)
+    assert after < before - 1e-3
+    assert entry["discarded_weight"] == 0.0
+    # the reported loss was evaluated on the model the last step started from
+    first = BondSweeper(model, phi, y, loss=loss, temperature=4.0, env_dtype=F64)
+    assert first.update_bond("right", lr=lr, max_bond=None, cutoff=0.0)["loss"] == (
+        pytest.approx(float(before), rel=1e-10)
+    )
+
+
+def test_incremental_environments_equal_recomputation():
+    _, phi, y = make_problem(n=80, n_sites=9)
+    _, model = make_model(n_sites=9)
+    sweeper = BondSweeper(model, phi, y, loss="cross_entropy", max_bond=5, env_dtype=F64)
+    moves = ["right"] * 3 + ["left"] * 7 + ["right"] * 4
+    for direction in moves:
+        sweeper.update_bond(direction, lr=0.2, steps_per_bond=2, max_bond=5)
+        current, c = sweeper.model, sweeper.model.label_site
+        for site in range(c + 1):
+            expected = reference_environment(current, phi, "left", site)
+            torch.testing.assert_close(
+                sweeper.environment("left", site), expected, rtol=1e-5, atol=1e-12
+            )
+        for site in range(c, current.n_sites):
+            expected = reference_environment(current, phi, "right", site)
+            torch.testing.assert_close(
+                sweeper.environment("right", site), expected, rtol=1e-5, atol=1e-12
+            )
+        # only the side needed at the current position is kept
+        assert all(e is None for e in sweeper.left_envs[c + 1 :])
+        assert all(e is None for e in sweeper.right_envs[:c])
+
+
+def test_environments_stay_finite_over_a_long_chain():
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(30, 600, generator=g)
+    y = (x[:, 0] > 0.5).long()
+    module = MPSClassifierModule(600, 2, 3, init_std=1.0)  # random cores: small overlaps
+    model = LabelledMPS.from_module(module)
+    sweeper = BondSweeper(model, embed(x), y, loss="cross_entropy")  # float32 environments
+    for envs, logs in [
+        (sweeper.left_envs, sweeper.left_logs),
+        (sweeper.right_envs, sweeper.right_logs),
+    ]:
+        for env, log in zip(envs, logs, strict=True):
+            if env is not None:
+                assert torch.isfinite(env).all() and torch.isfinite(log).all()
+                torch.testing.assert_close(env.norm(dim=1), torch.ones(30), rtol=1e-5, atol=0)
+    # the left environment at the label has shrunk far below float32's range in raw form
+    assert sweeper.left_logs[300].max() < -100
+    entry = sweeper.update_bond("right", lr=0.1)
+    assert math.isfinite(entry["loss"])
+
+
+def test_moving_the_label_keeps_predictions_and_canonical_form():
+    _, phi, y = make_problem(n=60)
+    _, model = make_model()
+    expected = reference_amplitudes(model, phi)
+    sweeper = BondSweeper(model, phi, y, max_bond=64, env_dtype=F64)
+    assert_canonical(sweeper.model)
+    for direction in ["right"] * 3 + ["left"] * 7 + ["right"] * 2:
+        sweeper.update_bond(direction, lr=0.0, max_bond=None, cutoff=0.0)
+        assert_canonical(sweeper.model)
+        torch.testing.assert_close(
+            reference_amplitudes(sweeper.model, phi), expected, rtol=0, atol=1e-10
+        )
+    assert sweeper.model.label_site == 2
+    for site in [0, 7, 3]:
+        moved = move_label(model, site)
+        assert moved.label_site == site
+        assert_canonical(moved)
+        torch.testing.assert_close(reference_amplitudes(moved, phi), expected, rtol=0, atol=1e-10)
+
+
+def test_a_sweep_leaves_the_label_on_site_zero_in_canonical_form():
+    _, phi, y = make_problem(n=60)
+    _, model = make_model()
+    result = train_sweep(model, phi, y, n_sweeps=1, max_bond=4, env_dtype=F64)
+    n_sites = model.n_sites
+    assert result.model.label_site == 0
+    assert_canonical(result.model)
+    # one sweep from the middle: to the right end, then back to the left end
+    directions = [e["direction"] for e in result.history]
+    assert directions == ["right"] * (n_sites - 1 - 4) + ["left"] * (n_sites - 1)
+    assert [e["bond"] for e in result.history][:3] == [4, 5, 6]
+    assert model.label_site == 4  # the input model is not modified
+
+
+def test_bond_dimensions_grow_up_to_max_bond():
+    _, phi, y = make_problem(n=150, n_sites=8)
+    _, model = make_model(bond=1)
+    assert model.max_bond_dim == 1
+    result = train_sweep(model, phi, y, n_sweeps=2, max_bond=5, cutoff=1e-12, env_dtype=F64)
+    dims = [e["bond_dim"] for e in result.history]
+    assert max(dims) == 5 and all(d <= 5 for d in dims)
+    assert result.model.max_bond_dim == 5
+    assert max(e["max_bond_dim"] for e in result.history) == 5
+    assert any(e["discarded_weight"] > 0 for e in result.history)  # truncation did happen
+
+
+def _dense_ranks_label_left(model: LabelledMPS, tol: float = 1e-10) -> list[int]:
+    """Rank of W split between (label, sites <= b) and sites > b, from the dense tensor."""
+    w = model.cores[0]
+    for core in model.cores[1:]:
+        w = torch.tensordot(w, core, dims=([w.ndim - 1], [0]))
+    w = w.squeeze(0).squeeze(-1).movedim(model.label_site + 1, 0)  # (L, d, ..., d)
+    d, n = model.phys_dim, model.n_sites
+    ranks = []
+    for b in range(n - 1):
+        s = torch.linalg.svdvals(w.reshape(w.shape[0] * d ** (b + 1), -1))
+        ranks.append(int((s > tol * s[0]).sum()))
+    return ranks
+
+
+def test_cutoff_shrinks_the_bonds_of_a_low_rank_model():
+    g = torch.Generator().manual_seed(7)
+    n_sites, d, n_labels, r, big = 7, 2, 2, 2, 6
+    cores = [torch.randn(r, d, r, generator=g, dtype=F64) for _ in range(n_sites)]
+    cores[3] = torch.randn(r, d, n_labels, r, generator=g, dtype=F64)
+    cores[0], cores[-1] = cores[0][:1], cores[-1][..., :1]
+    low = LabelledMPS(cores, 3)
+    # disguise: pad every internal bond to 6 and mix it with a random orthogonal matrix
+    qs = [torch.linalg.qr(torch.randn(big, big, generator=g, dtype=F64))[0] for _ in cores[1:]]
+    disguised = []
+    for i, core in enumerate(cores):
+        dl = 1 if i == 0 else big
+        dr = 1 if i == n_sites - 1 else big
+        padded = torch.zeros(dl, *core.shape[1:-1], dr, dtype=F64)
+        padded[: core.shape[0], ..., : core.shape[-1]] = core
+        if i > 0:
+            padded = torch.tensordot(qs[i - 1].T, padded, dims=([1], [0]))
+        if i < n_sites - 1:
+            padded = torch.tensordot(padded, qs[i], dims=([padded.ndim - 1], [0]))
+        disguised.append(padded)
+    model = LabelledMPS(disguised, 3)
+    x = torch.rand(40, n_sites, generator=g, dtype=F64)
+    phi, y = embed(x), torch.zeros(40, dtype=torch.long)
+    torch.testing.assert_close(model.amplitudes(phi), low.amplitudes(phi), rtol=1e-10, atol=1e-12)
+
+    kwargs = dict(n_sweeps=1, lr=0.0, max_bond=64, env_dtype=F64)
+    kept = train_sweep(model, phi, y, cutoff=0.0, **kwargs).model
+    cut = train_sweep(model, phi, y, cutoff=1e-10, **kwargs).model
+    # the sweep ends with the label on site 0, left of every bond
+    expected = _dense_ranks_label_left(low)
+    assert cut.label_site == 0 and list(cut.bond_dims) == expected
+    assert max(expected) <= r * n_labels < big
+    assert sum(kept.bond_dims) > sum(cut.bond_dims)
+    torch.testing.assert_close(cut.amplitudes(phi), low.amplitudes(phi), rtol=1e-8, atol=1e-10)
+
+
+# --------------------------------------------------------------------------------------------
+# training
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("loss", "readout", "extra"),
+    [
+        ("mse", "normalized", {}),
+        ("cross_entropy", "normalized", {"temperature": 5.0}),
+        ("cross_entropy", "born", {"lr": 0.1, "max_grad_norm": 1.0}),
+    ],
+)
+def test_short_sweep_training_reaches_high_accuracy(loss, readout, extra):
+    _, phi, y = make_problem(n=200, n_sites=8, n_classes=2, seed=4)
+    _, phi_val, y_val = make_problem(n=100, n_sites=8, n_classes=2, seed=5)
+    module = MPSClassifierModule(8, 2, 2, readout=readout, dtype=F64)
+    module.reset_parameters(generator=torch.Generator().manual_seed(0))
+    model = LabelledMPS.from_module(module)
+    result = train_sweep(
+        model,
+        phi,
+        y,
+        n_sweeps=3,
+        max_bond=6,
+        loss=loss,
+        steps_per_bond=2,
+        phi_val=phi_val,
+        y_val=y_val,
+        env_dtype=F64,
+        **extra,
+    )
+    final = result.sweeps[-1]
+    assert len(result.sweeps) == 3
+    assert final["train_accuracy"] >= 0.9 and final["val_accuracy"] >= 0.85
+    # the summary is exact: it equals an independent evaluation of the returned model
+    f = reference_amplitudes(result.model, phi)
+    pred = (f.abs() if readout == "born" else f).argmax(1)
+    assert final["train_accuracy"] == pytest.approx(float((pred == y).double().mean()))
+    assert result.model.readout == readout
+    module_out = result.model.to_module()
+    assert (module_out(embed_inverse(phi)).argmax(1) == pred).all()
+
+
+def embed_inverse(phi: torch.Tensor) -> torch.Tensor:
+    """x back from the trigonometric map phi = [cos(pi x / 2), sin(pi x / 2)]."""
+    return torch.atan2(phi[..., 1], phi[..., 0]) * 2 / math.pi
+
+
+def test_interrupted_and_resumed_sweeps_equal_an_uninterrupted_run(tmp_path):
+    _, phi, y = make_problem(n=80)
+    _, model = make_model()
+    kwargs = dict(n_sweeps=2, max_bond=5, loss="cross_entropy", env_dtype=F64)
+    reference = train_sweep(model, phi, y, **kwargs)
+
+    def ctrl_c_at_bond_5(state, metrics):
+        if state["sweep"] == 1 and state["move"] == 5:
+            signal.raise_signal(signal.SIGINT)
+
+    ckpt = tmp_path / "sweep.ckpt"
+    with pytest.raises(KeyboardInterrupt):
+        train_sweep(model, phi, y, checkpoint_path=ckpt, callback=ctrl_c_at_bond_5, **kwargs)
+    saved = load_checkpoint(ckpt)
+    assert saved["loop"]["sweep"] == 0 and saved["loop"]["move"] == 5
+    resumed = train_sweep(model, phi, y, checkpoint_path=ckpt, resume=True, **kwargs)
+    for a, b in zip(reference.model.cores, resumed.model.cores, strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert [e["loss"] for e in resumed.history] == [e["loss"] for e in reference.history]
+    assert load_checkpoint(ckpt)["loop"]["sweep"] == 2
+
+
+def test_callback_stops_the_sweep():
+    _, phi, y = make_problem(n=40)
+    _, model = make_model()
+    result = train_sweep(model, phi, y, n_sweeps=2, callback=lambda state, m: state["move"] == 2)
+    assert result.stopped_early and len(result.history) == 2 and result.sweeps == []
+
+
+# --------------------------------------------------------------------------------------------
+# memory, input checks, data-parallel helpers
+# --------------------------------------------------------------------------------------------
+
+
+def test_memory_budget_error_says_what_is_needed():
+    _, phi, y = make_problem(n=100)
+    _, model = make_model()
+    with pytest.raises(InvalidInputError) as err:
+        train_sweep(model, phi, y, max_bond=32, memory_budget=10_000)
+    text = str(err.value)
+    needed = 100 * 9 * 32 * 4 / 2**30
+    assert f"{needed:.2f} GiB" in text
+    assert "memory_budget" in text and "max_bond" in text and "fewer samples" in text
+    # a budget that fits works and bounds the chunk of samples projected at once
+    sweeper = BondSweeper(model, phi, y, max_bond=32, memory_budget=200_000)
+    assert 1 <= sweeper.chunk_size < 100
+    sweeper.update_bond("right", lr=0.1)
+
+
+def test_chunked_and_unchunked_bond_updates_agree():
+    _, phi, y = make_problem(n=90)
+    _, model = make_model()
+    results = []
+    for chunk in (7, None):
+        sweeper = BondSweeper(model, phi, y, loss="cross_entropy", env_dtype=F64, chunk_size=chunk)
+        entry = sweeper.update_bond("left", lr=0.3, steps_per_bond=2)
+        results.append((entry["loss"], sweeper.model.cores[3]))
+    assert results[0][0] == pytest.approx(results[1][0], rel=1e-12)
+    torch.testing.assert_close(results[0][1], results[1][1], rtol=1e-10, atol=1e-12)
+
+
+def test_bad_input_is_rejected_with_clear_messages():
+    _, phi, y = make_problem(n=30)
+    _, model = make_model()
+    with pytest.raises(InvalidInputError, match="phi must have shape"):
+        train_sweep(model, phi[:, :5], y)
+    with pytest.raises(InvalidInputError, match=r"class indices in \[0, 3\)"):
+        train_sweep(model, phi, y + 3)
+    with pytest.raises(InvalidInputError, match="loss must be one of"):
+        train_sweep(model, phi, y, loss="hinge")
+    with pytest.raises(InvalidInputError, match="resume=True needs checkpoint_path"):
+        train_sweep(model, phi, y, resume=True)
+    with pytest.raises(InvalidInputError, match="cannot move left"):
+        BondSweeper(move_label(model, 0), phi, y).update_bond("left")
+    with pytest.raises(InvalidInputError, match="end bonds"):
+        LabelledMPS([torch.ones(2, 2, 2), torch.ones(2, 2, 3, 1)], 1)
+
+
+def test_shard_for_rank_covers_every_sample_once():
+    for n, world in [(10, 3), (7, 4), (2, 3)]:
+        shards = [shard_for_rank(n, rank=r, world_size=world) for r in range(world)]
+        covered = [i for s in shards for i in range(n)[s]]
+        assert covered == list(range(n))
+    assert shard_for_rank(5) == slice(0, 5)  # not distributed: everything

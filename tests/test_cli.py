@@ -460,3 +460,26 @@ def test_distributed_outside_torchrun_is_one_line(
         monkeypatch.delenv(name, raising=False)
     result = run("train", "digits", "--distributed", "--out", tmp_path / "m.tnml", "--quiet")
     assert_error(result, "torchrun", "WORLD_SIZE")
+
+
+def test_compress_bonds_reports_accuracy_per_bond(digits_model: Path, tmp_path: Path) -> None:
+    result = ok(run("compress-bonds", digits_model, "--bond-dims", "2,4", "--json",
+                    "--out-dir", tmp_path))  # fmt: skip
+    rows = json.loads(result.stdout)["results"]
+    assert [row["bond_dim"] for row in rows] == [4, 2, 4]
+    evaluated = json.loads(ok(run("evaluate", digits_model, "--json")).stdout)["accuracy"]
+    assert rows[0]["accuracy"] == pytest.approx(evaluated)
+    assert rows[2]["accuracy"] == pytest.approx(evaluated)  # truncating to its own bond
+    assert rows[1]["discarded_weight"] > 0 == rows[0]["discarded_weight"]
+    assert (tmp_path / f"{digits_model.stem}-D2.tnml").is_file()
+    assert_error(run("compress-bonds", tmp_path / "missing.tnml", "--bond-dims", "2"),
+                 "missing.tnml")  # fmt: skip
+    assert run("compress-bonds", digits_model, "--bond-dims", "two").exit_code == 2
+
+
+def test_train_forwards_sweep_options(recorder: Recorder, tmp_path: Path) -> None:
+    ok(run("train", "digits", "--trainer", "sweep", "--max-bond", 20, "--cutoff", 1e-8,
+           "--loss", "cross_entropy", "--quiet", "--out", tmp_path / "m.tnml"))  # fmt: skip
+    params = recorder.init
+    assert params["trainer"] == "sweep" and params["max_bond"] == 20
+    assert params["cutoff"] == 1e-8 and params["loss"] == "cross_entropy"

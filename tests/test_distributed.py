@@ -1,4 +1,7 @@
-"""Data-parallel training: 2 processes (gloo, CPU) give the same model as 1 process."""
+"""Data-parallel training: 2 processes (gloo, CPU) give the same model as 1 process.
+
+Both trainers: mini-batch autodiff (DDP) and sweeps (environments sharded by samples).
+"""
 
 from __future__ import annotations
 
@@ -41,10 +44,16 @@ def train_both():
         bond_dim=3, epochs=2, batch_size=GLOBAL_BATCH, dtype="float64", random_state=0
     )
     clf.fit(X.numpy(), y.numpy())
+    # sweeps: each process keeps the environments of its own shard of the samples
+    sweeper = tnml.MPSClassifier(bond_dim=2, trainer="sweep", max_bond=6, epochs=2,
+                                 dtype="float64", random_state=0)  # fmt: skip
+    sweeper.fit(X.numpy(), y.numpy())
     return {
         "state": {k: v.clone() for k, v in module.state_dict().items()},
         "history": result.history,
         "proba": clf.predict_proba(X_val.numpy()),
+        "sweep_proba": sweeper.predict_proba(X_val.numpy()),
+        "sweep_history": sweeper.history_,
     }
 
 
@@ -71,6 +80,12 @@ def test_two_processes_match_one_process(tmp_path):
         assert abs(a["val_loss"] - b["val_loss"]) < 1e-9
         assert a["val_accuracy"] == b["val_accuracy"]
     np.testing.assert_allclose(double["proba"], single["proba"], rtol=1e-8, atol=1e-10)
+    # the sweeps' SVDs amplify the different summation order to ~1e-8 in float64
+    np.testing.assert_allclose(double["sweep_proba"], single["sweep_proba"], rtol=1e-6,
+                               atol=1e-9)  # fmt: skip
+    for a, b in zip(single["sweep_history"], double["sweep_history"], strict=True):
+        assert abs(a["train_loss"] - b["train_loss"]) < 1e-7
+        assert a["train_accuracy"] == b["train_accuracy"]
     # the training did something: the weights moved
     fresh = problem()[0].state_dict()
     assert not torch.allclose(fresh["cores"], single["state"]["cores"])

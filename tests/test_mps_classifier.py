@@ -10,6 +10,7 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import tnml
+import tnml.data
 from tnml.exceptions import InvalidInputError
 from tnml.features import embed
 from tnml.models import MPSClassifierModule
@@ -111,9 +112,10 @@ def test_module_trains_inside_a_plain_pytorch_loop():
     X = torch.tensor(X[:400] / 16, dtype=torch.float32)
     y = torch.tensor(y[:400])
     module = MPSClassifierModule(64, 10, 6)
+    module.reset_parameters(generator=torch.Generator().manual_seed(0))
     opt = torch.optim.Adam(module.parameters(), lr=2e-2)
     first = None
-    for _ in range(40):
+    for _ in range(80):
         loss = torch.nn.functional.cross_entropy(module(X), y)
         first = loss.item() if first is None else first
         opt.zero_grad()
@@ -168,3 +170,45 @@ def test_estimator_errors():
         fitted.predict(rng.random((4, 5)))
     with pytest.raises(ValueError, match="NaN"):
         fitted.predict(np.full((2, 3), np.nan))
+
+
+def test_sweep_trainer_grows_bonds_and_round_trips(digits_split, tmp_path):
+    X_tr, X_te, y_tr, y_te = digits_split
+    clf = tnml.MPSClassifier(
+        bond_dim=2, trainer="sweep", max_bond=12, epochs=2, random_state=0
+    ).fit(X_tr, y_tr)
+    assert clf.module_.bond_dim == 12  # grown from 2 to the cap
+    assert clf.score(X_te, y_te) > 0.9
+    assert len(clf.history_) == 2 and clf.history_[-1]["train_accuracy"] > 0.9
+    loaded = tnml.io.load(tnml.io.save(clf, tmp_path / "sweep.tnml"))
+    np.testing.assert_array_equal(loaded.predict_proba(X_te), clf.predict_proba(X_te))
+    # hybrid: continue with autodiff from the sweep-grown model
+    clf.set_params(trainer="autodiff", warm_start=True, epochs=2).fit(X_tr, y_tr)
+    assert clf.module_.bond_dim == 12 and clf.score(X_te, y_te) > 0.9
+
+
+def test_compress_bonds_is_exact_when_nothing_is_cut_and_truncates_otherwise(digits_split):
+    # 4x4 block averages (16 sites) keep the dense weight tensor small enough to check
+    X_tr, X_te, y_tr, _ = (
+        tnml.data.flatten_images(tnml.data.downsample(a.reshape(-1, 8, 8), 4)) if i < 2 else a
+        for i, a in enumerate(digits_split)
+    )
+    clf = tnml.MPSClassifier(bond_dim=6, epochs=3, random_state=0, dtype="float64")
+    clf.fit(X_tr, y_tr)
+    same, discarded = tnml.models.compress_bonds(clf, 6)
+    assert discarded < 1e-20
+    np.testing.assert_allclose(same.predict_proba(X_te), clf.predict_proba(X_te), atol=1e-10)
+    small, discarded = tnml.models.compress_bonds(clf, 3)
+    assert max(small.module_.to_mps().bond_dims) <= 3 and small.module_.bond_dim == 3
+    # the reported weight is the relative squared distance between the weight tensors
+    full = clf.module_.to_mps().to_dense()
+    cut = small.module_.to_mps().to_dense()
+    expected = float(((full - cut) ** 2).sum() / (full**2).sum())
+    assert discarded == pytest.approx(expected, rel=1e-6)
+    assert clf.module_.bond_dim == 6  # the original is untouched
+
+
+def test_mse_needs_sweep_and_linear_readout():
+    rng = np.random.default_rng(0)
+    with pytest.raises(InvalidInputError, match="mse"):
+        tnml.MPSClassifier(loss="mse").fit(rng.random((10, 3)), np.arange(10) % 2)

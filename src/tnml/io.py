@@ -76,6 +76,7 @@ def save(model: Any, path: str | os.PathLike[str], *, metadata: dict | None = No
         "feature_names_in": (
             model.feature_names_in_.tolist() if hasattr(model, "feature_names_in_") else None
         ),
+        "module_config": model.module_.config(),
         "fitted": {attr: getattr(model, attr, None) for attr in _JSON_ATTRS},
         "metadata": metadata or {},
     }
@@ -111,7 +112,7 @@ def load(path: str | os.PathLike[str], *, device: str | None = None) -> Any:
     try:
         model = cls(**header["params"])
         classes = np.asarray(header["classes"], dtype=np.dtype(header["classes_dtype"]))
-        module = model._build_module(header["fitted"]["n_features_in_"], classes.shape[0])
+        module = cls._module_class(**header["module_config"])
         state = {k[len("module.") :]: v for k, v in tensors.items() if k.startswith("module.")}
         dtype = next(iter(state.values())).dtype
         module.to(dtype).load_state_dict(state)

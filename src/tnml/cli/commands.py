@@ -23,6 +23,7 @@ import numpy as np
 import typer
 from rich.console import Console
 from rich.table import Table
+from sklearn.metrics import confusion_matrix
 
 from tnml import io as tnml_io
 from tnml._version import __version__
@@ -36,7 +37,7 @@ from tnml.cli.datasets import (
 )
 from tnml.data import MNIST_ENV_VAR
 from tnml.exceptions import TnmlError
-from tnml.models import MPSClassifier
+from tnml.models import MPSClassifier, compress_bonds
 from tnml.train import init_distributed
 
 __all__ = ["app", "handle_errors", "main"]
@@ -209,6 +210,26 @@ def train(
         Literal["normalized", "born", "linear"] | None,
         typer.Option(help="How amplitudes become probabilities.", show_default=False),
     ] = None,
+    trainer: Annotated[
+        Literal["autodiff", "sweep"] | None,
+        typer.Option(
+            help="autodiff (mini-batch Adam) or sweep (two-site DMRG-style sweeps that grow "
+            "the bonds up to --max-bond; --epochs counts sweeps).",
+            show_default=False,
+        ),
+    ] = None,
+    max_bond: Annotated[
+        int | None,
+        typer.Option(min=1, help="Sweeps: largest bond dimension.", show_default=False),
+    ] = None,
+    cutoff: Annotated[
+        float | None,
+        typer.Option(min=0, help="Sweeps: relative singular-value cutoff.", show_default=False),
+    ] = None,
+    loss: Annotated[
+        Literal["cross_entropy", "mse"] | None,
+        typer.Option(help="Training loss (mse: sweeps, linear readout).", show_default=False),
+    ] = None,
     downsample: DownsampleOpt = None,
     val_fraction: Annotated[
         float | None,
@@ -274,6 +295,10 @@ def train(
         feature_map=feature_map,
         feature_dim=feature_dim,
         readout=readout,
+        trainer=trainer,
+        max_bond=max_bond,
+        cutoff=cutoff,
+        loss=loss,
         validation_fraction=val_fraction,
         n_iter_no_change=patience,
         device=device,
@@ -319,11 +344,7 @@ def _confusion(
         y_true, y_pred, classes = y_true.astype(str), y_pred.astype(str), classes.astype(str)
     labels = list(classes.tolist())
     labels += [label for label in np.unique(y_true).tolist() if label not in labels]
-    index = {label: i for i, label in enumerate(labels)}
-    matrix = np.zeros((len(labels), len(labels)), dtype=np.int64)
-    for true, pred in zip(y_true.tolist(), y_pred.tolist(), strict=True):
-        matrix[index[true], index[pred]] += 1
-    return labels, matrix
+    return labels, confusion_matrix(y_true, y_pred, labels=np.asarray(labels, dtype=object))
 
 
 @app.command()
@@ -384,6 +405,79 @@ def evaluate(
         table.add_column(str(label), justify="right")
     for label, row in zip(labels, matrix.tolist(), strict=True):
         table.add_row(str(label), *(str(count) for count in row))
+    Console(soft_wrap=False).print(table)
+
+
+# -- compress-bonds -------------------------------------------------------------------------
+def _bond_dims(value: str) -> list[int]:
+    try:
+        dims = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise typer.BadParameter(f"expected comma-separated integers, got {value!r}") from None
+    if not dims or min(dims) < 1:
+        raise typer.BadParameter(f"expected bond dimensions >= 1, got {value!r}")
+    return dims
+
+
+@app.command("compress-bonds")
+@handle_errors
+def compress_bonds_command(
+    model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="A .tnml model file.")],
+    bond_dims: Annotated[
+        str, typer.Option(help="Comma-separated bond dimensions to truncate to, e.g. 10,20,50.")
+    ],
+    dataset: Annotated[
+        str | None,
+        typer.Argument(
+            help="digits, mnist or csv (default: the data the model was trained on).",
+            show_default=False,
+        ),
+    ] = None,
+    file: FileArg = None,
+    data_dir: DataDirOpt = None,
+    target: TargetOpt = None,
+    out_dir: Annotated[
+        Path | None,
+        typer.Option(help="Also save each compressed model here.", show_default=False),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Truncate MODEL's bonds (canonical form + SVD) and report test accuracy per bond."""
+    dims = _bond_dims(bond_dims)
+    model = tnml_io.load(model_path)
+    data = load_evaluation_data(
+        ModelSpec.from_model(model), dataset, file, data_dir=data_dir, target=target,
+        split=None, downsample=None,
+    )  # fmt: skip
+    rows = [
+        {
+            "bond_dim": model.module_.bond_dim,
+            "accuracy": model.score(data.X, data.y),
+            "discarded_weight": 0.0,
+        }
+    ]
+    for dim in dims:
+        compressed, discarded = compress_bonds(model, dim)
+        rows.append(
+            {
+                "bond_dim": dim,
+                "accuracy": compressed.score(data.X, data.y),
+                "discarded_weight": discarded,
+            }
+        )
+        if out_dir is not None:
+            path = out_dir / f"{model_path.stem}-D{dim}.tnml"
+            tnml_io.save(compressed, path, metadata=getattr(model, "metadata_", None))
+    if as_json:
+        typer.echo(json.dumps({"data": data.description, "results": rows}, indent=2))
+        return
+    table = Table(title=f"accuracy against bond dimension ({data.description})")
+    table.add_column("bond dim", justify="right")
+    table.add_column("accuracy", justify="right")
+    table.add_column("discarded weight", justify="right")
+    for i, row in enumerate(rows):
+        label = f"{row['bond_dim']} (original)" if i == 0 else str(row["bond_dim"])
+        table.add_row(label, f"{row['accuracy']:.4f}", f"{row['discarded_weight']:.2e}")
     Console(soft_wrap=False).print(table)
 
 

@@ -25,6 +25,7 @@ from tnml.exceptions import InvalidInputError
 from tnml.train.autodiff import LR_SCHEDULES, OPTIMIZERS, train_classifier
 
 SCALINGS = ("auto", "minmax", "none")
+AUTODIFF_DEFAULT_LR = 2e-3
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
@@ -44,7 +45,7 @@ class TNClassifierBase(ClassifierMixin, BaseEstimator):
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         "epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
-        "lr": [Interval(Real, 0, None, closed="neither")],
+        "lr": [Interval(Real, 0, None, closed="neither"), None],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "optimizer": [StrOptions(set(OPTIMIZERS))],
         "lr_schedule": [StrOptions(set(LR_SCHEDULES))],
@@ -61,6 +62,37 @@ class TNClassifierBase(ClassifierMixin, BaseEstimator):
     # -- to be provided by subclasses -------------------------------------------------------
     def _build_module(self, n_features: int, n_classes: int) -> nn.Module:
         raise NotImplementedError
+
+    def _train_module(
+        self,
+        X: torch.Tensor,
+        y: torch.Tensor,
+        X_val: torch.Tensor | None,
+        y_val: torch.Tensor | None,
+        seed: int,
+        train_kwargs: dict[str, Any],
+    ) -> None:
+        """Train ``self.module_`` by mini-batch autodiff; set ``history_``, ``n_iter_``, ..."""
+        result = train_classifier(
+            self.module_,
+            X,
+            y,
+            X_val=X_val,
+            y_val=y_val,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=AUTODIFF_DEFAULT_LR if self.lr is None else self.lr,
+            optimizer=self.optimizer,
+            weight_decay=self.weight_decay,
+            lr_schedule=self.lr_schedule,
+            patience=self.n_iter_no_change,
+            seed=seed,
+            progress=bool(self.verbose),
+            **train_kwargs,
+        )
+        self.history_ = result.history
+        self.n_iter_ = len(result.history)
+        self.best_epoch_ = result.best_epoch
 
     # -- fitting ----------------------------------------------------------------------------
     def _fit(self, X: Any, y: Any, **train_kwargs: Any) -> TNClassifierBase:
@@ -94,7 +126,7 @@ class TNClassifierBase(ClassifierMixin, BaseEstimator):
             self.module_ = self._build_module(X.shape[1], classes.shape[0]).to(device, dtype)
             generator = torch.Generator().manual_seed(seed)
             self.module_.reset_parameters(generator=generator)
-        module = self.module_.to(device, dtype)
+        self.module_ = self.module_.to(device, dtype)
 
         def as_tensor(a: np.ndarray | None, target: bool = False) -> torch.Tensor | None:
             if a is None:
@@ -103,26 +135,14 @@ class TNClassifierBase(ClassifierMixin, BaseEstimator):
                 return torch.as_tensor(a, dtype=torch.long, device=device)
             return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=device)
 
-        result = train_classifier(
-            module,
+        self._train_module(
             as_tensor(X_train),
             as_tensor(y_train, target=True),
-            X_val=as_tensor(X_val),
-            y_val=as_tensor(y_val, target=True),
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            lr=self.lr,
-            optimizer=self.optimizer,
-            weight_decay=self.weight_decay,
-            lr_schedule=self.lr_schedule,
-            patience=self.n_iter_no_change,
-            seed=seed,
-            progress=bool(self.verbose),
-            **train_kwargs,
+            as_tensor(X_val),
+            as_tensor(y_val, target=True),
+            seed,
+            train_kwargs,
         )
-        self.history_ = result.history
-        self.n_iter_ = len(result.history)
-        self.best_epoch_ = result.best_epoch
         return self
 
     def _validation_split(

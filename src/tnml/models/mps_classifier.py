@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import copy
 from numbers import Integral, Real
 from typing import Any, ClassVar
 
+import torch
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted
 
+from tnml.exceptions import InvalidInputError
+from tnml.features import embed
 from tnml.models.base import TNClassifierBase
 from tnml.models.mps_module import READOUTS, MPSClassifierModule
 from tnml.tensor.contract import CONTRACTION_PATHS
+from tnml.tensor.mps import MPS, mps_truncate
+from tnml.train.distributed import distributed_context
+from tnml.train.sweep import LabelledMPS, shard_for_rank, train_sweep
+
+TRAINERS = ("autodiff", "sweep")
+LOSSES = ("cross_entropy", "mse")
 
 
 class MPSClassifier(TNClassifierBase):
@@ -18,7 +29,9 @@ class MPSClassifier(TNClassifierBase):
 
     Every feature becomes one site of an MPS; ``f_l(x) = <W_l | Phi(x)>`` is computed by
     contracting the MPS, whose middle core carries the label index ``l``, with the product
-    state of the embedded features. Trained by mini-batch Adam on cross-entropy.
+    state of the embedded features. Trained by mini-batch Adam on cross-entropy
+    (``trainer="autodiff"``) or by DMRG-style two-site sweeps that adapt the bond dimension
+    (``trainer="sweep"``).
 
     Parameters
     ----------
@@ -37,11 +50,26 @@ class MPSClassifier(TNClassifierBase):
         on long chains).
     output_site : int or None, default=None
         Site carrying the label index; None puts it in the middle.
+    trainer : {"autodiff", "sweep"}, default="autodiff"
+        ``"autodiff"``: mini-batch Adam on all cores at once (:func:`tnml.train.train_classifier`).
+        ``"sweep"``: two-site sweeps (:func:`tnml.train.sweep.train_sweep`): the label moves
+        along the chain, each merged bond tensor takes a gradient step on every training sample
+        and is split by SVD, keeping at most ``max_bond`` singular values above ``cutoff``, so
+        the bonds grow from ``bond_dim`` where the data need it.
+    max_bond : int or None, default=None
+        Largest bond the sweeps may grow to; None means ``bond_dim``.
+    cutoff : float, default=1e-10
+        Relative singular-value cutoff of the sweeps' splits.
+    loss : {"cross_entropy", "mse"}, default="cross_entropy"
+        ``"mse"`` (the paper's squared error on the amplitudes) needs ``trainer="sweep"`` and
+        ``readout="linear"``.
     epochs : int, default=20
-        Passes over the training data.
+        Passes over the training data (sweeps, with ``trainer="sweep"``).
     batch_size : int, default=16
-    lr : float, default=2e-3
-        Adam's step size. Long chains need smaller steps (1e-3 for 196 MNIST pixels).
+        Mini-batch size (autodiff only).
+    lr : float or None, default=None
+        Step size: Adam's (default 2e-3; long chains need smaller steps, 1e-3 for 196 MNIST
+        pixels) or the sweeps' gradient step (default 0.1 for cross-entropy, 1.0 for mse).
     weight_decay : float, default=0.0
     optimizer : {"adam", "adamw", "sgd"}, default="adam"
     lr_schedule : {"cosine", "constant", "plateau"}, default="cosine"
@@ -120,7 +148,12 @@ class MPSClassifier(TNClassifierBase):
         "output_site": [Interval(Integral, 0, None, closed="left"), None],
         "init_std": [Interval(Real, 0, None, closed="left")],
         "contraction": [StrOptions(set(CONTRACTION_PATHS))],
+        "trainer": [StrOptions(set(TRAINERS))],
+        "max_bond": [Interval(Integral, 1, None, closed="left"), None],
+        "cutoff": [Interval(Real, 0, None, closed="left")],
+        "loss": [StrOptions(set(LOSSES))],
     }
+    _module_class = MPSClassifierModule
 
     def __init__(
         self,
@@ -130,9 +163,13 @@ class MPSClassifier(TNClassifierBase):
         feature_dim: int = 2,
         readout: str = "normalized",
         output_site: int | None = None,
+        trainer: str = "autodiff",
+        max_bond: int | None = None,
+        cutoff: float = 1e-10,
+        loss: str = "cross_entropy",
         epochs: int = 20,
         batch_size: int = 16,
-        lr: float = 2e-3,
+        lr: float | None = None,
         weight_decay: float = 0.0,
         optimizer: str = "adam",
         lr_schedule: str = "cosine",
@@ -152,6 +189,10 @@ class MPSClassifier(TNClassifierBase):
         self.feature_dim = feature_dim
         self.readout = readout
         self.output_site = output_site
+        self.trainer = trainer
+        self.max_bond = max_bond
+        self.cutoff = cutoff
+        self.loss = loss
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -186,7 +227,109 @@ class MPSClassifier(TNClassifierBase):
     def fit(self, X: Any, y: Any, **train_kwargs: Any) -> MPSClassifier:
         """Fit the MPS to ``X`` (n_samples, n_features) and labels ``y`` (n_samples,).
 
-        ``train_kwargs`` go to :func:`tnml.train.train_classifier` (``checkpoint_path``,
-        ``resume``, ``callback``, ``max_grad_norm``).
+        ``train_kwargs`` go to the trainer, :func:`tnml.train.train_classifier` or
+        :func:`tnml.train.sweep.train_sweep` (``checkpoint_path``, ``resume``, ``callback``,
+        ``max_grad_norm``).
         """
+        if self.loss == "mse" and (self.trainer != "sweep" or self.readout != "linear"):
+            raise InvalidInputError(
+                "loss='mse' needs trainer='sweep' and readout='linear' (squared error on the "
+                f"raw amplitudes); got trainer={self.trainer!r}, readout={self.readout!r}"
+            )
+        if self.max_bond is not None and self.max_bond < self.bond_dim:
+            raise InvalidInputError(
+                f"max_bond ({self.max_bond}) must be >= bond_dim ({self.bond_dim})"
+            )
         return self._fit(X, y, **train_kwargs)
+
+    def _train_module(
+        self,
+        X: torch.Tensor,
+        y: torch.Tensor,
+        X_val: torch.Tensor | None,
+        y_val: torch.Tensor | None,
+        seed: int,
+        train_kwargs: dict[str, Any],
+    ) -> None:
+        if self.trainer == "autodiff":
+            super()._train_module(X, y, X_val, y_val, seed, train_kwargs)
+            return
+        # Each process sweeps over its own shard of the samples (all of them when alone).
+        shard = shard_for_rank(X.shape[0])
+        phi = embed(X[shard], self.feature_map, self.feature_dim)
+        phi_val = y_val_shard = None
+        if X_val is not None:
+            val_shard = shard_for_rank(X_val.shape[0])
+            phi_val = embed(X_val[val_shard], self.feature_map, self.feature_dim)
+            y_val_shard = y_val[val_shard]
+        result = train_sweep(
+            LabelledMPS.from_module(self.module_),
+            phi,
+            y[shard],
+            n_sweeps=self.epochs,
+            max_bond=self.max_bond or self.bond_dim,
+            cutoff=self.cutoff,
+            loss=self.loss,
+            lr=self.lr,
+            phi_val=phi_val,
+            y_val=y_val_shard,
+            progress=bool(self.verbose) and distributed_context()[0] == 0,
+            **train_kwargs,
+        )
+        self.module_ = result.model.to_module(contraction=self.contraction, init_std=self.init_std)
+        self.history_ = result.sweeps
+        self.n_iter_ = len(result.sweeps)
+        self.best_epoch_ = None
+
+
+def compress_bonds(
+    model: MPSClassifier, max_bond: int, *, cutoff: float = 0.0
+) -> tuple[MPSClassifier, float]:
+    """A copy of a fitted MPS classifier with every bond truncated to ``max_bond``.
+
+    The label index stays where it is, merged into its site's physical index
+    (:meth:`MPSClassifierModule.to_mps`); the MPS is canonicalised and truncated by an SVD
+    sweep (:func:`tnml.tensor.mps_truncate`), each cut optimal for the canonical form at that
+    moment, in float64.
+
+    Parameters
+    ----------
+    model : MPSClassifier
+        Fitted.
+    max_bond : int
+        Largest bond dimension to keep.
+    cutoff : float, default=0.0
+        Also drop Schmidt values below ``cutoff`` times the largest.
+
+    Returns
+    -------
+    compressed : MPSClassifier
+        Same parameters and fitted attributes, with ``module_`` of bond dimension
+        ``<= max_bond``.
+    discarded_weight : float
+        ``||W - W'||^2 / ||W||^2``, the relative squared distance between the weight tensors
+        (the fidelity lost).
+    """
+    check_is_fitted(model)
+    if isinstance(max_bond, bool) or not isinstance(max_bond, int) or max_bond < 1:
+        raise InvalidInputError(f"max_bond must be an integer >= 1, got {max_bond!r}")
+    module = model.module_
+    mps = module.to_mps()
+    truncated, discarded = mps_truncate(
+        MPS([core.double() for core in mps.cores]), max_bond, cutoff
+    )
+    config = {k: v for k, v in module.config().items() if k not in _FROM_MPS_FIXED}
+    param = next(module.parameters())
+    new = MPSClassifierModule.from_mps(
+        truncated, module.n_classes, module.output_site, **config
+    ).to(param.device, param.dtype)
+    if module.log_temperature is not None:
+        with torch.no_grad():
+            new.log_temperature.copy_(module.log_temperature)
+    compressed = copy.copy(model)
+    compressed.module_ = new
+    return compressed, float(discarded)
+
+
+# from_mps derives these from the MPS itself.
+_FROM_MPS_FIXED = ("n_features", "n_classes", "bond_dim", "feature_dim", "output_site")

@@ -9,6 +9,7 @@ Schwab (2016). The module holds the parameters; the contraction is
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -193,6 +194,20 @@ class MPSClassifierModule(nn.Module):
             return born_logits(mantissa)
         return mantissa * torch.exp(log_scale).unsqueeze(-1)
 
+    def config(self) -> dict[str, object]:
+        """The constructor arguments that rebuild this module's architecture (for saving)."""
+        return {
+            "n_features": self.n_features,
+            "n_classes": self.n_classes,
+            "bond_dim": self.bond_dim,
+            "feature_map": self.feature_map,
+            "feature_dim": self.feature_dim,
+            "output_site": self.output_site,
+            "readout": self.readout,
+            "contraction": self.contraction,
+            "init_std": self.init_std,
+        }
+
     def to_mps(self) -> MPS:
         """The weights as an open-boundary :class:`~tnml.tensor.MPS` (a detached copy).
 
@@ -209,6 +224,68 @@ class MPSClassifierModule(nn.Module):
         cores[0] = cores[0][:1]
         cores[-1] = cores[-1][..., :1]
         return MPS([core.clone() for core in cores])
+
+    @classmethod
+    def from_mps(
+        cls, mps: MPS, n_classes: int, output_site: int, **kwargs: Any
+    ) -> MPSClassifierModule:
+        """The module whose weights are ``mps`` (the inverse of :meth:`to_mps`).
+
+        Parameters
+        ----------
+        mps : MPS
+            Open-boundary MPS whose site ``output_site`` has physical dimension ``d * L``
+            (combined index ``s * L + l``) and every other site dimension ``d``.
+        n_classes : int
+            ``L``.
+        output_site : int
+        **kwargs
+            Other constructor arguments (``readout``, ``feature_map``, ``contraction``, ``dtype``,
+            ``device``, or a ``bond_dim`` at least the largest bond of ``mps``).
+
+        Every bond is zero-padded to ``bond_dim`` (default: the largest bond): a core
+        ``(Dl, d, Dr)`` fills the block ``[:Dl, :, :Dr]``, so the first core lands in row 0 and
+        the last in column 0, which the boundary vectors ``e_0`` select; zero rows and columns
+        contribute nothing, so the amplitudes are exactly those of ``mps`` (its ``log_scale``
+        spread evenly over the cores).
+        """
+        largest = max((*mps.bond_dims, 1))
+        bond = kwargs.pop("bond_dim", largest)
+        if bond < largest:
+            raise InvalidInputError(
+                f"bond_dim must be at least the largest bond {largest} of mps, got {bond}"
+            )
+        phys = mps.phys_dims[output_site]
+        if phys % n_classes:
+            raise InvalidInputError(
+                f"site {output_site} of mps has dimension {phys}, not a multiple of "
+                f"n_classes={n_classes}"
+            )
+        kwargs.setdefault("dtype", mps.dtype)
+        kwargs.setdefault("device", mps.device)
+        module = cls(
+            mps.n_sites,
+            n_classes,
+            bond,
+            feature_dim=phys // n_classes,
+            output_site=output_site,
+            **kwargs,
+        )
+        factor = torch.exp(mps.log_scale / mps.n_sites)
+        cores = torch.zeros_like(module.cores)
+        output = torch.zeros_like(module.output_core)
+        others = [i for i in range(mps.n_sites) if i != output_site]
+        for j, i in enumerate(others):
+            core = mps.cores[i]
+            cores[j, : core.shape[0], :, : core.shape[2]] = core * factor
+        core = mps.cores[output_site]
+        output[: core.shape[0], :, :, : core.shape[2]] = (core * factor).reshape(
+            core.shape[0], phys // n_classes, n_classes, core.shape[2]
+        )
+        with torch.no_grad():
+            module.cores.copy_(cores)
+            module.output_core.copy_(output)
+        return module
 
     def _check_input(self, x: Tensor) -> None:
         if not isinstance(x, Tensor):

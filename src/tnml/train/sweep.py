@@ -66,6 +66,7 @@ from tnml.models.mps_module import (
     normalized_logits,
 )
 from tnml.tensor.decomp import check_truncation_options, split_tensor
+from tnml.tensor.mps import MPS
 from tnml.train.autodiff import _DeferredInterrupt
 from tnml.train.checkpoint import load_checkpoint, save_checkpoint
 from tnml.train.distributed import all_reduce_sum, distributed_context
@@ -247,11 +248,6 @@ class LabelledMPS:
             raise InvalidInputError(
                 f"{sorted(fixed)} follow from the MPS and cannot be passed to to_module"
             )
-        bond = module_kwargs.pop("bond_dim", self.max_bond_dim)
-        if isinstance(bond, bool) or not isinstance(bond, int) or bond < self.max_bond_dim:
-            raise InvalidInputError(
-                f"bond_dim must be an int >= the largest bond {self.max_bond_dim}, got {bond!r}"
-            )
         kwargs: dict[str, Any] = {
             "feature_map": self.feature_map,
             "readout": self.readout,
@@ -259,29 +255,13 @@ class LabelledMPS:
             "device": self.device,
             **module_kwargs,
         }
-        module = MPSClassifierModule(
-            self.n_sites,
-            self.n_classes,
-            bond,
-            feature_dim=self.phys_dim,
-            output_site=self.label_site,
-            **kwargs,
-        )
-        factor = math.exp(self.log_scale / self.n_sites)
-        with torch.no_grad():
-            plain = torch.zeros_like(module.cores)
-            output = torch.zeros_like(module.output_core)
-            j = 0
-            for i, core in enumerate(self.cores):
-                core = core.to(plain.dtype).to(plain.device) * factor
-                if i == self.label_site:
-                    output[: core.shape[0], :, :, : core.shape[-1]] = core
-                else:
-                    plain[j, : core.shape[0], :, : core.shape[-1]] = core
-                    j += 1
-            module.cores.copy_(plain)
-            module.output_core.copy_(output)
-            if module.log_temperature is not None:
+        cores = list(self.cores)
+        label = cores[self.label_site]
+        cores[self.label_site] = label.reshape(label.shape[0], -1, label.shape[-1])
+        mps = MPS(cores, log_scale=self.log_scale)
+        module = MPSClassifierModule.from_mps(mps, self.n_classes, self.label_site, **kwargs)
+        if module.log_temperature is not None:
+            with torch.no_grad():
                 module.log_temperature.fill_(self.log_temperature)
         return module
 

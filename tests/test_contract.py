@@ -84,6 +84,7 @@ def test_paths_agree_and_stay_finite_in_float32_for_784_sites():
 
 
 def test_choose_path():
-    assert choose_path(4) == "pairwise"
-    assert choose_path(128) == "sequential"
+    assert choose_path(4) == "sequential"
+    assert choose_path(4, device_type="cuda") == "pairwise"
+    assert choose_path(128, device_type="cuda") == "sequential"
     assert choose_path(128, "pairwise") == "pairwise"

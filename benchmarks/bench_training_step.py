@@ -141,6 +141,7 @@ class Timer:
     max_others: float = 0.25
     max_retries: int = 5
     pause: float = 10.0
+    sync: Callable[[], None] = lambda: None  # waits for queued GPU work (no-op on CPU)
     contended: list[str] = field(default_factory=list)
 
     def repeat(self, fn: Callable[[], Any], min_time: float, label: str) -> tuple[float, float]:
@@ -151,6 +152,7 @@ class Timer:
             start = time.perf_counter()
             while True:
                 fn()
+                self.sync()
                 calls += 1
                 elapsed = time.perf_counter() - start
                 if elapsed >= min_time:
@@ -180,12 +182,12 @@ def median_seconds(runs: Runs) -> float:
     return statistics.median(seconds for seconds, _ in runs)
 
 
-def matmul_gflops(timer: Timer, n: int) -> float:
+def matmul_gflops(timer: Timer, n: int, device: torch.device) -> float:
     """float32 GFLOP/s of ``torch.mm`` on two ``n x n`` matrices (2 n^3 flops per product)."""
     generator = torch.Generator().manual_seed(n)
-    a = torch.randn(n, n, generator=generator)
-    b = torch.randn(n, n, generator=generator)
-    out = torch.empty(n, n)
+    a = torch.randn(n, n, generator=generator).to(device)
+    b = torch.randn(n, n, generator=generator).to(device)
+    out = torch.empty(n, n, device=device)
     for _ in range(WARMUP_STEPS):
         torch.mm(a, b, out=out)
     runs = [
@@ -195,8 +197,8 @@ def matmul_gflops(timer: Timer, n: int) -> float:
     return 2 * n**3 / median_seconds(runs) / 1e9
 
 
-def measure_matmul(timer: Timer) -> dict[str, float]:
-    return {str(n): matmul_gflops(timer, n) for n in MATMUL_SIZES}
+def measure_matmul(timer: Timer, device: torch.device) -> dict[str, float]:
+    return {str(n): matmul_gflops(timer, n, device) for n in MATMUL_SIZES}
 
 
 # -- FLOP count of tnml's contraction --------------------------------------------------------
@@ -278,7 +280,7 @@ Step = Callable[[], tuple[Tensor, Tensor]]
 
 def build_tnml(x: Tensor, labels: Tensor, bond_dim: int, path: str) -> tuple[nn.Module, Step]:
     torch.manual_seed(0)
-    module = MPSClassifierModule(x.shape[1], N_CLASSES, bond_dim, contraction=path)
+    module = MPSClassifierModule(x.shape[1], N_CLASSES, bond_dim, contraction=path).to(x.device)
     module.train()
     return module, make_step(module, lambda: module(x), labels)
 
@@ -305,10 +307,11 @@ def build_tk(
         init_method="randn_eye",
         std=1e-9,
     )
+    mps = mps.to(x.device)
     mps.auto_stack = True
     mps.auto_unbind = False
     started = time.perf_counter()
-    mps.trace(torch.zeros(1, n_sites, PHYS_DIM), **settings)
+    mps.trace(torch.zeros(1, n_sites, PHYS_DIM, device=x.device), **settings)
     trace_seconds = time.perf_counter() - started
     # The optimizer gets the parameters after tracing, as the tutorial says.
     step = make_step(mps, lambda: mps(trig_embed(x), **settings), labels)
@@ -359,7 +362,7 @@ def bench_bond_dim(
     for path in TNML_PATHS:
         module, step = build_tnml(x, labels, bond_dim, path)
         logits, loss = warm_up(step)
-        concrete = choose_path(bond_dim, path)
+        concrete = choose_path(bond_dim, path, x.device.type)
         row["tnml"][path] = {
             "contraction": path,
             "path": concrete,
@@ -457,6 +460,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-retries", type=int, default=5)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--no-tensorkrowch", action="store_true", help="time tnml only")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (timings synchronise)")
     parser.add_argument("--out", default="benchmarks/out/training_step.json")
     return parser.parse_args(argv)
 
@@ -471,7 +475,9 @@ def main(argv: list[str] | None = None) -> None:
     if tk is None:
         print("tensorkrowch is not importable: timing tnml alone.", flush=True)
     warnings.filterwarnings("ignore", module="tensorkrowch")
-    timer = Timer(args.min_time, args.repeats, args.max_others, args.max_retries)
+    device = torch.device(args.device)
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    timer = Timer(args.min_time, args.repeats, args.max_others, args.max_retries, sync=sync)
 
     info = machine_info(threads)
     info["load_average_1min_start"] = load_average()
@@ -481,18 +487,18 @@ def main(argv: list[str] | None = None) -> None:
         f"1-min load {info['load_average_1min_start']}",
         flush=True,
     )
-    matmul_start = measure_matmul(timer)
+    matmul_start = measure_matmul(timer, device)
     print(f"torch.mm float32 GFLOP/s: {matmul_start}", flush=True)
 
     generator = torch.Generator().manual_seed(args.seed)
-    x = torch.rand(args.batch, args.sites, generator=generator)
-    labels = torch.randint(0, N_CLASSES, (args.batch,), generator=generator)
+    x = torch.rand(args.batch, args.sites, generator=generator).to(device)
+    labels = torch.randint(0, N_CLASSES, (args.batch,), generator=generator).to(device)
     results = [
         bench_bond_dim(timer, x, labels, bond_dim, use_tk, args.probe_time)
         for bond_dim in bond_dims
     ]
 
-    matmul_end = measure_matmul(timer)
+    matmul_end = measure_matmul(timer, device)
     peak = max(*matmul_start.values(), *matmul_end.values())
     for row in results:
         for run in row["tnml"].values():
@@ -524,6 +530,7 @@ def main(argv: list[str] | None = None) -> None:
             "n_classes": N_CLASSES,
             "batch": args.batch,
             "dtype": "float32",
+            "device": str(device),
             "bond_dims": bond_dims,
             "min_time": args.min_time,
             "repeats": args.repeats,

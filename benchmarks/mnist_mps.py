@@ -23,7 +23,7 @@ import tnml
 from tnml.data import downsample, flatten_images, load_mnist
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default="../shared/data/mnist")
     parser.add_argument("--size", type=int, default=14)
@@ -36,12 +36,15 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--limit", type=int, default=None, help="use only the first N images")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("--out", default=None)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
 
     def load(split: str):
         images, labels = load_mnist(args.data_dir, split)
+        images, labels = images[: args.limit], labels[: args.limit]
         return flatten_images(downsample(images, args.size)), labels
 
     X_train, y_train = load("train")
@@ -55,7 +58,7 @@ def main() -> None:
         readout=args.readout,
         random_state=args.seed,
         device=args.device,
-        verbose=1,
+        verbose=0 if args.quiet else 1,
     )
     started = time.perf_counter()
     clf.fit(X_train, y_train)

@@ -137,6 +137,13 @@ def _root(
 DatasetArg = Annotated[
     str, typer.Argument(help="digits (sklearn's 8x8 digits, embedded), mnist or csv.")
 ]
+ModelDatasetArg = Annotated[
+    str | None,
+    typer.Argument(
+        help="digits, mnist or csv (default: the data the model was trained on).",
+        show_default=False,
+    ),
+]
 FileArg = Annotated[
     Path | None, typer.Argument(help="The CSV file (dataset csv).", show_default=False)
 ]
@@ -351,13 +358,7 @@ def _confusion(
 @handle_errors
 def evaluate(
     model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="A .tnml model file.")],
-    dataset: Annotated[
-        str | None,
-        typer.Argument(
-            help="digits, mnist or csv (default: the data the model was trained on).",
-            show_default=False,
-        ),
-    ] = None,
+    dataset: ModelDatasetArg = None,
     file: FileArg = None,
     data_dir: DataDirOpt = None,
     target: TargetOpt = None,
@@ -426,13 +427,7 @@ def compress_bonds_command(
     bond_dims: Annotated[
         str, typer.Option(help="Comma-separated bond dimensions to truncate to, e.g. 10,20,50.")
     ],
-    dataset: Annotated[
-        str | None,
-        typer.Argument(
-            help="digits, mnist or csv (default: the data the model was trained on).",
-            show_default=False,
-        ),
-    ] = None,
+    dataset: ModelDatasetArg = None,
     file: FileArg = None,
     data_dir: DataDirOpt = None,
     target: TargetOpt = None,

@@ -11,7 +11,6 @@ file, the column or the size the model expects -- never a tensor shape.
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 import re
@@ -24,7 +23,6 @@ from typing import Any
 import numpy as np
 
 from tnml import data as tnml_data
-from tnml.data.tabular import MISSING_MARKERS
 from tnml.exceptions import DataFileError, InvalidInputError
 
 __all__ = [
@@ -371,53 +369,8 @@ def read_feature_csv(path: PathLike, *, drop: str | None = None) -> tuple[list[s
         If it has no data rows, a row has the wrong number of fields, or a cell is empty,
         NaN, infinite or not a number (the message names the column and the row).
     """
-    path = Path(path)
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as handle:
-            reader = csv.reader(handle)
-            rows = [(reader.line_num, row) for row in reader if row]
-    except FileNotFoundError:
-        raise DataFileError(f"CSV file not found: {path}") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise DataFileError(f"cannot read CSV file {path}: {exc}") from None
-    if not rows:
-        raise DataFileError(f"CSV file {path} is empty; expected a header row and data rows")
-    header = [name.strip() for name in rows[0][1]]
-    keep = [j for j, name in enumerate(header) if name != drop]
-    if len(rows) == 1:
-        raise InvalidInputError(f"{path.name} has a header but no data rows")
-    cells: list[list[str]] = []
-    for i, (line, row) in enumerate(rows[1:]):
-        if len(row) != len(header):
-            raise InvalidInputError(
-                f"row {i + 1} (line {line}) of {path.name} has {len(row)} fields but the header "
-                f"has {len(header)}"
-            )
-        cells.append([row[j].strip() for j in keep])
-    try:
-        X = np.asarray(cells, dtype=np.float64).reshape(len(cells), len(keep))
-        if np.isfinite(X).all():
-            return [header[j] for j in keep], X
-    except ValueError:
-        pass
-    for i, (line, row) in enumerate(rows[1:]):  # slow path: find the first bad cell
-        where = f"row {i + 1} (line {line}) of {path.name}"
-        for j in keep:
-            cell = row[j].strip()
-            if cell.lower() in MISSING_MARKERS:
-                raise InvalidInputError(
-                    f"column {header[j]!r} is empty or NaN at {where}; clean or impute the "
-                    "data first"
-                )
-            try:
-                value = float(cell)
-            except ValueError:
-                raise InvalidInputError(
-                    f"column {header[j]!r} holds {cell!r} at {where}, which is not a number"
-                ) from None
-            if not math.isfinite(value):
-                raise InvalidInputError(f"column {header[j]!r} is infinite at {where}")
-    raise AssertionError("unreachable: a bad cell was detected but not found")  # pragma: no cover
+    X, _, names = tnml_data.load_csv(path, target=None, drop=drop)
+    return names, X
 
 
 def table_to_features(

@@ -7,6 +7,7 @@ int64 when every value is a whole number, float64 when every value is a number, 
 from __future__ import annotations
 
 import csv
+import math
 import os
 import zipfile
 from pathlib import Path
@@ -73,18 +74,25 @@ def _parse_target(values: list[str]) -> np.ndarray:
 
 
 def load_csv(
-    path: str | os.PathLike[str], target: str, *, delimiter: str = ","
-) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    path: str | os.PathLike[str],
+    target: str | None,
+    *,
+    delimiter: str = ",",
+    drop: str | None = None,
+) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
     """Load a CSV file with a header row into a feature matrix and a target vector.
 
     Parameters
     ----------
     path : str or path-like
         The CSV file; the first row must name the columns.
-    target : str
-        Name of the target (label) column. Its values may be numbers or strings.
+    target : str or None
+        Name of the target (label) column. Its values may be numbers or strings. None reads
+        features only (``y`` is None).
     delimiter : str, default=","
         Field separator.
+    drop : str, optional
+        A column to ignore when present (e.g. a model's target column in a file to predict).
 
     Returns
     -------
@@ -121,7 +129,7 @@ def load_csv(
     if not rows:
         raise DataFileError(f"CSV file {path} is empty; expected a header row and data rows")
     header = [name.strip() for name in rows[0][1]]
-    if target not in header:
+    if target is not None and target not in header:
         hint = ""
         if all(name.lstrip("+-").replace(".", "", 1).isdigit() for name in header):
             hint = " (the first row looks like data; load_csv needs a header row)"
@@ -129,32 +137,62 @@ def load_csv(
             f"target column {target!r} not found in {path.name}; columns are: "
             f"{', '.join(header)}{hint}"
         )
-    if header.count(target) > 1:
+    if target is not None and header.count(target) > 1:
         raise InvalidInputError(f"target column {target!r} appears more than once in {path.name}")
     data = rows[1:]
     if not data:
         raise InvalidInputError(f"{path.name} has a header but no data rows")
-    t = header.index(target)
-    feature_idx = [j for j in range(len(header)) if j != t]
+    feature_idx = [j for j, name in enumerate(header) if name not in (target, drop)]
     if not feature_idx:
         raise InvalidInputError(
             f"{path.name} has no feature columns besides the target column {target!r}"
         )
-    X = np.empty((len(data), len(feature_idx)), dtype=np.float64)
-    y_raw: list[str] = []
     for i, (line, row) in enumerate(data):
-        where = f"row {i + 1} (line {line}) of {path.name}"
         if len(row) != len(header):
             raise InvalidInputError(
-                f"{where} has {len(row)} fields but the header has {len(header)}; "
-                f"check the delimiter (currently {delimiter!r})"
+                f"row {i + 1} (line {line}) of {path.name} has {len(row)} fields but the "
+                f"header has {len(header)}; check the delimiter (currently {delimiter!r})"
             )
-        y_cell = row[t].strip()
-        if y_cell.lower() in MISSING_MARKERS:
-            raise InvalidInputError(f"target column {target!r} is missing a value at {where}")
-        y_raw.append(y_cell)
-        for k, j in enumerate(feature_idx):
-            cell = row[j].strip()
+    table = np.char.strip(np.asarray([row for _, row in data], dtype=str))
+    X = _parse_features(table[:, feature_idx])
+    if X is None:  # find the first bad cell to name it
+        _raise_first_bad_cell(table, data, header, feature_idx, path.name)
+    if target is None:
+        return X, None, [header[j] for j in feature_idx]
+    y_raw = table[:, header.index(target)]
+    missing = np.isin(np.char.lower(y_raw), list(MISSING_MARKERS))
+    if missing.any():
+        i = int(np.argmax(missing))
+        raise InvalidInputError(
+            f"target column {target!r} is missing a value at row {i + 1} (line "
+            f"{data[i][0]}) of {path.name}"
+        )
+    return X, _parse_target(y_raw.tolist()), [header[j] for j in feature_idx]
+
+
+def _parse_features(cells: np.ndarray) -> np.ndarray | None:
+    """``cells`` (n, F) of strings as float64, or None if any is missing or not finite."""
+    if np.isin(np.char.lower(cells), list(MISSING_MARKERS)).any():
+        return None
+    try:
+        X = cells.astype(np.float64)
+    except ValueError:
+        return None
+    return X if np.isfinite(X).all() else None
+
+
+def _raise_first_bad_cell(
+    table: np.ndarray,
+    data: list[tuple[int, list[str]]],
+    header: list[str],
+    feature_idx: list[int],
+    name: str,
+) -> None:
+    """Raise InvalidInputError naming the first feature cell that is missing or not a number."""
+    for i, (line, _) in enumerate(data):
+        where = f"row {i + 1} (line {line}) of {name}"
+        for j in feature_idx:
+            cell = str(table[i, j])
             if cell.lower() in MISSING_MARKERS:
                 raise InvalidInputError(
                     f"X contains missing values: column {header[j]!r} is empty or NaN at "
@@ -167,13 +205,12 @@ def load_csv(
                     f"column {header[j]!r} holds {cell!r} at {where}, which is not a number; "
                     "feature columns must be numeric (encode categories as integer codes)"
                 ) from None
-            if not np.isfinite(value):
+            if not math.isfinite(value):
                 raise InvalidInputError(
                     f"X contains inf: column {header[j]!r} at {where}; feature values must be "
                     "finite"
                 )
-            X[i, k] = value
-    return X, _parse_target(y_raw), [header[j] for j in feature_idx]
+    raise AssertionError("unreachable: a bad cell was detected but not found")  # pragma: no cover
 
 
 def _load_array(path: Path) -> np.ndarray:

@@ -42,7 +42,7 @@ def test_mnist_benchmark_runs(tmp_path):
     bench = load_script("mnist_mps")
     out = tmp_path / "mnist.json"
     args = ["--data-dir", str(directory), "--size", "7", "--bond-dim", "3", "--epochs", "1"]
-    args += ["--limit", "600", "--quiet", "--out", str(out)]
+    args += ["--limit", "600", "--quiet", "--threads", "1", "--out", str(out)]
     bench.main(args)
     report = json.loads(out.read_text())
     assert 0.1 < report["test_accuracy"] <= 1.0

@@ -1,4 +1,4 @@
-"""Trainers: mini-batch autodiff, checkpoints, progress."""
+"""Trainers: mini-batch autodiff and two-site sweeps, checkpoints, progress, data parallel."""
 
 from tnml.train.autodiff import (
     LR_SCHEDULES,
@@ -9,10 +9,13 @@ from tnml.train.autodiff import (
 )
 from tnml.train.checkpoint import atomic_write, load_checkpoint, save_checkpoint
 from tnml.train.distributed import all_reduce_sum, distributed_context, init_distributed
+from tnml.train.sweep import LabelledMPS, SweepResult, move_label, train_sweep
 
 __all__ = [
     "LR_SCHEDULES",
     "OPTIMIZERS",
+    "LabelledMPS",
+    "SweepResult",
     "TrainResult",
     "all_reduce_sum",
     "atomic_write",
@@ -20,6 +23,8 @@ __all__ = [
     "evaluate_classifier",
     "init_distributed",
     "load_checkpoint",
+    "move_label",
     "save_checkpoint",
     "train_classifier",
+    "train_sweep",
 ]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import stat
+
 import numpy as np
 import pytest
 import torch
@@ -33,6 +36,9 @@ def test_round_trip_predicts_identically(fitted, tmp_path):
     assert loaded.metadata_ == {"preprocessing": {"downsample": 4}}
     np.testing.assert_array_equal(loaded.data_min_, clf.data_min_)
     assert loaded.history_ == clf.history_
+    umask = os.umask(0)
+    os.umask(umask)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o666 & ~umask  # not mkstemp's private 0600
     header = tnml.io.read_header(path)
     assert header["tnml_version"] == tnml.__version__ and header["estimator"] == "MPSClassifier"
 

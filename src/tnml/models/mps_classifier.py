@@ -11,6 +11,7 @@ from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
+from tnml._validation import check_int
 from tnml.exceptions import InvalidInputError
 from tnml.features import embed
 from tnml.models.base import TNClassifierBase
@@ -311,8 +312,7 @@ def compress_bonds(
         (the fidelity lost).
     """
     check_is_fitted(model)
-    if isinstance(max_bond, bool) or not isinstance(max_bond, int) or max_bond < 1:
-        raise InvalidInputError(f"max_bond must be an integer >= 1, got {max_bond!r}")
+    check_int("max_bond", max_bond, 1)
     module = model.module_
     mps = module.to_mps()
     truncated, discarded = mps_truncate(

@@ -14,6 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from tnml._validation import check_int
 from tnml.exceptions import InvalidInputError
 from tnml.features import embed
 from tnml.tensor.contract import CONTRACTION_PATHS, contract_with_output
@@ -113,10 +114,10 @@ class MPSClassifierModule(nn.Module):
         dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
-        _check_positive_int("n_features", n_features, minimum=1)
-        _check_positive_int("n_classes", n_classes, minimum=1)
-        _check_positive_int("bond_dim", bond_dim, minimum=1)
-        _check_positive_int("feature_dim", feature_dim, minimum=2)
+        check_int("n_features", n_features, minimum=1)
+        check_int("n_classes", n_classes, minimum=1)
+        check_int("bond_dim", bond_dim, minimum=1)
+        check_int("feature_dim", feature_dim, minimum=2)
         if output_site is None:
             output_site = n_features // 2
         if not 0 <= output_site < n_features:
@@ -304,8 +305,3 @@ class MPSClassifierModule(nn.Module):
             f"feature_dim={self.feature_dim}, output_site={self.output_site}, "
             f"readout={self.readout!r}"
         )
-
-
-def _check_positive_int(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InvalidInputError(f"{name} must be an integer >= {minimum}, got {value!r}")

@@ -20,12 +20,9 @@ from __future__ import annotations
 import copy
 import math
 import os
-import signal
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import FrameType
 from typing import Any
 
 import torch
@@ -33,9 +30,11 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 from torch.nn.parallel import DistributedDataParallel
 
+from tnml._validation import check_int
 from tnml.exceptions import InvalidInputError, TrainingError
 from tnml.train.checkpoint import load_checkpoint, save_checkpoint
 from tnml.train.distributed import all_reduce_sum, distributed_context
+from tnml.train.interrupt import DeferredInterrupt
 from tnml.train.progress import TrainingProgress
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
@@ -199,7 +198,7 @@ def train_classifier(
     done_steps = state["epoch"] * steps_per_epoch + state["step_in_epoch"]
     writes = checkpoint_path is not None and rank == 0
     with (
-        _DeferredInterrupt() as interrupt,
+        DeferredInterrupt() as interrupt,
         TrainingProgress(total_steps, enabled=progress and rank == 0, completed=done_steps) as bar,
     ):
         while state["epoch"] < epochs and not state["stopped_early"]:
@@ -338,39 +337,11 @@ def _check_training_args(
         raise InvalidInputError("X holds no samples")
     if (X_val is None) != (y_val is None):
         raise InvalidInputError("give both X_val and y_val, or neither")
-    if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
-        raise InvalidInputError(f"epochs must be an integer >= 1, got {epochs!r}")
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise InvalidInputError(f"batch_size must be an integer >= 1, got {batch_size!r}")
+    check_int("epochs", epochs, 1)
+    check_int("batch_size", batch_size, 1)
     if not (lr > 0 and math.isfinite(lr)):
         raise InvalidInputError(f"lr must be a finite number > 0, got {lr!r}")
     if optimizer not in OPTIMIZERS:
         raise InvalidInputError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
     if lr_schedule not in LR_SCHEDULES:
         raise InvalidInputError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")
-
-
-class _DeferredInterrupt:
-    """Turn the first Ctrl-C into a flag checked between steps; a second one interrupts now.
-
-    Only the main thread can install signal handlers; elsewhere this does nothing and Ctrl-C
-    behaves as usual.
-    """
-
-    def __init__(self) -> None:
-        self.requested = False
-        self._previous: Any = None
-
-    def _handle(self, signum: int, frame: FrameType | None) -> None:
-        if self.requested:
-            raise KeyboardInterrupt
-        self.requested = True
-
-    def __enter__(self) -> _DeferredInterrupt:
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)

@@ -58,6 +58,7 @@ import torch.distributed as dist
 from torch import Tensor
 from torch.nn import functional as F
 
+from tnml._validation import check_int
 from tnml.exceptions import InvalidInputError, TrainingError
 from tnml.models.mps_module import (
     READOUTS,
@@ -67,9 +68,9 @@ from tnml.models.mps_module import (
 )
 from tnml.tensor.decomp import check_truncation_options, split_tensor
 from tnml.tensor.mps import MPS
-from tnml.train.autodiff import _DeferredInterrupt
 from tnml.train.checkpoint import load_checkpoint, save_checkpoint
 from tnml.train.distributed import all_reduce_sum, distributed_context
+from tnml.train.interrupt import DeferredInterrupt
 from tnml.train.progress import TrainingProgress
 
 __all__ = [
@@ -764,12 +765,12 @@ class BondSweeper:
             raise InvalidInputError(f"readout must be one of {READOUTS}, got {readout!r}")
         if temperature is not None and not (temperature > 0 and math.isfinite(temperature)):
             raise InvalidInputError(f"temperature must be a finite number > 0, got {temperature}")
-        _check_int("max_bond", max_bond, 1)
+        check_int("max_bond", max_bond, 1)
         if env_dtype not in (torch.float32, torch.float64):
             raise InvalidInputError(f"env_dtype must be float32 or float64, got {env_dtype}")
-        _check_int("memory_budget", memory_budget, 1)
+        check_int("memory_budget", memory_budget, 1)
         if chunk_size is not None:
-            _check_int("chunk_size", chunk_size, 1)
+            check_int("chunk_size", chunk_size, 1)
         if phi.device != model.device:
             raise InvalidInputError(f"phi is on {phi.device} but the model is on {model.device}")
         if not bool(torch.isfinite(phi).all()):
@@ -981,7 +982,7 @@ class BondSweeper:
         check_truncation_options(max_bond, cutoff, cutoff_mode)
         if not (lr >= 0 and math.isfinite(lr)):
             raise InvalidInputError(f"lr must be a finite number >= 0, got {lr!r}")
-        _check_int("steps_per_bond", steps_per_bond, 1)
+        check_int("steps_per_bond", steps_per_bond, 1)
         if max_grad_norm is not None and not (max_grad_norm > 0 and math.isfinite(max_grad_norm)):
             raise InvalidInputError(
                 f"max_grad_norm must be a finite number > 0, got {max_grad_norm}"
@@ -1094,11 +1095,6 @@ class BondSweeper:
             [loss_sum, correct, float(phi.shape[0])], phi.device
         )
         return loss_sum / max(count, 1.0), correct / max(count, 1.0)
-
-
-def _check_int(name: str, value: object, minimum: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise InvalidInputError(f"{name} must be an integer >= {minimum}, got {value!r}")
 
 
 def _check_labels(name: str, y: object, n: int, n_classes: int) -> None:
@@ -1265,7 +1261,7 @@ def train_sweep(
     >>> result.model.label_site, result.model.max_bond_dim <= 4
     (0, True)
     """
-    _check_int("n_sweeps", n_sweeps, 1)
+    check_int("n_sweeps", n_sweeps, 1)
     check_truncation_options(max_bond, cutoff, cutoff_mode)
     if max_bond is None:
         raise InvalidInputError("max_bond must be a positive int")
@@ -1274,7 +1270,7 @@ def train_sweep(
     lr = _DEFAULT_LR[loss] if lr is None else lr
     if not (lr >= 0 and math.isfinite(lr)):
         raise InvalidInputError(f"lr must be a finite number >= 0, got {lr!r}")
-    _check_int("steps_per_bond", steps_per_bond, 1)
+    check_int("steps_per_bond", steps_per_bond, 1)
     if (phi_val is None) != (y_val is None):
         raise InvalidInputError("give both phi_val and y_val, or neither")
     if resume and checkpoint_path is None:
@@ -1346,7 +1342,7 @@ def train_sweep(
         val_text = f"  val_acc {state['sweeps'][-1]['val_accuracy']:.4f}"
     enabled = progress and rank == 0
     with (
-        _DeferredInterrupt() as interrupt,
+        DeferredInterrupt() as interrupt,
         TrainingProgress(done + max(remaining, 0), enabled=enabled, completed=done) as bar,
     ):
         while state["sweep"] < n_sweeps and not state["stopped_early"]:

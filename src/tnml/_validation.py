@@ -1,0 +1,12 @@
+"""Argument checks shared by every layer; each raises a one-line InvalidInputError."""
+
+from __future__ import annotations
+
+from tnml.exceptions import InvalidInputError
+
+
+def check_int(name: str, value: object, minimum: int) -> int:
+    """Return ``value`` if it is an int (not a bool) ``>= minimum``; else raise naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InvalidInputError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value

@@ -483,3 +483,127 @@ def test_train_forwards_sweep_options(recorder: Recorder, tmp_path: Path) -> Non
     params = recorder.init
     assert params["trainer"] == "sweep" and params["max_bond"] == 20
     assert params["cutoff"] == 1e-8 and params["loss"] == "cross_entropy"
+
+
+# -- Born machines: train, evaluate, sample, inpaint -------------------------------------------
+@pytest.fixture(scope="module")
+def born_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("born") / "born.tnml"
+    result = ok(
+        run(
+            "train",
+            "digits",
+            "--model",
+            "mps-born",
+            "--bond-dim",
+            8,
+            "--epochs",
+            1,
+            "--quiet",
+            "--out",
+            out,
+        )
+    )
+    assert re.search(r"train NLL \d+\.\d+ nats", result.output)
+    assert re.search(r"test NLL \d+\.\d+ nats per sample \(450 samples", result.output)
+    return out
+
+
+def test_born_train_evaluate_info(born_model: Path) -> None:
+    model = tnml.io.load(born_model)
+    assert isinstance(model, tnml.MPSBornMachine) and model.bond_dim == 8
+    assert model.metadata_["discretize"] == {"binary_threshold": 0.5}
+    report = json.loads(ok(run("evaluate", born_model, "--json")).output)
+    assert report["nll"] == pytest.approx(model.metadata_["test_nll"], rel=1e-9)
+    assert "last train NLL" in ok(run("info", born_model)).output
+
+
+def test_sample_writes_png_grid_and_csv(born_model: Path, tmp_path: Path) -> None:
+    from PIL import Image
+
+    png = tmp_path / "grid.png"
+    ok(run("sample", born_model, "--n", 16, "--out", png, "--seed", 1))
+    assert Image.open(png).size[0] > 0
+    rows = tmp_path / "samples.csv"
+    ok(run("sample", born_model, "--n", 5, "--out", rows, "--seed", 1))
+    values = np.loadtxt(rows, delimiter=",")
+    assert values.shape == (5, 64) and set(np.unique(values)) <= {0, 1}
+    again = tmp_path / "again.csv"
+    ok(run("sample", born_model, "--n", 5, "--out", again, "--seed", 1))
+    assert rows.read_text() == again.read_text()
+
+
+def test_inpaint_keeps_visible_pixels(born_model: Path, tmp_path: Path) -> None:
+    out = tmp_path / "inpaint.png"
+    result = ok(run("inpaint", born_model, "--mask", "bottom-half", "--n", 4, "--out", out))
+    assert "32 hidden pixels each" in result.output and out.is_file()
+
+
+def test_born_errors_are_one_line(born_model: Path, digits_model: Path, tmp_path: Path) -> None:
+    assert_error(run("sample", digits_model, "--out", tmp_path / "x.png"), "not a Born machine")
+    assert_error(run("sample", born_model, "--out", tmp_path / "x.txt"), ".png or .csv")
+    assert_error(
+        run(
+            "train",
+            "digits",
+            "--model",
+            "mps-born",
+            "--readout",
+            "born",
+            "--out",
+            tmp_path / "m.tnml",
+        ),
+        "--readout applies to classifiers",
+    )
+
+
+# -- explain and anomaly ----------------------------------------------------------------------
+def test_explain_writes_plots_and_numbers(digits_model: Path, born_model: Path, tmp_path: Path):
+    out = tmp_path / "clf"
+    result = ok(run("explain", digits_model, "--out", out, "--n-samples", 20))
+    assert "largest entanglement" in result.output
+    report = json.loads((out / "explain.json").read_text())
+    n = tnml.io.load(digits_model).n_features_in_
+    assert len(report["entropy"]["von_neumann"]) == n - 1
+    assert np.asarray(report["mutual_information"]).shape == (n, n)
+    assert len(report["feature_importance"]["mean_abs"]) == n
+    for name in ("entropy.png", "mutual_information.png", "importance.png"):
+        assert (out / name).stat().st_size > 0
+    out = tmp_path / "born"
+    ok(run("explain", born_model, "--out", out, "--no-mutual-information"))
+    report = json.loads((out / "explain.json").read_text())
+    assert "mutual_information" not in report and "feature_importance" not in report
+    np.testing.assert_allclose(np.asarray(report["marginals"]).sum(1), 1.0, atol=1e-9)
+
+
+def test_anomaly_fit_and_score(tmp_path: Path) -> None:
+    model = tmp_path / "detector.tnml"
+    ok(
+        run(
+            "anomaly",
+            "fit",
+            "digits",
+            "--normal-class",
+            0,
+            "--epochs",
+            1,
+            "--bond-dim",
+            4,
+            "--quiet",
+            "--out",
+            model,
+        )
+    )
+    scores = tmp_path / "scores.csv"
+    result = ok(run("anomaly", "score", model, "--out", scores))
+    auroc = float(re.search(r"AUROC (\d\.\d+)", result.output).group(1))
+    assert auroc > 0.9  # zeros against the other nine digits
+    rows = list(csv.DictReader(scores.open()))
+    assert len(rows) == 450 and {r["prediction"] for r in rows} <= {"1", "-1"}
+    table = write_table(tmp_path / "t.csv", ["a", "b"], [[i % 3, (i % 3) * 2] for i in range(60)])
+    ok(run("anomaly", "fit", "csv", table, "--epochs", 1, "--quiet", "--out", model))
+    ok(run("anomaly", "score", model, "csv", table))
+    assert_error(
+        run("anomaly", "fit", "digits", "--normal-class", 11, "--out", model), "--normal-class"
+    )
+    assert_error(run("anomaly", "score", tmp_path / "missing.tnml"), "not found")

@@ -5,8 +5,15 @@ The estimators are exported here; the layers live in ``tnml.tensor`` (algebra),
 ``tnml.io`` and ``tnml.cli``.
 """
 
-from tnml import io
+from tnml import explain, io
 from tnml._version import __version__
-from tnml.models import MPSClassifier
+from tnml.models import MPSAnomalyDetector, MPSBornMachine, MPSClassifier
 
-__all__ = ["MPSClassifier", "__version__", "io"]
+__all__ = [
+    "MPSAnomalyDetector",
+    "MPSBornMachine",
+    "MPSClassifier",
+    "__version__",
+    "explain",
+    "io",
+]

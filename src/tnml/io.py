@@ -25,18 +25,22 @@ from safetensors.torch import save_file
 
 from tnml._version import __version__
 from tnml.exceptions import ModelFileError
-from tnml.models import MPSClassifier
+from tnml.models import MPSAnomalyDetector, MPSBornMachine, MPSClassifier
 from tnml.train.checkpoint import atomic_write
 
 FORMAT_NAME = "tnml-model"
 FORMAT_VERSION = 1
 
 # Estimators a model file may hold, by class name.
-ESTIMATORS: dict[str, type] = {"MPSClassifier": MPSClassifier}
+ESTIMATORS: dict[str, type] = {
+    "MPSClassifier": MPSClassifier,
+    "MPSBornMachine": MPSBornMachine,
+    "MPSAnomalyDetector": MPSAnomalyDetector,
+}
 
 # Fitted attributes saved as JSON (plain values) and as tensors (arrays), per estimator.
 _JSON_ATTRS = ("n_features_in_", "n_iter_", "best_epoch_", "history_")
-_ARRAY_ATTRS = ("data_min_", "data_max_")
+_ARRAY_ATTRS = ("data_min_", "data_max_", "n_levels_")
 
 
 def save(model: Any, path: str | os.PathLike[str], *, metadata: dict | None = None) -> Path:
@@ -61,8 +65,9 @@ def save(model: Any, path: str | os.PathLike[str], *, metadata: dict | None = No
         f"module.{key}": value.detach().cpu().contiguous()
         for key, value in model.module_.state_dict().items()
     }
-    for attr in _ARRAY_ATTRS:
-        value = getattr(model, attr, None)
+    array_attrs = [attr for attr in _ARRAY_ATTRS if hasattr(model, attr)]
+    for attr in array_attrs:
+        value = getattr(model, attr)
         if value is not None:
             tensors[f"fitted.{attr}"] = torch.from_numpy(np.ascontiguousarray(value))
     header = {
@@ -71,13 +76,16 @@ def save(model: Any, path: str | os.PathLike[str], *, metadata: dict | None = No
         "tnml_version": __version__,
         "estimator": name,
         "params": model.get_params(deep=False),
-        "classes": model.classes_.tolist(),
-        "classes_dtype": model.classes_.dtype.str,
+        "classes": model.classes_.tolist() if hasattr(model, "classes_") else None,
+        "classes_dtype": model.classes_.dtype.str if hasattr(model, "classes_") else None,
+        "array_attrs": array_attrs,
         "feature_names_in": (
             model.feature_names_in_.tolist() if hasattr(model, "feature_names_in_") else None
         ),
         "module_config": model.module_.config(),
-        "fitted": {attr: getattr(model, attr, None) for attr in _JSON_ATTRS},
+        "fitted": {attr: getattr(model, attr) for attr in _JSON_ATTRS if hasattr(model, attr)},
+        # estimators with fitted state beyond the module (encoders, thresholds) provide it
+        "extra_state": model._extra_state() if hasattr(model, "_extra_state") else None,
         "metadata": metadata or {},
     }
     try:
@@ -111,7 +119,9 @@ def load(path: str | os.PathLike[str], *, device: str | None = None) -> Any:
     cls = ESTIMATORS[header["estimator"]]
     try:
         model = cls(**header["params"])
-        classes = np.asarray(header["classes"], dtype=np.dtype(header["classes_dtype"]))
+        classes = None
+        if header.get("classes") is not None:
+            classes = np.asarray(header["classes"], dtype=np.dtype(header["classes_dtype"]))
         module = cls._module_class(**header["module_config"])
         state = {k[len("module.") :]: v for k, v in tensors.items() if k.startswith("module.")}
         dtype = next(iter(state.values())).dtype
@@ -123,14 +133,21 @@ def load(path: str | os.PathLike[str], *, device: str | None = None) -> Any:
         if device == "auto" or (str(device).startswith("cuda") and not torch.cuda.is_available()):
             device = "cuda" if device == "auto" and torch.cuda.is_available() else "cpu"
     model.module_ = module.to(device)
-    model.classes_ = classes
+    if classes is not None:
+        model.classes_ = classes
     for attr, value in header["fitted"].items():
         setattr(model, attr, value)
-    for attr in _ARRAY_ATTRS:
+    # files written before "array_attrs" existed hold classifiers with the scaling arrays
+    for attr in header.get("array_attrs", ("data_min_", "data_max_")):
         key = f"fitted.{attr}"
         setattr(model, attr, tensors[key].numpy() if key in tensors else None)
     if header.get("feature_names_in") is not None:
         model.feature_names_in_ = np.asarray(header["feature_names_in"], dtype=object)
+    if header.get("extra_state") is not None:
+        try:
+            model._restore_extra_state(header["extra_state"])
+        except (TypeError, KeyError, ValueError) as err:
+            raise ModelFileError(f"{path} holds an inconsistent tnml model: {err}") from err
     model.metadata_ = header["metadata"]
     return model
 

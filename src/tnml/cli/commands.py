@@ -35,9 +35,11 @@ from tnml.cli.datasets import (
     load_prediction_input,
     load_training_data,
 )
+from tnml.cli.generative import discretize, inpaint, is_born_machine, sample
+from tnml.cli.inspect import anomaly_app, anomaly_fit, anomaly_score, explain
 from tnml.data import MNIST_ENV_VAR
-from tnml.exceptions import TnmlError
-from tnml.models import MPSClassifier, compress_bonds
+from tnml.exceptions import InvalidInputError, TnmlError
+from tnml.models import MPSBornMachine, MPSClassifier, compress_bonds
 from tnml.train import init_distributed
 
 __all__ = ["app", "handle_errors", "main"]
@@ -173,10 +175,28 @@ DownsampleOpt = Annotated[
 
 
 # -- train ----------------------------------------------------------------------------------
+# Options of the classifiers that a Born machine does not take.
+_CLASSIFIER_ONLY = {
+    "feature_map": "--feature-map",
+    "feature_dim": "--feature-dim",
+    "readout": "--readout",
+    "loss": "--loss",
+    "validation_fraction": "--val-fraction",
+    "n_iter_no_change": "--patience",
+}
+
+
 def _make_estimator(model: str, params: dict[str, Any]) -> Any:
     """The estimator named by ``--model``, built with the options the user gave."""
     if model == "mps":
         return MPSClassifier(**params)
+    if model == "mps-born":
+        for name, flag in _CLASSIFIER_ONLY.items():
+            if name in params:
+                raise InvalidInputError(f"{flag} applies to classifiers, not --model {model}")
+        if "max_bond" in params:  # the sweeps' cap is the Born machine's bond_dim
+            params["bond_dim"] = params.pop("max_bond")
+        return MPSBornMachine(**params)
     raise AssertionError(f"unknown model {model!r}")  # pragma: no cover - Typer checks it
 
 
@@ -191,7 +211,11 @@ def train(
     dataset: DatasetArg = "digits",
     file: FileArg = None,
     model: Annotated[
-        Literal["mps"], typer.Option(help="Model: mps (matrix product state classifier).")
+        Literal["mps", "mps-born"],
+        typer.Option(
+            help="Model: mps (matrix product state classifier) or mps-born (generative MPS "
+            "Born machine; images are binarised at 0.5, csv columns must hold integers)."
+        ),
     ] = "mps",
     bond_dim: Annotated[
         int | None, typer.Option(min=1, help="Bond dimension D.", show_default=False)
@@ -281,7 +305,7 @@ def train(
         ),
     ] = False,
 ) -> None:
-    """Train a classifier on DATASET, report its test accuracy and save it."""
+    """Train a model on DATASET, report its test accuracy (or NLL) and save it."""
     rank = 0
     if distributed:
         rank, _, device = init_distributed(device or "cpu")
@@ -314,6 +338,11 @@ def train(
     estimator = _make_estimator(model, params)
     checkpoint = checkpoint or out.with_name(out.name + ".ckpt")
     started = time.perf_counter()
+    if is_born_machine(estimator):
+        if distributed:
+            raise InvalidInputError("--distributed trains classifiers; not Born machines yet")
+        _train_born(estimator, data, model, out, checkpoint, resume)
+        return
     try:
         estimator.fit(data.X_train, data.y_train, checkpoint_path=checkpoint, resume=resume)
     except KeyboardInterrupt:
@@ -340,6 +369,50 @@ def train(
     ran = f" ({epochs_run} epoch{'s' * (epochs_run != 1)})" if epochs_run is not None else ""
     typer.echo(f"training time {seconds:.1f} s{ran}")
     typer.echo(f"saved model to {out}")
+
+
+def _train_born(
+    estimator: Any, data: Any, model: str, out: Path, checkpoint: Path, resume: bool
+) -> None:
+    """``tnml train --model *-born``: fit on the discretised training data, report NLLs."""
+    X_train = discretize(data.X_train, data.metadata)
+    X_test = discretize(data.X_test, data.metadata)
+    started = time.perf_counter()
+    try:
+        estimator.fit(X_train, checkpoint_path=checkpoint, resume=resume)
+    except KeyboardInterrupt:
+        raise TrainingInterrupted(checkpoint) from None
+    seconds = time.perf_counter() - started
+    train_nll = estimator.nll(X_train)
+    test_nll = estimator.nll(X_test) if len(X_test) else None
+    metadata = {
+        **data.metadata,
+        "model": model,
+        "discretize": {"binary_threshold": 0.5}
+        if (data.metadata.get("preprocessing") or {}).get("kind") == "image"
+        else None,
+        "train_nll": train_nll,
+        "test_nll": test_nll,
+        "n_test": len(X_test),
+        "train_seconds": round(seconds, 3),
+    }
+    tnml_io.save(estimator, out, metadata=metadata)
+    checkpoint.unlink(missing_ok=True)
+    typer.echo(f"train NLL {train_nll:.3f} nats per sample ({len(X_train)} samples)")
+    if test_nll is not None:
+        typer.echo(
+            f"test NLL {test_nll:.3f} nats per sample ({len(X_test)} samples, {data.test_name})"
+        )
+    typer.echo(f"training time {seconds:.1f} s ({estimator.n_iter_} sweeps/epochs)")
+    typer.echo(f"saved model to {out}")
+
+
+app.command("sample")(handle_errors(sample))
+app.command("inpaint")(handle_errors(inpaint))
+app.command("explain")(handle_errors(explain))
+anomaly_app.command("fit")(handle_errors(anomaly_fit))
+anomaly_app.command("score")(handle_errors(anomaly_score))
+app.add_typer(anomaly_app, name="anomaly")
 
 
 # -- evaluate -------------------------------------------------------------------------------
@@ -385,6 +458,19 @@ def evaluate(
         split=split,
         downsample=downsample,
     )
+    if is_born_machine(model):
+        nll = model.nll(discretize(data.X, ModelSpec.from_model(model)))
+        if as_json:
+            report = {
+                "model": str(model_path),
+                "data": data.description,
+                "n_samples": len(data.X),
+                "nll": nll,
+            }
+            typer.echo(json.dumps(report, indent=2))
+        else:
+            typer.echo(f"NLL {nll:.4f} nats per sample ({len(data.X)} samples, {data.description})")
+        return
     predicted = model.predict(data.X)
     labels, matrix = _confusion(np.asarray(data.y), np.asarray(predicted), model.classes_)
     accuracy = float(np.trace(matrix) / max(len(data.y), 1))
@@ -543,22 +629,26 @@ def info(
         typer.echo(json.dumps(header, indent=2))
         return
     fitted = header.get("fitted") or {}
-    classes = header.get("classes") or []
+    classes = header.get("classes")
     lines = [
         ("file", str(model_path)),
         ("estimator", header.get("estimator")),
         ("tnml version", f"{header.get('tnml_version')} (format {header.get('format_version')})"),
-        ("classes", f"{len(classes)}: {' '.join(map(str, classes))}"),
-        ("features", fitted.get("n_features_in_")),
     ]
+    if classes is not None:
+        lines.append(("classes", f"{len(classes)}: {' '.join(map(str, classes))}"))
+    lines.append(("features", fitted.get("n_features_in_")))
     if header.get("feature_names_in"):
         lines.append(("feature names", ", ".join(header["feature_names_in"])))
     history = fitted.get("history_") or []
     if history:
         last = history[-1]
         best = fitted.get("best_epoch_")
-        loss = last.get("train_loss", float("nan"))
-        text = f"{len(history)} epoch{'s' * (len(history) != 1)}, last train loss {loss:.4f}"
+        if "train_nll" in last:
+            loss_text = f"last train NLL {last['train_nll']:.4f}"
+        else:
+            loss_text = f"last train loss {last.get('train_loss', float('nan')):.4f}"
+        text = f"{len(history)} epoch{'s' * (len(history) != 1)}, {loss_text}"
         if best is not None:
             text += f", best epoch {best}"
         lines.append(("trained", text))

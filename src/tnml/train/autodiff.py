@@ -45,6 +45,9 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     ),
 }
 LR_SCHEDULES = ("constant", "cosine", "plateau")
+# "cross_entropy": the module maps (B, F) inputs to (B, L) logits, scored against labels y.
+# "nll": the module maps (B, F) inputs to (B,) log-likelihoods (a density model; y is None).
+OBJECTIVES = ("cross_entropy", "nll")
 
 Callback = Callable[[dict[str, Any], dict[str, float]], bool | None]
 
@@ -70,34 +73,51 @@ class TrainResult:
     stopped_early: bool = False
 
 
-def evaluate_classifier(
-    module: nn.Module, X: Tensor, y: Tensor, batch_size: int = 1024
-) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of ``module`` on ``(X (n, F), y (n,))``, batched.
+def _batch_loss(objective: str, output: Tensor, target: Tensor | None) -> tuple[Tensor, int]:
+    """Summed loss of one batch and its number of correct predictions (0 for "nll")."""
+    if objective == "nll":
+        return -output.sum(), 0
+    loss = F.cross_entropy(output, target, reduction="sum")
+    return loss, int((output.argmax(dim=1) == target).sum())
 
-    When running distributed, each process evaluates its share and the sums are all-reduced,
-    so every process returns the metrics of the whole of ``X``.
+
+def evaluate_classifier(
+    module: nn.Module,
+    X: Tensor,
+    y: Tensor | None,
+    batch_size: int = 1024,
+    objective: str = "cross_entropy",
+) -> tuple[float, float]:
+    """Mean loss and accuracy of ``module`` on ``(X (n, F), y (n,))``, batched.
+
+    The loss is the cross-entropy, or with ``objective="nll"`` the mean negative
+    log-likelihood (``y`` None, accuracy NaN). When running distributed, each process
+    evaluates its share and the sums are all-reduced, so every process returns the metrics
+    of the whole of ``X``.
     """
     rank, world = distributed_context()
-    X_local, y_local = X.tensor_split(world)[rank], y.tensor_split(world)[rank]
+    X_local = X.tensor_split(world)[rank]
+    y_local = y.tensor_split(world)[rank] if y is not None else None
     was_training = module.training
     module.eval()
     loss_sum, correct = 0.0, 0
     with torch.no_grad():
         for start in range(0, X_local.shape[0], batch_size):
-            logits = module(X_local[start : start + batch_size])
-            target = y_local[start : start + batch_size]
-            loss_sum += F.cross_entropy(logits, target, reduction="sum").item()
-            correct += (logits.argmax(dim=1) == target).sum().item()
+            output = module(X_local[start : start + batch_size])
+            target = y_local[start : start + batch_size] if y_local is not None else None
+            loss, right = _batch_loss(objective, output, target)
+            loss_sum += loss.item()
+            correct += right
     module.train(was_training)
     totals = all_reduce_sum([loss_sum, correct, X_local.shape[0]], X.device)
-    return totals[0] / max(totals[2], 1), totals[1] / max(totals[2], 1)
+    accuracy = totals[1] / max(totals[2], 1) if objective != "nll" else math.nan
+    return totals[0] / max(totals[2], 1), accuracy
 
 
 def train_classifier(
     module: nn.Module,
     X: Tensor,
-    y: Tensor,
+    y: Tensor | None,
     *,
     X_val: Tensor | None = None,
     y_val: Tensor | None = None,
@@ -114,6 +134,7 @@ def train_classifier(
     progress: bool = False,
     checkpoint_path: str | os.PathLike[str] | None = None,
     resume: bool = False,
+    objective: str = "cross_entropy",
 ) -> TrainResult:
     """Train ``module`` (inputs -> logits) by mini-batch gradient descent on cross-entropy.
 
@@ -147,11 +168,24 @@ def train_classifier(
         Written atomically after every epoch and on Ctrl-C.
     resume : bool
         Continue from ``checkpoint_path``.
+    objective : {"cross_entropy", "nll"}
+        ``"cross_entropy"``: the module returns (B, L) logits scored against ``y``.
+        ``"nll"``: the module returns (B,) log-likelihoods of its inputs (a density model such
+        as a Born machine), ``y`` is None and the loss is their negated mean; accuracies
+        are NaN.
 
     Returns
     -------
     TrainResult
     """
+    if objective not in OBJECTIVES:
+        raise InvalidInputError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    if objective == "nll":
+        if y is not None or y_val is not None:
+            raise InvalidInputError('objective="nll" trains a density model: pass y=None')
+        y = torch.zeros(X.shape[0], dtype=torch.long, device=X.device)
+        if X_val is not None:
+            y_val = torch.zeros(X_val.shape[0], dtype=torch.long, device=X_val.device)
     _check_training_args(X, y, X_val, y_val, epochs, batch_size, lr, optimizer, lr_schedule)
     if resume and checkpoint_path is None:
         raise InvalidInputError("resume=True needs checkpoint_path")
@@ -209,8 +243,8 @@ def train_classifier(
             for step in range(state["step_in_epoch"], steps_per_epoch):
                 batch = order[step * batch_size : (step + 1) * batch_size]
                 local = batch.tensor_split(world)[rank]
-                logits = model(X[local])
-                loss_sum = F.cross_entropy(logits, y[local], reduction="sum")
+                output = model(X[local])
+                loss_sum, correct = _batch_loss(objective, output, y[local])
                 # DDP averages gradients over processes: scale so the average is the mean
                 # over the whole global batch.
                 loss = loss_sum * (world / batch.numel())
@@ -219,7 +253,7 @@ def train_classifier(
                 loss_total, correct_total, flag = all_reduce_sum(
                     [
                         loss_sum.item(),
-                        int((logits.argmax(1) == y[local]).sum()),
+                        correct,
                         float(interrupt.requested),
                     ],
                     X.device,
@@ -251,14 +285,16 @@ def train_classifier(
             entry = {
                 "epoch": float(epoch + 1),
                 "train_loss": loss_sum / seen,
-                "train_accuracy": correct / seen,
+                "train_accuracy": correct / seen if objective != "nll" else math.nan,
                 "val_loss": math.nan,
                 "val_accuracy": math.nan,
                 "lr": opt.param_groups[0]["lr"],
                 "seconds": time.perf_counter() - started,
             }
             if has_val:
-                entry["val_loss"], entry["val_accuracy"] = evaluate_classifier(module, X_val, y_val)
+                entry["val_loss"], entry["val_accuracy"] = evaluate_classifier(
+                    module, X_val, y_val if objective != "nll" else None, objective=objective
+                )
                 _track_best(state, entry, module, patience)
             if scheduler is not None and lr_schedule == "plateau":
                 scheduler.step(entry["val_loss"] if has_val else entry["train_loss"])

@@ -1,0 +1,28 @@
+"""Explanations of tensor-network models: read-only functions over fitted models.
+
+- :func:`entanglement_entropy`: von Neumann and Renyi-2 entropy with the Schmidt spectrum at
+  every bond (an :class:`EntropyProfile`).
+- :func:`marginals`: single-feature marginal probabilities, shape (N, d).
+- :func:`mutual_information`: ``I(i:j) = S_i + S_j - S_ij`` for all pairs, shape (N, N).
+- :func:`feature_importance`: the change in a classifier's class probability when a feature
+  is marginalised out, for every feature of every sample.
+
+Each accepts a :class:`tnml.tensor.MPS`, a model with ``to_mps()`` (a Born machine, an
+:class:`~tnml.models.MPSClassifierModule`) or a fitted estimator (``tnml.MPSClassifier``);
+the algebra lives in :mod:`tnml.tensor.rdm` and :mod:`tnml.tensor.mps`. Figures of these
+results are in :mod:`tnml.plot`.
+"""
+
+from tnml.explain.entropy import EntropyProfile, entanglement_entropy
+from tnml.explain.importance import MARGINALIZATIONS, branch_amplitudes, feature_importance
+from tnml.explain.information import marginals, mutual_information
+
+__all__ = [
+    "MARGINALIZATIONS",
+    "EntropyProfile",
+    "branch_amplitudes",
+    "entanglement_entropy",
+    "feature_importance",
+    "marginals",
+    "mutual_information",
+]

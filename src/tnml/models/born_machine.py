@@ -1,0 +1,395 @@
+"""Born machines with a scikit-learn face: ``p(x) = |psi(x)|^2 / Z`` over discrete inputs.
+
+:class:`MPSBornMachine` (Han et al. 2018) is trained by two-site sweeps with SVD bond
+adaptation (:func:`tnml.train.born_sweep.train_born_sweep`) or by mini-batch autodiff on the
+negative log-likelihood (:func:`tnml.train.train_classifier` with ``objective="nll"``). Both
+give exact log-likelihoods, exact marginals and exact independent samples, optionally
+conditioned on observed features (inpainting).
+
+Inputs are integer arrays: column ``j`` takes values ``0 .. n_levels_[j] - 1`` (binary pixels,
+categories, quantised levels).
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+from typing import Any, ClassVar
+
+import numpy as np
+import torch
+from sklearn.base import BaseEstimator, DensityMixin, _fit_context
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
+
+from tnml.exceptions import InvalidInputError
+from tnml.models.base import DTYPES, resolve_device
+from tnml.models.born_module import MPSBornModule
+from tnml.tensor.born import mps_log_prob, mps_marginal_log_prob, mps_sample
+from tnml.tensor.mps import MPS
+from tnml.train.autodiff import LR_SCHEDULES, OPTIMIZERS, train_classifier
+from tnml.train.born_sweep import train_born_sweep
+
+BORN_TRAINERS = ("sweep", "autodiff")
+SWEEP_DEFAULT_LR = 1e-2
+AUTODIFF_DEFAULT_LR = 1e-2
+# The largest dense tensor to_dense() builds (entries).
+MAX_DENSE_ENTRIES = 2**24
+
+
+def check_discrete(X: np.ndarray, name: str = "X") -> np.ndarray:
+    """Integer-valued, non-negative, finite ``X`` as int64; clear error otherwise."""
+    if X.size and not np.all(np.isfinite(X)):
+        raise InvalidInputError(f"{name} must not contain NaN or infinity")
+    as_int = np.rint(X).astype(np.int64) if X.dtype.kind == "f" else X.astype(np.int64)
+    if X.dtype.kind == "f" and X.size and not np.array_equal(as_int, X):
+        raise InvalidInputError(
+            f"{name} must hold integer values (categories or levels 0, 1, ...), found "
+            f"{X[as_int != X].flat[0]!r}; discretise continuous data first"
+        )
+    if X.size and as_int.min() < 0:
+        raise InvalidInputError(f"{name} must hold non-negative integers, found {as_int.min()}")
+    return as_int
+
+
+class MPSBornMachine(DensityMixin, BaseEstimator):
+    """Generative matrix-product-state model with exact likelihoods and exact sampling.
+
+    ``p(x) = psi(x)^2 / sum_x' psi(x')^2`` with ``psi`` an MPS over the ``N`` features, each
+    feature a site of dimension ``n_levels_[j]``.
+
+    Parameters
+    ----------
+    bond_dim : int, default=16
+        Largest bond dimension (``trainer="sweep"``: bonds start at 2 and grow up to it;
+        ``"autodiff"``: every bond has it, capped at the exact rank near the ends).
+    trainer : {"sweep", "autodiff"}, default="sweep"
+        Two-site sweeps with SVD truncation (Han et al. 2018), or Adam on the mean NLL.
+    cutoff : float, default=1e-7
+        Sweeps: singular values below ``cutoff`` times the largest are dropped.
+    n_levels : int, array-like of int, or None, default=None
+        Values per feature (one for all, or one per feature); None: ``max + 1`` of each
+        column of the training data (at least 2).
+    epochs : int, default=10
+        Sweeps (each left to right and back) or autodiff epochs.
+    lr : float or None, default=None
+        Step size; None: 1e-2 for both trainers.
+    steps_per_bond : int, default=5
+        Sweeps: gradient steps on each bond tensor before it is split.
+    batch_size : int, default=64
+        Autodiff mini-batch size.
+    optimizer, lr_schedule, weight_decay : str, str, float
+        Autodiff options, as in :func:`tnml.train.train_classifier`.
+    init_std : float, default=1e-2
+        Autodiff: noise on the identity-like start (the uniform distribution).
+    random_state : int, RandomState or None
+        Seeds the initial state and the batch order.
+    device : str, default="cpu"
+    dtype : {"float64", "float32"}, default="float64"
+    verbose : int, default=0
+        Show a progress bar while training.
+    warm_start : bool, default=False
+        Continue from the fitted state on the next ``fit`` (same features and levels)
+        instead of starting afresh.
+
+    Attributes
+    ----------
+    module_ : MPSBornModule
+        The fitted cores.
+    n_levels_ : ndarray of shape (n_features_in_,)
+        Values per feature.
+    n_features_in_ : int
+    history_ : list of dict
+        Per sweep / epoch: training NLL (nats), and more.
+    n_iter_ : int
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.random.default_rng(0).integers(0, 2, size=(200, 8))
+    >>> model = MPSBornMachine(bond_dim=4, epochs=2, random_state=0).fit(X)
+    >>> model.log_prob(X[:3]).shape
+    (3,)
+    >>> model.sample(5, random_state=0).shape
+    (5, 8)
+    """
+
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "bond_dim": [Interval(Integral, 1, None, closed="left")],
+        "trainer": [StrOptions(set(BORN_TRAINERS))],
+        "cutoff": [Interval(Real, 0, None, closed="left")],
+        "n_levels": [Interval(Integral, 2, None, closed="left"), "array-like", None],
+        "epochs": [Interval(Integral, 1, None, closed="left")],
+        "lr": [Interval(Real, 0, None, closed="neither"), None],
+        "steps_per_bond": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "optimizer": [StrOptions(set(OPTIMIZERS))],
+        "lr_schedule": [StrOptions(set(LR_SCHEDULES))],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "init_std": [Interval(Real, 0, None, closed="left")],
+        "random_state": ["random_state"],
+        "device": [str],
+        "dtype": [StrOptions(set(DTYPES))],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+    }
+
+    _module_class = MPSBornModule
+
+    def __init__(
+        self,
+        bond_dim: int = 16,
+        *,
+        trainer: str = "sweep",
+        cutoff: float = 1e-7,
+        n_levels: int | Any | None = None,
+        epochs: int = 10,
+        lr: float | None = None,
+        steps_per_bond: int = 5,
+        batch_size: int = 64,
+        optimizer: str = "adam",
+        lr_schedule: str = "cosine",
+        weight_decay: float = 0.0,
+        init_std: float = 1e-2,
+        random_state: Any = None,
+        device: str = "cpu",
+        dtype: str = "float64",
+        verbose: int = 0,
+        warm_start: bool = False,
+    ) -> None:
+        self.bond_dim = bond_dim
+        self.trainer = trainer
+        self.cutoff = cutoff
+        self.n_levels = n_levels
+        self.epochs = epochs
+        self.lr = lr
+        self.steps_per_bond = steps_per_bond
+        self.batch_size = batch_size
+        self.optimizer = optimizer
+        self.lr_schedule = lr_schedule
+        self.weight_decay = weight_decay
+        self.init_std = init_std
+        self.random_state = random_state
+        self.device = device
+        self.dtype = dtype
+        self.verbose = verbose
+        self.warm_start = warm_start
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = True
+        return tags
+
+    # -- fitting ----------------------------------------------------------------------------
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X: Any, y: Any = None, **train_kwargs: Any) -> MPSBornMachine:
+        """Fit to ``X`` of shape (n_samples, n_features), integer values ``0 .. d - 1``.
+
+        ``y`` is ignored. ``train_kwargs`` go to the trainer (``X_val``: an array like ``X``
+        whose NLL is tracked; ``checkpoint_path``, ``resume``, ``callback``).
+        """
+        X = validate_data(self, X, dtype=None, ensure_min_features=2)
+        X = check_discrete(np.asarray(X))
+        if self.n_levels is None:
+            levels = np.maximum(X.max(axis=0) + 1, 2)
+        else:
+            levels = np.broadcast_to(np.asarray(self.n_levels), (X.shape[1],))
+            if levels.dtype.kind not in "iu" or levels.min() < 2:
+                raise InvalidInputError(
+                    "n_levels must be an int >= 2 or one int >= 2 per feature, got "
+                    f"{self.n_levels!r}"
+                )
+            too_big = X.max(axis=0) >= levels
+            if too_big.any():
+                j = int(np.flatnonzero(too_big)[0])
+                raise InvalidInputError(
+                    f"X[:, {j}] holds the value {X[:, j].max()} but n_levels allows only "
+                    f"0 .. {levels[j] - 1} there"
+                )
+        self.n_levels_ = levels.astype(np.int64)
+        device = resolve_device(self.device)
+        dtype = DTYPES[self.dtype]
+        seed = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
+        generator = torch.Generator().manual_seed(seed)
+        data = torch.as_tensor(X, device=device)
+        X_val = train_kwargs.pop("X_val", None)
+        val = None
+        if X_val is not None:
+            X_val = self._check_input(X_val)
+            val = torch.as_tensor(np.minimum(X_val, self.n_levels_ - 1), device=device)
+        phys = self.n_levels_.tolist()
+        previous = getattr(self, "module_", None) if self.warm_start else None
+        if previous is not None and list(previous.phys_dims) != phys:
+            raise InvalidInputError(
+                "warm_start=True but X has other features or levels than the first fit"
+            )
+        if self.trainer == "sweep":
+            if previous is not None:
+                start = previous.to_mps()
+                start = MPS([c.to(device=device, dtype=dtype) for c in start.cores])
+            else:
+                start = MPS.random(
+                    len(phys),
+                    phys,
+                    min(2, self.bond_dim),
+                    generator=generator,
+                    dtype=dtype,
+                    device=device,
+                )
+            result = train_born_sweep(
+                start,
+                data,
+                X_val=val,
+                n_sweeps=self.epochs,
+                max_bond=self.bond_dim,
+                cutoff=self.cutoff,
+                lr=SWEEP_DEFAULT_LR if self.lr is None else self.lr,
+                n_steps=self.steps_per_bond,
+                progress=bool(self.verbose),
+                **train_kwargs,
+            )
+            self.module_ = MPSBornModule.from_mps(result.mps, init_std=self.init_std)
+            self.history_ = result.history
+        else:
+            if previous is None:
+                self.module_ = MPSBornModule(
+                    phys, self.bond_dim, init_std=self.init_std, device=device, dtype=dtype
+                )
+                self.module_.reset_parameters(generator=generator)
+            result = train_classifier(
+                self.module_,
+                data,
+                None,
+                X_val=val,
+                epochs=self.epochs,
+                batch_size=self.batch_size,
+                lr=AUTODIFF_DEFAULT_LR if self.lr is None else self.lr,
+                optimizer=self.optimizer,
+                weight_decay=self.weight_decay,
+                lr_schedule=self.lr_schedule,
+                seed=seed,
+                progress=bool(self.verbose),
+                objective="nll",
+                **train_kwargs,
+            )
+            self.history_ = [
+                {"epoch": h["epoch"], "train_nll": h["train_loss"], "val_nll": h["val_loss"]}
+                | {k: h[k] for k in ("lr", "seconds")}
+                for h in result.history
+            ]
+        self.n_iter_ = len(self.history_)
+        return self
+
+    # -- validation -------------------------------------------------------------------------
+    def _check_input(self, X: Any, name: str = "X") -> np.ndarray:
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=None, reset=False)
+        return check_discrete(np.asarray(X), name)
+
+    def _state(self) -> MPS:
+        return self.module_.to_mps()
+
+    # -- likelihoods ------------------------------------------------------------------------
+    def log_prob(self, X: Any, batch_size: int = 4096) -> np.ndarray:
+        """Natural log of ``p(x)`` for each row of ``X``, shape (n_samples,).
+
+        A value outside ``0 .. n_levels_[j] - 1`` was never seen in training and has
+        probability zero: its row gets ``-inf``.
+        """
+        X = self._check_input(X)
+        unseen = (X >= self.n_levels_).any(axis=1)
+        X = np.minimum(X, self.n_levels_ - 1)
+        state = self._state()
+        out = np.empty(X.shape[0])
+        with torch.no_grad():
+            for start in range(0, X.shape[0], batch_size):
+                chunk = torch.as_tensor(X[start : start + batch_size], device=state.device)
+                out[start : start + batch_size] = mps_log_prob(state, chunk).double().cpu()
+        out[unseen] = -np.inf
+        return out
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        """Log-likelihood of each sample, shape (n_samples,) (same as :meth:`log_prob`)."""
+        return self.log_prob(X)
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Mean log-likelihood of the rows of ``X`` (nats; higher is better)."""
+        return float(np.mean(self.log_prob(X)))
+
+    def nll(self, X: Any) -> float:
+        """Mean negative log-likelihood of the rows of ``X`` in nats (lower is better)."""
+        return -self.score(X)
+
+    def marginal_log_prob(self, features: Any, values: Any) -> np.ndarray:
+        """Log of the marginal probability of ``values`` at ``features``.
+
+        Parameters
+        ----------
+        features : sequence of int
+            Distinct feature indices ``S``.
+        values : array of shape (n, len(S))
+            Observed values of those features, row by row.
+
+        Returns
+        -------
+        ndarray of shape (n,)
+        """
+        check_is_fitted(self)
+        features = [int(f) for f in np.atleast_1d(features)]
+        values = check_discrete(np.atleast_2d(np.asarray(values)), "values")
+        state = self._state()
+        tensor = torch.as_tensor(values, device=state.device)
+        return mps_marginal_log_prob(state, features, tensor).double().cpu().numpy()
+
+    # -- sampling ---------------------------------------------------------------------------
+    def sample(
+        self,
+        n_samples: int = 1,
+        *,
+        evidence: dict[int, Any] | None = None,
+        random_state: Any = None,
+    ) -> np.ndarray:
+        """Exact independent samples, shape (n_samples, n_features), int64.
+
+        Parameters
+        ----------
+        n_samples : int
+        evidence : dict {feature: value}, optional
+            Observed features, each an int or an array of ``n_samples`` values (one per
+            sample, e.g. the visible pixels of images to inpaint); the rest are drawn from the
+            exact conditional distribution given them.
+        random_state : int, RandomState or None
+        """
+        check_is_fitted(self)
+        state = self._state()
+        seed = int(check_random_state(random_state).randint(0, 2**31 - 1))
+        generator = torch.Generator(device=state.device).manual_seed(seed)
+        torch_evidence = None
+        if evidence is not None:
+            torch_evidence = {
+                int(k): torch.as_tensor(np.asarray(v, dtype=np.int64)) for k, v in evidence.items()
+            }
+        return (
+            mps_sample(state, n_samples, evidence=torch_evidence, generator=generator).cpu().numpy()
+        )
+
+    # -- exports ----------------------------------------------------------------------------
+    def to_mps(self) -> MPS:
+        """The fitted state as a normalised, right-canonical :class:`~tnml.tensor.MPS`."""
+        check_is_fitted(self)
+        return self._state()
+
+    def to_dense(self) -> np.ndarray:
+        """The normalised amplitude tensor ``psi`` of shape ``tuple(n_levels_)`` (small models).
+
+        ``psi ** 2`` is the probability table; its entries sum to one.
+        """
+        check_is_fitted(self)
+        size = math.prod(self.n_levels_.tolist())
+        if size > MAX_DENSE_ENTRIES:
+            raise InvalidInputError(
+                f"to_dense() would build {size} entries (more than {MAX_DENSE_ENTRIES}); it is "
+                "meant for small models"
+            )
+        psi = self._state().to_dense().double()
+        return (psi / torch.linalg.vector_norm(psi)).cpu().numpy()

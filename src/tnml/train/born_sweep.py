@@ -1,0 +1,341 @@
+"""Two-site sweeping training of an MPS Born machine (Han, Wang, Fan, Wang, Zhang, 2018).
+
+The MPS is kept in mixed canonical form with its orthogonality centre on the bond tensor
+``B = A_k A_{k+1}`` (shape (D_l, d, d, D_r)), so the partition function is ``Z = ||B||^2``
+and the negative log-likelihood of the training set ``T`` is
+
+    NLL(B) = log Z - (2 / |T|) sum_x log |psi(x)|,    psi(x) = L_x . B[:, x_k, x_{k+1}, :] . R_x
+
+with ``L_x`` (``R_x``) the contraction of the cores left (right) of the bond with the sample.
+Its gradient is ``2 B / Z - (2 / |T|) sum_x (L_x (x) e_{x_k} (x) e_{x_{k+1}} (x) R_x) / psi(x)``.
+After ``n_steps`` gradient steps the bond tensor is split by SVD keeping at most ``max_bond``
+singular values above ``cutoff`` (relative to the largest), so bonds grow where the data need
+it, and the centre moves on. Sweeps go left to right and back.
+
+The per-sample environments ``L_x`` and ``R_x`` are cached for every bond and updated
+incrementally as the centre moves (one (T, D) product per bond). They enter the gradient only
+through ``(L (x) R) / psi``, which is invariant to rescaling either one, so each is stored as
+a unit vector; no log bookkeeping is needed and nothing underflows. All per-sample work is
+batched matrix products.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from tnml._validation import check_int
+from tnml.exceptions import InvalidInputError, TrainingError
+from tnml.tensor.born import check_indices, mps_log_density, one_hot_inputs
+from tnml.tensor.decomp import check_truncation_options, split_tensor
+from tnml.tensor.mps import MPS, mps_canonicalize
+from tnml.train.checkpoint import load_checkpoint, save_checkpoint
+from tnml.train.interrupt import DeferredInterrupt
+from tnml.train.progress import TrainingProgress
+
+__all__ = ["BornSweepResult", "mean_nll", "train_born_sweep"]
+
+Callback = Callable[[dict[str, Any], dict[str, float]], bool | None]
+
+
+@dataclass
+class BornSweepResult:
+    """What :func:`train_born_sweep` did.
+
+    Attributes
+    ----------
+    mps : MPS
+        The trained state, right-canonical (``center = 0``) and normalised.
+    history : list of dict
+        One entry per sweep (right and back): ``sweep``, ``train_nll``, ``val_nll`` (NaN
+        without validation data), ``max_bond``, ``seconds``.
+    stopped_early : bool
+        True if a callback asked to stop.
+    """
+
+    mps: MPS
+    history: list[dict[str, float]] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+def as_site_vectors(mps: MPS, X: Tensor | Sequence[Tensor], name: str = "X") -> list[Tensor]:
+    """Training inputs as per-site vectors: one-hot for integer ``X`` (T, N), else as given.
+
+    Float ``X`` of shape (T, N, d) (or a sequence of N (T, d_i) tensors) holds the product
+    states of a continuous Born machine (see :func:`tnml.tensor.born.mps_log_density`).
+    """
+    if isinstance(X, Tensor) and not (X.is_floating_point() or X.is_complex()):
+        return one_hot_inputs(mps, check_indices(mps, X, name=name))
+    phis = list(X.unbind(1)) if isinstance(X, Tensor) and X.ndim == 3 else list(X)
+    if len(phis) != mps.n_sites or any(
+        p.ndim != 2 or p.shape[1] != d for p, d in zip(phis, mps.phys_dims, strict=False)
+    ):
+        raise InvalidInputError(
+            f"{name} must be integers of shape (T, N={mps.n_sites}) or site vectors of shape "
+            f"(T, N, d) matching the site dimensions {mps.phys_dims[:4]}..."
+        )
+    return [p.to(device=mps.device, dtype=mps.dtype) for p in phis]
+
+
+def mean_nll(mps: MPS, X: Tensor | Sequence[Tensor], batch_size: int = 4096) -> float:
+    """Mean negative log-likelihood (nats) of ``X``: integer rows (n, N) or site vectors."""
+    phis = as_site_vectors(mps, X)
+    total = 0.0
+    with torch.no_grad():
+        for start in range(0, phis[0].shape[0], batch_size):
+            chunk = [p[start : start + batch_size] for p in phis]
+            total -= float(mps_log_density(mps, chunk).sum())
+    return total / max(phis[0].shape[0], 1)
+
+
+def _unit_rows(v: Tensor) -> Tensor:
+    norm = torch.linalg.vector_norm(v, dim=1, keepdim=True)
+    return v / norm.clamp_min(torch.finfo(v.dtype).tiny)
+
+
+def _extend_left(left: Tensor, core: Tensor, phi: Tensor) -> Tensor:
+    """Left environment one site further, ``sum_s L A[:, s, :] phi_s``: (T, Dl) -> (T, Dr)."""
+    dl, d, dr = core.shape
+    t = (left @ core.reshape(dl, d * dr)).reshape(-1, d, dr)
+    return _unit_rows(torch.einsum("tsr,ts->tr", t, phi))
+
+
+def _extend_right(right: Tensor, core: Tensor, phi: Tensor) -> Tensor:
+    """Right environment one site further, ``sum_s A[:, s, :] R phi_s``: (T, Dr) -> (T, Dl)."""
+    dl, d, dr = core.shape
+    t = (right @ core.permute(2, 0, 1).reshape(dr, dl * d)).reshape(-1, dl, d)
+    return _unit_rows(torch.einsum("tls,ts->tl", t, phi))
+
+
+def _bond_gradient(
+    bond: Tensor, left: Tensor, right: Tensor, pair: Tensor
+) -> tuple[Tensor, Tensor]:
+    """NLL gradient with respect to the bond tensor, and ``psi(x)`` up to per-sample scale.
+
+    ``bond`` (Dl, d1, d2, Dr), ``left`` (T, Dl), ``right`` (T, Dr), ``pair`` (T, d1 * d2) the
+    product state of the two sites (``phi_k (x) phi_{k+1}``). Returns the gradient, shaped
+    like ``bond``, and psi (T,).
+    """
+    dl, d1, d2, dr = bond.shape
+    n = left.shape[0]
+    opened = (left @ bond.reshape(dl, d1 * d2 * dr)).reshape(n, d1 * d2, dr)
+    psi = (torch.einsum("tqr,tq->tr", opened, pair) * right).sum(1)
+    tiny = torch.finfo(psi.dtype).tiny
+    safe = torch.where(psi.abs() > tiny, psi, torch.full_like(psi, tiny))
+    weighted = pair.unsqueeze(2) * (right / safe.unsqueeze(1)).unsqueeze(1)
+    data_term = (left.T @ weighted.reshape(n, d1 * d2 * dr)).reshape(bond.shape)
+    z = bond.square().sum()
+    return 2.0 * bond / z - (2.0 / n) * data_term, psi
+
+
+class _Sweeper:
+    """Cores, the centre and the cached environments of one Born-machine sweep run."""
+
+    def __init__(self, mps: MPS, X: Tensor | Sequence[Tensor], center: int) -> None:
+        canon = mps_canonicalize(mps, center)
+        self.phis = as_site_vectors(canon, X)
+        phis = self.phis
+        self.cores = [c.detach().clone() for c in canon.cores]
+        self.n = len(self.cores)
+        n_samples = phis[0].shape[0]
+        ones = torch.ones((n_samples, 1), dtype=canon.dtype, device=canon.device)
+        # left[k]: sites < k contracted; right[k]: sites >= k contracted (None: not valid)
+        self.left: list[Tensor | None] = [None] * (self.n + 1)
+        self.right: list[Tensor | None] = [None] * (self.n + 1)
+        self.left[0] = ones
+        self.right[self.n] = ones
+        for k in range(center):
+            self.left[k + 1] = _extend_left(self.left[k], self.cores[k], phis[k])
+        for k in range(self.n - 1, center, -1):
+            self.right[k] = _extend_right(self.right[k + 1], self.cores[k], phis[k])
+
+    def update(
+        self,
+        k: int,
+        direction: str,
+        *,
+        lr: float,
+        n_steps: int,
+        max_bond: int,
+        cutoff: float,
+    ) -> None:
+        """Optimise the bond tensor of sites (k, k+1) and split it, moving the centre along."""
+        a, b = self.cores[k], self.cores[k + 1]
+        bond = torch.tensordot(a, b, dims=([2], [0]))  # (Dl, d, d', Dr)
+        pair = (self.phis[k].unsqueeze(2) * self.phis[k + 1].unsqueeze(1)).flatten(1)
+        left, right = self.left[k], self.right[k + 2]
+        for _ in range(n_steps):
+            grad, _ = _bond_gradient(bond, left, right, pair)
+            bond = bond - lr * grad
+            bond = bond / torch.linalg.vector_norm(bond)
+        if not bool(torch.isfinite(bond).all()):
+            raise TrainingError(
+                f"the bond tensor of sites {k}, {k + 1} became non-finite; lower the "
+                f"learning rate (lr={lr})"
+            )
+        absorb = "right" if direction == "right" else "left"
+        res = split_tensor(bond, 2, method="svd", max_bond=max_bond, cutoff=cutoff, absorb=absorb)
+        if direction == "right":
+            self.cores[k] = res.left
+            self.cores[k + 1] = res.right / torch.linalg.vector_norm(res.right)
+            self.left[k + 1] = _extend_left(left, self.cores[k], self.phis[k])
+        else:
+            self.cores[k] = res.left / torch.linalg.vector_norm(res.left)
+            self.cores[k + 1] = res.right
+            self.right[k + 1] = _extend_right(right, self.cores[k + 1], self.phis[k + 1])
+
+    def mps(self, center: int) -> MPS:
+        state = MPS(self.cores)
+        state.center = center
+        return state
+
+
+def train_born_sweep(
+    mps: MPS,
+    X: Tensor,
+    *,
+    X_val: Tensor | None = None,
+    n_sweeps: int = 4,
+    max_bond: int = 100,
+    cutoff: float = 1e-7,
+    lr: float = 5e-3,
+    n_steps: int = 1,
+    callback: Callback | None = None,
+    progress: bool = False,
+    checkpoint_path: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+) -> BornSweepResult:
+    """Train an MPS Born machine on discrete data by two-site sweeps with SVD bond adaptation.
+
+    Parameters
+    ----------
+    mps : MPS
+        Starting state over N sites (e.g. a random MPS of small bond dimension); not modified.
+        Its dtype is the working precision (float64 recommended).
+    X : Tensor
+        Training data: integers of shape (T, N) with ``0 <= X[:, i] < d_i`` (a discrete Born
+        machine), or the product states of a continuous one, floats of shape (T, N, d) (or a
+        sequence of N tensors (T, d_i); see :func:`tnml.tensor.born.mps_log_density`).
+    X_val : Tensor, optional
+        Validation data of the same kind; its NLL is reported after every sweep.
+    n_sweeps : int
+        Number of sweeps (each: left to right, then right to left).
+    max_bond : int
+        Largest bond dimension the SVD keeps.
+    cutoff : float
+        Singular values below ``cutoff`` times the largest are dropped.
+    lr : float
+        Gradient step size on the (unit-norm) bond tensor.
+    n_steps : int
+        Gradient steps per bond before each split.
+    callback : callable, optional
+        ``callback(state, metrics)`` after every sweep (``state``: ``sweep``, ``mps``); True
+        stops training.
+    progress : bool
+        Show a progress bar (bond, largest bond dimension, NLL) on stderr.
+    checkpoint_path : path, optional
+        Written atomically after every sweep and on Ctrl-C (mid-sweep: the bond reached).
+    resume : bool
+        Continue from ``checkpoint_path`` at the bond where it stopped.
+
+    Returns
+    -------
+    BornSweepResult
+    """
+    n_sweeps = check_int("n_sweeps", n_sweeps, 1)
+    n_steps = check_int("n_steps", n_steps, 1)
+    check_int("max_bond", max_bond, 1)
+    check_truncation_options(max_bond, cutoff, "rel")
+    if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
+        raise InvalidInputError(f"lr must be a finite number > 0, got {lr!r}")
+    if mps.n_sites < 2:
+        raise InvalidInputError("two-site sweeps need an MPS of at least 2 sites")
+    if resume and checkpoint_path is None:
+        raise InvalidInputError("resume=True needs checkpoint_path")
+    X = as_site_vectors(mps, X, name="X")
+    if X_val is not None:
+        X_val = as_site_vectors(mps, X_val, name="X_val")
+    n = mps.n_sites
+    state: dict[str, Any] = {"sweep": 0, "direction": "right", "bond": 0, "history": []}
+    if resume:
+        saved = load_checkpoint(checkpoint_path)
+        mps = MPS([c.to(device=mps.device, dtype=mps.dtype) for c in saved["cores"]])
+        state.update(saved["loop"])
+    center = state["bond"] if state["direction"] == "right" else state["bond"] + 1
+    sweeper = _Sweeper(mps, X, center)
+
+    def snapshot() -> dict[str, Any]:
+        return {
+            "kind": "tnml-checkpoint",
+            "trainer": "born-sweep",
+            "cores": sweeper.cores,
+            "loop": dict(state),
+        }
+
+    bonds_per_sweep = 2 * (n - 1)
+    done = state["sweep"] * bonds_per_sweep + (
+        state["bond"] if state["direction"] == "right" else (n - 1) + (n - 2 - state["bond"])
+    )
+    stopped = False
+    with (
+        DeferredInterrupt() as interrupt,
+        TrainingProgress(n_sweeps * bonds_per_sweep, enabled=progress, completed=done) as bar,
+    ):
+        while state["sweep"] < n_sweeps and not stopped:
+            started = time.perf_counter()
+            for direction in ("right", "left"):
+                if direction == "left" and state["direction"] == "right":
+                    state["direction"], state["bond"] = "left", n - 2
+                if state["direction"] != direction:
+                    continue
+                sites = (
+                    range(state["bond"], n - 1)
+                    if direction == "right"
+                    else range(state["bond"], -1, -1)
+                )
+                for k in sites:
+                    sweeper.update(
+                        k, direction, lr=lr, n_steps=n_steps, max_bond=max_bond, cutoff=cutoff
+                    )
+                    state["bond"] = k + 1 if direction == "right" else k - 1
+                    largest = max(c.shape[2] for c in sweeper.cores)
+                    bar.update(
+                        f"sweep {state['sweep'] + 1}/{n_sweeps}",
+                        f"{'->' if direction == 'right' else '<-'} bond {k}  max D {largest}",
+                    )
+                    if interrupt.requested:
+                        if direction == "right" and state["bond"] == n - 1:
+                            state["direction"], state["bond"] = "left", n - 2
+                        if checkpoint_path is not None:
+                            save_checkpoint(checkpoint_path, snapshot())
+                        raise KeyboardInterrupt
+            model = sweeper.mps(center=0)
+            entry = {
+                "sweep": float(state["sweep"] + 1),
+                "train_nll": mean_nll(model, X),
+                "val_nll": mean_nll(model, X_val) if X_val is not None else math.nan,
+                "max_bond": float(max(c.shape[2] for c in sweeper.cores)),
+                "seconds": time.perf_counter() - started,
+            }
+            state["history"].append(entry)
+            state["sweep"] += 1
+            state["direction"], state["bond"] = "right", 0
+            bar.log(
+                f"sweep {int(entry['sweep'])}/{n_sweeps}  train NLL {entry['train_nll']:.3f}"
+                + (f"  val NLL {entry['val_nll']:.3f}" if X_val is not None else "")
+                + f"  max D {int(entry['max_bond'])}  {entry['seconds']:.1f}s"
+            )
+            if callback is not None and callback({"sweep": state["sweep"], "mps": model}, entry):
+                stopped = True
+            if checkpoint_path is not None:
+                save_checkpoint(checkpoint_path, snapshot())
+    return BornSweepResult(
+        mps=sweeper.mps(center=0), history=state["history"], stopped_early=stopped
+    )

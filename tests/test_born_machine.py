@@ -1,0 +1,191 @@
+"""MPSBornMachine: exact likelihoods, sampling and conditionals on enumerable models."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from scipy.stats import chisquare
+
+import tnml
+from tnml.exceptions import InvalidInputError
+from tnml.tensor.born import mps_log_prob
+from tnml.train.born_sweep import _Sweeper, mean_nll, train_born_sweep
+
+N_SITES = 10
+
+
+def correlated_bits(n_samples: int, seed: int = 0) -> np.ndarray:
+    """Noisy copies of two templates: a structured distribution worth learning."""
+    rng = np.random.default_rng(seed)
+    templates = np.array([[0, 1] * (N_SITES // 2), [1, 1, 0, 0, 1] * (N_SITES // 5)])
+    rows = templates[rng.integers(0, 2, n_samples)]
+    flips = rng.random(rows.shape) < 0.1
+    return np.where(flips, 1 - rows, rows)
+
+
+@pytest.fixture(scope="module", params=["sweep", "autodiff"])
+def fitted(request):
+    X = correlated_bits(400)
+    model = tnml.MPSBornMachine(
+        bond_dim=6, trainer=request.param, epochs=3, random_state=0, batch_size=32
+    )
+    return model.fit(X), X
+
+
+def all_inputs(n: int) -> np.ndarray:
+    return np.array(list(itertools.product([0, 1], repeat=n)))
+
+
+def pooled_chisquare(counts: np.ndarray, probs: np.ndarray) -> float:
+    keep = probs * counts.sum() >= 5
+    observed = np.append(counts[keep], counts[~keep].sum())
+    expected = np.append(probs[keep], probs[~keep].sum()) * counts.sum()
+    return float(chisquare(observed, expected).pvalue)
+
+
+def test_probabilities_sum_to_one_and_match_dense(fitted):
+    model, _ = fitted
+    x = all_inputs(N_SITES)
+    p = np.exp(model.log_prob(x))
+    assert abs(p.sum() - 1.0) < 1e-9
+    psi = model.to_dense()
+    assert psi.shape == (2,) * N_SITES
+    np.testing.assert_allclose(p, (psi**2).reshape(-1), rtol=1e-8, atol=1e-14)
+
+
+def test_learns_the_distribution(fitted):
+    model, X = fitted
+    uniform = N_SITES * np.log(2)
+    assert model.nll(X) < uniform - 2.0  # far better than the uniform start
+    if model.trainer == "sweep":  # exact NLL after each sweep (autodiff: epoch running mean)
+        assert model.history_[-1]["train_nll"] == pytest.approx(model.nll(X), rel=1e-9)
+
+
+def test_samples_pass_chi_square_against_exact(fitted):
+    model, _ = fitted
+    probs = (model.to_dense() ** 2).reshape(-1)
+    samples = model.sample(20_000, random_state=0)
+    codes = samples @ (2 ** np.arange(N_SITES - 1, -1, -1))
+    counts = np.bincount(codes, minlength=2**N_SITES)
+    assert pooled_chisquare(counts, probs) > 1e-3
+
+
+def test_conditional_samples_follow_exact_conditional(fitted):
+    model, _ = fitted
+    probs = (model.to_dense() ** 2).reshape((2,) * N_SITES)
+    cond = probs[1, :, :, :, :, :, :, 0].reshape(-1)  # site 0 = 1, site 7 = 0
+    cond = cond / cond.sum()
+    samples = model.sample(20_000, evidence={0: 1, 7: 0}, random_state=1)
+    assert (samples[:, 0] == 1).all() and (samples[:, 7] == 0).all()
+    free = [i for i in range(N_SITES) if i not in (0, 7)]
+    codes = samples[:, free] @ (2 ** np.arange(len(free) - 1, -1, -1))
+    counts = np.bincount(codes, minlength=2 ** len(free))
+    assert pooled_chisquare(counts, cond) > 1e-3
+
+
+def test_marginals_match_dense(fitted):
+    model, _ = fitted
+    probs = (model.to_dense() ** 2).reshape((2,) * N_SITES)
+    expected = probs.sum(axis=(0, 1, 2, 4, 5, 6, 8, 9))  # sites 3 and 7
+    values = np.array([[0, 0], [0, 1], [1, 0], [1, 1]])
+    got = np.exp(model.marginal_log_prob([3, 7], values))
+    np.testing.assert_allclose(got, expected.reshape(-1), rtol=1e-9)
+
+
+def test_unseen_values_get_minus_inf_and_bad_input_is_named(fitted):
+    model, X = fitted
+    x = X[:3].copy()
+    x[1, 4] = 2
+    lp = model.log_prob(x)
+    assert np.isneginf(lp[1]) and np.isfinite(lp[[0, 2]]).all()
+    with pytest.raises(InvalidInputError, match="integer values"):
+        model.log_prob(X[:2] + 0.5)
+    with pytest.raises(InvalidInputError, match="non-negative"):
+        model.log_prob(-X[:2] - 1)
+    with pytest.raises(ValueError, match="features"):
+        model.log_prob(X[:, :5])
+
+
+def test_save_and_load_round_trip(fitted, tmp_path):
+    model, X = fitted
+    path = tnml.io.save(model, tmp_path / "born.tnml")
+    loaded = tnml.io.load(path)
+    np.testing.assert_array_equal(loaded.n_levels_, model.n_levels_)
+    np.testing.assert_allclose(loaded.log_prob(X[:20]), model.log_prob(X[:20]), rtol=1e-12)
+    np.testing.assert_array_equal(
+        loaded.sample(10, random_state=3), model.sample(10, random_state=3)
+    )
+
+
+def test_categorical_columns_of_different_sizes():
+    rng = np.random.default_rng(0)
+    X = np.stack([rng.integers(0, 3, 300), rng.integers(0, 2, 300), rng.integers(0, 4, 300)], 1)
+    X[:, 2] = (X[:, 0] + X[:, 1]) % 4  # a deterministic relation
+    model = tnml.MPSBornMachine(bond_dim=4, epochs=4, random_state=0).fit(X)
+    assert model.n_levels_.tolist() == [3, 2, 4]
+    grid = np.array(list(itertools.product(range(3), range(2), range(4))))
+    assert abs(np.exp(model.log_prob(grid)).sum() - 1) < 1e-9
+    # most of the mass sits on the 6 consistent rows
+    consistent = grid[:, 2] == (grid[:, 0] + grid[:, 1]) % 4
+    assert np.exp(model.log_prob(grid[consistent])).sum() > 0.9
+
+
+def test_one_bond_update_lowers_the_nll():
+    X = torch.as_tensor(correlated_bits(300, seed=1))
+    mps = tnml.tensor.MPS.random(N_SITES, 2, 3, generator=torch.Generator().manual_seed(0))
+    sweeper = _Sweeper(mps, X, center=4)
+    before = mean_nll(sweeper.mps(center=4), X)
+    sweeper.update(4, "right", lr=0.01, n_steps=3, max_bond=8, cutoff=0.0)
+    after = mean_nll(sweeper.mps(center=5), X)
+    assert after < before
+
+
+def test_incremental_environments_equal_a_fresh_build():
+    X = torch.as_tensor(correlated_bits(100, seed=2))
+    mps = tnml.tensor.MPS.random(N_SITES, 2, 3, generator=torch.Generator().manual_seed(1))
+    sweeper = _Sweeper(mps, X, center=0)
+    for k in range(6):
+        sweeper.update(k, "right", lr=0.01, n_steps=1, max_bond=6, cutoff=0.0)
+    fresh = _Sweeper(sweeper.mps(center=6), X, center=6)
+    for k in range(1, 7):
+        a, b = sweeper.left[k], fresh.left[k]
+        # environments are unit rows, defined up to a per-row sign from the QR gauge
+        torch.testing.assert_close(a.abs(), b.abs(), rtol=1e-10, atol=1e-12)
+
+
+def test_sweep_checkpoint_resume_matches_uninterrupted(tmp_path):
+    X = torch.as_tensor(correlated_bits(200, seed=3))
+    mps = tnml.tensor.MPS.random(N_SITES, 2, 2, generator=torch.Generator().manual_seed(2))
+    full = train_born_sweep(mps, X, n_sweeps=2, max_bond=6, lr=0.01)
+    path = tmp_path / "ck.pt"
+    calls = []
+
+    def stop_after_first(state, metrics):
+        calls.append(metrics)
+        return True
+
+    first = train_born_sweep(
+        mps, X, n_sweeps=2, max_bond=6, lr=0.01, checkpoint_path=path, callback=stop_after_first
+    )
+    assert first.stopped_early and len(first.history) == 1
+    resumed = train_born_sweep(
+        mps, X, n_sweeps=2, max_bond=6, lr=0.01, checkpoint_path=path, resume=True
+    )
+    assert len(resumed.history) == 2
+    x = torch.as_tensor(all_inputs(N_SITES))
+    torch.testing.assert_close(
+        mps_log_prob(resumed.mps, x), mps_log_prob(full.mps, x), rtol=1e-8, atol=1e-8
+    )
+
+
+def test_warm_start_continues_from_the_fitted_state():
+    X = correlated_bits(300, seed=4)
+    model = tnml.MPSBornMachine(bond_dim=4, epochs=1, random_state=0, warm_start=True).fit(X)
+    first = model.nll(X)
+    model.fit(X)
+    assert model.nll(X) < first
+    with pytest.raises(InvalidInputError, match="warm_start"):
+        model.fit(np.c_[X, X[:, :1]])

@@ -1,4 +1,4 @@
-"""Train an MPS classifier on full MNIST (60k train / 10k test) and report test accuracy.
+"""Train an MPS or tree classifier on full MNIST (60k train / 10k test), report test accuracy.
 
 Usage (the command recorded in benchmarks/RESULTS.md):
 
@@ -26,6 +26,7 @@ from tnml.data import downsample, flatten_images, load_mnist
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default="../shared/data/mnist")
+    parser.add_argument("--model", choices=["mps", "ttn"], default="mps")
     parser.add_argument("--size", type=int, default=14)
     parser.add_argument("--bond-dim", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=15)
@@ -49,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
 
     X_train, y_train = load("train")
     X_test, y_test = load("test")
-    clf = tnml.MPSClassifier(
+    common = dict(
         bond_dim=args.bond_dim,
         epochs=args.epochs,
         lr=args.lr,
@@ -60,6 +61,10 @@ def main(argv: list[str] | None = None) -> None:
         device=args.device,
         verbose=0 if args.quiet else 1,
     )
+    if args.model == "ttn":
+        clf = tnml.TTNClassifier(layout=(args.size, args.size), **common)
+    else:
+        clf = tnml.MPSClassifier(**common)
     started = time.perf_counter()
     clf.fit(X_train, y_train)
     seconds = time.perf_counter() - started

@@ -257,7 +257,7 @@ def test_train_forwards_every_option(recorder: Recorder) -> None:
         ["--bond-dim", "0"],
         ["--lr", "0"],
         ["--feature-map", "cubic"],
-        ["--model", "ttn"],
+        ["--model", "peps"],
         ["--val-fraction", "1.5"],
         ["--device", "tpu"],
     ],
@@ -607,3 +607,46 @@ def test_anomaly_fit_and_score(tmp_path: Path) -> None:
         run("anomaly", "fit", "digits", "--normal-class", 11, "--out", model), "--normal-class"
     )
     assert_error(run("anomaly", "score", tmp_path / "missing.tnml"), "not found")
+
+
+def test_tree_models_train_with_the_image_layout(tmp_path: Path) -> None:
+    out = tmp_path / "ttn.tnml"
+    result = ok(
+        run(
+            "train",
+            "digits",
+            "--model",
+            "ttn",
+            "--epochs",
+            2,
+            "--bond-dim",
+            8,
+            "--quiet",
+            "--out",
+            out,
+        )
+    )
+    assert float(re.search(r"test accuracy (\d\.\d+)", result.output).group(1)) > 0.8
+    model = tnml.io.load(out)
+    assert isinstance(model, tnml.TTNClassifier) and tuple(model.layout) == (8, 8)
+    born = tmp_path / "ttn-born.tnml"
+    ok(
+        run(
+            "train",
+            "digits",
+            "--model",
+            "ttn-born",
+            "--epochs",
+            1,
+            "--bond-dim",
+            4,
+            "--quiet",
+            "--out",
+            born,
+        )
+    )
+    ok(run("sample", born, "--n", 4, "--out", tmp_path / "s.png"))
+    assert_error(
+        run("train", "digits", "--model", "ttn", "--trainer", "sweep", "--out", out),
+        "--trainer applies to the MPS models",
+    )

@@ -7,12 +7,20 @@ The estimators are exported here; the layers live in ``tnml.tensor`` (algebra),
 
 from tnml import explain, io
 from tnml._version import __version__
-from tnml.models import MPSAnomalyDetector, MPSBornMachine, MPSClassifier
+from tnml.models import (
+    MPSAnomalyDetector,
+    MPSBornMachine,
+    MPSClassifier,
+    TTNBornMachine,
+    TTNClassifier,
+)
 
 __all__ = [
     "MPSAnomalyDetector",
     "MPSBornMachine",
     "MPSClassifier",
+    "TTNBornMachine",
+    "TTNClassifier",
     "__version__",
     "explain",
     "io",

@@ -25,7 +25,13 @@ from safetensors.torch import save_file
 
 from tnml._version import __version__
 from tnml.exceptions import ModelFileError
-from tnml.models import MPSAnomalyDetector, MPSBornMachine, MPSClassifier
+from tnml.models import (
+    MPSAnomalyDetector,
+    MPSBornMachine,
+    MPSClassifier,
+    TTNBornMachine,
+    TTNClassifier,
+)
 from tnml.train.checkpoint import atomic_write
 
 FORMAT_NAME = "tnml-model"
@@ -36,6 +42,8 @@ ESTIMATORS: dict[str, type] = {
     "MPSClassifier": MPSClassifier,
     "MPSBornMachine": MPSBornMachine,
     "MPSAnomalyDetector": MPSAnomalyDetector,
+    "TTNClassifier": TTNClassifier,
+    "TTNBornMachine": TTNBornMachine,
 }
 
 # Fitted attributes saved as JSON (plain values) and as tensors (arrays), per estimator.

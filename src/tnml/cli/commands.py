@@ -35,11 +35,17 @@ from tnml.cli.datasets import (
     load_prediction_input,
     load_training_data,
 )
-from tnml.cli.generative import discretize, inpaint, is_born_machine, sample
+from tnml.cli.generative import discretize, image_shape, inpaint, is_born_machine, sample
 from tnml.cli.inspect import anomaly_app, anomaly_fit, anomaly_score, explain
 from tnml.data import MNIST_ENV_VAR
 from tnml.exceptions import InvalidInputError, TnmlError
-from tnml.models import MPSBornMachine, MPSClassifier, compress_bonds
+from tnml.models import (
+    MPSBornMachine,
+    MPSClassifier,
+    TTNBornMachine,
+    TTNClassifier,
+    compress_bonds,
+)
 from tnml.train import init_distributed
 
 __all__ = ["app", "handle_errors", "main"]
@@ -186,17 +192,46 @@ _CLASSIFIER_ONLY = {
 }
 
 
-def _make_estimator(model: str, params: dict[str, Any]) -> Any:
-    """The estimator named by ``--model``, built with the options the user gave."""
+# Options of the MPS models that the tree models do not take (the sweep trainer).
+_MPS_ONLY = {
+    "trainer": "--trainer",
+    "max_bond": "--max-bond",
+    "cutoff": "--cutoff",
+    "loss": "--loss",
+}
+
+
+def _reject(model: str, params: dict[str, Any], options: dict[str, str], kind: str) -> None:
+    for name, flag in options.items():
+        if name in params:
+            raise InvalidInputError(f"{flag} applies to {kind}, not --model {model}")
+
+
+def _make_estimator(
+    model: str, params: dict[str, Any], image_shape: tuple[int, int] | None = None
+) -> Any:
+    """The estimator named by ``--model``, built with the options the user gave.
+
+    Tree models on images get the 2D layout (square patches) of ``image_shape``.
+    """
     if model == "mps":
         return MPSClassifier(**params)
+    if model == "ttn":
+        _reject(model, params, _MPS_ONLY, "the MPS models")
+        if image_shape is not None:
+            params["layout"] = tuple(image_shape)
+        return TTNClassifier(**params)
+    _reject(model, params, _CLASSIFIER_ONLY, "classifiers")
     if model == "mps-born":
-        for name, flag in _CLASSIFIER_ONLY.items():
-            if name in params:
-                raise InvalidInputError(f"{flag} applies to classifiers, not --model {model}")
         if "max_bond" in params:  # the sweeps' cap is the Born machine's bond_dim
             params["bond_dim"] = params.pop("max_bond")
+        _reject(model, params, {"loss": "--loss"}, "classifiers")
         return MPSBornMachine(**params)
+    if model == "ttn-born":
+        _reject(model, params, _MPS_ONLY, "the MPS models")
+        if image_shape is not None:
+            params["layout"] = tuple(image_shape)
+        return TTNBornMachine(**params)
     raise AssertionError(f"unknown model {model!r}")  # pragma: no cover - Typer checks it
 
 
@@ -211,10 +246,11 @@ def train(
     dataset: DatasetArg = "digits",
     file: FileArg = None,
     model: Annotated[
-        Literal["mps", "mps-born"],
+        Literal["mps", "ttn", "mps-born", "ttn-born"],
         typer.Option(
-            help="Model: mps (matrix product state classifier) or mps-born (generative MPS "
-            "Born machine; images are binarised at 0.5, csv columns must hold integers)."
+            help="Model: mps or ttn (matrix product state or tree classifier), mps-born or "
+            "ttn-born (generative Born machines; images are binarised at 0.5, csv columns "
+            "must hold integers). Tree models pair image pixels in square patches."
         ),
     ] = "mps",
     bond_dim: Annotated[
@@ -335,7 +371,9 @@ def train(
         device=device,
     )
     params.update(random_state=seed, verbose=0 if quiet or rank else 1)
-    estimator = _make_estimator(model, params)
+    spec = ModelSpec(data.X_train.shape[1], data.metadata)
+    shape = image_shape(spec) if spec.kind == "image" else None
+    estimator = _make_estimator(model, params, shape)
     checkpoint = checkpoint or out.with_name(out.name + ".ckpt")
     started = time.perf_counter()
     if is_born_machine(estimator):

@@ -4,7 +4,8 @@
 adaptation (:func:`tnml.train.born_sweep.train_born_sweep`) or by mini-batch autodiff on the
 negative log-likelihood (:func:`tnml.train.train_classifier` with ``objective="nll"``). Both
 give exact log-likelihoods, exact marginals and exact independent samples, optionally
-conditioned on observed features (inpainting).
+conditioned on observed features (inpainting). :class:`TTNBornMachine` is the same on a
+tree tensor network (2D patches for images), trained by autodiff.
 
 Inputs are integer arrays: column ``j`` takes values ``0 .. n_levels_[j] - 1`` (binary pixels,
 categories, quantised levels).
@@ -24,9 +25,11 @@ from sklearn.utils.validation import check_is_fitted, check_random_state, valida
 
 from tnml.exceptions import InvalidInputError
 from tnml.models.base import DTYPES, resolve_device
-from tnml.models.born_module import MPSBornModule
+from tnml.models.born_module import MPSBornModule, TTNBornModule
 from tnml.tensor.born import mps_log_prob, mps_marginal_log_prob, mps_sample
 from tnml.tensor.mps import MPS
+from tnml.tensor.ttn import TTN
+from tnml.tensor.ttn_born import ttn_log_prob, ttn_marginal_log_prob, ttn_sample
 from tnml.train.autodiff import LR_SCHEDULES, OPTIMIZERS, train_classifier
 from tnml.train.born_sweep import train_born_sweep
 
@@ -52,7 +55,167 @@ def check_discrete(X: np.ndarray, name: str = "X") -> np.ndarray:
     return as_int
 
 
-class MPSBornMachine(DensityMixin, BaseEstimator):
+class BornMachineBase(DensityMixin, BaseEstimator):
+    """Shared face of the Born machines; subclasses say how to train and which algebra to use.
+
+    Subclasses provide ``_train(data, val, generator, seed, device, dtype, train_kwargs)``
+    (sets ``module_`` and ``history_``), ``_state()`` (the normalised network), and the
+    functions ``_log_prob_fn``, ``_marginal_fn``, ``_sample_fn`` of their tensor algebra.
+    """
+
+    def __sklearn_tags__(self) -> Any:
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = True
+        return tags
+
+    # -- fitting ----------------------------------------------------------------------------
+    def _fit(self, X: Any, train_kwargs: dict[str, Any]) -> BornMachineBase:
+        X = validate_data(self, X, dtype=None, ensure_min_features=2)
+        X = check_discrete(np.asarray(X))
+        if self.n_levels is None:
+            levels = np.maximum(self._levels_for(X), 2)
+        else:
+            levels = np.broadcast_to(np.asarray(self.n_levels), (X.shape[1],))
+            if levels.dtype.kind not in "iu" or levels.min() < 2:
+                raise InvalidInputError(
+                    "n_levels must be an int >= 2 or one int >= 2 per feature, got "
+                    f"{self.n_levels!r}"
+                )
+            too_big = X.max(axis=0) >= levels
+            if too_big.any():
+                j = int(np.flatnonzero(too_big)[0])
+                raise InvalidInputError(
+                    f"X[:, {j}] holds the value {X[:, j].max()} but n_levels allows only "
+                    f"0 .. {levels[j] - 1} there"
+                )
+        self.n_levels_ = levels.astype(np.int64)
+        device = resolve_device(self.device)
+        dtype = DTYPES[self.dtype]
+        seed = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
+        generator = torch.Generator().manual_seed(seed)
+        data = torch.as_tensor(X, device=device)
+        X_val = train_kwargs.pop("X_val", None)
+        val = None
+        if X_val is not None:
+            X_val = self._check_input(X_val)
+            val = torch.as_tensor(np.minimum(X_val, self.n_levels_ - 1), device=device)
+        self._train(data, val, generator, seed, device, dtype, train_kwargs)
+        self.n_iter_ = len(self.history_)
+        return self
+
+    def _levels_for(self, X: np.ndarray) -> np.ndarray:
+        return X.max(axis=0) + 1
+
+    # -- validation -------------------------------------------------------------------------
+    def _check_input(self, X: Any, name: str = "X") -> np.ndarray:
+        check_is_fitted(self)
+        X = validate_data(self, X, dtype=None, reset=False)
+        return check_discrete(np.asarray(X), name)
+
+    # -- likelihoods ------------------------------------------------------------------------
+    def log_prob(self, X: Any, batch_size: int = 4096) -> np.ndarray:
+        """Natural log of ``p(x)`` for each row of ``X``, shape (n_samples,).
+
+        A value outside ``0 .. n_levels_[j] - 1`` was never seen in training and has
+        probability zero: its row gets ``-inf``.
+        """
+        X = self._check_input(X)
+        unseen = (X >= self.n_levels_).any(axis=1)
+        X = np.minimum(X, self.n_levels_ - 1)
+        state = self._state()
+        out = np.empty(X.shape[0])
+        with torch.no_grad():
+            for start in range(0, X.shape[0], batch_size):
+                chunk = torch.as_tensor(X[start : start + batch_size], device=state.device)
+                out[start : start + batch_size] = self._log_prob_fn(state, chunk).double().cpu()
+        out[unseen] = -np.inf
+        return out
+
+    def score_samples(self, X: Any) -> np.ndarray:
+        """Log-likelihood of each sample, shape (n_samples,) (same as :meth:`log_prob`)."""
+        return self.log_prob(X)
+
+    def score(self, X: Any, y: Any = None) -> float:
+        """Mean log-likelihood of the rows of ``X`` (nats; higher is better)."""
+        return float(np.mean(self.log_prob(X)))
+
+    def nll(self, X: Any) -> float:
+        """Mean negative log-likelihood of the rows of ``X`` in nats (lower is better)."""
+        return -self.score(X)
+
+    def marginal_log_prob(self, features: Any, values: Any) -> np.ndarray:
+        """Log of the marginal probability of ``values`` at ``features``.
+
+        Parameters
+        ----------
+        features : sequence of int
+            Distinct feature indices ``S``.
+        values : array of shape (n, len(S))
+            Observed values of those features, row by row.
+
+        Returns
+        -------
+        ndarray of shape (n,)
+        """
+        check_is_fitted(self)
+        features = [int(f) for f in np.atleast_1d(features)]
+        values = check_discrete(np.atleast_2d(np.asarray(values)), "values")
+        state = self._state()
+        tensor = torch.as_tensor(values, device=state.device)
+        return self._marginal_fn(state, features, tensor).double().cpu().numpy()
+
+    # -- sampling ---------------------------------------------------------------------------
+    def sample(
+        self,
+        n_samples: int = 1,
+        *,
+        evidence: dict[int, Any] | None = None,
+        random_state: Any = None,
+    ) -> np.ndarray:
+        """Exact independent samples, shape (n_samples, n_features), int64.
+
+        Parameters
+        ----------
+        n_samples : int
+        evidence : dict {feature: value}, optional
+            Observed features, each an int or an array of ``n_samples`` values (one per
+            sample, e.g. the visible pixels of images to inpaint); the rest are drawn from the
+            exact conditional distribution given them.
+        random_state : int, RandomState or None
+        """
+        check_is_fitted(self)
+        state = self._state()
+        seed = int(check_random_state(random_state).randint(0, 2**31 - 1))
+        generator = torch.Generator(device=state.device).manual_seed(seed)
+        torch_evidence = None
+        if evidence is not None:
+            torch_evidence = {
+                int(k): torch.as_tensor(np.asarray(v, dtype=np.int64)) for k, v in evidence.items()
+            }
+        return (
+            self._sample_fn(state, n_samples, evidence=torch_evidence, generator=generator)
+            .cpu()
+            .numpy()
+        )
+
+    # -- exports ----------------------------------------------------------------------------
+    def to_dense(self) -> np.ndarray:
+        """The normalised amplitude tensor ``psi`` of shape ``tuple(n_levels_)`` (small models).
+
+        ``psi ** 2`` is the probability table; its entries sum to one.
+        """
+        check_is_fitted(self)
+        size = math.prod(self.n_levels_.tolist())
+        if size > MAX_DENSE_ENTRIES:
+            raise InvalidInputError(
+                f"to_dense() would build {size} entries (more than {MAX_DENSE_ENTRIES}); it is "
+                "meant for small models"
+            )
+        psi = self._state().to_dense().double()
+        return (psi / torch.linalg.vector_norm(psi)).cpu().numpy()
+
+
+class MPSBornMachine(BornMachineBase):
     """Generative matrix-product-state model with exact likelihoods and exact sampling.
 
     ``p(x) = psi(x)^2 / sum_x' psi(x')^2`` with ``psi`` an MPS over the ``N`` features, each
@@ -175,12 +338,10 @@ class MPSBornMachine(DensityMixin, BaseEstimator):
         self.verbose = verbose
         self.warm_start = warm_start
 
-    def __sklearn_tags__(self) -> Any:
-        tags = super().__sklearn_tags__()
-        tags.input_tags.positive_only = True
-        return tags
+    _log_prob_fn = staticmethod(mps_log_prob)
+    _marginal_fn = staticmethod(mps_marginal_log_prob)
+    _sample_fn = staticmethod(mps_sample)
 
-    # -- fitting ----------------------------------------------------------------------------
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any = None, **train_kwargs: Any) -> MPSBornMachine:
         """Fit to ``X`` of shape (n_samples, n_features), integer values ``0 .. d - 1``.
@@ -188,35 +349,26 @@ class MPSBornMachine(DensityMixin, BaseEstimator):
         ``y`` is ignored. ``train_kwargs`` go to the trainer (``X_val``: an array like ``X``
         whose NLL is tracked; ``checkpoint_path``, ``resume``, ``callback``).
         """
-        X = validate_data(self, X, dtype=None, ensure_min_features=2)
-        X = check_discrete(np.asarray(X))
-        if self.n_levels is None:
-            levels = np.maximum(X.max(axis=0) + 1, 2)
-        else:
-            levels = np.broadcast_to(np.asarray(self.n_levels), (X.shape[1],))
-            if levels.dtype.kind not in "iu" or levels.min() < 2:
-                raise InvalidInputError(
-                    "n_levels must be an int >= 2 or one int >= 2 per feature, got "
-                    f"{self.n_levels!r}"
-                )
-            too_big = X.max(axis=0) >= levels
-            if too_big.any():
-                j = int(np.flatnonzero(too_big)[0])
-                raise InvalidInputError(
-                    f"X[:, {j}] holds the value {X[:, j].max()} but n_levels allows only "
-                    f"0 .. {levels[j] - 1} there"
-                )
-        self.n_levels_ = levels.astype(np.int64)
-        device = resolve_device(self.device)
-        dtype = DTYPES[self.dtype]
-        seed = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
-        generator = torch.Generator().manual_seed(seed)
-        data = torch.as_tensor(X, device=device)
-        X_val = train_kwargs.pop("X_val", None)
-        val = None
-        if X_val is not None:
-            X_val = self._check_input(X_val)
-            val = torch.as_tensor(np.minimum(X_val, self.n_levels_ - 1), device=device)
+        return self._fit(X, train_kwargs)
+
+    def _state(self) -> MPS:
+        return self.module_.to_mps()
+
+    def to_mps(self) -> MPS:
+        """The fitted state as a normalised, right-canonical :class:`~tnml.tensor.MPS`."""
+        check_is_fitted(self)
+        return self._state()
+
+    def _train(
+        self,
+        data: torch.Tensor,
+        val: torch.Tensor | None,
+        generator: torch.Generator,
+        seed: int,
+        device: torch.device,
+        dtype: torch.dtype,
+        train_kwargs: dict[str, Any],
+    ) -> None:
         phys = self.n_levels_.tolist()
         previous = getattr(self, "module_", None) if self.warm_start else None
         if previous is not None and list(previous.phys_dims) != phys:
@@ -277,119 +429,188 @@ class MPSBornMachine(DensityMixin, BaseEstimator):
                 | {k: h[k] for k in ("lr", "seconds")}
                 for h in result.history
             ]
-        self.n_iter_ = len(self.history_)
-        return self
 
-    # -- validation -------------------------------------------------------------------------
-    def _check_input(self, X: Any, name: str = "X") -> np.ndarray:
-        check_is_fitted(self)
-        X = validate_data(self, X, dtype=None, reset=False)
-        return check_discrete(np.asarray(X), name)
 
-    def _state(self) -> MPS:
-        return self.module_.to_mps()
+class TTNBornMachine(BornMachineBase):
+    """Generative tree-tensor-network model with exact likelihoods and exact sampling.
 
-    # -- likelihoods ------------------------------------------------------------------------
-    def log_prob(self, X: Any, batch_size: int = 4096) -> np.ndarray:
-        """Natural log of ``p(x)`` for each row of ``X``, shape (n_samples,).
+    ``p(x) = psi(x)^2 / sum_x' psi(x')^2`` with ``psi`` a binary tree tensor network over the
+    ``N`` features (leaves); for images the tree merges square patches (2D layout), so
+    neighbouring pixels meet low in the tree. Trained by mini-batch autodiff on the NLL;
+    log-likelihoods, marginals and samples (optionally conditioned) are exact
+    (:mod:`tnml.tensor.ttn_born`).
 
-        A value outside ``0 .. n_levels_[j] - 1`` was never seen in training and has
-        probability zero: its row gets ``-inf``.
-        """
-        X = self._check_input(X)
-        unseen = (X >= self.n_levels_).any(axis=1)
-        X = np.minimum(X, self.n_levels_ - 1)
-        state = self._state()
-        out = np.empty(X.shape[0])
-        with torch.no_grad():
-            for start in range(0, X.shape[0], batch_size):
-                chunk = torch.as_tensor(X[start : start + batch_size], device=state.device)
-                out[start : start + batch_size] = mps_log_prob(state, chunk).double().cpu()
-        out[unseen] = -np.inf
-        return out
+    Parameters
+    ----------
+    bond_dim : int, default=16
+        Largest bond dimension; the bond above a node is ``min(bond_dim, D_left * D_right)``.
+    layout : "auto", "1d", "image" or (height, width), default="auto"
+        Pairing of the features: ``"auto"`` takes ``"image"`` (a square image) when the
+        number of features is a perfect square of at least 4, else ``"1d"``.
+    n_levels : int or None, default=None
+        Values per feature (one ``d`` for all leaves); None: the largest ``max + 1`` of the
+        training columns.
+    epochs, lr, batch_size, optimizer, lr_schedule, weight_decay :
+        Autodiff training, as in :func:`tnml.train.train_classifier` (``lr`` None: 1e-2).
+    max_grad_norm : float or None, default=None
+        Clip the global gradient norm.
+    init_std : float, default=1e-2
+        Noise on the "folded copy" start.
+    random_state, device, dtype, verbose, warm_start : as in :class:`MPSBornMachine`.
 
-    def score_samples(self, X: Any) -> np.ndarray:
-        """Log-likelihood of each sample, shape (n_samples,) (same as :meth:`log_prob`)."""
-        return self.log_prob(X)
+    Attributes
+    ----------
+    module_ : TTNBornModule
+    n_levels_ : ndarray of shape (n_features_in_,)
+    history_ : list of dict
+    n_iter_ : int
 
-    def score(self, X: Any, y: Any = None) -> float:
-        """Mean log-likelihood of the rows of ``X`` (nats; higher is better)."""
-        return float(np.mean(self.log_prob(X)))
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.random.default_rng(0).integers(0, 2, size=(200, 16))
+    >>> model = TTNBornMachine(bond_dim=4, epochs=2, random_state=0).fit(X)
+    >>> model.sample(3, random_state=0).shape
+    (3, 16)
+    """
 
-    def nll(self, X: Any) -> float:
-        """Mean negative log-likelihood of the rows of ``X`` in nats (lower is better)."""
-        return -self.score(X)
+    _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "bond_dim": [Interval(Integral, 1, None, closed="left")],
+        "layout": [StrOptions({"auto", "1d", "image"}), "array-like"],
+        "n_levels": [Interval(Integral, 2, None, closed="left"), None],
+        "epochs": [Interval(Integral, 1, None, closed="left")],
+        "lr": [Interval(Real, 0, None, closed="neither"), None],
+        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "optimizer": [StrOptions(set(OPTIMIZERS))],
+        "lr_schedule": [StrOptions(set(LR_SCHEDULES))],
+        "weight_decay": [Interval(Real, 0, None, closed="left")],
+        "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
+        "init_std": [Interval(Real, 0, None, closed="left")],
+        "random_state": ["random_state"],
+        "device": [str],
+        "dtype": [StrOptions(set(DTYPES))],
+        "verbose": ["verbose"],
+        "warm_start": ["boolean"],
+    }
+    _module_class = TTNBornModule
+    _log_prob_fn = staticmethod(ttn_log_prob)
+    _marginal_fn = staticmethod(ttn_marginal_log_prob)
+    _sample_fn = staticmethod(ttn_sample)
 
-    def marginal_log_prob(self, features: Any, values: Any) -> np.ndarray:
-        """Log of the marginal probability of ``values`` at ``features``.
-
-        Parameters
-        ----------
-        features : sequence of int
-            Distinct feature indices ``S``.
-        values : array of shape (n, len(S))
-            Observed values of those features, row by row.
-
-        Returns
-        -------
-        ndarray of shape (n,)
-        """
-        check_is_fitted(self)
-        features = [int(f) for f in np.atleast_1d(features)]
-        values = check_discrete(np.atleast_2d(np.asarray(values)), "values")
-        state = self._state()
-        tensor = torch.as_tensor(values, device=state.device)
-        return mps_marginal_log_prob(state, features, tensor).double().cpu().numpy()
-
-    # -- sampling ---------------------------------------------------------------------------
-    def sample(
+    def __init__(
         self,
-        n_samples: int = 1,
+        bond_dim: int = 16,
         *,
-        evidence: dict[int, Any] | None = None,
+        layout: Any = "auto",
+        n_levels: int | None = None,
+        epochs: int = 10,
+        lr: float | None = None,
+        batch_size: int = 64,
+        optimizer: str = "adam",
+        lr_schedule: str = "cosine",
+        weight_decay: float = 0.0,
+        max_grad_norm: float | None = None,
+        init_std: float = 1e-2,
         random_state: Any = None,
-    ) -> np.ndarray:
-        """Exact independent samples, shape (n_samples, n_features), int64.
+        device: str = "cpu",
+        dtype: str = "float64",
+        verbose: int = 0,
+        warm_start: bool = False,
+    ) -> None:
+        self.bond_dim = bond_dim
+        self.layout = layout
+        self.n_levels = n_levels
+        self.epochs = epochs
+        self.lr = lr
+        self.batch_size = batch_size
+        self.optimizer = optimizer
+        self.lr_schedule = lr_schedule
+        self.weight_decay = weight_decay
+        self.max_grad_norm = max_grad_norm
+        self.init_std = init_std
+        self.random_state = random_state
+        self.device = device
+        self.dtype = dtype
+        self.verbose = verbose
+        self.warm_start = warm_start
 
-        Parameters
-        ----------
-        n_samples : int
-        evidence : dict {feature: value}, optional
-            Observed features, each an int or an array of ``n_samples`` values (one per
-            sample, e.g. the visible pixels of images to inpaint); the rest are drawn from the
-            exact conditional distribution given them.
-        random_state : int, RandomState or None
+    @_fit_context(prefer_skip_nested_validation=True)
+    def fit(self, X: Any, y: Any = None, **train_kwargs: Any) -> TTNBornMachine:
+        """Fit to ``X`` of shape (n_samples, n_features), integer values ``0 .. d - 1``.
+
+        ``y`` is ignored; ``train_kwargs`` go to :func:`tnml.train.train_classifier`
+        (``X_val``: an array like ``X`` whose NLL is tracked; ``checkpoint_path``,
+        ``resume``, ``callback``).
         """
-        check_is_fitted(self)
-        state = self._state()
-        seed = int(check_random_state(random_state).randint(0, 2**31 - 1))
-        generator = torch.Generator(device=state.device).manual_seed(seed)
-        torch_evidence = None
-        if evidence is not None:
-            torch_evidence = {
-                int(k): torch.as_tensor(np.asarray(v, dtype=np.int64)) for k, v in evidence.items()
-            }
-        return (
-            mps_sample(state, n_samples, evidence=torch_evidence, generator=generator).cpu().numpy()
-        )
+        return self._fit(X, train_kwargs)
 
-    # -- exports ----------------------------------------------------------------------------
-    def to_mps(self) -> MPS:
-        """The fitted state as a normalised, right-canonical :class:`~tnml.tensor.MPS`."""
+    def _levels_for(self, X: np.ndarray) -> np.ndarray:
+        # one physical dimension for every leaf
+        return np.full(X.shape[1], X.max() + 1)
+
+    def _layout_spec(self, n_features: int) -> Any:
+        if self.layout != "auto":
+            return self.layout
+        side = math.isqrt(n_features)
+        return "image" if side * side == n_features and side >= 2 else "1d"
+
+    def _state(self) -> TTN:
+        return self.module_.to_ttn()
+
+    def to_ttn(self) -> TTN:
+        """The fitted state as a normalised, canonical :class:`~tnml.tensor.ttn.TTN`."""
         check_is_fitted(self)
         return self._state()
 
-    def to_dense(self) -> np.ndarray:
-        """The normalised amplitude tensor ``psi`` of shape ``tuple(n_levels_)`` (small models).
-
-        ``psi ** 2`` is the probability table; its entries sum to one.
-        """
-        check_is_fitted(self)
-        size = math.prod(self.n_levels_.tolist())
-        if size > MAX_DENSE_ENTRIES:
+    def _train(
+        self,
+        data: torch.Tensor,
+        val: torch.Tensor | None,
+        generator: torch.Generator,
+        seed: int,
+        device: torch.device,
+        dtype: torch.dtype,
+        train_kwargs: dict[str, Any],
+    ) -> None:
+        n_features = data.shape[1]
+        phys_dim = int(self.n_levels_.max())
+        previous = getattr(self, "module_", None) if self.warm_start else None
+        if previous is not None and (
+            previous.n_features != n_features or previous.phys_dim != phys_dim
+        ):
             raise InvalidInputError(
-                f"to_dense() would build {size} entries (more than {MAX_DENSE_ENTRIES}); it is "
-                "meant for small models"
+                "warm_start=True but X has other features or levels than the first fit"
             )
-        psi = self._state().to_dense().double()
-        return (psi / torch.linalg.vector_norm(psi)).cpu().numpy()
+        if previous is None:
+            self.module_ = TTNBornModule(
+                n_features,
+                phys_dim,
+                self.bond_dim,
+                layout=self._layout_spec(n_features),
+                init_std=self.init_std,
+                device=device,
+                dtype=dtype,
+            )
+            self.module_.reset_parameters(generator=generator)
+        train_kwargs.setdefault("max_grad_norm", self.max_grad_norm)
+        result = train_classifier(
+            self.module_,
+            data,
+            None,
+            X_val=val,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=AUTODIFF_DEFAULT_LR if self.lr is None else self.lr,
+            optimizer=self.optimizer,
+            weight_decay=self.weight_decay,
+            lr_schedule=self.lr_schedule,
+            seed=seed,
+            progress=bool(self.verbose),
+            objective="nll",
+            **train_kwargs,
+        )
+        self.history_ = [
+            {"epoch": h["epoch"], "train_nll": h["train_loss"], "val_nll": h["val_loss"]}
+            | {k: h[k] for k in ("lr", "seconds")}
+            for h in result.history
+        ]

@@ -1,4 +1,4 @@
-"""``MPSBornModule``: the PyTorch module of the MPS Born machine.
+"""``MPSBornModule`` and ``TTNBornModule``: the PyTorch modules of the Born machines.
 
 ``p(x) = psi(x)^2 / <psi|psi>`` over discrete inputs ``x`` (site ``i`` takes values
 ``0 .. d_i - 1``), with ``psi`` a matrix product state whose cores are the parameters. The
@@ -14,8 +14,18 @@ from torch import Tensor, nn
 
 from tnml._validation import check_int
 from tnml.exceptions import InvalidInputError
+from tnml.models.ttn_module import node_shapes, resolve_layout
 from tnml.tensor.born import mps_log_prob
 from tnml.tensor.mps import MPS, mps_canonicalize
+from tnml.tensor.ttn import (
+    TTN,
+    NodeGroup,
+    tree_layout_1d,
+    tree_layout_2d,
+    tree_log_amplitudes,
+    tree_log_norm,
+    ttn_canonicalize,
+)
 
 
 class MPSBornModule(nn.Module):
@@ -136,3 +146,123 @@ def _capped_bonds(phys_dims: Sequence[int], bond_dim: int) -> list[int]:
         left = min(left * phys_dims[i], bond_dim)
         bonds.append(min(left, rights[i + 1], bond_dim))
     return bonds
+
+
+class TTNBornModule(nn.Module):
+    r"""Tree-tensor-network Born machine over N discrete leaves with ``d`` values each.
+
+    ``p(x) = psi(x)^2 / <psi|psi>`` with ``psi`` a binary tree whose root has output
+    dimension 1; the mathematics is :mod:`tnml.tensor.ttn_born` and :mod:`tnml.tensor.ttn`.
+
+    Args:
+        n_features: number of leaves ``N >= 2``.
+        phys_dim: values per leaf ``d >= 2``.
+        bond_dim: largest bond ``D``; the bond above a node is ``min(D, D_left * D_right)``.
+        layout: ``"1d"``, ``"image"`` (square) or ``(height, width)`` (2D patches), as in
+            :class:`~tnml.models.TTNClassifierModule`.
+        init_std: noise added to the "folded copy" start of the non-root tensors.
+
+    Shape:
+        - Input: ``(B, N)`` int64 values in ``[0, d)``.
+        - Output: ``(B,)`` log-probabilities.
+
+    Attributes:
+        tree: the :class:`~tnml.tensor.ttn.TreeLayout`.
+        nodes: one parameter per layer and node shape, ``(K, Da, Db, Dp)`` (``node_groups``
+            lists which nodes); the root tensor is ``(Da, Db, 1)``.
+
+    Examples:
+        >>> module = TTNBornModule(16, 2, 4, layout=(4, 4))
+        >>> module(torch.zeros(3, 16, dtype=torch.long)).shape
+        torch.Size([3])
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        phys_dim: int = 2,
+        bond_dim: int = 16,
+        *,
+        layout: object = "1d",
+        init_std: float = 1e-2,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        check_int("n_features", n_features, minimum=2)
+        check_int("phys_dim", phys_dim, minimum=2)
+        check_int("bond_dim", bond_dim, minimum=1)
+        self.n_features = n_features
+        self.phys_dim = phys_dim
+        self.bond_dim = bond_dim
+        self.layout = resolve_layout(layout, n_features)
+        self.init_std = float(init_std)
+        self.tree = (
+            tree_layout_1d(n_features) if self.layout == "1d" else tree_layout_2d(*self.layout)
+        )
+        self.nodes = nn.ParameterList()
+        self.node_groups: list[list[tuple[tuple[int, ...], int]]] = []
+        for row in node_shapes(self.tree, phys_dim, bond_dim, 1):
+            by_shape: dict[tuple[int, int, int], list[int]] = {}
+            for k, shape in enumerate(row):
+                by_shape.setdefault(shape, []).append(k)
+            layer_groups = []
+            for shape, ks in by_shape.items():
+                layer_groups.append((tuple(ks), len(self.nodes)))
+                self.nodes.append(
+                    nn.Parameter(torch.empty(len(ks), *shape, device=device, dtype=dtype))
+                )
+            self.node_groups.append(layer_groups)
+        self.reset_parameters()
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """The folded copy ``T[a, b, p] = delta(p, (a Db + b) mod Dp)`` plus noise; the root
+        (a (Da, Db, 1) vector) all ones plus noise, so every input starts with a similar
+        amplitude."""
+        with torch.no_grad():
+            for param in self.nodes:
+                _, da, db, dp = param.shape
+                noise = torch.randn(param.shape, generator=generator, dtype=param.dtype)
+                fold = torch.zeros(da * db, dp, dtype=param.dtype)
+                ab = torch.arange(da * db)
+                fold[ab, ab % dp] = 1.0
+                param.copy_(fold.reshape(1, da, db, dp) + self.init_std * noise)
+
+    def groups(self) -> list[list[NodeGroup]]:
+        """Per layer, ``(node indices, stacked parameter (K, Da, Db, Dp))``."""
+        return [[(idx, self.nodes[i]) for idx, i in layer] for layer in self.node_groups]
+
+    def forward(self, x: Tensor) -> Tensor:
+        groups = self.groups()
+        mantissa, log_abs = tree_log_amplitudes(self.tree, groups, x)
+        log_abs = torch.where(mantissa[:, 0] == 0, torch.full_like(log_abs, -torch.inf), log_abs)
+        return 2.0 * (log_abs - tree_log_norm(self.tree, groups))
+
+    def to_ttn(self) -> TTN:
+        """The weights as a normalised, canonical :class:`~tnml.tensor.ttn.TTN` (a copy)."""
+        tensors: list[list[Tensor]] = []
+        for layer in self.node_groups:
+            row: list[Tensor] = [torch.empty(0)] * sum(len(idx) for idx, _ in layer)
+            for idx, i in layer:
+                for k, t in zip(idx, self.nodes[i].detach(), strict=True):
+                    row[k] = t.clone()
+            tensors.append(row)
+        state = ttn_canonicalize(TTN(self.tree, tensors))
+        state.log_scale = torch.zeros_like(state.log_scale)
+        return state
+
+    def config(self) -> dict[str, object]:
+        """The constructor arguments that rebuild this module's architecture (JSON-able)."""
+        return {
+            "n_features": self.n_features,
+            "phys_dim": self.phys_dim,
+            "bond_dim": self.bond_dim,
+            "layout": self.layout,
+            "init_std": self.init_std,
+        }
+
+    def extra_repr(self) -> str:
+        return (
+            f"n_features={self.n_features}, phys_dim={self.phys_dim}, "
+            f"bond_dim={self.bond_dim}, layout={self.layout}"
+        )

@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
             **common,
         )
     else:
-        model = tnml.TTNBornMachine(image_shape=(28, 28), **common)
+        model = tnml.TTNBornMachine(layout=(28, 28), **common)
     if args.init_model:
         previous = tnml.io.load(args.init_model)
         model.set_params(warm_start=True)

@@ -177,3 +177,15 @@ def test_continuous_density_with_whitened_trig_map_integrates_to_one():
     density = mps_log_density(mps, f @ whiten).exp()
     w4 = np.einsum("i,j,k,l->ijkl", *[weights] * 4).reshape(-1)
     assert abs(float((density.numpy() * w4).sum()) - 1.0) < 1e-10
+
+
+def test_impossible_evidence_is_a_clear_error_not_nan():
+    mps = random_state(6, 2, 3, seed=8)
+    mps.cores[4] = mps.cores[4].clone()
+    mps.cores[4][:, 1, :] = 0.0  # site 4 can never take the value 1
+    mps.center = None
+    evidence = {4: torch.tensor([0, 1, 0]), 5: 1}
+    with pytest.raises(InvalidInputError, match=r"evidence of samples \[1\]"):
+        mps_sample(mps, 3, evidence=evidence, generator=torch.Generator().manual_seed(0))
+    logp = mps_marginal_log_prob(mps, [4, 5], torch.tensor([[0, 1], [1, 1]]))
+    assert torch.isfinite(logp[0]) and torch.isneginf(logp[1])

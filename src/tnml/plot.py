@@ -117,11 +117,19 @@ def plot_entropy_profile(
     ax.plot(x, np.asarray(profile.renyi2)[order], marker=".", label="Renyi-2")
     bound = np.log(np.asarray(profile.bond_dims, dtype=np.float64))[order]
     ax.step(x, bound, where="mid", color="0.6", linestyle="--", label="log(bond dim)")
-    ax.set_xlabel("bond (between sites b and b + 1)")
+    tree = getattr(profile, "edges", None) is not None
+    ax.set_xlabel(
+        "tree edge (leaf legs 0 .. N-1, then node bonds bottom-up)"
+        if tree
+        else "bond (between sites b and b + 1)"
+    )
     ax.set_ylabel("entropy (nats)")
     ax.set_ylim(bottom=0)
     ax.legend(loc="best", fontsize="small")
-    ax.set_title(title or "Entanglement entropy along the chain")
+    default = (
+        "Entanglement entropy across the tree" if tree else "Entanglement entropy along the chain"
+    )
+    ax.set_title(title or default)
     _write(fig, path, dpi=120)
     return fig
 

@@ -140,10 +140,20 @@ def inpaint(
     model, spec = _load_born(model_path)
     height, width = image_shape(spec)
     data = load_evaluation_data(spec, data_dir=data_dir, split="test")
-    images = discretize(data.X[:n], spec)
-    n = images.shape[0]
     hidden = hidden_pixels(mask, height, width)
     visible = np.flatnonzero(~hidden)
+    # an overfitted model can give some test images' visible part probability zero; there
+    # is no conditional distribution to sample then, so such images are skipped (and counted)
+    candidates = discretize(data.X[: 4 * n], spec)
+    possible = np.isfinite(model.marginal_log_prob(visible, candidates[:, visible]))
+    chosen = np.flatnonzero(possible)[:n]
+    images = candidates[chosen]
+    skipped = int(chosen[-1] + 1 - len(chosen)) if len(chosen) else len(candidates)
+    n = images.shape[0]
+    if n == 0:
+        raise InvalidInputError(
+            "the visible part of every test image tried has probability zero under this model"
+        )
     evidence = {int(j): images[:, j] for j in visible}
     completed = model.sample(n, evidence=evidence, random_state=seed)
     shown = images.astype(float)
@@ -161,5 +171,6 @@ def inpaint(
     typer.echo(
         f"inpainted {n} test images ({mask}, {int(hidden.sum())} hidden pixels each); "
         f"hidden pixels equal to the original: {agreement:.1%}"
+        + (f"; skipped {skipped} whose visible part has probability zero" if skipped else "")
     )
     typer.echo(f"wrote {out} (rows: original, visible, completed)")

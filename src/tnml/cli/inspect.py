@@ -73,6 +73,9 @@ def explain(
             "von_neumann": profile.von_neumann.tolist(),
             "renyi2": profile.renyi2.tolist(),
             "bond_dims": profile.bond_dims.tolist(),
+            "edges": None
+            if profile.edges is None
+            else [e if isinstance(e, int) else list(e) for e in profile.edges],
             "schmidt_values": [s.tolist() for s in profile.schmidt_values],
         },
         "marginals": tn_explain.marginals(model).tolist(),
@@ -84,7 +87,8 @@ def explain(
         report["mutual_information"] = mi.tolist()
         written.append("mutual_information.png")
     is_image = (spec.preprocessing or {}).get("kind") == "image"
-    if not is_born_machine(model) and hasattr(model, "classes_"):
+    has_mps = callable(getattr(getattr(model, "module_", None), "to_mps", None))
+    if not is_born_machine(model) and hasattr(model, "classes_") and has_mps:
         data = load_evaluation_data(spec, data_dir=data_dir, split="test")
         X = data.X[:n_samples]
         importance = tn_explain.feature_importance(model, X, reduce="mean_abs")
@@ -103,8 +107,13 @@ def explain(
     written.append("explain.json")
     largest = int(np.argmax(profile.von_neumann)) if profile.von_neumann.size else None
     if largest is not None:
+        where = (
+            f"bond {profile.bonds[largest]}"
+            if profile.edges is None
+            else f"tree edge above {profile.edges[largest]}"
+        )
         typer.echo(
-            f"largest entanglement: bond {profile.bonds[largest]} "
+            f"largest entanglement: {where} "
             f"(S = {profile.von_neumann[largest]:.4f} nats, D = {profile.bond_dims[largest]})"
         )
     typer.echo(f"wrote {', '.join(written)} to {out}")

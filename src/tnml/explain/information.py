@@ -8,6 +8,7 @@ import numpy as np
 
 from tnml.explain._network import as_network
 from tnml.tensor.rdm import mps_mutual_information, mps_one_site_rdms
+from tnml.tensor.ttn_rdm import ttn_mutual_information, ttn_one_site_rdms
 
 __all__ = ["marginals", "mutual_information"]
 
@@ -17,19 +18,23 @@ def marginals(model: Any) -> np.ndarray:
 
     Parameters
     ----------
-    model : MPS, module or fitted estimator
-        A :class:`tnml.tensor.MPS` or a Born machine (anything with ``to_mps()`` or ``mps_``):
-        ``p(x_i = s)`` of the distribution ``|psi(x)|^2 / Z`` over basis states, exact. A
-        fitted :class:`tnml.MPSClassifier` (or its module): the same for its normalised weight
+    model : MPS, TTN, module or fitted estimator
+        A :class:`tnml.tensor.MPS` or :class:`~tnml.tensor.ttn.TTN`, or a Born machine
+        (anything with ``to_mps()``, ``to_ttn()`` or ``mps_``, e.g. :class:`tnml.MPSBornMachine`,
+        :class:`tnml.TTNBornMachine`): ``p(x_i = s)`` of the distribution ``|psi(x)|^2 / Z``
+        over basis states, exact. A fitted :class:`tnml.MPSClassifier` or
+        :class:`tnml.TTNClassifier` (or its module): the same for its normalised weight
         state ``W`` with the label traced out, i.e. of the mixture
-        ``sum_l |W_l><W_l| / sum_l <W_l|W_l>``.
+        ``sum_l |W_l><W_l| / sum_l <W_l|W_l>`` (for a tree the label is the root's output
+        leg).
 
     Returns
     -------
     ndarray of float64, shape (N, d)
         Row ``i`` is the distribution of site ``i`` over its ``d`` basis states (rows sum to
         one; with unequal physical dimensions the smaller sites are padded with zeros). Cost
-        ``O(N d D^3)``.
+        ``O(N d D^3)`` for a chain, ``O(N D^4)`` for a tree
+        (:func:`tnml.tensor.ttn_rdm.ttn_one_site_rdms`).
 
     Examples
     --------
@@ -43,7 +48,10 @@ def marginals(model: Any) -> np.ndarray:
            [0.5, 0.5]])
     """
     net = as_network(model)
-    rho = mps_one_site_rdms(net.mps, traced_dims=net.traced_dims)
+    if net.ttn is not None:
+        rho = ttn_one_site_rdms(net.ttn)
+    else:
+        rho = mps_one_site_rdms(net.mps, traced_dims=net.traced_dims)
     p = rho.diagonal(dim1=-2, dim2=-1).real.clamp_min(0)
     return p.cpu().numpy()
 
@@ -68,7 +76,11 @@ def mutual_information(model: Any, kind: str = "vn") -> np.ndarray:
         Symmetric; the diagonal is 0 by convention (the usual choice in the literature).
         Computed by :func:`tnml.tensor.rdm.mps_mutual_information`, which carries the open
         environments of all left sites through the chain together: ``O(N^2 d^3 D^3)`` in
-        ``O(N)`` batched steps, not ``N^2`` separate contractions.
+        ``O(N)`` batched steps, not ``N^2`` separate contractions. For a tree,
+        :func:`tnml.tensor.ttn_rdm.ttn_mutual_information`: the pairs meet at their lowest
+        common ancestor, where the open-leaf maps of its two subtrees are joined with the
+        node's outside density, ``O(N log N d^2 D^4 + N^2 d^4 D^2)`` in ``N - 1`` batched
+        steps.
 
     Examples
     --------
@@ -82,5 +94,8 @@ def mutual_information(model: Any, kind: str = "vn") -> np.ndarray:
            [0.6931, 0.6931, 0.    ]])
     """
     net = as_network(model)
-    mi = mps_mutual_information(net.mps, kind, traced_dims=net.traced_dims)
+    if net.ttn is not None:
+        mi = ttn_mutual_information(net.ttn, kind)
+    else:
+        mi = mps_mutual_information(net.mps, kind, traced_dims=net.traced_dims)
     return mi.cpu().numpy()

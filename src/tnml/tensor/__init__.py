@@ -76,6 +76,12 @@ from tnml.tensor.ttn_born import (
     ttn_marginal_log_prob,
     ttn_sample,
 )
+from tnml.tensor.ttn_rdm import (
+    ttn_mutual_information,
+    ttn_one_site_rdms,
+    ttn_pair_entropies,
+    ttn_two_site_rdms,
+)
 
 __all__ = [
     "CONTRACTION_PATHS",
@@ -130,11 +136,15 @@ __all__ = [
     "ttn_log_norm",
     "ttn_log_prob",
     "ttn_marginal_log_prob",
+    "ttn_mutual_information",
     "ttn_norm",
     "ttn_normalize",
+    "ttn_one_site_rdms",
+    "ttn_pair_entropies",
     "ttn_sample",
     "ttn_schmidt_values",
     "ttn_to_dense",
     "ttn_truncate",
+    "ttn_two_site_rdms",
     "ungroup_node_tensors",
 ]

@@ -23,12 +23,15 @@ from tnml.tensor.mps import MPS, contract_product_states, mps_canonicalize, mps_
 
 __all__ = [
     "Evidence",
+    "check_basis_inputs",
+    "check_evidence",
     "check_indices",
     "mps_log_amplitudes",
     "mps_log_density",
     "mps_log_prob",
     "mps_marginal_log_prob",
     "mps_sample",
+    "normalise_by_trace",
     "one_hot_inputs",
 ]
 
@@ -44,31 +47,41 @@ def _check_mps(mps: object) -> MPS:
     return mps
 
 
-def check_indices(mps: MPS, indices: object, name: str = "indices") -> Tensor:
-    """Validate basis inputs for ``mps``; raise :class:`InvalidInputError` naming ``name``.
+def check_basis_inputs(
+    indices: object,
+    phys_dims: Sequence[int],
+    name: str = "indices",
+    device: torch.device | None = None,
+) -> Tensor:
+    """Validate basis inputs of a network whose sites take ``phys_dims`` values.
 
-    Returns ``indices`` as an int64 tensor of shape (B, N) on the MPS's device, after checking
-    the shape, the integer dtype and ``0 <= indices[:, i] < d_i``.
+    Returns ``indices`` as an int64 tensor of shape (B, N) (on ``device`` when given) after
+    checking the shape, the integer dtype and ``0 <= indices[:, i] < d_i``; raises
+    :class:`InvalidInputError` naming ``name`` and the first bad entry otherwise.
     """
+    n = len(phys_dims)
     if not isinstance(indices, Tensor):
         raise InvalidInputError(f"{name} must be a torch.Tensor, got {type(indices).__name__}")
-    if indices.ndim != 2 or indices.shape[1] != mps.n_sites:
-        raise InvalidInputError(
-            f"{name} must have shape (B, N={mps.n_sites}), got {tuple(indices.shape)}"
-        )
+    if indices.ndim != 2 or indices.shape[1] != n:
+        raise InvalidInputError(f"{name} must have shape (B, N={n}), got {tuple(indices.shape)}")
     if indices.is_floating_point() or indices.is_complex() or indices.dtype == torch.bool:
         raise InvalidInputError(f"{name} must hold integers, got dtype {indices.dtype}")
-    indices = indices.to(device=mps.device, dtype=torch.long)
+    indices = indices.to(device=device if device is not None else indices.device, dtype=torch.long)
     if indices.numel():
-        dims = torch.tensor(mps.phys_dims, device=mps.device)
+        dims = torch.tensor(list(phys_dims), device=indices.device)
         bad = (indices < 0) | (indices >= dims)
         if bool(bad.any()):
             row, site = (int(v) for v in bad.nonzero()[0])
             raise InvalidInputError(
                 f"{name}[{row}, {site}] = {int(indices[row, site])} is outside "
-                f"[0, {mps.phys_dims[site]}) (the dimension of site {site})"
+                f"[0, {phys_dims[site]}) (the dimension of site {site})"
             )
     return indices
+
+
+def check_indices(mps: MPS, indices: object, name: str = "indices") -> Tensor:
+    """:func:`check_basis_inputs` for the sites of ``mps``, moved to its device."""
+    return check_basis_inputs(indices, mps.phys_dims, name, mps.device)
 
 
 def one_hot_inputs(mps: MPS, indices: Tensor) -> list[Tensor]:
@@ -157,21 +170,40 @@ def mps_log_prob(mps: MPS, indices: Tensor) -> Tensor:
     return mps_log_density(mps, one_hot_inputs(mps, indices))
 
 
-def _evidence_columns(mps: MPS, evidence: Evidence | None, n: int) -> dict[int, Tensor]:
-    """Validated evidence: site -> int64 tensor of shape (n,) or (1,) (shared value)."""
+def check_evidence(
+    evidence: Evidence | None, phys_dims: Sequence[int], n: int, device: torch.device | None = None
+) -> dict[int, Tensor]:
+    """Validate observed values: ``{site: value}`` -> ``{site: int64 tensor (n,) or (1,)}``.
+
+    Parameters
+    ----------
+    evidence : mapping or None
+        Site index -> an int shared by all ``n`` samples, or ``n`` integers.
+    phys_dims : sequence of int
+        Number of values of every site.
+    n : int
+        Number of samples.
+
+    Raises
+    ------
+    InvalidInputError
+        A site out of range, a non-integer value, a value outside ``[0, d_site)`` or a
+        column of the wrong length (the message names the site).
+    """
     if evidence is None:
         return {}
     if not isinstance(evidence, Mapping):
         raise InvalidInputError(
             f"evidence must be a mapping {{site: value}}, got {type(evidence).__name__}"
         )
+    n_sites = len(phys_dims)
     columns: dict[int, Tensor] = {}
     for site, value in evidence.items():
-        if isinstance(site, bool) or not isinstance(site, int) or not 0 <= site < mps.n_sites:
+        if isinstance(site, bool) or not isinstance(site, int) or not 0 <= site < n_sites:
             raise InvalidInputError(
-                f"evidence keys must be site indices in [0, {mps.n_sites}), got {site!r}"
+                f"evidence keys must be site indices in [0, {n_sites}), got {site!r}"
             )
-        column = torch.as_tensor(value, device=mps.device)
+        column = torch.as_tensor(value, device=device)
         if column.is_floating_point() or column.is_complex() or column.dtype == torch.bool:
             raise InvalidInputError(
                 f"evidence[{site}] must be an int or integer tensor, got dtype {column.dtype}"
@@ -181,11 +213,26 @@ def _evidence_columns(mps: MPS, evidence: Evidence | None, n: int) -> dict[int, 
             raise InvalidInputError(
                 f"evidence[{site}] must be one value or n_samples={n} values, got {column.shape[0]}"
             )
-        d = mps.phys_dims[site]
+        d = phys_dims[site]
         if bool(((column < 0) | (column >= d)).any()):
             raise InvalidInputError(f"evidence[{site}] must lie in [0, {d}), got {column.tolist()}")
         columns[site] = column
     return columns
+
+
+def normalise_by_trace(env: Tensor) -> tuple[Tensor, Tensor]:
+    """Divide each PSD matrix of a batch (b, D, D) by its trace.
+
+    Returns the normalised batch and the log of the traces (b,). A matrix whose trace is not
+    above the smallest normal float is the zero matrix up to rounding (its evidence has
+    probability zero): it becomes exactly zero, with log trace ``-inf``, instead of being
+    blown up by a division by rounding noise.
+    """
+    trace = env.diagonal(dim1=1, dim2=2).sum(-1)
+    positive = trace > torch.finfo(env.dtype).tiny
+    safe = torch.where(positive, trace, torch.ones_like(trace))
+    env = torch.where(positive.reshape(-1, 1, 1), env / safe.reshape(-1, 1, 1), 0.0)
+    return env, torch.where(positive, safe.log(), torch.full_like(safe, -torch.inf))
 
 
 def _right_environments(
@@ -214,8 +261,7 @@ def _right_environments(
             # a free site left of an observed one: right is set; sum_s A_s R A_s^T
             t = torch.einsum("lsr,brq->blsq", core, right)
             env = torch.einsum("blsq,msq->blm", t, core)
-        trace = env.diagonal(dim1=1, dim2=2).sum(-1).clamp_min(torch.finfo(env.dtype).tiny)
-        envs[k] = env / trace.reshape(-1, 1, 1)
+        envs[k], _ = normalise_by_trace(env)
     return envs
 
 
@@ -263,7 +309,7 @@ def mps_sample(
     mps = _check_mps(mps)
     if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
         raise InvalidInputError(f"n_samples must be an int >= 1, got {n_samples!r}")
-    columns = _evidence_columns(mps, evidence, n_samples)
+    columns = check_evidence(evidence, mps.phys_dims, n_samples, mps.device)
     with torch.no_grad():
         canon = mps_canonicalize(mps, 0)
         cores = canon.cores
@@ -287,9 +333,10 @@ def mps_sample(
                 weights = weights.clamp_min(0)
                 total = weights.sum(-1, keepdim=True)
                 if bool((total <= tiny).any()):
+                    rows = torch.nonzero(total[:, 0] <= tiny)[:10, 0].tolist()
                     raise InvalidInputError(
-                        "the evidence has probability zero under this model; "
-                        "nothing can be sampled conditioned on it"
+                        f"the evidence of samples {rows} has probability zero under this "
+                        "model; nothing can be sampled conditioned on it"
                     )
                 choice = torch.multinomial(weights / total, 1, generator=generator).squeeze(1)
             out[:, k] = choice
@@ -345,7 +392,6 @@ def mps_marginal_log_prob(mps: MPS, sites: Sequence[int], values: Tensor) -> Ten
     with torch.no_grad():
         canon = mps_canonicalize(mps, first)
         dtype = canon.dtype
-        tiny = torch.finfo(dtype).tiny
         dim = canon.cores[first].shape[0]
         env = torch.eye(dim, dtype=dtype, device=mps.device).expand(batch, dim, dim)
         acc = torch.zeros(batch, dtype=dtype, device=mps.device)
@@ -357,9 +403,6 @@ def mps_marginal_log_prob(mps: MPS, sites: Sequence[int], values: Tensor) -> Ten
             else:
                 t = torch.einsum("blm,msr->blsr", env, core)
                 env = torch.einsum("lsq,blsr->bqr", core, t)
-            trace = env.diagonal(dim1=1, dim2=2).sum(-1)
-            scale = trace.clamp_min(tiny)
-            env = env / scale.reshape(-1, 1, 1)
-            acc = acc + scale.log()
-            acc = torch.where(trace <= 0, torch.full_like(acc, -torch.inf), acc)
+            env, log_trace = normalise_by_trace(env)
+            acc = acc + log_trace
     return acc

@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from tnml.exceptions import InvalidInputError
-from tnml.tensor.born import Evidence
+from tnml.tensor.born import Evidence, check_basis_inputs, check_evidence, normalise_by_trace
 from tnml.tensor.ttn import (
     TTN,
     NodeRef,
@@ -30,7 +30,6 @@ from tnml.tensor.ttn import (
 )
 
 __all__ = [
-    "check_tree_indices",
     "ttn_log_prob",
     "ttn_marginal_log_prob",
     "ttn_sample",
@@ -60,27 +59,6 @@ def _leaf_dims(ttn: TTN) -> list[int]:
     return dims
 
 
-def check_tree_indices(ttn: TTN, indices: object, name: str = "indices") -> Tensor:
-    """Validate basis inputs for ``ttn``: int64 tensor (B, N) with ``0 <= x_i < d_i``."""
-    if not isinstance(indices, Tensor):
-        raise InvalidInputError(f"{name} must be a torch.Tensor, got {type(indices).__name__}")
-    n = ttn.layout.n_leaves
-    if indices.ndim != 2 or indices.shape[1] != n:
-        raise InvalidInputError(f"{name} must have shape (B, N={n}), got {tuple(indices.shape)}")
-    if indices.is_floating_point() or indices.is_complex() or indices.dtype == torch.bool:
-        raise InvalidInputError(f"{name} must hold integers, got dtype {indices.dtype}")
-    indices = indices.long()
-    dims = torch.tensor(_leaf_dims(ttn), device=indices.device)
-    bad = (indices < 0) | (indices >= dims)
-    if indices.numel() and bool(bad.any()):
-        row, site = (int(v) for v in bad.nonzero()[0])
-        raise InvalidInputError(
-            f"{name}[{row}, {site}] = {int(indices[row, site])} is outside "
-            f"[0, {int(dims[site])}) (the dimension of leaf {site})"
-        )
-    return indices
-
-
 def ttn_log_prob(ttn: TTN, indices: Tensor) -> Tensor:
     """Born log-probabilities ``log(psi(x)^2 / <psi|psi>)`` of basis inputs.
 
@@ -96,44 +74,11 @@ def ttn_log_prob(ttn: TTN, indices: Tensor) -> Tensor:
         Natural logs, ``-inf`` where ``psi(x) = 0``; differentiable in the tensors.
     """
     ttn = _check_ttn(ttn)
-    indices = check_tree_indices(ttn, indices)
+    indices = check_basis_inputs(indices, _leaf_dims(ttn))
     mantissa, log_abs = ttn_log_amplitudes(ttn, indices)
     sign = mantissa[:, 0]
     log_abs = torch.where(sign == 0, torch.full_like(log_abs, -torch.inf), log_abs)
     return 2.0 * (log_abs - ttn_log_norm(ttn))
-
-
-def _observed(ttn: TTN, evidence: Evidence | None, n: int) -> dict[int, Tensor]:
-    """Validated evidence: leaf -> int64 tensor of shape (n,) or (1,)."""
-    if evidence is None:
-        return {}
-    if not hasattr(evidence, "items"):
-        raise InvalidInputError(
-            f"evidence must be a mapping {{leaf: value}}, got {type(evidence).__name__}"
-        )
-    dims = _leaf_dims(ttn)
-    out: dict[int, Tensor] = {}
-    for leaf, value in evidence.items():
-        if isinstance(leaf, bool) or not isinstance(leaf, int) or not 0 <= leaf < len(dims):
-            raise InvalidInputError(
-                f"evidence keys must be leaf indices in [0, {len(dims)}), got {leaf!r}"
-            )
-        column = torch.as_tensor(value)
-        if column.is_floating_point() or column.is_complex() or column.dtype == torch.bool:
-            raise InvalidInputError(
-                f"evidence[{leaf}] must be an int or integer tensor, got dtype {column.dtype}"
-            )
-        column = column.reshape(-1).long()
-        if column.shape[0] not in (1, n):
-            raise InvalidInputError(
-                f"evidence[{leaf}] must be one value or n={n} values, got {column.shape[0]}"
-            )
-        if bool(((column < 0) | (column >= dims[leaf])).any()):
-            raise InvalidInputError(
-                f"evidence[{leaf}] must lie in [0, {dims[leaf]}), got {column.tolist()}"
-            )
-        out[leaf] = column
-    return out
 
 
 def _environments(
@@ -147,7 +92,6 @@ def _environments(
     ``p(observed) = exp(acc) * trace(env[root])``.
     """
     layout = ttn.layout
-    tiny = torch.finfo(dtype).tiny
     env: dict[NodeRef, Tensor | None] = {}
     acc = torch.zeros(1, dtype=dtype)
     for leaf in range(layout.n_leaves):
@@ -169,10 +113,8 @@ def _environments(
         half = torch.einsum("xac,abp->xcbp", e_left, t)
         half = torch.einsum("xbd,xcbp->xcdp", e_right, half)
         e = torch.einsum("xcdp,cdq->xpq", half, t)
-        trace = e.diagonal(dim1=1, dim2=2).sum(-1)
-        scale = trace.clamp_min(tiny)
-        env[node] = e / scale.reshape(-1, 1, 1)
-        acc = acc + torch.where(trace > 0, scale.log(), torch.full_like(scale, -torch.inf))
+        env[node], log_trace = normalise_by_trace(e)
+        acc = acc + log_trace
     return env, acc
 
 
@@ -201,7 +143,7 @@ def ttn_marginal_log_prob(ttn: TTN, leaves: Sequence[int], values: Tensor) -> Te
         raise InvalidInputError(f"values must have shape (B, {len(leaves)}), got {shape}")
     batch = values.shape[0]
     evidence = {leaf: values[:, j] for j, leaf in enumerate(leaves)}
-    observed = _observed(ttn, evidence, batch)
+    observed = check_evidence(evidence, _leaf_dims(ttn), batch)
     with torch.no_grad():
         canon = ttn_canonicalize(ttn)
         dtype = canon.tensors[-1][0].dtype
@@ -237,7 +179,7 @@ def ttn_sample(
     ttn = _check_ttn(ttn)
     if isinstance(n_samples, bool) or not isinstance(n_samples, int) or n_samples < 1:
         raise InvalidInputError(f"n_samples must be an int >= 1, got {n_samples!r}")
-    observed = _observed(ttn, evidence, n_samples)
+    observed = check_evidence(evidence, _leaf_dims(ttn), n_samples)
     layout = ttn.layout
     n = n_samples
     out = torch.empty((n, layout.n_leaves), dtype=torch.long)
@@ -249,13 +191,14 @@ def ttn_sample(
         dims = _leaf_dims(canon)
 
         def trace_normalised(rho: Tensor) -> Tensor:
-            trace = rho.diagonal(dim1=1, dim2=2).sum(-1)
-            if bool((trace <= tiny).any()):
+            rho, log_trace = normalise_by_trace(rho)
+            if bool(torch.isinf(log_trace).any()):
+                rows = torch.nonzero(torch.isinf(log_trace))[:10, 0].tolist()
                 raise InvalidInputError(
-                    "the evidence has probability zero under this model; nothing can be "
-                    "sampled conditioned on it"
+                    f"the evidence of samples {rows} has probability zero under this model; "
+                    "nothing can be sampled conditioned on it"
                 )
-            return rho / trace.reshape(-1, 1, 1)
+            return rho
 
         def visit(ref: NodeRef, rho: Tensor) -> Tensor:
             """Sample the leaves below ``ref`` given the density ``rho`` (n, D, D) of its

@@ -9,15 +9,13 @@ import pytest
 import torch
 
 from tnml.exceptions import InvalidInputError
+from tnml.tensor.entropy import density_matrix_entropy, probability_entropy, schmidt_entropy
 from tnml.tensor.mps import MPS
 from tnml.tensor.rdm import (
-    density_matrix_entropy,
     mps_mutual_information,
     mps_one_site_rdms,
     mps_pair_entropies,
     mps_two_site_rdms,
-    probability_entropy,
-    schmidt_entropy,
 )
 
 TOL = 1e-9

@@ -15,8 +15,8 @@ from torch import Tensor
 
 from tnml.exceptions import InvalidInputError
 from tnml.explain._network import as_network
+from tnml.tensor.entropy import schmidt_entropy
 from tnml.tensor.mps import mps_canonicalize, mps_schmidt_values
-from tnml.tensor.rdm import schmidt_entropy
 from tnml.tensor.ttn import TTN, NodeRef, ttn_canonicalize, ttn_schmidt_values
 
 __all__ = ["EntropyProfile", "entanglement_entropy", "tree_edges"]

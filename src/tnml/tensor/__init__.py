@@ -25,6 +25,12 @@ from tnml.tensor.decomp import (
     split_tensor,
     truncation_rank,
 )
+from tnml.tensor.entropy import (
+    ENTROPY_KINDS,
+    density_matrix_entropy,
+    probability_entropy,
+    schmidt_entropy,
+)
 from tnml.tensor.mps import (
     MPS,
     contract_product_states,
@@ -39,14 +45,10 @@ from tnml.tensor.mps import (
     random_mps,
 )
 from tnml.tensor.rdm import (
-    ENTROPY_KINDS,
-    density_matrix_entropy,
     mps_mutual_information,
     mps_one_site_rdms,
     mps_pair_entropies,
     mps_two_site_rdms,
-    probability_entropy,
-    schmidt_entropy,
 )
 from tnml.tensor.ttn import (
     TTN,

@@ -24,14 +24,15 @@ Conventions
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
-from typing import TypeVar
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
 from tnml.exceptions import InvalidInputError
+from tnml.tensor._util import _as_log_scale, _doc_from, _safe_norm, _tiny
 from tnml.tensor.decomp import check_truncation_options, split_tensor
+from tnml.tensor.entropy import check_entropy_kind, schmidt_entropy
 
 __all__ = [
     "MPS",
@@ -51,8 +52,6 @@ __all__ = [
     "mps_truncate",
     "random_mps",
 ]
-
-_F = TypeVar("_F", bound=Callable[..., object])
 
 
 # --------------------------------------------------------------------------------------------
@@ -106,23 +105,6 @@ def _validate_cores(cores: Sequence[Tensor]) -> list[Tensor]:
     return cores
 
 
-def _as_log_scale(log_scale: float | Tensor, ref: Tensor) -> Tensor:
-    """``log_scale`` as a 0-dim tensor in the real dtype of ``ref``, on its device."""
-    real = ref.dtype.to_real()
-    if isinstance(log_scale, Tensor):
-        if log_scale.numel() != 1 or log_scale.is_complex():
-            raise InvalidInputError(
-                f"log_scale must be a real scalar, got a tensor of shape "
-                f"{tuple(log_scale.shape)} and dtype {log_scale.dtype}"
-            )
-        return log_scale.reshape(()).to(dtype=real, device=ref.device)
-    if isinstance(log_scale, bool) or not isinstance(log_scale, (int, float)):
-        raise InvalidInputError(f"log_scale must be a real number, got {log_scale!r}")
-    if math.isnan(log_scale):
-        raise InvalidInputError("log_scale must not be NaN")
-    return torch.tensor(float(log_scale), dtype=real, device=ref.device)
-
-
 def _check_int(name: str, value: object, low: int, high: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise InvalidInputError(f"{name} must be an int, got {value!r}")
@@ -135,16 +117,6 @@ def _check_mps(name: str, value: object) -> MPS:
     if not isinstance(value, MPS):
         raise InvalidInputError(f"{name} must be an MPS, got {type(value).__name__}")
     return value
-
-
-def _tiny(dtype: torch.dtype) -> float:
-    return torch.finfo(dtype.to_real()).tiny
-
-
-def _safe_norm(t: Tensor) -> Tensor:
-    """Frobenius norm of ``t``, replaced by 1 where it is 0 (so dividing is harmless)."""
-    n = torch.linalg.vector_norm(t)
-    return torch.where(n > 0, n, torch.ones_like(n))
 
 
 def _result(
@@ -728,16 +700,11 @@ def mps_entanglement_entropy(mps: MPS, bond: int, kind: str = "vn") -> Tensor:
     Tensor, shape ()
         Real, between 0 and ``log k``.
     """
-    if kind not in ("vn", "renyi2"):
-        raise InvalidInputError(f"kind must be 'vn' or 'renyi2', got {kind!r}")
-    p = mps_schmidt_values(mps, bond).square()
-    total = p.sum()
-    if not bool(total > 0):
+    check_entropy_kind(kind)
+    s = mps_schmidt_values(mps, bond)
+    if not bool(s.square().sum() > 0):
         raise InvalidInputError("mps must not be the zero state to have an entanglement entropy")
-    p = p / total
-    if kind == "vn":
-        return -torch.special.xlogy(p, p).sum()
-    return -p.square().sum().log()
+    return schmidt_entropy(s, kind)
 
 
 # --------------------------------------------------------------------------------------------
@@ -821,16 +788,6 @@ def contract_product_states(
 # --------------------------------------------------------------------------------------------
 # the container
 # --------------------------------------------------------------------------------------------
-
-
-def _doc_from(fn: Callable[..., object]) -> Callable[[_F], _F]:
-    """Give a thin wrapper method the docstring of the module function it calls."""
-
-    def decorate(method: _F) -> _F:
-        method.__doc__ = fn.__doc__
-        return method
-
-    return decorate
 
 
 def _short(values: tuple[int, ...], edge: int = 4) -> str:

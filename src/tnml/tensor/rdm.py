@@ -40,112 +40,18 @@ import torch
 from torch import Tensor
 
 from tnml.exceptions import InvalidInputError
+from tnml.tensor.entropy import (
+    check_entropy_kind,
+    density_matrix_entropy,
+)
 from tnml.tensor.mps import MPS, mps_canonicalize
 
 __all__ = [
-    "ENTROPY_KINDS",
-    "density_matrix_entropy",
     "mps_mutual_information",
     "mps_one_site_rdms",
     "mps_pair_entropies",
     "mps_two_site_rdms",
-    "probability_entropy",
-    "schmidt_entropy",
 ]
-
-#: The accepted values of ``kind``: von Neumann and Renyi-2 entropy (natural log).
-ENTROPY_KINDS: tuple[str, ...] = ("vn", "renyi2")
-
-
-# --------------------------------------------------------------------------------------------
-# entropies: the one place the formulas live
-# --------------------------------------------------------------------------------------------
-
-
-def _check_kind(kind: object) -> str:
-    if kind not in ENTROPY_KINDS:
-        raise InvalidInputError(f"kind must be one of {ENTROPY_KINDS}, got {kind!r}")
-    return kind  # type: ignore[return-value]
-
-
-def probability_entropy(p: Tensor, kind: str = "vn") -> Tensor:
-    """Entropy (natural log) of the distributions along the last axis of ``p``.
-
-    Each row is divided by its sum first (rows summing to 0 give entropy 0); negative entries
-    (rounding noise of an eigen-decomposition) are clamped to 0.
-
-    Parameters
-    ----------
-    p : Tensor, shape (..., k)
-        Real, non-negative weights.
-    kind : {"vn", "renyi2"}, default="vn"
-        ``"vn"``: ``-sum p log p``; ``"renyi2"``: ``-log sum p^2``.
-
-    Returns
-    -------
-    Tensor, shape (...)
-        Real, between 0 and ``log k``.
-    """
-    kind = _check_kind(kind)
-    if not isinstance(p, Tensor):
-        raise InvalidInputError(f"p must be a torch.Tensor, got {type(p).__name__}")
-    if p.is_complex() or not p.is_floating_point() or p.ndim < 1:
-        raise InvalidInputError(
-            f"p must be a real floating tensor with at least one axis, got dtype {p.dtype} "
-            f"and shape {tuple(p.shape)}"
-        )
-    p = p.clamp_min(0)
-    total = p.sum(dim=-1, keepdim=True)
-    p = p / total.clamp_min(torch.finfo(p.dtype).tiny)
-    if kind == "vn":
-        return -torch.special.xlogy(p, p).sum(dim=-1)
-    purity = p.square().sum(dim=-1)
-    return torch.where(purity > 0, -purity.clamp_min(torch.finfo(p.dtype).tiny).log(), 0.0)
-
-
-def density_matrix_entropy(rho: Tensor, kind: str = "vn") -> Tensor:
-    """Entropy (natural log) of density matrices, from their eigenvalues.
-
-    Parameters
-    ----------
-    rho : Tensor, shape (..., m, m)
-        Hermitian positive semi-definite matrices (float or complex); they are symmetrised
-        (``(rho + rho^H) / 2``) and normalised to unit trace.
-    kind : {"vn", "renyi2"}, default="vn"
-        See :func:`probability_entropy`.
-
-    Returns
-    -------
-    Tensor, shape (...)
-        Real.
-    """
-    if not isinstance(rho, Tensor):
-        raise InvalidInputError(f"rho must be a torch.Tensor, got {type(rho).__name__}")
-    if rho.ndim < 2 or rho.shape[-1] != rho.shape[-2]:
-        raise InvalidInputError(f"rho must have shape (..., m, m), got {tuple(rho.shape)}")
-    herm = 0.5 * (rho + rho.transpose(-2, -1).conj())
-    return probability_entropy(torch.linalg.eigvalsh(herm), kind)
-
-
-def schmidt_entropy(s: Tensor, kind: str = "vn") -> Tensor:
-    """Entanglement entropy (natural log) from Schmidt values ``s`` (weights ``s^2``).
-
-    Parameters
-    ----------
-    s : Tensor, shape (..., k)
-        Real Schmidt (singular) values; normalised so that ``sum s^2 = 1`` first.
-    kind : {"vn", "renyi2"}, default="vn"
-        See :func:`probability_entropy`.
-
-    Returns
-    -------
-    Tensor, shape (...)
-        Real.
-    """
-    if not isinstance(s, Tensor):
-        raise InvalidInputError(f"s must be a torch.Tensor, got {type(s).__name__}")
-    return probability_entropy(s.square(), kind)
-
 
 # --------------------------------------------------------------------------------------------
 # environments
@@ -336,7 +242,7 @@ def mps_pair_entropies(
         Symmetric, real; the diagonal holds the one-site entropies ``S_i`` (the entropy of the
         set ``{i, i} = {i}``).
     """
-    kind = _check_kind(kind)
+    kind = check_entropy_kind(kind)
     prep = _Prepared(mps, traced_dims)
     d = prep.dim
     one = torch.stack([prep.one_site(j) for j in range(prep.n)])

@@ -39,8 +39,9 @@ import torch
 from torch import Tensor
 
 from tnml.exceptions import InvalidInputError
+from tnml.tensor._util import _as_log_scale, _doc_from, _safe_norm, _tiny
 from tnml.tensor.decomp import check_truncation_options, split_tensor
-from tnml.tensor.mps import _as_log_scale, _doc_from, _safe_norm, _tiny
+from tnml.tensor.entropy import check_entropy_kind, schmidt_entropy
 
 __all__ = [
     "TTN",
@@ -1397,16 +1398,11 @@ def ttn_entanglement_entropy(ttn: TTN, node: NodeRef, kind: str = "vn") -> Tenso
     Tensor, shape ()
         Real, between 0 and ``log k``.
     """
-    if kind not in ("vn", "renyi2"):
-        raise InvalidInputError(f"kind must be 'vn' or 'renyi2', got {kind!r}")
-    p = ttn_schmidt_values(ttn, node).square()
-    total = p.sum()
-    if not bool(total > 0):
+    check_entropy_kind(kind)
+    s = ttn_schmidt_values(ttn, node)
+    if not bool(s.square().sum() > 0):
         raise InvalidInputError("ttn must not be the zero state to have an entanglement entropy")
-    p = p / total
-    if kind == "vn":
-        return -torch.special.xlogy(p, p).sum()
-    return -p.square().sum().log()
+    return schmidt_entropy(s, kind)
 
 
 # --------------------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ import torch
 from torch import Tensor
 
 from tnml.exceptions import InvalidInputError
-from tnml.tensor.rdm import ENTROPY_KINDS, density_matrix_entropy
+from tnml.tensor.entropy import ENTROPY_KINDS, density_matrix_entropy
 from tnml.tensor.ttn import TTN, NodeRef, ttn_canonicalize
 
 __all__ = [

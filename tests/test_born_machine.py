@@ -194,3 +194,34 @@ def test_warm_start_continues_from_the_fitted_state():
     assert model.nll(X) < first
     with pytest.raises(InvalidInputError, match="warm_start"):
         model.fit(np.c_[X, X[:, :1]])
+
+
+@pytest.mark.parametrize("stop_at", [(5, "right"), (3, "left")])
+def test_ctrl_c_mid_sweep_checkpoints_and_resume_matches(tmp_path, monkeypatch, stop_at):
+    import signal
+
+    X = torch.as_tensor(correlated_bits(150, seed=5))
+    mps = tnml.tensor.MPS.random(N_SITES, 2, 2, generator=torch.Generator().manual_seed(3))
+    kwargs = dict(n_sweeps=2, max_bond=6, lr=0.01)
+    reference = train_born_sweep(mps, X, **kwargs)
+
+    original = _Sweeper.update
+    calls = {"n": 0}
+
+    def update_then_ctrl_c(self, k, direction, **kw):
+        original(self, k, direction, **kw)
+        calls["n"] += 1
+        if (k, direction) == stop_at and calls["n"] < 2 * (N_SITES - 1):  # first sweep only
+            signal.raise_signal(signal.SIGINT)
+
+    monkeypatch.setattr(_Sweeper, "update", update_then_ctrl_c)
+    path = tmp_path / "born.ckpt"
+    with pytest.raises(KeyboardInterrupt):
+        train_born_sweep(mps, X, checkpoint_path=path, **kwargs)
+    monkeypatch.setattr(_Sweeper, "update", original)
+    resumed = train_born_sweep(mps, X, checkpoint_path=path, resume=True, **kwargs)
+    x = torch.as_tensor(all_inputs(N_SITES))
+    torch.testing.assert_close(
+        mps_log_prob(resumed.mps, x), mps_log_prob(reference.mps, x), rtol=1e-8, atol=1e-8
+    )
+    assert len(resumed.history) == 2

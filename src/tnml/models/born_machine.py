@@ -106,6 +106,36 @@ class BornMachineBase(DensityMixin, BaseEstimator):
     def _levels_for(self, X: np.ndarray) -> np.ndarray:
         return X.max(axis=0) + 1
 
+    def _train_autodiff(
+        self,
+        data: torch.Tensor,
+        val: torch.Tensor | None,
+        seed: int,
+        train_kwargs: dict[str, Any],
+    ) -> None:
+        """Adam (or the chosen optimizer) on the mean NLL of ``module_``; sets ``history_``."""
+        result = train_classifier(
+            self.module_,
+            data,
+            None,
+            X_val=val,
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=AUTODIFF_DEFAULT_LR if self.lr is None else self.lr,
+            optimizer=self.optimizer,
+            weight_decay=self.weight_decay,
+            lr_schedule=self.lr_schedule,
+            seed=seed,
+            progress=bool(self.verbose),
+            objective="nll",
+            **train_kwargs,
+        )
+        self.history_ = [
+            {"epoch": h["epoch"], "train_nll": h["train_loss"], "val_nll": h["val_loss"]}
+            | {k: h[k] for k in ("lr", "seconds")}
+            for h in result.history
+        ]
+
     # -- validation -------------------------------------------------------------------------
     def _check_input(self, X: Any, name: str = "X") -> np.ndarray:
         check_is_fitted(self)
@@ -408,27 +438,7 @@ class MPSBornMachine(BornMachineBase):
                     phys, self.bond_dim, init_std=self.init_std, device=device, dtype=dtype
                 )
                 self.module_.reset_parameters(generator=generator)
-            result = train_classifier(
-                self.module_,
-                data,
-                None,
-                X_val=val,
-                epochs=self.epochs,
-                batch_size=self.batch_size,
-                lr=AUTODIFF_DEFAULT_LR if self.lr is None else self.lr,
-                optimizer=self.optimizer,
-                weight_decay=self.weight_decay,
-                lr_schedule=self.lr_schedule,
-                seed=seed,
-                progress=bool(self.verbose),
-                objective="nll",
-                **train_kwargs,
-            )
-            self.history_ = [
-                {"epoch": h["epoch"], "train_nll": h["train_loss"], "val_nll": h["val_loss"]}
-                | {k: h[k] for k in ("lr", "seconds")}
-                for h in result.history
-            ]
+            self._train_autodiff(data, val, seed, train_kwargs)
 
 
 class TTNBornMachine(BornMachineBase):
@@ -593,24 +603,4 @@ class TTNBornMachine(BornMachineBase):
             )
             self.module_.reset_parameters(generator=generator)
         train_kwargs.setdefault("max_grad_norm", self.max_grad_norm)
-        result = train_classifier(
-            self.module_,
-            data,
-            None,
-            X_val=val,
-            epochs=self.epochs,
-            batch_size=self.batch_size,
-            lr=AUTODIFF_DEFAULT_LR if self.lr is None else self.lr,
-            optimizer=self.optimizer,
-            weight_decay=self.weight_decay,
-            lr_schedule=self.lr_schedule,
-            seed=seed,
-            progress=bool(self.verbose),
-            objective="nll",
-            **train_kwargs,
-        )
-        self.history_ = [
-            {"epoch": h["epoch"], "train_nll": h["train_loss"], "val_nll": h["val_loss"]}
-            | {k: h[k] for k in ("lr", "seconds")}
-            for h in result.history
-        ]
+        self._train_autodiff(data, val, seed, train_kwargs)

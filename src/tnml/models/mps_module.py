@@ -54,6 +54,22 @@ def normalized_logits(mantissa: Tensor, log_temperature: Tensor) -> Tensor:
     return torch.exp(log_temperature) * mantissa / norm.clamp_min(torch.finfo(norm.dtype).tiny)
 
 
+def readout_logits(
+    readout: str, mantissa: Tensor, log_scale: Tensor, log_temperature: Tensor | None
+) -> Tensor:
+    """Class logits from amplitudes ``f = mantissa * exp(log_scale)`` for a readout name.
+
+    Shapes: ``mantissa`` (B, L), ``log_scale`` (B,) -> (B, L). ``"normalized"`` needs
+    ``log_temperature`` (see :func:`normalized_logits`), ``"born"`` see :func:`born_logits`,
+    ``"linear"``: the raw amplitudes.
+    """
+    if readout == "normalized":
+        return normalized_logits(mantissa, log_temperature)
+    if readout == "born":
+        return born_logits(mantissa)
+    return mantissa * torch.exp(log_scale).unsqueeze(-1)
+
+
 class MPSClassifierModule(nn.Module):
     r"""Matrix-product-state classifier over ``n_features`` inputs in [0, 1].
 
@@ -189,11 +205,7 @@ class MPSClassifierModule(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Class logits, shape ``(B, N)`` -> ``(B, L)``."""
         mantissa, log_scale = self.amplitudes(x)
-        if self.readout == "normalized":
-            return normalized_logits(mantissa, self.log_temperature)
-        if self.readout == "born":
-            return born_logits(mantissa)
-        return mantissa * torch.exp(log_scale).unsqueeze(-1)
+        return readout_logits(self.readout, mantissa, log_scale, self.log_temperature)
 
     def config(self) -> dict[str, object]:
         """The constructor arguments that rebuild this module's architecture (for saving)."""

@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from tnml._validation import check_int
 from tnml.exceptions import InvalidInputError
 from tnml.features import embed
-from tnml.models.mps_module import born_logits, normalized_logits
+from tnml.models.mps_module import readout_logits
 from tnml.tensor.ttn import (
     TTN,
     NodeGroup,
@@ -258,11 +258,7 @@ class TTNClassifierModule(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """Class logits, shape ``(B, N)`` -> ``(B, L)``."""
         mantissa, log_scale = self.amplitudes(x)
-        if self.readout == "normalized":
-            return normalized_logits(mantissa, self.log_temperature)
-        if self.readout == "born":
-            return born_logits(mantissa)
-        return mantissa * torch.exp(log_scale).unsqueeze(-1)
+        return readout_logits(self.readout, mantissa, log_scale, self.log_temperature)
 
     # ---- conversion ------------------------------------------------------------------------
 

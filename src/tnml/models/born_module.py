@@ -14,7 +14,12 @@ from torch import Tensor, nn
 
 from tnml._validation import check_int
 from tnml.exceptions import InvalidInputError
-from tnml.models.ttn_module import node_shapes, resolve_layout
+from tnml.models.ttn_module import (
+    node_shapes,
+    resolve_layout,
+    stacked_node_parameters,
+    unstacked_node_tensors,
+)
 from tnml.tensor.born import mps_log_prob
 from tnml.tensor.mps import MPS, mps_canonicalize
 from tnml.tensor.ttn import (
@@ -200,19 +205,8 @@ class TTNBornModule(nn.Module):
         self.tree = (
             tree_layout_1d(n_features) if self.layout == "1d" else tree_layout_2d(*self.layout)
         )
-        self.nodes = nn.ParameterList()
-        self.node_groups: list[list[tuple[tuple[int, ...], int]]] = []
-        for row in node_shapes(self.tree, phys_dim, bond_dim, 1):
-            by_shape: dict[tuple[int, int, int], list[int]] = {}
-            for k, shape in enumerate(row):
-                by_shape.setdefault(shape, []).append(k)
-            layer_groups = []
-            for shape, ks in by_shape.items():
-                layer_groups.append((tuple(ks), len(self.nodes)))
-                self.nodes.append(
-                    nn.Parameter(torch.empty(len(ks), *shape, device=device, dtype=dtype))
-                )
-            self.node_groups.append(layer_groups)
+        shapes = node_shapes(self.tree, phys_dim, bond_dim, 1)
+        self.nodes, self.node_groups = stacked_node_parameters(shapes, device, dtype)
         self.reset_parameters()
 
     def reset_parameters(self, generator: torch.Generator | None = None) -> None:
@@ -240,13 +234,7 @@ class TTNBornModule(nn.Module):
 
     def to_ttn(self) -> TTN:
         """The weights as a normalised, canonical :class:`~tnml.tensor.ttn.TTN` (a copy)."""
-        tensors: list[list[Tensor]] = []
-        for layer in self.node_groups:
-            row: list[Tensor] = [torch.empty(0)] * sum(len(idx) for idx, _ in layer)
-            for idx, i in layer:
-                for k, t in zip(idx, self.nodes[i].detach(), strict=True):
-                    row[k] = t.clone()
-            tensors.append(row)
+        tensors = unstacked_node_tensors(self.nodes, self.node_groups)
         state = ttn_canonicalize(TTN(self.tree, tensors))
         state.log_scale = torch.zeros_like(state.log_scale)
         return state

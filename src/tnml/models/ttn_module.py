@@ -99,6 +99,44 @@ def node_shapes(
     return shapes
 
 
+NodeGroupIndex = list[list[tuple[tuple[int, ...], int]]]
+
+
+def stacked_node_parameters(
+    shapes: Sequence[Sequence[tuple[int, int, int]]],
+    device: torch.device | str | None = None,
+    dtype: torch.dtype | None = None,
+) -> tuple[nn.ParameterList, NodeGroupIndex]:
+    """Uninitialised node parameters, one per layer and node shape, stacked ``(K, Da, Db, Dp)``.
+
+    Returns the parameters and, per layer, ``(node indices, index into the parameters)``.
+    """
+    nodes = nn.ParameterList()
+    groups: NodeGroupIndex = []
+    for row in shapes:
+        by_shape: dict[tuple[int, int, int], list[int]] = {}
+        for k, shape in enumerate(row):
+            by_shape.setdefault(tuple(shape), []).append(k)
+        layer_groups = []
+        for shape, ks in by_shape.items():
+            layer_groups.append((tuple(ks), len(nodes)))
+            nodes.append(nn.Parameter(torch.empty(len(ks), *shape, device=device, dtype=dtype)))
+        groups.append(layer_groups)
+    return nodes, groups
+
+
+def unstacked_node_tensors(nodes: nn.ParameterList, groups: NodeGroupIndex) -> list[list[Tensor]]:
+    """Detached copies of the node tensors, ``[layer][k]`` of shape ``(Da, Db, Dp)``."""
+    tensors: list[list[Tensor]] = []
+    for layer in groups:
+        row: list[Tensor] = [torch.empty(0)] * sum(len(idx) for idx, _ in layer)
+        for idx, i in layer:
+            for k, t in zip(idx, nodes[i].detach(), strict=True):
+                row[k] = t.clone()
+        tensors.append(row)
+    return tensors
+
+
 class TTNClassifierModule(nn.Module):
     r"""Tree-tensor-network classifier over ``n_features`` inputs in [0, 1].
 
@@ -185,17 +223,7 @@ class TTNClassifierModule(nn.Module):
         self.tree = tree_layout_1d(max(n_features, 2)) if spec == "1d" else tree_layout_2d(*spec)
         factory = {"device": device, "dtype": dtype}
         shapes = node_shapes(self.tree, feature_dim, bond_dim, n_classes)
-        self.nodes = nn.ParameterList()
-        self.node_groups: list[list[tuple[tuple[int, ...], int]]] = []
-        for row in shapes:
-            by_shape: dict[tuple[int, int, int], list[int]] = {}
-            for k, shape in enumerate(row):
-                by_shape.setdefault(shape, []).append(k)
-            layer_groups = []
-            for shape, ks in by_shape.items():
-                layer_groups.append((tuple(ks), len(self.nodes)))
-                self.nodes.append(nn.Parameter(torch.empty(len(ks), *shape, **factory)))
-            self.node_groups.append(layer_groups)
+        self.nodes, self.node_groups = stacked_node_parameters(shapes, **factory)
         if readout == "normalized":
             self.log_temperature = nn.Parameter(torch.zeros((), **factory))
         else:
@@ -282,15 +310,7 @@ class TTNClassifierModule(nn.Module):
         tree has a second leaf that the module always feeds ``e_0``. Canonical forms,
         truncation and entanglement entropies then come from :mod:`tnml.tensor.ttn`.
         """
-        tensors: list[list[Tensor]] = []
-        for layer in self.node_groups:
-            size = sum(len(idx) for idx, _ in layer)
-            row: list[Tensor] = [torch.empty(0)] * size
-            for idx, i in layer:
-                for k, t in zip(idx, self.nodes[i].detach(), strict=True):
-                    row[k] = t.clone()
-            tensors.append(row)
-        return TTN(self.tree, tensors)
+        return TTN(self.tree, unstacked_node_tensors(self.nodes, self.node_groups))
 
     @classmethod
     def from_ttn(

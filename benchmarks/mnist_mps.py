@@ -27,6 +27,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default="../shared/data/mnist")
     parser.add_argument("--model", choices=["mps", "ttn"], default="mps")
+    parser.add_argument("--trainer", choices=["autodiff", "sweep"], default="autodiff")
+    parser.add_argument(
+        "--max-bond", type=int, default=None, help="sweeps: bonds grow from --bond-dim to this"
+    )
+    parser.add_argument(
+        "--temperature", type=float, default=None, help="sweeps: fixed readout temperature"
+    )
     parser.add_argument("--size", type=int, default=14)
     parser.add_argument("--bond-dim", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=15)
@@ -64,9 +71,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.model == "ttn":
         clf = tnml.TTNClassifier(layout=(args.size, args.size), **common)
     else:
-        clf = tnml.MPSClassifier(**common)
+        clf = tnml.MPSClassifier(trainer=args.trainer, max_bond=args.max_bond, **common)
+    fit_kwargs = {} if args.temperature is None else {"temperature": args.temperature}
     started = time.perf_counter()
-    clf.fit(X_train, y_train)
+    clf.fit(X_train, y_train, **fit_kwargs)
     seconds = time.perf_counter() - started
     accuracy = clf.score(X_test, y_test)
     report = {

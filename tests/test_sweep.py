@@ -456,3 +456,28 @@ def test_shard_for_rank_covers_every_sample_once():
         covered = [i for s in shards for i in range(n)[s]]
         assert covered == list(range(n))
     assert shard_for_rank(5) == slice(0, 5)  # not distributed: everything
+
+
+def test_fit_temperature_minimises_the_training_cross_entropy():
+    _, phi, y = make_problem(n=150)
+    _, model = make_model()
+    # a model that has learned something, trained with the temperature held at 1
+    trained = train_sweep(
+        model, phi, y, n_sweeps=2, max_bond=4, loss="cross_entropy", temperature=1.0
+    ).model
+    sweeper = BondSweeper(trained, phi, y, loss="cross_entropy", env_dtype=F64)
+    before, _ = sweeper.training_metrics()
+    t = sweeper.fit_temperature()
+    after, _ = sweeper.training_metrics()
+    assert after < before
+    # a minimum: moving the temperature either way raises the loss
+    for factor in (0.9, 1.1):
+        sweeper.model.log_temperature = math.log(t * factor)
+        assert sweeper.training_metrics()[0] > after
+    # train_sweep learns it by default (a fixed temperature of 1 caps the logits at 1)
+    result = train_sweep(model, phi, y, n_sweeps=1, max_bond=4, loss="cross_entropy")
+    assert result.model.log_temperature != model.log_temperature
+    fixed = train_sweep(
+        model, phi, y, n_sweeps=1, max_bond=4, loss="cross_entropy", temperature=2.0
+    )
+    assert fixed.model.log_temperature == pytest.approx(math.log(2.0))

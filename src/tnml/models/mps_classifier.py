@@ -275,7 +275,7 @@ class MPSClassifier(TNClassifierBase):
             phi_val=phi_val,
             y_val=y_val_shard,
             progress=bool(self.verbose) and distributed_context()[0] == 0,
-            **train_kwargs,
+            **{"env_dtype": X.dtype, **train_kwargs},  # float64 models keep float64 envs
         )
         self.module_ = result.model.to_module(contraction=self.contraction, init_std=self.init_std)
         self.history_ = result.sweeps

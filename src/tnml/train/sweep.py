@@ -1068,6 +1068,39 @@ class BondSweeper:
         loss_sum, correct = all_reduce_sum([loss_sum, correct], core.device)
         return loss_sum / self.n_total, correct / self.n_total
 
+    def fit_temperature(self, n_steps: int = 10) -> float:
+        """Set the ``"normalized"`` readout's temperature to minimise the training cross-entropy.
+
+        The logits are ``t * u`` with ``u = f / ||f||`` fixed by the cores, so the mean
+        cross-entropy is convex in ``t``; a few safeguarded Newton steps on ``t`` (sums over
+        chunks and processes all-reduced) find its minimum. Uses the environments at the
+        label, like :meth:`training_metrics`. Returns the new temperature.
+        """
+        c = self.model.label_site
+        left, right = self.left_envs[c], self.right_envs[c]
+        assert left is not None and right is not None
+        core = self.model.cores[c].to(self.env_dtype)
+        units = []
+        for s in range(0, self.n_local, self.chunk_size):
+            sl = slice(s, s + self.chunk_size)
+            amp = torch.einsum("ba,aslr,bs,br->bl", left[sl], core, self._phi[c][sl], right[sl])
+            amp = amp.double()
+            units.append(amp / torch.linalg.vector_norm(amp, dim=1, keepdim=True).clamp_min(1e-300))
+        u = torch.cat(units)
+        u_target = u.gather(1, self._y.view(-1, 1)).squeeze(1)
+        t = math.exp(self.model.log_temperature)
+        for _ in range(n_steps):
+            p = torch.softmax(t * u, dim=1)
+            mean_u = (p * u).sum(1)
+            grad_sum = float((mean_u - u_target).sum())
+            curv_sum = float(((p * u.square()).sum(1) - mean_u.square()).sum())
+            grad, curv = all_reduce_sum([grad_sum, curv_sum], core.device)
+            if curv <= 0:
+                break
+            t = min(max(t - grad / curv, t / 4), 4 * t)
+        self.model.log_temperature = math.log(t)
+        return t
+
     def evaluate(self, phi: Tensor, y: Tensor) -> tuple[float, float]:
         """Mean loss and accuracy of the current model on ``(phi (n, N, d), y (n,))``.
 
@@ -1158,6 +1191,7 @@ def train_sweep(
     loss: str = "mse",
     readout: str | None = None,
     temperature: float | None = None,
+    learn_temperature: bool | None = None,
     lr: float | None = None,
     steps_per_bond: int = 1,
     normalize: bool | None = None,
@@ -1203,8 +1237,13 @@ def train_sweep(
     readout : {"normalized", "born", "linear"}, optional
         Default ``model.readout``.
     temperature : float, optional
-        Fixed temperature of the ``"normalized"`` readout; default
-        ``exp(model.log_temperature)``. Stored in the returned model.
+        Temperature of the ``"normalized"`` readout; default ``exp(model.log_temperature)``.
+        Stored in the returned model.
+    learn_temperature : bool, optional
+        After every sweep, set the temperature to the value that minimises the training
+        cross-entropy (:meth:`BondSweeper.fit_temperature`). Default: True for the
+        cross-entropy loss with the ``"normalized"`` readout when ``temperature`` is not
+        given (with a fixed temperature of 1 the logits cannot leave [-1, 1]).
     lr : float, optional
         Gradient step on the mean loss; default 1.0 for ``"mse"`` (stable below 2 in
         canonical form) and 0.1 for ``"cross_entropy"`` (with the bond tensor normalised).
@@ -1314,6 +1353,10 @@ def train_sweep(
     )
     if normalize is None:
         normalize = not sweeper.scale_matters
+    if learn_temperature is None:
+        learn_temperature = (
+            temperature is None and sweeper.readout == "normalized" and loss == "cross_entropy"
+        )
     n_sites = sweeper.model.n_sites
     update_options = {
         "lr": lr,
@@ -1385,6 +1428,8 @@ def train_sweep(
                 if writes:
                     save_checkpoint(checkpoint_path, snapshot())  # type: ignore[arg-type]
                 break
+            if learn_temperature:
+                sweeper.fit_temperature()
             train_loss, train_accuracy = sweeper.training_metrics()
             val_loss = val_accuracy = math.nan
             if phi_val is not None and y_val is not None:

@@ -15,6 +15,7 @@ __all__ = [
     "ENTROPY_KINDS",
     "check_entropy_kind",
     "density_matrix_entropy",
+    "mutual_information_from_entropies",
     "probability_entropy",
     "schmidt_entropy",
 ]
@@ -107,3 +108,21 @@ def schmidt_entropy(s: Tensor, kind: str = "vn") -> Tensor:
     if not isinstance(s, Tensor):
         raise InvalidInputError(f"s must be a torch.Tensor, got {type(s).__name__}")
     return probability_entropy(s.square(), kind)
+
+
+def mutual_information_from_entropies(pair: Tensor) -> Tensor:
+    """``I(i:j) = S_i + S_j - S_ij`` from a matrix of entropies.
+
+    Parameters
+    ----------
+    pair : Tensor, shape (N, N)
+        ``pair[i, j] = S_ij`` off the diagonal and ``pair[i, i] = S_i``.
+
+    Returns
+    -------
+    Tensor, shape (N, N)
+        Symmetric; the diagonal is 0 by convention.
+    """
+    single = pair.diagonal()
+    mi = single[:, None] + single[None, :] - pair
+    return mi.fill_diagonal_(0.0)

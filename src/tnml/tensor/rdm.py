@@ -43,6 +43,7 @@ from tnml.exceptions import InvalidInputError
 from tnml.tensor.entropy import (
     check_entropy_kind,
     density_matrix_entropy,
+    mutual_information_from_entropies,
 )
 from tnml.tensor.mps import MPS, mps_canonicalize
 
@@ -276,8 +277,4 @@ def mps_mutual_information(
         Symmetric, real; the diagonal is 0 by convention (the usual choice in the
         literature; ``I(i:i)`` would be ``S_i``). Cost ``O(N^2 d^3 D^3)``.
     """
-    pair = mps_pair_entropies(mps, kind, traced_dims=traced_dims)
-    single = pair.diagonal()
-    mi = single[:, None] + single[None, :] - pair
-    mi.fill_diagonal_(0.0)
-    return mi
+    return mutual_information_from_entropies(mps_pair_entropies(mps, kind, traced_dims=traced_dims))

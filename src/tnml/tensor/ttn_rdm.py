@@ -47,7 +47,11 @@ import torch
 from torch import Tensor
 
 from tnml.exceptions import InvalidInputError
-from tnml.tensor.entropy import ENTROPY_KINDS, density_matrix_entropy
+from tnml.tensor.entropy import (
+    ENTROPY_KINDS,
+    density_matrix_entropy,
+    mutual_information_from_entropies,
+)
 from tnml.tensor.ttn import TTN, NodeRef, ttn_canonicalize
 
 __all__ = [
@@ -308,8 +312,4 @@ def ttn_mutual_information(
         ``O(N log N d^2 D^4 + N^2 d^4 D^2)`` plus ``N^2 / 2`` eigen-decompositions of
         ``d^2 x d^2`` matrices, not ``N^2`` contractions of the tree.
     """
-    pair = ttn_pair_entropies(ttn, kind, traced_dims=traced_dims)
-    single = pair.diagonal()
-    mi = single[:, None] + single[None, :] - pair
-    mi.fill_diagonal_(0.0)
-    return mi
+    return mutual_information_from_entropies(ttn_pair_entropies(ttn, kind, traced_dims=traced_dims))

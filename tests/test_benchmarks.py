@@ -46,3 +46,28 @@ def test_mnist_benchmark_runs(tmp_path):
     bench.main(args)
     report = json.loads(out.read_text())
     assert 0.1 < report["test_accuracy"] <= 1.0
+
+
+def test_quantum_benchmarks_run(tmp_path):
+    directory = find_mnist_dir()
+    if directory is None:
+        pytest.skip("MNIST not found (../shared/data/mnist); the quantum benchmarks need it")
+    pytest.importorskip("qiskit_aer")
+    out = tmp_path / "q.json"
+    load_script("quantum_mnist").main(
+        ["--data-dir", str(directory), "--size", "4", "--pairs", "0,1", "--n-train", "200",
+         "--n-test", "50", "--epochs", "1", "--finetune-steps", "2", "--aer-rows", "2",
+         "--threads", "1", "--out", str(out), "--figure", str(tmp_path / "n.png")]
+    )  # fmt: skip
+    record = json.loads(out.read_text())["pairs"][0]
+    assert record["full"]["qubits_exported"] == 16 and record["efficient"]["qubits_exported"] == 5
+    assert record["full"]["max_abs_diff_vs_aer"] < 1e-6
+    assert len(record["noise"]) == 8
+    born = tmp_path / "b.json"
+    load_script("quantum_born").main(
+        ["--data-dir", str(directory), "--size", "4", "--bond-dim", "4", "--n-train", "200",
+         "--epochs", "1", "--shots", "500", "--aer-shots", "100", "--threads", "1",
+         "--out", str(born)]
+    )  # fmt: skip
+    report = json.loads(born.read_text())
+    assert report["circuit_efficient"]["qubits"] == 3

@@ -130,7 +130,12 @@ def load(path: str | os.PathLike[str], *, device: str | None = None) -> Any:
         classes = None
         if header.get("classes") is not None:
             classes = np.asarray(header["classes"], dtype=np.dtype(header["classes_dtype"]))
-        module = cls._module_class(**header["module_config"])
+        module_class = (
+            cls._module_class_for(header["params"])
+            if hasattr(cls, "_module_class_for")
+            else cls._module_class
+        )
+        module = module_class(**header["module_config"])
         state = {k[len("module.") :]: v for k, v in tensors.items() if k.startswith("module.")}
         dtype = next(iter(state.values())).dtype
         module.to(dtype).load_state_dict(state)

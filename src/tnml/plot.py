@@ -323,3 +323,67 @@ def save_image_grid(
     fig.figimage(canvas, xo=0, yo=0, origin="upper", resize=False)
     _write(fig, path, dpi=dpi)
     return fig
+
+
+def plot_noise_curve(
+    levels: Any,
+    accuracies: Any,
+    path: PathLike | None = None,
+    *,
+    noiseless: float | None = None,
+    label: str = "depolarizing",
+    curve_labels: Any = None,
+    title: str | None = None,
+) -> Figure:
+    """Accuracy of a circuit against the noise strength per gate (log x axis).
+
+    Parameters
+    ----------
+    levels : array-like, shape (k,)
+        Noise strengths, > 0.
+    accuracies : array-like, shape (k,) or (m, k)
+        One curve, or ``m`` curves (e.g. one per schedule or digit pair).
+    path : str or path-like, optional
+        Where to write the PNG.
+    noiseless : float, optional
+        Drawn as a horizontal reference line.
+    label : str, default="depolarizing"
+        The noise channel, for the axis label.
+    curve_labels : sequence of str, optional
+        Legend entry of each curve.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    x = _as_array("levels", levels, (1,))
+    if np.any(x <= 0):
+        raise InvalidInputError("levels must be > 0 (the axis is logarithmic)")
+    y = _as_array("accuracies", accuracies, (1, 2))
+    curves = y[None] if y.ndim == 1 else y
+    if curves.shape[1] != x.shape[0]:
+        raise InvalidInputError(
+            f"accuracies must have {x.shape[0]} columns (one per level), got shape {y.shape}"
+        )
+    fig = _figure(figsize=(6.0, 3.8), layout="constrained")
+    ax = fig.add_subplot()
+    if curve_labels is not None and len(curve_labels) != curves.shape[0]:
+        raise InvalidInputError(
+            f"curve_labels must name the {curves.shape[0]} curves, got {len(curve_labels)}"
+        )
+    for i, curve in enumerate(curves):
+        name = None if curves.shape[0] == 1 else f"curve {i}"
+        if curve_labels is not None:
+            name = str(curve_labels[i])
+        ax.plot(x, curve, marker="o", label=name)
+    if noiseless is not None:
+        ax.axhline(noiseless, color="0.6", linestyle="--", label="noiseless")
+    ax.set_xscale("log")
+    ax.set_xlabel(f"{label} error per gate")
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(0, 1.02)
+    if noiseless is not None or curves.shape[0] > 1 or curve_labels is not None:
+        ax.legend(loc="lower left", fontsize="small")
+    ax.set_title(title or f"Circuit accuracy under {label} noise")
+    _write(fig, path, dpi=120)
+    return fig

@@ -37,6 +37,7 @@ from tnml.cli.datasets import (
 )
 from tnml.cli.generative import discretize, image_shape, inpaint, is_born_machine, sample
 from tnml.cli.inspect import anomaly_app, anomaly_fit, anomaly_score, explain
+from tnml.cli.quantum import compile_command, noise_study_command
 from tnml.data import MNIST_ENV_VAR
 from tnml.exceptions import InvalidInputError, TnmlError
 from tnml.models import (
@@ -298,6 +299,14 @@ def train(
         typer.Option(help="Training loss (mse: sweeps, linear readout).", show_default=False),
     ] = None,
     downsample: DownsampleOpt = None,
+    unitary: Annotated[
+        bool,
+        typer.Option(
+            "--unitary",
+            help="mps/ttn: train the quantum-circuit form (orthogonal gates, --bond-dim a "
+            "power of two) that `tnml compile` turns into a circuit.",
+        ),
+    ] = False,
     val_fraction: Annotated[
         float | None,
         typer.Option(
@@ -371,6 +380,10 @@ def train(
         device=device,
     )
     params.update(random_state=seed, verbose=0 if quiet or rank else 1)
+    if unitary:
+        if model not in ("mps", "ttn"):
+            raise InvalidInputError(f"--unitary applies to --model mps or ttn, not {model}")
+        params["unitary"] = True
     spec = ModelSpec(data.X_train.shape[1], data.metadata)
     shape = image_shape(spec) if spec.kind == "image" else None
     estimator = _make_estimator(model, params, shape)
@@ -448,6 +461,8 @@ def _train_born(
 app.command("sample")(handle_errors(sample))
 app.command("inpaint")(handle_errors(inpaint))
 app.command("explain")(handle_errors(explain))
+app.command("compile")(handle_errors(compile_command))
+app.command("noise-study")(handle_errors(noise_study_command))
 anomaly_app.command("fit")(handle_errors(anomaly_fit))
 anomaly_app.command("score")(handle_errors(anomaly_score))
 app.add_typer(anomaly_app, name="anomaly")

@@ -14,8 +14,9 @@ from sklearn.utils.validation import check_is_fitted
 from tnml._validation import check_int
 from tnml.exceptions import InvalidInputError
 from tnml.features import embed
-from tnml.models.base import TNClassifierBase
+from tnml.models.base import TNClassifierBase, check_unitary_options
 from tnml.models.mps_module import READOUTS, MPSClassifierModule
+from tnml.models.unitary_module import UnitaryMPSClassifierModule
 from tnml.tensor.contract import CONTRACTION_PATHS
 from tnml.tensor.mps import MPS, mps_truncate
 from tnml.train.distributed import distributed_context
@@ -97,6 +98,15 @@ class MPSClassifier(TNClassifierBase):
         Show a progress bar when > 0.
     warm_start : bool, default=False
         Continue training the fitted module on the next ``fit``.
+    unitary : bool, default=False
+        Train the quantum-circuit form instead (Huggins et al. 2019,
+        :class:`~tnml.models.unitary_module.UnitaryMPSClassifierModule`): every core is an
+        orthogonal gate on ``log2(bond_dim) + 1`` qubits (``bond_dim`` a power of two),
+        discarded qubits are traced out and ``predict_proba`` is what the label qubits measure.
+        Needs ``trainer="autodiff"`` and the qubit map (``feature_map="trig"``,
+        ``feature_dim=2``); ``readout``, ``output_site`` and ``contraction`` do not apply;
+        ``init_std`` is the spread of the gates' generators. The default ``lr`` becomes 0.02.
+        :func:`tnml.quantum.compile` turns the fitted model into a circuit.
 
     Attributes
     ----------
@@ -153,8 +163,10 @@ class MPSClassifier(TNClassifierBase):
         "max_bond": [Interval(Integral, 1, None, closed="left"), None],
         "cutoff": [Interval(Real, 0, None, closed="left")],
         "loss": [StrOptions(set(LOSSES))],
+        "unitary": ["boolean"],
     }
     _module_class = MPSClassifierModule
+    _unitary_module_class = UnitaryMPSClassifierModule
 
     def __init__(
         self,
@@ -184,6 +196,7 @@ class MPSClassifier(TNClassifierBase):
         dtype: str = "float32",
         verbose: int = 0,
         warm_start: bool = False,
+        unitary: bool = False,
     ) -> None:
         self.bond_dim = bond_dim
         self.feature_map = feature_map
@@ -210,8 +223,15 @@ class MPSClassifier(TNClassifierBase):
         self.dtype = dtype
         self.verbose = verbose
         self.warm_start = warm_start
+        self.unitary = unitary
 
-    def _build_module(self, n_features: int, n_classes: int) -> MPSClassifierModule:
+    def _build_module(
+        self, n_features: int, n_classes: int
+    ) -> MPSClassifierModule | UnitaryMPSClassifierModule:
+        if self.unitary:
+            return UnitaryMPSClassifierModule(
+                n_features, n_classes, self.bond_dim, init_std=self.init_std
+            )
         return MPSClassifierModule(
             n_features,
             n_classes,
@@ -237,6 +257,8 @@ class MPSClassifier(TNClassifierBase):
                 "loss='mse' needs trainer='sweep' and readout='linear' (squared error on the "
                 f"raw amplitudes); got trainer={self.trainer!r}, readout={self.readout!r}"
             )
+        if self.unitary:
+            check_unitary_options(self)
         if self.max_bond is not None and self.max_bond < self.bond_dim:
             raise InvalidInputError(
                 f"max_bond ({self.max_bond}) must be >= bond_dim ({self.bond_dim})"
@@ -313,6 +335,11 @@ def compress_bonds(
     """
     check_is_fitted(model)
     check_int("max_bond", max_bond, 1)
+    if getattr(model, "unitary", False):
+        raise InvalidInputError(
+            "compress_bonds needs a plain MPS classifier; a unitary model's bond is its "
+            "number of qubits"
+        )
     module = model.module_
     mps = module.to_mps()
     truncated, discarded = mps_truncate(

@@ -8,8 +8,9 @@ from typing import Any, ClassVar
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from tnml.models.base import TNClassifierBase
+from tnml.models.base import TNClassifierBase, check_unitary_options
 from tnml.models.ttn_module import READOUTS, TTNClassifierModule, resolve_layout
+from tnml.models.unitary_module import UnitaryTTNClassifierModule
 
 LAYOUTS = ("auto", "1d", "image")
 
@@ -83,6 +84,15 @@ class TTNClassifier(TNClassifierBase):
         Show a progress bar when > 0.
     warm_start : bool, default=False
         Continue training the fitted module on the next ``fit``.
+    unitary : bool, default=False
+        Train the quantum-circuit form instead (Huggins et al. 2019,
+        :class:`~tnml.models.unitary_module.UnitaryTTNClassifierModule`): every node is an
+        orthogonal gate on its children's qubits that keeps ``log2(bond_dim)`` of them
+        (``bond_dim`` a power of two; 2 gives the paper's two-qubit gates), discarded qubits
+        are traced out and ``predict_proba`` is what the root's label qubits measure. Needs
+        the qubit map (``feature_map="trig"``, ``feature_dim=2``); ``readout`` does not apply;
+        ``init_std`` is the spread of the gates' generators. The default ``lr`` becomes 0.02.
+        :func:`tnml.quantum.compile` turns the fitted model into a circuit.
 
     Attributes
     ----------
@@ -142,8 +152,10 @@ class TTNClassifier(TNClassifierBase):
         "layout": [StrOptions(set(LAYOUTS)), tuple, list],
         "init_std": [Interval(Real, 0, None, closed="left")],
         "max_grad_norm": [Interval(Real, 0, None, closed="neither"), None],
+        "unitary": ["boolean"],
     }
     _module_class = TTNClassifierModule
+    _unitary_module_class = UnitaryTTNClassifierModule
 
     def __init__(
         self,
@@ -169,6 +181,7 @@ class TTNClassifier(TNClassifierBase):
         dtype: str = "float32",
         verbose: int = 0,
         warm_start: bool = False,
+        unitary: bool = False,
     ) -> None:
         self.bond_dim = bond_dim
         self.feature_map = feature_map
@@ -191,13 +204,24 @@ class TTNClassifier(TNClassifierBase):
         self.dtype = dtype
         self.verbose = verbose
         self.warm_start = warm_start
+        self.unitary = unitary
 
     def _layout_spec(self, n_features: int) -> str | list[int]:
         if self.layout in ("auto", "1d"):
             return "1d"
         return resolve_layout(self.layout, n_features)
 
-    def _build_module(self, n_features: int, n_classes: int) -> TTNClassifierModule:
+    def _build_module(
+        self, n_features: int, n_classes: int
+    ) -> TTNClassifierModule | UnitaryTTNClassifierModule:
+        if self.unitary:
+            return UnitaryTTNClassifierModule(
+                n_features,
+                n_classes,
+                self.bond_dim,
+                layout=self._layout_spec(n_features),
+                init_std=self.init_std,
+            )
         return TTNClassifierModule(
             n_features,
             n_classes,
@@ -216,5 +240,7 @@ class TTNClassifier(TNClassifierBase):
         ``train_kwargs`` go to :func:`tnml.train.train_classifier` (``checkpoint_path``,
         ``resume``, ``callback``, ``max_grad_norm``).
         """
+        if self.unitary:
+            check_unitary_options(self)
         train_kwargs.setdefault("max_grad_norm", self.max_grad_norm)
         return self._fit(X, y, **train_kwargs)

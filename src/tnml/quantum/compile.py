@@ -1,0 +1,267 @@
+"""Compile unitary tensor-network models into gate-level circuits.
+
+Two schedules place the same gates on qubits (Huggins, Patel, Whaley & Stoudenmire 2019):
+
+- ``"full"``: one qubit per input feature; a discarded qubit is left alone for the rest of
+  the circuit. An MPS classifier also needs its ``V`` initial bond qubits (``N + V`` in all);
+  a tree needs exactly ``N``.
+- ``"efficient"``: a discarded qubit is reset and reused for the next input. An MPS of bond
+  dimension ``2^V`` needs ``V + 1`` qubits whatever ``N``; a tree with ``V`` qubits per
+  bond needs about ``V * (log2 N + 1)`` (its subtrees are evaluated depth first).
+
+Classifier circuits measure the label into the register ``"label"`` (bit ``b`` is the
+``b``-th least significant bit of the class index, as in Qiskit). Generative circuits (Born
+machines) emit one measured qubit per feature into the register ``"sample"`` (bit ``j`` is
+feature ``j``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from sklearn.base import BaseEstimator
+from sklearn.utils.validation import check_is_fitted
+from torch import Tensor
+
+from tnml.exceptions import InvalidInputError
+from tnml.models.born_machine import MPSBornMachine
+from tnml.models.unitary_module import UnitaryMPSClassifierModule, UnitaryTTNClassifierModule
+from tnml.quantum.circuit import Circuit, Gate, Measure, Operation, Reset
+from tnml.tensor.mps import MPS, mps_right_canonicalize
+from tnml.tensor.unitary import complete_rows, nearest_orthonormal_rows
+
+SCHEDULES = ("full", "efficient")
+
+
+def _check_schedule(schedule: object) -> str:
+    if schedule not in SCHEDULES:
+        raise InvalidInputError(f"schedule must be one of {SCHEDULES}, got {schedule!r}")
+    return str(schedule)
+
+
+class _Qubits:
+    """Hands out physical qubits: fresh ones in the full schedule, reset ones reused in the
+    efficient schedule."""
+
+    def __init__(self, reuse: bool) -> None:
+        self.reuse = reuse
+        self.count = 0
+        self.free: list[int] = []
+
+    def take(self) -> int:
+        if self.reuse and self.free:
+            return self.free.pop(0)
+        self.count += 1
+        return self.count - 1
+
+    def discard(self, qubit: int, ops: list[Operation]) -> None:
+        if self.reuse:
+            ops.append(Reset(qubit))
+            self.free.append(qubit)
+            self.free.sort()
+
+
+def _measure_label(qubits: list[int], n_label_qubits: int, ops: list[Operation]) -> None:
+    # The first label qubit is the most significant digit of the class index.
+    for bit in range(n_label_qubits):
+        ops.append(Measure(qubits[n_label_qubits - 1 - bit], "label", bit))
+
+
+def _gate_matrices(unitaries: Tensor) -> Tensor:
+    """The gates in float64, made orthogonal to rounding (a float32 model's gates are
+    orthogonal only to ~1e-7; the nearest orthogonal matrix moves them by as much)."""
+    gates = unitaries.detach().to("cpu", torch.float64)
+    return torch.stack(
+        [nearest_orthonormal_rows(g) for g in gates.reshape(-1, *gates.shape[-2:])]
+    ).reshape(gates.shape)
+
+
+def compile_mps_classifier(module: UnitaryMPSClassifierModule, schedule: str = "full") -> Circuit:
+    """The circuit of a unitary MPS classifier module (see the module docstring)."""
+    schedule = _check_schedule(schedule)
+    qubits = _Qubits(reuse=schedule == "efficient")
+    gates = _gate_matrices(module.unitaries())
+    bond = [qubits.take() for _ in range(module.n_bond_qubits)]
+    ops: list[Operation] = []
+    for site in range(module.n_features):
+        data = qubits.take()
+        ops.append(Gate((data,), feature=site, name="ry"))
+        ops.append(Gate((*bond, data), gates[site], name=f"mps{site}"))
+        discarded, bond = bond[0], [*bond[1:], data]
+        if site < module.n_features - 1:
+            qubits.discard(discarded, ops)
+    _measure_label(bond, module.n_label_qubits, ops)
+    return Circuit(
+        qubits.count,
+        ops,
+        {"label": module.n_label_qubits},
+        n_features=module.n_features,
+        n_labels=module.n_classes,
+        metadata={
+            "model": "mps-classifier",
+            "schedule": schedule,
+            "n_bond_qubits": module.n_bond_qubits,
+        },
+    )
+
+
+def compile_ttn_classifier(module: UnitaryTTNClassifierModule, schedule: str = "full") -> Circuit:
+    """The circuit of a unitary tree classifier module (see the module docstring)."""
+    schedule = _check_schedule(schedule)
+    efficient = schedule == "efficient"
+    qubits = _Qubits(reuse=efficient)
+    gates = [[_gate_matrices(u) for u in row] for row in module.unitaries()]
+    tree = module.tree
+    if not efficient:
+        qubits.count = tree.n_leaves  # feature i on qubit i
+    ops: list[Operation] = []
+
+    def emit(level: int, entry: int) -> list[int]:
+        """Qubits holding entry ``entry`` of ``level`` after its subtree's gates."""
+        if level == 0:
+            qubit = qubits.take() if efficient else entry
+            ops.append(Gate((qubit,), feature=entry, name="ry"))
+            return [qubit]
+        pairs = tree.pairs[level - 1]
+        if entry >= len(pairs):  # carried up unchanged
+            return emit(level - 1, tree.carried[level - 1][entry - len(pairs)])
+        left = emit(level - 1, pairs[entry][0])
+        right = emit(level - 1, pairs[entry][1])
+        kept = module.gate_sizes[level - 1][entry][2]
+        ops.append(Gate((*left, *right), gates[level - 1][entry], name=f"node{level - 1}_{entry}"))
+        for qubit in (left + right)[kept:]:
+            qubits.discard(qubit, ops)
+        return (left + right)[:kept]
+
+    root = emit(tree.depth, 0)
+    _measure_label(root, module.n_label_qubits, ops)
+    return Circuit(
+        qubits.count,
+        ops,
+        {"label": module.n_label_qubits},
+        n_features=module.n_features,
+        n_labels=module.n_classes,
+        metadata={
+            "model": "ttn-classifier",
+            "schedule": schedule,
+            "n_bond_qubits": module.n_bond_qubits,
+        },
+    )
+
+
+def born_gates(mps: MPS) -> tuple[list[Tensor], int]:
+    """Sequential state-preparation gates of a qubit MPS (Schoen et al. 2005).
+
+    The MPS is brought to right-canonical, normalised form (exact), every bond padded to
+    ``D = 2^V``; gate ``i`` acts on (``V`` bond qubits, one fresh qubit in ``|0>``) and maps
+    ``|l>|0>`` to ``sum_{s, r} B_i[l, s, r] |s>|r>``: its first qubit then holds feature
+    ``i`` (measured), the other ``V`` the next bond.
+
+    Parameters
+    ----------
+    mps : MPS
+        Physical dimension 2 at every site.
+
+    Returns
+    -------
+    gates : list of Tensor, each (2D, 2D), float64, orthogonal
+    n_bond_qubits : int
+    """
+    if any(d != 2 for d in mps.phys_dims):
+        raise InvalidInputError(
+            f"a generative circuit emits one qubit per feature: every site needs 2 levels, "
+            f"got physical dimensions {sorted(set(mps.phys_dims))}"
+        )
+    if mps.dtype.is_complex:
+        raise InvalidInputError("complex MPS are not supported by the circuit compiler")
+    canonical = mps_right_canonicalize(
+        MPS([c.detach().to("cpu", torch.float64) for c in mps.cores])
+    )
+    cores = list(canonical.cores)
+    cores[0] = cores[0] / torch.linalg.vector_norm(cores[0])
+    n_bond = max(1, max(max(c.shape[0], c.shape[2]) for c in cores) - 1).bit_length()
+    dim = 2**n_bond
+    gates = []
+    for core in cores:
+        left, _, right = core.shape
+        padded = torch.zeros(left, 2, dim, dtype=torch.float64)
+        padded[:, :, :right] = core
+        # Column (l, fresh = 0) of the gate is B[l, :, :] flattened over (s, r).
+        rows = padded.reshape(left, 2 * dim)
+        completed = complete_rows(rows)  # rows 0..left-1 are the given ones
+        order = [2 * l for l in range(left)] + [
+            i for i in range(2 * dim) if i % 2 == 1 or i // 2 >= left
+        ]
+        gate = torch.empty_like(completed)
+        gate[:, order] = completed.T
+        gates.append(gate)
+    return gates, n_bond
+
+
+def compile_born_mps(mps: MPS, schedule: str = "full") -> Circuit:
+    """A circuit whose measured register ``"sample"`` follows the Born machine ``|psi|^2``."""
+    schedule = _check_schedule(schedule)
+    gates, n_bond = born_gates(mps)
+    qubits = _Qubits(reuse=schedule == "efficient")
+    bond = [qubits.take() for _ in range(n_bond)]
+    ops: list[Operation] = []
+    n_sites = len(gates)
+    for site, gate in enumerate(gates):
+        fresh = qubits.take()
+        ops.append(Gate((*bond, fresh), gate, name=f"born{site}"))
+        emitted, bond = bond[0], [*bond[1:], fresh]
+        ops.append(Measure(emitted, "sample", site))
+        if site < n_sites - 1:
+            qubits.discard(emitted, ops)
+    return Circuit(
+        qubits.count,
+        ops,
+        {"sample": n_sites},
+        metadata={"model": "mps-born-machine", "schedule": schedule, "n_bond_qubits": n_bond},
+    )
+
+
+def compile(model: Any, schedule: str = "full") -> Circuit:
+    """Turn a fitted model into a gate-level :class:`~tnml.quantum.circuit.Circuit`.
+
+    Parameters
+    ----------
+    model : fitted estimator or module
+        ``tnml.MPSClassifier(unitary=True)`` / ``tnml.TTNClassifier(unitary=True)`` (or their
+        modules), or a fitted ``tnml.MPSBornMachine`` on binary data (or an MPS with physical
+        dimension 2), whose exact canonical form is a state-preparation circuit.
+    schedule : {"full", "efficient"}, default="full"
+        One qubit per input (``"full"``) or qubits reset and reused (``"efficient"``).
+
+    Returns
+    -------
+    Circuit
+        Classifiers: data gates read feature ``j`` (scaled into [0, 1] as the estimator does),
+        label in register ``"label"``. Born machines: no inputs, register ``"sample"``.
+
+    Raises
+    ------
+    InvalidInputError
+        A model that is not a circuit (e.g. a non-unitary classifier: train it with
+        ``unitary=True`` or convert it with :func:`tnml.quantum.to_unitary`), or an unknown
+        schedule.
+    """
+    _check_schedule(schedule)
+    module = model
+    if isinstance(model, BaseEstimator):
+        check_is_fitted(model)
+        if isinstance(model, MPSBornMachine):
+            return compile_born_mps(model.to_mps(), schedule)
+        module = getattr(model, "module_", None)
+    if isinstance(module, UnitaryMPSClassifierModule):
+        return compile_mps_classifier(module, schedule)
+    if isinstance(module, UnitaryTTNClassifierModule):
+        return compile_ttn_classifier(module, schedule)
+    if isinstance(model, MPS):
+        return compile_born_mps(model, schedule)
+    raise InvalidInputError(
+        f"cannot compile {type(model).__name__}: expected a unitary classifier "
+        "(MPSClassifier/TTNClassifier with unitary=True, or tnml.quantum.to_unitary of a "
+        "fitted classifier), a fitted MPSBornMachine on binary data, or a qubit MPS"
+    )

@@ -1,0 +1,102 @@
+"""Scoring classifier circuits: inputs from a fitted estimator, accuracy, noise studies."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from tnml.exceptions import InvalidInputError
+from tnml.quantum.circuit import Circuit
+from tnml.quantum.noise import NoiseModel
+from tnml.quantum.simulate import simulate
+
+NOISE_CHANNELS = ("depolarizing", "amplitude_damping", "dephasing", "readout")
+
+
+def circuit_inputs(model: Any, X: Any) -> np.ndarray:
+    """``X`` scaled into [0, 1] exactly as the fitted classifier ``model`` scales it.
+
+    Parameters
+    ----------
+    model : fitted MPSClassifier or TTNClassifier
+    X : array-like, shape (n, n_features)
+
+    Returns
+    -------
+    np.ndarray, shape (n, n_features), float64: what the circuit's data gates read.
+    """
+    check_is_fitted(model)
+    X = validate_data(model, X, dtype=[np.float64, np.float32], reset=False)
+    return np.asarray(model._to_unit(X), dtype=np.float64)
+
+
+def noise_model(channel: str, level: float) -> NoiseModel:
+    """A :class:`NoiseModel` with one channel at strength ``level`` (every gate / readout)."""
+    if channel not in NOISE_CHANNELS:
+        raise InvalidInputError(f"channel must be one of {NOISE_CHANNELS}, got {channel!r}")
+    if channel == "depolarizing":
+        return NoiseModel.depolarizing(level)
+    if channel == "readout":
+        return NoiseModel(readout_error=level)
+    return NoiseModel(**{channel: level})
+
+
+def circuit_accuracy(
+    circuit: Circuit,
+    X: Any,
+    y: Any,
+    *,
+    noise: NoiseModel | None = None,
+    shots: int | None = None,
+    seed: int | None = None,
+) -> float:
+    """Fraction of inputs whose most probable label (exact or from ``shots``) is ``y``.
+
+    ``X`` (n, n_features) in [0, 1]; ``y`` (n,) class indices of the label register.
+    """
+    y = np.asarray(y)
+    probs = simulate(circuit, X, noise=noise, shots=shots, seed=seed).numpy()
+    if y.shape != (probs.shape[0],):
+        raise InvalidInputError(f"y must have shape ({probs.shape[0]},), got {y.shape}")
+    return float(np.mean(probs.argmax(axis=1) == y))
+
+
+def noise_study(
+    circuit: Circuit,
+    X: Any,
+    y: Any,
+    levels: Any,
+    *,
+    channel: str = "depolarizing",
+    shots: int | None = None,
+    seed: int | None = 0,
+) -> list[dict[str, float]]:
+    """Accuracy of a classifier circuit at each noise strength.
+
+    Parameters
+    ----------
+    circuit : Circuit
+    X : array-like, shape (n, n_features)
+        Inputs in [0, 1] (see :func:`circuit_inputs`).
+    y : array-like, shape (n,)
+        Class indices.
+    levels : sequence of float
+        Strengths of ``channel`` per gate (per measured bit for "readout").
+    channel : {"depolarizing", "amplitude_damping", "dephasing", "readout"}
+    shots : int, optional
+        Exact probabilities when None.
+
+    Returns
+    -------
+    list of dict
+        ``{"level", "accuracy"}`` per level, plus one ``level = 0`` row first (noiseless).
+    """
+    values = [float(v) for v in np.atleast_1d(np.asarray(levels, dtype=np.float64))]
+    rows = [{"level": 0.0, "accuracy": circuit_accuracy(circuit, X, y, shots=shots, seed=seed)}]
+    for level in values:
+        noise = noise_model(channel, level)
+        accuracy = circuit_accuracy(circuit, X, y, noise=noise, shots=shots, seed=seed)
+        rows.append({"level": level, "accuracy": accuracy})
+    return rows

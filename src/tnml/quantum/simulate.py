@@ -1,0 +1,675 @@
+"""Exact, batched simulation of :class:`~tnml.quantum.circuit.Circuit` in torch.
+
+Circuits compiled from tensor networks are wide (a tree over 8x8 pixels has 64 qubits) but
+entangle only a few qubits at a time, so the state is never one ``2**num_qubits`` object.
+It is a product of independent *factors*. Each factor holds an ordered list of live qubits,
+an ordered list of recorded classical bits, and a tensor of shape ``(B, 2**c, 2**m, 2**m)``:
+for each of the ``B`` inputs and each of the ``2**c`` values of its classical bits, the
+(unnormalised) density matrix of its ``m`` qubits, i.e. the classical-quantum state
+``sum_a |a><a| (x) rho_a``. Indices are big-endian over the lists.
+
+* A qubit that is untouched (or just reset) is ``|0>`` and in no factor; its first gate
+  gives it a 1-qubit factor. A gate on qubits of several factors merges them (Kronecker
+  product) and is applied by contracting its ``k`` qubit axes, never by padding it with
+  identities.
+* After its last operation a qubit is traced out of its factor; a factor left with neither
+  qubits nor bits has trace one and is dropped.
+* ``Measure`` into the register being computed copies the qubit's computational-basis value
+  into a new classical bit of its factor (a CNOT onto a fresh bit, then dephasing), so the
+  joint distribution of bits measured at different times (e.g. a generative circuit that
+  measures, resets and reuses a qubit) is exact. ``Measure`` into any other register is a
+  non-selective measurement: the qubit is dephased.
+
+:func:`sample` instead follows ``n_shots`` trajectories: each measurement draws an outcome
+per trajectory and projects, so it needs no classical bits in the factors and scales to
+registers of any size.
+
+The exact functions are differentiable with respect to gate matrices that require grad
+(inputs ``X`` are data and are not differentiated).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from numpy.typing import ArrayLike
+from torch import Tensor
+
+from tnml._validation import check_int
+from tnml.exceptions import InvalidInputError
+from tnml.quantum.circuit import Circuit, Gate, Measure, Reset, check_features
+from tnml.quantum.noise import NoiseModel, amplitude_damping_kraus, dephasing_kraus
+
+__all__ = [
+    "MAX_EXACT_BITS",
+    "apply_readout",
+    "register_probabilities",
+    "sample",
+    "simulate",
+    "valid_label_probabilities",
+]
+
+MAX_EXACT_BITS = 16
+"""Largest register whose full distribution :func:`register_probabilities` computes."""
+
+_COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
+_DTYPES = (torch.float32, torch.float64, torch.complex64, torch.complex128)
+# Row chunks of the multinomial draws hold at most this many samples at once.
+_DRAWS_PER_CHUNK = 1 << 22
+
+
+@dataclass
+class _Factor:
+    """Qubits ``qubits`` and recorded bits ``bits``; ``rho`` is ``(B, 2**c, 2**m, 2**m)``."""
+
+    qubits: list[int]
+    bits: list[int]
+    rho: Tensor
+
+
+def _front(f: _Factor, qubits: tuple[int, ...]) -> None:
+    """Reorder ``f`` so that ``qubits`` are its leading qubits, in that order."""
+    m = len(f.qubits)
+    order = [f.qubits.index(q) for q in qubits]
+    order += [i for i in range(m) if i not in order]
+    if order == list(range(m)):
+        return
+    b, c, d, _ = f.rho.shape
+    axes = [0, 1] + [2 + i for i in order] + [2 + m + i for i in order]
+    f.rho = f.rho.reshape(b, c, *([2] * (2 * m))).permute(axes).reshape(b, c, d, d)
+    f.qubits = [f.qubits[i] for i in order]
+
+
+def _sandwich(rho: Tensor, u: Tensor) -> Tensor:
+    """``U rho U^dagger`` with ``U`` on the leading qubits; ``u`` is ``(K, K)`` or ``(B, K, K)``."""
+    b, c, d, _ = rho.shape
+    k = u.shape[-1]
+    left = u if u.ndim == 2 else u[:, None]
+    x = torch.matmul(left, rho.reshape(b, c, k, (d // k) * d))
+    right = u.conj() if u.ndim == 2 else u.conj()[:, None, None]
+    x = torch.matmul(right, x.reshape(b, c, d, k, d // k))
+    return x.reshape(b, c, d, d)
+
+
+def _apply(f: _Factor, qubits: tuple[int, ...], u: Tensor) -> None:
+    _front(f, qubits)
+    f.rho = _sandwich(f.rho, u)
+
+
+def _apply_kraus(f: _Factor, qubit: int, kraus: list[Tensor]) -> None:
+    _front(f, (qubit,))
+    f.rho = sum(_sandwich(f.rho, k) for k in kraus)
+
+
+def _split_leading(f: _Factor, k: int) -> Tensor:
+    """View ``rho`` as ``(B, C, K, R, K, R)`` with the ``k`` leading qubits' axes ``K``."""
+    b, c, d, _ = f.rho.shape
+    return f.rho.reshape(b, c, 2**k, d >> k, 2**k, d >> k)
+
+
+def _depolarize(f: _Factor, qubits: tuple[int, ...], p: float) -> None:
+    _front(f, qubits)
+    k = len(qubits)
+    rho6 = _split_leading(f, k)
+    reduced = rho6.diagonal(0, 2, 4).sum(-1)
+    eye = torch.eye(2**k, dtype=rho6.dtype)[:, None, :, None] / 2**k
+    f.rho = ((1 - p) * rho6 + p * eye * reduced[:, :, None, :, None, :]).reshape(f.rho.shape)
+
+
+def _trace_out(f: _Factor, qubit: int) -> None:
+    _front(f, (qubit,))
+    f.rho = _split_leading(f, 1).diagonal(0, 2, 4).sum(-1)
+    f.qubits.pop(0)
+
+
+def _dephase(f: _Factor, qubit: int) -> None:
+    _front(f, (qubit,))
+    mask = torch.eye(2, dtype=f.rho.real.dtype)[:, None, :, None]
+    f.rho = (_split_leading(f, 1) * mask).reshape(f.rho.shape)
+
+
+def _record(f: _Factor, qubit: int, bit: int, keep: bool) -> None:
+    """Copy ``qubit``'s value into a new classical bit ``bit`` (least significant in ``C``)."""
+    _front(f, (qubit,))
+    rho6 = _split_leading(f, 1)
+    blocks = [rho6[:, :, i, :, i, :] for i in (0, 1)]
+    b, c, d, _ = f.rho.shape
+    if keep:
+        new = rho6.new_zeros(b, c, 2, *rho6.shape[2:])
+        for i in (0, 1):
+            new[:, :, i, i, :, i, :] = blocks[i]
+        f.rho = new.reshape(b, 2 * c, d, d)
+    else:
+        f.rho = torch.stack(blocks, dim=2).reshape(b, 2 * c, d // 2, d // 2)
+        f.qubits.pop(0)
+    f.bits.append(bit)
+
+
+def _project(f: _Factor, qubit: int, generator: torch.Generator) -> Tensor:
+    """Measure ``qubit`` in every trajectory (``C == 1``), remove it from ``f``; return outcomes."""
+    _front(f, (qubit,))
+    rho6 = _split_leading(f, 1)
+    blocks = [rho6[:, 0, i, :, i, :] for i in (0, 1)]
+    weight = [blk.diagonal(0, -2, -1).sum(-1).real.to(torch.float64) for blk in blocks]
+    total = (weight[0] + weight[1]).clamp_min(1e-300)
+    draw = torch.rand(total.shape, generator=generator, dtype=torch.float64)
+    one = draw * total < weight[1]
+    kept = torch.where(one[:, None, None], blocks[1], blocks[0])
+    norm = torch.where(one, weight[1], weight[0]).clamp_min(1e-300).to(kept.real.dtype)
+    f.rho = (kept / norm[:, None, None]).unsqueeze(1)
+    f.qubits.pop(0)
+    return one.long()
+
+
+def _kron(a: _Factor, b: _Factor) -> _Factor:
+    bsz, ca, da, _ = a.rho.shape
+    _, cb, db, _ = b.rho.shape
+    rho = torch.einsum("xcij,xekl->xceikjl", a.rho, b.rho)
+    return _Factor(
+        a.qubits + b.qubits, a.bits + b.bits, rho.reshape(bsz, ca * cb, da * db, da * db)
+    )
+
+
+class _State:
+    """The factors of a batch of ``batch`` states."""
+
+    def __init__(self, batch: int, dtype: torch.dtype) -> None:
+        self.batch = batch
+        self.dtype = dtype
+        self.owner: dict[int, _Factor] = {}
+        self.factors: list[_Factor] = []
+
+    def fresh(self, qubit: int, value: Tensor | None = None) -> _Factor:
+        """Give ``qubit`` its own factor in state ``|0>``, or ``|value_b>`` in row ``b``."""
+        rho = torch.zeros(self.batch, 1, 2, 2, dtype=self.dtype)
+        if value is None:
+            rho[..., 0, 0] = 1
+        else:
+            rho[torch.arange(self.batch), 0, value, value] = 1
+        f = _Factor([qubit], [], rho)
+        self.factors.append(f)
+        self.owner[qubit] = f
+        return f
+
+    def gather(self, qubits: tuple[int, ...]) -> _Factor:
+        """Return the one factor holding ``qubits``, merging factors and adding fresh qubits."""
+        found: list[_Factor] = []
+        for q in qubits:
+            f = self.owner.get(q) or self.fresh(q)
+            if not any(f is g for g in found):
+                found.append(f)
+        merged = found[0]
+        for f in found[1:]:
+            merged = _kron(merged, f)
+        if len(found) > 1:
+            self.factors = [g for g in self.factors if not any(g is f for f in found)]
+            self.factors.append(merged)
+            for q in merged.qubits:
+                self.owner[q] = merged
+        return merged
+
+    def discard(self, qubit: int) -> None:
+        """Trace ``qubit`` out; it is ``|0>`` again afterwards."""
+        f = self.owner.pop(qubit, None)
+        if f is None:
+            return
+        _trace_out(f, qubit)
+        if not f.qubits and not f.bits:
+            self.factors = [g for g in self.factors if g is not f]
+
+
+def _qubits(op: Gate | Measure | Reset) -> tuple[int, ...]:
+    return op.qubits if isinstance(op, Gate) else (op.qubit,)
+
+
+def _last_use(circuit: Circuit) -> dict[int, int]:
+    return {q: t for t, op in enumerate(circuit.ops) for q in _qubits(op)}
+
+
+def _ry_batch(angles: Tensor, dtype: torch.dtype) -> Tensor:
+    c, s = torch.cos(angles / 2), torch.sin(angles / 2)
+    return torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2).to(dtype)
+
+
+def _apply_gate(
+    state: _State, op: Gate, rows: Tensor, noise: NoiseModel | None, cache: dict
+) -> None:
+    f = state.gather(op.qubits)
+    if op.feature is not None:
+        u = _ry_batch(math.pi * rows[:, op.feature], state.dtype)
+    else:
+        u = cache.setdefault(id(op), op.matrix.to(state.dtype))
+    _apply(f, op.qubits, u)
+    if noise is None:
+        return
+    p = noise.depolarizing_1q if len(op.qubits) == 1 else noise.depolarizing_2q
+    if p:
+        _depolarize(f, op.qubits, p)
+    for strength, make in (
+        (noise.amplitude_damping, amplitude_damping_kraus),
+        (noise.dephasing, dephasing_kraus),
+    ):
+        if strength:
+            kraus = make(strength, state.dtype)
+            for q in op.qubits:
+                _apply_kraus(f, q, kraus)
+
+
+def _measure_exact(state: _State, op: Measure, target: str, keep: bool) -> None:
+    if op.register != target:
+        if keep and op.qubit in state.owner:
+            _dephase(state.owner[op.qubit], op.qubit)
+        return
+    f = state.gather((op.qubit,))
+    _record(f, op.qubit, op.bit, keep)
+    if not keep:
+        state.owner.pop(op.qubit)
+
+
+def _measure_trajectory(state: _State, op: Measure, keep: bool, generator) -> Tensor:
+    f = state.gather((op.qubit,))
+    state.owner.pop(op.qubit)
+    outcome = _project(f, op.qubit, generator)
+    if not f.qubits:
+        state.factors = [g for g in state.factors if g is not f]
+    if keep:
+        # Each trajectory's qubit is now |outcome>, a product with the rest.
+        state.fresh(op.qubit, outcome)
+    return outcome
+
+
+def _run(
+    circuit: Circuit,
+    rows: Tensor,
+    dtype: torch.dtype,
+    noise: NoiseModel | None,
+    target: str,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """Run on each row of ``rows`` (``(B, F)``).
+
+    Exact mode (``generator is None``) returns the joint distribution ``(B, 2**size)`` of
+    the ``target`` register before readout error; trajectory mode returns one sampled
+    register ``(B, size)`` per row, readout error included.
+    """
+    state = _State(rows.shape[0], dtype)
+    last = _last_use(circuit)
+    size = circuit.registers[target]
+    shots = torch.zeros(rows.shape[0], size, dtype=torch.long)
+    cache: dict[int, Tensor] = {}
+    for t, op in enumerate(circuit.ops):
+        if isinstance(op, Gate):
+            _apply_gate(state, op, rows, noise, cache)
+        elif isinstance(op, Reset):
+            state.discard(op.qubit)
+        elif generator is None:
+            _measure_exact(state, op, target, keep=last[op.qubit] != t)
+        else:
+            outcome = _measure_trajectory(state, op, last[op.qubit] != t, generator)
+            if op.register == target:
+                shots[:, op.bit] = _readout_flip(outcome, noise, generator)
+        for q in _qubits(op):
+            if last[q] == t:
+                state.discard(q)
+    if generator is not None:
+        return shots
+    return _joint_distribution(state, size, _real_dtype(dtype))
+
+
+def _readout_flip(outcome: Tensor, noise: NoiseModel | None, generator) -> Tensor:
+    if noise is None or not noise.has_readout_error():
+        return outcome
+    p01, p10 = noise.readout_probabilities
+    flip_prob = torch.where(outcome == 1, p10, p01)
+    flip = torch.rand(outcome.shape, generator=generator, dtype=torch.float64) < flip_prob
+    return torch.where(flip, 1 - outcome, outcome)
+
+
+def _joint_distribution(state: _State, size: int, real_dtype: torch.dtype) -> Tensor:
+    """Distribution ``(B, 2**size)`` of the recorded bits; unrecorded bits are 0."""
+    joint = torch.ones(state.batch, 1, dtype=real_dtype)
+    order: list[int] = []
+    for f in state.factors:
+        if not f.bits:
+            continue
+        marginal = f.rho.diagonal(0, 2, 3).sum(-1).real.to(real_dtype)
+        joint = (joint[:, :, None] * marginal[:, None, :]).reshape(state.batch, -1)
+        order += f.bits
+    zero = torch.tensor([1.0, 0.0], dtype=real_dtype)
+    for bit in range(size):
+        if bit not in order:
+            joint = (joint[:, :, None] * zero).reshape(state.batch, -1)
+            order.append(bit)
+    joint = joint.reshape(state.batch, *([2] * size))
+    # Axis j holds bit order[j]; the flat value index wants bit size-1 first.
+    axes = [0] + [1 + order.index(bit) for bit in reversed(range(size))]
+    return joint.permute(axes).reshape(state.batch, 2**size).clamp_min(0)
+
+
+def apply_readout(
+    probs: Tensor, measured: list[int], size: int, noise: NoiseModel | None
+) -> Tensor:
+    """Flip each measured bit of register distributions with the readout-error probabilities.
+
+    Parameters
+    ----------
+    probs : Tensor
+        ``(n, 2**size)`` distributions of the register value.
+    measured : list of int
+        The register bits that a measurement writes (unwritten bits stay 0).
+    size : int
+        Number of bits of the register.
+    noise : NoiseModel or None
+        Source of ``(p01, p10)``; ``None`` returns ``probs``.
+
+    Returns
+    -------
+    Tensor
+        ``(n, 2**size)``.
+    """
+    if noise is None or not noise.has_readout_error() or not measured:
+        return probs
+    m = noise.confusion_matrix(probs.dtype)
+    x = probs.reshape(-1, *([2] * size))
+    for bit in measured:
+        axis = size - bit  # axis 1 is the most significant bit
+        x = torch.movedim(torch.movedim(x, axis, -1) @ m.T, -1, axis)
+    return x.reshape(probs.shape)
+
+
+def _choose_register(circuit: Circuit, register: str | None) -> str:
+    regs = circuit.registers
+    if register is None:
+        if circuit.label_register in regs:
+            return circuit.label_register
+        if len(regs) == 1:
+            return next(iter(regs))
+        raise InvalidInputError(
+            f"the circuit has no register {circuit.label_register!r}; pass register= "
+            f"(one of {list(regs)})"
+        )
+    if register not in regs:
+        raise InvalidInputError(f"register must be one of {list(regs)}, got {register!r}")
+    return register
+
+
+def _rows(circuit: Circuit, X: ArrayLike | Tensor | None) -> Tensor:
+    if X is None:
+        if circuit.n_features:
+            raise InvalidInputError(
+                f"X is required: the circuit reads {circuit.n_features} features"
+            )
+        return torch.zeros(1, 0, dtype=torch.float64)
+    return check_features(X, circuit.n_features)
+
+
+def _state_dtype(circuit: Circuit, dtype: torch.dtype) -> torch.dtype:
+    if dtype not in _DTYPES:
+        raise InvalidInputError(
+            f"dtype must be torch.float32, float64, complex64 or complex128, got {dtype}"
+        )
+    complex_gates = any(
+        isinstance(op, Gate) and op.matrix is not None and op.matrix.is_complex()
+        for op in circuit.ops
+    )
+    return _COMPLEX[dtype] if complex_gates and not dtype.is_complex else dtype
+
+
+def _real_dtype(dtype: torch.dtype) -> torch.dtype:
+    return {torch.complex64: torch.float32, torch.complex128: torch.float64}.get(dtype, dtype)
+
+
+def _check_noise(noise: object) -> NoiseModel | None:
+    if noise is not None and not isinstance(noise, NoiseModel):
+        raise InvalidInputError(f"noise must be a NoiseModel or None, got {type(noise).__name__}")
+    return noise
+
+
+def _measured_bits(circuit: Circuit, register: str) -> list[int]:
+    return sorted(
+        op.bit for op in circuit.ops if isinstance(op, Measure) and op.register == register
+    )
+
+
+def register_probabilities(
+    circuit: Circuit,
+    X: ArrayLike | Tensor | None = None,
+    *,
+    register: str | None = None,
+    noise: NoiseModel | None = None,
+    dtype: torch.dtype = torch.float64,
+    batch_size: int = 4096,
+) -> Tensor:
+    """Exact distribution of a classical register's value for each input.
+
+    Parameters
+    ----------
+    circuit : Circuit
+        The circuit, bound or not.
+    X : array-like or Tensor, optional
+        Inputs ``(n, n_features)`` or one input ``(n_features,)``, values in ``[0, 1]``;
+        ``None`` (one run) for a circuit without data gates.
+    register : str, optional
+        Register to read; default the label register, or the only register.
+    noise : NoiseModel, optional
+        Gate noise and readout error.
+    dtype : torch.dtype, default=torch.float64
+        Precision; complex gates switch a real dtype to its complex counterpart.
+    batch_size : int, default=4096
+        Inputs simulated at once.
+
+    Returns
+    -------
+    Tensor
+        ``P(register = v)`` of shape ``(n, 2**size)``, real, not renormalised.
+
+    Raises
+    ------
+    InvalidInputError
+        For bad inputs, or a register of more than :data:`MAX_EXACT_BITS` bits (use
+        :func:`sample` for those).
+    """
+    register = _choose_register(circuit, register)
+    size = circuit.registers[register]
+    if size > MAX_EXACT_BITS:
+        raise InvalidInputError(
+            f"register {register!r} has {size} bits; its exact distribution is limited to "
+            f"{MAX_EXACT_BITS} bits; draw shots with tnml.quantum.sample instead"
+        )
+    noise = _check_noise(noise)
+    batch_size = check_int("batch_size", batch_size, 1)
+    state_dtype = _state_dtype(circuit, dtype)
+    rows = _rows(circuit, X)
+    real_dtype = _real_dtype(state_dtype)
+    parts = [
+        _run(circuit, chunk, state_dtype, noise, register).to(real_dtype)
+        for chunk in rows.split(batch_size)
+    ]
+    probs = torch.cat(parts) if parts else torch.zeros(0, 2**size, dtype=real_dtype)
+    return apply_readout(probs, _measured_bits(circuit, register), size, noise)
+
+
+def valid_label_probabilities(probs: Tensor, n_labels: int) -> Tensor:
+    """Renormalise register distributions (or counts) over the values ``0 .. n_labels - 1``.
+
+    Rows whose valid values have (numerically) zero total become uniform.
+
+    Parameters
+    ----------
+    probs : Tensor
+        ``(n, 2**size)`` probabilities or counts.
+    n_labels : int
+        Number of valid labels.
+
+    Returns
+    -------
+    Tensor
+        ``(n, n_labels)``, rows summing to one.
+    """
+    valid = probs[:, :n_labels]
+    total = valid.sum(1, keepdim=True)
+    empty = total <= 16 * torch.finfo(valid.dtype).eps
+    uniform = torch.full_like(valid, 1.0 / n_labels)
+    return torch.where(empty, uniform, valid / torch.where(empty, 1.0, total))
+
+
+def _generator(seed: int | None) -> torch.Generator:
+    g = torch.Generator()
+    if seed is None:
+        g.seed()
+    else:
+        g.manual_seed(check_int("seed", seed, 0))
+    return g
+
+
+def _draw_counts(probs: Tensor, shots: int, generator: torch.Generator) -> Tensor:
+    """Counts ``(n, V)`` of ``shots`` draws from each row of ``probs``."""
+    counts = torch.zeros(probs.shape, dtype=torch.float64)
+    rows_per_chunk = max(1, _DRAWS_PER_CHUNK // shots)
+    for start in range(0, probs.shape[0], rows_per_chunk):
+        p = probs[start : start + rows_per_chunk].detach().to(torch.float64)
+        idx = torch.multinomial(p, shots, replacement=True, generator=generator)
+        counts[start : start + rows_per_chunk].scatter_add_(
+            1, idx, torch.ones_like(idx, dtype=counts.dtype)
+        )
+    return counts
+
+
+def simulate(
+    circuit: Circuit,
+    X: ArrayLike | Tensor | None = None,
+    *,
+    noise: NoiseModel | None = None,
+    shots: int | None = None,
+    seed: int | None = None,
+    dtype: torch.dtype = torch.float64,
+    batch_size: int = 4096,
+) -> Tensor:
+    """Label probabilities of a classifier circuit for each input, exact or from shots.
+
+    The label is the value ``l`` of the label register. When ``n_labels < 2**size`` the
+    distribution is renormalised over ``l < n_labels`` (post-selection on valid labels); a
+    row whose valid labels all have probability (numerically) zero is uniform. With
+    ``shots``, each input draws ``shots`` register values from the exact (noisy, readout
+    included) distribution and returns the frequencies of the valid labels among the
+    valid-label shots (uniform if there are none).
+
+    Parameters
+    ----------
+    circuit : Circuit
+        A circuit with a label register.
+    X : array-like or Tensor, optional
+        Inputs ``(n, n_features)`` or one input ``(n_features,)``, values in ``[0, 1]``;
+        may be ``None`` when the circuit reads no features (one run).
+    noise : NoiseModel, optional
+        Gate noise and readout error.
+    shots : int, optional
+        Number of measurement shots per input; ``None`` for exact probabilities.
+    seed : int, optional
+        Seed of the shot sampler.
+    dtype : torch.dtype, default=torch.float64
+        Precision; complex gates switch a real dtype to its complex counterpart.
+    batch_size : int, default=4096
+        Inputs simulated at once.
+
+    Returns
+    -------
+    Tensor
+        Label probabilities, real.
+
+    Shape
+    -----
+    - X: ``(n, n_features)`` or ``(n_features,)`` (then ``n = 1``)
+    - Output: ``(n, n_labels)`` with ``n_labels = circuit.n_labels or 2**size``
+
+    Examples
+    --------
+    >>> from tnml.quantum.circuit import Circuit, Gate, Measure
+    >>> c = Circuit(1, [Gate((0,), feature=0), Measure(0, "label", 0)], {"label": 1},
+    ...             n_features=1)
+    >>> simulate(c, [[0.5]])
+    tensor([[0.5000, 0.5000]], dtype=torch.float64)
+    """
+    if circuit.label_register not in circuit.registers:
+        raise InvalidInputError(
+            f"simulate needs the label register {circuit.label_register!r}; the circuit has "
+            f"{list(circuit.registers)} (use register_probabilities or sample)"
+        )
+    probs = register_probabilities(
+        circuit,
+        X,
+        register=circuit.label_register,
+        noise=noise,
+        dtype=dtype,
+        batch_size=batch_size,
+    )
+    n_labels = circuit.n_labels or probs.shape[1]
+    if shots is not None:
+        probs = _draw_counts(probs, check_int("shots", shots, 1), _generator(seed))
+    return valid_label_probabilities(probs, n_labels)
+
+
+def sample(
+    circuit: Circuit,
+    n_shots: int,
+    X: ArrayLike | Tensor | None = None,
+    *,
+    register: str | None = None,
+    noise: NoiseModel | None = None,
+    seed: int | None = None,
+    dtype: torch.dtype = torch.float64,
+    batch_size: int = 4096,
+) -> Tensor:
+    """Sample a register's bits by following ``n_shots`` independent trajectories.
+
+    Every measurement draws an outcome per trajectory from that trajectory's state and
+    projects onto it; readout error flips the recorded bit. The bits are exact in
+    distribution, and memory does not grow with the number of measured bits, so this works
+    for generative circuits that measure, reset and reuse qubits many times.
+
+    Parameters
+    ----------
+    circuit : Circuit
+        The circuit.
+    n_shots : int
+        Number of shots.
+    X : array-like or Tensor, optional
+        ``None`` for a circuit without features; one input ``(n_features,)`` or
+        ``(1, n_features)`` used by every shot; or ``(n_shots, n_features)``, one per shot.
+    register : str, optional
+        Register to sample; default the label register, or the only register.
+    noise : NoiseModel, optional
+        Gate noise and readout error.
+    seed : int, optional
+        Seed of the sampler.
+    dtype : torch.dtype, default=torch.float64
+        Precision; complex gates switch a real dtype to its complex counterpart.
+    batch_size : int, default=4096
+        Trajectories simulated at once.
+
+    Returns
+    -------
+    Tensor
+        Bits ``(n_shots, size)`` as int64; column ``b`` is bit ``b`` of the register (its
+        value is ``sum_b bits[:, b] * 2**b``).
+    """
+    n_shots = check_int("n_shots", n_shots, 1)
+    register = _choose_register(circuit, register)
+    noise = _check_noise(noise)
+    batch_size = check_int("batch_size", batch_size, 1)
+    state_dtype = _state_dtype(circuit, dtype)
+    rows = _rows(circuit, X)
+    if rows.shape[0] == 1:
+        rows = rows.expand(n_shots, -1)
+    elif rows.shape[0] != n_shots:
+        raise InvalidInputError(
+            f"X must hold one input or n_shots={n_shots} inputs, got {rows.shape[0]}"
+        )
+    generator = _generator(seed)
+    parts = [
+        _run(circuit, chunk, state_dtype, noise, register, generator)
+        for chunk in rows.split(batch_size)
+    ]
+    return torch.cat(parts)

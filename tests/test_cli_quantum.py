@@ -1,0 +1,80 @@
+"""``tnml train --unitary``, ``tnml compile`` and ``tnml noise-study`` end to end."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from tnml.cli import app
+
+pytest.importorskip("qiskit")
+runner = CliRunner()
+
+
+def run(*args: Any) -> Result:
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def ok(result: Result) -> Result:
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    return result
+
+
+@pytest.fixture(scope="module")
+def unitary_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("q") / "u.tnml"
+    ok(
+        run(
+            "train", "digits", "--model", "mps", "--unitary", "--bond-dim", "16",
+            "--downsample", "4", "--epochs", "1", "--quiet", "--out", out,
+        )
+    )  # fmt: skip
+    return out
+
+
+def test_compile_qasm3_and_qiskit(unitary_model, tmp_path):
+    qasm = tmp_path / "c.qasm"
+    result = ok(run("compile", unitary_model, "--schedule", "efficient", "--out", qasm))
+    assert "5 qubits" in result.output  # log2(16) + 1 whatever the 16 inputs
+    text = qasm.read_text()
+    assert text.startswith("OPENQASM 3")
+    assert "input float[64]" in text and "reset" in text and "measure" in text
+    qpy_path = tmp_path / "c.qpy"
+    ok(run("compile", unitary_model, "--format", "qiskit", "--out", qpy_path))
+    from qiskit import qpy
+
+    with open(qpy_path, "rb") as handle:
+        (qc,) = qpy.load(handle)
+    assert qc.num_qubits == 16 + 4 and qc.num_parameters == 16
+
+
+def test_noise_study_writes_table_plot_and_json(unitary_model, tmp_path):
+    out = tmp_path / "noise"
+    result = ok(
+        run("noise-study", unitary_model, "--levels", "1e-3,1", "--n-samples", "40", "--out", out)
+    )
+    assert "noiseless" in result.output
+    report = json.loads((out / "noise.json").read_text())
+    assert [r["level"] for r in report["rows"]] == [0.0, 1e-3, 1.0]
+    assert report["n_samples"] == 40
+    # every gate fully depolarised: the label is a guess among 10 classes
+    assert report["rows"][-1]["accuracy"] < 0.35
+    assert (out / "noise.png").stat().st_size > 0
+
+
+def test_quantum_commands_reject_bad_input(unitary_model, tmp_path):
+    plain = tmp_path / "plain.tnml"
+    ok(run("train", "digits", "--downsample", "4", "--epochs", "1", "--quiet", "--out", plain))
+    result = run("compile", plain)
+    assert result.exit_code == 2 and "unitary" in result.stderr
+    result = run("noise-study", unitary_model, "--levels", "2")
+    assert result.exit_code == 2 and "--levels" in result.stderr
+    result = run("noise-study", unitary_model, "--noise", "cosmic")
+    assert result.exit_code == 2 and "--noise" in result.stderr
+    result = run("train", "digits", "--model", "mps-born", "--unitary", "--out", tmp_path / "b")
+    assert result.exit_code == 2 and "--unitary" in result.stderr

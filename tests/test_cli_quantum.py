@@ -67,6 +67,18 @@ def test_noise_study_writes_table_plot_and_json(unitary_model, tmp_path):
     assert (out / "noise.png").stat().st_size > 0
 
 
+def test_born_machine_circuit(tmp_path):
+    born = tmp_path / "born.tnml"
+    ok(
+        run(
+            "train", "digits", "--model", "mps-born", "--unitary", "--bond-dim", "4",
+            "--downsample", "4", "--epochs", "1", "--quiet", "--out", born,
+        )
+    )  # fmt: skip
+    result = ok(run("compile", born, "--schedule", "efficient", "--out", tmp_path / "b.qasm"))
+    assert "3 qubits" in result.output and "sample" in result.output
+
+
 def test_quantum_commands_reject_bad_input(unitary_model, tmp_path):
     plain = tmp_path / "plain.tnml"
     ok(run("train", "digits", "--downsample", "4", "--epochs", "1", "--quiet", "--out", plain))
@@ -76,5 +88,5 @@ def test_quantum_commands_reject_bad_input(unitary_model, tmp_path):
     assert result.exit_code == 2 and "--levels" in result.stderr
     result = run("noise-study", unitary_model, "--noise", "cosmic")
     assert result.exit_code == 2 and "--noise" in result.stderr
-    result = run("train", "digits", "--model", "mps-born", "--unitary", "--out", tmp_path / "b")
+    result = run("train", "digits", "--model", "ttn-born", "--unitary", "--out", tmp_path / "b")
     assert result.exit_code == 2 and "--unitary" in result.stderr

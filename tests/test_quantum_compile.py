@@ -203,3 +203,26 @@ def _label_probs_wide_ok(circuit, x, clf):
     """The estimator's own probabilities through its module equal the circuit's (7 qubits)."""
     assert circuit.num_qubits == 7
     return _label_probs(circuit, x).numpy()
+
+
+@pytest.mark.parametrize(("layout", "bond_dim"), [("1d", 3), ("image", 2), ("image", 4)])
+def test_tree_born_circuit_distribution_is_born_rule(layout, bond_dim):
+    from tnml.quantum.simulate import register_probabilities
+
+    rng = np.random.default_rng(0)
+    n = 8 if layout == "1d" else 9  # 3x3 image: a carried row and column
+    X = rng.integers(0, 2, size=(200, n))
+    X[:, 1] = X[:, 0]
+    model = tnml.TTNBornMachine(
+        bond_dim=bond_dim, layout=layout, epochs=2, n_levels=2, random_state=0
+    ).fit(X)
+    values = ((np.arange(2**n)[:, None] >> np.arange(n)) & 1).astype(np.int64)  # bit j = x_j
+    expected = np.exp(model.log_prob(values))
+    widths = []
+    for schedule in ("full", "efficient"):
+        circuit = compile_circuit(model, schedule)
+        widths.append(circuit.num_qubits)
+        probs = register_probabilities(circuit)[0].numpy()
+        np.testing.assert_allclose(probs, expected, atol=1e-10)
+    assert widths[0] == n
+    assert widths[1] < n

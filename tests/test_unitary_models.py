@@ -222,3 +222,49 @@ def test_shots_agree_with_aer_within_three_standard_errors(schedule):
     assert np.all(np.abs(ours - exact) <= 3 * se)
     assert np.all(np.abs(aer - exact) <= 3 * se)
     assert np.all(np.abs(ours - aer) <= 3 * np.sqrt(2) * se)
+
+
+def _all_bitstrings(n: int) -> np.ndarray:
+    return ((np.arange(2**n)[:, None] >> np.arange(n)[::-1]) & 1).astype(np.int64)
+
+
+def test_unitary_born_module_is_normalised_and_isometric():
+    from tnml.models.unitary_module import UnitaryMPSBornModule
+
+    module = UnitaryMPSBornModule(8, 4, init_std=0.3, dtype=torch.float64)
+    for core in module.cores():
+        rows = core.detach().reshape(core.shape[0], -1)
+        torch.testing.assert_close(rows @ rows.T, torch.eye(rows.shape[0], dtype=torch.float64))
+    x = torch.as_tensor(_all_bitstrings(8))
+    total = torch.logsumexp(module(x).detach(), 0)
+    assert abs(float(total)) < 1e-10  # sum_x p(x) = 1 with no partition function
+
+
+def test_unitary_born_machine_matches_plain_sweeps_and_compiles(tmp_path):
+    pytest.importorskip("qiskit")
+    rng = np.random.default_rng(0)
+    X = (rng.random((300, 8)) < np.linspace(0.2, 0.8, 8)).astype(np.int64)
+    X[:, 1] = X[:, 0]  # correlated pixels need a bond
+    plain = tnml.MPSBornMachine(bond_dim=4, epochs=2, random_state=0).fit(X)
+    unitary = tnml.MPSBornMachine(bond_dim=4, epochs=2, unitary=True, random_state=0).fit(X)
+    np.testing.assert_allclose(unitary.log_prob(X), plain.log_prob(X), atol=1e-9)
+    path = tmp_path / "born.tnml"
+    tnml_io.save(unitary, path)
+    again = tnml_io.load(path)
+    np.testing.assert_allclose(again.log_prob(X), unitary.log_prob(X), atol=1e-12)
+    circuit = compile(again, "efficient")
+    assert circuit.num_qubits == 3
+    from tnml.quantum import register_probabilities
+
+    probs = register_probabilities(circuit)[0].numpy()  # value: bit j = feature j
+    values = _all_bitstrings(8)
+    index = (values * (1 << np.arange(8))).sum(1)
+    np.testing.assert_allclose(probs[index], np.exp(again.log_prob(values)), atol=1e-10)
+
+
+def test_unitary_born_machine_rejects_non_qubit_settings():
+    X = np.random.default_rng(0).integers(0, 3, size=(50, 5))
+    with pytest.raises(InvalidInputError, match="2 levels"):
+        tnml.MPSBornMachine(bond_dim=4, unitary=True, epochs=1).fit(X)
+    with pytest.raises(InvalidInputError, match="power of two"):
+        tnml.MPSBornMachine(bond_dim=3, unitary=True, epochs=1).fit(X % 2)

@@ -303,8 +303,8 @@ def train(
         bool,
         typer.Option(
             "--unitary",
-            help="mps/ttn: train the quantum-circuit form (orthogonal gates, --bond-dim a "
-            "power of two) that `tnml compile` turns into a circuit.",
+            help="mps, ttn, mps-born: keep the model in quantum-circuit form (orthogonal "
+            "gates / isometric cores, --bond-dim a power of two) for `tnml compile`.",
         ),
     ] = False,
     val_fraction: Annotated[
@@ -381,8 +381,10 @@ def train(
     )
     params.update(random_state=seed, verbose=0 if quiet or rank else 1)
     if unitary:
-        if model not in ("mps", "ttn"):
-            raise InvalidInputError(f"--unitary applies to --model mps or ttn, not {model}")
+        if model not in ("mps", "ttn", "mps-born"):
+            raise InvalidInputError(
+                f"--unitary applies to --model mps, ttn or mps-born, not {model}"
+            )
         params["unitary"] = True
     spec = ModelSpec(data.X_train.shape[1], data.metadata)
     shape = image_shape(spec) if spec.kind == "image" else None

@@ -22,14 +22,17 @@ import torch
 from sklearn.base import BaseEstimator, DensityMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
+from torch import nn
 
 from tnml.exceptions import InvalidInputError
 from tnml.models.base import DTYPES, resolve_device
 from tnml.models.born_module import MPSBornModule, TTNBornModule
+from tnml.models.unitary_module import UnitaryMPSBornModule
 from tnml.tensor.born import mps_log_prob, mps_marginal_log_prob, mps_sample
 from tnml.tensor.mps import MPS
 from tnml.tensor.ttn import TTN
 from tnml.tensor.ttn_born import ttn_log_prob, ttn_marginal_log_prob, ttn_sample
+from tnml.tensor.unitary import n_qubits_of
 from tnml.train.autodiff import LR_SCHEDULES, OPTIMIZERS, train_classifier
 from tnml.train.born_sweep import train_born_sweep
 
@@ -284,6 +287,15 @@ class MPSBornMachine(BornMachineBase):
     warm_start : bool, default=False
         Continue from the fitted state on the next ``fit`` (same features and levels)
         instead of starting afresh.
+    unitary : bool, default=False
+        Keep the state in circuit form (binary features only; ``bond_dim`` a power of two):
+        every core is an isometry, the first rows of an orthogonal gate
+        (:class:`~tnml.models.unitary_module.UnitaryMPSBornModule`), so the state is
+        normalised at every step and :func:`tnml.quantum.compile` makes it a
+        state-preparation circuit on ``log2(bond_dim) + 1`` qubits. ``trainer="autodiff"``
+        trains the gates' generators directly (isometries throughout);
+        ``trainer="sweep"`` keeps all cores but the centre isometric while it sweeps and
+        stores the exact canonical form at the end.
 
     Attributes
     ----------
@@ -325,9 +337,15 @@ class MPSBornMachine(BornMachineBase):
         "dtype": [StrOptions(set(DTYPES))],
         "verbose": ["verbose"],
         "warm_start": ["boolean"],
+        "unitary": ["boolean"],
     }
 
     _module_class = MPSBornModule
+
+    @classmethod
+    def _module_class_for(cls, params: dict[str, Any]) -> type[nn.Module]:
+        """The module class a model with these parameters holds (for :mod:`tnml.io`)."""
+        return UnitaryMPSBornModule if params.get("unitary") else MPSBornModule
 
     def __init__(
         self,
@@ -349,6 +367,7 @@ class MPSBornMachine(BornMachineBase):
         dtype: str = "float64",
         verbose: int = 0,
         warm_start: bool = False,
+        unitary: bool = False,
     ) -> None:
         self.bond_dim = bond_dim
         self.trainer = trainer
@@ -367,6 +386,7 @@ class MPSBornMachine(BornMachineBase):
         self.dtype = dtype
         self.verbose = verbose
         self.warm_start = warm_start
+        self.unitary = unitary
 
     _log_prob_fn = staticmethod(mps_log_prob)
     _marginal_fn = staticmethod(mps_marginal_log_prob)
@@ -405,6 +425,13 @@ class MPSBornMachine(BornMachineBase):
             raise InvalidInputError(
                 "warm_start=True but X has other features or levels than the first fit"
             )
+        if self.unitary:
+            n_qubits_of(self.bond_dim, "bond_dim")
+            if any(d != 2 for d in phys):
+                raise InvalidInputError(
+                    "unitary=True emits one qubit per feature: every feature needs 2 levels "
+                    f"(n_levels=2), got levels {sorted(set(phys))}"
+                )
         if self.trainer == "sweep":
             if previous is not None:
                 start = previous.to_mps()
@@ -430,10 +457,28 @@ class MPSBornMachine(BornMachineBase):
                 progress=bool(self.verbose),
                 **train_kwargs,
             )
-            self.module_ = MPSBornModule.from_mps(result.mps, init_std=self.init_std)
+            if self.unitary:
+                self.module_ = UnitaryMPSBornModule.from_mps(
+                    result.mps, self.bond_dim, device=device
+                )
+            else:
+                self.module_ = MPSBornModule.from_mps(result.mps, init_std=self.init_std)
             self.history_ = result.history
         else:
-            if previous is None:
+            if (
+                self.unitary
+                and previous is not None
+                and not isinstance(previous, UnitaryMPSBornModule)
+            ):
+                previous = self.module_ = UnitaryMPSBornModule.from_mps(
+                    previous.to_mps(), self.bond_dim, device=device
+                )
+            if previous is None and self.unitary:
+                self.module_ = UnitaryMPSBornModule(
+                    len(phys), self.bond_dim, init_std=self.init_std, device=device, dtype=dtype
+                )
+                self.module_.reset_parameters(generator=generator)
+            elif previous is None:
                 self.module_ = MPSBornModule(
                     phys, self.bond_dim, init_std=self.init_std, device=device, dtype=dtype
                 )

@@ -24,14 +24,16 @@ from tnml._validation import check_int
 from tnml.exceptions import InvalidInputError
 from tnml.features import embed
 from tnml.models.ttn_module import resolve_layout
+from tnml.tensor.born import mps_log_prob
 from tnml.tensor.channel import (
     label_distribution,
     mps_channel_density,
     tree_channel_density,
     tree_gate_sizes,
 )
+from tnml.tensor.mps import MPS, mps_canonicalize
 from tnml.tensor.ttn import TreeLayout, tree_layout_1d, tree_layout_2d
-from tnml.tensor.unitary import n_qubits_of, orthogonal
+from tnml.tensor.unitary import complete_rows, n_qubits_of, orthogonal
 
 UNITARY_INITS = ("identity", "random")
 
@@ -303,3 +305,143 @@ class UnitaryTTNClassifierModule(nn.Module):
             f"n_features={self.n_features}, n_classes={self.n_classes}, "
             f"bond_dim={self.bond_dim} ({self.n_bond_qubits} bond qubits), layout={self.layout}"
         )
+
+
+def qubit_born_bonds(n_sites: int, bond_dim: int) -> list[int]:
+    """Bond dimensions ``D_0 .. D_N`` of a qubit MPS in right-canonical form:
+    ``min(bond_dim, 2^i, 2^(N - i))`` (``D_0 = D_N = 1``)."""
+    return [min(bond_dim, 2 ** min(i, n_sites - i)) for i in range(n_sites + 1)]
+
+
+class UnitaryMPSBornModule(nn.Module):
+    """A qubit Born machine whose cores are isometries: a state-preparation circuit.
+
+    Core ``i`` is ``B_i[l, s, r]``, the first ``D_i`` rows of an orthogonal gate
+    ``base_i @ expm(A_i - A_i^T)`` of size ``2 D_{i+1}`` read as ``(l) -> (s, r)``: every core
+    is right-canonical by construction, so ``psi`` has unit norm at every training step and
+    ``p(x) = psi(x)^2`` needs no partition function. Bonds are
+    :func:`qubit_born_bonds` (``bond_dim`` at most, exact ranks near the ends).
+    ``tnml.quantum.compile`` turns it into a circuit that emits one measured qubit per site.
+
+    Parameters
+    ----------
+    n_sites : int
+        ``N >= 2`` binary features.
+    bond_dim : int, default=4
+        A power of two ``2^V``: the circuit has ``V + 1`` qubits when qubit-efficient.
+    init : {"random", "identity"}, default="random"
+        Haar-random gate bases (a random normalised MPS) or identities (the state
+        ``|0...0>``, whose likelihood of other data is zero: only for warm starts).
+    init_std : float, default=1e-2
+        Spread of the generators at initialisation.
+
+    Shape
+    -----
+    Input ``(B, N)`` int64 in {0, 1}; output ``(B,)`` log-probabilities.
+    """
+
+    def __init__(
+        self,
+        n_sites: int,
+        bond_dim: int = 4,
+        *,
+        init: str = "random",
+        init_std: float = 1e-2,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        check_int("n_sites", n_sites, minimum=2)
+        n_qubits_of(bond_dim, "bond_dim")
+        if init not in UNITARY_INITS:
+            raise InvalidInputError(f"init must be one of {UNITARY_INITS}, got {init!r}")
+        self.n_sites = n_sites
+        self.bond_dim = bond_dim
+        self.init = init
+        self.init_std = float(init_std)
+        self.edges = qubit_born_bonds(n_sites, bond_dim)
+        self.phys_dims = [2] * n_sites
+        self.bond_dims = self.edges[1:-1]
+        factory = {"device": device, "dtype": dtype}
+        sizes = [2 * self.edges[i + 1] for i in range(n_sites)]
+        self.generators = nn.ParameterList(
+            nn.Parameter(torch.empty(n, n, **factory)) for n in sizes
+        )
+        for i, n in enumerate(sizes):
+            self.register_buffer(f"base_{i}", torch.empty(n, n, **factory))
+        self.reset_parameters()
+
+    def bases(self) -> list[Tensor]:
+        return [getattr(self, f"base_{i}") for i in range(self.n_sites)]
+
+    def reset_parameters(self, generator: torch.Generator | None = None) -> None:
+        """Draw the bases and generators anew (see ``init`` and ``init_std``)."""
+        with torch.no_grad():
+            for base, gen in zip(self.bases(), self.generators, strict=True):
+                b, a = _initial_gates(1, gen.shape[0], self.init, self.init_std, generator)
+                base.copy_(b[0])
+                gen.copy_(a[0])
+
+    def cores(self) -> list[Tensor]:
+        """The right-canonical cores ``(D_i, 2, D_{i+1})``."""
+        out = []
+        for i, (base, gen) in enumerate(zip(self.bases(), self.generators, strict=True)):
+            rows = orthogonal(base, gen)[: self.edges[i]]
+            out.append(rows.reshape(self.edges[i], 2, self.edges[i + 1]))
+        return out
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Log-probabilities, ``(B, N)`` -> ``(B,)``."""
+        return mps_log_prob(MPS(self.cores()), x)
+
+    def to_mps(self) -> MPS:
+        """The state as a normalised, right-canonical :class:`~tnml.tensor.MPS` (a copy)."""
+        return MPS([c.detach().clone() for c in self.cores()])
+
+    @classmethod
+    def from_mps(cls, mps: MPS, bond_dim: int, **kwargs: object) -> UnitaryMPSBornModule:
+        """The module whose state is ``mps`` (exactly: it is brought to right-canonical form,
+        normalised, and each core completed to an orthogonal gate; generators zero).
+
+        Raises
+        ------
+        InvalidInputError
+            A site with other than 2 values, or a bond of the canonical form larger than
+            ``bond_dim``.
+        """
+        if any(d != 2 for d in mps.phys_dims):
+            raise InvalidInputError("a qubit Born machine needs 2 values per feature")
+        plain = MPS([c.detach().to("cpu", torch.float64) for c in mps.cores])
+        # left then right sweep: every bond shrinks to at most 2^min(i, N - i)
+        canonical = mps_canonicalize(mps_canonicalize(plain, mps.n_sites - 1), 0)
+        kwargs.setdefault("dtype", mps.dtype)
+        module = cls(mps.n_sites, bond_dim, init_std=0.0, **kwargs)
+        cores = list(canonical.cores)
+        cores[0] = cores[0] / torch.linalg.vector_norm(cores[0])
+        with torch.no_grad():
+            for i, core in enumerate(cores):
+                left, _, right = core.shape
+                dl, dr = module.edges[i], module.edges[i + 1]
+                if left > dl or right > dr:
+                    raise InvalidInputError(
+                        f"the MPS has bond {max(left, right)} near site {i}, more than "
+                        f"bond_dim={bond_dim} allows there ({max(dl, dr)})"
+                    )
+                padded = torch.zeros(left, 2, dr, dtype=torch.float64)
+                padded[:, :, :right] = core
+                full = complete_rows(padded.reshape(left, 2 * dr))
+                module.bases()[i].copy_(full)
+                module.generators[i].zero_()
+        return module
+
+    def config(self) -> dict[str, object]:
+        """The constructor arguments that rebuild this module's architecture (for saving)."""
+        return {
+            "n_sites": self.n_sites,
+            "bond_dim": self.bond_dim,
+            "init": self.init,
+            "init_std": self.init_std,
+        }
+
+    def extra_repr(self) -> str:
+        return f"n_sites={self.n_sites}, bond_dim={self.bond_dim} (isometric cores)"

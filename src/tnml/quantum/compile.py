@@ -10,9 +10,9 @@ Two schedules place the same gates on qubits (Huggins, Patel, Whaley & Stoudenmi
   bond needs about ``V * (log2 N + 1)`` (its subtrees are evaluated depth first).
 
 Classifier circuits measure the label into the register ``"label"`` (bit ``b`` is the
-``b``-th least significant bit of the class index, as in Qiskit). Generative circuits (Born
-machines) emit one measured qubit per feature into the register ``"sample"`` (bit ``j`` is
-feature ``j``).
+``b``-th least significant bit of the class index, as in Qiskit). Generative circuits (MPS and
+tree Born machines) emit one measured qubit per feature into the register ``"sample"`` (bit
+``j`` is feature ``j``).
 """
 
 from __future__ import annotations
@@ -25,11 +25,12 @@ from sklearn.utils.validation import check_is_fitted
 from torch import Tensor
 
 from tnml.exceptions import InvalidInputError
-from tnml.models.born_machine import MPSBornMachine
+from tnml.models.born_machine import MPSBornMachine, TTNBornMachine
 from tnml.models.unitary_module import UnitaryMPSClassifierModule, UnitaryTTNClassifierModule
 from tnml.quantum.circuit import Circuit, Gate, Measure, Operation, Reset
 from tnml.tensor.mps import MPS, mps_right_canonicalize
-from tnml.tensor.unitary import complete_rows, nearest_orthonormal_rows
+from tnml.tensor.ttn import TTN, ttn_canonicalize
+from tnml.tensor.unitary import complete_rows_at, nearest_orthonormal_rows
 
 SCHEDULES = ("full", "efficient")
 
@@ -189,12 +190,7 @@ def born_gates(mps: MPS) -> tuple[list[Tensor], int]:
         padded[:, :, :right] = core
         # Column (l, fresh = 0) of the gate is B[l, :, :] flattened over (s, r).
         rows = padded.reshape(left, 2 * dim)
-        completed = complete_rows(rows)  # rows 0..left-1 are the given ones
-        order = [2 * l for l in range(left)] + [
-            i for i in range(2 * dim) if i % 2 == 1 or i // 2 >= left
-        ]
-        gate = torch.empty_like(completed)
-        gate[:, order] = completed.T
+        gate = complete_rows_at(rows, [2 * l for l in range(left)], 2 * dim).T.contiguous()
         gates.append(gate)
     return gates, n_bond
 
@@ -222,6 +218,78 @@ def compile_born_mps(mps: MPS, schedule: str = "full") -> Circuit:
     )
 
 
+def _width(dim: int) -> int:
+    """Qubits that hold a bond of dimension ``dim``."""
+    return max(1, (dim - 1).bit_length())
+
+
+def compile_born_ttn(ttn: TTN, schedule: str = "full") -> Circuit:
+    """A circuit whose register ``"sample"`` follows the tree Born machine ``|psi|^2``.
+
+    The tree is brought to canonical form towards the root (exact, normalised): the root
+    tensor is a state of its children's bonds and every other node ``T[a, b, p]`` an isometry
+    from its parent bond to its children. Read top-down, each node is a gate on the parent's
+    qubits plus fresh ``|0>`` qubits mapping ``|p>|0>`` to ``sum_{a,b} T[a, b, p] |a>|b>``
+    (left child's qubits first); every leaf's qubit is measured into bit ``j`` of
+    ``"sample"``. Full-width: one qubit per feature. Efficient: subtrees are prepared depth
+    first and measured leaf qubits are reset and reused (about ``V * log2 N`` qubits).
+    """
+    schedule = _check_schedule(schedule)
+    canonical = ttn_canonicalize(
+        TTN(
+            ttn.layout,
+            [[t.detach().to("cpu", torch.float64) for t in row] for row in ttn.tensors],
+        )
+    )
+    layout = canonical.layout
+    tensors = canonical.tensors
+    leaf_dims = {
+        tensors[layer][k].shape[side]
+        for layer, row in enumerate(tensors)
+        for k in range(len(row))
+        for side, child in enumerate(layout.children((layer, k)))
+        if isinstance(child, int)
+    }
+    if leaf_dims != {2}:
+        raise InvalidInputError(
+            "a generative circuit emits one qubit per feature: every leaf needs 2 levels, got "
+            f"{sorted(leaf_dims)}"
+        )
+    qubits = _Qubits(reuse=schedule == "efficient")
+    ops: list[Operation] = []
+
+    def emit(ref: object, lines: list[int]) -> None:
+        """Prepare the subtree below ``ref``, whose parent bond state sits on ``lines``."""
+        if isinstance(ref, int):  # a leaf: its qubit holds the feature
+            ops.append(Measure(lines[0], "sample", ref))
+            qubits.discard(lines[0], ops)
+            return
+        layer, k = ref
+        node = tensors[layer][k]
+        da, db, dp = node.shape
+        wa, wb = _width(da), _width(db)
+        all_lines = [*lines, *(qubits.take() for _ in range(wa + wb - len(lines)))]
+        padded = torch.zeros(2**wa, 2**wb, dp, dtype=torch.float64)
+        padded[:da, :db] = node
+        columns = padded.reshape(2 ** (wa + wb), dp).T  # orthonormal rows, one per p
+        stride = 2 ** (wa + wb - len(lines))  # column (p, fresh qubits at 0) of the gate
+        gate = complete_rows_at(
+            columns, [p * stride for p in range(dp)], 2 ** (wa + wb)
+        ).T.contiguous()
+        ops.append(Gate(tuple(all_lines), gate, name=f"node{layer}_{k}"))
+        left, right = layout.children(ref)
+        emit(left, all_lines[:wa])
+        emit(right, all_lines[wa:])
+
+    emit(layout.root, [])
+    return Circuit(
+        qubits.count,
+        ops,
+        {"sample": layout.n_leaves},
+        metadata={"model": "ttn-born-machine", "schedule": schedule},
+    )
+
+
 def compile(model: Any, schedule: str = "full") -> Circuit:
     """Turn a fitted model into a gate-level :class:`~tnml.quantum.circuit.Circuit`.
 
@@ -229,8 +297,9 @@ def compile(model: Any, schedule: str = "full") -> Circuit:
     ----------
     model : fitted estimator or module
         ``tnml.MPSClassifier(unitary=True)`` / ``tnml.TTNClassifier(unitary=True)`` (or their
-        modules), or a fitted ``tnml.MPSBornMachine`` on binary data (or an MPS with physical
-        dimension 2), whose exact canonical form is a state-preparation circuit.
+        modules), or a fitted ``tnml.MPSBornMachine`` / ``tnml.TTNBornMachine`` on binary
+        data (or an MPS / TTN with physical dimension 2), whose exact canonical form is a
+        state-preparation circuit.
     schedule : {"full", "efficient"}, default="full"
         One qubit per input (``"full"``) or qubits reset and reused (``"efficient"``).
 
@@ -253,6 +322,8 @@ def compile(model: Any, schedule: str = "full") -> Circuit:
         check_is_fitted(model)
         if isinstance(model, MPSBornMachine):
             return compile_born_mps(model.to_mps(), schedule)
+        if isinstance(model, TTNBornMachine):
+            return compile_born_ttn(model.to_ttn(), schedule)
         module = getattr(model, "module_", None)
     if isinstance(module, UnitaryMPSClassifierModule):
         return compile_mps_classifier(module, schedule)
@@ -260,8 +331,11 @@ def compile(model: Any, schedule: str = "full") -> Circuit:
         return compile_ttn_classifier(module, schedule)
     if isinstance(model, MPS):
         return compile_born_mps(model, schedule)
+    if isinstance(model, TTN):
+        return compile_born_ttn(model, schedule)
     raise InvalidInputError(
         f"cannot compile {type(model).__name__}: expected a unitary classifier "
         "(MPSClassifier/TTNClassifier with unitary=True, or tnml.quantum.to_unitary of a "
-        "fitted classifier), a fitted MPSBornMachine on binary data, or a qubit MPS"
+        "fitted classifier), a fitted MPSBornMachine or TTNBornMachine on binary data, or a "
+        "qubit MPS or TTN"
     )

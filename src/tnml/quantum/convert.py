@@ -39,7 +39,7 @@ from tnml.models.unitary_module import (
     n_label_qubits,
 )
 from tnml.tensor.ttn import TTN, ttn_canonicalize
-from tnml.tensor.unitary import complete_rows, nearest_orthonormal_rows
+from tnml.tensor.unitary import complete_rows, complete_rows_at, nearest_orthonormal_rows
 from tnml.train.sweep import LabelledMPS, move_label
 
 
@@ -71,15 +71,6 @@ class ConversionReport:
     accuracy_after: float | None = None
 
 
-def _gate_with_rows(rows: torch.Tensor, positions: list[int], size: int) -> torch.Tensor:
-    """An orthogonal ``size x size`` gate whose row ``positions[i]`` is ``rows[i]``."""
-    full = complete_rows(rows)
-    rest = [j for j in range(size) if j not in set(positions)]
-    gate = torch.empty_like(full)
-    gate[positions + rest] = full
-    return gate
-
-
 def _tree_gates(module: Any, unitary: UnitaryTTNClassifierModule) -> tuple[list, float]:
     """Gates ``[layer][k]`` of the tree channel from the canonical form of ``module``'s tree."""
     plain = module.to_ttn()
@@ -106,7 +97,7 @@ def _tree_gates(module: Any, unitary: UnitaryTTNClassifierModule) -> tuple[list,
                 kept = [l * 2 ** (wk - n_label) for l in range(dp)]
             else:
                 kept = list(range(dp))
-            out.append(_gate_with_rows(rows, [p * discarded for p in kept], 2 ** (wl + wr)))
+            out.append(complete_rows_at(rows, [p * discarded for p in kept], 2 ** (wl + wr)))
         gates.append(out)
     return gates, last_fidelity
 
@@ -126,7 +117,7 @@ def _channel_gates(cores: list[torch.Tensor], n_classes: int, bond: int) -> torc
         if last:
             stride = bond // 2**n_label  # label l sits on bond state l * stride
             rows = nearest_orthonormal_rows(rows)
-            gate = _gate_with_rows(rows, [l * stride for l in range(n_classes)], 2 * bond)
+            gate = complete_rows_at(rows, [l * stride for l in range(n_classes)], 2 * bond)
         else:
             gate = complete_rows(rows)
         gates.append(gate)

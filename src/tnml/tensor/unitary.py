@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -84,6 +85,35 @@ def complete_rows(rows: Tensor) -> Tensor:
     if torch.linalg.det(u) < 0:
         u[-1] = -u[-1]
     return u
+
+
+def complete_rows_at(rows: Tensor, positions: Sequence[int], size: int) -> Tensor:
+    """An orthogonal ``size x size`` matrix whose row ``positions[i]`` is ``rows[i]``.
+
+    Parameters
+    ----------
+    rows : Tensor, shape (m, size)
+        Orthonormal rows.
+    positions : sequence of m distinct ints in ``[0, size)``
+
+    Returns
+    -------
+    Tensor, shape (size, size)
+        The other rows complete the given ones (see :func:`complete_rows`).
+    """
+    positions = [int(p) for p in positions]
+    if len(positions) != rows.shape[0] or len(set(positions)) != len(positions):
+        raise InvalidInputError(
+            f"positions must be {rows.shape[0]} distinct row indices, got {positions}"
+        )
+    if any(not 0 <= p < size for p in positions) or rows.shape[-1] != size:
+        raise InvalidInputError(f"positions and rows must fit a {size} x {size} matrix")
+    full = complete_rows(rows)
+    taken = set(positions)
+    order = positions + [j for j in range(size) if j not in taken]
+    out = torch.empty_like(full)
+    out[order] = full
+    return out
 
 
 def nearest_orthonormal_rows(a: Tensor) -> Tensor:

@@ -84,6 +84,9 @@ def test_quantum_commands_reject_bad_input(unitary_model, tmp_path):
     ok(run("train", "digits", "--downsample", "4", "--epochs", "1", "--quiet", "--out", plain))
     result = run("compile", plain)
     assert result.exit_code == 2 and "unitary" in result.stderr
+    result = run("compile", unitary_model, "--basis", "foo,bar", "--out", tmp_path / "x.qasm")
+    assert result.exit_code == 2 and "basis_gates" in result.stderr
+    assert "Traceback" not in result.output
     result = run("noise-study", unitary_model, "--levels", "2")
     assert result.exit_code == 2 and "--levels" in result.stderr
     result = run("noise-study", unitary_model, "--noise", "cosmic")

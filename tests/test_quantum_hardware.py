@@ -83,6 +83,29 @@ def test_parameter_shift_is_exact(noise):
         assert abs(float(grad[j] - numeric)) < 1e-7
 
 
+def test_parameter_shift_is_exact_for_labels_not_a_power_of_two():
+    # simulate renormalises over the 3 valid labels of a 2-qubit register; the rule must
+    # differentiate the raw distribution and chain through the renormalisation
+    torch.manual_seed(4)
+    module = UnitaryMPSClassifierModule(3, 3, 4, init="random", init_std=0.5, dtype=torch.float64)
+    circuit = compile_circuit(module, "efficient")
+    X = torch.rand(20, 3, dtype=torch.float64)
+    y = torch.arange(20) % 3
+    params = CircuitParameters(circuit)
+    theta = 0.2 * torch.randn(params.n_params, dtype=torch.float64)
+    loss, grad, probs = parameter_shift_gradient(params, theta, X, y, indices=range(0, 60, 7))
+    torch.testing.assert_close(probs.sum(1), torch.ones(20, dtype=torch.float64))
+    torch.testing.assert_close(loss, _exact_loss(params, theta, X, y))
+    eps = 1e-5
+    for j in range(0, 60, 7):
+        shift = torch.zeros_like(theta)
+        shift[j] = eps
+        numeric = (
+            _exact_loss(params, theta + shift, X, y) - _exact_loss(params, theta - shift, X, y)
+        ) / (2 * eps)
+        assert abs(float(grad[j] - numeric)) < 1e-7
+
+
 @pytest.mark.parametrize("method", ["spsa", "parameter_shift"])
 def test_shot_training_lowers_the_exact_loss(method):
     circuit, X, y = _problem(seed=3, n=60)
@@ -123,6 +146,16 @@ def test_fit_rejects_bad_input():
         fit_circuit(circuit, X[:, :3], y)
     with pytest.raises(InvalidInputError, match="y must hold class indices"):
         fit_circuit(circuit, X, y + 5)
+    with pytest.raises(InvalidInputError, match="integer class indices"):
+        fit_circuit(circuit, X, y + 0.5)
+    with pytest.raises(InvalidInputError, match="perturbation"):
+        fit_circuit(circuit, X, y, perturbation=0.0)
+    with pytest.raises(InvalidInputError, match="lr"):
+        fit_circuit(circuit, X, y, lr=-1.0)
+    with pytest.raises(InvalidInputError, match="params_per_step"):
+        fit_circuit(circuit, X, y, method="parameter_shift", params_per_step=0)
+    with pytest.raises(InvalidInputError, match="seed"):
+        fit_circuit(circuit, X, y, seed=-1)
 
 
 def test_noise_study_and_accuracy():

@@ -96,8 +96,14 @@ def test_unitary_estimator_face(cls, digits_pair, tmp_path):
     )
 
 
-def test_unitary_options_are_checked(digits_pair):
+def test_unitary_options_are_checked(digits_pair, tmp_path):
     X, y = digits_pair
+    # numpy integers (e.g. from a parameter grid) are bond dimensions too
+    clf = tnml.TTNClassifier(bond_dim=np.int64(2), unitary=True, epochs=1).fit(X, y)
+    tnml_io.save(clf, tmp_path / "np.tnml")
+    assert tnml_io.load(tmp_path / "np.tnml").module_.bond_dim == 2
+    with pytest.raises(InvalidInputError, match="warm_start"):
+        clf.set_params(unitary=False, warm_start=True).fit(X, y)
     with pytest.raises(InvalidInputError, match="power of two"):
         tnml.MPSClassifier(bond_dim=3, unitary=True, epochs=1).fit(X, y)
     with pytest.raises(InvalidInputError, match="trainer"):
@@ -260,6 +266,18 @@ def test_unitary_born_machine_matches_plain_sweeps_and_compiles(tmp_path):
     values = _all_bitstrings(8)
     index = (values * (1 << np.arange(8))).sum(1)
     np.testing.assert_allclose(probs[index], np.exp(again.log_prob(values)), atol=1e-10)
+
+
+def test_born_machine_switches_form_exactly_on_warm_start(tmp_path):
+    rng = np.random.default_rng(1)
+    X = rng.integers(0, 2, size=(100, 6))
+    model = tnml.MPSBornMachine(bond_dim=4, trainer="autodiff", unitary=True, epochs=1)
+    model.fit(X)
+    before = model.log_prob(X)
+    model.set_params(unitary=False, warm_start=True, lr=1e-12).fit(X)  # a no-op step
+    np.testing.assert_allclose(model.log_prob(X), before, atol=1e-6)
+    tnml_io.save(model, tmp_path / "plain.tnml")
+    np.testing.assert_allclose(tnml_io.load(tmp_path / "plain.tnml").log_prob(X), model.log_prob(X))
 
 
 def test_unitary_born_machine_rejects_non_qubit_settings():

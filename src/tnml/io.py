@@ -32,6 +32,14 @@ from tnml.models import (
     TTNBornMachine,
     TTNClassifier,
 )
+from tnml.models.born_module import MPSBornModule, TTNBornModule
+from tnml.models.mps_module import MPSClassifierModule
+from tnml.models.ttn_module import TTNClassifierModule
+from tnml.models.unitary_module import (
+    UnitaryMPSBornModule,
+    UnitaryMPSClassifierModule,
+    UnitaryTTNClassifierModule,
+)
 from tnml.train.checkpoint import atomic_write
 
 FORMAT_NAME = "tnml-model"
@@ -44,6 +52,20 @@ ESTIMATORS: dict[str, type] = {
     "MPSAnomalyDetector": MPSAnomalyDetector,
     "TTNClassifier": TTNClassifier,
     "TTNBornMachine": TTNBornMachine,
+}
+
+# Modules a model file may hold, by class name.
+_MODULES: dict[str, type] = {
+    cls.__name__: cls
+    for cls in (
+        MPSClassifierModule,
+        TTNClassifierModule,
+        MPSBornModule,
+        TTNBornModule,
+        UnitaryMPSClassifierModule,
+        UnitaryTTNClassifierModule,
+        UnitaryMPSBornModule,
+    )
 }
 
 # Fitted attributes saved as JSON (plain values) and as tensors (arrays), per estimator.
@@ -90,6 +112,7 @@ def save(model: Any, path: str | os.PathLike[str], *, metadata: dict | None = No
         "feature_names_in": (
             model.feature_names_in_.tolist() if hasattr(model, "feature_names_in_") else None
         ),
+        "module_class": type(model.module_).__name__,
         "module_config": model.module_.config(),
         "fitted": {attr: getattr(model, attr) for attr in _JSON_ATTRS if hasattr(model, attr)},
         # estimators with fitted state beyond the module (encoders, thresholds) provide it
@@ -97,10 +120,19 @@ def save(model: Any, path: str | os.PathLike[str], *, metadata: dict | None = No
         "metadata": metadata or {},
     }
     try:
-        text = json.dumps(header, allow_nan=True)
+        text = json.dumps(header, allow_nan=True, default=_json_default)
     except TypeError as err:
         raise ModelFileError(f"metadata and parameters must be JSON-serialisable: {err}") from err
     return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"tnml": text}))
+
+
+def _json_default(value: Any) -> Any:
+    """numpy scalars and arrays (e.g. parameters set from a numpy grid) as plain JSON."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
 def read_header(path: str | os.PathLike[str]) -> dict[str, Any]:
@@ -130,11 +162,13 @@ def load(path: str | os.PathLike[str], *, device: str | None = None) -> Any:
         classes = None
         if header.get("classes") is not None:
             classes = np.asarray(header["classes"], dtype=np.dtype(header["classes_dtype"]))
-        module_class = (
-            cls._module_class_for(header["params"])
-            if hasattr(cls, "_module_class_for")
-            else cls._module_class
-        )
+        module_class = _MODULES.get(header.get("module_class"))
+        if module_class is None:  # files written before "module_class" existed
+            module_class = (
+                cls._module_class_for(header["params"])
+                if hasattr(cls, "_module_class_for")
+                else cls._module_class
+            )
         module = module_class(**header["module_config"])
         state = {k[len("module.") :]: v for k, v in tensors.items() if k.startswith("module.")}
         dtype = next(iter(state.values())).dtype

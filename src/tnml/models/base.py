@@ -153,6 +153,12 @@ class TNClassifierBase(ClassifierMixin, BaseEstimator):
         X_unit = self._to_unit(X)
         X_train, y_train, X_val, y_val = self._validation_split(X_unit, y_encoded, seed)
         reuse = self.warm_start and hasattr(self, "module_")
+        if reuse and not isinstance(self.module_, self._module_class_for(self.get_params())):
+            raise InvalidInputError(
+                f"warm_start=True continues the fitted {type(self.module_).__name__}, but "
+                f"unitary={getattr(self, 'unitary', False)} asks for another kind of model: "
+                "refit with warm_start=False (or convert with tnml.quantum.to_unitary)"
+            )
         if not reuse:
             self.module_ = self._build_module(X.shape[1], classes.shape[0]).to(device, dtype)
             generator = torch.Generator().manual_seed(seed)

@@ -126,7 +126,7 @@ class UnitaryMPSClassifierModule(nn.Module):
         )
         self.n_features = n_features
         self.n_classes = n_classes
-        self.bond_dim = bond_dim
+        self.bond_dim = int(bond_dim)
         self.init = init
         self.init_std = float(init_std)
         dim = 2 * bond_dim
@@ -227,7 +227,7 @@ class UnitaryTTNClassifierModule(nn.Module):
         spec = resolve_layout(layout, n_features)
         self.n_features = n_features
         self.n_classes = n_classes
-        self.bond_dim = bond_dim
+        self.bond_dim = int(bond_dim)
         self.layout = spec
         self.init = init
         self.init_std = float(init_std)
@@ -356,10 +356,10 @@ class UnitaryMPSBornModule(nn.Module):
         if init not in UNITARY_INITS:
             raise InvalidInputError(f"init must be one of {UNITARY_INITS}, got {init!r}")
         self.n_sites = n_sites
-        self.bond_dim = bond_dim
+        self.bond_dim = int(bond_dim)
         self.init = init
         self.init_std = float(init_std)
-        self.edges = qubit_born_bonds(n_sites, bond_dim)
+        self.edges = qubit_born_bonds(n_sites, self.bond_dim)
         self.phys_dims = [2] * n_sites
         self.bond_dims = self.edges[1:-1]
         factory = {"device": device, "dtype": dtype}

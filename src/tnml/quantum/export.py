@@ -159,7 +159,7 @@ def _transpile(circuit: Circuit, basis_gates: Sequence[str], optimization_level:
             optimization_level=optimization_level,
             seed_transpiler=seed,
         )
-    except TranspilerError as err:
+    except (TranspilerError, ValueError) as err:  # unknown gate names raise ValueError
         raise InvalidInputError(
             f"cannot translate the circuit to basis_gates={list(basis_gates)}: {err}"
         ) from err

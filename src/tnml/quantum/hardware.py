@@ -111,7 +111,12 @@ class HardwareFitResult:
 
 
 def _labels(y: Any, n: int, n_labels: int) -> Tensor:
-    labels = torch.as_tensor(np.asarray(y), dtype=torch.long)
+    values = np.asarray(y)
+    if values.size and (
+        not np.issubdtype(values.dtype, np.number) or np.any(values != np.round(values))
+    ):
+        raise InvalidInputError("y must hold integer class indices")
+    labels = torch.as_tensor(values.astype(np.int64), dtype=torch.long)
     if labels.shape != (n,):
         raise InvalidInputError(f"y must have shape ({n},), got {tuple(labels.shape)}")
     if labels.numel() and (labels.min() < 0 or labels.max() >= n_labels):
@@ -161,24 +166,38 @@ def parameter_shift_gradient(
     """
     floor = _floor(shots)
     generator = np.random.default_rng(seed)
+    n_labels = (
+        params.circuit.n_labels or 2 ** params.circuit.registers[params.circuit.label_register]
+    )
 
-    def probs_at(angles: Tensor) -> Tensor:
+    def raw_at(angles: Tensor) -> Tensor:
+        # The shift rule is exact for the raw register distribution, not for its
+        # renormalisation over the valid labels; the chain rule below handles that.
         run_seed = int(generator.integers(0, 2**31 - 1))
-        return simulate(params.circuit_at(angles), X, noise=noise, shots=shots, seed=run_seed)
+        return simulate(
+            params.circuit_at(angles), X, noise=noise, shots=shots, seed=run_seed,
+            valid_only=False,
+        )  # fmt: skip
 
-    def true_probs(angles: Tensor) -> Tensor:
-        return probs_at(angles).gather(1, labels[:, None]).squeeze(1)
+    def true_and_valid(raw: Tensor) -> tuple[Tensor, Tensor]:
+        return raw.gather(1, labels[:, None]).squeeze(1), raw[:, :n_labels].sum(1)
 
-    centre_probs = probs_at(theta)
-    centre = centre_probs.gather(1, labels[:, None]).squeeze(1)
+    raw = raw_at(theta)
+    q, total = true_and_valid(raw)
+    total = total.clamp_min(floor)
+    centre_probs = raw[:, :n_labels] / total[:, None]
+    centre = q / total
     loss = -torch.log(centre.clamp_min(floor)).mean()
-    weights = -1.0 / centre.clamp_min(floor)
     grad = torch.zeros_like(theta)
     chosen = range(params.n_params) if indices is None else indices
     for j in chosen:
         shift = torch.zeros_like(theta)
         shift[j] = math.pi / 2
-        grad[j] = (weights * (true_probs(theta + shift) - true_probs(theta - shift)) / 2).mean()
+        q_plus, total_plus = true_and_valid(raw_at(theta + shift))
+        q_minus, total_minus = true_and_valid(raw_at(theta - shift))
+        dq, dtotal = (q_plus - q_minus) / 2, (total_plus - total_minus) / 2
+        dp = (dq - centre * dtotal) / total  # d(q / total)
+        grad[j] = (-dp / centre.clamp_min(floor)).mean()
     return loss, grad, centre_probs
 
 
@@ -244,6 +263,15 @@ def fit_circuit(
     if shots is not None:
         check_int("shots", shots, 1)
     check_int("n_steps", n_steps, 1)
+    check_int("seed", seed, 0)
+    if lr is not None and not (isinstance(lr, (int, float)) and math.isfinite(lr) and lr > 0):
+        raise InvalidInputError(f"lr must be a finite number > 0 (or None), got {lr!r}")
+    if not (
+        isinstance(perturbation, (int, float)) and math.isfinite(perturbation) and perturbation > 0
+    ):
+        raise InvalidInputError(f"perturbation must be a finite number > 0, got {perturbation!r}")
+    if params_per_step is not None:
+        check_int("params_per_step", params_per_step, 1)
     check_int("batch_size", batch_size, 1)
     if circuit.n_features == 0 or circuit.label_register not in circuit.registers:
         raise InvalidInputError("circuit must be a classifier circuit (inputs and a label)")

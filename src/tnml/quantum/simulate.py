@@ -546,6 +546,7 @@ def simulate(
     seed: int | None = None,
     dtype: torch.dtype = torch.float64,
     batch_size: int = 4096,
+    valid_only: bool = True,
 ) -> Tensor:
     """Label probabilities of a classifier circuit for each input, exact or from shots.
 
@@ -573,6 +574,10 @@ def simulate(
         Precision; complex gates switch a real dtype to its complex counterpart.
     batch_size : int, default=4096
         Inputs simulated at once.
+    valid_only : bool, default=True
+        False returns the distribution (or shot frequencies) of every register value,
+        ``(n, 2**size)``, without renormalising over the valid labels (what the
+        parameter-shift rule differentiates exactly).
 
     Returns
     -------
@@ -583,6 +588,7 @@ def simulate(
     -----
     - X: ``(n, n_features)`` or ``(n_features,)`` (then ``n = 1``)
     - Output: ``(n, n_labels)`` with ``n_labels = circuit.n_labels or 2**size``
+      (``(n, 2**size)`` with ``valid_only=False``)
 
     Examples
     --------
@@ -607,7 +613,12 @@ def simulate(
     )
     n_labels = circuit.n_labels or probs.shape[1]
     if shots is not None:
-        probs = _draw_counts(probs, check_int("shots", shots, 1), _generator(seed))
+        shots = check_int("shots", shots, 1)
+        probs = _draw_counts(probs, shots, _generator(seed))
+        if not valid_only:
+            return probs / shots
+    if not valid_only:
+        return probs
     return valid_label_probabilities(probs, n_labels)
 
 

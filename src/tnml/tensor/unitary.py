@@ -14,8 +14,8 @@ each is a gate a device can run, and the parameter-shift rule is exact for it.
 from __future__ import annotations
 
 import itertools
-import math
 from collections.abc import Sequence
+from numbers import Integral
 
 import torch
 from torch import Tensor
@@ -190,9 +190,9 @@ def pauli_rotations(angles: Tensor, generators: Tensor) -> Tensor:
 
 def n_qubits_of(dim: int, name: str) -> int:
     """``log2(dim)`` for a power of two ``dim >= 2``; else raise naming ``name``."""
-    if isinstance(dim, bool) or not isinstance(dim, int) or dim < 2 or dim & (dim - 1):
+    if isinstance(dim, bool) or not isinstance(dim, Integral) or dim < 2 or int(dim) & (dim - 1):
         raise InvalidInputError(
             f"{name} must be a power of two >= 2 for a quantum circuit (one qubit per factor "
             f"of 2), got {dim!r}"
         )
-    return int(math.log2(dim))
+    return int(dim).bit_length() - 1

@@ -79,7 +79,49 @@ def _qubit_states(x: Tensor, n_features: int) -> Tensor:
     return embed(x, "trig", 2)
 
 
-class UnitaryMPSClassifierModule(nn.Module):
+class _UnitaryClassifier(nn.Module):
+    """What the unitary classifiers share: the readout of their label qubits."""
+
+    n_features: int
+    n_classes: int
+    bond_dim: int
+    n_bond_qubits: int
+    n_label_qubits: int
+    init: str
+    init_std: float
+
+    def _density(self, phi: Tensor) -> Tensor:
+        """Density of the qubits left at the end, ``(B, N, 2)`` -> ``(B, n, n)``."""
+        raise NotImplementedError
+
+    def label_probabilities(self, x: Tensor) -> Tensor:
+        """``p(l | x)`` as the circuit measures it, ``(B, N)`` -> ``(B, L)``."""
+        rho = self._density(_qubit_states(x, self.n_features))
+        return label_distribution(rho, self.n_label_qubits, self.n_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Log label probabilities, ``(B, N)`` -> ``(B, L)``."""
+        probs = self.label_probabilities(x)
+        return torch.log(probs.clamp_min(torch.finfo(probs.dtype).tiny))
+
+    def config(self) -> dict[str, object]:
+        """The constructor arguments that rebuild this module's architecture (JSON-able)."""
+        return {
+            "n_features": self.n_features,
+            "n_classes": self.n_classes,
+            "bond_dim": self.bond_dim,
+            "init": self.init,
+            "init_std": self.init_std,
+        }
+
+    def extra_repr(self) -> str:
+        return (
+            f"n_features={self.n_features}, n_classes={self.n_classes}, "
+            f"bond_dim={self.bond_dim} ({self.n_bond_qubits} bond qubits)"
+        )
+
+
+class UnitaryMPSClassifierModule(_UnitaryClassifier):
     """The qubit-efficient MPS classifier circuit as a module.
 
     ``V = log2(bond_dim)`` bond qubits start in ``|0...0>``; step ``i`` brings in the qubit of
@@ -148,35 +190,11 @@ class UnitaryMPSClassifierModule(nn.Module):
         """The gates, shape (N, 2D, 2D), orthogonal."""
         return orthogonal(self.base, self.generators)
 
-    def label_probabilities(self, x: Tensor) -> Tensor:
-        """``p(l | x)`` as the circuit measures it, ``(B, N)`` -> ``(B, L)``."""
-        phi = _qubit_states(x, self.n_features)
-        rho = mps_channel_density(self.unitaries(), phi)
-        return label_distribution(rho, self.n_label_qubits, self.n_classes)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Log label probabilities, ``(B, N)`` -> ``(B, L)``."""
-        probs = self.label_probabilities(x)
-        return torch.log(probs.clamp_min(torch.finfo(probs.dtype).tiny))
-
-    def config(self) -> dict[str, object]:
-        """The constructor arguments that rebuild this module's architecture (JSON-able)."""
-        return {
-            "n_features": self.n_features,
-            "n_classes": self.n_classes,
-            "bond_dim": self.bond_dim,
-            "init": self.init,
-            "init_std": self.init_std,
-        }
-
-    def extra_repr(self) -> str:
-        return (
-            f"n_features={self.n_features}, n_classes={self.n_classes}, "
-            f"bond_dim={self.bond_dim} ({self.n_bond_qubits} bond qubits)"
-        )
+    def _density(self, phi: Tensor) -> Tensor:
+        return mps_channel_density(self.unitaries(), phi)
 
 
-class UnitaryTTNClassifierModule(nn.Module):
+class UnitaryTTNClassifierModule(_UnitaryClassifier):
     """The tree classifier circuit (Huggins et al. 2019) as a module.
 
     Leaves are the feature qubits. Node ``(l, k)`` of the binary tree applies an orthogonal
@@ -278,33 +296,15 @@ class UnitaryTTNClassifierModule(nn.Module):
         ]
         return [[stacks[g][s] for g, s in row] for row in self.node_slots]
 
-    def label_probabilities(self, x: Tensor) -> Tensor:
-        """``p(l | x)`` as the circuit measures it, ``(B, N)`` -> ``(B, L)``."""
-        phi = _qubit_states(x, self.n_features)
-        rho = tree_channel_density(self.tree, self.unitaries(), self.n_bond_qubits, phi)
-        return label_distribution(rho, self.n_label_qubits, self.n_classes)
-
-    def forward(self, x: Tensor) -> Tensor:
-        """Log label probabilities, ``(B, N)`` -> ``(B, L)``."""
-        probs = self.label_probabilities(x)
-        return torch.log(probs.clamp_min(torch.finfo(probs.dtype).tiny))
+    def _density(self, phi: Tensor) -> Tensor:
+        return tree_channel_density(self.tree, self.unitaries(), self.n_bond_qubits, phi)
 
     def config(self) -> dict[str, object]:
         """The constructor arguments that rebuild this module's architecture (JSON-able)."""
-        return {
-            "n_features": self.n_features,
-            "n_classes": self.n_classes,
-            "bond_dim": self.bond_dim,
-            "layout": self.layout,
-            "init": self.init,
-            "init_std": self.init_std,
-        }
+        return {**super().config(), "layout": self.layout}
 
     def extra_repr(self) -> str:
-        return (
-            f"n_features={self.n_features}, n_classes={self.n_classes}, "
-            f"bond_dim={self.bond_dim} ({self.n_bond_qubits} bond qubits), layout={self.layout}"
-        )
+        return f"{super().extra_repr()}, layout={self.layout}"
 
 
 def qubit_born_bonds(n_sites: int, bond_dim: int) -> list[int]:

@@ -63,10 +63,27 @@ class _Qubits:
             self.free.sort()
 
 
-def _measure_label(qubits: list[int], n_label_qubits: int, ops: list[Operation]) -> None:
+def _classifier_circuit(
+    module: UnitaryMPSClassifierModule | UnitaryTTNClassifierModule,
+    final: list[int],
+    qubits: _Qubits,
+    ops: list[Operation],
+    model: str,
+    schedule: str,
+) -> Circuit:
+    """Measure the label on the first qubits of ``final`` and wrap ``ops`` in a Circuit."""
+    n_label = module.n_label_qubits
     # The first label qubit is the most significant digit of the class index.
-    for bit in range(n_label_qubits):
-        ops.append(Measure(qubits[n_label_qubits - 1 - bit], "label", bit))
+    for bit in range(n_label):
+        ops.append(Measure(final[n_label - 1 - bit], "label", bit))
+    return Circuit(
+        qubits.count,
+        ops,
+        {"label": n_label},
+        n_features=module.n_features,
+        n_labels=module.n_classes,
+        metadata={"model": model, "schedule": schedule, "n_bond_qubits": module.n_bond_qubits},
+    )
 
 
 def _gate_matrices(unitaries: Tensor) -> Tensor:
@@ -92,19 +109,7 @@ def compile_mps_classifier(module: UnitaryMPSClassifierModule, schedule: str = "
         discarded, bond = bond[0], [*bond[1:], data]
         if site < module.n_features - 1:
             qubits.discard(discarded, ops)
-    _measure_label(bond, module.n_label_qubits, ops)
-    return Circuit(
-        qubits.count,
-        ops,
-        {"label": module.n_label_qubits},
-        n_features=module.n_features,
-        n_labels=module.n_classes,
-        metadata={
-            "model": "mps-classifier",
-            "schedule": schedule,
-            "n_bond_qubits": module.n_bond_qubits,
-        },
-    )
+    return _classifier_circuit(module, bond, qubits, ops, "mps-classifier", schedule)
 
 
 def compile_ttn_classifier(module: UnitaryTTNClassifierModule, schedule: str = "full") -> Circuit:
@@ -136,19 +141,7 @@ def compile_ttn_classifier(module: UnitaryTTNClassifierModule, schedule: str = "
         return (left + right)[:kept]
 
     root = emit(tree.depth, 0)
-    _measure_label(root, module.n_label_qubits, ops)
-    return Circuit(
-        qubits.count,
-        ops,
-        {"label": module.n_label_qubits},
-        n_features=module.n_features,
-        n_labels=module.n_classes,
-        metadata={
-            "model": "ttn-classifier",
-            "schedule": schedule,
-            "n_bond_qubits": module.n_bond_qubits,
-        },
-    )
+    return _classifier_circuit(module, root, qubits, ops, "ttn-classifier", schedule)
 
 
 def born_gates(mps: MPS) -> tuple[list[Tensor], int]:

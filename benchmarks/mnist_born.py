@@ -43,6 +43,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--steps-per-bond", type=int, default=5)
+    parser.add_argument(
+        "--line-search",
+        action="store_true",
+        help="sweeps: backtracking line search on each bond's local NLL (--lr: first step)",
+    )
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--cutoff", type=float, default=1e-7)
     parser.add_argument("--dtype", default="float64")
@@ -89,13 +94,15 @@ def main(argv: list[str] | None = None) -> None:
         history.append(metrics)
         print(json.dumps(metrics), flush=True)
 
-    model.fit(X_train, callback=report)
+    fit_kwargs = {"line_search": True} if args.line_search else {}
+    model.fit(X_train, callback=report, **fit_kwargs)
     seconds = time.perf_counter() - started
     train_nll = model.nll(X_train)
     test_nll = model.nll(X_test)
     result = {
         "model": args.model,
         "trainer": args.trainer,
+        "line_search": args.line_search,
         "train_nll": train_nll,
         "test_nll": test_nll,
         "n_parameters": int(sum(p.numel() for p in model.module_.parameters())),

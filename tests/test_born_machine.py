@@ -148,6 +148,23 @@ def test_one_bond_update_lowers_the_nll():
     assert after < before
 
 
+@pytest.mark.parametrize("lr", [1e-3, 0.5, 50.0])
+def test_line_search_updates_never_raise_the_nll(lr):
+    # without truncation (max_bond large), each accepted step lowers the exact NLL, whatever
+    # the first trial step
+    X = torch.as_tensor(correlated_bits(300, seed=1))
+    mps = tnml.tensor.MPS.random(N_SITES, 2, 3, generator=torch.Generator().manual_seed(0))
+    sweeper = _Sweeper(mps, X, center=0)
+    nll = mean_nll(sweeper.mps(center=0), X)
+    for k in range(N_SITES - 1):
+        sweeper.update(k, "right", lr=lr, n_steps=3, max_bond=64, cutoff=0.0, line_search=True)
+        after = mean_nll(sweeper.mps(center=k + 1), X)
+        assert after <= nll + 1e-10
+        nll = after
+    result = train_born_sweep(mps, X, n_sweeps=2, max_bond=8, lr=lr, n_steps=3, line_search=True)
+    assert result.history[-1]["train_nll"] < mean_nll(mps, X)
+
+
 def test_incremental_environments_equal_a_fresh_build():
     X = torch.as_tensor(correlated_bits(100, seed=2))
     mps = tnml.tensor.MPS.random(N_SITES, 2, 3, generator=torch.Generator().manual_seed(1))

@@ -135,6 +135,17 @@ def _bond_gradient(
     return 2.0 * bond / z - (2.0 / n) * data_term, psi
 
 
+def _bond_nll(bond: Tensor, left: Tensor, right: Tensor, pair: Tensor) -> Tensor:
+    """Local NLL ``-mean log psi^2 + log ||bond||^2`` up to a per-sample constant (the
+    environments' scales), for comparing trial bond tensors at one bond."""
+    dl, d1, d2, dr = bond.shape
+    n = left.shape[0]
+    opened = (left @ bond.reshape(dl, d1 * d2 * dr)).reshape(n, d1 * d2, dr)
+    psi = (torch.einsum("tqr,tq->tr", opened, pair) * right).sum(1)
+    tiny = torch.finfo(psi.dtype).tiny
+    return -torch.log(psi.square().clamp_min(tiny)).mean() + torch.log(bond.square().sum())
+
+
 class _Sweeper:
     """Cores, the centre and the cached environments of one Born-machine sweep run."""
 
@@ -151,6 +162,7 @@ class _Sweeper:
         self.right: list[Tensor | None] = [None] * (self.n + 1)
         self.left[0] = ones
         self.right[self.n] = ones
+        self.step: float | None = None  # the line search's last accepted step
         for k in range(center):
             self.left[k + 1] = _extend_left(self.left[k], self.cores[k], phis[k])
         for k in range(self.n - 1, center, -1):
@@ -165,14 +177,22 @@ class _Sweeper:
         n_steps: int,
         max_bond: int,
         cutoff: float,
+        line_search: bool = False,
     ) -> None:
         """Optimise the bond tensor of sites (k, k+1) and split it, moving the centre along."""
         a, b = self.cores[k], self.cores[k + 1]
         bond = torch.tensordot(a, b, dims=([2], [0]))  # (Dl, d, d', Dr)
+        if line_search:  # the search works on the unit sphere
+            bond = bond / torch.linalg.vector_norm(bond)
         pair = (self.phis[k].unsqueeze(2) * self.phis[k + 1].unsqueeze(1)).flatten(1)
         left, right = self.left[k], self.right[k + 2]
         for _ in range(n_steps):
             grad, _ = _bond_gradient(bond, left, right, pair)
+            if line_search:
+                bond, moved = self._line_search(bond, grad, left, right, pair, lr)
+                if not moved:
+                    break
+                continue
             bond = bond - lr * grad
             bond = bond / torch.linalg.vector_norm(bond)
         if not bool(torch.isfinite(bond).all()):
@@ -191,6 +211,24 @@ class _Sweeper:
             self.cores[k + 1] = res.right
             self.right[k + 1] = _extend_right(right, self.cores[k + 1], self.phis[k + 1])
 
+    def _line_search(
+        self, bond: Tensor, grad: Tensor, left: Tensor, right: Tensor, pair: Tensor, lr: float
+    ) -> tuple[Tensor, bool]:
+        """One backtracking (Armijo) step on the unit sphere: start from the last accepted
+        step times 1.5 and halve until the local NLL falls enough (at most 10 halvings)."""
+        current = _bond_nll(bond, left, right, pair)
+        slope = grad.square().sum()
+        step = lr if self.step is None else 1.5 * self.step
+        for _ in range(11):
+            trial = bond - step * grad
+            trial = trial / torch.linalg.vector_norm(trial)
+            if _bond_nll(trial, left, right, pair) <= current - 1e-4 * step * slope:
+                self.step = step
+                return trial, True
+            step /= 2
+        self.step = step
+        return bond, False
+
     def mps(self, center: int) -> MPS:
         state = MPS(self.cores)
         state.center = center
@@ -207,6 +245,7 @@ def train_born_sweep(
     cutoff: float = 1e-7,
     lr: float = 5e-3,
     n_steps: int = 1,
+    line_search: bool = False,
     callback: Callback | None = None,
     progress: bool = False,
     checkpoint_path: str | os.PathLike[str] | None = None,
@@ -235,6 +274,10 @@ def train_born_sweep(
         Gradient step size on the (unit-norm) bond tensor.
     n_steps : int
         Gradient steps per bond before each split.
+    line_search : bool, default=False
+        Choose each step's size by backtracking on the bond's exact local NLL (Armijo
+        condition; the first try is 1.5 times the last accepted step, ``lr`` at the start),
+        so every step lowers the local NLL; stop a bond's steps early when none does.
     callback : callable, optional
         ``callback(state, metrics)`` after every sweep (``state``: ``sweep``, ``mps``); True
         stops training.
@@ -302,7 +345,13 @@ def train_born_sweep(
                 )
                 for k in sites:
                     sweeper.update(
-                        k, direction, lr=lr, n_steps=n_steps, max_bond=max_bond, cutoff=cutoff
+                        k,
+                        direction,
+                        lr=lr,
+                        n_steps=n_steps,
+                        max_bond=max_bond,
+                        cutoff=cutoff,
+                        line_search=line_search,
                     )
                     state["bond"] = k + 1 if direction == "right" else k - 1
                     largest = max(c.shape[2] for c in sweeper.cores)

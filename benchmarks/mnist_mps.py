@@ -41,6 +41,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--val-fraction", type=float, default=0.1)
     parser.add_argument("--readout", default="normalized")
+    parser.add_argument(
+        "--augment-shift", type=float, default=0.0, help="random shifts of up to this many pixels"
+    )
+    parser.add_argument("--augment-rotation", type=float, default=0.0, help="degrees")
+    parser.add_argument("--augment-scale", type=float, default=0.0, help="zoom 1 +- this")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default="cpu")
@@ -73,6 +78,13 @@ def main(argv: list[str] | None = None) -> None:
     else:
         clf = tnml.MPSClassifier(trainer=args.trainer, max_bond=args.max_bond, **common)
     fit_kwargs = {} if args.temperature is None else {"temperature": args.temperature}
+    if args.augment_shift or args.augment_rotation or args.augment_scale:
+        fit_kwargs["augment"] = tnml.train.RandomAffine(
+            (args.size, args.size),
+            max_shift=args.augment_shift,
+            max_rotation=args.augment_rotation,
+            max_scale=args.augment_scale,
+        )
     started = time.perf_counter()
     clf.fit(X_train, y_train, **fit_kwargs)
     seconds = time.perf_counter() - started

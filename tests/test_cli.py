@@ -251,6 +251,20 @@ def test_train_forwards_every_option(recorder: Recorder) -> None:
     assert recorder.saved["metadata"]["split"] == {"test_fraction": 0.5, "seed": 5}
 
 
+def test_train_forwards_augmentation_for_images_only(recorder: Recorder, tmp_path: Path) -> None:
+    ok(run("train", "digits", "--augment-shift", 1.5, "--augment-rotation", 10))
+    augment = recorder.fit["augment"]
+    assert isinstance(augment, tnml.train.RandomAffine)
+    assert augment.image_shape == (8, 8)
+    assert (augment.max_shift, augment.max_rotation, augment.max_scale) == (1.5, 10.0, 0.0)
+    table = tmp_path / "t.csv"
+    table.write_text("a,b,label\n" + "".join(f"{i % 3},{i % 5},{i % 2}\n" for i in range(40)))
+    result = run("train", "csv", table, "--target", "label", "--augment-shift", 1)
+    assert result.exit_code != 0 and "not images" in result.output
+    result = run("train", "digits", "--model", "mps-born", "--augment-shift", 1)
+    assert result.exit_code != 0 and "train classifiers" in result.output
+
+
 @pytest.mark.parametrize(
     "args",
     [

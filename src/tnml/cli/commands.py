@@ -47,7 +47,7 @@ from tnml.models import (
     TTNClassifier,
     compress_bonds,
 )
-from tnml.train import init_distributed
+from tnml.train import RandomAffine, init_distributed
 
 __all__ = ["app", "handle_errors", "main"]
 
@@ -299,6 +299,21 @@ def train(
         typer.Option(help="Training loss (mse: sweeps, linear readout).", show_default=False),
     ] = None,
     downsample: DownsampleOpt = None,
+    augment_shift: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Images, autodiff classifiers: move each training image by a random "
+            "(sub-pixel) shift of up to this many pixels every time it is seen (0: off).",
+        ),
+    ] = 0.0,
+    augment_rotation: Annotated[
+        float,
+        typer.Option(
+            min=0,
+            help="Images, autodiff classifiers: also rotate by up to this many degrees.",
+        ),
+    ] = 0.0,
     unitary: Annotated[
         bool,
         typer.Option(
@@ -388,6 +403,19 @@ def train(
         params["unitary"] = True
     spec = ModelSpec(data.X_train.shape[1], data.metadata)
     shape = image_shape(spec) if spec.kind == "image" else None
+    fit_options: dict[str, Any] = {}
+    if augment_shift or augment_rotation:
+        if shape is None:
+            raise InvalidInputError(
+                "--augment-shift and --augment-rotation distort images; the data are not images"
+            )
+        if model not in ("mps", "ttn"):
+            raise InvalidInputError(
+                f"--augment-shift and --augment-rotation train classifiers, not --model {model}"
+            )
+        fit_options["augment"] = RandomAffine(
+            shape, max_shift=augment_shift, max_rotation=augment_rotation
+        )
     estimator = _make_estimator(model, params, shape)
     checkpoint = checkpoint or out.with_name(out.name + ".ckpt")
     started = time.perf_counter()
@@ -397,7 +425,13 @@ def train(
         _train_born(estimator, data, model, out, checkpoint, resume)
         return
     try:
-        estimator.fit(data.X_train, data.y_train, checkpoint_path=checkpoint, resume=resume)
+        estimator.fit(
+            data.X_train,
+            data.y_train,
+            checkpoint_path=checkpoint,
+            resume=resume,
+            **fit_options,
+        )
     except KeyboardInterrupt:
         raise TrainingInterrupted(checkpoint) from None
     seconds = time.perf_counter() - started

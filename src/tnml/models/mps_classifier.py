@@ -259,6 +259,11 @@ class MPSClassifier(TNClassifierBase):
             )
         if self.unitary:
             check_unitary_options(self)
+        if self.trainer == "sweep" and train_kwargs.get("augment") is not None:
+            raise InvalidInputError(
+                "augment needs trainer='autodiff': the sweeps cache every training sample's "
+                "environments, so the samples cannot change from one pass to the next"
+            )
         if self.max_bond is not None and self.max_bond < self.bond_dim:
             raise InvalidInputError(
                 f"max_bond ({self.max_bond}) must be >= bond_dim ({self.bond_dim})"

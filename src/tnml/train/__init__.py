@@ -1,5 +1,6 @@
 """Trainers: mini-batch autodiff and two-site sweeps, checkpoints, progress, data parallel."""
 
+from tnml.train.augment import RandomAffine, affine_images
 from tnml.train.autodiff import (
     LR_SCHEDULES,
     OPTIMIZERS,
@@ -15,8 +16,10 @@ __all__ = [
     "LR_SCHEDULES",
     "OPTIMIZERS",
     "LabelledMPS",
+    "RandomAffine",
     "SweepResult",
     "TrainResult",
+    "affine_images",
     "all_reduce_sum",
     "atomic_write",
     "distributed_context",

@@ -135,6 +135,7 @@ def train_classifier(
     checkpoint_path: str | os.PathLike[str] | None = None,
     resume: bool = False,
     objective: str = "cross_entropy",
+    augment: Callable[[Tensor, torch.Generator], Tensor] | None = None,
 ) -> TrainResult:
     """Train ``module`` (inputs -> logits) by mini-batch gradient descent on cross-entropy.
 
@@ -173,6 +174,11 @@ def train_classifier(
         ``"nll"``: the module returns (B,) log-likelihoods of its inputs (a density model such
         as a Born machine), ``y`` is None and the loss is their negated mean; accuracies
         are NaN.
+    augment : callable, optional
+        ``augment(X_batch, generator) -> X_batch``: distorts each training mini-batch (shape
+        (B, F) in, same shape out) before the step, e.g.
+        :class:`tnml.train.augment.RandomAffine`; draws its randomness from ``generator``
+        (seeded from ``seed``, saved in checkpoints). Validation data are not augmented.
 
     Returns
     -------
@@ -196,6 +202,9 @@ def train_classifier(
     opt = OPTIMIZERS[optimizer](module.parameters(), lr=lr, weight_decay=weight_decay)
     scheduler = _make_scheduler(opt, lr_schedule, epochs * steps_per_epoch)
     generator = torch.Generator().manual_seed(int(seed))
+    augment_generator = torch.Generator().manual_seed(int(seed) + 1)
+    if augment is not None and hasattr(augment, "check_features"):
+        augment.check_features(X.shape[1])
     has_val = X_val is not None and X_val.shape[0] > 0
 
     state: dict[str, Any] = {
@@ -217,6 +226,8 @@ def train_classifier(
         if scheduler is not None:
             scheduler.load_state_dict(saved["scheduler"])
         state.update(saved["loop"])
+        if "augment_generator_state" in saved:
+            augment_generator.set_state(saved["augment_generator_state"])
 
     def snapshot() -> dict[str, Any]:
         return {
@@ -225,6 +236,7 @@ def train_classifier(
             "optimizer": opt.state_dict(),
             "scheduler": scheduler.state_dict() if scheduler is not None else None,
             "loop": state,
+            "augment_generator_state": augment_generator.get_state(),
         }
 
     module.train()
@@ -243,7 +255,10 @@ def train_classifier(
             for step in range(state["step_in_epoch"], steps_per_epoch):
                 batch = order[step * batch_size : (step + 1) * batch_size]
                 local = batch.tensor_split(world)[rank]
-                output = model(X[local])
+                inputs = X[local]
+                if augment is not None:
+                    inputs = augment(inputs, augment_generator)
+                output = model(inputs)
                 loss_sum, correct = _batch_loss(objective, output, y[local])
                 # DDP averages gradients over processes: scale so the average is the mean
                 # over the whole global batch.

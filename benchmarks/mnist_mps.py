@@ -34,6 +34,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--temperature", type=float, default=None, help="sweeps: fixed readout temperature"
     )
+    parser.add_argument(
+        "--sweep-batch-size", type=int, default=None, help="sweeps: mini-batch bond updates"
+    )
+    parser.add_argument("--steps-per-bond", type=int, default=1, help="sweeps")
     parser.add_argument("--size", type=int, default=14)
     parser.add_argument("--bond-dim", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=15)
@@ -66,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
         bond_dim=args.bond_dim,
         epochs=args.epochs,
         lr=args.lr,
-        batch_size=args.batch_size,
+        batch_size=args.sweep_batch_size if args.trainer == "sweep" else args.batch_size,
         validation_fraction=args.val_fraction,
         readout=args.readout,
         random_state=args.seed,
@@ -77,7 +81,9 @@ def main(argv: list[str] | None = None) -> None:
         clf = tnml.TTNClassifier(layout=(args.size, args.size), **common)
     else:
         clf = tnml.MPSClassifier(trainer=args.trainer, max_bond=args.max_bond, **common)
-    fit_kwargs = {} if args.temperature is None else {"temperature": args.temperature}
+    fit_kwargs: dict = {} if args.temperature is None else {"temperature": args.temperature}
+    if args.trainer == "sweep":
+        fit_kwargs["steps_per_bond"] = args.steps_per_bond
     if args.augment_shift or args.augment_rotation or args.augment_scale:
         fit_kwargs["augment"] = tnml.train.RandomAffine(
             (args.size, args.size),

@@ -26,6 +26,7 @@ from tnml.train.autodiff import LR_SCHEDULES, OPTIMIZERS, train_classifier
 
 SCALINGS = ("auto", "minmax", "none")
 AUTODIFF_DEFAULT_LR = 2e-3
+AUTODIFF_DEFAULT_BATCH_SIZE = 16
 # Adam on the generators of orthogonal gates: on digits pairs (8x8, tree and MPS circuits,
 # 20 epochs) 0.02 reached 95-100% test accuracy where 2e-3 was still far from converged.
 UNITARY_DEFAULT_LR = 2e-2
@@ -62,7 +63,7 @@ class TNClassifierBase(ClassifierMixin, BaseEstimator):
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         "epochs": [Interval(Integral, 1, None, closed="left")],
-        "batch_size": [Interval(Integral, 1, None, closed="left")],
+        "batch_size": [Interval(Integral, 1, None, closed="left"), None],
         "lr": [Interval(Real, 0, None, closed="neither"), None],
         "weight_decay": [Interval(Real, 0, None, closed="left")],
         "optimizer": [StrOptions(set(OPTIMIZERS))],
@@ -111,7 +112,7 @@ class TNClassifierBase(ClassifierMixin, BaseEstimator):
             X_val=X_val,
             y_val=y_val,
             epochs=self.epochs,
-            batch_size=self.batch_size,
+            batch_size=AUTODIFF_DEFAULT_BATCH_SIZE if self.batch_size is None else self.batch_size,
             lr=self._default_lr() if self.lr is None else self.lr,
             optimizer=self.optimizer,
             weight_decay=self.weight_decay,

@@ -67,8 +67,10 @@ class MPSClassifier(TNClassifierBase):
         ``readout="linear"``.
     epochs : int, default=20
         Passes over the training data (sweeps, with ``trainer="sweep"``).
-    batch_size : int, default=16
-        Mini-batch size (autodiff only).
+    batch_size : int or None, default=None
+        Mini-batch size: autodiff's (None: 16); the sweeps' bond updates take one step per
+        mini-batch of this many samples, a pass over the data per bond (None: one full-batch
+        step per bond).
     lr : float or None, default=None
         Step size: Adam's (default 2e-3; long chains need smaller steps, 1e-3 for 196 MNIST
         pixels) or the sweeps' gradient step (default 0.1 for cross-entropy, 1.0 for mse).
@@ -181,7 +183,7 @@ class MPSClassifier(TNClassifierBase):
         cutoff: float = 1e-10,
         loss: str = "cross_entropy",
         epochs: int = 20,
-        batch_size: int = 16,
+        batch_size: int | None = None,
         lr: float | None = None,
         weight_decay: float = 0.0,
         optimizer: str = "adam",
@@ -302,7 +304,8 @@ class MPSClassifier(TNClassifierBase):
             phi_val=phi_val,
             y_val=y_val_shard,
             progress=bool(self.verbose) and distributed_context()[0] == 0,
-            **{"env_dtype": X.dtype, **train_kwargs},  # float64 models keep float64 envs
+            # float64 models keep float64 envs
+            **{"env_dtype": X.dtype, "seed": seed, "batch_size": self.batch_size, **train_kwargs},
         )
         self.module_ = result.model.to_module(contraction=self.contraction, init_std=self.init_std)
         self.history_ = result.sweeps

@@ -892,9 +892,10 @@ class BondSweeper:
     # ---- one bond ----------------------------------------------------------------------------
 
     def _loss_and_gradient(
-        self, bond: Tensor, k: int, need_grad: bool
+        self, bond: Tensor, k: int, need_grad: bool, index: Tensor | None = None
     ) -> tuple[float, float, Tensor | None]:
-        """Summed loss, number correct and summed gradient (in ``bond``'s shape) of this shard.
+        """Summed loss, number correct and summed gradient (in ``bond``'s shape) of this shard,
+        or of its samples at ``index`` (a mini-batch).
 
         For sample ``i`` the projected input is ``X_i = L_k[i] (x) phi_k[i]`` (``Dl d``) and
         ``Y_i = phi_{k+1}[i] (x) R_{k+1}[i]`` (``d Dr``); with ``B`` as the matrix
@@ -913,8 +914,11 @@ class BondSweeper:
         loss_fn = SWEEP_LOSSES[self.loss]
         grad = torch.zeros_like(mat) if need_grad else None
         loss_sum, correct = 0.0, 0.0
-        for s in range(0, self.n_local, self.chunk_size):
-            sl = slice(s, s + self.chunk_size)
+        count = self.n_local if index is None else index.numel()
+        for s in range(0, count, self.chunk_size):
+            sl: slice | Tensor = (
+                slice(s, s + self.chunk_size) if index is None else index[s : s + self.chunk_size]
+            )
             x = (left[sl, :, None] * p1[sl, None, :]).reshape(-1, dl * d)
             y_vec = (p2[sl, :, None] * right[sl, None, :]).reshape(-1, d * dr)
             t = (x @ mat).reshape(-1, n_labels, d * dr)
@@ -949,6 +953,8 @@ class BondSweeper:
         cutoff_mode: str = "rel",
         normalize: bool = False,
         max_grad_norm: float | None = None,
+        batch_size: int | None = None,
+        batch_seed: int = 0,
     ) -> dict[str, Any]:
         """Train the bond next to the label and move the label across it.
 
@@ -967,13 +973,21 @@ class BondSweeper:
             Divide the bond tensor by its norm after every step.
         max_grad_norm : float, optional
             Scale the gradient of the mean loss down to at most this norm before each step.
+        batch_size : int, optional
+            None: each step uses every sample (full-batch gradient descent). Otherwise each of
+            the ``steps_per_bond`` passes shuffles the samples and takes one step per
+            mini-batch of about ``batch_size`` samples (over all processes), so a pass costs
+            what one full-batch step costs but moves the bond ``n / batch_size`` times.
+        batch_seed : int, default=0
+            Seeds the mini-batch shuffle of this update.
 
         Returns
         -------
         dict
             ``bond`` (index of the left site), ``direction``, ``bond_dim`` (new dimension),
             ``max_bond_dim`` (largest bond of the model now), ``loss`` and ``accuracy`` (mean
-            over all samples, evaluated before the last gradient step), ``discarded_weight``
+            over all samples, evaluated before the last gradient step; with ``batch_size``,
+            over the last pass, each mini-batch before its step), ``discarded_weight``
             (sum of squared discarded singular values) and ``truncation_error`` (the same
             relative to ``||B||^2``).
         """
@@ -983,6 +997,8 @@ class BondSweeper:
         if not (lr >= 0 and math.isfinite(lr)):
             raise InvalidInputError(f"lr must be a finite number >= 0, got {lr!r}")
         check_int("steps_per_bond", steps_per_bond, 1)
+        if batch_size is not None:
+            check_int("batch_size", batch_size, 1)
         if max_grad_norm is not None and not (max_grad_norm > 0 and math.isfinite(max_grad_norm)):
             raise InvalidInputError(
                 f"max_grad_norm must be a finite number > 0, got {max_grad_norm}"
@@ -994,24 +1010,40 @@ class BondSweeper:
             raise InvalidInputError("the label is on site 0: it cannot move left")
         k = c if direction == "right" else c - 1
         bond = _merge(model.cores[k], model.cores[k + 1])
+        n_batches = 1 if batch_size is None or lr == 0 else -(-self.n_total // batch_size)
+        generator = torch.Generator().manual_seed(int(batch_seed))
         loss_sum = correct = 0.0
         for _ in range(steps_per_bond if lr > 0 else 1):
-            loss_sum, correct, grad = self._loss_and_gradient(bond, k, need_grad=lr > 0)
-            if grad is not None:
-                _all_reduce_(grad)
-            loss_sum, correct = all_reduce_sum([loss_sum, correct], bond.device)
-            if not math.isfinite(loss_sum):
-                raise TrainingError(
-                    f"the loss became {loss_sum / self.n_total} at bond {k}; lower the "
-                    "learning rate (lr)"
+            if n_batches == 1:
+                batches: list[Tensor | None] = [None]
+            else:  # the same number of batches on every process keeps the all-reduces paired
+                order = torch.randperm(self.n_local, generator=generator).to(bond.device)
+                batches = list(order.tensor_split(n_batches))
+            loss_sum = correct = 0.0
+            for index in batches:
+                batch_loss, batch_correct, grad = self._loss_and_gradient(
+                    bond, k, need_grad=lr > 0, index=index
                 )
-            if grad is not None:
-                grad = grad / self.n_total
-                if max_grad_norm is not None:
-                    grad = grad * min(1.0, max_grad_norm / _safe_norm(grad))
-                bond = bond - lr * grad
-                if normalize:
-                    bond = bond / _safe_norm(bond)
+                n_local = self.n_local if index is None else index.numel()
+                if grad is not None:
+                    _all_reduce_(grad)
+                batch_loss, batch_correct, seen = all_reduce_sum(
+                    [batch_loss, batch_correct, float(n_local)], bond.device
+                )
+                if not math.isfinite(batch_loss):
+                    raise TrainingError(
+                        f"the loss became {batch_loss / max(seen, 1)} at bond {k}; lower the "
+                        "learning rate (lr)"
+                    )
+                loss_sum += batch_loss
+                correct += batch_correct
+                if grad is not None and seen > 0:
+                    grad = grad / seen
+                    if max_grad_norm is not None:
+                        grad = grad * min(1.0, max_grad_norm / _safe_norm(grad))
+                    bond = bond - lr * grad
+                    if normalize:
+                        bond = bond / _safe_norm(bond)
         if self.rank == 0:
             parts = list(_split(bond, direction, max_bond, cutoff, cutoff_mode))
         else:  # placeholders: rank 0's factors arrive by broadcast, so all ranks stay identical
@@ -1194,6 +1226,8 @@ def train_sweep(
     learn_temperature: bool | None = None,
     lr: float | None = None,
     steps_per_bond: int = 1,
+    batch_size: int | None = None,
+    seed: int = 0,
     normalize: bool | None = None,
     max_grad_norm: float | None = None,
     phi_val: Tensor | None = None,
@@ -1248,6 +1282,14 @@ def train_sweep(
         Gradient step on the mean loss; default 1.0 for ``"mse"`` (stable below 2 in
         canonical form) and 0.1 for ``"cross_entropy"`` (with the bond tensor normalised).
     steps_per_bond : int, default=1
+        Gradient steps (full batch) or passes over the samples (``batch_size``) per bond.
+    batch_size : int, optional
+        Mini-batch size of the bond updates (:meth:`BondSweeper.update_bond`); None: full
+        batch. On MNIST, one full-batch step per bond leaves the bond tensors far from their
+        optimum; a pass of mini-batch steps costs the same and moves them much further.
+    seed : int, default=0
+        Seeds the mini-batch shuffles (each bond update gets its own seed from it and its
+        position in the run, so a resumed run shuffles as an uninterrupted one).
     normalize : bool, optional
         Normalise the bond tensor after every step; default True when the loss ignores the
         scale of ``W`` (cross-entropy with the ``"normalized"`` or ``"born"`` readout).
@@ -1310,6 +1352,8 @@ def train_sweep(
     if not (lr >= 0 and math.isfinite(lr)):
         raise InvalidInputError(f"lr must be a finite number >= 0, got {lr!r}")
     check_int("steps_per_bond", steps_per_bond, 1)
+    if batch_size is not None:
+        check_int("batch_size", batch_size, 1)
     if (phi_val is None) != (y_val is None):
         raise InvalidInputError("give both phi_val and y_val, or neither")
     if resume and checkpoint_path is None:
@@ -1366,6 +1410,7 @@ def train_sweep(
         "cutoff_mode": cutoff_mode,
         "normalize": normalize,
         "max_grad_norm": max_grad_norm,
+        "batch_size": batch_size,
     }
 
     def snapshot() -> dict[str, Any]:
@@ -1394,7 +1439,11 @@ def train_sweep(
             started = time.perf_counter()
             for m in range(state["move"], len(moves)):
                 tick = time.perf_counter()
-                entry = {"sweep": sweep + 1, **sweeper.update_bond(moves[m], **update_options)}
+                batch_seed = int(seed) * 1_000_003 + len(state["history"])
+                entry = {
+                    "sweep": sweep + 1,
+                    **sweeper.update_bond(moves[m], batch_seed=batch_seed, **update_options),
+                }
                 entry["seconds"] = time.perf_counter() - tick
                 state["history"].append(entry)
                 state["move"] = m + 1

@@ -429,7 +429,12 @@ def test_interrupted_and_resumed_sweeps_equal_an_uninterrupted_run(tmp_path, bat
     _, phi, y = make_problem(n=80)
     _, model = make_model()
     kwargs = dict(
-        n_sweeps=2, max_bond=5, loss="cross_entropy", env_dtype=F64, batch_size=batch_size
+        n_sweeps=2,
+        max_bond=5,
+        loss="cross_entropy",
+        env_dtype=F64,
+        batch_size=batch_size,
+        lr_schedule="constant" if batch_size is None else "cosine",
     )
     reference = train_sweep(model, phi, y, **kwargs)
 
@@ -447,6 +452,22 @@ def test_interrupted_and_resumed_sweeps_equal_an_uninterrupted_run(tmp_path, bat
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert [e["loss"] for e in resumed.history] == [e["loss"] for e in reference.history]
     assert load_checkpoint(ckpt)["loop"]["sweep"] == 2
+
+
+def test_cosine_schedule_anneals_the_bond_step_over_the_run():
+    _, phi, y = make_problem(n=60)
+    _, model = make_model()
+    result = train_sweep(model, phi, y, n_sweeps=2, lr=0.2, lr_schedule="cosine")
+    steps = [entry["lr"] for entry in result.history]
+    # the first sweep goes from the middle label site to the right end and back to 0
+    total = (model.n_sites - 1 - model.label_site) + (model.n_sites - 1) + 2 * (model.n_sites - 1)
+    assert len(steps) == total
+    expected = [0.1 * (1 + math.cos(math.pi * m / total)) for m in range(total)]
+    assert steps == pytest.approx(expected, rel=1e-12)
+    constant = train_sweep(model, phi, y, n_sweeps=1, lr=0.2)
+    assert {entry["lr"] for entry in constant.history} == {0.2}
+    with pytest.raises(InvalidInputError, match="lr_schedule"):
+        train_sweep(model, phi, y, lr_schedule="plateau")
 
 
 def test_callback_stops_the_sweep():

@@ -20,7 +20,7 @@ from tnml.models.unitary_module import UnitaryMPSClassifierModule
 from tnml.tensor.contract import CONTRACTION_PATHS
 from tnml.tensor.mps import MPS, mps_truncate
 from tnml.train.distributed import distributed_context
-from tnml.train.sweep import LabelledMPS, shard_for_rank, train_sweep
+from tnml.train.sweep import SWEEP_LR_SCHEDULES, LabelledMPS, shard_for_rank, train_sweep
 
 TRAINERS = ("autodiff", "sweep")
 LOSSES = ("cross_entropy", "mse")
@@ -76,7 +76,9 @@ class MPSClassifier(TNClassifierBase):
         pixels) or the sweeps' gradient step (default 0.1 for cross-entropy, 1.0 for mse).
     weight_decay : float, default=0.0
     optimizer : {"adam", "adamw", "sgd"}, default="adam"
-    lr_schedule : {"cosine", "constant", "plateau"}, default="cosine"
+    lr_schedule : {"cosine", "constant", "plateau"} or None, default=None
+        Autodiff: per step (None: ``"cosine"``). Sweeps: ``"cosine"`` anneals the bond step
+        over all bond updates (None: ``"constant"``; ``"plateau"`` does not apply).
     validation_fraction : float, default=0.1
         Fraction of the training data held out (stratified) to validate each epoch; the
         weights of the epoch with the lowest validation loss are kept. 0 disables validation.
@@ -187,7 +189,7 @@ class MPSClassifier(TNClassifierBase):
         lr: float | None = None,
         weight_decay: float = 0.0,
         optimizer: str = "adam",
-        lr_schedule: str = "cosine",
+        lr_schedule: str | None = None,
         validation_fraction: float = 0.1,
         n_iter_no_change: int | None = None,
         scaling: str = "auto",
@@ -261,6 +263,11 @@ class MPSClassifier(TNClassifierBase):
             )
         if self.unitary:
             check_unitary_options(self)
+        if self.trainer == "sweep" and self.lr_schedule not in (None, *SWEEP_LR_SCHEDULES):
+            raise InvalidInputError(
+                f"trainer='sweep' takes lr_schedule in {SWEEP_LR_SCHEDULES}, got "
+                f"{self.lr_schedule!r}"
+            )
         if self.trainer == "sweep" and train_kwargs.get("augment") is not None:
             raise InvalidInputError(
                 "augment needs trainer='autodiff': the sweeps cache every training sample's "
@@ -305,7 +312,13 @@ class MPSClassifier(TNClassifierBase):
             y_val=y_val_shard,
             progress=bool(self.verbose) and distributed_context()[0] == 0,
             # float64 models keep float64 envs
-            **{"env_dtype": X.dtype, "seed": seed, "batch_size": self.batch_size, **train_kwargs},
+            **{
+                "env_dtype": X.dtype,
+                "seed": seed,
+                "batch_size": self.batch_size,
+                "lr_schedule": self.lr_schedule or "constant",
+                **train_kwargs,
+            },
         )
         self.module_ = result.model.to_module(contraction=self.contraction, init_std=self.init_std)
         self.history_ = result.sweeps

@@ -592,6 +592,7 @@ SWEEP_LOSSES: dict[str, Callable[..., Tensor]] = {
 # Default step size per loss: for "mse" in canonical form the Hessian in the bond tensor has
 # largest eigenvalue <= 1 (unit-norm inputs, isometric environments), so lr < 2 is stable.
 _DEFAULT_LR = {"mse": 1.0, "cross_entropy": 0.1}
+SWEEP_LR_SCHEDULES = ("constant", "cosine")
 
 
 def _predictions(c: Tensor, readout: str) -> Tensor:
@@ -1228,6 +1229,7 @@ def train_sweep(
     steps_per_bond: int = 1,
     batch_size: int | None = None,
     seed: int = 0,
+    lr_schedule: str = "constant",
     normalize: bool | None = None,
     max_grad_norm: float | None = None,
     phi_val: Tensor | None = None,
@@ -1287,6 +1289,9 @@ def train_sweep(
         Mini-batch size of the bond updates (:meth:`BondSweeper.update_bond`); None: full
         batch. On MNIST, one full-batch step per bond leaves the bond tensors far from their
         optimum; a pass of mini-batch steps costs the same and moves them much further.
+    lr_schedule : {"constant", "cosine"}, default="constant"
+        ``"cosine"`` anneals the step from ``lr`` to 0 over the run's bond updates,
+        ``lr (1 + cos(pi m / M)) / 2`` at update ``m`` of ``M``.
     seed : int, default=0
         Seeds the mini-batch shuffles (each bond update gets its own seed from it and its
         position in the run, so a resumed run shuffles as an uninterrupted one).
@@ -1354,6 +1359,10 @@ def train_sweep(
     check_int("steps_per_bond", steps_per_bond, 1)
     if batch_size is not None:
         check_int("batch_size", batch_size, 1)
+    if lr_schedule not in SWEEP_LR_SCHEDULES:
+        raise InvalidInputError(
+            f"lr_schedule must be one of {SWEEP_LR_SCHEDULES} for sweeps, got {lr_schedule!r}"
+        )
     if (phi_val is None) != (y_val is None):
         raise InvalidInputError("give both phi_val and y_val, or neither")
     if resume and checkpoint_path is None:
@@ -1402,6 +1411,11 @@ def train_sweep(
             temperature is None and sweeper.readout == "normalized" and loss == "cross_entropy"
         )
     n_sites = sweeper.model.n_sites
+    # the first sweep starts wherever the label is; later sweeps cover every bond twice
+    state.setdefault(
+        "total_moves",
+        len(_sweep_moves(n_sites, state["sweep_start_site"])) + (n_sweeps - 1) * 2 * (n_sites - 1),
+    )
     update_options = {
         "lr": lr,
         "steps_per_bond": steps_per_bond,
@@ -1439,11 +1453,16 @@ def train_sweep(
             started = time.perf_counter()
             for m in range(state["move"], len(moves)):
                 tick = time.perf_counter()
-                batch_seed = int(seed) * 1_000_003 + len(state["history"])
+                done_moves = len(state["history"])
+                batch_seed = int(seed) * 1_000_003 + done_moves
+                if lr_schedule == "cosine":
+                    fraction = done_moves / state["total_moves"]
+                    update_options["lr"] = lr * 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0)))
                 entry = {
                     "sweep": sweep + 1,
                     **sweeper.update_bond(moves[m], batch_seed=batch_seed, **update_options),
                 }
+                entry["lr"] = update_options["lr"]
                 entry["seconds"] = time.perf_counter() - tick
                 state["history"].append(entry)
                 state["move"] = m + 1

@@ -38,6 +38,7 @@ def main(argv: list[str] | None = None) -> None:
         "--sweep-batch-size", type=int, default=None, help="sweeps: mini-batch bond updates"
     )
     parser.add_argument("--steps-per-bond", type=int, default=1, help="sweeps")
+    parser.add_argument("--lr-schedule", default=None, choices=["cosine", "constant"])
     parser.add_argument("--size", type=int, default=14)
     parser.add_argument("--bond-dim", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=15)
@@ -73,6 +74,7 @@ def main(argv: list[str] | None = None) -> None:
         batch_size=args.sweep_batch_size if args.trainer == "sweep" else args.batch_size,
         validation_fraction=args.val_fraction,
         readout=args.readout,
+        lr_schedule=args.lr_schedule,
         random_state=args.seed,
         device=args.device,
         verbose=0 if args.quiet else 1,

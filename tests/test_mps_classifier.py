@@ -191,7 +191,7 @@ def test_sweep_trainer_takes_mini_batch_bond_steps(digits_split):
     X_tr, X_te, y_tr, y_te = digits_split
     params = dict(bond_dim=2, trainer="sweep", max_bond=8, epochs=2, random_state=0)
     full = tnml.MPSClassifier(**params).fit(X_tr, y_tr)
-    mini = tnml.MPSClassifier(**params, batch_size=50, lr=0.05).fit(X_tr, y_tr)
+    mini = tnml.MPSClassifier(**params, batch_size=50, lr=0.02).fit(X_tr, y_tr)
     # 1,212 samples: 25 steps per bond instead of one, at the same cost per sweep
     assert mini.history_[0]["train_loss"] < full.history_[0]["train_loss"]
     assert mini.score(X_te, y_te) > 0.9

@@ -407,8 +407,11 @@ def test_short_sweep_training_reaches_high_accuracy(loss, readout, extra):
         env_dtype=F64,
         **extra,
     )
-    final = result.sweeps[-1]
     assert len(result.sweeps) == 3
+    # the returned model is the sweep with the lowest validation loss
+    val_losses = [entry["val_loss"] for entry in result.sweeps]
+    assert result.best_sweep == 1 + val_losses.index(min(val_losses))
+    final = result.sweeps[result.best_sweep - 1]
     assert final["train_accuracy"] >= 0.9 and final["val_accuracy"] >= 0.85
     # the summary is exact: it equals an independent evaluation of the returned model
     f = reference_amplitudes(result.model, phi)
@@ -436,6 +439,8 @@ def test_interrupted_and_resumed_sweeps_equal_an_uninterrupted_run(tmp_path, bat
         batch_size=batch_size,
         lr_schedule="constant" if batch_size is None else "cosine",
     )
+    if batch_size is not None:  # the best sweep so far travels in the checkpoint
+        kwargs.update(phi_val=phi[:30], y_val=y[:30])
     reference = train_sweep(model, phi, y, **kwargs)
 
     def ctrl_c_at_bond_5(state, metrics):
@@ -451,6 +456,7 @@ def test_interrupted_and_resumed_sweeps_equal_an_uninterrupted_run(tmp_path, bat
     for a, b in zip(reference.model.cores, resumed.model.cores, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert [e["loss"] for e in resumed.history] == [e["loss"] for e in reference.history]
+    assert resumed.best_sweep == reference.best_sweep
     assert load_checkpoint(ckpt)["loop"]["sweep"] == 2
 
 

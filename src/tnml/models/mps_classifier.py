@@ -323,7 +323,7 @@ class MPSClassifier(TNClassifierBase):
         self.module_ = result.model.to_module(contraction=self.contraction, init_std=self.init_std)
         self.history_ = result.sweeps
         self.n_iter_ = len(result.sweeps)
-        self.best_epoch_ = None
+        self.best_epoch_ = result.best_sweep
 
 
 def compress_bonds(

@@ -1188,7 +1188,8 @@ class SweepResult:
     Attributes
     ----------
     model : LabelledMPS
-        The trained model (canonical, label where the last sweep left it: site 0).
+        The trained model (canonical, label where the last sweep left it: site 0); with
+        validation data, the model at the end of the sweep with the lowest validation loss.
     history : list of dict
         One entry per bond update: ``sweep`` (1-based), ``bond``, ``direction``,
         ``bond_dim``, ``max_bond_dim``, ``loss``, ``accuracy``, ``discarded_weight``,
@@ -1199,12 +1200,15 @@ class SweepResult:
         validation data), ``max_bond_dim``, ``seconds``.
     stopped_early : bool
         True if a callback asked to stop.
+    best_sweep : int or None
+        The sweep whose model is returned when there was validation data (1-based).
     """
 
     model: LabelledMPS
     history: list[dict[str, Any]] = field(default_factory=list)
     sweeps: list[dict[str, Any]] = field(default_factory=list)
     stopped_early: bool = False
+    best_sweep: int | None = None
 
 
 def _sweep_moves(n_sites: int, start: int) -> list[str]:
@@ -1302,7 +1306,10 @@ def train_sweep(
         Clip the norm of the bond gradient (of the mean loss) to this value before each step;
         helps the ``"born"`` readout, whose gradient grows like ``1 / f_l`` for small ``f_l``.
     phi_val, y_val : Tensor, optional
-        Validation data (this process's shard), evaluated after every sweep.
+        Validation data (this process's shard), evaluated after every sweep; the model of
+        the sweep with the lowest validation loss is the one returned (as the autodiff
+        trainer keeps its best epoch): each label move across a bond truncated to
+        ``max_bond`` loses a little, so a later sweep can be worse.
     env_dtype : torch.dtype, default=torch.float32
         Dtype of the stored environments (``torch.float64`` for more precision).
     memory_budget : int, default=4 GiB
@@ -1513,6 +1520,13 @@ def train_sweep(
                 "seconds": time.perf_counter() - started,
             }
             state["sweeps"].append(summary)
+            best = state.get("best")
+            if not math.isnan(val_loss) and (best is None or val_loss < best["val_loss"]):
+                state["best"] = {
+                    "sweep": sweep + 1,
+                    "val_loss": val_loss,
+                    "model": sweeper.model.state_dict(),
+                }
             bar.log(_format_sweep(summary, n_sweeps))
             state["sweep"] = sweep + 1
             state["move"] = 0
@@ -1520,11 +1534,16 @@ def train_sweep(
             if writes:
                 save_checkpoint(checkpoint_path, snapshot())  # type: ignore[arg-type]
 
+    best = state.get("best")
+    final = sweeper.model.copy()
+    if best is not None:
+        final = LabelledMPS.from_state_dict(best["model"], device=sweeper.model.device)
     return SweepResult(
-        model=sweeper.model.copy(),
+        model=final,
         history=state["history"],
         sweeps=state["sweeps"],
         stopped_early=state["stopped_early"],
+        best_sweep=None if best is None else best["sweep"],
     )
 
 

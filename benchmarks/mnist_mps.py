@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps-per-bond", type=int, default=1, help="sweeps")
     parser.add_argument("--lr-schedule", default=None, choices=["cosine", "constant"])
     parser.add_argument("--max-grad-norm", type=float, default=None, help="clip gradients")
+    parser.add_argument(
+        "--temperature-lr", type=float, default=None, help="autodiff: the readout's own step"
+    )
     parser.add_argument("--size", type=int, default=14)
     parser.add_argument("--bond-dim", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=15)
@@ -87,6 +90,8 @@ def main(argv: list[str] | None = None) -> None:
     fit_kwargs: dict = {} if args.temperature is None else {"temperature": args.temperature}
     if args.trainer == "sweep":
         fit_kwargs["steps_per_bond"] = args.steps_per_bond
+    if args.temperature_lr is not None:
+        fit_kwargs["temperature_lr"] = args.temperature_lr
     if args.max_grad_norm is not None:
         fit_kwargs["max_grad_norm"] = args.max_grad_norm
     if args.augment_shift or args.augment_rotation or args.augment_scale:

@@ -114,3 +114,24 @@ def test_training_errors(tmp_path):
         module.cores.mul_(1e30)
     with pytest.raises(TrainingError, match="lower the learning rate"):
         train_classifier(module, X, y, epochs=1)
+
+
+def test_temperature_lr_gives_the_readout_temperature_its_own_step():
+    X, y = make_problem()
+    module = fresh_module()
+    cores_before = [p.detach().clone() for p in module.parameters()]
+    # one full-batch Adam step: each parameter moves by about its group's step size
+    kwargs = dict(epochs=1, batch_size=X.shape[0], lr=1e-4, lr_schedule="constant")
+    train_classifier(module, X, y, temperature_lr=1e-2, **kwargs)
+    assert abs(float(module.log_temperature)) == pytest.approx(1e-2, rel=1e-3)
+    moved = max(
+        float((p - q).abs().max())
+        for p, q in zip(module.parameters(), cores_before, strict=True)
+        if p is not module.log_temperature
+    )
+    assert moved == pytest.approx(1e-4, rel=1e-3)
+    same = fresh_module()
+    train_classifier(same, X, y, **kwargs)
+    assert abs(float(same.log_temperature)) == pytest.approx(1e-4, rel=1e-3)
+    with pytest.raises(InvalidInputError, match="temperature_lr"):
+        train_classifier(fresh_module(), X, y, temperature_lr=-1.0, **kwargs)

@@ -136,6 +136,7 @@ def train_classifier(
     resume: bool = False,
     objective: str = "cross_entropy",
     augment: Callable[[Tensor, torch.Generator], Tensor] | None = None,
+    temperature_lr: float | None = None,
 ) -> TrainResult:
     """Train ``module`` (inputs -> logits) by mini-batch gradient descent on cross-entropy.
 
@@ -179,6 +180,11 @@ def train_classifier(
         (B, F) in, same shape out) before the step, e.g.
         :class:`tnml.train.augment.RandomAffine`; draws its randomness from ``generator``
         (seeded from ``seed``, saved in checkpoints). Validation data are not augmented.
+    temperature_lr : float, optional
+        Step size of the readout's scalar ``log_temperature`` (when the module has one);
+        None: ``lr``. Adam moves every parameter by about its step size per step, so at the
+        small steps large bond dimensions need (1e-4) the temperature climbs from 1 to its
+        useful range (10-30) over tens of epochs while the loss stays soft.
 
     Returns
     -------
@@ -199,7 +205,9 @@ def train_classifier(
     steps_per_epoch = math.ceil(n_samples / batch_size)
     rank, world = distributed_context()
     model = DistributedDataParallel(module) if world > 1 else module
-    opt = OPTIMIZERS[optimizer](module.parameters(), lr=lr, weight_decay=weight_decay)
+    opt = OPTIMIZERS[optimizer](
+        _parameter_groups(module, temperature_lr), lr=lr, weight_decay=weight_decay
+    )
     scheduler = _make_scheduler(opt, lr_schedule, epochs * steps_per_epoch)
     generator = torch.Generator().manual_seed(int(seed))
     augment_generator = torch.Generator().manual_seed(int(seed) + 1)
@@ -333,6 +341,17 @@ def train_classifier(
         best_epoch=state["best_epoch"],
         stopped_early=state["stopped_early"],
     )
+
+
+def _parameter_groups(module: nn.Module, temperature_lr: float | None) -> Any:
+    """All parameters in one group, or the readout's log temperature in its own."""
+    temperature = getattr(module, "log_temperature", None)
+    if temperature_lr is None or not isinstance(temperature, nn.Parameter):
+        return module.parameters()
+    if not (temperature_lr > 0 and math.isfinite(temperature_lr)):
+        raise InvalidInputError(f"temperature_lr must be a number > 0, got {temperature_lr!r}")
+    rest = [p for p in module.parameters() if p is not temperature]
+    return [{"params": rest}, {"params": [temperature], "lr": temperature_lr}]
 
 
 def _track_best(

@@ -46,6 +46,40 @@ def test_mnist_benchmark_runs(tmp_path):
     bench.main(args)
     report = json.loads(out.read_text())
     assert 0.1 < report["test_accuracy"] <= 1.0
+    # shift augmentation, and mini-batch sweeps with a cosine step
+    bench.main([*args, "--augment-shift", "1"])
+    assert 0.1 < json.loads(out.read_text())["test_accuracy"] <= 1.0
+    bench.main(
+        [*args, "--trainer", "sweep", "--bond-dim", "2", "--max-bond", "4",
+         "--sweep-batch-size", "100", "--lr", "0.05", "--lr-schedule", "cosine"]
+    )  # fmt: skip
+    report = json.loads(out.read_text())
+    assert 0.1 < report["test_accuracy"] <= 1.0 and report["best_epoch"] == 1
+
+
+def test_born_update_rules_benchmark_runs(tmp_path, capsys):
+    directory = find_mnist_dir()
+    if directory is None:
+        pytest.skip("MNIST not found (../shared/data/mnist); the Born benchmarks need it")
+    sys.path.insert(0, str(BENCHMARKS))  # the script imports mnist_born's data loader
+    try:
+        born = load_script("mnist_born")
+        model = tmp_path / "born.tnml"
+        born.main(
+            ["--data-dir", str(directory), "--model", "mps", "--bond-dim", "2", "--epochs", "1",
+             "--n-test", "10", "--threads", "1", "--quiet", "--save-model", str(model)]
+        )  # fmt: skip
+        rules = load_script("born_update_rules")
+        for rule in ("one-site", "two-site"):
+            options = ["--data-dir", str(directory), "--max-bond", "2"]
+            rules.main([str(model), "--rule", rule, *options])
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    lines = [line for line in capsys.readouterr().out.splitlines() if "train NLL" in line]
+    nlls = [float(line.split("train NLL")[1].split()[0]) for line in lines]
+    # each rule starts from the saved model and lowers its NLL in one sweep
+    start_one, after_one, start_two, after_two = nlls[-4:]
+    assert start_one == start_two and after_one < start_one and after_two < start_two
 
 
 def test_quantum_benchmarks_run(tmp_path):

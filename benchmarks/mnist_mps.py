@@ -38,6 +38,9 @@ def main(argv: list[str] | None = None) -> None:
         "--sweep-batch-size", type=int, default=None, help="sweeps: mini-batch bond updates"
     )
     parser.add_argument("--steps-per-bond", type=int, default=1, help="sweeps")
+    parser.add_argument(
+        "--memory-gib", type=float, default=None, help="sweeps: environment memory budget"
+    )
     parser.add_argument("--lr-schedule", default=None, choices=["cosine", "constant"])
     parser.add_argument("--max-grad-norm", type=float, default=None, help="clip gradients")
     parser.add_argument(
@@ -90,6 +93,8 @@ def main(argv: list[str] | None = None) -> None:
     fit_kwargs: dict = {} if args.temperature is None else {"temperature": args.temperature}
     if args.trainer == "sweep":
         fit_kwargs["steps_per_bond"] = args.steps_per_bond
+        if args.memory_gib is not None:
+            fit_kwargs["memory_budget"] = int(args.memory_gib * 2**30)
     if args.temperature_lr is not None:
         fit_kwargs["temperature_lr"] = args.temperature_lr
     if args.max_grad_norm is not None:

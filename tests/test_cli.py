@@ -251,6 +251,14 @@ def test_train_forwards_every_option(recorder: Recorder) -> None:
     assert recorder.saved["metadata"]["split"] == {"test_fraction": 0.5, "seed": 5}
 
 
+def test_train_forwards_the_sweep_memory_budget(recorder: Recorder) -> None:
+    ok(run("train", "digits", "--trainer", "sweep", "--memory", 0.5, "--batch-size", 50))
+    assert recorder.fit["memory_budget"] == 2**29
+    assert recorder.init["trainer"] == "sweep" and recorder.init["batch_size"] == 50
+    result = run("train", "digits", "--memory", 1)
+    assert result.exit_code != 0 and "--trainer sweep" in result.output
+
+
 def test_train_forwards_augmentation_for_images_only(recorder: Recorder, tmp_path: Path) -> None:
     ok(run("train", "digits", "--augment-shift", 1.5, "--augment-rotation", 10))
     augment = recorder.fit["augment"]

@@ -294,6 +294,15 @@ def train(
         float | None,
         typer.Option(min=0, help="Sweeps: relative singular-value cutoff.", show_default=False),
     ] = None,
+    memory: Annotated[
+        float | None,
+        typer.Option(
+            "--memory",
+            callback=_positive,
+            help="Sweeps: GiB the cached per-sample environments may use (default 4).",
+            show_default=False,
+        ),
+    ] = None,
     loss: Annotated[
         Literal["cross_entropy", "mse"] | None,
         typer.Option(help="Training loss (mse: sweeps, linear readout).", show_default=False),
@@ -404,6 +413,12 @@ def train(
     spec = ModelSpec(data.X_train.shape[1], data.metadata)
     shape = image_shape(spec) if spec.kind == "image" else None
     fit_options: dict[str, Any] = {}
+    if memory is not None:
+        if model not in ("mps",) or trainer != "sweep":
+            raise InvalidInputError(
+                "--memory sizes the sweeps' environments: it needs --trainer sweep"
+            )
+        fit_options["memory_budget"] = int(memory * 2**30)
     if augment_shift or augment_rotation:
         if shape is None:
             raise InvalidInputError(

@@ -690,8 +690,9 @@ def _memory_plan(
             f"sweep training needs about {env_bytes / _GIB:.2f} GiB for its environments "
             f"({n} samples x {n_sites + 1} sites x bond {bond} x {itemsize} bytes), more than "
             f"memory_budget={memory_budget} bytes ({memory_budget / _GIB:.2f} GiB): raise "
-            "memory_budget, lower max_bond, train on fewer samples (or shard them over "
-            "processes with torch.distributed), or keep env_dtype=torch.float32"
+            "memory_budget (fit(..., memory_budget=...), tnml train --memory), lower "
+            "max_bond, train on fewer samples (or shard them over processes with "
+            "torch.distributed), or keep env_dtype=torch.float32"
         )
     if chunk_size is not None:
         return chunk_size

@@ -9,7 +9,7 @@ import torch
 
 from tnml.exceptions import DataFileError, InvalidInputError, TrainingError
 from tnml.models import MPSClassifierModule
-from tnml.train import load_checkpoint, train_classifier
+from tnml.train import RandomAffine, load_checkpoint, train_classifier
 
 
 def make_problem(seed: int = 0, n: int = 120):
@@ -135,3 +135,34 @@ def test_temperature_lr_gives_the_readout_temperature_its_own_step():
     assert abs(float(same.log_temperature)) == pytest.approx(1e-4, rel=1e-3)
     with pytest.raises(InvalidInputError, match="temperature_lr"):
         train_classifier(fresh_module(), X, y, temperature_lr=-1.0, **kwargs)
+
+
+def test_augmented_training_resumes_exactly_after_ctrl_c(tmp_path, monkeypatch):
+    X, y = make_problem()
+    kwargs = dict(epochs=2, batch_size=16, lr=1e-2, seed=7, augment=RandomAffine((2, 3), 0.5))
+    reference = fresh_module()
+    train_classifier(reference, X, y, **kwargs)
+    plain = fresh_module()
+    train_classifier(plain, X, y, **{**kwargs, "augment": None})
+    assert not all(
+        torch.equal(a, b) for a, b in zip(plain.parameters(), reference.parameters(), strict=True)
+    )  # the augmentation acted
+
+    calls = {"n": 0}
+    original_forward = MPSClassifierModule.forward
+
+    def forward_then_ctrl_c(self, x):
+        calls["n"] += 1
+        if calls["n"] == 11:  # the third step of the second epoch
+            signal.raise_signal(signal.SIGINT)
+        return original_forward(self, x)
+
+    monkeypatch.setattr(MPSClassifierModule, "forward", forward_then_ctrl_c)
+    ckpt = tmp_path / "run.ckpt"
+    with pytest.raises(KeyboardInterrupt):
+        train_classifier(fresh_module(), X, y, checkpoint_path=ckpt, **kwargs)
+    monkeypatch.setattr(MPSClassifierModule, "forward", original_forward)
+    resumed = fresh_module()
+    train_classifier(resumed, X, y, checkpoint_path=ckpt, resume=True, **kwargs)
+    for a, b in zip(reference.parameters(), resumed.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)

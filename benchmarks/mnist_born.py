@@ -48,6 +48,17 @@ def main(argv: list[str] | None = None) -> None:
         action="store_true",
         help="sweeps: backtracking line search on each bond's local NLL (--lr: first step)",
     )
+    parser.add_argument(
+        "--grad-floor",
+        action="store_true",
+        help="sweeps: scale small bond gradients up to norm numel**0.25 (Han et al.'s code)",
+    )
+    parser.add_argument(
+        "--lr-decay",
+        type=float,
+        default=None,
+        help="sweeps: multiply the step by this after a sweep that raised the training NLL",
+    )
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--cutoff", type=float, default=1e-7)
     parser.add_argument("--dtype", default="float64")
@@ -79,6 +90,8 @@ def main(argv: list[str] | None = None) -> None:
             trainer=args.trainer,
             cutoff=args.cutoff,
             steps_per_bond=args.steps_per_bond,
+            grad_floor=args.grad_floor,
+            lr_decay=args.lr_decay,
             **common,
         )
     else:
@@ -103,6 +116,8 @@ def main(argv: list[str] | None = None) -> None:
         "model": args.model,
         "trainer": args.trainer,
         "line_search": args.line_search,
+        "grad_floor": args.grad_floor,
+        "lr_decay": args.lr_decay,
         "train_nll": train_nll,
         "test_nll": test_nll,
         "n_parameters": int(sum(p.numel() for p in model.module_.parameters())),

@@ -67,7 +67,9 @@ def test_born_update_rules_benchmark_runs(tmp_path, capsys):
         model = tmp_path / "born.tnml"
         born.main(
             ["--data-dir", str(directory), "--model", "mps", "--bond-dim", "2", "--epochs", "1",
-             "--n-test", "10", "--threads", "1", "--quiet", "--save-model", str(model)]
+             "--n-test", "10", "--threads", "1", "--quiet", "--save-model", str(model),
+             "--grad-floor", "--lr", "5e-3", "--steps-per-bond", "1", "--lr-decay", "0.2",
+             "--cutoff", "0"]
         )  # fmt: skip
         rules = load_script("born_update_rules")
         for rule in ("one-site", "two-site"):

@@ -242,3 +242,76 @@ def test_ctrl_c_mid_sweep_checkpoints_and_resume_matches(tmp_path, monkeypatch, 
         mps_log_prob(resumed.mps, x), mps_log_prob(reference.mps, x), rtol=1e-8, atol=1e-8
     )
     assert len(resumed.history) == 2
+
+
+def dense_nll(cores: list[torch.Tensor], X: torch.Tensor) -> torch.Tensor:
+    """Exact mean NLL of the MPS ``cores`` on the rows of ``X``, by full contraction."""
+    psi = cores[0]
+    for core in cores[1:]:
+        psi = torch.tensordot(psi, core, dims=([psi.ndim - 1], [0]))
+    psi = psi.squeeze(0).squeeze(-1)
+    amplitudes = psi[tuple(X.T)]
+    return torch.log(psi.square().sum()) - torch.log(amplitudes.square()).mean()
+
+
+def test_floored_bond_step_matches_autograd_on_the_dense_nll():
+    # one step with grad_floor: B <- (B - lr g') / |.|, g' the exact gradient of the NLL in B
+    # scaled up to norm numel ** 0.25; the split without truncation gives B back exactly
+    X = torch.as_tensor(correlated_bits(300, seed=6))
+    mps = tnml.tensor.MPS.random(N_SITES, 2, 3, generator=torch.Generator().manual_seed(4))
+    warm = train_born_sweep(mps, X, n_sweeps=2, max_bond=8, lr=0.05, n_steps=3).mps
+    k, lr = 4, 0.01
+    sweeper = _Sweeper(warm, X, center=k)
+    cores = [c.clone() for c in sweeper.cores]
+    bond = torch.tensordot(cores[k], cores[k + 1], dims=([2], [0])).requires_grad_(True)
+    merged = [*cores[:k], bond.flatten(1, 2), *cores[k + 2 :]]  # sites k, k+1 as one of 4
+    pairs = torch.cat([X[:, :k], (2 * X[:, k] + X[:, k + 1])[:, None], X[:, k + 2 :]], dim=1)
+    (grad,) = torch.autograd.grad(dense_nll(merged, pairs), bond)
+    floor = grad.numel() ** 0.25
+    assert 0 < float(grad.norm()) < floor  # the floor is what this step exercises
+    expected = bond.detach() - lr * grad * (floor / grad.norm())
+    expected = expected / expected.norm()
+
+    sweeper.update(k, "right", lr=lr, n_steps=1, max_bond=64, cutoff=0.0, grad_floor=True)
+    got = torch.tensordot(sweeper.cores[k], sweeper.cores[k + 1], dims=([2], [0]))
+    torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-11)
+
+
+def test_lr_decay_follows_the_training_nll_and_survives_resume(tmp_path):
+    X = torch.as_tensor(correlated_bits(200, seed=3))
+    mps = tnml.tensor.MPS.random(N_SITES, 2, 2, generator=torch.Generator().manual_seed(2))
+    kwargs = dict(n_sweeps=6, max_bond=6, lr=0.2, n_steps=1, grad_floor=True, lr_decay=0.5)
+    full = train_born_sweep(mps, X, cutoff=0.0, **kwargs)
+    nll = [h["train_nll"] for h in full.history]
+    lrs = [h["lr"] for h in full.history]
+    rises = [i for i in range(1, len(nll)) if nll[i] > nll[i - 1]]
+    assert rises, "the step is meant to be large enough for the NLL to rise once"
+    for i in range(1, len(nll)):
+        assert lrs[i] == pytest.approx(lrs[i - 1] * (0.5 if i - 1 in rises else 1.0))
+
+    path = tmp_path / "ck.pt"
+    stop_at = rises[0] + 1  # stop after the decay, so the checkpoint must carry the new step
+
+    def stop(state, metrics):
+        return state["sweep"] == stop_at
+
+    first = train_born_sweep(mps, X, cutoff=0.0, checkpoint_path=path, callback=stop, **kwargs)
+    assert first.stopped_early
+    resumed = train_born_sweep(mps, X, cutoff=0.0, checkpoint_path=path, resume=True, **kwargs)
+    assert [h["lr"] for h in resumed.history] == lrs
+    x = torch.as_tensor(all_inputs(N_SITES))
+    # the large floored steps amplify the round-off of re-canonicalising on resume
+    torch.testing.assert_close(
+        mps_log_prob(resumed.mps, x), mps_log_prob(full.mps, x), rtol=1e-5, atol=1e-6
+    )
+
+
+def test_sweep_step_options_are_checked():
+    X = torch.as_tensor(correlated_bits(50))
+    mps = tnml.tensor.MPS.random(N_SITES, 2, 2, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(InvalidInputError, match="lr_decay"):
+        train_born_sweep(mps, X, lr_decay=1.5)
+    with pytest.raises(InvalidInputError, match="grad_floor and line_search"):
+        train_born_sweep(mps, X, grad_floor=True, line_search=True)
+    with pytest.raises(ValueError, match="lr_decay"):
+        tnml.MPSBornMachine(lr_decay=0.0).fit(correlated_bits(50))

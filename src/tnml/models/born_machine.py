@@ -272,6 +272,14 @@ class MPSBornMachine(BornMachineBase):
         Step size; None: 1e-2 for both trainers.
     steps_per_bond : int, default=5
         Sweeps: gradient steps on each bond tensor before it is split.
+    grad_floor : bool, default=False
+        Sweeps: scale a bond gradient whose norm is below ``numel ** 0.25`` up to that norm
+        (the rule of Han et al.'s public code), so steps keep a minimum size where the NLL
+        surface is flat. On binarised MNIST (D = 100) it reaches in 10 sweeps what plain
+        steps do not in 85; use it with ``lr=5e-3``, ``steps_per_bond=1``, ``lr_decay=0.2``
+        and ``cutoff=0`` (benchmarks/RESULTS.md).
+    lr_decay : float or None, default=None
+        Sweeps: multiply the step size by this after a sweep that raised the training NLL.
     batch_size : int, default=64
         Autodiff mini-batch size.
     optimizer, lr_schedule, weight_decay : str, str, float
@@ -327,6 +335,8 @@ class MPSBornMachine(BornMachineBase):
         "epochs": [Interval(Integral, 1, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither"), None],
         "steps_per_bond": [Interval(Integral, 1, None, closed="left")],
+        "grad_floor": ["boolean"],
+        "lr_decay": [Interval(Real, 0, 1, closed="neither"), None],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "optimizer": [StrOptions(set(OPTIMIZERS))],
         "lr_schedule": [StrOptions(set(LR_SCHEDULES))],
@@ -357,6 +367,8 @@ class MPSBornMachine(BornMachineBase):
         epochs: int = 10,
         lr: float | None = None,
         steps_per_bond: int = 5,
+        grad_floor: bool = False,
+        lr_decay: float | None = None,
         batch_size: int = 64,
         optimizer: str = "adam",
         lr_schedule: str = "cosine",
@@ -376,6 +388,8 @@ class MPSBornMachine(BornMachineBase):
         self.epochs = epochs
         self.lr = lr
         self.steps_per_bond = steps_per_bond
+        self.grad_floor = grad_floor
+        self.lr_decay = lr_decay
         self.batch_size = batch_size
         self.optimizer = optimizer
         self.lr_schedule = lr_schedule
@@ -454,6 +468,8 @@ class MPSBornMachine(BornMachineBase):
                 cutoff=self.cutoff,
                 lr=SWEEP_DEFAULT_LR if self.lr is None else self.lr,
                 n_steps=self.steps_per_bond,
+                grad_floor=self.grad_floor,
+                lr_decay=self.lr_decay,
                 progress=bool(self.verbose),
                 **train_kwargs,
             )

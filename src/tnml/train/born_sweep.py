@@ -55,7 +55,8 @@ class BornSweepResult:
         The trained state, right-canonical (``center = 0``) and normalised.
     history : list of dict
         One entry per sweep (right and back): ``sweep``, ``train_nll``, ``val_nll`` (NaN
-        without validation data), ``max_bond``, ``seconds``.
+        without validation data), ``max_bond``, ``lr`` (the step size the sweep used),
+        ``seconds``.
     stopped_early : bool
         True if a callback asked to stop.
     """
@@ -135,6 +136,13 @@ def _bond_gradient(
     return 2.0 * bond / z - (2.0 / n) * data_term, psi
 
 
+def _floored(grad: Tensor) -> Tensor:
+    """``grad`` scaled up, if needed, to norm ``grad.numel() ** 0.25``."""
+    floor = grad.numel() ** 0.25
+    norm = torch.linalg.vector_norm(grad)
+    return grad * (floor / norm) if 0 < float(norm) < floor else grad
+
+
 def _bond_nll(bond: Tensor, left: Tensor, right: Tensor, pair: Tensor) -> Tensor:
     """Local NLL ``-mean log psi^2 + log ||bond||^2`` up to a per-sample constant (the
     environments' scales), for comparing trial bond tensors at one bond."""
@@ -178,6 +186,7 @@ class _Sweeper:
         max_bond: int,
         cutoff: float,
         line_search: bool = False,
+        grad_floor: bool = False,
     ) -> None:
         """Optimise the bond tensor of sites (k, k+1) and split it, moving the centre along."""
         a, b = self.cores[k], self.cores[k + 1]
@@ -193,6 +202,8 @@ class _Sweeper:
                 if not moved:
                     break
                 continue
+            if grad_floor:
+                grad = _floored(grad)
             bond = bond - lr * grad
             bond = bond / torch.linalg.vector_norm(bond)
         if not bool(torch.isfinite(bond).all()):
@@ -246,6 +257,8 @@ def train_born_sweep(
     lr: float = 5e-3,
     n_steps: int = 1,
     line_search: bool = False,
+    grad_floor: bool = False,
+    lr_decay: float | None = None,
     callback: Callback | None = None,
     progress: bool = False,
     checkpoint_path: str | os.PathLike[str] | None = None,
@@ -278,6 +291,14 @@ def train_born_sweep(
         Choose each step's size by backtracking on the bond's exact local NLL (Armijo
         condition; the first try is 1.5 times the last accepted step, ``lr`` at the start),
         so every step lowers the local NLL; stop a bond's steps early when none does.
+    grad_floor : bool, default=False
+        Scale a bond gradient whose norm is below ``numel ** 0.25`` up to that norm (the
+        "norm0.25" rule of Han et al.'s public code), so steps keep a minimum size where the
+        NLL surface is flat instead of creeping; pair it with a small ``lr`` and ``lr_decay``
+        so the sweeps settle once they stop improving. Not with ``line_search``.
+    lr_decay : float, optional
+        After a sweep whose training NLL is higher than the previous sweep's, multiply the
+        step size by ``lr_decay`` (in (0, 1)); the history records each sweep's ``lr``.
     callback : callable, optional
         ``callback(state, metrics)`` after every sweep (``state``: ``sweep``, ``mps``); True
         stops training.
@@ -298,6 +319,10 @@ def train_born_sweep(
     check_truncation_options(max_bond, cutoff, "rel")
     if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
         raise InvalidInputError(f"lr must be a finite number > 0, got {lr!r}")
+    if lr_decay is not None and not (isinstance(lr_decay, (int, float)) and 0 < lr_decay < 1):
+        raise InvalidInputError(f"lr_decay must be a number in (0, 1) or None, got {lr_decay!r}")
+    if grad_floor and line_search:
+        raise InvalidInputError("grad_floor and line_search cannot be combined")
     if mps.n_sites < 2:
         raise InvalidInputError("two-site sweeps need an MPS of at least 2 sites")
     if resume and checkpoint_path is None:
@@ -306,7 +331,13 @@ def train_born_sweep(
     if X_val is not None:
         X_val = as_site_vectors(mps, X_val, name="X_val")
     n = mps.n_sites
-    state: dict[str, Any] = {"sweep": 0, "direction": "right", "bond": 0, "history": []}
+    state: dict[str, Any] = {
+        "sweep": 0,
+        "direction": "right",
+        "bond": 0,
+        "history": [],
+        "lr": float(lr),
+    }
     if resume:
         saved = load_checkpoint(checkpoint_path)
         mps = MPS([c.to(device=mps.device, dtype=mps.dtype) for c in saved["cores"]])
@@ -347,11 +378,12 @@ def train_born_sweep(
                     sweeper.update(
                         k,
                         direction,
-                        lr=lr,
+                        lr=state["lr"],
                         n_steps=n_steps,
                         max_bond=max_bond,
                         cutoff=cutoff,
                         line_search=line_search,
+                        grad_floor=grad_floor,
                     )
                     state["bond"] = k + 1 if direction == "right" else k - 1
                     largest = max(c.shape[2] for c in sweeper.cores)
@@ -371,8 +403,12 @@ def train_born_sweep(
                 "train_nll": mean_nll(model, X),
                 "val_nll": mean_nll(model, X_val) if X_val is not None else math.nan,
                 "max_bond": float(max(c.shape[2] for c in sweeper.cores)),
+                "lr": state["lr"],
                 "seconds": time.perf_counter() - started,
             }
+            previous = state["history"][-1]["train_nll"] if state["history"] else math.inf
+            if lr_decay is not None and entry["train_nll"] > previous:
+                state["lr"] *= lr_decay
             state["history"].append(entry)
             state["sweep"] += 1
             state["direction"], state["bond"] = "right", 0

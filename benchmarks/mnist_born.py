@@ -36,13 +36,20 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default="../shared/data/mnist")
     parser.add_argument("--model", choices=["mps", "ttn"], default="mps")
-    parser.add_argument("--trainer", choices=["sweep", "autodiff"], default="sweep")
+    parser.add_argument(
+        "--trainer",
+        choices=["sweep", "autodiff"],
+        default=None,
+        help="default: sweep for --model mps, autodiff for ttn",
+    )
     parser.add_argument("--n-train", type=int, default=1000)
     parser.add_argument("--n-test", type=int, default=None, help="default: all 10,000")
     parser.add_argument("--bond-dim", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--lr", type=float, default=None)
-    parser.add_argument("--steps-per-bond", type=int, default=5)
+    parser.add_argument(
+        "--steps-per-bond", type=int, default=5, help="sweeps: steps per bond (mps) / node (ttn)"
+    )
     parser.add_argument(
         "--line-search",
         action="store_true",
@@ -71,6 +78,8 @@ def main(argv: list[str] | None = None) -> None:
         "--init-model", default=None, help="continue training this saved model (warm start)"
     )
     args = parser.parse_args(argv)
+    if args.trainer is None:
+        args.trainer = "sweep" if args.model == "mps" else "autodiff"
     torch.set_num_threads(args.threads)
 
     X_train = binarised(args.data_dir, "train", args.n_train)
@@ -95,7 +104,14 @@ def main(argv: list[str] | None = None) -> None:
             **common,
         )
     else:
-        model = tnml.TTNBornMachine(layout=(28, 28), **common)
+        model = tnml.TTNBornMachine(
+            layout=(28, 28),
+            trainer=args.trainer,
+            steps_per_node=args.steps_per_bond,
+            grad_floor=args.grad_floor,
+            lr_decay=args.lr_decay,
+            **common,
+        )
     if args.init_model:
         previous = tnml.io.load(args.init_model)
         model.set_params(warm_start=True)

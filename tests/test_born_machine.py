@@ -29,10 +29,12 @@ def correlated_bits(n_samples: int, seed: int = 0) -> np.ndarray:
 def make_machine(kind: str):
     if kind == "ttn":
         return tnml.TTNBornMachine(bond_dim=6, epochs=6, random_state=0, batch_size=32)
+    if kind == "ttn-sweep":
+        return tnml.TTNBornMachine(bond_dim=6, trainer="sweep", epochs=4, random_state=0)
     return tnml.MPSBornMachine(bond_dim=6, trainer=kind, epochs=3, random_state=0, batch_size=32)
 
 
-@pytest.fixture(scope="module", params=["sweep", "autodiff", "ttn"])
+@pytest.fixture(scope="module", params=["sweep", "autodiff", "ttn", "ttn-sweep"])
 def fitted(request):
     X = correlated_bits(400)
     return make_machine(request.param).fit(X), X

@@ -35,9 +35,11 @@ from tnml.tensor.ttn_born import ttn_log_prob, ttn_marginal_log_prob, ttn_sample
 from tnml.tensor.unitary import n_qubits_of
 from tnml.train.autodiff import LR_SCHEDULES, OPTIMIZERS, train_classifier
 from tnml.train.born_sweep import train_born_sweep
+from tnml.train.ttn_born_sweep import train_ttn_born_sweep
 
 BORN_TRAINERS = ("sweep", "autodiff")
 SWEEP_DEFAULT_LR = 1e-2
+TTN_SWEEP_DEFAULT_LR = 5e-3
 AUTODIFF_DEFAULT_LR = 1e-2
 # The largest dense tensor to_dense() builds (entries).
 MAX_DENSE_ENTRIES = 2**24
@@ -507,7 +509,8 @@ class TTNBornMachine(BornMachineBase):
 
     ``p(x) = psi(x)^2 / sum_x' psi(x')^2`` with ``psi`` a binary tree tensor network over the
     ``N`` features (leaves); for images the tree merges square patches (2D layout), so
-    neighbouring pixels meet low in the tree. Trained by mini-batch autodiff on the NLL;
+    neighbouring pixels meet low in the tree. Trained by mini-batch autodiff on the NLL or by
+    one-site sweeps over the tree (:func:`tnml.train.ttn_born_sweep.train_ttn_born_sweep`);
     log-likelihoods, marginals and samples (optionally conditioned) are exact
     (:mod:`tnml.tensor.ttn_born`).
 
@@ -521,8 +524,20 @@ class TTNBornMachine(BornMachineBase):
     n_levels : int or None, default=None
         Values per feature (one ``d`` for all leaves); None: the largest ``max + 1`` of the
         training columns.
+    trainer : {"autodiff", "sweep"}, default="autodiff"
+        Adam on the mean NLL, or one-site sweeps: the canonical centre walks the tree depth
+        first and each node tensor takes gradient steps on the exact NLL (``epochs`` counts
+        sweeps).
     epochs, lr, batch_size, optimizer, lr_schedule, weight_decay :
         Autodiff training, as in :func:`tnml.train.train_classifier` (``lr`` None: 1e-2).
+        Sweeps use ``epochs`` and ``lr`` (None: 5e-3).
+    steps_per_node : int, default=1
+        Sweeps: gradient steps each time the centre arrives at a node.
+    grad_floor : bool, default=True
+        Sweeps: scale gradients whose norm is below ``numel ** 0.25`` up to that norm (see
+        :class:`MPSBornMachine`).
+    lr_decay : float or None, default=None
+        Sweeps: multiply the step size by this after a sweep that raised the training NLL.
     max_grad_norm : float or None, default=None
         Clip the global gradient norm.
     init_std : float, default=1e-2
@@ -549,8 +564,12 @@ class TTNBornMachine(BornMachineBase):
         "bond_dim": [Interval(Integral, 1, None, closed="left")],
         "layout": [StrOptions({"auto", "1d", "image"}), "array-like"],
         "n_levels": [Interval(Integral, 2, None, closed="left"), None],
+        "trainer": [StrOptions(set(BORN_TRAINERS))],
         "epochs": [Interval(Integral, 1, None, closed="left")],
         "lr": [Interval(Real, 0, None, closed="neither"), None],
+        "steps_per_node": [Interval(Integral, 1, None, closed="left")],
+        "grad_floor": ["boolean"],
+        "lr_decay": [Interval(Real, 0, 1, closed="neither"), None],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "optimizer": [StrOptions(set(OPTIMIZERS))],
         "lr_schedule": [StrOptions(set(LR_SCHEDULES))],
@@ -574,8 +593,12 @@ class TTNBornMachine(BornMachineBase):
         *,
         layout: Any = "auto",
         n_levels: int | None = None,
+        trainer: str = "autodiff",
         epochs: int = 10,
         lr: float | None = None,
+        steps_per_node: int = 1,
+        grad_floor: bool = True,
+        lr_decay: float | None = None,
         batch_size: int = 64,
         optimizer: str = "adam",
         lr_schedule: str = "cosine",
@@ -591,8 +614,12 @@ class TTNBornMachine(BornMachineBase):
         self.bond_dim = bond_dim
         self.layout = layout
         self.n_levels = n_levels
+        self.trainer = trainer
         self.epochs = epochs
         self.lr = lr
+        self.steps_per_node = steps_per_node
+        self.grad_floor = grad_floor
+        self.lr_decay = lr_decay
         self.batch_size = batch_size
         self.optimizer = optimizer
         self.lr_schedule = lr_schedule
@@ -663,5 +690,21 @@ class TTNBornMachine(BornMachineBase):
                 dtype=dtype,
             )
             self.module_.reset_parameters(generator=generator)
+        if self.trainer == "sweep":
+            result = train_ttn_born_sweep(
+                self.module_.to_ttn(),
+                data,
+                X_val=val,
+                n_sweeps=self.epochs,
+                lr=TTN_SWEEP_DEFAULT_LR if self.lr is None else self.lr,
+                n_steps=self.steps_per_node,
+                grad_floor=self.grad_floor,
+                lr_decay=self.lr_decay,
+                progress=bool(self.verbose),
+                **train_kwargs,
+            )
+            self.module_.load_ttn(result.ttn)
+            self.history_ = result.history
+            return
         train_kwargs.setdefault("max_grad_norm", self.max_grad_norm)
         self._train_autodiff(data, val, seed, train_kwargs)

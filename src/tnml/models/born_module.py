@@ -205,7 +205,7 @@ class TTNBornModule(nn.Module):
         self.tree = (
             tree_layout_1d(n_features) if self.layout == "1d" else tree_layout_2d(*self.layout)
         )
-        shapes = node_shapes(self.tree, phys_dim, bond_dim, 1)
+        shapes = node_shapes(self.tree, phys_dim, bond_dim, 1, cap_by_complement=True)
         self.nodes, self.node_groups = stacked_node_parameters(shapes, device, dtype)
         self.reset_parameters()
 
@@ -238,6 +238,22 @@ class TTNBornModule(nn.Module):
         state = ttn_canonicalize(TTN(self.tree, tensors))
         state.log_scale = torch.zeros_like(state.log_scale)
         return state
+
+    def load_ttn(self, ttn: TTN) -> None:
+        """Set the weights to the tensors of ``ttn`` (same tree and node shapes); the state
+        is taken up to scale, as the Born machine normalises it."""
+        if ttn.layout != self.tree:
+            raise InvalidInputError("ttn has another tree than this module")
+        with torch.no_grad():
+            for layer, groups in enumerate(self.node_groups):
+                for idx, i in groups:
+                    stacked = torch.stack([ttn.tensors[layer][k] for k in idx])
+                    if stacked.shape != self.nodes[i].shape:
+                        raise InvalidInputError(
+                            f"ttn's layer {layer} tensors have shape {tuple(stacked.shape[1:])}, "
+                            f"this module's {tuple(self.nodes[i].shape[1:])}"
+                        )
+                    self.nodes[i].copy_(stacked)
 
     def config(self) -> dict[str, object]:
         """The constructor arguments that rebuild this module's architecture (JSON-able)."""

@@ -82,9 +82,20 @@ def resolve_layout(layout: object, n_features: int) -> str | list[int]:
 
 
 def node_shapes(
-    tree: TreeLayout, leaf_dim: int, bond_dim: int, n_classes: int
+    tree: TreeLayout,
+    leaf_dim: int,
+    bond_dim: int,
+    n_classes: int,
+    *,
+    cap_by_complement: bool = False,
 ) -> list[list[tuple[int, int, int]]]:
-    """Per layer and node, ``(Da, Db, Dp)``: bonds ``min(bond_dim, Da * Db)``, root ``L``."""
+    """Per layer and node, ``(Da, Db, Dp)``: bonds ``min(bond_dim, Da * Db)``, root ``L``.
+
+    With ``cap_by_complement`` a bond is also at most the dimension of everything above it,
+    ``leaf_dim ** (N - leaves below) * L`` (the rank a state can have across it), so every
+    bond is at most the product of the other two legs on either side: what moving a
+    canonical centre across it by QR needs.
+    """
     dims: dict[object, int] = dict.fromkeys(range(tree.n_leaves), leaf_dim)
     shapes: list[list[tuple[int, int, int]]] = []
     for layer, size in enumerate(tree.layer_sizes):
@@ -93,6 +104,9 @@ def node_shapes(
             a, b = tree.children((layer, k))
             da, db = dims[a], dims[b]
             dp = n_classes if (layer, k) == tree.root else min(bond_dim, da * db)
+            if cap_by_complement and (layer, k) != tree.root:
+                outside = tree.n_leaves - len(tree.leaves_below((layer, k)))
+                dp = min(dp, leaf_dim**outside * n_classes)
             dims[(layer, k)] = dp
             row.append((da, db, dp))
         shapes.append(row)

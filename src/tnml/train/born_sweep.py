@@ -40,7 +40,7 @@ from tnml.train.checkpoint import load_checkpoint, save_checkpoint
 from tnml.train.interrupt import DeferredInterrupt
 from tnml.train.progress import TrainingProgress
 
-__all__ = ["BornSweepResult", "mean_nll", "train_born_sweep"]
+__all__ = ["BornSweepResult", "floored_gradient", "mean_nll", "train_born_sweep", "unit_rows"]
 
 Callback = Callable[[dict[str, Any], dict[str, float]], bool | None]
 
@@ -96,7 +96,8 @@ def mean_nll(mps: MPS, X: Tensor | Sequence[Tensor], batch_size: int = 4096) -> 
     return total / max(phis[0].shape[0], 1)
 
 
-def _unit_rows(v: Tensor) -> Tensor:
+def unit_rows(v: Tensor) -> Tensor:
+    """Each row of ``v`` (T, D) divided by its 2-norm (zero rows stay zero)."""
     norm = torch.linalg.vector_norm(v, dim=1, keepdim=True)
     return v / norm.clamp_min(torch.finfo(v.dtype).tiny)
 
@@ -105,14 +106,14 @@ def _extend_left(left: Tensor, core: Tensor, phi: Tensor) -> Tensor:
     """Left environment one site further, ``sum_s L A[:, s, :] phi_s``: (T, Dl) -> (T, Dr)."""
     dl, d, dr = core.shape
     t = (left @ core.reshape(dl, d * dr)).reshape(-1, d, dr)
-    return _unit_rows(torch.einsum("tsr,ts->tr", t, phi))
+    return unit_rows(torch.einsum("tsr,ts->tr", t, phi))
 
 
 def _extend_right(right: Tensor, core: Tensor, phi: Tensor) -> Tensor:
     """Right environment one site further, ``sum_s A[:, s, :] R phi_s``: (T, Dr) -> (T, Dl)."""
     dl, d, dr = core.shape
     t = (right @ core.permute(2, 0, 1).reshape(dr, dl * d)).reshape(-1, dl, d)
-    return _unit_rows(torch.einsum("tls,ts->tl", t, phi))
+    return unit_rows(torch.einsum("tls,ts->tl", t, phi))
 
 
 def _bond_gradient(
@@ -136,7 +137,7 @@ def _bond_gradient(
     return 2.0 * bond / z - (2.0 / n) * data_term, psi
 
 
-def _floored(grad: Tensor) -> Tensor:
+def floored_gradient(grad: Tensor) -> Tensor:
     """``grad`` scaled up, if needed, to norm ``grad.numel() ** 0.25``."""
     floor = grad.numel() ** 0.25
     norm = torch.linalg.vector_norm(grad)
@@ -203,7 +204,7 @@ class _Sweeper:
                     break
                 continue
             if grad_floor:
-                grad = _floored(grad)
+                grad = floored_gradient(grad)
             bond = bond - lr * grad
             bond = bond / torch.linalg.vector_norm(bond)
         if not bool(torch.isfinite(bond).all()):

@@ -1,0 +1,378 @@
+"""One-site sweeping training of a tree-tensor-network Born machine.
+
+The tree counterpart of :mod:`tnml.train.born_sweep`. The tree is kept in canonical form
+with its orthogonality centre on one node tensor ``T`` (shape (Da, Db, Dp)): every other
+tensor is an isometry towards it, so ``Z = ||T||^2`` and the NLL of the training set is
+
+    NLL(T) = log Z - (2 / |T|) sum_x log |psi(x)|,   psi(x) = sum T[a, b, p] L_x[a] R_x[b] P_x[p]
+
+with ``L_x``, ``R_x`` the contractions of the two child subtrees with the sample and ``P_x``
+that of everything outside the node's subtree. The gradient in ``T`` is
+``2 T / Z - (2 / |T|) sum_x (L_x (x) R_x (x) P_x) / psi(x)``. The centre walks the tree depth
+first (an Euler tour: down the left subtree, back, down the right one, back), updating the
+tensor at every arrival; a move is a QR decomposition that leaves an isometry behind and
+hands the triangular factor to the next node. Bond dimensions stay as the tree was built
+(one-site updates: no truncation).
+
+The per-sample environments (``up``: a subtree contracted, ``down``: everything outside a
+subtree) are stored as unit rows, like the MPS sweeps' ones: the gradient depends on them only
+through ``(L (x) R (x) P) / psi``, which does not change when any of them is rescaled.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from tnml._validation import check_int
+from tnml.exceptions import InvalidInputError, TrainingError
+from tnml.tensor.born import check_basis_inputs
+from tnml.tensor.ttn import TTN, NodeRef, TreeLayout, ttn_canonicalize
+from tnml.tensor.ttn_born import ttn_log_prob
+from tnml.train.born_sweep import floored_gradient, unit_rows
+from tnml.train.checkpoint import load_checkpoint, save_checkpoint
+from tnml.train.interrupt import DeferredInterrupt
+from tnml.train.progress import TrainingProgress
+
+__all__ = ["TTNBornSweepResult", "euler_tour", "train_ttn_born_sweep"]
+
+Node = tuple[int, int]
+Callback = Callable[[dict[str, Any], dict[str, float]], bool | None]
+
+
+@dataclass
+class TTNBornSweepResult:
+    """What :func:`train_ttn_born_sweep` did.
+
+    Attributes
+    ----------
+    ttn : TTN
+        The trained state, canonical (centre on the root) and normalised.
+    history : list of dict
+        One entry per sweep: ``sweep``, ``train_nll``, ``val_nll`` (NaN without validation
+        data), ``lr``, ``seconds``.
+    stopped_early : bool
+        True if a callback asked to stop.
+    """
+
+    ttn: TTN
+    history: list[dict[str, float]] = field(default_factory=list)
+    stopped_early: bool = False
+
+
+def euler_tour(layout: TreeLayout) -> list[Node]:
+    """The tensor nodes in the order a depth-first walk from the root passes them.
+
+    Starts and ends at the root; consecutive entries are parent and child. Leaves are not
+    entered (their legs belong to the node above them).
+    """
+    tour: list[Node] = []
+
+    def walk(node: Node) -> None:
+        tour.append(node)
+        for child in layout.children(node):
+            if not isinstance(child, int):
+                walk(child)
+                tour.append(node)
+
+    walk(layout.root)
+    return tour
+
+
+def _contract_up(left: Tensor, right: Tensor, tensor: Tensor) -> Tensor:
+    """``sum_ab L[t, a] R[t, b] T[a, b, p]`` as unit rows: (T, Da), (T, Db) -> (T, Dp)."""
+    da, db, dp = tensor.shape
+    opened = (left @ tensor.reshape(da, db * dp)).reshape(-1, db, dp)
+    return unit_rows(torch.einsum("tbp,tb->tp", opened, right))
+
+
+def _contract_down(other: Tensor, down: Tensor, tensor: Tensor, side: int) -> Tensor:
+    """The environment of the child on ``side``: the node's other child ``other`` (T, D_o)
+    and its own outside ``down`` (T, Dp) contracted with ``tensor``, as unit rows (T, D_side)."""
+    da, db, dp = tensor.shape
+    if side == 0:  # sum_bp T[k, b, p] other[t, b] down[t, p]
+        opened = (down @ tensor.permute(2, 1, 0).reshape(dp, db * da)).reshape(-1, db, da)
+    else:  # sum_ap T[a, k, p] other[t, a] down[t, p]
+        opened = (down @ tensor.permute(2, 0, 1).reshape(dp, da * db)).reshape(-1, da, db)
+    return unit_rows(torch.einsum("tok,to->tk", opened, other))
+
+
+def _node_gradient(
+    tensor: Tensor, left: Tensor, right: Tensor, down: Tensor
+) -> tuple[Tensor, Tensor]:
+    """NLL gradient in the centre tensor (Da, Db, Dp), and ``psi(x)`` up to per-sample scale."""
+    da, db, dp = tensor.shape
+    n = left.shape[0]
+    opened = (left @ tensor.reshape(da, db * dp)).reshape(n, db, dp)
+    psi = (torch.einsum("tbp,tb->tp", opened, right) * down).sum(1)
+    tiny = torch.finfo(psi.dtype).tiny
+    safe = torch.where(psi.abs() > tiny, psi, torch.full_like(psi, tiny))
+    pair = ((left / safe.unsqueeze(1)).unsqueeze(2) * right.unsqueeze(1)).reshape(n, da * db)
+    data_term = (pair.T @ down).reshape(da, db, dp)
+    z = tensor.square().sum()
+    return 2.0 * tensor / z - (2.0 / n) * data_term, psi
+
+
+class _TreeSweeper:
+    """Tensors, the centre and the cached environments of one tree sweep run."""
+
+    def __init__(self, tensors: list[list[Tensor]], layout: TreeLayout, X: Tensor, centre: Node):
+        self.layout = layout
+        self.tensors = tensors
+        self.centre = centre
+        n_samples = X.shape[0]
+        ones = torch.ones((n_samples, 1), dtype=tensors[0][0].dtype, device=X.device)
+        self.up: dict[NodeRef, Tensor] = {}
+        for leaf in range(layout.n_leaves):  # one-hot rows
+            dim = self._leg(leaf)
+            self.up[leaf] = torch.eye(dim, dtype=ones.dtype, device=X.device)[X[:, leaf]]
+        path = {node for node, _ in layout.path_from_root(centre)} | {centre}
+        for node in layout.nodes:  # bottom-up: every subtree without the centre
+            if node not in path:
+                a, b = layout.children(node)
+                self.up[node] = _contract_up(self.up[a], self.up[b], self._t(node))
+        self.down: dict[Node, Tensor] = {layout.root: ones}
+        for node, side in layout.path_from_root(centre):
+            child = layout.children(node)[side]
+            other = layout.children(node)[1 - side]
+            self.down[child] = _contract_down(  # type: ignore[index]
+                self.up[other], self.down[node], self._t(node), side
+            )
+
+    def _t(self, node: Node) -> Tensor:
+        return self.tensors[node[0]][node[1]]
+
+    def _set(self, node: Node, tensor: Tensor) -> None:
+        self.tensors[node[0]][node[1]] = tensor
+
+    def _leg(self, leaf: int) -> int:
+        (node, side) = self.layout.parent(leaf)  # type: ignore[misc]
+        return self._t(node).shape[side]
+
+    def update(self, *, lr: float, n_steps: int, grad_floor: bool) -> None:
+        """Gradient steps on the centre tensor, renormalised to unit norm after each."""
+        node = self.centre
+        a, b = self.layout.children(node)
+        left, right, down = self.up[a], self.up[b], self.down[node]
+        tensor = self._t(node)
+        for _ in range(n_steps):
+            grad, _ = _node_gradient(tensor, left, right, down)
+            if grad_floor:
+                grad = floored_gradient(grad)
+            tensor = tensor - lr * grad
+            tensor = tensor / torch.linalg.vector_norm(tensor)
+        if not bool(torch.isfinite(tensor).all()):
+            raise TrainingError(
+                f"the tensor of node {node} became non-finite; lower the learning rate (lr={lr})"
+            )
+        self._set(node, tensor)
+
+    def move(self, target: Node) -> None:
+        """Move the centre to ``target``, a child or the parent of the current centre."""
+        node, layout = self.centre, self.layout
+        up = layout.parent(node)
+        if up is not None and up[0] == target:
+            side = up[1]
+            tensor = self._t(node)
+            da, db, dp = tensor.shape
+            q, r = torch.linalg.qr(tensor.reshape(da * db, dp))
+            self._check_rank(q, dp, node, target)
+            self._set(node, q.reshape(da, db, dp))
+            parent = self._t(target)
+            absorbed = (
+                torch.tensordot(r, parent, dims=([1], [0]))
+                if side == 0
+                else torch.einsum("kb,abp->akp", r, parent)
+            )
+            self._set(target, absorbed)
+            a, b = layout.children(node)
+            self.up[node] = _contract_up(self.up[a], self.up[b], self._t(node))
+        else:
+            children = layout.children(node)
+            if target not in children:
+                raise AssertionError(f"{target} is not next to the centre {node}")
+            side = children.index(target)
+            tensor = self._t(node).movedim(side, -1)  # (other, Dp, D_side)
+            do, dp, ds = tensor.shape
+            q, r = torch.linalg.qr(tensor.reshape(do * dp, ds))
+            self._check_rank(q, ds, node, target)
+            self._set(node, q.reshape(do, dp, ds).movedim(-1, side))
+            self._set(target, torch.tensordot(self._t(target), r, dims=([2], [1])))
+            self.down[target] = _contract_down(
+                self.up[children[1 - side]], self.down[node], self._t(node), side
+            )
+        self.centre = target
+
+    @staticmethod
+    def _check_rank(q: Tensor, bond: int, node: Node, target: Node) -> None:
+        if q.shape[1] != bond:
+            raise InvalidInputError(
+                f"the bond between nodes {node} and {target} ({bond}) is larger than the "
+                f"other legs of {node} can carry ({q.shape[1]}); build the tree with bonds "
+                "capped by the dimension on both sides"
+            )
+
+
+def _mean_nll(ttn: TTN, X: Tensor, batch_size: int = 4096) -> float:
+    total = 0.0
+    with torch.no_grad():
+        for start in range(0, X.shape[0], batch_size):
+            total -= float(ttn_log_prob(ttn, X[start : start + batch_size]).sum())
+    return total / max(X.shape[0], 1)
+
+
+def train_ttn_born_sweep(
+    ttn: TTN,
+    X: Tensor,
+    *,
+    X_val: Tensor | None = None,
+    n_sweeps: int = 4,
+    lr: float = 5e-3,
+    n_steps: int = 1,
+    grad_floor: bool = True,
+    lr_decay: float | None = None,
+    callback: Callback | None = None,
+    progress: bool = False,
+    checkpoint_path: str | os.PathLike[str] | None = None,
+    resume: bool = False,
+) -> TTNBornSweepResult:
+    """Train a tree Born machine on discrete data by one-site sweeps over the tree.
+
+    Parameters
+    ----------
+    ttn : TTN
+        Starting state (root output dimension 1), real; not modified. Its dtype is the
+        working precision (float64 recommended). Every bond must be at most the product of
+        the other two legs of the node on either side of it (true for the trees
+        :class:`~tnml.models.born_module.TTNBornModule` builds).
+    X : Tensor, shape (T, N)
+        Training data, integers with ``0 <= X[:, i] < d_i``.
+    X_val : Tensor, optional
+        Validation data of the same kind; its NLL is reported after every sweep.
+    n_sweeps : int
+        Number of sweeps (each a depth-first walk from the root and back to it).
+    lr : float
+        Gradient step size on the (unit-norm) centre tensor.
+    n_steps : int
+        Gradient steps each time the centre arrives at a node.
+    grad_floor : bool, default=True
+        Scale a gradient whose norm is below ``numel ** 0.25`` up to that norm (as
+        :func:`~tnml.train.born_sweep.train_born_sweep`).
+    lr_decay : float, optional
+        After a sweep whose training NLL is higher than the previous sweep's, multiply the
+        step size by ``lr_decay`` (in (0, 1)).
+    callback : callable, optional
+        ``callback(state, metrics)`` after every sweep (``state``: ``sweep``, ``ttn``); True
+        stops training.
+    progress : bool
+        Show a progress bar on stderr.
+    checkpoint_path : path, optional
+        Written atomically after every sweep and on Ctrl-C (mid-sweep: the node reached).
+    resume : bool
+        Continue from ``checkpoint_path`` where it stopped.
+
+    Returns
+    -------
+    TTNBornSweepResult
+    """
+    if not isinstance(ttn, TTN):
+        raise InvalidInputError(f"ttn must be a tnml.tensor.TTN, got {type(ttn).__name__}")
+    if ttn.tensors[-1][0].shape[2] != 1 or ttn.tensors[0][0].is_complex():
+        raise InvalidInputError("a tree Born machine is a real TTN with root output dimension 1")
+    n_sweeps = check_int("n_sweeps", n_sweeps, 1)
+    n_steps = check_int("n_steps", n_steps, 1)
+    if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
+        raise InvalidInputError(f"lr must be a finite number > 0, got {lr!r}")
+    if lr_decay is not None and not (isinstance(lr_decay, (int, float)) and 0 < lr_decay < 1):
+        raise InvalidInputError(f"lr_decay must be a number in (0, 1) or None, got {lr_decay!r}")
+    if resume and checkpoint_path is None:
+        raise InvalidInputError("resume=True needs checkpoint_path")
+    layout = ttn.layout
+    leaf_dims = [0] * layout.n_leaves
+    for node in layout.nodes:
+        for side, child in enumerate(layout.children(node)):
+            if isinstance(child, int):
+                leaf_dims[child] = ttn.tensors[node[0]][node[1]].shape[side]
+    X = check_basis_inputs(X, leaf_dims).to(ttn.device)
+    if X_val is not None:
+        X_val = check_basis_inputs(X_val, leaf_dims).to(ttn.device)
+
+    tour = euler_tour(layout)
+    state: dict[str, Any] = {"sweep": 0, "position": 0, "history": [], "lr": float(lr)}
+    if resume:
+        saved = load_checkpoint(checkpoint_path)
+        tensors = [
+            [t.to(device=ttn.device, dtype=ttn.dtype) for t in row] for row in saved["tensors"]
+        ]
+        state.update(saved["loop"])
+    else:
+        canon = ttn_canonicalize(ttn)
+        tensors = [list(row) for row in canon.tensors]
+    centre = tour[state["position"] - 1] if state["position"] > 0 else layout.root
+    sweeper = _TreeSweeper(tensors, layout, X, centre)
+
+    def snapshot() -> dict[str, Any]:
+        return {
+            "kind": "tnml-checkpoint",
+            "trainer": "ttn-born-sweep",
+            "tensors": sweeper.tensors,
+            "loop": dict(state),
+        }
+
+    def current() -> TTN:
+        out = TTN(layout, [list(row) for row in sweeper.tensors])
+        out.is_canonical = sweeper.centre == layout.root
+        return out
+
+    stopped = False
+    with (
+        DeferredInterrupt() as interrupt,
+        TrainingProgress(
+            n_sweeps * len(tour),
+            enabled=progress,
+            completed=state["sweep"] * len(tour) + state["position"],
+        ) as bar,
+    ):
+        while state["sweep"] < n_sweeps and not stopped:
+            started = time.perf_counter()
+            for i in range(state["position"], len(tour)):
+                if i > 0:
+                    sweeper.move(tour[i])
+                sweeper.update(lr=state["lr"], n_steps=n_steps, grad_floor=grad_floor)
+                state["position"] = i + 1
+                bar.update(f"sweep {state['sweep'] + 1}/{n_sweeps}", f"node {tour[i]}")
+                if interrupt.requested:
+                    if checkpoint_path is not None:
+                        save_checkpoint(checkpoint_path, snapshot())
+                    raise KeyboardInterrupt
+            model = current()
+            entry = {
+                "sweep": float(state["sweep"] + 1),
+                "train_nll": _mean_nll(model, X),
+                "val_nll": _mean_nll(model, X_val) if X_val is not None else math.nan,
+                "lr": state["lr"],
+                "seconds": time.perf_counter() - started,
+            }
+            previous = state["history"][-1]["train_nll"] if state["history"] else math.inf
+            if lr_decay is not None and entry["train_nll"] > previous:
+                state["lr"] *= lr_decay
+            state["history"].append(entry)
+            state["sweep"] += 1
+            state["position"] = 0
+            bar.log(
+                f"sweep {int(entry['sweep'])}/{n_sweeps}  train NLL {entry['train_nll']:.3f}"
+                + (f"  val NLL {entry['val_nll']:.3f}" if X_val is not None else "")
+                + f"  {entry['seconds']:.1f}s"
+            )
+            if callback is not None and callback({"sweep": state["sweep"], "ttn": model}, entry):
+                stopped = True
+            if checkpoint_path is not None:
+                save_checkpoint(checkpoint_path, snapshot())
+    return TTNBornSweepResult(ttn=current(), history=state["history"], stopped_early=stopped)

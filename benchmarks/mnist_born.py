@@ -43,6 +43,12 @@ def main(argv: list[str] | None = None) -> None:
         help="default: sweep for --model mps, autodiff for ttn",
     )
     parser.add_argument("--n-train", type=int, default=1000)
+    parser.add_argument(
+        "--n-val",
+        type=int,
+        default=0,
+        help="track the NLL of the next N training images (after --n-train) every sweep/epoch",
+    )
     parser.add_argument("--n-test", type=int, default=None, help="default: all 10,000")
     parser.add_argument("--bond-dim", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=20)
@@ -82,7 +88,8 @@ def main(argv: list[str] | None = None) -> None:
         args.trainer = "sweep" if args.model == "mps" else "autodiff"
     torch.set_num_threads(args.threads)
 
-    X_train = binarised(args.data_dir, "train", args.n_train)
+    X_train = binarised(args.data_dir, "train", args.n_train + args.n_val)
+    X_train, X_val = X_train[: args.n_train], X_train[args.n_train :]
     X_test = binarised(args.data_dir, "test", args.n_test)
     common = {
         "bond_dim": args.bond_dim,
@@ -123,7 +130,9 @@ def main(argv: list[str] | None = None) -> None:
         history.append(metrics)
         print(json.dumps(metrics), flush=True)
 
-    fit_kwargs = {"line_search": True} if args.line_search else {}
+    fit_kwargs: dict = {"line_search": True} if args.line_search else {}
+    if args.n_val:
+        fit_kwargs["X_val"] = X_val
     model.fit(X_train, callback=report, **fit_kwargs)
     seconds = time.perf_counter() - started
     train_nll = model.nll(X_train)

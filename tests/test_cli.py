@@ -672,3 +672,12 @@ def test_tree_models_train_with_the_image_layout(tmp_path: Path) -> None:
         run("train", "digits", "--model", "ttn", "--trainer", "sweep", "--out", out),
         "--trainer applies to the MPS models",
     )
+    swept = tmp_path / "ttn-born-sweep.tnml"
+    ok(run("train", "digits", "--model", "ttn-born", "--trainer", "sweep", "--epochs", 1,
+           "--bond-dim", 4, "--quiet", "--out", swept))  # fmt: skip
+    model = tnml.io.load(swept)
+    assert model.trainer == "sweep" and len(model.history_) == 1
+    assert_error(
+        run("train", "digits", "--model", "ttn-born", "--max-bond", 8, "--out", out),
+        "--max-bond applies to the MPS models",
+    )

@@ -228,8 +228,10 @@ def _make_estimator(
             params["bond_dim"] = params.pop("max_bond")
         _reject(model, params, {"loss": "--loss"}, "classifiers")
         return MPSBornMachine(**params)
-    if model == "ttn-born":
-        _reject(model, params, _MPS_ONLY, "the MPS models")
+    if model == "ttn-born":  # the tree Born machine sweeps too, with fixed bonds
+        _reject(
+            model, params, {k: v for k, v in _MPS_ONLY.items() if k != "trainer"}, "the MPS models"
+        )
         if image_shape is not None:
             params["layout"] = tuple(image_shape)
         return TTNBornMachine(**params)
@@ -281,8 +283,9 @@ def train(
     trainer: Annotated[
         Literal["autodiff", "sweep"] | None,
         typer.Option(
-            help="autodiff (mini-batch Adam) or sweep (two-site DMRG-style sweeps that grow "
-            "the bonds up to --max-bond; --epochs counts sweeps).",
+            help="autodiff (mini-batch Adam) or sweep (mps, mps-born: two-site DMRG-style "
+            "sweeps that grow the bonds up to --max-bond; ttn-born: one-site sweeps over the "
+            "tree; --epochs counts sweeps).",
             show_default=False,
         ),
     ] = None,

@@ -517,7 +517,8 @@ class TTNBornMachine(BornMachineBase):
     Parameters
     ----------
     bond_dim : int, default=16
-        Largest bond dimension; the bond above a node is ``min(bond_dim, D_left * D_right)``.
+        Largest bond dimension; the bond above a node is ``min(bond_dim, D_left * D_right)``,
+        and at most the dimension of the leaves outside its subtree (the rank it can carry).
     layout : "auto", "1d", "image" or (height, width), default="auto"
         Pairing of the features: ``"auto"`` takes ``"image"`` (a square image) when the
         number of features is a perfect square of at least 4, else ``"1d"``.

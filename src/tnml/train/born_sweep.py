@@ -40,7 +40,15 @@ from tnml.train.checkpoint import load_checkpoint, save_checkpoint
 from tnml.train.interrupt import DeferredInterrupt
 from tnml.train.progress import TrainingProgress
 
-__all__ = ["BornSweepResult", "floored_gradient", "mean_nll", "train_born_sweep", "unit_rows"]
+__all__ = [
+    "BornSweepResult",
+    "check_step_options",
+    "end_sweep",
+    "floored_gradient",
+    "mean_nll",
+    "train_born_sweep",
+    "unit_rows",
+]
 
 Callback = Callable[[dict[str, Any], dict[str, float]], bool | None]
 
@@ -135,6 +143,24 @@ def _bond_gradient(
     data_term = (left.T @ weighted.reshape(n, d1 * d2 * dr)).reshape(bond.shape)
     z = bond.square().sum()
     return 2.0 * bond / z - (2.0 / n) * data_term, psi
+
+
+def check_step_options(lr: float, lr_decay: float | None) -> None:
+    """Raise a clear error unless ``lr > 0`` is finite and ``lr_decay`` is None or in (0, 1)."""
+    if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
+        raise InvalidInputError(f"lr must be a finite number > 0, got {lr!r}")
+    if lr_decay is not None and not (isinstance(lr_decay, (int, float)) and 0 < lr_decay < 1):
+        raise InvalidInputError(f"lr_decay must be a number in (0, 1) or None, got {lr_decay!r}")
+
+
+def end_sweep(state: dict[str, Any], entry: dict[str, float], lr_decay: float | None) -> None:
+    """Record a finished sweep in ``state`` (``history``, ``sweep``) and, with ``lr_decay``,
+    shrink ``state["lr"]`` if the sweep raised the training NLL."""
+    previous = state["history"][-1]["train_nll"] if state["history"] else math.inf
+    if lr_decay is not None and entry["train_nll"] > previous:
+        state["lr"] *= lr_decay
+    state["history"].append(entry)
+    state["sweep"] += 1
 
 
 def floored_gradient(grad: Tensor) -> Tensor:
@@ -318,10 +344,7 @@ def train_born_sweep(
     n_steps = check_int("n_steps", n_steps, 1)
     check_int("max_bond", max_bond, 1)
     check_truncation_options(max_bond, cutoff, "rel")
-    if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
-        raise InvalidInputError(f"lr must be a finite number > 0, got {lr!r}")
-    if lr_decay is not None and not (isinstance(lr_decay, (int, float)) and 0 < lr_decay < 1):
-        raise InvalidInputError(f"lr_decay must be a number in (0, 1) or None, got {lr_decay!r}")
+    check_step_options(lr, lr_decay)
     if grad_floor and line_search:
         raise InvalidInputError("grad_floor and line_search cannot be combined")
     if mps.n_sites < 2:
@@ -407,11 +430,7 @@ def train_born_sweep(
                 "lr": state["lr"],
                 "seconds": time.perf_counter() - started,
             }
-            previous = state["history"][-1]["train_nll"] if state["history"] else math.inf
-            if lr_decay is not None and entry["train_nll"] > previous:
-                state["lr"] *= lr_decay
-            state["history"].append(entry)
-            state["sweep"] += 1
+            end_sweep(state, entry, lr_decay)
             state["direction"], state["bond"] = "right", 0
             bar.log(
                 f"sweep {int(entry['sweep'])}/{n_sweeps}  train NLL {entry['train_nll']:.3f}"

@@ -36,7 +36,7 @@ from tnml.exceptions import InvalidInputError, TrainingError
 from tnml.tensor.born import check_basis_inputs
 from tnml.tensor.ttn import TTN, NodeRef, TreeLayout, ttn_canonicalize
 from tnml.tensor.ttn_born import ttn_log_prob
-from tnml.train.born_sweep import floored_gradient, unit_rows
+from tnml.train.born_sweep import check_step_options, end_sweep, floored_gradient, unit_rows
 from tnml.train.checkpoint import load_checkpoint, save_checkpoint
 from tnml.train.interrupt import DeferredInterrupt
 from tnml.train.progress import TrainingProgress
@@ -288,10 +288,7 @@ def train_ttn_born_sweep(
         raise InvalidInputError("a tree Born machine is a real TTN with root output dimension 1")
     n_sweeps = check_int("n_sweeps", n_sweeps, 1)
     n_steps = check_int("n_steps", n_steps, 1)
-    if not (isinstance(lr, (int, float)) and lr > 0 and math.isfinite(lr)):
-        raise InvalidInputError(f"lr must be a finite number > 0, got {lr!r}")
-    if lr_decay is not None and not (isinstance(lr_decay, (int, float)) and 0 < lr_decay < 1):
-        raise InvalidInputError(f"lr_decay must be a number in (0, 1) or None, got {lr_decay!r}")
+    check_step_options(lr, lr_decay)
     if resume and checkpoint_path is None:
         raise InvalidInputError("resume=True needs checkpoint_path")
     layout = ttn.layout
@@ -360,11 +357,7 @@ def train_ttn_born_sweep(
                 "lr": state["lr"],
                 "seconds": time.perf_counter() - started,
             }
-            previous = state["history"][-1]["train_nll"] if state["history"] else math.inf
-            if lr_decay is not None and entry["train_nll"] > previous:
-                state["lr"] *= lr_decay
-            state["history"].append(entry)
-            state["sweep"] += 1
+            end_sweep(state, entry, lr_decay)
             state["position"] = 0
             bar.log(
                 f"sweep {int(entry['sweep'])}/{n_sweeps}  train NLL {entry['train_nll']:.3f}"

@@ -11,6 +11,7 @@ import torch
 import tnml
 from tnml.exceptions import InvalidInputError
 from tnml.models.born_module import TTNBornModule
+from tnml.models.ttn_module import node_shapes
 from tnml.tensor.ttn import TTN, ttn_canonicalize
 from tnml.tensor.ttn_born import ttn_log_prob
 from tnml.train.ttn_born_sweep import (
@@ -152,3 +153,14 @@ def test_estimator_trains_by_sweeps_and_checks_its_options():
         train_ttn_born_sweep(random_tree((4, 4), 16, 2, seed=0), torch.as_tensor(X), lr_decay=2)
     with pytest.raises(ValueError, match="trainer"):
         tnml.TTNBornMachine(trainer="dmrg").fit(X)
+
+
+def test_a_bond_larger_than_its_outside_is_a_clear_error():
+    # on 7 leaves in 1D the node over leaves 0-3 has a bond of 16 from below, but only the
+    # 3 other leaves (8 states) above it: the centre cannot cross it without shrinking it
+    layout = tnml.tensor.ttn.tree_layout_1d(7)
+    shapes = node_shapes(layout, 2, 16, 1)
+    g = torch.Generator().manual_seed(0)
+    tensors = [[torch.randn(*s, generator=g, dtype=torch.float64) for s in row] for row in shapes]
+    with pytest.raises(InvalidInputError, match="larger than the other legs"):
+        train_ttn_born_sweep(TTN(layout, tensors), correlated_bits(20, 7), n_sweeps=1)

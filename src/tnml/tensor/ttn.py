@@ -50,6 +50,8 @@ __all__ = [
     "contract_tree_product_states",
     "contract_ttn_product_states",
     "group_node_tensors",
+    "move_centre_down",
+    "move_centre_up",
     "random_ttn",
     "tree_layout_1d",
     "tree_layout_2d",
@@ -1246,15 +1248,29 @@ def ttn_normalize(ttn: TTN, *, inplace: bool = False) -> TTN:
 # --------------------------------------------------------------------------------------------
 
 
-def _move_down(
+def move_centre_down(
     tensors: list[list[Tensor]], node: tuple[int, int], side: int, child: tuple[int, int]
 ) -> None:
-    """Move the orthogonality centre from ``node`` into its child tensor node ``child``."""
+    """Move the orthogonality centre from ``node`` into its child tensor node ``child`` (on
+    ``side``), in place: QR leaves ``node`` an isometry from its other two legs, and the
+    triangular factor goes into ``child``'s parent leg. The bond keeps its size unless it
+    exceeds the product of ``node``'s other two legs."""
     t = tensors[node[0]][node[1]].movedim(side, -1)  # (other, Dp, D_child)
     res = split_tensor(t, 2, method="qr")  # Q (other, Dp, k), R (k, D_child)
     tensors[node[0]][node[1]] = res.left.movedim(-1, side)
     c = tensors[child[0]][child[1]]
     tensors[child[0]][child[1]] = torch.tensordot(c, res.right, dims=([2], [1]))
+
+
+def move_centre_up(
+    tensors: list[list[Tensor]], node: tuple[int, int], parent: tuple[int, int], side: int
+) -> None:
+    """Move the orthogonality centre from ``node`` up into ``parent`` (``node`` is its child on
+    ``side``), in place: QR leaves ``node`` an isometry towards the root, and the triangular
+    factor goes into ``parent``'s leg ``side``."""
+    res = split_tensor(tensors[node[0]][node[1]], 2, method="qr")  # Q (Da, Db, k), R (k, Dp)
+    tensors[node[0]][node[1]] = res.left
+    tensors[parent[0]][parent[1]] = _absorb_leg(tensors[parent[0]][parent[1]], res.right, side)
 
 
 def _centre_at(ttn: TTN, ref: NodeRef) -> list[list[Tensor]]:
@@ -1266,7 +1282,7 @@ def _centre_at(ttn: TTN, ref: NodeRef) -> list[list[Tensor]]:
         below = path[i + 1][0] if i + 1 < len(path) else ref
         if isinstance(below, int):
             break
-        _move_down(tensors, node, side, below)
+        move_centre_down(tensors, node, side, below)
     return tensors
 
 
@@ -1322,7 +1338,7 @@ def ttn_truncate(
             frame[1] += 1
             child = layout.children(node)[side]
             if not isinstance(child, int):
-                _move_down(tensors, node, side, child)
+                move_centre_down(tensors, node, side, child)
                 stack.append([child, 0])
             continue
         stack.pop()

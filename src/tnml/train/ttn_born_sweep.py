@@ -34,7 +34,14 @@ from torch import Tensor
 from tnml._validation import check_int
 from tnml.exceptions import InvalidInputError, TrainingError
 from tnml.tensor.born import check_basis_inputs
-from tnml.tensor.ttn import TTN, NodeRef, TreeLayout, ttn_canonicalize
+from tnml.tensor.ttn import (
+    TTN,
+    NodeRef,
+    TreeLayout,
+    move_centre_down,
+    move_centre_up,
+    ttn_canonicalize,
+)
 from tnml.tensor.ttn_born import ttn_log_prob
 from tnml.train.born_sweep import check_step_options, end_sweep, floored_gradient, unit_rows
 from tnml.train.checkpoint import load_checkpoint, save_checkpoint
@@ -177,47 +184,26 @@ class _TreeSweeper:
     def move(self, target: Node) -> None:
         """Move the centre to ``target``, a child or the parent of the current centre."""
         node, layout = self.centre, self.layout
+        bond_shapes = (self._t(node).shape, self._t(target).shape)
         up = layout.parent(node)
         if up is not None and up[0] == target:
-            side = up[1]
-            tensor = self._t(node)
-            da, db, dp = tensor.shape
-            q, r = torch.linalg.qr(tensor.reshape(da * db, dp))
-            self._check_rank(q, dp, node, target)
-            self._set(node, q.reshape(da, db, dp))
-            parent = self._t(target)
-            absorbed = (
-                torch.tensordot(r, parent, dims=([1], [0]))
-                if side == 0
-                else torch.einsum("kb,abp->akp", r, parent)
-            )
-            self._set(target, absorbed)
+            move_centre_up(self.tensors, node, target, up[1])
             a, b = layout.children(node)
             self.up[node] = _contract_up(self.up[a], self.up[b], self._t(node))
         else:
             children = layout.children(node)
-            if target not in children:
-                raise AssertionError(f"{target} is not next to the centre {node}")
             side = children.index(target)
-            tensor = self._t(node).movedim(side, -1)  # (other, Dp, D_side)
-            do, dp, ds = tensor.shape
-            q, r = torch.linalg.qr(tensor.reshape(do * dp, ds))
-            self._check_rank(q, ds, node, target)
-            self._set(node, q.reshape(do, dp, ds).movedim(-1, side))
-            self._set(target, torch.tensordot(self._t(target), r, dims=([2], [1])))
+            move_centre_down(self.tensors, node, side, target)  # type: ignore[arg-type]
             self.down[target] = _contract_down(
                 self.up[children[1 - side]], self.down[node], self._t(node), side
             )
-        self.centre = target
-
-    @staticmethod
-    def _check_rank(q: Tensor, bond: int, node: Node, target: Node) -> None:
-        if q.shape[1] != bond:
+        if (self._t(node).shape, self._t(target).shape) != bond_shapes:
             raise InvalidInputError(
-                f"the bond between nodes {node} and {target} ({bond}) is larger than the "
-                f"other legs of {node} can carry ({q.shape[1]}); build the tree with bonds "
-                "capped by the dimension on both sides"
+                f"the bond between nodes {node} and {target} is larger than the other legs of "
+                "one of them can carry; build the tree with bonds capped by the dimension on "
+                "both sides (as TTNBornModule does)"
             )
+        self.centre = target
 
 
 def _mean_nll(ttn: TTN, X: Tensor, batch_size: int = 4096) -> float:

@@ -651,6 +651,11 @@ def test_tree_models_train_with_the_image_layout(tmp_path: Path) -> None:
     assert float(re.search(r"test accuracy (\d\.\d+)", result.output).group(1)) > 0.8
     model = tnml.io.load(out)
     assert isinstance(model, tnml.TTNClassifier) and tuple(model.layout) == (8, 8)
+    explained = tmp_path / "ttn-explain"
+    ok(run("explain", out, "--out", explained, "--n-samples", 10, "--no-mutual-information"))
+    report = json.loads((explained / "explain.json").read_text())
+    assert len(report["feature_importance"]["mean_abs"]) == 64
+    assert (explained / "importance.png").stat().st_size > 0
     born = tmp_path / "ttn-born.tnml"
     ok(
         run(

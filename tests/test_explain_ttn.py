@@ -479,3 +479,99 @@ def test_tree_models_accepted_and_rejected():
         entanglement_entropy(tnml.TTNBornMachine())
     with pytest.raises(InvalidInputError, match="kind must be one of"):
         mutual_information(ttn, kind="shannon")
+
+
+# --------------------------------------------------------------------------------------------
+# feature importance of tree classifiers
+# --------------------------------------------------------------------------------------------
+
+
+def random_tree_classifier(readout: str, layout: object, n_features: int, feature_dim: int):
+    rng = np.random.default_rng(3)
+    X = 4.0 * rng.random((30, n_features)) - 1.0  # min-max scaled inside the estimator
+    clf = tnml.TTNClassifier(
+        bond_dim=3,
+        layout=layout,
+        feature_dim=feature_dim,
+        readout=readout,
+        epochs=1,
+        validation_fraction=0.0,
+        random_state=0,
+        dtype="float64",
+    ).fit(X, np.arange(30) % 3)
+    g = torch.Generator().manual_seed(4)
+    with torch.no_grad():
+        for param in clf.module_.nodes:
+            param.copy_(0.8 * torch.randn(param.shape, generator=g, dtype=torch.float64))
+        if clf.module_.log_temperature is not None:
+            clf.module_.log_temperature.fill_(1.1)
+    return clf
+
+
+def tree_readout_proba(module: TTNClassifierModule, f: torch.Tensor) -> torch.Tensor:
+    """The readouts written out independently of the module."""
+    if module.readout == "born":
+        return f.square() / f.square().sum()
+    if module.readout == "normalized":
+        return torch.softmax(float(module.log_temperature.detach().exp()) * f / f.norm(), 0)
+    return torch.softmax(f, 0)
+
+
+def brute_force_tree_importance(clf, X: np.ndarray, method: str) -> np.ndarray:
+    """p(c|x) - p_j(c|x), each branch amplitude from a full dense contraction of the tree."""
+    module = clf.module_
+    d = module.feature_dim
+    ttn = module.to_ttn()
+    w = ttn_to_dense(TTN(ttn.layout, [[t.double() for t in row] for row in ttn.tensors]))
+    phi = tnml.features.embed(
+        torch.as_tensor(clf._to_unit(X), dtype=torch.float64), module.feature_map, d
+    )
+    pad = torch.eye(d, dtype=torch.float64)[0]  # the constant second leaf of a 1-feature tree
+
+    def amplitude(vectors):
+        out = w
+        for v in [*vectors, pad][: w.ndim - 1]:
+            out = torch.tensordot(v, out, dims=([0], [0]))
+        return out
+
+    out = np.zeros(X.shape)
+    for b in range(X.shape[0]):
+        base = tree_readout_proba(module, amplitude(list(phi[b])))
+        c = int(base.argmax())
+        for j in range(X.shape[1]):
+            branches = []
+            for s in range(d):
+                vectors = list(phi[b])
+                vectors[j] = torch.eye(d, dtype=torch.float64)[s]
+                branches.append(amplitude(vectors))
+            if method == "trace":
+                weights = torch.stack([g.square().sum() for g in branches])
+                weights = weights / weights.sum()
+            else:
+                weights = torch.full((d,), 1.0 / d, dtype=torch.float64)
+            marginal = sum(
+                wt * tree_readout_proba(module, g) for wt, g in zip(weights, branches, strict=True)
+            )
+            out[b, j] = float(base[c] - marginal[c])
+    return out
+
+
+@pytest.mark.parametrize("method", ["trace", "uniform"])
+@pytest.mark.parametrize("readout", ["normalized", "born", "linear"])
+@pytest.mark.parametrize(
+    ("layout", "n_features", "feature_dim"), [((2, 4), 8, 2), ("1d", 7, 3), ("1d", 1, 2)]
+)
+def test_tree_feature_importance_matches_brute_force(
+    readout, method, layout, n_features, feature_dim
+):
+    from tnml.explain import feature_importance
+
+    clf = random_tree_classifier(readout, layout, n_features, feature_dim)
+    X = 4.0 * np.random.default_rng(5).random((5, n_features)) - 1.0  # scaled by the estimator
+    got = feature_importance(clf, X, method=method, batch_size=3)
+    expected = brute_force_tree_importance(clf, X, method)
+    assert np.abs(expected).max() > 1e-3  # the features matter, so the check has teeth
+    np.testing.assert_allclose(got, expected, atol=1e-10)
+    np.testing.assert_allclose(
+        feature_importance(clf.module_, clf._to_unit(X), method=method), got, atol=1e-12
+    )

@@ -21,7 +21,7 @@ from tnml.cli.datasets import ModelSpec, load_evaluation_data, load_training_dat
 from tnml.cli.generative import image_shape, is_born_machine
 from tnml.data import load_csv
 from tnml.exceptions import InvalidInputError
-from tnml.models import MPSAnomalyDetector
+from tnml.models import MPSAnomalyDetector, MPSClassifierModule, TTNClassifierModule
 from tnml.train.checkpoint import atomic_write
 
 __all__ = ["anomaly_app", "anomaly_fit", "anomaly_score", "explain"]
@@ -87,8 +87,9 @@ def explain(
         report["mutual_information"] = mi.tolist()
         written.append("mutual_information.png")
     is_image = (spec.preprocessing or {}).get("kind") == "image"
-    has_mps = callable(getattr(getattr(model, "module_", None), "to_mps", None))
-    if not is_born_machine(model) and hasattr(model, "classes_") and has_mps:
+    module = getattr(model, "module_", None)
+    explainable = isinstance(module, (MPSClassifierModule, TTNClassifierModule))
+    if not is_born_machine(model) and hasattr(model, "classes_") and explainable:
         data = load_evaluation_data(spec, data_dir=data_dir, split="test")
         X = data.X[:n_samples]
         importance = tn_explain.feature_importance(model, X, reduce="mean_abs")

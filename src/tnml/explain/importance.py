@@ -1,5 +1,5 @@
-"""Feature importance of an MPS classifier: the change in class probability when a feature is
-marginalised out, for every feature of every sample at once."""
+"""Feature importance of an MPS or tree classifier: the change in class probability when a
+feature is marginalised out, for every feature of every sample at once."""
 
 from __future__ import annotations
 
@@ -15,8 +15,12 @@ from tnml._validation import check_int
 from tnml.exceptions import InvalidInputError
 from tnml.features import embed
 from tnml.models.mps_module import MPSClassifierModule, born_logits, normalized_logits
+from tnml.models.ttn_module import TTNClassifierModule
+from tnml.tensor.ttn import TTN
 
-__all__ = ["MARGINALIZATIONS", "feature_importance"]
+ClassifierModule = MPSClassifierModule | TTNClassifierModule
+
+__all__ = ["MARGINALIZATIONS", "branch_amplitudes", "feature_importance", "tree_branch_amplitudes"]
 
 #: The accepted values of ``method`` in :func:`feature_importance`.
 MARGINALIZATIONS: tuple[str, ...] = ("trace", "uniform")
@@ -32,7 +36,7 @@ def feature_importance(
     reduce: str | None = None,
     batch_size: int = 256,
 ) -> np.ndarray:
-    """How much each feature of each sample supports a class of an MPS classifier.
+    """How much each feature of each sample supports a class of an MPS or tree classifier.
 
     ``importance[n, j] = p(c | x_n) - p_j(c | x_n)``: the probability of class ``c`` minus
     its probability when feature ``j`` is marginalised out. Positive values mark features
@@ -64,9 +68,9 @@ def feature_importance(
 
     Parameters
     ----------
-    model : MPSClassifier or MPSClassifierModule
-        A fitted :class:`tnml.MPSClassifier` (its input scaling is applied to ``X``) or its
-        module (``X`` must then lie in [0, 1]).
+    model : MPSClassifier, TTNClassifier, or their modules
+        A fitted :class:`tnml.MPSClassifier` or :class:`tnml.TTNClassifier` (its input
+        scaling is applied to ``X``) or its module (``X`` must then lie in [0, 1]).
     X : array-like of shape (n_samples, n_features)
         Samples to explain.
     target : label, array-like of shape (n_samples,), or None, default=None
@@ -87,13 +91,14 @@ def feature_importance(
     ``reduce="mean_abs"``
         Computed in float64. The unmarginalised probabilities ``p(c | x)`` are the model's
         own (:meth:`~tnml.MPSClassifier.predict_proba`, up to float rounding). Cost
-        ``O(n_samples N d D^2 L)``: one left and one right environment sweep per batch gives
-        the branch amplitudes of every site at once (never ``N`` separate contractions).
+        ``O(n_samples N d D^2 L)`` for an MPS (``O(n_samples N D^3 L)`` for a tree): one pass
+        of environments each way per batch gives the branch amplitudes of every site at
+        once (never ``N`` separate contractions).
 
     Raises
     ------
     InvalidInputError
-        An unfitted or non-MPS model, ``X`` of the wrong shape or outside [0, 1] (module),
+        An unfitted or unsupported model, ``X`` of the wrong shape or outside [0, 1] (module),
         an unknown target label, or an invalid ``method`` / ``reduce`` / ``batch_size``.
     """
     if method not in MARGINALIZATIONS:
@@ -104,18 +109,34 @@ def feature_importance(
     module, x_unit, classes = _resolve(model, X)
     target_index = _target_indices(target, classes, x_unit.shape[0])
 
-    cores = module.cores.detach().double()
-    output_core = module.output_core.detach().double()
+    if isinstance(module, MPSClassifierModule):
+        cores = module.cores.detach().double()
+        output_core = module.output_core.detach().double()
+        device, k = cores.device, module.output_site
+    else:
+        tree = module.to_ttn()
+        tree = TTN(tree.layout, [[t.double() for t in row] for row in tree.tensors])
+        device, k = tree.device, 0
     out = np.empty(x_unit.shape, dtype=np.float64)
     for start in range(0, x_unit.shape[0], batch_size):
         x = torch.as_tensor(
             np.ascontiguousarray(x_unit[start : start + batch_size]),
             dtype=torch.float64,
-            device=cores.device,
+            device=device,
         )
         phi = embed(x, module.feature_map, module.feature_dim)
-        mantissa, log_scale = branch_amplitudes(cores, output_core, phi, module.output_site)
-        k = module.output_site
+        if isinstance(module, MPSClassifierModule):
+            mantissa, log_scale = branch_amplitudes(cores, output_core, phi, k)
+        else:
+            if phi.shape[1] == 1:  # the tree's constant second leaf, fed e_0
+                phi = torch.cat((phi, torch.zeros_like(phi)), dim=1)
+                phi[:, 1, 0] = 1.0
+            mantissa, log_scale = tree_branch_amplitudes(tree, phi)
+            phi, mantissa, log_scale = (
+                phi[:, : x.shape[1]],
+                mantissa[:, : x.shape[1]],
+                log_scale[:, : x.shape[1]],
+            )
         base_m = torch.einsum("bsl,bs->bl", mantissa[:, k], phi[:, k])
         base = _proba(module, base_m, log_scale[:, k])  # (B, L)
         branch = _proba(module, mantissa, log_scale.unsqueeze(-1))  # (B, N, d, L)
@@ -215,7 +236,70 @@ def branch_amplitudes(
     return torch.stack(mantissa, dim=1), torch.stack(logs, dim=1)
 
 
-def _proba(module: MPSClassifierModule, mantissa: Tensor, log_scale: Tensor) -> Tensor:
+def tree_branch_amplitudes(ttn: TTN, phi: Tensor) -> tuple[Tensor, Tensor]:
+    """Amplitudes of every input with one leaf's vector replaced by each basis vector, for a
+    tree whose root carries the label index.
+
+    ``g[b, j, s, l] = f_l(x_b)`` with ``phi[b, j]`` replaced by ``e_s``, for all ``j`` at once:
+    one bottom-up pass contracts every subtree with the inputs, one top-down pass carries the
+    label index down as an environment ``(b, D, L)`` of each node's parent leg.
+
+    Parameters
+    ----------
+    ttn : TTN
+        Root output dimension ``L`` (the labels).
+    phi : Tensor, shape (B, N, d)
+        Embedded inputs, in leaf order.
+
+    Returns
+    -------
+    mantissa : Tensor, shape (B, N, d, L)
+        Unit norm over ``(d, L)`` for each ``(b, j)`` (or zero).
+    log_scale : Tensor, shape (B, N)
+        ``g[b, j] = mantissa[b, j] * exp(log_scale[b, j])``.
+    """
+    layout = ttn.layout
+    batch, n = phi.shape[:2]
+
+    def unit(t: Tensor) -> tuple[Tensor, Tensor]:
+        norm = torch.linalg.vector_norm(t.reshape(batch, -1), dim=1).clamp_min(1e-300)
+        return t / norm.reshape(batch, *([1] * (t.ndim - 1))), norm.log()
+
+    up: dict[object, Tensor] = {}
+    up_log: dict[object, Tensor] = {}
+    for j in range(n):
+        up[j], up_log[j] = unit(phi[:, j])
+    for node in layout.nodes[:-1]:  # bottom-up, the root last (and not needed)
+        a, b = layout.children(node)
+        t = ttn.tensors[node[0]][node[1]]
+        v, ln = unit(torch.einsum("nyp,ny->np", torch.einsum("nx,xyp->nyp", up[a], t), up[b]))
+        up[node], up_log[node] = v, up_log[a] + up_log[b] + ln
+    n_labels = ttn.tensors[-1][0].shape[2]
+    eye = torch.eye(n_labels, dtype=phi.dtype, device=phi.device)
+    down: dict[object, Tensor] = {layout.root: eye.expand(batch, n_labels, n_labels)}
+    down_log: dict[object, Tensor] = {layout.root: phi.new_zeros(batch)}
+    mantissa = [torch.empty(0)] * n
+    logs = [phi.new_zeros(batch)] * n
+    for node in reversed(layout.nodes):  # top-down
+        t = ttn.tensors[node[0]][node[1]]
+        opened = torch.einsum("xyp,npl->nxyl", t, down[node])  # (B, Da, Db, L)
+        children = layout.children(node)
+        for side, child in enumerate(children):
+            other = children[1 - side]
+            if side == 0:
+                env = torch.einsum("nxyl,ny->nxl", opened, up[other])
+            else:
+                env = torch.einsum("nxyl,nx->nyl", opened, up[other])
+            env, ln = unit(env)
+            env_log = down_log[node] + up_log[other] + ln
+            if isinstance(child, int):
+                mantissa[child], logs[child] = env, env_log
+            else:
+                down[child], down_log[child] = env, env_log
+    return torch.stack(mantissa, dim=1), torch.stack(logs, dim=1)
+
+
+def _proba(module: ClassifierModule, mantissa: Tensor, log_scale: Tensor) -> Tensor:
     """The module's class probabilities for amplitudes ``mantissa * exp(log_scale)``.
 
     Shapes: ``mantissa (..., L)``, ``log_scale`` broadcastable to ``(...)`` -> ``(..., L)``.
@@ -231,19 +315,20 @@ def _proba(module: MPSClassifierModule, mantissa: Tensor, log_scale: Tensor) -> 
     return torch.softmax(logits, dim=-1)
 
 
-def _resolve(model: Any, X: Any) -> tuple[MPSClassifierModule, np.ndarray, np.ndarray]:
+def _resolve(model: Any, X: Any) -> tuple[ClassifierModule, np.ndarray, np.ndarray]:
     """The module, ``X`` mapped into [0, 1] (float64) and the class labels."""
     if isinstance(model, BaseEstimator):
         check_is_fitted(model)
         module = getattr(model, "module_", None)
-        if not isinstance(module, MPSClassifierModule):
+        if not isinstance(module, ClassifierModule):
             raise InvalidInputError(
-                f"model must be a fitted MPS classifier (module_ an MPSClassifierModule), got "
+                "model must be a fitted MPS or tree classifier (module_ an "
+                "MPSClassifierModule or TTNClassifierModule), got "
                 f"{type(model).__name__} with module_ {type(module).__name__}"
             )
         x = validate_data(model, X, dtype=[np.float64, np.float32], reset=False)
         return module, np.asarray(model._to_unit(x), dtype=np.float64), model.classes_
-    if isinstance(model, MPSClassifierModule):
+    if isinstance(model, ClassifierModule):
         x = X.detach().cpu().numpy() if isinstance(X, Tensor) else np.asarray(X)
         if x.ndim != 2 or x.shape[1] != model.n_features:
             raise InvalidInputError(
@@ -253,7 +338,7 @@ def _resolve(model: Any, X: Any) -> tuple[MPSClassifierModule, np.ndarray, np.nd
             raise InvalidInputError(f"X must hold floating-point values, got dtype {x.dtype}")
         return model, x.astype(np.float64), np.arange(model.n_classes)
     raise InvalidInputError(
-        f"model must be a fitted tnml.MPSClassifier or an MPSClassifierModule, got "
+        "model must be a fitted tnml.MPSClassifier or tnml.TTNClassifier, or its module, got "
         f"{type(model).__name__}"
     )
 

@@ -540,6 +540,18 @@ def test_born_train_evaluate_info(born_model: Path) -> None:
     assert "last train NLL" in ok(run("info", born_model)).output
 
 
+def test_born_sweep_step_options(tmp_path: Path) -> None:
+    out = tmp_path / "floored.tnml"
+    ok(run("train", "digits", "--model", "mps-born", "--grad-floor", "--lr-decay", 0.5,
+           "--bond-dim", 4, "--epochs", 1, "--quiet", "--out", out))  # fmt: skip
+    model = tnml.io.load(out)
+    assert model.grad_floor is True and model.lr_decay == 0.5
+    assert_error(
+        run("train", "digits", "--model", "mps", "--grad-floor", "--out", out),
+        "--grad-floor applies to Born machines",
+    )
+
+
 def test_sample_writes_png_grid_and_csv(born_model: Path, tmp_path: Path) -> None:
     from PIL import Image
 

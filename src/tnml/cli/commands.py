@@ -202,6 +202,10 @@ _MPS_ONLY = {
 }
 
 
+# Options of the Born machines' sweeps that the classifiers do not take.
+_BORN_ONLY = {"grad_floor": "--grad-floor", "lr_decay": "--lr-decay"}
+
+
 def _reject(model: str, params: dict[str, Any], options: dict[str, str], kind: str) -> None:
     for name, flag in options.items():
         if name in params:
@@ -215,6 +219,8 @@ def _make_estimator(
 
     Tree models on images get the 2D layout (square patches) of ``image_shape``.
     """
+    if model in ("mps", "ttn"):
+        _reject(model, params, _BORN_ONLY, "Born machines")
     if model == "mps":
         return MPSClassifier(**params)
     if model == "ttn":
@@ -310,6 +316,24 @@ def train(
         Literal["cross_entropy", "mse"] | None,
         typer.Option(help="Training loss (mse: sweeps, linear readout).", show_default=False),
     ] = None,
+    grad_floor: Annotated[
+        bool | None,
+        typer.Option(
+            "--grad-floor/--no-grad-floor",
+            help="Born-machine sweeps: scale local gradients below numel**0.25 up to that "
+            "norm (fits faster; defaults: off for mps-born, on for ttn-born).",
+            show_default=False,
+        ),
+    ] = None,
+    lr_decay: Annotated[
+        float | None,
+        typer.Option(
+            callback=_fraction,
+            help="Born-machine sweeps: multiply the step by this after a sweep that raised "
+            "the training NLL.",
+            show_default=False,
+        ),
+    ] = None,
     downsample: DownsampleOpt = None,
     augment_shift: Annotated[
         float,
@@ -402,6 +426,8 @@ def train(
         max_bond=max_bond,
         cutoff=cutoff,
         loss=loss,
+        grad_floor=grad_floor,
+        lr_decay=lr_decay,
         validation_fraction=val_fraction,
         n_iter_no_change=patience,
         device=device,

@@ -501,10 +501,12 @@ def test_compress_bonds_reports_accuracy_per_bond(digits_model: Path, tmp_path: 
 
 def test_train_forwards_sweep_options(recorder: Recorder, tmp_path: Path) -> None:
     ok(run("train", "digits", "--trainer", "sweep", "--max-bond", 20, "--cutoff", 1e-8,
-           "--loss", "cross_entropy", "--quiet", "--out", tmp_path / "m.tnml"))  # fmt: skip
+           "--loss", "cross_entropy", "--select-by", "accuracy", "--quiet",
+           "--out", tmp_path / "m.tnml"))  # fmt: skip
     params = recorder.init
     assert params["trainer"] == "sweep" and params["max_bond"] == 20
     assert params["cutoff"] == 1e-8 and params["loss"] == "cross_entropy"
+    assert params["select_by"] == "accuracy"
 
 
 # -- Born machines: train, evaluate, sample, inpaint -------------------------------------------

@@ -222,3 +222,17 @@ def test_mse_needs_sweep_and_linear_readout():
     rng = np.random.default_rng(0)
     with pytest.raises(InvalidInputError, match="mse"):
         tnml.MPSClassifier(loss="mse").fit(rng.random((10, 3)), np.arange(10) % 2)
+
+
+def test_sweeps_keep_the_sweep_select_by_names(digits_split):
+    X_tr, _, y_tr, _ = digits_split
+    for select_by in ("loss", "accuracy"):
+        clf = tnml.MPSClassifier(
+            trainer="sweep", bond_dim=2, max_bond=6, epochs=3, select_by=select_by,
+            random_state=0,
+        ).fit(X_tr[:400], y_tr[:400])  # fmt: skip
+        if select_by == "loss":
+            best = min(clf.history_, key=lambda h: h["val_loss"])
+        else:
+            best = min(clf.history_, key=lambda h: (-h["val_accuracy"], h["val_loss"]))
+        assert clf.best_epoch_ == best["sweep"]

@@ -166,3 +166,48 @@ def test_augmented_training_resumes_exactly_after_ctrl_c(tmp_path, monkeypatch):
     train_classifier(resumed, X, y, checkpoint_path=ckpt, resume=True, **kwargs)
     for a, b in zip(reference.parameters(), resumed.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("select_by", ["loss", "accuracy"])
+def test_select_by_keeps_the_weights_of_the_best_validation_epoch(select_by):
+    # noisy labels and a large step: the validation loss and accuracy peak at other epochs
+    X, y = make_problem(seed=3, n=160)
+    flip = torch.rand(160, generator=torch.Generator().manual_seed(1)) < 0.15
+    y = torch.where(flip, 1 - y, y)
+    module = fresh_module()
+    snapshots = {}
+
+    def keep(state, metrics):
+        snapshots[int(metrics["epoch"])] = {k: v.clone() for k, v in module.state_dict().items()}
+
+    result = train_classifier(
+        module, X[40:], y[40:], X_val=X[:40], y_val=y[:40], epochs=10, batch_size=8,
+        lr=5e-2, seed=0, select_by=select_by, callback=keep,
+    )  # fmt: skip
+    history = result.history
+    if select_by == "loss":
+        expected = min(history, key=lambda h: h["val_loss"])
+    else:
+        expected = min(history, key=lambda h: (-h["val_accuracy"], h["val_loss"]))
+    assert result.best_epoch == int(expected["epoch"])
+    for name, value in module.state_dict().items():
+        torch.testing.assert_close(value, snapshots[result.best_epoch][name])
+    with pytest.raises(InvalidInputError, match="select_by"):
+        train_classifier(fresh_module(), X, y, epochs=1, select_by="f1")
+
+
+def test_select_by_accuracy_and_loss_can_disagree():
+    # the case select_by exists for: the last epochs are over-confident (higher loss) while
+    # the accuracy is at least as good
+    X, y = make_problem(seed=3, n=160)
+    flip = torch.rand(160, generator=torch.Generator().manual_seed(1)) < 0.15
+    y = torch.where(flip, 1 - y, y)
+    best = {}
+    for select_by in ("loss", "accuracy"):
+        result = train_classifier(
+            fresh_module(), X[40:], y[40:], X_val=X[:40], y_val=y[:40], epochs=10,
+            batch_size=8, lr=5e-2, seed=0, select_by=select_by,
+        )  # fmt: skip
+        best[select_by] = result.history[result.best_epoch - 1]
+    assert best["accuracy"]["val_accuracy"] > best["loss"]["val_accuracy"]
+    assert best["accuracy"]["val_loss"] > best["loss"]["val_loss"]

@@ -190,6 +190,7 @@ _CLASSIFIER_ONLY = {
     "loss": "--loss",
     "validation_fraction": "--val-fraction",
     "n_iter_no_change": "--patience",
+    "select_by": "--select-by",
 }
 
 
@@ -372,6 +373,14 @@ def train(
             min=1, help="Stop after this many epochs without improvement.", show_default=False
         ),
     ] = None,
+    select_by: Annotated[
+        Literal["loss", "accuracy"] | None,
+        typer.Option(
+            help="Classifiers: keep the epoch with the lowest validation loss or the highest "
+            "validation accuracy.",
+            show_default=False,
+        ),
+    ] = None,
     test_fraction: Annotated[
         float,
         typer.Option(
@@ -430,6 +439,7 @@ def train(
         lr_decay=lr_decay,
         validation_fraction=val_fraction,
         n_iter_no_change=patience,
+        select_by=select_by,
         device=device,
     )
     params.update(random_state=seed, verbose=0 if quiet or rank else 1)

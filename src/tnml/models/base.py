@@ -22,7 +22,7 @@ from sklearn.utils.validation import check_is_fitted, check_random_state, valida
 from torch import nn
 
 from tnml.exceptions import InvalidInputError
-from tnml.train.autodiff import LR_SCHEDULES, OPTIMIZERS, train_classifier
+from tnml.train.autodiff import LR_SCHEDULES, OPTIMIZERS, SELECTIONS, train_classifier
 
 SCALINGS = ("auto", "minmax", "none")
 AUTODIFF_DEFAULT_LR = 2e-3
@@ -70,6 +70,7 @@ class TNClassifierBase(ClassifierMixin, BaseEstimator):
         "lr_schedule": [StrOptions(set(LR_SCHEDULES)), None],
         "validation_fraction": [Interval(Real, 0, 1, closed="left")],
         "n_iter_no_change": [Interval(Integral, 1, None, closed="left"), None],
+        "select_by": [StrOptions(set(SELECTIONS))],
         "scaling": [StrOptions(set(SCALINGS))],
         "random_state": ["random_state"],
         "device": [str],
@@ -118,6 +119,7 @@ class TNClassifierBase(ClassifierMixin, BaseEstimator):
             weight_decay=self.weight_decay,
             lr_schedule="cosine" if self.lr_schedule is None else self.lr_schedule,
             patience=self.n_iter_no_change,
+            select_by=self.select_by,
             seed=seed,
             progress=bool(self.verbose),
             **train_kwargs,

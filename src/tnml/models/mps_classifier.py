@@ -81,10 +81,15 @@ class MPSClassifier(TNClassifierBase):
         over all bond updates (None: ``"constant"``; ``"plateau"`` does not apply).
     validation_fraction : float, default=0.1
         Fraction of the training data held out (stratified) to validate each epoch; the
-        weights of the epoch with the lowest validation loss are kept. 0 disables validation.
+        weights of the best epoch (``select_by``) are kept. 0 disables validation.
         Skipped when it would leave fewer samples than classes on either side.
     n_iter_no_change : int or None, default=None
-        Early stopping: stop when the validation loss has not improved for this many epochs.
+        Early stopping: stop when the validation score (``select_by``) has not improved for
+        this many epochs.
+    select_by : {"loss", "accuracy"}, default="loss"
+        Which epoch's weights are kept with validation data: the lowest validation loss or
+        the highest validation accuracy (ties: the lower loss). Accuracy suits models that
+        grow over-confident, whose validation loss rises while their accuracy still climbs.
     scaling : {"auto", "minmax", "none"}, default="auto"
         How features are mapped into [0, 1]: ``"minmax"`` learns each feature's range on the
         training data (clipping unseen extremes at predict time); ``"none"`` requires inputs in
@@ -192,6 +197,7 @@ class MPSClassifier(TNClassifierBase):
         lr_schedule: str | None = None,
         validation_fraction: float = 0.1,
         n_iter_no_change: int | None = None,
+        select_by: str = "loss",
         scaling: str = "auto",
         init_std: float = 1e-2,
         contraction: str = "auto",
@@ -219,6 +225,7 @@ class MPSClassifier(TNClassifierBase):
         self.lr_schedule = lr_schedule
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
+        self.select_by = select_by
         self.scaling = scaling
         self.init_std = init_std
         self.contraction = contraction
@@ -310,6 +317,7 @@ class MPSClassifier(TNClassifierBase):
             lr=self.lr,
             phi_val=phi_val,
             y_val=y_val_shard,
+            select_by=self.select_by,
             progress=bool(self.verbose) and distributed_context()[0] == 0,
             # float64 models keep float64 envs
             **{

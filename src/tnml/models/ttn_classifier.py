@@ -63,10 +63,15 @@ class TTNClassifier(TNClassifierBase):
     lr_schedule : {"cosine", "constant", "plateau"}, default="cosine"
     validation_fraction : float, default=0.1
         Fraction of the training data held out (stratified) to validate each epoch; the
-        weights of the epoch with the lowest validation loss are kept. 0 disables validation.
+        weights of the best epoch (``select_by``) are kept. 0 disables validation.
         Skipped when it would leave fewer samples than classes on either side.
     n_iter_no_change : int or None, default=None
-        Early stopping: stop when the validation loss has not improved for this many epochs.
+        Early stopping: stop when the validation score (``select_by``) has not improved for
+        this many epochs.
+    select_by : {"loss", "accuracy"}, default="loss"
+        Which epoch's weights are kept with validation data: the lowest validation loss or
+        the highest validation accuracy (ties: the lower loss). Accuracy suits models that
+        grow over-confident, whose validation loss rises while their accuracy still climbs.
     scaling : {"auto", "minmax", "none"}, default="auto"
         How features are mapped into [0, 1]: ``"minmax"`` learns each feature's range on the
         training data (clipping unseen extremes at predict time); ``"none"`` requires inputs in
@@ -174,6 +179,7 @@ class TTNClassifier(TNClassifierBase):
         lr_schedule: str = "cosine",
         validation_fraction: float = 0.1,
         n_iter_no_change: int | None = None,
+        select_by: str = "loss",
         scaling: str = "auto",
         init_std: float = 1e-2,
         random_state: Any = None,
@@ -197,6 +203,7 @@ class TTNClassifier(TNClassifierBase):
         self.lr_schedule = lr_schedule
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
+        self.select_by = select_by
         self.scaling = scaling
         self.init_std = init_std
         self.random_state = random_state

@@ -48,6 +48,8 @@ LR_SCHEDULES = ("constant", "cosine", "plateau")
 # "cross_entropy": the module maps (B, F) inputs to (B, L) logits, scored against labels y.
 # "nll": the module maps (B, F) inputs to (B,) log-likelihoods (a density model; y is None).
 OBJECTIVES = ("cross_entropy", "nll")
+#: The accepted values of ``select_by``: what picks the epoch whose weights are kept.
+SELECTIONS: tuple[str, ...] = ("loss", "accuracy")
 
 Callback = Callable[[dict[str, Any], dict[str, float]], bool | None]
 
@@ -128,6 +130,7 @@ def train_classifier(
     weight_decay: float = 0.0,
     lr_schedule: str = "cosine",
     patience: int | None = None,
+    select_by: str = "loss",
     max_grad_norm: float | None = None,
     seed: int = 0,
     callback: Callback | None = None,
@@ -155,7 +158,11 @@ def train_classifier(
         ``"cosine"`` anneals to zero over ``epochs`` (per step); ``"plateau"`` halves the rate
         when the validation (else training) loss has not improved for 2 epochs.
     patience : int, optional
-        Stop when the validation loss has not improved for this many epochs.
+        Stop when the validation score (``select_by``) has not improved for this many epochs.
+    select_by : {"loss", "accuracy"}, default="loss"
+        Which epoch's weights are kept with validation data: the lowest validation loss, or
+        the highest validation accuracy (ties: the lower loss). Accuracy suits models that
+        grow over-confident (their loss rises while their accuracy still climbs).
     max_grad_norm : float, optional
         Clip the global gradient norm to this value.
     seed : int
@@ -192,6 +199,10 @@ def train_classifier(
     """
     if objective not in OBJECTIVES:
         raise InvalidInputError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
+    if select_by not in SELECTIONS or (select_by == "accuracy" and objective == "nll"):
+        raise InvalidInputError(
+            f"select_by must be one of {SELECTIONS} ('loss' for a density model), got {select_by!r}"
+        )
     if objective == "nll":
         if y is not None or y_val is not None:
             raise InvalidInputError('objective="nll" trains a density model: pass y=None')
@@ -222,6 +233,7 @@ def train_classifier(
         "sums": [0.0, 0, 0],  # loss sum, correct, seen in the current epoch
         "history": [],
         "best_val_loss": math.inf,
+        "best_score": None,
         "best_epoch": None,
         "best_module_state": None,
         "bad_epochs": 0,
@@ -318,7 +330,7 @@ def train_classifier(
                 entry["val_loss"], entry["val_accuracy"] = evaluate_classifier(
                     module, X_val, y_val if objective != "nll" else None, objective=objective
                 )
-                _track_best(state, entry, module, patience)
+                _track_best(state, entry, module, patience, select_by)
             if scheduler is not None and lr_schedule == "plateau":
                 scheduler.step(entry["val_loss"] if has_val else entry["train_loss"])
             state["history"].append(entry)
@@ -354,10 +366,27 @@ def _parameter_groups(module: nn.Module, temperature_lr: float | None) -> Any:
     return [{"params": rest}, {"params": [temperature], "lr": temperature_lr}]
 
 
+def selection_score(entry: dict[str, float], select_by: str) -> tuple[float, float]:
+    """How good an epoch's validation was, smaller is better: the loss, or the accuracy
+    (higher first) with the loss breaking ties."""
+    if select_by == "accuracy":
+        return (-entry["val_accuracy"], entry["val_loss"])
+    return (entry["val_loss"], 0.0)
+
+
 def _track_best(
-    state: dict[str, Any], entry: dict[str, float], module: nn.Module, patience: int | None
+    state: dict[str, Any],
+    entry: dict[str, float],
+    module: nn.Module,
+    patience: int | None,
+    select_by: str,
 ) -> None:
-    if entry["val_loss"] < state["best_val_loss"]:
+    score = selection_score(entry, select_by)
+    best = state.get("best_score")
+    if best is None and math.isfinite(state["best_val_loss"]):  # a checkpoint from before
+        best = (state["best_val_loss"], 0.0)
+    if best is None or score < tuple(best):
+        state["best_score"] = list(score)
         state["best_val_loss"] = entry["val_loss"]
         state["best_epoch"] = int(entry["epoch"])
         state["best_module_state"] = copy.deepcopy(module.state_dict())

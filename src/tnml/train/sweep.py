@@ -68,6 +68,7 @@ from tnml.models.mps_module import (
 )
 from tnml.tensor.decomp import check_truncation_options, split_tensor
 from tnml.tensor.mps import MPS
+from tnml.train.autodiff import SELECTIONS, selection_score
 from tnml.train.checkpoint import load_checkpoint, save_checkpoint
 from tnml.train.distributed import all_reduce_sum, distributed_context
 from tnml.train.interrupt import DeferredInterrupt
@@ -1239,6 +1240,7 @@ def train_sweep(
     max_grad_norm: float | None = None,
     phi_val: Tensor | None = None,
     y_val: Tensor | None = None,
+    select_by: str = "loss",
     env_dtype: torch.dtype = torch.float32,
     memory_budget: int = 4 * _GIB,
     chunk_size: int | None = None,
@@ -1311,6 +1313,9 @@ def train_sweep(
         the sweep with the lowest validation loss is the one returned (as the autodiff
         trainer keeps its best epoch): each label move across a bond truncated to
         ``max_bond`` loses a little, so a later sweep can be worse.
+    select_by : {"loss", "accuracy"}, default="loss"
+        What "best" means with validation data (see
+        :func:`tnml.train.autodiff.train_classifier`).
     env_dtype : torch.dtype, default=torch.float32
         Dtype of the stored environments (``torch.float64`` for more precision).
     memory_budget : int, default=4 GiB
@@ -1373,6 +1378,8 @@ def train_sweep(
         )
     if (phi_val is None) != (y_val is None):
         raise InvalidInputError("give both phi_val and y_val, or neither")
+    if select_by not in SELECTIONS:
+        raise InvalidInputError(f"select_by must be one of {SELECTIONS}, got {select_by!r}")
     if resume and checkpoint_path is None:
         raise InvalidInputError("resume=True needs checkpoint_path")
     if not isinstance(model, LabelledMPS):
@@ -1522,10 +1529,13 @@ def train_sweep(
             }
             state["sweeps"].append(summary)
             best = state.get("best")
-            if not math.isnan(val_loss) and (best is None or val_loss < best["val_loss"]):
+            score = selection_score(summary, select_by)
+            best_score = None if best is None else best.get("score", (best["val_loss"], 0.0))
+            if not math.isnan(val_loss) and (best_score is None or score < tuple(best_score)):
                 state["best"] = {
                     "sweep": sweep + 1,
                     "val_loss": val_loss,
+                    "score": list(score),
                     "model": sweeper.model.state_dict(),
                 }
             bar.log(_format_sweep(summary, n_sweeps))

@@ -125,7 +125,7 @@ def test_temperature_lr_gives_the_readout_temperature_its_own_step():
     train_classifier(module, X, y, temperature_lr=1e-2, **kwargs)
     assert abs(float(module.log_temperature.detach())) == pytest.approx(1e-2, rel=1e-3)
     moved = max(
-        float((p - q).abs().max())
+        float((p.detach() - q).abs().max())
         for p, q in zip(module.parameters(), cores_before, strict=True)
         if p is not module.log_temperature
     )

@@ -317,3 +317,21 @@ def test_sweep_step_options_are_checked():
         train_born_sweep(mps, X, grad_floor=True, line_search=True)
     with pytest.raises(ValueError, match="lr_decay"):
         tnml.MPSBornMachine(lr_decay=0.0).fit(correlated_bits(50))
+
+
+@pytest.mark.parametrize("kind", ["sweep", "autodiff", "ttn-sweep"])
+def test_validation_keeps_the_state_of_the_best_sweep(kind):
+    # 60 training rows and a large bond: the validation NLL turns up while training goes on
+    X, X_val = correlated_bits(60, seed=7), correlated_bits(300, seed=8)
+    if kind == "ttn-sweep":
+        model = tnml.TTNBornMachine(bond_dim=8, trainer="sweep", epochs=6, lr=0.05)
+    else:
+        model = tnml.MPSBornMachine(bond_dim=8, trainer=kind, epochs=6, lr=0.05, batch_size=8)
+    model.set_params(random_state=0).fit(X, X_val=X_val)
+    val = [h["val_nll"] for h in model.history_]
+    assert model.best_epoch_ == int(np.argmin(val)) + 1
+    assert model.nll(X_val) == pytest.approx(min(val), rel=1e-9)
+    assert model.best_epoch_ < len(val)  # the last sweep was not the best: a real choice
+    if kind != "autodiff":  # (autodiff records the mean over an epoch's mini-batches)
+        best = model.history_[model.best_epoch_ - 1]
+        assert model.nll(X) == pytest.approx(best["train_nll"], rel=1e-9)

@@ -140,6 +140,7 @@ class BornMachineBase(DensityMixin, BaseEstimator):
             | {k: h[k] for k in ("lr", "seconds")}
             for h in result.history
         ]
+        self.best_epoch_ = result.best_epoch
 
     # -- validation -------------------------------------------------------------------------
     def _check_input(self, X: Any, name: str = "X") -> np.ndarray:
@@ -316,6 +317,9 @@ class MPSBornMachine(BornMachineBase):
     n_features_in_ : int
     history_ : list of dict
         Per sweep / epoch: training NLL (nats), and more.
+    best_epoch_ : int or None
+        With ``X_val`` given to ``fit``: the sweep / epoch with the lowest validation NLL,
+        whose state the model keeps; None without.
     n_iter_ : int
 
     Examples
@@ -482,6 +486,7 @@ class MPSBornMachine(BornMachineBase):
             else:
                 self.module_ = MPSBornModule.from_mps(result.mps, init_std=self.init_std)
             self.history_ = result.history
+            self.best_epoch_ = result.best_sweep
         else:
             if (
                 self.unitary
@@ -550,6 +555,8 @@ class TTNBornMachine(BornMachineBase):
     module_ : TTNBornModule
     n_levels_ : ndarray of shape (n_features_in_,)
     history_ : list of dict
+    best_epoch_ : int or None
+        As in :class:`MPSBornMachine`.
     n_iter_ : int
 
     Examples
@@ -706,6 +713,7 @@ class TTNBornMachine(BornMachineBase):
             )
             self.module_.load_ttn(result.ttn)
             self.history_ = result.history
+            self.best_epoch_ = result.best_sweep
             return
         train_kwargs.setdefault("max_grad_norm", self.max_grad_norm)
         self._train_autodiff(data, val, seed, train_kwargs)

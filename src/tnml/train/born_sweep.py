@@ -60,18 +60,23 @@ class BornSweepResult:
     Attributes
     ----------
     mps : MPS
-        The trained state, right-canonical (``center = 0``) and normalised.
+        The trained state, right-canonical (``center = 0``) and normalised: with validation
+        data, that of the sweep with the lowest validation NLL (as the autodiff trainer keeps
+        its best epoch), else the last.
     history : list of dict
         One entry per sweep (right and back): ``sweep``, ``train_nll``, ``val_nll`` (NaN
         without validation data), ``max_bond``, ``lr`` (the step size the sweep used),
         ``seconds``.
     stopped_early : bool
         True if a callback asked to stop.
+    best_sweep : int or None
+        The sweep (1-based) whose state is returned when validation data were given.
     """
 
     mps: MPS
     history: list[dict[str, float]] = field(default_factory=list)
     stopped_early: bool = False
+    best_sweep: int | None = None
 
 
 def as_site_vectors(mps: MPS, X: Tensor | Sequence[Tensor], name: str = "X") -> list[Tensor]:
@@ -153,14 +158,34 @@ def check_step_options(lr: float, lr_decay: float | None) -> None:
         raise InvalidInputError(f"lr_decay must be a number in (0, 1) or None, got {lr_decay!r}")
 
 
-def end_sweep(state: dict[str, Any], entry: dict[str, float], lr_decay: float | None) -> None:
-    """Record a finished sweep in ``state`` (``history``, ``sweep``) and, with ``lr_decay``,
-    shrink ``state["lr"]`` if the sweep raised the training NLL."""
+def end_sweep(
+    state: dict[str, Any],
+    entry: dict[str, float],
+    lr_decay: float | None,
+    weights: Callable[[], Any],
+) -> None:
+    """Record a finished sweep in ``state`` (``history``, ``sweep``); with ``lr_decay``,
+    shrink ``state["lr"]`` if the sweep raised the training NLL; keep a copy of
+    ``weights()`` (nested lists of tensors) as ``state["best"]`` when the sweep has the
+    lowest validation NLL so far."""
     previous = state["history"][-1]["train_nll"] if state["history"] else math.inf
     if lr_decay is not None and entry["train_nll"] > previous:
         state["lr"] *= lr_decay
     state["history"].append(entry)
     state["sweep"] += 1
+    best = state.get("best")
+    if math.isfinite(entry["val_nll"]) and (best is None or entry["val_nll"] < best["val_nll"]):
+        state["best"] = {
+            "sweep": state["sweep"],
+            "val_nll": entry["val_nll"],
+            "weights": _clone_nested(weights()),
+        }
+
+
+def _clone_nested(tensors: Any) -> Any:
+    if isinstance(tensors, Tensor):
+        return tensors.detach().clone()
+    return [_clone_nested(t) for t in tensors]
 
 
 def floored_gradient(grad: Tensor) -> Tensor:
@@ -303,7 +328,8 @@ def train_born_sweep(
         machine), or the product states of a continuous one, floats of shape (T, N, d) (or a
         sequence of N tensors (T, d_i); see :func:`tnml.tensor.born.mps_log_density`).
     X_val : Tensor, optional
-        Validation data of the same kind; its NLL is reported after every sweep.
+        Validation data of the same kind; its NLL is reported after every sweep, and the
+        state of the sweep where it was lowest is the one returned.
     n_sweeps : int
         Number of sweeps (each: left to right, then right to left).
     max_bond : int
@@ -430,7 +456,7 @@ def train_born_sweep(
                 "lr": state["lr"],
                 "seconds": time.perf_counter() - started,
             }
-            end_sweep(state, entry, lr_decay)
+            end_sweep(state, entry, lr_decay, lambda: sweeper.cores)
             state["direction"], state["bond"] = "right", 0
             bar.log(
                 f"sweep {int(entry['sweep'])}/{n_sweeps}  train NLL {entry['train_nll']:.3f}"
@@ -441,6 +467,14 @@ def train_born_sweep(
                 stopped = True
             if checkpoint_path is not None:
                 save_checkpoint(checkpoint_path, snapshot())
+    best = state.get("best")
+    final = sweeper.mps(center=0)
+    if best is not None:
+        final = MPS([c.to(device=mps.device, dtype=mps.dtype) for c in best["weights"]])
+        final.center = 0
     return BornSweepResult(
-        mps=sweeper.mps(center=0), history=state["history"], stopped_early=stopped
+        mps=final,
+        history=state["history"],
+        stopped_early=stopped,
+        best_sweep=None if best is None else best["sweep"],
     )

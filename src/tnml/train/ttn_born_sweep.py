@@ -61,17 +61,21 @@ class TTNBornSweepResult:
     Attributes
     ----------
     ttn : TTN
-        The trained state, canonical (centre on the root) and normalised.
+        The trained state, canonical (centre on the root) and normalised: with validation
+        data, that of the sweep with the lowest validation NLL, else the last.
     history : list of dict
         One entry per sweep: ``sweep``, ``train_nll``, ``val_nll`` (NaN without validation
         data), ``lr``, ``seconds``.
     stopped_early : bool
         True if a callback asked to stop.
+    best_sweep : int or None
+        The sweep (1-based) whose state is returned when validation data were given.
     """
 
     ttn: TTN
     history: list[dict[str, float]] = field(default_factory=list)
     stopped_early: bool = False
+    best_sweep: int | None = None
 
 
 def euler_tour(layout: TreeLayout) -> list[Node]:
@@ -241,7 +245,8 @@ def train_ttn_born_sweep(
     X : Tensor, shape (T, N)
         Training data, integers with ``0 <= X[:, i] < d_i``.
     X_val : Tensor, optional
-        Validation data of the same kind; its NLL is reported after every sweep.
+        Validation data of the same kind; its NLL is reported after every sweep, and the
+        state of the sweep where it was lowest is the one returned.
     n_sweeps : int
         Number of sweeps (each a depth-first walk from the root and back to it).
     lr : float
@@ -343,7 +348,7 @@ def train_ttn_born_sweep(
                 "lr": state["lr"],
                 "seconds": time.perf_counter() - started,
             }
-            end_sweep(state, entry, lr_decay)
+            end_sweep(state, entry, lr_decay, lambda: sweeper.tensors)
             state["position"] = 0
             bar.log(
                 f"sweep {int(entry['sweep'])}/{n_sweeps}  train NLL {entry['train_nll']:.3f}"
@@ -354,4 +359,14 @@ def train_ttn_born_sweep(
                 stopped = True
             if checkpoint_path is not None:
                 save_checkpoint(checkpoint_path, snapshot())
-    return TTNBornSweepResult(ttn=current(), history=state["history"], stopped_early=stopped)
+    best = state.get("best")
+    final = current()
+    if best is not None:
+        final = TTN(layout, [[t.to(ttn.device, ttn.dtype) for t in row] for row in best["weights"]])
+        final.is_canonical = True  # saved at the end of a sweep, the centre on the root
+    return TTNBornSweepResult(
+        ttn=final,
+        history=state["history"],
+        stopped_early=stopped,
+        best_sweep=None if best is None else best["sweep"],
+    )

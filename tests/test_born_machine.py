@@ -335,3 +335,24 @@ def test_validation_keeps_the_state_of_the_best_sweep(kind):
     if kind != "autodiff":  # (autodiff records the mean over an epoch's mini-batches)
         best = model.history_[model.best_epoch_ - 1]
         assert model.nll(X) == pytest.approx(best["train_nll"], rel=1e-9)
+
+
+def test_indexed_bond_gradient_equals_the_dense_one():
+    from tnml.train.born_sweep import _bond_gradient, _bond_gradient_indexed
+
+    g = torch.Generator().manual_seed(9)
+    bond = torch.randn(5, 3, 2, 4, generator=g, dtype=torch.float64)
+    left = torch.randn(50, 5, generator=g, dtype=torch.float64)
+    right = torch.randn(50, 4, generator=g, dtype=torch.float64)
+    xk = torch.randint(0, 3, (50,), generator=g)
+    xk1 = torch.randint(0, 2, (50,), generator=g)
+    xk1[(xk == 2) & (xk1 == 1)] = 0  # one slice without samples
+    pair = (one_hot(xk, 3).unsqueeze(2) * one_hot(xk1, 2).unsqueeze(1)).flatten(1)
+    dense_grad, dense_psi = _bond_gradient(bond, left, right, pair)
+    grad, psi = _bond_gradient_indexed(bond, left, right, xk * 2 + xk1)
+    torch.testing.assert_close(grad, dense_grad)
+    torch.testing.assert_close(psi, dense_psi)
+
+
+def one_hot(x: torch.Tensor, d: int) -> torch.Tensor:
+    return torch.nn.functional.one_hot(x, d).double()

@@ -2,13 +2,14 @@
 
 The tree counterpart of :mod:`tnml.train.born_sweep`. The tree is kept in canonical form
 with its orthogonality centre on one node tensor ``T`` (shape (Da, Db, Dp)): every other
-tensor is an isometry towards it, so ``Z = ||T||^2`` and the NLL of the training set is
+tensor is an isometry towards it, so ``Z = ||T||^2`` and the NLL of the ``n`` training
+samples is
 
-    NLL(T) = log Z - (2 / |T|) sum_x log |psi(x)|,   psi(x) = sum T[a, b, p] L_x[a] R_x[b] P_x[p]
+    NLL(T) = log Z - (2 / n) sum_x log |psi(x)|,   psi(x) = sum T[a, b, p] L_x[a] R_x[b] P_x[p]
 
 with ``L_x``, ``R_x`` the contractions of the two child subtrees with the sample and ``P_x``
 that of everything outside the node's subtree. The gradient in ``T`` is
-``2 T / Z - (2 / |T|) sum_x (L_x (x) R_x (x) P_x) / psi(x)``. The centre walks the tree depth
+``2 T / Z - (2 / n) sum_x (L_x (x) R_x (x) P_x) / psi(x)``. The centre walks the tree depth
 first (an Euler tour: down the left subtree, back, down the right one, back), updating the
 tensor at every arrival; a move is a QR decomposition that leaves an isometry behind and
 hands the triangular factor to the next node. Bond dimensions stay as the tree was built

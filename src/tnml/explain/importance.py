@@ -160,6 +160,12 @@ def feature_importance(
     return out
 
 
+def _unit(t: Tensor) -> tuple[Tensor, Tensor]:
+    """``t`` (B, ...) divided by each sample's norm, and the log of that norm (B,)."""
+    norm = torch.linalg.vector_norm(t.reshape(t.shape[0], -1), dim=1).clamp_min(1e-300)
+    return t / norm.reshape(-1, *([1] * (t.ndim - 1))), norm.log()
+
+
 def branch_amplitudes(
     cores: Tensor, output_core: Tensor, phi: Tensor, output_site: int
 ) -> tuple[Tensor, Tensor]:
@@ -191,47 +197,43 @@ def branch_amplitudes(
     def site(i: int) -> Tensor:
         return cores[i] if i < k else cores[i - 1]
 
-    def unit(t: Tensor) -> tuple[Tensor, Tensor]:
-        norm = torch.linalg.vector_norm(t.reshape(batch, -1), dim=1).clamp_min(1e-300)
-        return t / norm.reshape(batch, *([1] * (t.ndim - 1))), norm.log()
-
     e0 = phi.new_zeros(batch, cores.shape[1])
     e0[:, 0] = 1.0
     zero = phi.new_zeros(batch)
     # left[i]: sites < i (i <= k); right[i]: sites >= i (i > k); each with its log-norm
     left, left_log = [e0], [zero]
     for i in range(k):
-        v, ln = unit(torch.einsum("bl,lsr,bs->br", left[-1], site(i), phi[:, i]))
+        v, ln = _unit(torch.einsum("bl,lsr,bs->br", left[-1], site(i), phi[:, i]))
         left.append(v)
         left_log.append(left_log[-1] + ln)
     right, right_log = {n: e0}, {n: zero}
     for i in range(n - 1, k, -1):
-        v, ln = unit(torch.einsum("lsr,bs,br->bl", site(i), phi[:, i], right[i + 1]))
+        v, ln = _unit(torch.einsum("lsr,bs,br->bl", site(i), phi[:, i], right[i + 1]))
         right[i], right_log[i] = v, right_log[i + 1] + ln
 
     mantissa = [torch.empty(0)] * n
     logs = [zero] * n
-    g, ln = unit(torch.einsum("bl,lsLr,br->bsL", left[k], output_core, right[k + 1]))
+    g, ln = _unit(torch.einsum("bl,lsLr,br->bsL", left[k], output_core, right[k + 1]))
     mantissa[k], logs[k] = g, ln + left_log[k] + right_log[k + 1]
     # sites left of the output: a right environment carrying the label, swept leftwards
     if k > 0:
-        env, env_log = unit(torch.einsum("lsLr,bs,br->blL", output_core, phi[:, k], right[k + 1]))
+        env, env_log = _unit(torch.einsum("lsLr,bs,br->blL", output_core, phi[:, k], right[k + 1]))
         env_log = env_log + right_log[k + 1]
         for j in range(k - 1, -1, -1):
-            g, ln = unit(torch.einsum("bl,lsr,brL->bsL", left[j], site(j), env))
+            g, ln = _unit(torch.einsum("bl,lsr,brL->bsL", left[j], site(j), env))
             mantissa[j], logs[j] = g, ln + left_log[j] + env_log
             if j > 0:
-                env, ln = unit(torch.einsum("lsr,bs,brL->blL", site(j), phi[:, j], env))
+                env, ln = _unit(torch.einsum("lsr,bs,brL->blL", site(j), phi[:, j], env))
                 env_log = env_log + ln
     # sites right of the output: a left environment carrying the label, swept rightwards
     if k < n - 1:
-        env, env_log = unit(torch.einsum("bl,lsLr,bs->bLr", left[k], output_core, phi[:, k]))
+        env, env_log = _unit(torch.einsum("bl,lsLr,bs->bLr", left[k], output_core, phi[:, k]))
         env_log = env_log + left_log[k]
         for j in range(k + 1, n):
-            g, ln = unit(torch.einsum("bLl,lsr,br->bsL", env, site(j), right[j + 1]))
+            g, ln = _unit(torch.einsum("bLl,lsr,br->bsL", env, site(j), right[j + 1]))
             mantissa[j], logs[j] = g, ln + env_log + right_log[j + 1]
             if j < n - 1:
-                env, ln = unit(torch.einsum("bLl,lsr,bs->bLr", env, site(j), phi[:, j]))
+                env, ln = _unit(torch.einsum("bLl,lsr,bs->bLr", env, site(j), phi[:, j]))
                 env_log = env_log + ln
     return torch.stack(mantissa, dim=1), torch.stack(logs, dim=1)
 
@@ -261,18 +263,14 @@ def tree_branch_amplitudes(ttn: TTN, phi: Tensor) -> tuple[Tensor, Tensor]:
     layout = ttn.layout
     batch, n = phi.shape[:2]
 
-    def unit(t: Tensor) -> tuple[Tensor, Tensor]:
-        norm = torch.linalg.vector_norm(t.reshape(batch, -1), dim=1).clamp_min(1e-300)
-        return t / norm.reshape(batch, *([1] * (t.ndim - 1))), norm.log()
-
     up: dict[object, Tensor] = {}
     up_log: dict[object, Tensor] = {}
     for j in range(n):
-        up[j], up_log[j] = unit(phi[:, j])
+        up[j], up_log[j] = _unit(phi[:, j])
     for node in layout.nodes[:-1]:  # bottom-up, the root last (and not needed)
         a, b = layout.children(node)
         t = ttn.tensors[node[0]][node[1]]
-        v, ln = unit(torch.einsum("nyp,ny->np", torch.einsum("nx,xyp->nyp", up[a], t), up[b]))
+        v, ln = _unit(torch.einsum("nyp,ny->np", torch.einsum("nx,xyp->nyp", up[a], t), up[b]))
         up[node], up_log[node] = v, up_log[a] + up_log[b] + ln
     n_labels = ttn.tensors[-1][0].shape[2]
     eye = torch.eye(n_labels, dtype=phi.dtype, device=phi.device)
@@ -290,7 +288,7 @@ def tree_branch_amplitudes(ttn: TTN, phi: Tensor) -> tuple[Tensor, Tensor]:
                 env = torch.einsum("nxyl,ny->nxl", opened, up[other])
             else:
                 env = torch.einsum("nxyl,nx->nyl", opened, up[other])
-            env, ln = unit(env)
+            env, ln = _unit(env)
             env_log = down_log[node] + up_log[other] + ln
             if isinstance(child, int):
                 mantissa[child], logs[child] = env, env_log

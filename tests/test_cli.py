@@ -544,10 +544,18 @@ def test_born_train_evaluate_info(born_model: Path) -> None:
 
 def test_born_sweep_step_options(tmp_path: Path) -> None:
     out = tmp_path / "floored.tnml"
-    ok(run("train", "digits", "--model", "mps-born", "--grad-floor", "--lr-decay", 0.5,
-           "--bond-dim", 4, "--epochs", 1, "--quiet", "--out", out))  # fmt: skip
+    result = ok(run("train", "digits", "--model", "mps-born", "--grad-floor", "--lr-decay", 0.5,
+                    "--steps-per-bond", 2, "--n-train", 300, "--bond-dim", 4, "--epochs", 1,
+                    "--quiet", "--out", out))  # fmt: skip
+    assert "(300 samples)" in result.output
     model = tnml.io.load(out)
-    assert model.grad_floor is True and model.lr_decay == 0.5
+    assert model.grad_floor is True and model.lr_decay == 0.5 and model.steps_per_bond == 2
+    assert model.metadata_["split"]["n_train"] == 300
+    tree = tmp_path / "tree.tnml"
+    ok(run("train", "digits", "--model", "ttn-born", "--trainer", "sweep", "--steps-per-bond", 2,
+           "--bond-dim", 4, "--epochs", 1, "--quiet", "--out", tree))  # fmt: skip
+    assert tnml.io.load(tree).steps_per_node == 2
+    assert_error(run("train", "digits", "--n-train", 10**6, "--out", out), "--n-train 1000000")
     assert_error(
         run("train", "digits", "--model", "mps", "--grad-floor", "--out", out),
         "--grad-floor applies to Born machines",

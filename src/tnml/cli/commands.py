@@ -10,6 +10,7 @@ leaves a checkpoint and exits with 130.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import functools
 import io
 import json
@@ -31,6 +32,7 @@ from tnml.cli.datasets import (
     DEFAULT_SEED,
     DEFAULT_TEST_FRACTION,
     ModelSpec,
+    TrainingData,
     load_evaluation_data,
     load_prediction_input,
     load_training_data,
@@ -204,7 +206,11 @@ _MPS_ONLY = {
 
 
 # Options of the Born machines' sweeps that the classifiers do not take.
-_BORN_ONLY = {"grad_floor": "--grad-floor", "lr_decay": "--lr-decay"}
+_BORN_ONLY = {
+    "grad_floor": "--grad-floor",
+    "lr_decay": "--lr-decay",
+    "steps_per_bond": "--steps-per-bond",
+}
 
 
 def _reject(model: str, params: dict[str, Any], options: dict[str, str], kind: str) -> None:
@@ -236,6 +242,8 @@ def _make_estimator(
         _reject(model, params, {"loss": "--loss"}, "classifiers")
         return MPSBornMachine(**params)
     if model == "ttn-born":  # the tree Born machine sweeps too, with fixed bonds
+        if "steps_per_bond" in params:  # its steps are taken per node
+            params["steps_per_node"] = params.pop("steps_per_bond")
         _reject(
             model, params, {k: v for k, v in _MPS_ONLY.items() if k != "trainer"}, "the MPS models"
         )
@@ -243,6 +251,19 @@ def _make_estimator(
             params["layout"] = tuple(image_shape)
         return TTNBornMachine(**params)
     raise AssertionError(f"unknown model {model!r}")  # pragma: no cover - Typer checks it
+
+
+def _first_samples(data: TrainingData, n_train: int) -> TrainingData:
+    """``data`` with only its first ``n_train`` training samples (recorded in the split)."""
+    if n_train > len(data.y_train):
+        raise InvalidInputError(
+            f"--n-train {n_train} asks for more than the {len(data.y_train)} training samples"
+        )
+    split = {**(data.metadata.get("split") or {}), "n_train": n_train}
+    metadata = {**data.metadata, "split": split}
+    return dataclasses.replace(
+        data, X_train=data.X_train[:n_train], y_train=data.y_train[:n_train], metadata=metadata
+    )
 
 
 def _given(**options: Any) -> dict[str, Any]:
@@ -335,6 +356,24 @@ def train(
             show_default=False,
         ),
     ] = None,
+    steps_per_bond: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Born-machine sweeps: gradient steps per bond (mps-born) or per tree node "
+            "(ttn-born) each time the sweep reaches it.",
+            show_default=False,
+        ),
+    ] = None,
+    n_train: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Train on the first N training samples only (e.g. Han et al.'s 1,000 MNIST "
+            "images); the test split is unchanged.",
+            show_default=False,
+        ),
+    ] = None,
     downsample: DownsampleOpt = None,
     augment_shift: Annotated[
         float,
@@ -423,6 +462,8 @@ def train(
         test_fraction=test_fraction,
         seed=seed,
     )
+    if n_train is not None:
+        data = _first_samples(data, n_train)
     params = _given(
         bond_dim=bond_dim,
         epochs=epochs,
@@ -437,6 +478,7 @@ def train(
         loss=loss,
         grad_floor=grad_floor,
         lr_decay=lr_decay,
+        steps_per_bond=steps_per_bond,
         validation_fraction=val_fraction,
         n_iter_no_change=patience,
         select_by=select_by,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -128,20 +129,31 @@ def brute_force_importance(
 ) -> np.ndarray:
     """p(c|x) - p_j(c|x) for each sample and feature, one full contraction per branch."""
     module = clf.module_
-    d = module.feature_dim
     w = dense_weights(module)
+    phi = embed(torch.as_tensor(X, dtype=torch.float64), module.feature_map, module.feature_dim)
+    return brute_force_from_amplitude(module, phi, lambda vs: amplitudes(w, vs), method, basis)
+
+
+def brute_force_from_amplitude(
+    module: torch.nn.Module,
+    phi: torch.Tensor,
+    amplitude: Callable[[list[torch.Tensor]], torch.Tensor],
+    method: str,
+    basis: torch.Tensor | None = None,
+) -> np.ndarray:
+    """p(c|x) - p_j(c|x) from ``amplitude(vectors) -> f (L,)``, each branch evaluated anew."""
+    n, n_features, d = phi.shape
     basis = torch.eye(d, dtype=torch.float64) if basis is None else basis
-    phi = embed(torch.as_tensor(X, dtype=torch.float64), module.feature_map, d)
-    out = np.zeros(X.shape)
-    for b in range(X.shape[0]):
-        base = readout_proba(module, amplitudes(w, list(phi[b])))
+    out = np.zeros((n, n_features))
+    for b in range(n):
+        base = readout_proba(module, amplitude(list(phi[b])))
         c = int(base.argmax())
-        for j in range(X.shape[1]):
+        for j in range(n_features):
             branches = []
             for s in range(d):
-                phis = list(phi[b])
-                phis[j] = basis[:, s]
-                branches.append(amplitudes(w, phis))
+                vectors = list(phi[b])
+                vectors[j] = basis[:, s]
+                branches.append(amplitude(vectors))
             if method == "trace":
                 weights = torch.stack([g.square().sum() for g in branches])
                 weights = weights / weights.sum()

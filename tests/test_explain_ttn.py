@@ -508,17 +508,10 @@ def random_tree_classifier(readout: str, layout: object, n_features: int, featur
     return clf
 
 
-def tree_readout_proba(module: TTNClassifierModule, f: torch.Tensor) -> torch.Tensor:
-    """The readouts written out independently of the module."""
-    if module.readout == "born":
-        return f.square() / f.square().sum()
-    if module.readout == "normalized":
-        return torch.softmax(float(module.log_temperature.detach().exp()) * f / f.norm(), 0)
-    return torch.softmax(f, 0)
-
-
 def brute_force_tree_importance(clf, X: np.ndarray, method: str) -> np.ndarray:
     """p(c|x) - p_j(c|x), each branch amplitude from a full dense contraction of the tree."""
+    from test_explain import brute_force_from_amplitude
+
     module = clf.module_
     d = module.feature_dim
     ttn = module.to_ttn()
@@ -534,26 +527,7 @@ def brute_force_tree_importance(clf, X: np.ndarray, method: str) -> np.ndarray:
             out = torch.tensordot(v, out, dims=([0], [0]))
         return out
 
-    out = np.zeros(X.shape)
-    for b in range(X.shape[0]):
-        base = tree_readout_proba(module, amplitude(list(phi[b])))
-        c = int(base.argmax())
-        for j in range(X.shape[1]):
-            branches = []
-            for s in range(d):
-                vectors = list(phi[b])
-                vectors[j] = torch.eye(d, dtype=torch.float64)[s]
-                branches.append(amplitude(vectors))
-            if method == "trace":
-                weights = torch.stack([g.square().sum() for g in branches])
-                weights = weights / weights.sum()
-            else:
-                weights = torch.full((d,), 1.0 / d, dtype=torch.float64)
-            marginal = sum(
-                wt * tree_readout_proba(module, g) for wt, g in zip(weights, branches, strict=True)
-            )
-            out[b, j] = float(base[c] - marginal[c])
-    return out
+    return brute_force_from_amplitude(module, phi, amplitude, method)
 
 
 @pytest.mark.parametrize("method", ["trace", "uniform"])

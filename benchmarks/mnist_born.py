@@ -26,9 +26,17 @@ import tnml
 from tnml.data import load_mnist
 
 
-def binarised(data_dir: str, split: str, limit: int | None) -> np.ndarray:
+def binarised(
+    data_dir: str, split: str, limit: int | None, random_seed: int | None = None
+) -> np.ndarray:
+    """The first ``limit`` images of ``split`` (all: None), or ``limit`` drawn at random
+    without replacement with ``random_seed``, binarised at 0.5, flattened (n, 784)."""
     images, _ = load_mnist(data_dir, split)
-    images = images[:limit] if limit else images
+    if limit and random_seed is not None:
+        rng = np.random.default_rng(random_seed)
+        images = images[rng.choice(len(images), size=limit, replace=False)]
+    elif limit:
+        images = images[:limit]
     return (images.reshape(images.shape[0], -1) > 0.5).astype(np.int64)
 
 
@@ -50,6 +58,14 @@ def main(argv: list[str] | None = None) -> None:
         help="track the NLL of the next N training images (after --n-train) every sweep/epoch",
     )
     parser.add_argument("--n-test", type=int, default=None, help="default: all 10,000")
+    parser.add_argument(
+        "--random-subset",
+        type=int,
+        default=None,
+        metavar="SEED",
+        help="draw the training (and validation) images at random with this seed, as Han et "
+        "al. did, instead of taking the first ones",
+    )
     parser.add_argument("--bond-dim", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--lr", type=float, default=None)
@@ -88,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
         args.trainer = "sweep" if args.model == "mps" else "autodiff"
     torch.set_num_threads(args.threads)
 
-    X_train = binarised(args.data_dir, "train", args.n_train + args.n_val)
+    X_train = binarised(args.data_dir, "train", args.n_train + args.n_val, args.random_subset)
     X_train, X_val = X_train[: args.n_train], X_train[args.n_train :]
     X_test = binarised(args.data_dir, "test", args.n_test)
     common = {

@@ -294,3 +294,22 @@ def test_bad_inputs() -> None:
     # a ValueError, as callers of a scientific library expect
     with pytest.raises(ValueError, match="cutoff"):
         truncation_rank(torch.ones(2), cutoff=-1.0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_svd_falls_back_to_gesvd_when_gesdd_does_not_converge(monkeypatch, dtype):
+    from tnml.tensor import decomp
+
+    a = torch.randn(2, 7, 5, generator=torch.Generator().manual_seed(0), dtype=dtype)
+    original = torch.linalg.svd
+
+    def failing_svd(x, *args, **kwargs):
+        raise torch.linalg.LinAlgError("linalg.svd: The algorithm failed to converge")
+
+    monkeypatch.setattr(torch.linalg, "svd", failing_svd)
+    u, s, vh = decomp._svd(a)
+    monkeypatch.setattr(torch.linalg, "svd", original)
+    assert u.dtype == vh.dtype == dtype and u.shape == (2, 7, 5) and vh.shape == (2, 5, 5)
+    tol = 1e-12 if dtype == torch.float64 else 1e-5
+    torch.testing.assert_close(u @ torch.diag_embed(s) @ vh, a, atol=tol, rtol=tol)
+    torch.testing.assert_close(s, original(a.double()).S.to(dtype), atol=tol, rtol=tol)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -53,18 +54,85 @@ def test_compile_qasm3_and_qiskit(unitary_model, tmp_path):
     assert qc.num_qubits == 16 + 4 and qc.num_parameters == 16
 
 
-def test_noise_study_writes_table_plot_and_json(unitary_model, tmp_path):
+@pytest.fixture(scope="module")
+def circuit_models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Two circuit classifiers on 4x4 digits, with one and with two blocks per pixel."""
+    folder = tmp_path_factory.mktemp("n")
+    paths = folder / "one.tnml", folder / "two.tnml"
+    for path, blocks in zip(paths, ("1", "2"), strict=True):
+        ok(
+            run(
+                "train", "digits", "--model", "circuit", "--n-qubits", "4",
+                "--blocks-per-feature", blocks, "--downsample", "4", "--epochs", "1", "--quiet",
+                "--out", path,
+            )
+        )  # fmt: skip
+    return paths
+
+
+def test_noise_study_writes_table_plot_and_json(circuit_models, tmp_path):
+    native, tree = circuit_models
     out = tmp_path / "noise"
     result = ok(
-        run("noise-study", unitary_model, "--levels", "1e-3,1", "--n-samples", "40", "--out", out)
-    )
-    assert "noiseless" in result.output
+        run(
+            "noise-study", native, "--also", tree, "--levels", "1e-3,1", "--n-samples", "40",
+            "--out", out,
+        )
+    )  # fmt: skip
+    assert "noiseless" in result.output and "CX" in result.output
     report = json.loads((out / "noise.json").read_text())
-    assert [r["level"] for r in report["rows"]] == [0.0, 1e-3, 1.0]
-    assert report["n_samples"] == 40
-    # every gate fully depolarised: the label is a guess among 10 classes
-    assert report["rows"][-1]["accuracy"] < 0.35
+    first, second = report["models"]
+    assert [r["level"] for r in first["rows"]] == [0.0, 1e-3, 1.0]
+    assert first["n_samples"] == second["n_samples"] == 40
+    assert first["two_qubit_gates"] == 2 * 16  # one block (2 CX) per pixel
+    assert second["two_qubit_gates"] == 2 * 32
+    # every native gate fully depolarised: the label is a guess among 10 classes
+    assert first["rows"][-1]["accuracy"] < 0.35
     assert (out / "noise.png").stat().st_size > 0
+
+
+def test_native_compile_on_a_device(circuit_models, tmp_path):
+    from tnml.quantum.targets import heavy_hex_target
+
+    native, _ = circuit_models
+    qasm = tmp_path / "n.qasm"
+    result = ok(
+        run("compile", native, "--native", "--target", "heavy-hex", "--max-2q", "40", "--out", qasm)
+    )
+    assert "two-qubit gates 32" in result.output and "heavy-hex" in result.output
+    text = qasm.read_text()
+    assert "qubit[127]" in text
+    device = heavy_hex_target()
+    pairs = [
+        tuple(int(q) for q in re.findall(r"q\[(\d+)\]", line))
+        for line in text.splitlines()
+        if line.strip().startswith("cx ")
+    ]
+    assert len(pairs) == 32 and all(device.is_coupled(a, b) for a, b in pairs)
+    for args, message in (
+        (["--native", "--target", "torus"], "target must be one of"),
+        (["--native", "--max-2q", "10"], "max_two_qubit_gates=10 is too small"),
+        (["--target", "line"], "--target needs --native"),
+    ):
+        result = run("compile", native, *args, "--out", tmp_path / "x.qasm")
+        assert result.exit_code == 2 and message in result.stderr, result.output
+        assert "Traceback" not in result.output and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_native_born_machine_circuit(tmp_path):
+    born = tmp_path / "born.tnml"
+    ok(
+        run(
+            "train", "digits", "--model", "mps-born", "--bond-dim", "4", "--downsample", "4",
+            "--epochs", "1", "--quiet", "--out", born,
+        )
+    )  # fmt: skip
+    result = ok(
+        run("compile", born, "--native", "--target", "heavy-hex", "--layers", "2", "--out",
+            tmp_path / "b.qasm")
+    )  # fmt: skip
+    assert "2 staircase layer(s), fidelity to the model" in result.output
+    assert "two-qubit gates 60" in result.output  # 2 layers x 15 blocks x 2 CX
 
 
 def test_born_machine_circuit(tmp_path):

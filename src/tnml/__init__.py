@@ -8,6 +8,7 @@ The estimators are exported here; the layers live in ``tnml.tensor`` (algebra),
 from tnml import explain, io
 from tnml._version import __version__
 from tnml.models import (
+    CircuitClassifier,
     MPSAnomalyDetector,
     MPSBornMachine,
     MPSClassifier,
@@ -16,6 +17,7 @@ from tnml.models import (
 )
 
 __all__ = [
+    "CircuitClassifier",
     "MPSAnomalyDetector",
     "MPSBornMachine",
     "MPSClassifier",

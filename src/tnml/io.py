@@ -26,6 +26,7 @@ from safetensors.torch import save_file
 from tnml._version import __version__
 from tnml.exceptions import ModelFileError
 from tnml.models import (
+    CircuitClassifier,
     MPSAnomalyDetector,
     MPSBornMachine,
     MPSClassifier,
@@ -33,6 +34,7 @@ from tnml.models import (
     TTNClassifier,
 )
 from tnml.models.born_module import MPSBornModule, TTNBornModule
+from tnml.models.circuit_module import CircuitClassifierModule
 from tnml.models.mps_module import MPSClassifierModule
 from tnml.models.ttn_module import TTNClassifierModule
 from tnml.models.unitary_module import (
@@ -47,6 +49,7 @@ FORMAT_VERSION = 1
 
 # Estimators a model file may hold, by class name.
 ESTIMATORS: dict[str, type] = {
+    "CircuitClassifier": CircuitClassifier,
     "MPSClassifier": MPSClassifier,
     "MPSBornMachine": MPSBornMachine,
     "MPSAnomalyDetector": MPSAnomalyDetector,
@@ -58,6 +61,7 @@ ESTIMATORS: dict[str, type] = {
 _MODULES: dict[str, type] = {
     cls.__name__: cls
     for cls in (
+        CircuitClassifierModule,
         MPSClassifierModule,
         TTNClassifierModule,
         MPSBornModule,

@@ -43,6 +43,7 @@ from tnml.cli.quantum import compile_command, noise_study_command
 from tnml.data import MNIST_ENV_VAR
 from tnml.exceptions import InvalidInputError, TnmlError
 from tnml.models import (
+    CircuitClassifier,
     MPSBornMachine,
     MPSClassifier,
     TTNBornMachine,
@@ -213,6 +214,26 @@ _BORN_ONLY = {
 }
 
 
+# Options of the tensor-network models that a circuit classifier does not take.
+_NETWORK_ONLY = {
+    "bond_dim": "--bond-dim",
+    "feature_map": "--feature-map",
+    "feature_dim": "--feature-dim",
+    "readout": "--readout",
+    "trainer": "--trainer",
+    "max_bond": "--max-bond",
+    "cutoff": "--cutoff",
+    "loss": "--loss",
+}
+
+# Options of the circuit classifier only.
+_CIRCUIT_ONLY = {
+    "n_qubits": "--n-qubits",
+    "blocks_per_feature": "--blocks-per-feature",
+    "angle_scale": "--angle-scale",
+}
+
+
 def _reject(model: str, params: dict[str, Any], options: dict[str, str], kind: str) -> None:
     for name, flag in options.items():
         if name in params:
@@ -226,6 +247,11 @@ def _make_estimator(
 
     Tree models on images get the 2D layout (square patches) of ``image_shape``.
     """
+    if model == "circuit":
+        _reject(model, params, _BORN_ONLY, "Born machines")
+        _reject(model, params, _NETWORK_ONLY, "the tensor-network models")
+        return CircuitClassifier(**params)
+    _reject(model, params, _CIRCUIT_ONLY, "--model circuit")
     if model in ("mps", "ttn"):
         _reject(model, params, _BORN_ONLY, "Born machines")
     if model == "mps":
@@ -277,11 +303,13 @@ def train(
     dataset: DatasetArg = "digits",
     file: FileArg = None,
     model: Annotated[
-        Literal["mps", "ttn", "mps-born", "ttn-born"],
+        Literal["mps", "ttn", "mps-born", "ttn-born", "circuit"],
         typer.Option(
             help="Model: mps or ttn (matrix product state or tree classifier), mps-born or "
             "ttn-born (generative Born machines; images are binarised at 0.5, csv columns "
-            "must hold integers). Tree models pair image pixels in square patches."
+            "must hold integers), circuit (a classifier made of native one- and two-qubit "
+            "gates, for `tnml compile --native`). Tree models pair image pixels in square "
+            "patches."
         ),
     ] = "mps",
     bond_dim: Annotated[
@@ -371,6 +399,28 @@ def train(
             min=1,
             help="Train on the first N training samples only (e.g. Han et al.'s 1,000 MNIST "
             "images); the test split is unchanged.",
+            show_default=False,
+        ),
+    ] = None,
+    n_qubits: Annotated[
+        int | None,
+        typer.Option(
+            min=2, help="circuit: qubits of the register (default 4).", show_default=False
+        ),
+    ] = None,
+    blocks_per_feature: Annotated[
+        float | None,
+        typer.Option(
+            callback=_positive,
+            help="circuit: two-qubit blocks (2 CX each) per input feature (default 2).",
+            show_default=False,
+        ),
+    ] = None,
+    angle_scale: Annotated[
+        float | None,
+        typer.Option(
+            callback=_positive,
+            help="circuit: data rotations are RY(scale * pi * x) (default 0.25).",
             show_default=False,
         ),
     ] = None,
@@ -483,6 +533,9 @@ def train(
         n_iter_no_change=patience,
         select_by=select_by,
         device=device,
+        n_qubits=n_qubits,
+        blocks_per_feature=blocks_per_feature,
+        angle_scale=angle_scale,
     )
     params.update(random_state=seed, verbose=0 if quiet or rank else 1)
     if unitary:
@@ -505,7 +558,7 @@ def train(
             raise InvalidInputError(
                 "--augment-shift and --augment-rotation distort images; the data are not images"
             )
-        if model not in ("mps", "ttn"):
+        if model not in ("mps", "ttn", "circuit"):
             raise InvalidInputError(
                 f"--augment-shift and --augment-rotation train classifiers, not --model {model}"
             )

@@ -45,23 +45,90 @@ def compile_command(
     basis: Annotated[
         str, typer.Option(help="Native gates for the QASM export and the report.")
     ] = "rz,sx,x,cx",
+    native: Annotated[
+        bool,
+        typer.Option(
+            "--native/--dense",
+            help="native: one- and two-qubit gates only (a Born machine becomes staircase "
+            "layers of two-qubit blocks); dense: one gate per tensor.",
+        ),
+    ] = False,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            help="Device coupling map for --native: line, heavy-hex or all-to-all; every CX "
+            "of the output then acts on a coupled pair of the device's qubits.",
+            show_default=False,
+        ),
+    ] = None,
+    max_2q: Annotated[
+        int | None,
+        typer.Option(
+            "--max-2q",
+            min=1,
+            help="Largest CX count after routing (--native); a Born machine gets the most "
+            "layers that fit.",
+            show_default=False,
+        ),
+    ] = None,
+    layers: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Staircase layers of a Born machine (--native); default: the most that fit "
+            "--max-2q, else as many as reach --min-fidelity (at most 8).",
+            show_default=False,
+        ),
+    ] = None,
+    min_fidelity: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="Born machines without --layers or --max-2q."),
+    ] = 0.99,
+    product_threshold: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=0.5,
+            help="Born machines: features whose one-site state is this close to pure get a "
+            "one-qubit rotation instead of two-qubit gates (shorter layers).",
+        ),
+    ] = 0.0,
 ) -> None:
-    """Compile MODEL (a unitary classifier or a Born machine on binary data) into a circuit."""
+    """Compile MODEL (a unitary, circuit or Born-machine model) into a circuit."""
+    if not native:
+        for name, value in (
+            ("--target", target),
+            ("--max-2q", max_2q),
+            ("--layers", layers),
+            ("--product-threshold", product_threshold or None),
+        ):
+            if value is not None:
+                raise InvalidInputError(f"{name} needs --native")
     model = tnml_io.load(model_path)
-    circuit = compile_circuit(model, schedule)
+    circuit = compile_circuit(
+        model,
+        schedule,
+        gates="native" if native else "dense",
+        layers=layers,
+        target=target,
+        max_two_qubit_gates=max_2q,
+        min_fidelity=min_fidelity,
+        product_threshold=product_threshold,
+    )
     from tnml.quantum.export import to_qasm3, to_qiskit, transpile_report
 
     basis_gates = tuple(g.strip() for g in basis.split(",") if g.strip())
     if not basis_gates:
         raise InvalidInputError("--basis must name at least one gate, e.g. rz,sx,x,cx")
-    report = transpile_report(circuit, basis_gates=basis_gates)
+    physical = target is not None
+    report = transpile_report(circuit, basis_gates=basis_gates, physical=physical)
     if fmt == "qasm3":
-        text = to_qasm3(circuit, basis_gates=basis_gates)
+        text = to_qasm3(circuit, basis_gates=basis_gates, physical=physical)
         atomic_write(out, lambda tmp: Path(tmp).write_text(text))
     else:
         from qiskit import qpy
 
-        qc = to_qiskit(circuit)
+        qc = to_qiskit(circuit, physical=physical)
 
         def write(tmp: str) -> None:
             with open(tmp, "wb") as handle:
@@ -69,11 +136,23 @@ def compile_command(
 
         atomic_write(out, write)
     counts = ", ".join(f"{k} {v}" for k, v in sorted(report["counts"].items()))
+    meta = circuit.metadata
+    where = ""
+    if physical:
+        where = f" on {meta['target']} qubits {meta['physical_qubits']}"
     typer.echo(
-        f"{schedule} circuit: {circuit.num_qubits} qubits, {circuit.n_features} inputs, "
-        f"registers {circuit.registers}"
+        f"{meta.get('schedule', schedule)} {'native' if native else 'dense'} circuit: "
+        f"{circuit.num_qubits} qubits{where}, {circuit.n_features} inputs, registers "
+        f"{circuit.registers}"
     )
-    typer.echo(f"native ({','.join(basis_gates)}): depth {report['depth']}, {counts}")
+    if "fidelity" in meta:
+        typer.echo(
+            f"{meta['layers']} staircase layer(s), fidelity to the model {meta['fidelity']:.6f}"
+        )
+    typer.echo(
+        f"two-qubit gates {report['two_qubit_gates']}, depth {report['depth']} "
+        f"({','.join(basis_gates)}: {counts})"
+    )
     typer.echo(f"wrote {out}")
 
 
@@ -108,6 +187,21 @@ def noise_study_command(
         str, typer.Option(help="Comma-separated strengths per gate (per bit for readout).")
     ] = DEFAULT_LEVELS,
     schedule: ScheduleOpt = "full",
+    also: Annotated[
+        list[Path] | None,
+        typer.Option(
+            help="Another model file to score on the same data and noise (repeatable); the "
+            "table lists each model's CX count, to compare at equal hardware cost.",
+            show_default=False,
+        ),
+    ] = None,
+    target: Annotated[
+        str | None,
+        typer.Option(
+            help="Route every circuit on this device (line, heavy-hex, all-to-all) first.",
+            show_default=False,
+        ),
+    ] = None,
     shots: Annotated[
         int | None,
         typer.Option(min=1, help="Estimate from shots (default: exact).", show_default=False),
@@ -128,57 +222,81 @@ def noise_study_command(
         "noise-study"
     ),
 ) -> None:
-    """Accuracy of MODEL's circuit on its test data against the noise strength per gate."""
+    """Accuracy of MODEL's circuit on its test data against the noise strength per native
+    gate (every circuit is synthesised into one-qubit gates and CX first)."""
     if noise not in NOISE_CHANNELS:
         raise InvalidInputError(
             f"--noise must be one of {', '.join(NOISE_CHANNELS)}, got {noise!r}"
         )
     values = _levels(levels)
-    model = tnml_io.load(model_path)
-    if not hasattr(model, "classes_"):
-        raise InvalidInputError("noise-study scores classifiers; MODEL is not one")
-    circuit = compile_circuit(model, schedule)
-    data = load_evaluation_data(ModelSpec.from_model(model), dataset, file, data_dir=data_dir)
-    X, y = data.X, np.asarray(data.y)
-    if n_samples is not None:
-        X, y = X[:n_samples], y[:n_samples]
-    inputs = circuit_inputs(model, X)
-    unknown = ~np.isin(y, model.classes_)
-    if unknown.any():
-        raise InvalidInputError(
-            f"the data hold labels the model never saw: {np.unique(y[unknown])}"
-        )
-    labels = np.searchsorted(model.classes_, y)
+    paths = [model_path, *(also or [])]
+    results = []
     started = time.perf_counter()
-    rows = noise_study(circuit, inputs, labels, values, channel=noise, shots=shots)
+    for path in paths:
+        model = tnml_io.load(path)
+        if not hasattr(model, "classes_"):
+            raise InvalidInputError(f"noise-study scores classifiers; {path} is not one")
+        circuit = compile_circuit(
+            model, schedule, gates="native" if target else "dense", target=target
+        )
+        if not circuit.metadata.get("native"):
+            from tnml.quantum.native import decompose
+
+            circuit = decompose(circuit)
+        data = load_evaluation_data(ModelSpec.from_model(model), dataset, file, data_dir=data_dir)
+        X, y = data.X, np.asarray(data.y)
+        if n_samples is not None:
+            X, y = X[:n_samples], y[:n_samples]
+        unknown = ~np.isin(y, model.classes_)
+        if unknown.any():
+            raise InvalidInputError(
+                f"the data hold labels {path} never saw: {np.unique(y[unknown]).tolist()}"
+            )
+        labels = np.searchsorted(model.classes_, y)
+        rows = noise_study(
+            circuit, circuit_inputs(model, X), labels, values, channel=noise, shots=shots
+        )
+        results.append(
+            {
+                "model": str(path),
+                "data": data.description,
+                "n_samples": len(y),
+                "qubits": circuit.num_qubits,
+                "two_qubit_gates": circuit.metadata["two_qubit_gates"],
+                "rows": rows,
+            }
+        )
     seconds = time.perf_counter() - started
     out.mkdir(parents=True, exist_ok=True)
     tn_plot.plot_noise_curve(
         values,
-        [r["accuracy"] for r in rows[1:]],
+        [[r["accuracy"] for r in res["rows"][1:]] for res in results],
         out / "noise.png",
-        noiseless=rows[0]["accuracy"],
+        noiseless=results[0]["rows"][0]["accuracy"] if len(results) == 1 else None,
         label=noise,
-        title=f"{model_path.name}: {schedule} circuit, {len(y)} samples",
+        curve_labels=[
+            f"{Path(res['model']).name} ({res['two_qubit_gates']} CX)" for res in results
+        ],
+        title=f"{schedule} circuits, {results[0]['n_samples']} samples, noise per native gate",
     )
     report = {
-        "model": str(model_path),
-        "data": data.description,
-        "n_samples": len(y),
-        "schedule": schedule,
-        "qubits": circuit.num_qubits,
         "noise": noise,
+        "schedule": schedule,
+        "target": target,
         "shots": shots,
-        "rows": rows,
+        "models": results,
         "seconds": round(seconds, 3),
     }
     atomic_write(out / "noise.json", lambda tmp: Path(tmp).write_text(json.dumps(report, indent=2)))
-    table = Table(title=f"{noise} noise, {schedule} circuit ({circuit.num_qubits} qubits)")
+    table = Table(title=f"{noise} noise per native gate, {schedule} circuits")
     table.add_column("level per gate", justify="right")
-    table.add_column("accuracy", justify="right")
-    for row in rows:
-        table.add_row(
-            "0 (noiseless)" if row["level"] == 0 else f"{row['level']:g}", f"{row['accuracy']:.4f}"
+    for res in results:
+        table.add_column(
+            f"{Path(res['model']).name}\n{res['qubits']} qubits, {res['two_qubit_gates']} CX",
+            justify="right",
         )
+    for i, level in enumerate([0.0, *values]):
+        cells = [f"{res['rows'][i]['accuracy']:.4f}" for res in results]
+        table.add_row("0 (noiseless)" if level == 0 else f"{level:g}", *cells)
     Console(soft_wrap=False).print(table)
     typer.echo(f"wrote noise.png, noise.json to {out}")

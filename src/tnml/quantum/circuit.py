@@ -10,9 +10,11 @@ Conventions
 * A :class:`Gate` on ``qubits = (a, b, ...)`` has a matrix whose row/column index is
   big-endian in that order: ``qubits[0]`` is the most significant bit, as in the Kronecker
   product ``A (x) B`` acting on ``(a, b)``.
-* A *data gate* (``feature=j``) is ``RY(pi * x[j])`` on one qubit, so ``|0>`` becomes
-  ``cos(pi x/2)|0> + sin(pi x/2)|1>``: the ``trig`` feature map of :mod:`tnml.features`.
-  :meth:`Circuit.bind` replaces every data gate by a fixed ``RY`` gate for one input.
+* A *data gate* (``feature=j``) is ``RY(scale * pi * x[j])`` on one qubit (``scale`` 1 by
+  default), so ``|0>`` becomes ``cos(pi x/2)|0> + sin(pi x/2)|1>``: the ``trig`` feature map
+  of :mod:`tnml.features`. A data gate may act on a qubit in any state (circuits that
+  re-upload data rotate register qubits). :meth:`Circuit.bind` replaces every data gate by a
+  fixed ``RY`` gate for one input.
 * A register's value is ``sum_b bit_b * 2**b`` (bit 0 least significant, as in Qiskit).
   Bits that no :class:`Measure` writes stay 0.
 """
@@ -22,7 +24,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from numbers import Integral
+from numbers import Integral, Real
 
 import numpy as np
 import torch
@@ -88,7 +90,7 @@ def _index(name: str, value: object) -> int:
 
 @dataclass(frozen=True, eq=False)
 class Gate:
-    """A unitary on ``qubits``, or a data gate ``RY(pi * x[feature])`` on one qubit.
+    """A unitary on ``qubits``, or a data gate ``RY(scale * pi * x[feature])`` on one qubit.
 
     Equality is identity (the matrix is a tensor); compare fields explicitly if needed.
 
@@ -107,6 +109,9 @@ class Gate:
     angle : float or None
         Set by :meth:`Circuit.bind` on the ``RY`` gate that replaces a data gate, so exports
         can write a native ``ry(angle)``; a gate with an angle counts as a (bound) data gate.
+    scale : float
+        For a data gate, the factor of its angle ``scale * pi * x[feature]`` (finite); 1 by
+        default.
     """
 
     qubits: tuple[int, ...]
@@ -114,6 +119,7 @@ class Gate:
     feature: int | None = None
     name: str = "u"
     angle: float | None = None
+    scale: float = 1.0
 
     def __post_init__(self) -> None:
         if isinstance(self.qubits, Integral):
@@ -126,6 +132,10 @@ class Gate:
             raise InvalidInputError(f"Gate name must be a str, got {self.name!r}")
         if (self.matrix is None) == (self.feature is None):
             raise InvalidInputError("a Gate needs exactly one of matrix= and feature=")
+        scale = self.scale
+        if isinstance(scale, bool) or not isinstance(scale, Real) or not math.isfinite(scale):
+            raise InvalidInputError(f"Gate scale must be a finite number, got {scale!r}")
+        object.__setattr__(self, "scale", float(scale))
         if self.feature is not None:
             object.__setattr__(self, "feature", _index("Gate feature", self.feature))
             if len(qubits) != 1:
@@ -345,7 +355,7 @@ class Circuit:
         return not any(isinstance(op, Gate) and op.feature is not None for op in self.ops)
 
     def bind(self, x: ArrayLike | Tensor | None) -> Circuit:
-        """Return a copy with every data gate replaced by ``RY(pi * x[feature])``.
+        """Return a copy with every data gate replaced by ``RY(scale * pi * x[feature])``.
 
         Parameters
         ----------
@@ -446,7 +456,7 @@ class Circuit:
 def _bind_op(op: Operation, row: Tensor) -> Operation:
     if not isinstance(op, Gate) or op.feature is None:
         return op
-    angle = math.pi * float(row[op.feature])
+    angle = op.scale * math.pi * float(row[op.feature])
     return Gate(op.qubits, matrix=ry_matrix(angle), name="ry", angle=angle)
 
 

@@ -26,6 +26,7 @@ from torch import Tensor
 
 from tnml.exceptions import InvalidInputError
 from tnml.models.born_machine import MPSBornMachine, TTNBornMachine
+from tnml.models.circuit_module import CircuitClassifierModule
 from tnml.models.unitary_module import UnitaryMPSClassifierModule, UnitaryTTNClassifierModule
 from tnml.quantum.circuit import Circuit, Gate, Measure, Operation, Reset
 from tnml.tensor.mps import MPS, mps_right_canonicalize
@@ -283,52 +284,149 @@ def compile_born_ttn(ttn: TTN, schedule: str = "full") -> Circuit:
     )
 
 
-def compile(model: Any, schedule: str = "full") -> Circuit:
+GATES = ("dense", "native")
+
+
+def compile(
+    model: Any,
+    schedule: str = "full",
+    *,
+    gates: str = "dense",
+    layers: int | None = None,
+    target: Any = None,
+    max_two_qubit_gates: int | None = None,
+    min_fidelity: float = 0.99,
+    protocol: str = "iterative",
+    block: str = "so4",
+    product_threshold: float = 0.0,
+) -> Circuit:
     """Turn a fitted model into a gate-level :class:`~tnml.quantum.circuit.Circuit`.
 
     Parameters
     ----------
     model : fitted estimator or module
         ``tnml.MPSClassifier(unitary=True)`` / ``tnml.TTNClassifier(unitary=True)`` (or their
-        modules), or a fitted ``tnml.MPSBornMachine`` / ``tnml.TTNBornMachine`` on binary
-        data (or an MPS / TTN with physical dimension 2), whose exact canonical form is a
-        state-preparation circuit.
+        modules), a fitted ``tnml.CircuitClassifier``, or a fitted ``tnml.MPSBornMachine`` /
+        ``tnml.TTNBornMachine`` on binary data (or an MPS / TTN with physical dimension 2),
+        whose exact canonical form is a state-preparation circuit.
     schedule : {"full", "efficient"}, default="full"
         One qubit per input (``"full"``) or qubits reset and reused (``"efficient"``).
+    gates : {"dense", "native"}, default="dense"
+        ``"dense"``: one gate per tensor (on ``log2 D + 1`` qubits for an MPS), exact.
+        ``"native"``: one-qubit gates and CX only, placed and routed on ``target``
+        (:mod:`tnml.quantum.compile_native`): a Born machine becomes staircase layers of
+        two-qubit blocks that approximate it (``metadata["fidelity"]``), other models keep
+        their gates, synthesised exactly.
+    layers : int, optional
+        ``gates="native"``, Born machines: number of staircase layers (default: the most
+        that fit ``max_two_qubit_gates``, else as many as reach ``min_fidelity``, at most 8).
+    target : str, DeviceTarget, Qiskit Target / backend / CouplingMap, or pairs, optional
+        ``gates="native"``: the device (``"line"``, ``"heavy-hex"``, ``"all-to-all"``; see
+        :func:`tnml.quantum.targets.resolve_target`). Every CX then acts on a coupled pair of
+        its physical qubits (``metadata["physical_qubits"]``).
+    max_two_qubit_gates : int, optional
+        ``gates="native"``: largest CX count after routing. Born machines get the most layers
+        that fit; other models must fit as they are.
+    min_fidelity : float, default=0.99
+        Born machines without ``layers`` or a budget: stop adding layers at this fidelity.
+    protocol : {"iterative", "analytic", "optimized"}, default="iterative"
+        Born machines: how the layers are found (:func:`tnml.quantum.synthesis.synthesize_state`).
+    block : {"so4", "u4"}, default="so4"
+        Born machines: two-qubit block kind (2 or 3 CX).
+    product_threshold : float, default=0.0
+        Born machines: features whose one-site state is pure to within this (the smaller
+        eigenvalue of its density matrix) get a one-qubit rotation and no two-qubit gate, so
+        each layer is shorter (:func:`tnml.quantum.synthesis.product_sites`); the fidelity
+        reported includes what they cost. 0 keeps every feature in the staircase.
 
     Returns
     -------
     Circuit
         Classifiers: data gates read feature ``j`` (scaled into [0, 1] as the estimator does),
         label in register ``"label"``. Born machines: no inputs, register ``"sample"``.
+        Native circuits carry ``metadata["two_qubit_gates"]`` and ``["depth"]``.
 
     Raises
     ------
     InvalidInputError
         A model that is not a circuit (e.g. a non-unitary classifier: train it with
-        ``unitary=True`` or convert it with :func:`tnml.quantum.to_unitary`), or an unknown
-        schedule.
+        ``unitary=True``, convert it with :func:`tnml.quantum.to_unitary`, or train a
+        ``CircuitClassifier``), an unknown schedule, gate set or target, device options with
+        ``gates="dense"``, or a budget too small for the model.
     """
+    from tnml.quantum import compile_native as native
+
     _check_schedule(schedule)
+    if gates not in GATES:
+        raise InvalidInputError(f"gates must be one of {GATES}, got {gates!r}")
+    if gates == "dense":
+        for name, value in (
+            ("target", target),
+            ("max_two_qubit_gates", max_two_qubit_gates),
+            ("layers", layers),
+        ):
+            if value is not None:
+                raise InvalidInputError(f"{name}= needs gates='native' (got gates='dense')")
     module = model
     if isinstance(model, BaseEstimator):
         check_is_fitted(model)
         if isinstance(model, MPSBornMachine):
-            return compile_born_mps(model.to_mps(), schedule)
-        if isinstance(model, TTNBornMachine):
-            return compile_born_ttn(model.to_ttn(), schedule)
-        module = getattr(model, "module_", None)
+            module = model.to_mps()
+        elif isinstance(model, TTNBornMachine):
+            module = model.to_ttn()
+        else:
+            module = getattr(model, "module_", None)
+    if isinstance(module, MPS) and gates == "native":
+        return native.compile_born_native(
+            module,
+            schedule,
+            layers=layers,
+            target=target,
+            max_two_qubit_gates=max_two_qubit_gates,
+            min_fidelity=min_fidelity,
+            protocol=protocol,
+            block=block,
+            product_threshold=product_threshold,
+        )
+    if isinstance(module, TTN) and gates == "native":
+        raise InvalidInputError(
+            "gates='native' compiles MPS Born machines; a tree Born machine compiles with "
+            "gates='dense' only"
+        )
+    circuit = _dense_circuit(module, schedule)
+    if circuit is None:
+        raise InvalidInputError(
+            f"cannot compile {type(model).__name__}: expected a unitary classifier "
+            "(MPSClassifier/TTNClassifier with unitary=True, or tnml.quantum.to_unitary of a "
+            "fitted classifier), a fitted CircuitClassifier, a fitted MPSBornMachine or "
+            "TTNBornMachine on binary data, or a qubit MPS or TTN"
+        )
+    if gates == "dense":
+        return circuit
+    device = native.resolve_target(target, circuit.num_qubits)
+    compiled = native.finish_native(circuit, device)
+    count = compiled.metadata["two_qubit_gates"]
+    if max_two_qubit_gates is not None and count > native._check_budget(max_two_qubit_gates):
+        raise InvalidInputError(
+            f"max_two_qubit_gates={max_two_qubit_gates} is too small: this model's circuit "
+            f"needs {count} CX after routing (a CircuitClassifier with fewer "
+            "blocks_per_feature fits a smaller budget)"
+        )
+    return compiled
+
+
+def _dense_circuit(module: Any, schedule: str) -> Circuit | None:
+    """The model's own circuit (one gate per tensor or block), or None for other objects."""
+    from tnml.quantum.compile_native import circuit_classifier_circuit
+
     if isinstance(module, UnitaryMPSClassifierModule):
         return compile_mps_classifier(module, schedule)
     if isinstance(module, UnitaryTTNClassifierModule):
         return compile_ttn_classifier(module, schedule)
-    if isinstance(model, MPS):
-        return compile_born_mps(model, schedule)
-    if isinstance(model, TTN):
-        return compile_born_ttn(model, schedule)
-    raise InvalidInputError(
-        f"cannot compile {type(model).__name__}: expected a unitary classifier "
-        "(MPSClassifier/TTNClassifier with unitary=True, or tnml.quantum.to_unitary of a "
-        "fitted classifier), a fitted MPSBornMachine or TTNBornMachine on binary data, or a "
-        "qubit MPS or TTN"
-    )
+    if isinstance(module, CircuitClassifierModule):
+        return circuit_classifier_circuit(module)
+    if isinstance(module, MPS):
+        return compile_born_mps(module, schedule)
+    if isinstance(module, TTN):
+        return compile_born_ttn(module, schedule)
+    return None

@@ -12,7 +12,7 @@ from tnml.quantum.circuit import Circuit
 from tnml.quantum.noise import NoiseModel
 from tnml.quantum.simulate import simulate
 
-NOISE_CHANNELS = ("depolarizing", "amplitude_damping", "dephasing", "readout")
+NOISE_CHANNELS = ("depolarizing", "depolarizing_2q", "amplitude_damping", "dephasing", "readout")
 
 
 def circuit_inputs(model: Any, X: Any) -> np.ndarray:
@@ -33,11 +33,17 @@ def circuit_inputs(model: Any, X: Any) -> np.ndarray:
 
 
 def noise_model(channel: str, level: float) -> NoiseModel:
-    """A :class:`NoiseModel` with one channel at strength ``level`` (every gate / readout)."""
+    """A :class:`NoiseModel` with one channel at strength ``level`` (every gate / readout).
+
+    ``"depolarizing"`` acts after every gate, ``"depolarizing_2q"`` after two-qubit gates
+    only (one-qubit gates are an order of magnitude better on today's devices).
+    """
     if channel not in NOISE_CHANNELS:
         raise InvalidInputError(f"channel must be one of {NOISE_CHANNELS}, got {channel!r}")
     if channel == "depolarizing":
         return NoiseModel.depolarizing(level)
+    if channel == "depolarizing_2q":
+        return NoiseModel(depolarizing_2q=level)
     if channel == "readout":
         return NoiseModel(readout_error=level)
     return NoiseModel(**{channel: level})
@@ -72,8 +78,14 @@ def noise_study(
     channel: str = "depolarizing",
     shots: int | None = None,
     seed: int | None = 0,
+    native: bool = True,
 ) -> list[dict[str, float]]:
     """Accuracy of a classifier circuit at each noise strength.
+
+    Noise acts after every gate of the circuit as it runs: with ``native`` (the default) the
+    circuit is first synthesised into one-qubit gates and CX
+    (:func:`tnml.quantum.native.decompose`; a no-op for a circuit compiled with
+    ``gates="native"``), so a dense ``k``-qubit gate is charged as its ``O(4**k)`` CX.
 
     Parameters
     ----------
@@ -87,6 +99,9 @@ def noise_study(
     channel : {"depolarizing", "amplitude_damping", "dephasing", "readout"}
     shots : int, optional
         Exact probabilities when None.
+    native : bool, default=True
+        Charge noise per native gate (see above); False charges one error per gate of the
+        circuit as given, whatever its width.
 
     Returns
     -------
@@ -94,6 +109,10 @@ def noise_study(
         ``{"level", "accuracy"}`` per level, plus one ``level = 0`` row first (noiseless).
     """
     values = [float(v) for v in np.atleast_1d(np.asarray(levels, dtype=np.float64))]
+    if native and not circuit.metadata.get("native"):
+        from tnml.quantum.native import decompose
+
+        circuit = decompose(circuit)
     rows = [{"level": 0.0, "accuracy": circuit_accuracy(circuit, X, y, shots=shots, seed=seed)}]
     for level in values:
         noise = noise_model(channel, level)

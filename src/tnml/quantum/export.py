@@ -66,16 +66,34 @@ def _check_bound(circuit: Circuit) -> None:
         )
 
 
+def _physical_map(circuit: Circuit) -> tuple[int, list[int]]:
+    """Device size and the physical qubit of each circuit qubit of a routed circuit."""
+    meta = circuit.metadata
+    if "physical_qubits" not in meta or "device_qubits" not in meta:
+        raise InvalidInputError(
+            "physical=True needs a routed circuit (compile with gates='native' and a target)"
+        )
+    return int(meta["device_qubits"]), [int(q) for q in meta["physical_qubits"]]
+
+
 def _build(
     circuit: Circuit,
     *,
     measure: Callable[[Any, Measure], None] | None,
     after_gate: Callable[[Any, Gate], None] | None = None,
+    physical: bool = False,
 ) -> qiskit.QuantumCircuit:
-    """Translate a circuit; ``measure(qc, op)`` emits each Measure (None drops them)."""
+    """Translate a circuit; ``measure(qc, op)`` emits each Measure (None drops them).
+
+    With ``physical``, qubit ``q`` of a routed circuit becomes the device's qubit
+    ``metadata["physical_qubits"][q]`` in a register of the device's size.
+    """
     qiskit = _import_qiskit()
     from qiskit.circuit.library import UnitaryGate
 
+    if physical:
+        size, where = _physical_map(circuit)
+        circuit = _relabelled(circuit, where, size)
     qreg = qiskit.QuantumRegister(circuit.num_qubits, "q")
     cregs = [qiskit.ClassicalRegister(size, name) for name, size in circuit.registers.items()]
     qc = qiskit.QuantumCircuit(qreg, *cregs, name=str(circuit.metadata.get("name", "tnml")))
@@ -88,7 +106,7 @@ def _build(
             if op.angle is not None:
                 qc.ry(op.angle, op.qubits[0])
             elif op.feature is not None:
-                qc.ry(math.pi * inputs[op.feature], op.qubits[0])
+                qc.ry(op.scale * math.pi * inputs[op.feature], op.qubits[0])
             else:
                 matrix = op.matrix.detach().numpy()
                 qc.append(UnitaryGate(matrix, label=op.name), list(reversed(op.qubits)))
@@ -109,17 +127,38 @@ def _register_index(qc: Any, name: str) -> int:
     return [creg.name for creg in qc.cregs].index(name)
 
 
-def to_qiskit(circuit: Circuit, *, measure: bool = True) -> qiskit.QuantumCircuit:
+def _relabelled(circuit: Circuit, where: list[int], size: int) -> Circuit:
+    from tnml.quantum.routing import _relabel
+
+    mapping = dict(enumerate(where))
+    return Circuit(
+        size,
+        [_relabel(op, mapping) for op in circuit.ops],
+        circuit.registers,
+        n_features=circuit.n_features,
+        n_labels=circuit.n_labels,
+        label_register=circuit.label_register,
+        metadata=circuit.metadata,
+    )
+
+
+def to_qiskit(
+    circuit: Circuit, *, measure: bool = True, physical: bool = False
+) -> qiskit.QuantumCircuit:
     """Translate a bound circuit to a ``qiskit.QuantumCircuit``.
 
     Parameters
     ----------
     circuit : Circuit
         A bound circuit (see :meth:`Circuit.bind`), or an unbound one: its data gates then
-        read the parameter vector ``x`` as ``ry(pi * x[j])`` (bind it with
+        read the parameter vector ``x`` as ``ry(scale * pi * x[j])`` (bind it with
         ``assign_parameters``; it exports to OpenQASM 3 as ``input`` values).
     measure : bool, default=True
         Emit the measurements; ``False`` drops them (e.g. to read exact probabilities).
+    physical : bool, default=False
+        For a circuit routed on a device (``compile(..., gates="native", target=...)``):
+        use the device's qubit numbers (register of the device's size) instead of the
+        circuit's compact ones, so the program runs as it is on that device.
 
     Returns
     -------
@@ -137,10 +176,16 @@ def to_qiskit(circuit: Circuit, *, measure: bool = True) -> qiskit.QuantumCircui
     """
     if not isinstance(circuit, Circuit):
         raise InvalidInputError(f"circuit must be a Circuit, got {type(circuit).__name__}")
-    return _build(circuit, measure=_plain_measure if measure else None)
+    return _build(circuit, measure=_plain_measure if measure else None, physical=physical)
 
 
-def _transpile(circuit: Circuit, basis_gates: Sequence[str], optimization_level: int, seed):
+def _transpile(
+    circuit: Circuit,
+    basis_gates: Sequence[str],
+    optimization_level: int,
+    seed: int | None,
+    physical: bool = False,
+) -> Any:
     qiskit = _import_qiskit()
     from qiskit.transpiler.exceptions import TranspilerError
 
@@ -154,7 +199,7 @@ def _transpile(circuit: Circuit, basis_gates: Sequence[str], optimization_level:
         )
     try:
         return qiskit.transpile(
-            to_qiskit(circuit),
+            to_qiskit(circuit, physical=physical),
             basis_gates=list(basis_gates),
             optimization_level=optimization_level,
             seed_transpiler=seed,
@@ -171,11 +216,12 @@ def to_qasm3(
     basis_gates: Sequence[str] = DEFAULT_BASIS,
     optimization_level: int = 1,
     seed: int | None = 0,
+    physical: bool = False,
 ) -> str:
     """OpenQASM 3 text of a circuit, transpiled to ``basis_gates``.
 
     An unbound circuit's inputs become ``input float[64] x_j`` declarations (angles
-    ``pi * x_j``), so one program serves every input.
+    ``scale * pi * x_j``), so one program serves every input.
 
     Arbitrary unitaries have no OpenQASM 3 spelling, so the circuit is first transpiled;
     mid-circuit measurements and resets are kept.
@@ -190,6 +236,10 @@ def to_qasm3(
         Qiskit transpiler optimisation level, 0 to 3.
     seed : int, optional
         Transpiler seed, for reproducible output.
+    physical : bool, default=False
+        Write the device's qubit numbers (see :func:`to_qiskit`). The transpiler is given no
+        coupling map, so it never moves a gate to other qubits: a routed circuit's CX stay on
+        the coupled pairs it was routed to.
 
     Returns
     -------
@@ -197,7 +247,8 @@ def to_qasm3(
         The program, starting with ``OPENQASM 3.0;``.
     """
     qiskit = _import_qiskit()
-    return qiskit.qasm3.dumps(_transpile(circuit, basis_gates, optimization_level, seed))
+    transpiled = _transpile(circuit, basis_gates, optimization_level, seed, physical)
+    return qiskit.qasm3.dumps(transpiled)
 
 
 def transpile_report(
@@ -206,6 +257,7 @@ def transpile_report(
     basis_gates: Sequence[str] = DEFAULT_BASIS,
     optimization_level: int = 1,
     seed: int | None = 0,
+    physical: bool = False,
 ) -> dict[str, object]:
     """Size of the circuit once transpiled to ``basis_gates``.
 
@@ -214,30 +266,32 @@ def transpile_report(
     circuit : Circuit
         Bound or not; an unbound circuit is bound with ``x = 0.5`` everywhere (gate counts do
         not depend on the angles).
-    basis_gates, optimization_level, seed
+    basis_gates, optimization_level, seed, physical
         As in :func:`to_qasm3`.
 
     Returns
     -------
     dict
         ``num_qubits``, ``depth``, ``size`` (instructions, measurements and resets included),
-        ``counts`` (instruction name to number), ``two_qubit_gates`` and ``basis_gates``.
+        ``counts`` (instruction name to number), ``two_qubit_gates``, ``two_qubit_pairs``
+        (the distinct qubit pairs they act on) and ``basis_gates``.
     """
     if isinstance(circuit, Circuit) and not circuit.is_bound:
         circuit = circuit.bind(np.full(circuit.n_features, 0.5))
     _check_bound(circuit)
-    transpiled = _transpile(circuit, basis_gates, optimization_level, seed)
-    two_qubit = sum(
-        1
+    transpiled = _transpile(circuit, basis_gates, optimization_level, seed, physical)
+    pairs = [
+        tuple(sorted(transpiled.find_bit(q).index for q in inst.qubits))
         for inst in transpiled.data
         if inst.operation.num_qubits >= 2 and inst.operation.name != "barrier"
-    )
+    ]
     return {
         "num_qubits": transpiled.num_qubits,
         "depth": transpiled.depth(),
         "size": transpiled.size(),
         "counts": {str(k): int(v) for k, v in transpiled.count_ops().items()},
-        "two_qubit_gates": two_qubit,
+        "two_qubit_gates": len(pairs),
+        "two_qubit_pairs": sorted(set(pairs)),
         "basis_gates": list(basis_gates),
     }
 

@@ -238,7 +238,7 @@ def _apply_gate(
 ) -> None:
     f = state.gather(op.qubits)
     if op.feature is not None:
-        u = _ry_batch(math.pi * rows[:, op.feature], state.dtype)
+        u = _ry_batch(op.scale * math.pi * rows[:, op.feature], state.dtype)
     else:
         u = cache.setdefault(id(op), op.matrix.to(state.dtype))
     _apply(f, op.qubits, u)

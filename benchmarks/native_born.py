@@ -1,0 +1,243 @@
+"""Born machines as circuits of native gates: fidelity and held-out NLL against layers.
+
+For each bond dimension: train an MPS Born machine on binarised 8x8 images (64 qubits),
+compile it densely (one gate per tensor, Qiskit's synthesis of each: the baseline cost) and
+natively (staircase layers of SO(4) blocks, 2 CX each, found by the iterative protocol of
+Rudolph et al.), and record per number of layers the fidelity to the trained state, the
+held-out NLL of the circuit's distribution, the CX count (also after routing on IBM's
+heavy-hex lattice) and the time. With ``--aqc``, qiskit-addon-aqc-tensor optimises its KAK
+ansatz (3 CX per block) on the same target from the same starting circuit, at the same CX
+counts as tnml's circuits, side by side.
+
+Usage (the commands recorded in benchmarks/RESULTS.md):
+
+    python benchmarks/native_born.py --data-dir ../shared/data/mnist --bond-dims 8 16 \\
+        --layers 8 --aqc --out benchmarks/out/native_born.json
+
+Images: MNIST 28x28 padded to 32x32, 4x4 block means, threshold 0.5 (the 8x8 binarised
+digits of the generative-circuit benchmark); or ``--dataset digits`` (scikit-learn's 8x8
+digits, threshold 8). The held-out images are never used for training or selection.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+import tnml
+from tnml.data import downsample, flatten_images, load_mnist, pad_to
+from tnml.quantum import compile
+from tnml.quantum.compile_native import born_layers_circuit, finish_native
+from tnml.quantum.export import to_qiskit, transpile_report
+from tnml.quantum.native import two_qubit_count
+from tnml.quantum.synthesis import staircase_pairs, synthesize_state
+from tnml.quantum.targets import heavy_hex_target
+from tnml.tensor.circuit_mps import circuit_amplitudes
+
+
+def load_binary(args) -> tuple[np.ndarray, np.ndarray, str]:
+    """Training and held-out binary images, (n, 64) int64, and a description."""
+    if args.dataset == "digits":
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
+
+        X, y = load_digits(return_X_y=True)
+        binary = (X > 8).astype(np.int64)
+        train, test = train_test_split(binary, test_size=0.25, random_state=0, stratify=y)
+        return train, test, "scikit-learn digits 8x8, threshold 8 (1,347 train / 450 test)"
+
+    def prep(images: np.ndarray) -> np.ndarray:
+        small = flatten_images(downsample(pad_to(images.astype(np.float64), 32), 8))
+        return (small > 0.5).astype(np.int64)
+
+    X, _ = load_mnist(args.data_dir, "train")
+    X_test, _ = load_mnist(args.data_dir, "test")
+    train = prep(X[: args.n_train])
+    test = prep(X_test[: args.n_test])
+    desc = f"MNIST 8x8 (32x32 pad, 4x4 means, > 0.5): first {len(train)} train, {len(test)} test"
+    return train, test, desc
+
+
+def held_out_nll(pairs, gates, images: np.ndarray) -> float:
+    """Mean -log |<x|C|0>|^2 over the images (exact)."""
+    onehot = torch.nn.functional.one_hot(torch.as_tensor(images), 2).to(torch.float64)
+    total = 0.0
+    for chunk in onehot.split(2048):
+        _, log_abs = circuit_amplitudes(chunk, pairs, gates)
+        total += float((-2 * log_abs).sum())
+    return total / len(images)
+
+
+def dense_cost(born, level: int) -> dict:
+    circuit = compile(born, "full")
+    started = time.perf_counter()
+    report = transpile_report(circuit, optimization_level=level)
+    return {
+        "qubits": circuit.num_qubits,
+        "cx": report["two_qubit_gates"],
+        "depth": report["depth"],
+        "optimization_level": level,
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def aqc_tensor(born, state, layers_theirs: int, maxiter: int) -> dict:
+    """qiskit-addon-aqc-tensor's KAK ansatz on tnml's ``layers_theirs``-layer circuit as
+    the starting point, optimised by L-BFGS-B through its Aer MPS gradient."""
+    from qiskit_addon_aqc_tensor import generate_ansatz_from_circuit
+    from qiskit_addon_aqc_tensor.objective import MaximizeStateFidelity
+    from qiskit_addon_aqc_tensor.simulation import tensornetwork_from_circuit
+    from qiskit_aer import AerSimulator
+    from scipy.optimize import minimize
+
+    dense = compile(born, "full")
+    simulator = AerSimulator(method="matrix_product_state")
+    target = tensornetwork_from_circuit(to_qiskit(dense, measure=False), simulator)
+    start = state.stage(layers_theirs)
+    logical = born_layers_circuit(start, "full")
+    qc = to_qiskit(logical, measure=False)
+    # The dense target carries its final bond qubits (|0>) after the 64 features.
+    from qiskit import QuantumCircuit
+
+    padded = QuantumCircuit(dense.num_qubits)
+    padded.compose(qc, qubits=list(range(qc.num_qubits)), inplace=True)
+    ansatz, x0 = generate_ansatz_from_circuit(padded, qubits_initially_zero=True)
+    objective = MaximizeStateFidelity(target, ansatz, simulator)
+    start_fidelity = 1 - objective.loss_function(np.asarray(x0))[0]
+    started = time.perf_counter()
+    history = []
+
+    def callback(xk):
+        history.append(1 - objective.loss_function(xk)[0])
+
+    result = minimize(
+        objective.loss_function,
+        np.asarray(x0),
+        method="L-BFGS-B",
+        jac=True,
+        options={"maxiter": maxiter},
+    )
+    cx = sum(1 for inst in ansatz.decompose().data if inst.operation.name == "cx")
+    return {
+        "layers": layers_theirs,
+        "cx": cx,
+        "fidelity_start": float(start_fidelity),
+        "fidelity": float(1 - result.fun),
+        "iterations": int(result.nit),
+        "seconds": round(time.perf_counter() - started, 1),
+    }
+
+
+def run_bond(args, D: int, train: np.ndarray, test: np.ndarray) -> dict:
+    torch.manual_seed(args.seed)
+    started = time.perf_counter()
+    born = tnml.MPSBornMachine(bond_dim=D, epochs=args.epochs, random_state=args.seed)
+    born.fit(train)
+    record: dict = {"bond_dim": D, "train_seconds": round(time.perf_counter() - started, 1)}
+    record["model_train_nll"] = float(-born.log_prob(train).mean())
+    record["model_test_nll"] = float(-born.log_prob(test).mean())
+    print(f"D={D}: train NLL {record['model_train_nll']:.3f}, test {record['model_test_nll']:.3f}")
+    if not args.no_dense:
+        record["dense"] = dense_cost(born, args.dense_level)
+        print(f"  dense compile: {record['dense']}")
+    mps = born.to_mps()
+    n = mps.n_sites
+    rows = []
+    state = synthesize_state(
+        mps, args.layers, protocol="iterative", max_iter=args.max_iter,
+        callback=lambda r: print(f"  {r}", flush=True),
+    )  # fmt: skip
+    heavy_hex = heavy_hex_target()
+    for k in range(1, state.n_layers + 1):
+        stage = state.stage(k)
+        pairs = staircase_pairs(n, k)
+        routed = finish_native(born_layers_circuit(stage, "full"), heavy_hex)
+        row = {
+            **stage.history[-1],
+            "cx": stage.two_qubit_gates,
+            "cx_heavy_hex": two_qubit_count(routed),
+            "swaps_heavy_hex": routed.metadata["swaps"],
+            "depth_heavy_hex": routed.metadata["depth"],
+            "test_nll": held_out_nll(pairs, stage.gates, test),
+            "train_nll": held_out_nll(pairs, stage.gates, train[: args.n_nll_train]),
+        }
+        if "dense" in record:
+            row["cx_fraction_of_dense"] = row["cx_heavy_hex"] / record["dense"]["cx"]
+        rows.append(row)
+        print(
+            f"  layers {k}: fidelity {row['fidelity']:.4f} "
+            f"(analytic {row['fidelity_analytic']:.4f}), CX {row['cx']} "
+            f"(heavy-hex {row['cx_heavy_hex']}), test NLL {row['test_nll']:.3f}",
+            flush=True,
+        )
+    record["native"] = rows
+    analytic = synthesize_state(mps, args.layers, protocol="analytic")
+    record["analytic_only"] = [
+        {"layers": r["layers"], "fidelity": r["fidelity"]} for r in analytic.history
+    ]
+    if args.aqc:
+        record["aqc_tensor"] = []
+        for theirs in args.aqc_layers:
+            if theirs > state.n_layers:
+                continue
+            res = aqc_tensor(born, state, theirs, args.aqc_maxiter)
+            ours_layers = res["cx"] // (2 * (n - 1))
+            ours = rows[ours_layers - 1] if 1 <= ours_layers <= len(rows) else None
+            res["tnml_at_equal_cx"] = (
+                {"layers": ours_layers, "cx": ours["cx"], "fidelity": ours["fidelity"]}
+                if ours and ours["cx"] == res["cx"]
+                else None
+            )
+            record["aqc_tensor"].append(res)
+            print(f"  aqc-tensor: {res}", flush=True)
+    return record
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--dataset", choices=("mnist", "digits"), default="mnist")
+    parser.add_argument("--data-dir", default="../shared/data/mnist")
+    parser.add_argument("--n-train", type=int, default=20000)
+    parser.add_argument("--n-test", type=int, default=10000)
+    parser.add_argument("--n-nll-train", type=int, default=2000)
+    parser.add_argument("--bond-dims", type=int, nargs="+", default=[8, 16])
+    parser.add_argument("--epochs", type=int, default=4)
+    parser.add_argument("--layers", type=int, default=8)
+    parser.add_argument("--max-iter", type=int, default=300)
+    parser.add_argument("--dense-level", type=int, default=3)
+    parser.add_argument("--no-dense", action="store_true")
+    parser.add_argument("--aqc", action="store_true")
+    parser.add_argument("--aqc-layers", type=int, nargs="+", default=[2, 4])
+    parser.add_argument("--aqc-maxiter", type=int, default=300)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--out", default="benchmarks/out/native_born.json")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    train, test, description = load_binary(args)
+    results = {
+        "command": "python benchmarks/native_born.py "
+        + " ".join(f"{k}={v}" for k, v in vars(args).items()),
+        "data": description,
+        "machine": {
+            "platform": platform.platform(),
+            "processor": platform.processor(),
+            "torch": torch.__version__,
+            "threads": args.threads,
+        },
+        "date": time.strftime("%Y-%m-%d"),
+        "bonds": [run_bond(args, D, train, test) for D in args.bond_dims],
+    }
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(results, indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,224 @@
+"""Compile models into circuits of native gates for a device (``compile(..., gates="native")``).
+
+* A Born machine (or a qubit MPS) becomes staircase layers of two-qubit blocks found by
+  :func:`tnml.quantum.synthesis.synthesize_state`; ``layers`` fixes their number, or the
+  largest number whose routed CX count fits ``max_two_qubit_gates`` is taken, or (neither
+  given) layers are added until the fidelity reaches ``min_fidelity`` (at most
+  ``MAX_DEFAULT_LAYERS``). Full width: one qubit per feature, measured at the end.
+  Qubit-efficient: the circuit's sequential order keeps ``layers + 1`` qubits live; each
+  feature's qubit is measured as soon as it is final, reset, and reused.
+* A :class:`~tnml.CircuitClassifier` is its circuit (data rotations and blocks on a line).
+* Unitary classifiers (``MPSClassifier``/``TTNClassifier(unitary=True)``) keep their gates;
+  gates of three or more qubits are synthesised exactly (``O(4**k)`` CX each).
+
+Every circuit is then placed and routed on ``target`` (:func:`tnml.quantum.routing.route`)
+and synthesised into one-qubit gates and CX (:func:`tnml.quantum.native.decompose`), so its
+``metadata["two_qubit_gates"]`` is the CX count a device runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from tnml.exceptions import InvalidInputError
+from tnml.models.circuit_module import CircuitClassifierModule
+from tnml.quantum.circuit import Circuit, Gate, Measure, Operation, Reset
+from tnml.quantum.native import decompose, two_qubit_count
+from tnml.quantum.routing import route
+from tnml.quantum.synthesis import StateCircuit, product_sites, synthesize_state
+from tnml.quantum.targets import DeviceTarget, resolve_target
+from tnml.tensor.circuit_mps import sequential_schedule
+from tnml.tensor.mps import MPS, mps_normalize
+
+__all__ = [
+    "MAX_DEFAULT_LAYERS",
+    "born_layers_circuit",
+    "circuit_classifier_circuit",
+    "compile_born_native",
+    "finish_native",
+]
+
+MAX_DEFAULT_LAYERS = 8
+
+
+def born_layers_circuit(state: StateCircuit, schedule: str = "full") -> Circuit:
+    """The logical circuit of a staircase state circuit, measuring register ``"sample"``.
+
+    Parameters
+    ----------
+    state : StateCircuit
+    schedule : {"full", "efficient"}
+        ``"full"``: qubit ``j`` holds feature ``j``, all measured at the end.
+        ``"efficient"``: gates in the sequential order of
+        :func:`~tnml.tensor.circuit_mps.sequential_schedule`; a feature's qubit is measured
+        into bit ``j`` once final, then reset and reused (``layers + 1`` qubits).
+
+    Returns
+    -------
+    Circuit
+        Two-qubit gates named ``"block"``; no inputs.
+    """
+    n = state.n_sites
+    pairs, gates = state.pairs, state.gates
+    rotations = {j: state.product_rotation(j) for j in state.product}
+    ops: list[Operation] = []
+    if schedule == "full":
+        ops += [Gate((j,), matrix=r, name="product") for j, r in rotations.items()]
+        ops += [Gate(p, matrix=g, name="block") for p, g in zip(pairs, gates, strict=True)]
+        ops += [Measure(j, "sample", j) for j in range(n)]
+        num_qubits = n
+    else:
+        slot: dict[int, int] = {}
+        free: list[int] = []
+        count = 0
+
+        def place(q: int) -> int:
+            nonlocal count
+            if q not in slot:
+                if free:
+                    slot[q] = free.pop(0)
+                else:
+                    slot[q], count = count, count + 1
+            return slot[q]
+
+        for t, step in enumerate(sequential_schedule(pairs, n)):
+            for g in step:
+                a, b = pairs[g]
+                ops.append(Gate((place(a), place(b)), matrix=gates[g], name="block"))
+            physical = place(t)
+            if t in rotations:
+                ops.append(Gate((physical,), matrix=rotations[t], name="product"))
+            ops.append(Measure(physical, "sample", t))
+            if t < n - 1:
+                ops.append(Reset(physical))
+                free.append(physical)
+                free.sort()
+                del slot[t]
+        num_qubits = max(count, 1)
+    metadata = {
+        "model": "mps-born-machine",
+        "schedule": schedule,
+        "gates": "native",
+        "layers": state.n_layers,
+        "block": state.block.name,
+        "fidelity": state.fidelity,
+        "product_sites": sorted(state.product),
+    }
+    return Circuit(num_qubits, ops, {"sample": n}, metadata=metadata)
+
+
+def circuit_classifier_circuit(module: CircuitClassifierModule) -> Circuit:
+    """The circuit of a :class:`CircuitClassifierModule`: data rotations, blocks, label.
+
+    Data gates are ``RY(angle_scale * pi * x_j)``; the first ``n_label_qubits`` qubits are
+    measured into register ``"label"`` (the first qubit is the most significant bit).
+    """
+    gates = module.gate_matrices(torch.float64).detach().cpu()
+    ops: list[Operation] = []
+    for kind, index, a, b in module.plan:
+        if kind == "data":
+            ops.append(Gate((a,), feature=index, name="ry", scale=module.angle_scale))
+        else:
+            ops.append(Gate((a, b), matrix=gates[index], name="block"))
+    n_label = module.n_label_qubits
+    for bit in range(n_label):
+        ops.append(Measure(n_label - 1 - bit, "label", bit))
+    return Circuit(
+        module.n_qubits,
+        ops,
+        {"label": n_label},
+        n_features=module.n_features,
+        n_labels=module.n_classes,
+        metadata={"model": "circuit-classifier", "schedule": "efficient", "gates": "native"},
+    )
+
+
+def finish_native(circuit: Circuit, target: DeviceTarget | None) -> Circuit:
+    """Route ``circuit`` on ``target`` (when given) and synthesise it into native gates."""
+    if target is not None:
+        if any(isinstance(op, Gate) and len(op.qubits) > 2 for op in circuit.ops):
+            circuit = decompose(circuit)
+        circuit = route(circuit, target)
+    native = decompose(circuit)
+    metadata = {**native.metadata, "depth": native.depth()}
+    return Circuit(
+        native.num_qubits,
+        native.ops,
+        native.registers,
+        n_features=native.n_features,
+        n_labels=native.n_labels,
+        label_register=native.label_register,
+        metadata=metadata,
+    )
+
+
+def _check_budget(value: object) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InvalidInputError(
+            f"max_two_qubit_gates must be an integer >= 1 (or None), got {value!r}"
+        )
+    return value
+
+
+def compile_born_native(
+    mps: MPS,
+    schedule: str,
+    *,
+    layers: int | None,
+    target: Any,
+    max_two_qubit_gates: int | None,
+    min_fidelity: float = 0.99,
+    protocol: str = "iterative",
+    block: str = "so4",
+    max_iter: int = 200,
+    product_threshold: float = 0.0,
+) -> Circuit:
+    """A native circuit preparing the Born machine ``mps`` (see the module docstring)."""
+    budget = _check_budget(max_two_qubit_gates)
+    n = mps.n_sites
+    if layers is not None and (isinstance(layers, bool) or not isinstance(layers, int)):
+        raise InvalidInputError(f"layers must be an integer >= 1 (or None), got {layers!r}")
+    if layers is not None and layers < 1:
+        raise InvalidInputError(f"layers must be an integer >= 1 (or None), got {layers!r}")
+    if not 0.0 < min_fidelity <= 1.0:
+        raise InvalidInputError(f"min_fidelity must lie in (0, 1], got {min_fidelity!r}")
+    width = n if schedule == "full" else min(n, (layers or MAX_DEFAULT_LAYERS) + 1)
+    device = resolve_target(target, width)
+    product, _, _ = product_sites(mps_normalize(mps), product_threshold)
+    n_active = n - len(product)
+    per_layer = (2 if block == "so4" else 3) * (n_active - 1)
+    if budget is not None and budget < per_layer and layers is None:
+        raise InvalidInputError(
+            f"max_two_qubit_gates={budget} is too small for one staircase layer of {n_active} "
+            f"qubits ({per_layer} CX before routing)"
+        )
+    most = layers or (max(1, budget // per_layer) if budget else MAX_DEFAULT_LAYERS)
+    state = synthesize_state(
+        mps,
+        most,
+        protocol=protocol,
+        block=block,
+        max_iter=max_iter,
+        target_fidelity=min_fidelity if (layers is None and budget is None) else None,
+        product_threshold=product_threshold,
+    )
+    candidates = [state.stage(k) for k in range(1, state.n_layers + 1)]
+    if layers is not None:
+        candidates = candidates[-1:]
+    chosen: Circuit | None = None
+    for state in reversed(candidates):
+        circuit = finish_native(born_layers_circuit(state, schedule), device)
+        if budget is None or two_qubit_count(circuit) <= budget:
+            chosen = circuit
+            break
+    if chosen is None:
+        smallest = finish_native(born_layers_circuit(candidates[0], schedule), device)
+        raise InvalidInputError(
+            f"max_two_qubit_gates={budget} is too small: {len(candidates[0].layers)} layer(s) "
+            f"need {two_qubit_count(smallest)} CX after routing"
+        )
+    return chosen

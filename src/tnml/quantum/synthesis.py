@@ -1,0 +1,487 @@
+"""Matrix product states as shallow circuits of two-qubit blocks (state synthesis).
+
+A qubit MPS of bond 2 is exactly one *staircase layer*: gates on ``(0, 1), (1, 2), ...,
+(n-2, n-1)`` in that order, each completing a core of the right-canonical form to an
+orthogonal matrix (Ran 2020). A larger bond is approached layer by layer:
+
+1. ``analytic`` (Ran 2020): truncate the state to bond 2, take that layer ``L_1``, apply
+   ``L_1^dagger`` to the state (it is then closer to ``|0...0>``), and repeat on what is left;
+   the circuit is ``L_1 L_2 ... L_k |0>``.
+2. ``iterative`` (Rudolph, Chen, Miller, Acharya & Perdomo-Ortiz 2023, their best protocol):
+   after each new analytic layer, optimise every gate of every layer together to maximise
+   the fidelity ``|<psi|C|0>|^2``, then take the next analytic layer from the state the
+   optimised circuit leaves.
+3. ``optimized``: all ``k`` analytic layers first, then one optimisation of everything.
+
+Gates stay in ``SO(4)`` (real, determinant +1: 2 CX each) for the ``"so4"`` block, or
+``SU(4)`` (3 CX) for ``"u4"``. The fidelity and its gradient come from the exact sequential
+contraction of :mod:`tnml.tensor.circuit_mps` (``k`` staircase layers keep at most ``k + 1``
+qubits live), so a 64-qubit state with 8 layers costs milliseconds per evaluation; the
+optimiser is L-BFGS on the Lie-algebra coordinates of each block around its current value.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from tnml._validation import check_int
+from tnml.exceptions import InvalidInputError
+from tnml.tensor.circuit_mps import apply_gates, circuit_amplitudes, circuit_state
+from tnml.tensor.gates import Block, block_matrices, check_block
+from tnml.tensor.mps import MPS, mps_norm, mps_normalize, mps_right_canonicalize, mps_truncate
+from tnml.tensor.rdm import mps_one_site_rdms
+from tnml.tensor.unitary import complete_rows_at
+
+__all__ = [
+    "PROTOCOLS",
+    "StateCircuit",
+    "analytic_layer",
+    "optimize_layers",
+    "product_sites",
+    "staircase_pairs",
+    "synthesize_state",
+]
+
+PROTOCOLS = ("iterative", "analytic", "optimized")
+
+
+def staircase_pairs(n_sites: int, n_layers: int) -> list[tuple[int, int]]:
+    """Qubit pairs of ``n_layers`` staircase layers in time order.
+
+    Returns
+    -------
+    list of (int, int)
+        ``n_layers * (n_sites - 1)`` pairs: ``(0, 1), (1, 2), ..., (n-2, n-1)`` repeated.
+    """
+    return [(i, i + 1) for _ in range(n_layers) for i in range(n_sites - 1)]
+
+
+def _check_state(mps: object) -> MPS:
+    if not isinstance(mps, MPS):
+        raise InvalidInputError(f"mps must be a tnml.tensor.MPS, got {type(mps).__name__}")
+    if mps.n_sites < 2 or any(d != 2 for d in mps.phys_dims):
+        raise InvalidInputError(
+            "state synthesis needs an MPS of at least 2 qubits (physical dimension 2 at every "
+            f"site), got {mps.n_sites} site(s) with dims {sorted(set(mps.phys_dims))}"
+        )
+    if mps.dtype.is_complex:
+        return mps_normalize(MPS([c.detach().to(torch.complex128) for c in mps.cores]))
+    return mps_normalize(MPS([c.detach().to(torch.float64) for c in mps.cores]))
+
+
+def analytic_layer(mps: MPS) -> Tensor:
+    """The staircase layer that prepares the bond-2 truncation of ``mps`` from ``|0...0>``.
+
+    The state is normalised, truncated to bond 2 by SVD and brought to right-canonical
+    form ``B_0 ... B_{n-1}``. Gate ``i`` acts on qubits ``(i, i+1)`` and maps ``|l>|0>`` to
+    ``sum_{s,r} B_i[l, s, r] |s>|r>``; the remaining columns complete it to a rotation
+    (determinant +1). The last core, a one-qubit gate, is folded into gate ``n-2``.
+
+    Parameters
+    ----------
+    mps : MPS
+        ``n >= 2`` qubits; real or complex.
+
+    Returns
+    -------
+    Tensor
+        ``(n - 1, 4, 4)`` gates for :func:`staircase_pairs` ``(n, 1)``: real orthogonal with
+        determinant +1 for a real state, unitary for a complex one. For a state of bond at
+        most 2 the layer prepares it exactly.
+    """
+    mps = _check_state(mps)
+    truncated, _ = mps_truncate(mps, max_bond=2)
+    canonical = mps_right_canonicalize(truncated)
+    cores = [c.clone() for c in canonical.cores]
+    cores[0] = cores[0] / torch.linalg.vector_norm(cores[0])
+    n = len(cores)
+    dtype = cores[0].dtype
+    gates = []
+    for core in cores[:-1]:
+        left, _, right = core.shape
+        padded = torch.zeros(left, 2, 2, dtype=dtype)
+        padded[:, :, :right] = core
+        rows = padded.reshape(left, 4)
+        gate = _complete(rows, [2 * l for l in range(left)], 4).transpose(0, 1).contiguous()
+        if not gate.is_complex() and float(torch.linalg.det(gate)) < 0:
+            gate[:, 3] = -gate[:, 3]  # a free column (fresh qubit in |1>): now in SO(4), 2 CX
+        gates.append(gate)
+    last = cores[-1][:, :, 0]  # (left, 2): |l> -> sum_s last[l, s] |s>
+    one_qubit = _complete(last, list(range(last.shape[0])), 2).transpose(0, 1).contiguous()
+    gates[n - 2] = torch.kron(torch.eye(2, dtype=dtype), one_qubit) @ gates[n - 2]
+    return torch.stack(gates)
+
+
+def _complete(rows: Tensor, positions: list[int], size: int) -> Tensor:
+    """A unitary whose rows at ``positions`` are ``rows`` (orthonormal), det +1 if real."""
+    if not rows.is_complex():
+        return complete_rows_at(rows, positions, size)
+    # Complex rows: complete the realified problem is not needed; QR of the conjugate.
+    m = rows.shape[0]
+    q = torch.linalg.qr(rows.conj().transpose(0, 1), mode="complete").Q  # (size, size)
+    full = torch.cat([rows, q[:, m:].conj().transpose(0, 1)], dim=0)
+    taken = set(positions)
+    order = positions + [j for j in range(size) if j not in taken]
+    out = torch.empty_like(full)
+    out[order] = full
+    return out
+
+
+def _inverse_layer(pairs: list[tuple[int, int]], gates: Tensor) -> tuple[list, Tensor]:
+    return list(reversed(pairs)), torch.flip(gates, dims=[0]).conj().transpose(-1, -2)
+
+
+@dataclass
+class StateCircuit:
+    """A staircase circuit that approximates an MPS, and how it got there.
+
+    Sites whose one-site state is (nearly) pure -- an image border that is almost always
+    off -- may be *product sites*: a one-qubit rotation prepares their dominant state and no
+    two-qubit gate touches them; the staircase runs over the other, *active* sites only.
+
+    Attributes
+    ----------
+    n_sites : int
+        Qubits (features) in all.
+    layers : list of Tensor
+        Gates ``(n_active - 1, 4, 4)`` per layer in time order: ``layers[0]`` acts on
+        ``|0...0>`` first; gate ``i`` of a layer acts on active sites ``i, i+1``.
+    block : Block
+        The block kind (cost per gate).
+    fidelity : float
+        ``|<psi|C|0>|^2`` with the normalised target (product sites included).
+    history : list of dict
+        Per number of layers: ``layers``, ``fidelity_analytic`` (after adding the analytic
+        layer), ``fidelity`` (after optimising), ``iterations``, ``seconds``.
+    stages : list of list of Tensor
+        The layers as they were when the circuit had 1, 2, ... layers (the last is
+        ``layers``); :meth:`stage` rebuilds each as a :class:`StateCircuit`.
+    active : list of int
+        The sites the staircase runs over, increasing (all sites when none is a product site).
+    product : dict of int to Tensor
+        Product site -> its one-qubit state ``(2,)`` (the rotation's first column).
+    """
+
+    n_sites: int
+    layers: list[Tensor]
+    block: Block
+    fidelity: float
+    history: list[dict[str, float]] = field(default_factory=list)
+    stages: list[list[Tensor]] = field(default_factory=list)
+    active: list[int] = field(default_factory=list)
+    product: dict[int, Tensor] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.active:
+            self.active = [j for j in range(self.n_sites) if j not in self.product]
+
+    def stage(self, n_layers: int) -> StateCircuit:
+        """The circuit as it was with ``n_layers`` layers (``1 <= n_layers <= len(stages)``)."""
+        if not 1 <= n_layers <= len(self.stages):
+            raise InvalidInputError(
+                f"n_layers must lie in [1, {len(self.stages)}], got {n_layers!r}"
+            )
+        rows = self.history[:n_layers]
+        return StateCircuit(
+            self.n_sites,
+            self.stages[n_layers - 1],
+            self.block,
+            rows[-1]["fidelity"],
+            rows,
+            self.stages[:n_layers],
+            list(self.active),
+            dict(self.product),
+        )
+
+    @property
+    def n_layers(self) -> int:
+        """Number of staircase layers."""
+        return len(self.layers)
+
+    @property
+    def pairs(self) -> list[tuple[int, int]]:
+        """Qubit pairs of every two-qubit gate in time order (site indices)."""
+        act = self.active
+        return [(act[a], act[b]) for a, b in staircase_pairs(len(act), self.n_layers)]
+
+    @property
+    def gates(self) -> Tensor:
+        """All two-qubit gates in time order, ``(n_layers * (n_active - 1), 4, 4)``."""
+        return torch.cat(self.layers) if self.layers else torch.zeros(0, 4, 4)
+
+    def product_rotation(self, site: int) -> Tensor:
+        """The one-qubit gate ``(2, 2)`` that prepares product site ``site`` from ``|0>``."""
+        m = self.product[site]
+        other = torch.stack([-m[1].conj(), m[0].conj()])
+        return torch.stack([m, other], dim=1)
+
+    @property
+    def two_qubit_gates(self) -> int:
+        """CX count with every block synthesised at its kind's cost (before routing)."""
+        return self.block.cx_count * sum(layer.shape[0] for layer in self.layers)
+
+    def log_prob(self, x: Tensor) -> Tensor:
+        """``log |<x|C|0>|^2`` of basis states ``x`` (``(B, n_sites)`` of 0/1), ``(B,)``."""
+        x = torch.as_tensor(x, dtype=torch.long)
+        onehot = torch.nn.functional.one_hot(x, 2).to(self.gates.dtype)
+        n_active = len(self.active)
+        local = [(i, i + 1) for i in range(n_active - 1)] * self.n_layers
+        _, log_abs = circuit_amplitudes(onehot[:, self.active], local, self.gates)
+        out = 2 * log_abs
+        for site, m in self.product.items():
+            out = out + 2 * torch.log(m.abs().to(out.dtype)[x[:, site]])
+        return out
+
+    def state(self) -> MPS:
+        """The prepared state ``C|0>`` as an exact MPS (bond at most ``2**n_layers``)."""
+        n_active = len(self.active)
+        local = [(i, i + 1) for i in range(n_active - 1)] * self.n_layers
+        reduced = circuit_state(local, self.gates, n_active)
+        cores, k, bond = [], 0, 1
+        for site in range(self.n_sites):
+            if site in self.product:
+                m = self.product[site].to(reduced.dtype)
+                eye = torch.eye(bond, dtype=reduced.dtype)
+                cores.append(torch.einsum("lr,s->lsr", eye, m))
+            else:
+                cores.append(reduced.cores[k])
+                bond = reduced.cores[k].shape[-1]
+                k += 1
+        return MPS(cores)
+
+
+def product_sites(mps: MPS, threshold: float) -> tuple[dict[int, Tensor], MPS, float]:
+    """Sites whose one-site state is pure to within ``threshold``, and what is left.
+
+    A site is a product site when the smaller eigenvalue of its one-site reduced density
+    matrix is below ``threshold``; its state is the dominant eigenvector ``m_j``. The rest
+    of the target, ``<m_S|psi>``, is an MPS on the other sites (at least two are kept).
+
+    Parameters
+    ----------
+    mps : MPS
+        Normalised qubit MPS.
+    threshold : float
+        0 keeps every site.
+
+    Returns
+    -------
+    product : dict of int to Tensor
+        Site -> ``m_j`` ``(2,)``.
+    reduced : MPS
+        ``<m_S|psi>`` on the remaining sites, normalised.
+    weight : float
+        ``|| <m_S|psi> ||^2``: the fidelity of the best state with these product sites is
+        ``weight`` times that of the reduced part.
+    """
+    if not threshold > 0:
+        return {}, mps, 1.0
+    rdms = mps_one_site_rdms(mps)
+    values, vectors = torch.linalg.eigh(rdms)
+    order = torch.argsort(values[:, 0])
+    chosen = {int(j) for j in order[: mps.n_sites - 2] if float(values[j, 0]) < threshold}
+    product = {j: vectors[j][:, 1] for j in sorted(chosen)}
+    cores: list[Tensor] = []
+    carry: Tensor | None = None
+    for j, core in enumerate(mps.cores):
+        if j in product:
+            m = torch.einsum("lsr,s->lr", core, product[j].conj().to(core.dtype))
+            carry = m if carry is None else carry @ m
+            continue
+        cores.append(core if carry is None else torch.einsum("ab,bsr->asr", carry, core))
+        carry = None
+    if carry is not None:
+        cores[-1] = torch.einsum("lsr,rb->lsb", cores[-1], carry)
+    reduced = MPS(cores, mps.log_scale)
+    weight = float(mps_norm(reduced)) ** 2
+    return product, mps_normalize(reduced), weight
+
+
+def _fidelity(target: MPS, pairs: list, gates: Tensor) -> Tensor:
+    _, log_abs = circuit_amplitudes(target, pairs, gates)
+    return torch.exp(2 * log_abs[0])
+
+
+def optimize_layers(
+    target: MPS,
+    layers: list[Tensor],
+    *,
+    block: str | Block = "so4",
+    max_iter: int = 200,
+    tol: float = 1e-10,
+) -> tuple[list[Tensor], dict[str, float]]:
+    """Maximise ``|<target|C|0>|^2`` over every gate of the staircase layers at once.
+
+    Each gate is ``G = G_0 @ expm(sum_j a_j E_j)`` with ``G_0`` its current value and ``a``
+    its Lie-algebra coordinates (6 for ``so4``, 15 for ``u4``), optimised by L-BFGS with a
+    strong-Wolfe line search on ``-log F``; gates stay exactly in their group.
+
+    Parameters
+    ----------
+    target : MPS
+        The state (normalised here).
+    layers : list of Tensor
+        Starting gates, ``(n - 1, 4, 4)`` per layer in time order.
+    block : {"so4", "u4"}, default="so4"
+    max_iter : int, default=200
+        L-BFGS iterations (each one or a few fidelity evaluations).
+    tol : float, default=1e-10
+        Stop when ``1 - F`` changes less than this between iterations.
+
+    Returns
+    -------
+    layers : list of Tensor
+        The optimised gates.
+    info : dict
+        ``fidelity`` before and after, ``iterations``, ``evaluations``.
+    """
+    kind = check_block(block)
+    check_int("max_iter", max_iter, 0)
+    target = _check_state(target)
+    n = target.n_sites
+    pairs = staircase_pairs(n, len(layers))
+    base = torch.cat(layers).detach()
+    if not kind.is_complex and base.is_complex():
+        raise InvalidInputError("so4 blocks need real gates; pass block='u4'")
+    base = base.to(torch.complex128 if kind.is_complex else torch.float64)
+    start = float(_fidelity(target, pairs, base))
+    info = {"fidelity_start": start, "iterations": 0, "evaluations": 0, "fidelity": start}
+    if max_iter == 0 or not layers:
+        return layers, info
+    coords = torch.zeros(base.shape[0], kind.n_params, dtype=torch.float64, requires_grad=True)
+    optimizer = torch.optim.LBFGS(
+        [coords],
+        lr=1.0,
+        max_iter=max_iter,
+        tolerance_grad=1e-12,
+        tolerance_change=tol,
+        history_size=50,
+        line_search_fn="strong_wolfe",
+    )
+
+    def closure() -> Tensor:
+        optimizer.zero_grad()
+        gates = base @ block_matrices(coords, kind)
+        _, log_abs = circuit_amplitudes(target, pairs, gates)
+        loss = -2 * log_abs[0]
+        loss.backward()
+        info["evaluations"] += 1
+        return loss
+
+    optimizer.step(closure)
+    state = optimizer.state[optimizer._params[0]]
+    info["iterations"] = int(state.get("n_iter", 0))
+    with torch.no_grad():
+        gates = base @ block_matrices(coords, kind)
+    info["fidelity"] = float(_fidelity(target, pairs, gates))
+    if info["fidelity"] < start:  # L-BFGS never should; keep the better circuit if it did
+        gates, info["fidelity"] = base, start
+    size = n - 1
+    return [gates[i * size : (i + 1) * size].clone() for i in range(len(layers))], info
+
+
+def synthesize_state(
+    mps: MPS,
+    n_layers: int,
+    *,
+    protocol: str = "iterative",
+    block: str | Block = "so4",
+    max_iter: int = 200,
+    residual_bond: int | None = None,
+    target_fidelity: float | None = None,
+    product_threshold: float = 0.0,
+    callback: Callable[[dict[str, float]], None] | None = None,
+) -> StateCircuit:
+    """A circuit of ``n_layers`` staircase layers of two-qubit blocks approximating ``mps``.
+
+    Parameters
+    ----------
+    mps : MPS
+        Target state on ``n >= 2`` qubits (normalised here).
+    n_layers : int
+        Staircase layers, ``>= 1``; each has ``n - 1`` blocks.
+    protocol : {"iterative", "analytic", "optimized"}, default="iterative"
+        See the module docstring.
+    block : {"so4", "u4"}, default="so4"
+        ``"so4"`` needs a real state.
+    max_iter : int, default=200
+        L-BFGS iterations per optimisation.
+    residual_bond : int, optional
+        Bond cap of the disentangled state the next analytic layer is read from; default
+        twice the target's largest bond (at least 16).
+    target_fidelity : float, optional
+        Stop adding layers once the fidelity reaches it (``n_layers`` is then a maximum).
+    product_threshold : float, default=0.0
+        Sites whose one-site state has its smaller eigenvalue below this are prepared by a
+        one-qubit rotation and left out of the staircase (:func:`product_sites`), so each
+        layer costs fewer CX; their cost in fidelity is included.
+    callback : callable, optional
+        Called with each history row as it is made.
+
+    Returns
+    -------
+    StateCircuit
+    """
+    if protocol not in PROTOCOLS:
+        raise InvalidInputError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    kind = check_block(block)
+    check_int("n_layers", n_layers, 1)
+    whole = _check_state(mps)
+    if whole.dtype.is_complex and not kind.is_complex:
+        raise InvalidInputError("a complex state needs block='u4'")
+    if isinstance(product_threshold, bool) or not 0 <= product_threshold < 0.5:
+        raise InvalidInputError(
+            f"product_threshold must lie in [0, 0.5), got {product_threshold!r}"
+        )
+    product, target, weight = product_sites(whole, product_threshold)
+    n = target.n_sites
+    cap = residual_bond or max(16, 2 * target.max_bond_dim)
+    check_int("residual_bond", cap, 2)
+    dtype = torch.complex128 if kind.is_complex else torch.float64
+    layers: list[Tensor] = []
+    residual = target
+    history: list[dict[str, float]] = []
+    stages: list[list[Tensor]] = []
+    for k in range(1, n_layers + 1):
+        started = time.perf_counter()
+        new = analytic_layer(residual).to(dtype)
+        layers.insert(0, new)
+        pairs = staircase_pairs(n, k)
+        analytic = weight * float(_fidelity(target, pairs, torch.cat(layers)))
+        row = {"layers": k, "fidelity_analytic": analytic, "fidelity": analytic}
+        optimise_now = protocol == "iterative" or (protocol == "optimized" and k == n_layers)
+        if optimise_now:
+            layers, info = optimize_layers(target, layers, block=kind, max_iter=max_iter)
+            row.update(fidelity=weight * info["fidelity"], iterations=info["iterations"])
+        row["seconds"] = time.perf_counter() - started
+        history.append(row)
+        stages.append([layer.clone() for layer in layers])
+        if callback is not None:
+            callback(dict(row))
+        if target_fidelity is not None and row["fidelity"] >= target_fidelity:
+            break
+        if k < n_layers:
+            # C = layers[-1] ... layers[0]: C^dagger undoes the last layer in time first.
+            if optimise_now:
+                residual = _undo(target, list(reversed(layers)), cap)
+            else:
+                residual = _undo(residual, [new], cap)
+    active = [j for j in range(whole.n_sites) if j not in product]
+    return StateCircuit(
+        whole.n_sites, layers, kind, history[-1]["fidelity"], history, stages, active, product
+    )
+
+
+def _undo(state: MPS, layers: list[Tensor], cap: int) -> MPS:
+    """Apply the inverse of each staircase layer to ``state``, in the order given."""
+    one = staircase_pairs(state.n_sites, 1)
+    out = state
+    for gates in layers:
+        inv_pairs, inv_gates = _inverse_layer(one, gates)
+        out, _ = apply_gates(out, inv_pairs, inv_gates, max_bond=cap)
+    return mps_normalize(out)

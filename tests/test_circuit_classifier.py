@@ -63,6 +63,8 @@ def test_plan_spreads_blocks_and_loads_every_feature():
     edges = [p[2] for p in plan if p[0] == "block"]
     assert edges == [0, 1, 2, 1, 0, 1, 2, 1, 0, 1, 2, 1]
     assert all(b == a + 1 for kind, _, a, b in plan if kind == "block")  # line neighbours
+    brick = [p[2] for p in circuit_plan(3, 5, 2, "brickwork") if p[0] == "block"]
+    assert brick == [0, 2, 1, 3, 0, 2]
 
 
 def test_module_rejects_bad_settings():

@@ -175,3 +175,32 @@ def test_bad_arguments_are_refused():
         circuit_state([(0, 1)], gates, 3)
     with pytest.raises(InvalidInputError, match="bra"):
         circuit_amplitudes(torch.zeros(2, 3), [(0, 1)], gates[:1])
+
+
+def test_staircase_layers_between_two_states():
+    from tnml.tensor.staircase import apply_layer, layer_environments, sweep_layer
+
+    g = torch.Generator().manual_seed(10)
+    bra = MPS.random(6, 2, 4, generator=g, dtype=torch.float64)
+    ket = MPS.random(6, 2, 3, generator=g, dtype=torch.float64)
+    gates = random_gates(5, "so4", seed=11)
+    moved, dropped = apply_layer(ket, gates)
+    assert float(dropped) < 1e-20
+    pairs = [(i, i + 1) for i in range(5)]
+    torch.testing.assert_close(
+        moved.to_dense().reshape(-1),
+        apply_gates(ket, pairs, gates)[0].to_dense().reshape(-1),
+    )
+    back, _ = apply_layer(moved, gates, inverse=True)
+    torch.testing.assert_close(back.to_dense(), ket.to_dense())
+    overlap, env = layer_environments(bra, gates, ket)
+    torch.testing.assert_close(overlap, mps_overlap(bra, moved))
+    for i in range(5):  # the overlap is linear in each gate: sum(G_i * E_i) = O
+        torch.testing.assert_close((gates[i] * env[i]).sum(), overlap)
+    values = [abs(float(overlap))]
+    for _ in range(3):
+        gates, overlap = sweep_layer(bra, gates, ket, lambda e, _: nearest_special_orthogonal(e))
+        values.append(abs(float(overlap)))
+    assert all(b >= a - 1e-12 for a, b in itertools.pairwise(values)) and values[-1] > values[0]
+    with pytest.raises(InvalidInputError, match="staircase layer"):
+        apply_layer(ket, gates[:3])

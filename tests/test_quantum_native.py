@@ -17,7 +17,9 @@ from tnml.quantum.routing import route
 from tnml.quantum.synthesis import (
     analytic_layer,
     optimize_layers,
+    product_sites,
     staircase_pairs,
+    sweep_layers,
     synthesize_state,
 )
 from tnml.quantum.targets import heavy_hex_target, resolve_target
@@ -337,3 +339,80 @@ def test_native_circuits_agree_with_aer_on_the_coupling_map():
     assert all(device.is_coupled(a, b) for a, b in report["two_qubit_pairs"])
     qc = to_qiskit(circuit.bind(X[0]), physical=True)
     assert qc.num_qubits == 127
+
+
+def test_product_sites_leave_the_staircase_and_cost_what_they_say():
+    # sites 0 and 3 are exactly |+>-like product factors: a 2-site-shorter staircase
+    psi = random_mps(6, 2, seed=8)
+    plus = torch.tensor([0.8, 0.6], dtype=torch.float64)
+    cores = list(psi.cores)
+    eye = torch.eye(cores[2].shape[-1], dtype=torch.float64)
+    cores.insert(3, torch.einsum("lr,s->lsr", eye, plus))
+    cores.insert(0, plus.reshape(1, 2, 1))
+    state = MPS(cores)
+    product, reduced, weight = product_sites(state.normalize(), 1e-8)
+    assert sorted(product) == [0, 4] and reduced.n_sites == 6
+    assert weight == pytest.approx(1.0)
+    result = synthesize_state(state, 1, product_threshold=1e-8)
+    assert result.active == [1, 2, 3, 5, 6, 7] and result.fidelity >= 1 - 1e-10
+    assert result.two_qubit_gates == 2 * 5
+    assert fidelity(state, result.state()) == pytest.approx(result.fidelity, abs=1e-10)
+    x = torch.randint(0, 2, (5, 8))
+    dense = state.to_dense().reshape(-1) ** 2 / float(state.norm()) ** 2
+    index = (x * 2 ** torch.arange(7, -1, -1)).sum(1)
+    torch.testing.assert_close(result.log_prob(x).exp(), dense[index])
+    circuit = compile(state, "efficient", gates="native", layers=1, product_threshold=1e-8)
+    assert two_qubit_count(circuit) == 10 and circuit.metadata["product_sites"] == [0, 4]
+    full = compile(state, gates="native", layers=1, product_threshold=1e-8)
+    torch.testing.assert_close(register_probabilities(circuit), register_probabilities(full))
+
+
+def test_sweeps_improve_deep_layers_without_lowering_the_fidelity():
+    psi = random_mps(8, 4, seed=9)
+    start = synthesize_state(psi, 2, protocol="analytic")
+    layers, info = sweep_layers(psi, start.layers, n_sweeps=5, max_bond=64)
+    improved = synthesize_state(psi, 2, optimizer="sweep", sweeps=5)
+    assert info["fidelity"] >= start.fidelity - 1e-12
+    state = circuit_state(staircase_pairs(8, 2), torch.cat(layers), 8)
+    assert fidelity(psi, state) == pytest.approx(info["fidelity"], abs=1e-10)
+    assert improved.fidelity >= start.fidelity - 1e-12
+
+
+def test_shot_training_keeps_native_cx_fixed():
+    from tnml.quantum.hardware import CircuitParameters
+
+    module = tnml.models.CircuitClassifierModule(4, 2, 2, blocks_per_feature=1)
+    module.double()
+    blocks = compile(module)
+    native = decompose(blocks)
+    assert CircuitParameters(blocks).n_params == 6 * 4  # six rotation angles per block
+    params = CircuitParameters(native)
+    assert all(native.ops[i].name != "cx" for i in params.gate_indices)
+    tuned = params.circuit_at(torch.full((params.n_params,), 0.3, dtype=torch.float64))
+    assert two_qubit_count(tuned) == two_qubit_count(native) == 8
+
+
+def test_parameter_shift_training_of_a_circuit_classifier():
+    from tnml.quantum.hardware import CircuitParameters, fit_circuit, parameter_shift_gradient
+
+    module = tnml.models.CircuitClassifierModule(3, 2, 2, blocks_per_feature=1, angle_scale=1.0)
+    module.double().reset_parameters(torch.Generator().manual_seed(3))
+    circuit = compile(module)
+    X = torch.rand(12, 3, dtype=torch.float64)
+    y = (X[:, 0] > 0.5).long()
+    params = CircuitParameters(circuit)
+    theta = torch.zeros(params.n_params, dtype=torch.float64)
+    loss, grad, _ = parameter_shift_gradient(params, theta, X, y)
+    # the shift rule against central finite differences of the exact loss
+    eps = 1e-6
+    for j in (0, 7, params.n_params - 1):
+        step = torch.zeros_like(theta)
+        step[j] = eps
+        up = parameter_shift_gradient(params, theta + step, X, y, indices=[])[0]
+        down = parameter_shift_gradient(params, theta - step, X, y, indices=[])[0]
+        assert float(grad[j]) == pytest.approx(float(up - down) / (2 * eps), abs=1e-6)
+    result = fit_circuit(circuit, X, y, method="parameter_shift", shots=None, n_steps=15,
+                         batch_size=12, lr=0.5)  # fmt: skip
+    after = parameter_shift_gradient(CircuitParameters(result.circuit), theta, X, y, indices=[])[0]
+    assert float(after) < float(loss)
+    assert two_qubit_count(decompose(result.circuit)) == 2 * 3  # blocks stay rotations

@@ -38,8 +38,9 @@ class CircuitClassifier(TNClassifierBase):
         Factor of the data rotations' angles (see the module).
     block : {"so4", "u4"}, default="so4"
         Real rotations (6 angles, 2 CX) or general unitaries (15 angles, 3 CX).
-    layout : {"snake", "staircase"}, default="snake"
-        How blocks walk over the line of qubits.
+    layout : {"snake", "staircase", "brickwork"}, default="snake"
+        How blocks walk over the line of qubits (forwards and back, forwards, or even edges
+        then odd ones).
     epochs : int, default=20
     batch_size : int, default=32
     lr : float or None, default=None

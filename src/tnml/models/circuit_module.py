@@ -31,7 +31,7 @@ from tnml.tensor.gates import block_matrices, check_block
 
 __all__ = ["LAYOUTS", "CircuitClassifierModule", "circuit_plan"]
 
-LAYOUTS = ("snake", "staircase")
+LAYOUTS = ("snake", "staircase", "brickwork")
 
 
 def n_label_qubits(n_classes: int) -> int:
@@ -56,16 +56,16 @@ def circuit_plan(
     Each entry is ``("data", feature, qubit, -1)`` (a data rotation) or
     ``("block", index, a, a + 1)`` (block ``index`` on neighbouring qubits ``a, a+1``).
     The blocks walk over the line's edges ``(0,1), (1,2), ..., (n-2, n-1)`` forwards
-    (``"staircase"``, wrapping around) or forwards then backwards (``"snake"``), and each
-    feature is loaded on the first qubit of the next block, so every qubit carries data and
-    information spreads along the line.
+    (``"staircase"``, wrapping around), forwards then backwards (``"snake"``), or even edges
+    then odd ones (``"brickwork"``), and each feature is loaded on the first qubit of the
+    next block, so every qubit carries data and information spreads along the line.
 
     Parameters
     ----------
     n_features, n_qubits : int
     blocks_per_feature : float
         Blocks per feature on average (:func:`blocks_after`).
-    layout : {"snake", "staircase"}
+    layout : {"snake", "staircase", "brickwork"}
 
     Returns
     -------
@@ -76,6 +76,8 @@ def circuit_plan(
     edges = list(range(n_qubits - 1))
     if layout == "snake" and n_qubits > 2:
         cycle = edges + edges[::-1][1:-1]
+    elif layout == "brickwork":
+        cycle = edges[::2] + edges[1::2]
     else:
         cycle = edges
     plan: list[tuple[str, int, int, int]] = []
@@ -131,7 +133,7 @@ class CircuitClassifierModule(nn.Module):
         chance (a full bit flip per saturated pixel).
     block : {"so4", "u4"}, default="so4"
         Block kind: real rotations (6 angles, 2 CX) or general unitaries (15 angles, 3 CX).
-    layout : {"snake", "staircase"}, default="snake"
+    layout : {"snake", "staircase", "brickwork"}, default="snake"
         Order in which blocks walk over the line (:func:`circuit_plan`).
     init_std : float, default=1e-2
         Spread of the initial block angles (blocks start near the identity).

@@ -41,6 +41,12 @@ METHODS = ("spsa", "parameter_shift")
 class CircuitParameters:
     """The Pauli-rotation angles attached to every non-data gate of a circuit.
 
+    CX gates (named ``"cx"``, as :func:`tnml.quantum.native.decompose` writes them) are
+    fixed entanglers and get no angles, so a circuit in native gates keeps its CX count
+    while its one-qubit gates are tuned; a block-level circuit (e.g. ``compile(model)``
+    of a ``CircuitClassifier``) gets the 6 real rotation angles of each block, which keep
+    every block a rotation (2 CX).
+
     Parameters
     ----------
     circuit : Circuit
@@ -57,7 +63,9 @@ class CircuitParameters:
 
     def __init__(self, circuit: Circuit) -> None:
         self.circuit = circuit
-        self.gate_indices = circuit.gate_indices()
+        self.gate_indices = [
+            i for i in circuit.gate_indices() if getattr(circuit.ops[i], "name", "") != "cx"
+        ]
         self._generators: dict[int, Tensor] = {}
         self.slices: list[slice] = []
         start = 0

@@ -25,6 +25,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from math import nan
 
 import torch
 from torch import Tensor
@@ -32,18 +33,22 @@ from torch import Tensor
 from tnml._validation import check_int
 from tnml.exceptions import InvalidInputError
 from tnml.tensor.circuit_mps import apply_gates, circuit_amplitudes, circuit_state
-from tnml.tensor.gates import Block, block_matrices, check_block
+from tnml.tensor.gates import Block, block_matrices, check_block, nearest_special_orthogonal
 from tnml.tensor.mps import MPS, mps_norm, mps_normalize, mps_right_canonicalize, mps_truncate
 from tnml.tensor.rdm import mps_one_site_rdms
+from tnml.tensor.staircase import apply_layer, sweep_layer
 from tnml.tensor.unitary import complete_rows_at
 
 __all__ = [
+    "EXACT_LAYERS",
+    "OPTIMIZERS",
     "PROTOCOLS",
     "StateCircuit",
     "analytic_layer",
     "optimize_layers",
     "product_sites",
     "staircase_pairs",
+    "sweep_layers",
     "synthesize_state",
 ]
 
@@ -237,11 +242,23 @@ class StateCircuit:
             out = out + 2 * torch.log(m.abs().to(out.dtype)[x[:, site]])
         return out
 
-    def state(self) -> MPS:
-        """The prepared state ``C|0>`` as an exact MPS (bond at most ``2**n_layers``)."""
+    def state(self, max_bond: int | None = None) -> MPS:
+        """The prepared state ``C|0>`` as an MPS.
+
+        Exact by default (bond at most ``2**n_layers``); with ``max_bond`` the layers are
+        applied to ``|0...0>`` one by one with that bond cap instead (for deep circuits; the
+        truncation error is what the caller accepts).
+        """
         n_active = len(self.active)
-        local = [(i, i + 1) for i in range(n_active - 1)] * self.n_layers
-        reduced = circuit_state(local, self.gates, n_active)
+        if max_bond is None:
+            local = [(i, i + 1) for i in range(n_active - 1)] * self.n_layers
+            reduced = circuit_state(local, self.gates, n_active)
+        else:
+            check_int("max_bond", max_bond, 2)
+            reduced = _zero_state(n_active, self.gates.dtype)
+            for layer in self.layers:
+                reduced, _ = apply_layer(reduced, layer, max_bond=max_bond)
+            reduced = mps_normalize(reduced)
         cores, k, bond = [], 0, 1
         for site in range(self.n_sites):
             if site in self.product:
@@ -249,8 +266,11 @@ class StateCircuit:
                 eye = torch.eye(bond, dtype=reduced.dtype)
                 cores.append(torch.einsum("lr,s->lsr", eye, m))
             else:
-                cores.append(reduced.cores[k])
-                bond = reduced.cores[k].shape[-1]
+                core = reduced.cores[k]
+                if k == 0:
+                    core = core * torch.exp(reduced.log_scale).to(core.dtype)
+                cores.append(core)
+                bond = core.shape[-1]
                 k += 1
         return MPS(cores)
 
@@ -385,6 +405,81 @@ def optimize_layers(
     return [gates[i * size : (i + 1) * size].clone() for i in range(len(layers))], info
 
 
+OPTIMIZERS = ("auto", "lbfgs", "sweep")
+EXACT_LAYERS = 10
+"""Deepest circuit whose fidelity :func:`synthesize_state` contracts exactly (``2**11`` wide)."""
+
+
+def _zero_state(n: int, dtype: torch.dtype) -> MPS:
+    zero = torch.zeros(1, 2, 1, dtype=dtype)
+    zero[0, 0, 0] = 1
+    return MPS([zero] * n)
+
+
+def sweep_layers(
+    target: MPS,
+    layers: list[Tensor],
+    *,
+    n_sweeps: int = 10,
+    max_bond: int = 64,
+    tol: float = 1e-8,
+) -> tuple[list[Tensor], dict[str, float]]:
+    """Optimise staircase layers one gate at a time by polar updates of their environments.
+
+    Each sweep prepares the states below every layer (``L_{m-1} ... L_0 |0>``), then walks
+    down from the last layer: the layer is swept between the target pulled back through the
+    layers above it and the state below it (:func:`tnml.tensor.staircase.sweep_layer`),
+    and the target is pulled back through it. States are truncated to ``max_bond``, so a
+    deep circuit costs ``O(layers * n * max_bond^3)`` per sweep instead of the exact
+    contraction's ``2**layers``; the fidelity reported is exact when the bonds never reach
+    the cap.
+
+    Parameters
+    ----------
+    target : MPS
+        Real target state (normalised here).
+    layers : list of Tensor
+        Real gates ``(n - 1, 4, 4)`` per layer in time order.
+    n_sweeps : int, default=10
+    max_bond : int, default=64
+    tol : float, default=1e-8
+        Stop when a sweep raises the fidelity by less than this.
+
+    Returns
+    -------
+    layers : list of Tensor
+    info : dict
+        ``fidelity`` (as the last sweep measured it), ``sweeps``.
+    """
+    target = _check_state(target)
+    check_int("n_sweeps", n_sweeps, 1)
+    check_int("max_bond", max_bond, 2)
+    layers = [layer.detach().clone().to(torch.float64) for layer in layers]
+    n, k = target.n_sites, len(layers)
+    previous = -1.0
+    info: dict[str, float] = {"sweeps": 0, "fidelity": 0.0}
+
+    def polar(env: Tensor, gate: Tensor) -> Tensor:
+        return nearest_special_orthogonal(env)
+
+    for sweep in range(n_sweeps):
+        kets = [_zero_state(n, torch.float64)]
+        for m in range(k - 1):
+            kets.append(apply_layer(kets[-1], layers[m], max_bond=max_bond)[0])
+        bra = target
+        overlap = torch.zeros((), dtype=torch.float64)
+        for m in range(k - 1, -1, -1):
+            layers[m], overlap = sweep_layer(bra, layers[m], kets[m], polar)
+            if m > 0:
+                bra = apply_layer(bra, layers[m], inverse=True, max_bond=max_bond)[0]
+        fidelity = float(overlap) ** 2
+        info.update(sweeps=sweep + 1, fidelity=fidelity)
+        if fidelity - previous < tol:
+            break
+        previous = fidelity
+    return layers, info
+
+
 def synthesize_state(
     mps: MPS,
     n_layers: int,
@@ -395,6 +490,9 @@ def synthesize_state(
     residual_bond: int | None = None,
     target_fidelity: float | None = None,
     product_threshold: float = 0.0,
+    optimizer: str = "auto",
+    sweeps: int = 20,
+    max_bond: int = 64,
     callback: Callable[[dict[str, float]], None] | None = None,
 ) -> StateCircuit:
     """A circuit of ``n_layers`` staircase layers of two-qubit blocks approximating ``mps``.
@@ -429,7 +527,16 @@ def synthesize_state(
     """
     if protocol not in PROTOCOLS:
         raise InvalidInputError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
+    if optimizer not in OPTIMIZERS:
+        raise InvalidInputError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
     kind = check_block(block)
+    if optimizer == "sweep" and kind.is_complex:
+        raise InvalidInputError("optimizer='sweep' handles real states: use block='so4'")
+    if optimizer == "auto" and n_layers > EXACT_LAYERS and kind.is_complex:
+        raise InvalidInputError(
+            f"more than {EXACT_LAYERS} layers of complex blocks: the deep optimiser handles "
+            "real states (block='so4')"
+        )
     check_int("n_layers", n_layers, 1)
     whole = _check_state(mps)
     if whole.dtype.is_complex and not kind.is_complex:
@@ -452,12 +559,21 @@ def synthesize_state(
         new = analytic_layer(residual).to(dtype)
         layers.insert(0, new)
         pairs = staircase_pairs(n, k)
-        analytic = weight * float(_fidelity(target, pairs, torch.cat(layers)))
-        row = {"layers": k, "fidelity_analytic": analytic, "fidelity": analytic}
+        exact = k <= EXACT_LAYERS
+        analytic = weight * float(_fidelity(target, pairs, torch.cat(layers))) if exact else nan
+        row = {"layers": k, "fidelity_analytic": analytic, "fidelity": analytic, "exact": exact}
         optimise_now = protocol == "iterative" or (protocol == "optimized" and k == n_layers)
-        if optimise_now:
+        use_lbfgs = optimizer == "lbfgs" or (optimizer == "auto" and exact)
+        if optimise_now and use_lbfgs:
             layers, info = optimize_layers(target, layers, block=kind, max_iter=max_iter)
             row.update(fidelity=weight * info["fidelity"], iterations=info["iterations"])
+        elif optimise_now:
+            layers, info = sweep_layers(target, layers, n_sweeps=sweeps, max_bond=max_bond)
+            measured = float(_fidelity(target, pairs, torch.cat(layers))) if exact else nan
+            row.update(
+                fidelity=weight * (measured if exact else info["fidelity"]),
+                iterations=info["sweeps"],
+            )
         row["seconds"] = time.perf_counter() - started
         history.append(row)
         stages.append([layer.clone() for layer in layers])

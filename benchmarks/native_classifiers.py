@@ -42,6 +42,16 @@ def _images(X: np.ndarray) -> np.ndarray:
     return flatten_images(downsample(pad_to(X.astype(np.float64), 32), 8))
 
 
+def circuit_classifier(args) -> tnml.CircuitClassifier:
+    return tnml.CircuitClassifier(
+        n_qubits=args.n_qubits,
+        blocks_per_feature=args.blocks_per_feature,
+        angle_scale=args.angle_scale,
+        epochs=args.epochs,
+        random_state=args.seed,
+    )
+
+
 def circuit_record(model, X_test, y_test, *, schedule: str = "efficient") -> tuple[dict, object]:
     """Compile natively on heavy-hex; score the routed circuit exactly on the test set."""
     started = time.perf_counter()
@@ -117,13 +127,7 @@ def run_pairs(args) -> dict:
         X_test, y_test = _images(test[0][keep_te]), test[1][keep_te]
         record: dict = {"pair": list(pair), "n_train": len(y_train), "n_test": len(y_test)}
         started = time.perf_counter()
-        native = tnml.CircuitClassifier(
-            n_qubits=args.n_qubits,
-            blocks_per_feature=args.blocks_per_feature,
-            angle_scale=args.angle_scale,
-            epochs=args.epochs,
-            random_state=args.seed,
-        ).fit(X_train, y_train)
+        native = circuit_classifier(args).fit(X_train, y_train)
         record["native_train_seconds"] = round(time.perf_counter() - started, 1)
         record["native_model_test_accuracy"] = float(native.score(X_test, y_test))
         record["native"], native_circuit = circuit_record(native, X_test, y_test)
@@ -159,13 +163,7 @@ def run_digits(args) -> dict:
     X, y = load_digits(return_X_y=True)
     X_train, X_test, y_train, y_test = train_test_split(X / 16, y, stratify=y, random_state=0)
     started = time.perf_counter()
-    model = tnml.CircuitClassifier(
-        n_qubits=args.n_qubits,
-        blocks_per_feature=args.blocks_per_feature,
-        angle_scale=args.angle_scale,
-        epochs=args.epochs,
-        random_state=args.seed,
-    ).fit(X_train, y_train)
+    model = circuit_classifier(args).fit(X_train, y_train)
     record: dict = {"train_seconds": round(time.perf_counter() - started, 1)}
     record["model_test_accuracy"] = float(model.score(X_test, y_test))
     record["best_epoch"] = model.best_epoch_

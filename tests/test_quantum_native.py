@@ -416,3 +416,18 @@ def test_parameter_shift_training_of_a_circuit_classifier():
     after = parameter_shift_gradient(CircuitParameters(result.circuit), theta, X, y, indices=[])[0]
     assert float(after) < float(loss)
     assert two_qubit_count(decompose(result.circuit)) == 2 * 3  # blocks stay rotations
+
+
+def test_state_vector_and_density_paths_agree():
+    module = tnml.models.CircuitClassifierModule(5, 4, 3, blocks_per_feature=1.4, angle_scale=0.9)
+    module.double().reset_parameters(torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        module.angles.mul_(60)
+    circuit = decompose(compile(module))
+    X = torch.rand(7, 5, dtype=torch.float64)
+    pure = register_probabilities(circuit, X)  # noiseless, no reset: state vectors
+    # a reset on an extra qubit changes nothing but forces the density-matrix path
+    forced = Circuit(circuit.num_qubits + 1, [*circuit.ops, Reset(circuit.num_qubits)],
+                     circuit.registers, n_features=5, n_labels=4)  # fmt: skip
+    torch.testing.assert_close(pure, register_probabilities(forced, X))
+    torch.testing.assert_close(simulate(circuit, X), module.label_probabilities(X))

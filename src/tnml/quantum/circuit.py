@@ -413,6 +413,27 @@ class Circuit:
             ops[index] = Gate(old.qubits, matrix=matrix, name=old.name)
         return Circuit._from_checked(replace(self._c, ops=tuple(ops)))
 
+    def replaced(
+        self,
+        *,
+        ops: Sequence[Operation] | None = None,
+        num_qubits: int | None = None,
+        metadata: Mapping[str, object] | None = None,
+    ) -> Circuit:
+        """A copy with other operations and/or qubit count, and ``metadata`` merged in.
+
+        Registers, features and labels are kept; the new circuit is checked as any other.
+        """
+        return Circuit(
+            self.num_qubits if num_qubits is None else num_qubits,
+            self.ops if ops is None else ops,
+            self._c.registers,
+            n_features=self.n_features,
+            n_labels=self.n_labels,
+            label_register=self.label_register,
+            metadata={**self._c.metadata, **(metadata or {})},
+        )
+
     def gate_indices(self) -> list[int]:
         """Op indices of the gates that are not data gates (bound or not).
 

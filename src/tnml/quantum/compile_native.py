@@ -142,16 +142,7 @@ def finish_native(circuit: Circuit, target: DeviceTarget | None) -> Circuit:
             circuit = decompose(circuit)
         circuit = route(circuit, target)
     native = decompose(circuit)
-    metadata = {**native.metadata, "depth": native.depth()}
-    return Circuit(
-        native.num_qubits,
-        native.ops,
-        native.registers,
-        n_features=native.n_features,
-        n_labels=native.n_labels,
-        label_register=native.label_register,
-        metadata=metadata,
-    )
+    return native.replaced(metadata={"depth": native.depth()})
 
 
 def _check_budget(value: object) -> int | None:

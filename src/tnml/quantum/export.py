@@ -131,15 +131,7 @@ def _relabelled(circuit: Circuit, where: list[int], size: int) -> Circuit:
     from tnml.quantum.routing import _relabel
 
     mapping = dict(enumerate(where))
-    return Circuit(
-        size,
-        [_relabel(op, mapping) for op in circuit.ops],
-        circuit.registers,
-        n_features=circuit.n_features,
-        n_labels=circuit.n_labels,
-        label_register=circuit.label_register,
-        metadata=circuit.metadata,
-    )
+    return circuit.replaced(ops=[_relabel(op, mapping) for op in circuit.ops], num_qubits=size)
 
 
 def to_qiskit(

@@ -319,22 +319,5 @@ def decompose(circuit: Circuit) -> Circuit:
         else:
             ops.append(op)
     ops = _merge_one_qubit(ops)
-    native = Circuit(
-        circuit.num_qubits,
-        ops,
-        circuit.registers,
-        n_features=circuit.n_features,
-        n_labels=circuit.n_labels,
-        label_register=circuit.label_register,
-        metadata=circuit.metadata,
-    )
-    metadata = {**circuit.metadata, "native": True, "two_qubit_gates": two_qubit_count(native)}
-    return Circuit(
-        native.num_qubits,
-        native.ops,
-        native.registers,
-        n_features=native.n_features,
-        n_labels=native.n_labels,
-        label_register=native.label_register,
-        metadata=metadata,
-    )
+    count = sum(1 for op in ops if isinstance(op, Gate) and len(op.qubits) >= 2)
+    return circuit.replaced(ops=ops, metadata={"native": True, "two_qubit_gates": count})

@@ -187,23 +187,15 @@ def route(
     ops = [_relabel(op, compact) for op in ops]
     coupling = [(compact[a], compact[b]) for a, b in target.edges if a in compact and b in compact]
     metadata = {
-        **circuit.metadata,
         "target": target.name,
         "physical_qubits": physical,
         "device_qubits": target.num_qubits,
         "coupling": coupling,
         "swaps": n_swaps,
     }
-    routed = Circuit(
-        max(1, len(physical)),
-        fuse_two_qubit_runs(ops),
-        circuit.registers,
-        n_features=circuit.n_features,
-        n_labels=circuit.n_labels,
-        label_register=circuit.label_register,
-        metadata=metadata,
+    return circuit.replaced(
+        ops=fuse_two_qubit_runs(ops), num_qubits=max(1, len(physical)), metadata=metadata
     )
-    return routed
 
 
 def _moved(op: Operation, where: dict[int, int]) -> Operation:

@@ -294,6 +294,8 @@ def _run(
     the ``target`` register before readout error; trajectory mode returns one sampled
     register ``(B, size)`` per row, readout error included.
     """
+    if generator is None and _pure_eligible(circuit, noise):
+        return _run_pure(circuit, rows, dtype, target)
     state = _State(rows.shape[0], dtype)
     last = _last_use(circuit)
     size = circuit.registers[target]
@@ -316,6 +318,72 @@ def _run(
     if generator is not None:
         return shots
     return _joint_distribution(state, size, _real_dtype(dtype))
+
+
+# Circuits this small, noiseless and without resets or mid-circuit measurements, run as
+# state vectors: 2**n amplitudes per input instead of a 4**m density matrix per factor.
+_PURE_MAX_QUBITS = 14
+
+
+def _pure_eligible(circuit: Circuit, noise: NoiseModel | None) -> bool:
+    if noise is not None and noise.has_gate_noise():
+        return False
+    used = {q for op in circuit.ops for q in _qubits(op)}
+    if len(used) > _PURE_MAX_QUBITS:
+        return False
+    last = _last_use(circuit)
+    return all(
+        isinstance(op, Gate) or (isinstance(op, Measure) and last[op.qubit] == t)
+        for t, op in enumerate(circuit.ops)
+    )
+
+
+def _run_pure(circuit: Circuit, rows: Tensor, dtype: torch.dtype, target: str) -> Tensor:
+    """Exact register distribution ``(B, 2**size)`` by state-vector simulation."""
+    used = sorted({q for op in circuit.ops for q in _qubits(op)})
+    axis = {q: 1 + i for i, q in enumerate(used)}
+    batch, n = rows.shape[0], len(used)
+    psi = torch.zeros(batch, 2**n, dtype=dtype)
+    psi[:, 0] = 1
+    psi = psi.reshape(batch, *([2] * n))
+    cache: dict[int, Tensor] = {}
+    measured: dict[int, int] = {}  # register bit -> axis
+    for op in circuit.ops:
+        if isinstance(op, Measure):
+            if op.register == target:
+                measured[op.bit] = axis[op.qubit]
+            continue
+        if op.feature is not None:
+            u = _ry_batch(op.scale * math.pi * rows[:, op.feature], dtype)  # (B, 2, 2)
+        else:
+            u = cache.setdefault(id(op), op.matrix.to(dtype))
+        k = len(op.qubits)
+        axes = tuple(axis[q] for q in op.qubits)
+        x = psi.movedim(axes, tuple(range(-k, 0)))
+        shape = x.shape
+        if u.ndim == 3:
+            x = torch.einsum("bij,bmj->bmi", u, x.reshape(batch, -1, 2**k))
+        else:
+            x = x.reshape(-1, 2**k) @ u.transpose(0, 1)
+        psi = x.reshape(shape).movedim(tuple(range(-k, 0)), axes)
+    weight = psi.abs() ** 2 if psi.is_complex() else psi**2
+    size = circuit.registers[target]
+    bits = sorted(measured)
+    keep = [measured[b] for b in bits]
+    drop = [a for a in range(1, n + 1) if a not in keep]
+    marginal = weight.sum(dim=drop) if drop else weight  # axes in increasing order
+    # Put the most significant register bit first, then flatten; absent bits stay 0.
+    order = sorted(range(len(bits)), key=lambda i: -bits[i])
+    axes_sorted = sorted(keep)
+    perm = [0] + [1 + axes_sorted.index(keep[i]) for i in order]
+    joint = marginal.permute(perm).reshape(batch, -1).to(_real_dtype(dtype))
+    out = torch.zeros(batch, 2**size, dtype=joint.dtype)
+    values = torch.zeros(2 ** len(bits), dtype=torch.long)
+    for j, i in enumerate(order):
+        digit = (torch.arange(2 ** len(bits)) >> (len(bits) - 1 - j)) & 1
+        values += digit << bits[i]
+    out[:, values] = joint
+    return out
 
 
 def _readout_flip(outcome: Tensor, noise: NoiseModel | None, generator) -> Tensor:

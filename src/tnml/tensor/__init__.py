@@ -10,6 +10,13 @@ from tnml.tensor.born import (
     mps_marginal_log_prob,
     mps_sample,
 )
+from tnml.tensor.circuit_mps import (
+    apply_gates,
+    circuit_amplitudes,
+    circuit_state,
+    sequential_schedule,
+    sweep_gates,
+)
 from tnml.tensor.contract import (
     CONTRACTION_PATHS,
     choose_path,
@@ -31,6 +38,7 @@ from tnml.tensor.entropy import (
     probability_entropy,
     schmidt_entropy,
 )
+from tnml.tensor.gates import BLOCKS, block_matrices, nearest_special_orthogonal
 from tnml.tensor.mps import (
     MPS,
     contract_product_states,
@@ -86,6 +94,7 @@ from tnml.tensor.ttn_rdm import (
 )
 
 __all__ = [
+    "BLOCKS",
     "CONTRACTION_PATHS",
     "ENTROPY_KINDS",
     "MPS",
@@ -93,8 +102,12 @@ __all__ = [
     "TTN",
     "SplitResult",
     "TreeLayout",
+    "apply_gates",
+    "block_matrices",
     "check_indices",
     "choose_path",
+    "circuit_amplitudes",
+    "circuit_state",
     "contract_product_states",
     "contract_tree_product_states",
     "contract_ttn_product_states",
@@ -117,6 +130,7 @@ __all__ = [
     "mps_to_dense",
     "mps_truncate",
     "mps_two_site_rdms",
+    "nearest_special_orthogonal",
     "probability_entropy",
     "random_mps",
     "random_ttn",
@@ -124,8 +138,10 @@ __all__ = [
     "reduce_sequential",
     "register_split_method",
     "schmidt_entropy",
+    "sequential_schedule",
     "split",
     "split_tensor",
+    "sweep_gates",
     "tree_layout_1d",
     "tree_layout_2d",
     "tree_log_amplitudes",

@@ -216,6 +216,41 @@ def run_bond(args, D: int, train: np.ndarray, test: np.ndarray) -> dict:
     return record
 
 
+def plot(paths: list[str], figure: str) -> None:
+    """Fidelity against CX count for every bond dimension in the result files."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.0), layout="constrained")
+    for path in paths:
+        for bond in json.loads(Path(path).read_text())["bonds"]:
+            rows = bond["native"]
+            D = bond["bond_dim"]
+            cx = [r.get("cx_heavy_hex", r["cx"]) for r in rows]
+            label = f"tnml, D={D} ({len(bond['active_sites'])} active qubits)"
+            ax.plot(cx, [r["fidelity"] for r in rows], "o-", ms=3, label=label)
+            aqc = bond.get("aqc_tensor") or []
+            if aqc:
+                ax.plot([a["cx"] for a in aqc], [a["fidelity"] for a in aqc], "s", ms=6,
+                        label=f"qiskit-addon-aqc-tensor, D={D}")  # fmt: skip
+            if "dense" in bond:
+                ax.plot([bond["dense"]["cx"]], [1.0], "k^", ms=6)
+                ax.text(bond["dense"]["cx"], 0.985, f"dense D={D} ", fontsize=7, ha="right")
+                ax.axvline(bond["dense"]["cx"] / 10, ls=":", color="grey", lw=1)
+                ax.text(bond["dense"]["cx"] / 10, 0.52, f" dense/10, D={D}", fontsize=7,
+                        rotation=90, va="bottom")  # fmt: skip
+    ax.axhline(0.9, ls="--", color="grey", lw=1)
+    ax.set_xscale("log")
+    ax.set_xlabel("CX after routing on heavy-hex")
+    ax.set_ylabel("fidelity to the trained Born machine")
+    ax.set_ylim(0.5, 1.01)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.savefig(figure, dpi=120)
+    print(f"wrote {figure}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", choices=("mnist", "digits"), default="mnist")
@@ -241,7 +276,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default="benchmarks/out/native_born.json")
+    parser.add_argument("--plot", nargs="+", default=None, help="result files to plot only")
+    parser.add_argument("--figure", default="benchmarks/figures/native_born_fidelity.png")
     args = parser.parse_args()
+    if args.plot:
+        plot(args.plot, args.figure)
+        return
     torch.set_num_threads(args.threads)
     train, test, description = load_binary(args)
     results = {

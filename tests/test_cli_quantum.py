@@ -161,3 +161,14 @@ def test_quantum_commands_reject_bad_input(unitary_model, tmp_path):
     assert result.exit_code == 2 and "--noise" in result.stderr
     result = run("train", "digits", "--model", "ttn-born", "--unitary", "--out", tmp_path / "b")
     assert result.exit_code == 2 and "--unitary" in result.stderr
+
+
+def test_circuit_model_options_are_checked(tmp_path):
+    out = tmp_path / "x.tnml"
+    result = run("train", "digits", "--model", "circuit", "--bond-dim", "4", "--out", out)
+    assert result.exit_code == 2 and "--bond-dim applies to" in result.stderr
+    result = run("train", "digits", "--model", "mps", "--n-qubits", "4", "--out", out)
+    assert result.exit_code == 2 and "--n-qubits applies to --model circuit" in result.stderr
+    result = run("train", "digits", "--model", "circuit", "--n-qubits", "3", "--out", out)
+    assert result.exit_code == 2 and "n_qubits" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1

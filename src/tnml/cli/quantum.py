@@ -114,6 +114,7 @@ def compile_command(
         max_two_qubit_gates=max_2q,
         min_fidelity=min_fidelity,
         product_threshold=product_threshold,
+        callback=_report_layer,
     )
     from tnml.quantum.export import to_qasm3, to_qiskit, transpile_report
 
@@ -154,6 +155,14 @@ def compile_command(
         f"({','.join(basis_gates)}: {counts})"
     )
     typer.echo(f"wrote {out}")
+
+
+def _report_layer(row: dict) -> None:
+    """One line per staircase layer on stderr while a Born machine is synthesised."""
+    typer.echo(
+        f"layer {row['layers']}: fidelity {row['fidelity']:.4f} ({row['seconds']:.1f} s)",
+        err=True,
+    )
 
 
 def _levels(value: str) -> list[float]:

@@ -299,6 +299,7 @@ def compile(
     protocol: str = "iterative",
     block: str = "so4",
     product_threshold: float = 0.0,
+    callback: Any = None,
 ) -> Circuit:
     """Turn a fitted model into a gate-level :class:`~tnml.quantum.circuit.Circuit`.
 
@@ -338,6 +339,8 @@ def compile(
         eigenvalue of its density matrix) get a one-qubit rotation and no two-qubit gate, so
         each layer is shorter (:func:`tnml.quantum.synthesis.product_sites`); the fidelity
         reported includes what they cost. 0 keeps every feature in the staircase.
+    callback : callable, optional
+        Born machines: called with a dict (``layers``, ``fidelity``, ...) after each layer.
 
     Returns
     -------
@@ -387,6 +390,7 @@ def compile(
             protocol=protocol,
             block=block,
             product_threshold=product_threshold,
+            callback=callback,
         )
     if isinstance(module, TTN) and gates == "native":
         raise InvalidInputError(

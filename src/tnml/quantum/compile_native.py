@@ -167,6 +167,7 @@ def compile_born_native(
     block: str = "so4",
     max_iter: int = 200,
     product_threshold: float = 0.0,
+    callback: Any = None,
 ) -> Circuit:
     """A native circuit preparing the Born machine ``mps`` (see the module docstring)."""
     budget = _check_budget(max_two_qubit_gates)
@@ -196,6 +197,7 @@ def compile_born_native(
         max_iter=max_iter,
         target_fidelity=min_fidelity if (layers is None and budget is None) else None,
         product_threshold=product_threshold,
+        callback=callback,
     )
     candidates = [state.stage(k) for k in range(1, state.n_layers + 1)]
     if layers is not None:

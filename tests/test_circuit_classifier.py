@@ -109,3 +109,16 @@ def test_too_few_qubits_for_the_labels():
     X, y = load_digits(return_X_y=True)
     with pytest.raises(InvalidInputError, match="n_qubits"):
         tnml.CircuitClassifier(n_qubits=3, epochs=1).fit(X[:100] / 16, y[:100])
+
+
+def test_load_on_a_missing_device_is_a_clean_error(tmp_path):
+    X, y = load_digits(return_X_y=True)
+    clf = tnml.CircuitClassifier(n_qubits=4, blocks_per_feature=1, epochs=1).fit(
+        X[:80] / 16, y[:80]
+    )
+    path = tnml.io.save(clf, tmp_path / "c.tnml")
+    if not torch.cuda.is_available():
+        with pytest.raises(InvalidInputError, match="CUDA is not available"):
+            tnml.io.load(path, device="cuda")
+    with pytest.raises(InvalidInputError, match="device"):
+        tnml.io.load(path, device="gpu9")

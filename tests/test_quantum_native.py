@@ -431,3 +431,10 @@ def test_state_vector_and_density_paths_agree():
                      circuit.registers, n_features=5, n_labels=4)  # fmt: skip
     torch.testing.assert_close(pure, register_probabilities(forced, X))
     torch.testing.assert_close(simulate(circuit, X), module.label_probabilities(X))
+
+
+def test_no_inputs_give_empty_results():
+    circuit = Circuit(1, [Gate((0,), feature=0), Measure(0, "label", 0)], {"label": 1},
+                      n_features=1)  # fmt: skip
+    assert simulate(circuit, torch.zeros(0, 1)).shape == (0, 2)
+    assert simulate(circuit, torch.zeros(0, 1), shots=10).shape == (0, 2)

@@ -24,7 +24,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from tnml._version import __version__
-from tnml.exceptions import ModelFileError
+from tnml.exceptions import InvalidInputError, ModelFileError
 from tnml.models import (
     CircuitClassifier,
     MPSAnomalyDetector,
@@ -33,6 +33,7 @@ from tnml.models import (
     TTNBornMachine,
     TTNClassifier,
 )
+from tnml.models.base import resolve_device
 from tnml.models.born_module import MPSBornModule, TTNBornModule
 from tnml.models.circuit_module import CircuitClassifierModule
 from tnml.models.mps_module import MPSClassifierModule
@@ -183,6 +184,11 @@ def load(path: str | os.PathLike[str], *, device: str | None = None) -> Any:
         device = header["params"].get("device", "cpu")
         if device == "auto" or (str(device).startswith("cuda") and not torch.cuda.is_available()):
             device = "cuda" if device == "auto" and torch.cuda.is_available() else "cpu"
+    else:
+        try:
+            device = str(resolve_device(device))
+        except RuntimeError as err:  # a malformed device string
+            raise InvalidInputError(f"device must be 'cpu', 'cuda[:n]' or 'auto': {err}") from err
     model.module_ = module.to(device)
     if classes is not None:
         model.classes_ = classes

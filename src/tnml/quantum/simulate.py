@@ -554,6 +554,7 @@ def register_probabilities(
     parts = [
         _run(circuit, chunk, state_dtype, noise, register).to(real_dtype)
         for chunk in rows.split(batch_size)
+        if chunk.shape[0]
     ]
     probs = torch.cat(parts) if parts else torch.zeros(0, 2**size, dtype=real_dtype)
     return apply_readout(probs, _measured_bits(circuit, register), size, noise)

@@ -18,6 +18,12 @@ Gates stay in ``SO(4)`` (real, determinant +1: 2 CX each) for the ``"so4"`` bloc
 contraction of :mod:`tnml.tensor.circuit_mps` (``k`` staircase layers keep at most ``k + 1``
 qubits live), so a 64-qubit state with 8 layers costs milliseconds per evaluation; the
 optimiser is L-BFGS on the Lie-algebra coordinates of each block around its current value.
+Deeper circuits are optimised gate by gate between bond-capped states
+(:func:`sweep_layers`, :mod:`tnml.tensor.staircase`).
+
+Sites whose one-site state is nearly pure (pixels a digit never reaches) can be prepared by
+a one-qubit rotation and left out of the layers (:func:`product_sites`), which shortens
+every layer; the fidelity reported includes their cost.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from torch import Tensor
 
 from tnml._validation import check_int
 from tnml.exceptions import InvalidInputError
-from tnml.tensor.circuit_mps import apply_gates, circuit_amplitudes, circuit_state
+from tnml.tensor.circuit_mps import circuit_amplitudes, circuit_state
 from tnml.tensor.gates import Block, block_matrices, check_block, nearest_special_orthogonal
 from tnml.tensor.mps import MPS, mps_norm, mps_normalize, mps_right_canonicalize, mps_truncate
 from tnml.tensor.rdm import mps_one_site_rdms
@@ -135,10 +141,6 @@ def _complete(rows: Tensor, positions: list[int], size: int) -> Tensor:
     out = torch.empty_like(full)
     out[order] = full
     return out
-
-
-def _inverse_layer(pairs: list[tuple[int, int]], gates: Tensor) -> tuple[list, Tensor]:
-    return list(reversed(pairs)), torch.flip(gates, dims=[0]).conj().transpose(-1, -2)
 
 
 @dataclass
@@ -595,9 +597,7 @@ def synthesize_state(
 
 def _undo(state: MPS, layers: list[Tensor], cap: int) -> MPS:
     """Apply the inverse of each staircase layer to ``state``, in the order given."""
-    one = staircase_pairs(state.n_sites, 1)
     out = state
     for gates in layers:
-        inv_pairs, inv_gates = _inverse_layer(one, gates)
-        out, _ = apply_gates(out, inv_pairs, inv_gates, max_bond=cap)
+        out, _ = apply_layer(out, gates, inverse=True, max_bond=cap)
     return mps_normalize(out)

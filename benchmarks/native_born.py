@@ -251,7 +251,7 @@ def plot(paths: list[str], figure: str) -> None:
     print(f"wrote {figure}")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--dataset", choices=("mnist", "digits"), default="mnist")
     parser.add_argument("--data-dir", default="../shared/data/mnist")
@@ -278,7 +278,7 @@ def main() -> None:
     parser.add_argument("--out", default="benchmarks/out/native_born.json")
     parser.add_argument("--plot", nargs="+", default=None, help="result files to plot only")
     parser.add_argument("--figure", default="benchmarks/figures/native_born_fidelity.png")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     if args.plot:
         plot(args.plot, args.figure)
         return

@@ -123,8 +123,8 @@ def run_pairs(args) -> dict:
     for text in args.pairs:
         pair = tuple(int(v) for v in text.split(","))
         keep_tr, keep_te = np.isin(train[1], pair), np.isin(test[1], pair)
-        X_train, y_train = _images(train[0][keep_tr]), train[1][keep_tr]
-        X_test, y_test = _images(test[0][keep_te]), test[1][keep_te]
+        X_train, y_train = _images(train[0][keep_tr][: args.limit]), train[1][keep_tr][: args.limit]
+        X_test, y_test = _images(test[0][keep_te][: args.limit]), test[1][keep_te][: args.limit]
         record: dict = {"pair": list(pair), "n_train": len(y_train), "n_test": len(y_test)}
         started = time.perf_counter()
         native = circuit_classifier(args).fit(X_train, y_train)
@@ -179,7 +179,7 @@ def run_digits(args) -> dict:
     return {"digits": record}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("task", choices=("pairs", "digits"))
     parser.add_argument("--data-dir", default="../shared/data/mnist")
@@ -192,10 +192,11 @@ def main() -> None:
     parser.add_argument("--shots", type=int, default=2000)
     parser.add_argument("--aer-images", type=int, default=40)
     parser.add_argument("--noise-images", type=int, default=450)
+    parser.add_argument("--limit", type=int, default=None, help="first N images per split")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=None)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     # Settings chosen on validation splits (3 vs 5 for pairs, digits for ten classes).
     defaults = {
         "pairs": {"n_qubits": 4, "blocks_per_feature": 3.9, "angle_scale": 1.0, "epochs": 20},

@@ -107,3 +107,40 @@ def test_quantum_benchmarks_run(tmp_path):
     )  # fmt: skip
     report = json.loads(born.read_text())
     assert report["circuit_efficient"]["qubits"] == 3
+
+
+def test_native_circuit_benchmarks_run(tmp_path):
+    pytest.importorskip("qiskit")
+    born = tmp_path / "born.json"
+    args = ["--dataset", "digits", "--bond-dims", "2", "--layers", "2", "--max-iter", "5",
+            "--product-threshold", "0", "--n-nll-train", "50", "--dense-level", "1",
+            "--threads", "1", "--out", str(born)]  # fmt: skip
+    try:
+        import qiskit_addon_aqc_tensor  # noqa: F401
+
+        args += ["--aqc", "--aqc-layers", "1", "--aqc-maxiter", "1"]
+    except ImportError:
+        pass  # the side-by-side needs the bench extra; tnml's own rows still run
+    script = load_script("native_born")
+    script.main(args)
+    bond = json.loads(born.read_text())["bonds"][0]
+    assert [row["layers"] for row in bond["native"]] == [1, 2]
+    # a bond-2 state is one exact staircase layer
+    assert bond["native"][0]["fidelity"] >= 1 - 1e-9
+    assert bond["dense"]["cx"] > bond["native"][0]["cx_heavy_hex"]
+    if "aqc_tensor" in bond:
+        aqc = bond["aqc_tensor"][0]
+        assert aqc["fidelity_start"] == pytest.approx(bond["native"][0]["fidelity"], abs=1e-6)
+    script.main(["--plot", str(born), "--figure", str(tmp_path / "f.png")])
+    assert (tmp_path / "f.png").stat().st_size > 0
+    digits = tmp_path / "digits.json"
+    load_script("native_classifiers").main(
+        ["digits", "--n-qubits", "4", "--blocks-per-feature", "0.5", "--epochs", "1",
+         "--noise-pairs", "x", "--noise-images", "10", "--threads", "1", "--out", str(digits)]
+    )  # fmt: skip
+    record = json.loads(digits.read_text())["digits"]
+    assert record["circuit"]["cx"] == 64 and record["circuit"]["swaps"] == 0
+    assert record["circuit"]["circuit_test_accuracy"] == pytest.approx(
+        record["model_test_accuracy"]
+    )
+    assert len(record["circuit"]["noise"]) == 6

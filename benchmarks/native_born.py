@@ -151,7 +151,9 @@ def stage_record(args, mps, stage, train, test, heavy_hex) -> dict:
     return row
 
 
-def run_bond(args, D: int, train: np.ndarray, test: np.ndarray) -> dict:
+def run_bond(args, D: int, train: np.ndarray, test: np.ndarray, save) -> dict:
+    """One bond dimension's results; ``save(record)`` is called whenever a part is done,
+    so a run stopped during the slow side-by-side keeps what it measured."""
     torch.manual_seed(args.seed)
     started = time.perf_counter()
     born = tnml.MPSBornMachine(bond_dim=D, epochs=args.epochs, random_state=args.seed)
@@ -197,6 +199,7 @@ def run_bond(args, D: int, train: np.ndarray, test: np.ndarray) -> dict:
             flush=True,
         )
     record["native"] = rows
+    save(record)
     if args.aqc:
         record["aqc_tensor"] = []
         per_layer = 2 * (len(state.active) - 1)
@@ -212,6 +215,7 @@ def run_bond(args, D: int, train: np.ndarray, test: np.ndarray) -> dict:
                 else None
             )
             record["aqc_tensor"].append(res)
+            save(record)
             print(f"  aqc-tensor: {res}", flush=True)
     return record
 
@@ -295,10 +299,20 @@ def main(argv: list[str] | None = None) -> None:
             "threads": args.threads,
         },
         "date": time.strftime("%Y-%m-%d"),
-        "bonds": [run_bond(args, D, train, test) for D in args.bond_dims],
+        "bonds": [],
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(results, indent=2))
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    def save(record: dict) -> None:
+        done = [r for r in results["bonds"] if r["bond_dim"] != record["bond_dim"]]
+        results["bonds"] = [*done, record]
+        partial = out.with_suffix(".part")
+        partial.write_text(json.dumps(results, indent=2))
+        partial.replace(out)
+
+    for D in args.bond_dims:
+        save(run_bond(args, D, train, test, save))
     print(f"wrote {args.out}")
 
 

@@ -474,6 +474,29 @@ class Circuit:
         )
 
 
+def classifier_circuit(
+    num_qubits: int,
+    ops: list[Operation],
+    label_qubits: Sequence[int],
+    *,
+    n_features: int,
+    n_classes: int,
+    metadata: dict,
+) -> Circuit:
+    """``ops`` followed by the label readout: ``label_qubits[0]`` is measured into the most
+    significant bit of register ``"label"`` (the class index in binary)."""
+    n_label = len(label_qubits)
+    readout = [Measure(label_qubits[n_label - 1 - bit], "label", bit) for bit in range(n_label)]
+    return Circuit(
+        num_qubits,
+        [*ops, *readout],
+        {"label": n_label},
+        n_features=n_features,
+        n_labels=n_classes,
+        metadata=metadata,
+    )
+
+
 def _bind_op(op: Operation, row: Tensor) -> Operation:
     if not isinstance(op, Gate) or op.feature is None:
         return op

@@ -28,7 +28,7 @@ from tnml.exceptions import InvalidInputError
 from tnml.models.born_machine import MPSBornMachine, TTNBornMachine
 from tnml.models.circuit_module import CircuitClassifierModule
 from tnml.models.unitary_module import UnitaryMPSClassifierModule, UnitaryTTNClassifierModule
-from tnml.quantum.circuit import Circuit, Gate, Measure, Operation, Reset
+from tnml.quantum.circuit import Circuit, Gate, Measure, Operation, Reset, classifier_circuit
 from tnml.tensor.mps import MPS, mps_right_canonicalize
 from tnml.tensor.ttn import TTN, ttn_canonicalize
 from tnml.tensor.unitary import complete_rows_at, nearest_orthonormal_rows
@@ -73,16 +73,12 @@ def _classifier_circuit(
     schedule: str,
 ) -> Circuit:
     """Measure the label on the first qubits of ``final`` and wrap ``ops`` in a Circuit."""
-    n_label = module.n_label_qubits
-    # The first label qubit is the most significant digit of the class index.
-    for bit in range(n_label):
-        ops.append(Measure(final[n_label - 1 - bit], "label", bit))
-    return Circuit(
+    return classifier_circuit(
         qubits.count,
         ops,
-        {"label": n_label},
+        final[: module.n_label_qubits],
         n_features=module.n_features,
-        n_labels=module.n_classes,
+        n_classes=module.n_classes,
         metadata={"model": model, "schedule": schedule, "n_bond_qubits": module.n_bond_qubits},
     )
 

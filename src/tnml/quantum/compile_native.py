@@ -24,7 +24,7 @@ import torch
 
 from tnml.exceptions import InvalidInputError
 from tnml.models.circuit_module import CircuitClassifierModule
-from tnml.quantum.circuit import Circuit, Gate, Measure, Operation, Reset
+from tnml.quantum.circuit import Circuit, Gate, Measure, Operation, Reset, classifier_circuit
 from tnml.quantum.native import decompose, two_qubit_count
 from tnml.quantum.routing import route
 from tnml.quantum.synthesis import StateCircuit, product_sites, synthesize_state
@@ -122,15 +122,12 @@ def circuit_classifier_circuit(module: CircuitClassifierModule) -> Circuit:
             ops.append(Gate((a,), feature=index, name="ry", scale=module.angle_scale))
         else:
             ops.append(Gate((a, b), matrix=gates[index], name="block"))
-    n_label = module.n_label_qubits
-    for bit in range(n_label):
-        ops.append(Measure(n_label - 1 - bit, "label", bit))
-    return Circuit(
+    return classifier_circuit(
         module.n_qubits,
         ops,
-        {"label": n_label},
+        range(module.n_label_qubits),
         n_features=module.n_features,
-        n_labels=module.n_classes,
+        n_classes=module.n_classes,
         metadata={"model": "circuit-classifier", "schedule": "efficient", "gates": "native"},
     )
 

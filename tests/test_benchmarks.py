@@ -144,3 +144,30 @@ def test_native_circuit_benchmarks_run(tmp_path):
         record["model_test_accuracy"]
     )
     assert len(record["circuit"]["noise"]) == 6
+
+
+def test_state_preparation_side_by_side_runs(tmp_path):
+    pytest.importorskip("qiskit_aer")
+    directory = find_mnist_dir()
+    if directory is None:
+        pytest.skip("MNIST not found (set TNML_MNIST_DIR or put it at ../shared/data/mnist)")
+    out = tmp_path / "stateprep.json"
+    args = ["--data-dir", str(directory), "--n-train", "300", "--n-test", "50", "--pixels", "8",
+            "--bond-dim", "4", "--epochs", "1", "--layers", "2", "--out", str(out)]  # fmt: skip
+    try:
+        import qiskit_addon_aqc_tensor  # noqa: F401
+
+        args += ["--aqc", "--aqc-layers", "1", "--aqc-maxiter", "2"]
+    except ImportError:
+        pass
+    load_script("native_stateprep").main(args)
+    record = json.loads(out.read_text())
+    assert record["qubits"] == 8
+    assert record["qiskit_state_preparation"]["fidelity"] == pytest.approx(1, abs=1e-9)
+    assert record["tnml_dense"]["fidelity"] == pytest.approx(1, abs=1e-9)
+    for row in record["tnml_native"]:
+        # tnml's contraction against Aer's state vector of the exported circuit
+        assert row["fidelity"] == pytest.approx(row["fidelity_statevector"], abs=1e-9)
+    for row in record.get("aqc_tensor", []):
+        assert row["fidelity"] == pytest.approx(row["fidelity_statevector"], abs=1e-6)
+        assert row["fidelity"] >= row["fidelity_start"] - 1e-9

@@ -116,6 +116,27 @@ def test_unseen_values_get_minus_inf_and_bad_input_is_named(fitted):
         model.log_prob(X[:, :5])
 
 
+def test_evidence_values_are_levels_not_rounded(fitted):
+    model, _ = fitted
+    # whole numbers of any dtype condition exactly
+    for value in (1, np.int64(1), 1.0, True, [1, 1, 1]):
+        assert (model.sample(3, evidence={0: value}, random_state=0)[:, 0] == 1).all()
+    for value, message in ((0.9, "integer values"), (1.7, "integer values"), ("1", "dtype")):
+        with pytest.raises(
+            InvalidInputError, match=rf"evidence\[0\] must hold {message}|{message}"
+        ):
+            model.sample(2, evidence={0: value})
+    with pytest.raises(InvalidInputError, match=r"evidence\[0\] must lie in"):
+        model.sample(2, evidence={0: 2})
+    with pytest.raises(InvalidInputError, match="NaN"):
+        model.sample(2, evidence={0: float("nan")})
+    for key in ("0", 0.0, True):
+        with pytest.raises(InvalidInputError, match="evidence keys"):
+            model.sample(2, evidence={key: 1})
+    with pytest.raises(InvalidInputError, match="evidence must be a dict"):
+        model.sample(2, evidence=[(0, 1)])
+
+
 def test_save_and_load_round_trip(fitted, tmp_path):
     model, X = fitted
     path = tnml.io.save(model, tmp_path / "born.tnml")

@@ -94,6 +94,8 @@ def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     nan_rows = [list(row) for row in rows]
     nan_rows[3][1] = ""
     out["iris_nan"] = write_table(root / "iris_nan.csv", [*columns, "species"], nan_rows)
+    renamed = [[*row[:4], "rose" if row[4] == "setosa" else row[4]] for row in rows]
+    out["iris_unseen"] = write_table(root / "iris_unseen.csv", [*columns, "species"], renamed)
     # features only, columns in another order
     out["iris_features"] = write_table(
         root / "iris_features.csv", columns[::-1], [row[:4][::-1] for row in rows]
@@ -451,6 +453,11 @@ ERROR_CASES = {
         ["t10k-labels-idx1-ubyte", "label file"],
     ),
     "missing prediction input": (["predict", "{digits_model}", "{mnist}/none.csv"], ["none.csv"]),
+    "labels the model never saw": (
+        ["evaluate", "{iris_model}", "csv", "{iris_unseen}", "--split", "all"],
+        ["'rose'", "not trained on", "'setosa'"],
+    ),
+    "directory given as model": (["info", "{mnist}"], ["mnist", "is a directory"]),
 }
 
 

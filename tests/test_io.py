@@ -73,3 +73,23 @@ def test_bad_files(tmp_path):
         tnml.io.load(foreign)
     with pytest.raises(ModelFileError, match="fitted tnml estimator"):
         tnml.io.save(tnml.MPSClassifier(), tmp_path / "unfitted.tnml")
+
+
+def test_damaged_weights_and_directories_are_refused(fitted, tmp_path):
+    clf, _ = fitted
+    path = tmp_path / "model.tnml"
+    tnml.io.save(clf, path)
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as handle:
+        meta = handle.metadata()
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    key = next(k for k in tensors if k.startswith("module.") and tensors[k].is_floating_point())
+    tensors[key] = tensors[key].clone()
+    tensors[key].view(-1)[0] = float("nan")
+    damaged = tmp_path / "damaged.tnml"
+    save_file(tensors, str(damaged), metadata=meta)
+    with pytest.raises(ModelFileError, match=rf"damaged: tensor '{key}' holds NaN"):
+        tnml.io.load(damaged)
+    with pytest.raises(ModelFileError, match="is a directory"):
+        tnml.io.load(tmp_path)

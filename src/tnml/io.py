@@ -211,6 +211,8 @@ def load(path: str | os.PathLike[str], *, device: str | None = None) -> Any:
 
 def _read(path: str | os.PathLike[str], *, tensors: bool) -> tuple[dict, dict]:
     path = Path(path)
+    if path.is_dir():
+        raise ModelFileError(f"{path} is a directory, not a tnml model file")
     if not path.is_file():
         raise ModelFileError(f"model file {path} not found")
     try:
@@ -236,4 +238,10 @@ def _read(path: str | os.PathLike[str], *, tensors: bool) -> tuple[dict, dict]:
         )
     if header.get("estimator") not in ESTIMATORS:
         raise ModelFileError(f"{path} holds an unknown estimator {header.get('estimator')!r}")
+    for key, tensor in data.items():
+        # a model with NaN weights would load and predict class 0 for everything
+        if (tensor.is_floating_point() or tensor.is_complex()) and not bool(
+            torch.isfinite(tensor).all()
+        ):
+            raise ModelFileError(f"{path} is damaged: tensor {key!r} holds NaN or infinity")
     return header, data

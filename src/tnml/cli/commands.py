@@ -711,6 +711,13 @@ def evaluate(
         return
     predicted = model.predict(data.X)
     labels, matrix = _confusion(np.asarray(data.y), np.asarray(predicted), model.classes_)
+    unseen = labels[len(model.classes_) :]
+    if unseen:
+        more = f" and {len(unseen) - 5} more" if len(unseen) > 5 else ""
+        raise InvalidInputError(
+            f"the data hold labels the model was not trained on: {unseen[:5]}{more} "
+            f"(its classes: {labels[: len(model.classes_)][:10]}); check --target and the file"
+        )
     accuracy = float(np.trace(matrix) / max(len(data.y), 1))
     if as_json:
         report = {

@@ -14,6 +14,7 @@ categories, quantised levels).
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from numbers import Integral, Real
 from typing import Any, ClassVar
 
@@ -47,6 +48,13 @@ MAX_DENSE_ENTRIES = 2**24
 
 def check_discrete(X: np.ndarray, name: str = "X") -> np.ndarray:
     """Integer-valued, non-negative, finite ``X`` as int64; clear error otherwise."""
+    if X.dtype.kind not in "biuf":
+        raise InvalidInputError(
+            f"{name} must hold integer values (categories or levels 0, 1, ...), got dtype "
+            f"{X.dtype} ({X.flat[0]!r} ...)"
+            if X.size
+            else f"{name} must hold integer values, got dtype {X.dtype}"
+        )
     if X.size and not np.all(np.isfinite(X)):
         raise InvalidInputError(f"{name} must not contain NaN or infinity")
     as_int = np.rint(X).astype(np.int64) if X.dtype.kind == "f" else X.astype(np.int64)
@@ -58,6 +66,22 @@ def check_discrete(X: np.ndarray, name: str = "X") -> np.ndarray:
     if X.size and as_int.min() < 0:
         raise InvalidInputError(f"{name} must hold non-negative integers, found {as_int.min()}")
     return as_int
+
+
+def _evidence_columns(evidence: object) -> dict[int, torch.Tensor]:
+    """``{feature: int or n ints}`` as int64 tensors; values that are not whole numbers
+    (0.9, "1") are refused here rather than rounded. Ranges are checked by the algebra."""
+    if not isinstance(evidence, Mapping):
+        raise InvalidInputError(
+            f"evidence must be a dict {{feature: value}}, got {type(evidence).__name__}"
+        )
+    columns = {}
+    for key, value in evidence.items():
+        if isinstance(key, (bool, np.bool_)) or not isinstance(key, Integral):
+            raise InvalidInputError(f"evidence keys must be feature indices (int), got {key!r}")
+        values = check_discrete(np.atleast_1d(np.asarray(value)), f"evidence[{int(key)}]")
+        columns[int(key)] = torch.as_tensor(values.reshape(-1))
+    return columns
 
 
 class BornMachineBase(DensityMixin, BaseEstimator):
@@ -223,11 +247,7 @@ class BornMachineBase(DensityMixin, BaseEstimator):
         state = self._state()
         seed = int(check_random_state(random_state).randint(0, 2**31 - 1))
         generator = torch.Generator(device=state.device).manual_seed(seed)
-        torch_evidence = None
-        if evidence is not None:
-            torch_evidence = {
-                int(k): torch.as_tensor(np.asarray(v, dtype=np.int64)) for k, v in evidence.items()
-            }
+        torch_evidence = None if evidence is None else _evidence_columns(evidence)
         return (
             self._sample_fn(state, n_samples, evidence=torch_evidence, generator=generator)
             .cpu()

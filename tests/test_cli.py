@@ -280,6 +280,9 @@ def test_train_forwards_augmentation_for_images_only(recorder: Recorder, tmp_pat
     [
         ["--bond-dim", "0"],
         ["--lr", "0"],
+        ["--lr", "inf"],
+        ["--lr", "nan"],
+        ["--seed", "-1"],
         ["--feature-map", "cubic"],
         ["--model", "peps"],
         ["--val-fraction", "1.5"],
@@ -547,6 +550,13 @@ def test_born_train_evaluate_info(born_model: Path) -> None:
     report = json.loads(ok(run("evaluate", born_model, "--json")).output)
     assert report["nll"] == pytest.approx(model.metadata_["test_nll"], rel=1e-9)
     assert "last train NLL" in ok(run("info", born_model)).output
+    images = born_model.with_name("images.npy")
+    np.save(images, np.zeros((2, 64)))
+    assert_error(run("predict", born_model, images), "MPSBornMachine", "predicts no labels")
+    for command in (["sample", born_model], ["inpaint", born_model]):
+        result = run(*command, "--seed", -1, "--out", born_model.with_name("x.png"))
+        assert result.exit_code == 2 and "--seed" in result.output
+        assert "Traceback" not in result.output
 
 
 def test_born_sweep_step_options(tmp_path: Path) -> None:
@@ -651,6 +661,8 @@ def test_anomaly_fit_and_score(tmp_path: Path) -> None:
     assert auroc > 0.9  # zeros against the other nine digits
     rows = list(csv.DictReader(scores.open()))
     assert len(rows) == 450 and {r["prediction"] for r in rows} <= {"1", "-1"}
+    # a detector is scored by `anomaly score`, not by evaluate
+    assert_error(run("evaluate", model, "digits"), "MPSAnomalyDetector", "anomaly score")
     table = write_table(tmp_path / "t.csv", ["a", "b"], [[i % 3, (i % 3) * 2] for i in range(60)])
     ok(run("anomaly", "fit", "csv", table, "--epochs", 1, "--quiet", "--out", model))
     ok(run("anomaly", "score", model, "csv", table))
@@ -658,6 +670,7 @@ def test_anomaly_fit_and_score(tmp_path: Path) -> None:
         run("anomaly", "fit", "digits", "--normal-class", 11, "--out", model), "--normal-class"
     )
     assert_error(run("anomaly", "score", tmp_path / "missing.tnml"), "not found")
+    assert_error(run("predict", model, table, "--proba"), "--proba needs a classifier")
 
 
 def test_tree_models_train_with_the_image_layout(tmp_path: Path) -> None:

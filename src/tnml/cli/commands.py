@@ -25,12 +25,14 @@ import typer
 from rich.console import Console
 from rich.table import Table
 from sklearn.metrics import confusion_matrix
+from sklearn.utils._param_validation import InvalidParameterError
 
 from tnml import io as tnml_io
 from tnml._version import __version__
 from tnml.cli.datasets import (
     DEFAULT_SEED,
     DEFAULT_TEST_FRACTION,
+    SEED_MAX,
     ModelSpec,
     TrainingData,
     load_evaluation_data,
@@ -94,7 +96,7 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return command(*args, **kwargs)
-        except TnmlError as exc:
+        except (TnmlError, InvalidParameterError) as exc:
             _fail(str(exc))
         except KeyboardInterrupt as exc:
             checkpoint = getattr(exc, "checkpoint", None)
@@ -116,8 +118,8 @@ def handle_errors(command: Callable[P, R]) -> Callable[P, R]:
 
 # -- option checks (Typer usage errors, exit 2) ---------------------------------------------
 def _positive(value: float | None) -> float | None:
-    if value is not None and not value > 0:
-        raise typer.BadParameter(f"must be > 0, got {value}")
+    if value is not None and not 0 < value < float("inf"):
+        raise typer.BadParameter(f"must be a finite number > 0, got {value}")
     return value
 
 
@@ -476,7 +478,9 @@ def train(
             callback=_fraction, help="digits/csv: stratified held-out test fraction (seeded)."
         ),
     ] = DEFAULT_TEST_FRACTION,
-    seed: Annotated[int, typer.Option(help="Seed of the split and the model.")] = DEFAULT_SEED,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the split and the model.", min=0, max=SEED_MAX)
+    ] = DEFAULT_SEED,
     device: Annotated[
         Literal["cpu", "cuda", "auto"] | None,
         typer.Option(help="Where to train.", show_default=False),
@@ -709,6 +713,11 @@ def evaluate(
         else:
             typer.echo(f"NLL {nll:.4f} nats per sample ({len(data.X)} samples, {data.description})")
         return
+    if not hasattr(model, "classes_"):
+        raise InvalidInputError(
+            f"{model_path} holds a {type(model).__name__}: evaluate scores classifiers and "
+            "Born machines (for an anomaly detector use `tnml anomaly score`)"
+        )
     predicted = model.predict(data.X)
     labels, matrix = _confusion(np.asarray(data.y), np.asarray(predicted), model.classes_)
     unseen = labels[len(model.classes_) :]
@@ -831,6 +840,15 @@ def predict(
 ) -> None:
     """Predict a label for every sample of INPUT, one per line."""
     model = tnml_io.load(model_path)
+    if not hasattr(model, "predict"):
+        raise InvalidInputError(
+            f"{model_path} holds a {type(model).__name__}, which predicts no labels: score it "
+            "with `tnml evaluate` or draw from it with `tnml sample`"
+        )
+    if proba and not hasattr(model, "predict_proba"):
+        raise InvalidInputError(
+            f"--proba needs a classifier; {model_path} holds a {type(model).__name__}"
+        )
     X = load_prediction_input(input_path, ModelSpec.from_model(model), downsample=downsample)
     labels = model.predict(X).tolist()
     buffer = io.StringIO()

@@ -51,6 +51,7 @@ SPLITS = ("test", "train", "all")
 """Parts of a dataset ``tnml evaluate`` can score."""
 DEFAULT_TEST_FRACTION = 0.25
 DEFAULT_SEED = 0
+SEED_MAX = 2**32 - 1  # what NumPy and scikit-learn accept as a seed
 
 _IDX_NAME = re.compile(r"idx\d+-ubyte(\.gz)?$")
 

@@ -13,7 +13,7 @@ import numpy as np
 import typer
 
 from tnml import io as tnml_io
-from tnml.cli.datasets import ModelSpec, load_evaluation_data
+from tnml.cli.datasets import SEED_MAX, ModelSpec, load_evaluation_data
 from tnml.exceptions import InvalidInputError
 from tnml.models.born_machine import check_discrete
 
@@ -98,7 +98,7 @@ def sample(
         Path, typer.Option(help="PNG (image grid, image models) or CSV (one sample per row).")
     ] = Path("samples.png"),
     n_cols: Annotated[int, typer.Option(min=1, help="Images per row of the grid.")] = 8,
-    seed: Annotated[int, typer.Option(help="Seed of the draws.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the draws.", min=0, max=SEED_MAX)] = 0,
 ) -> None:
     """Draw exact independent samples from a Born machine; save an image grid or a CSV."""
     from tnml.plot import save_image_grid
@@ -128,7 +128,7 @@ def inpaint(
         Path | None,
         typer.Option(help="MNIST folder (default: the one the model was trained on)."),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the draws.")] = 0,
+    seed: Annotated[int, typer.Option(help="Seed of the draws.", min=0, max=SEED_MAX)] = 0,
 ) -> None:
     """Hide part of held-out test images and fill it in from the exact conditional.
 

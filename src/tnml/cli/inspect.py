@@ -17,7 +17,7 @@ import typer
 from tnml import explain as tn_explain
 from tnml import io as tnml_io
 from tnml import plot as tn_plot
-from tnml.cli.datasets import ModelSpec, load_evaluation_data, load_training_data
+from tnml.cli.datasets import SEED_MAX, ModelSpec, load_evaluation_data, load_training_data
 from tnml.cli.generative import image_shape, is_born_machine
 from tnml.data import load_csv
 from tnml.exceptions import InvalidInputError
@@ -162,7 +162,9 @@ def anomaly_fit(
         int | None, typer.Option(min=1, help="Images: side after block averaging.")
     ] = None,
     data_dir: Annotated[Path | None, typer.Option(help="MNIST folder.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed of the split and the model.")] = 0,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the split and the model.", min=0, max=SEED_MAX)
+    ] = 0,
     out: Annotated[Path, typer.Option(help="Where to save the detector.")] = Path("detector.tnml"),
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:

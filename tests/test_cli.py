@@ -283,6 +283,7 @@ def test_train_forwards_augmentation_for_images_only(recorder: Recorder, tmp_pat
         ["--lr", "inf"],
         ["--lr", "nan"],
         ["--seed", "-1"],
+        ["--out", "."],  # a folder: refused before training, not after
         ["--feature-map", "cubic"],
         ["--model", "peps"],
         ["--val-fraction", "1.5"],
@@ -322,6 +323,9 @@ def test_digits_evaluate_predict_info(digits_model: Path, files: dict[str, Path]
     rows = list(csv.reader(out.open()))
     assert rows[0] == ["label", *(f"p_{k}" for k in range(10))]
     assert [row[0] for row in rows[1:]] == labels
+    nested = files["digits_csv"].with_name("new-folder") / "labels.txt"
+    ok(run("predict", digits_model, files["digits_csv"], "--out", nested))
+    assert nested.read_text().split() == labels
     assert np.allclose(np.array(rows[1:], dtype=float)[:, 1:].sum(axis=1), 1, atol=1e-4)
 
     text = ok(run("info", digits_model)).stdout

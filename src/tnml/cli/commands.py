@@ -38,6 +38,7 @@ from tnml.cli.datasets import (
     load_evaluation_data,
     load_prediction_input,
     load_training_data,
+    output_file,
 )
 from tnml.cli.generative import discretize, image_shape, inpaint, is_born_machine, sample
 from tnml.cli.inspect import anomaly_app, anomaly_fit, anomaly_score, explain
@@ -53,6 +54,7 @@ from tnml.models import (
     compress_bonds,
 )
 from tnml.train import RandomAffine, init_distributed
+from tnml.train.checkpoint import atomic_write
 
 __all__ = ["app", "handle_errors", "main"]
 
@@ -487,7 +489,9 @@ def train(
     ] = None,
     data_dir: DataDirOpt = None,
     target: TargetOpt = None,
-    out: Annotated[Path, typer.Option(help="Where to save the model.")] = Path("model.tnml"),
+    out: Annotated[
+        Path, typer.Option(help="Where to save the model.", callback=output_file)
+    ] = Path("model.tnml"),
     checkpoint: Annotated[
         Path | None,
         typer.Option(help="Checkpoint file (default: <out>.ckpt).", show_default=False),
@@ -831,7 +835,9 @@ def predict(
     ],
     out: Annotated[
         Path | None,
-        typer.Option(help="Write here instead of to stdout.", show_default=False),
+        typer.Option(
+            help="Write here instead of to stdout.", show_default=False, callback=output_file
+        ),
     ] = None,
     proba: Annotated[
         bool, typer.Option("--proba", help="Add the class probabilities as CSV columns.")
@@ -861,8 +867,8 @@ def predict(
         buffer.writelines(f"{label}\n" for label in labels)
     if out is None:
         sys.stdout.write(buffer.getvalue())
-    else:
-        out.write_text(buffer.getvalue())
+    else:  # like every other command: create the folder, never leave half a file
+        atomic_write(out, lambda tmp: Path(tmp).write_text(buffer.getvalue()))
 
 
 # -- info -----------------------------------------------------------------------------------

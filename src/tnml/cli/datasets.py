@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import typer
 
 from tnml import data as tnml_data
 from tnml.exceptions import DataFileError, InvalidInputError
@@ -52,6 +53,15 @@ SPLITS = ("test", "train", "all")
 DEFAULT_TEST_FRACTION = 0.25
 DEFAULT_SEED = 0
 SEED_MAX = 2**32 - 1  # what NumPy and scikit-learn accept as a seed
+
+
+def output_file(path: Path | None) -> Path | None:
+    """Typer callback for ``--out FILE``: refuse a folder before any work is done (a
+    training run would otherwise end by failing to write)."""
+    if path is not None and path.is_dir():
+        raise typer.BadParameter(f"{path} is a folder; give a file name, e.g. {path / 'out'}")
+    return path
+
 
 _IDX_NAME = re.compile(r"idx\d+-ubyte(\.gz)?$")
 

@@ -13,7 +13,7 @@ import numpy as np
 import typer
 
 from tnml import io as tnml_io
-from tnml.cli.datasets import SEED_MAX, ModelSpec, load_evaluation_data
+from tnml.cli.datasets import SEED_MAX, ModelSpec, load_evaluation_data, output_file
 from tnml.exceptions import InvalidInputError
 from tnml.models.born_machine import check_discrete
 
@@ -95,7 +95,11 @@ def sample(
     model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="A Born-machine model.")],
     n: Annotated[int, typer.Option("--n", min=1, help="Number of samples.")] = 64,
     out: Annotated[
-        Path, typer.Option(help="PNG (image grid, image models) or CSV (one sample per row).")
+        Path,
+        typer.Option(
+            help="PNG (image grid, image models) or CSV (one sample per row).",
+            callback=output_file,
+        ),
     ] = Path("samples.png"),
     n_cols: Annotated[int, typer.Option(min=1, help="Images per row of the grid.")] = 8,
     seed: Annotated[int, typer.Option(help="Seed of the draws.", min=0, max=SEED_MAX)] = 0,
@@ -123,7 +127,9 @@ def inpaint(
         typer.Option(help="Which pixels are hidden and filled in."),
     ] = "top-half",
     n: Annotated[int, typer.Option("--n", min=1, help="Number of test images.")] = 8,
-    out: Annotated[Path, typer.Option(help="Where to write the PNG grid.")] = Path("inpaint.png"),
+    out: Annotated[
+        Path, typer.Option(help="Where to write the PNG grid.", callback=output_file)
+    ] = Path("inpaint.png"),
     data_dir: Annotated[
         Path | None,
         typer.Option(help="MNIST folder (default: the one the model was trained on)."),

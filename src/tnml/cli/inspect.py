@@ -17,7 +17,13 @@ import typer
 from tnml import explain as tn_explain
 from tnml import io as tnml_io
 from tnml import plot as tn_plot
-from tnml.cli.datasets import SEED_MAX, ModelSpec, load_evaluation_data, load_training_data
+from tnml.cli.datasets import (
+    SEED_MAX,
+    ModelSpec,
+    load_evaluation_data,
+    load_training_data,
+    output_file,
+)
 from tnml.cli.generative import image_shape, is_born_machine
 from tnml.data import load_csv
 from tnml.exceptions import InvalidInputError
@@ -165,7 +171,9 @@ def anomaly_fit(
     seed: Annotated[
         int, typer.Option(help="Seed of the split and the model.", min=0, max=SEED_MAX)
     ] = 0,
-    out: Annotated[Path, typer.Option(help="Where to save the detector.")] = Path("detector.tnml"),
+    out: Annotated[
+        Path, typer.Option(help="Where to save the detector.", callback=output_file)
+    ] = Path("detector.tnml"),
     quiet: Annotated[bool, typer.Option("--quiet", help="No progress bar.")] = False,
 ) -> None:
     """Fit an MPSAnomalyDetector on normal data and save it."""
@@ -214,7 +222,8 @@ def anomaly_score(
     file: Annotated[Path | None, typer.Argument(help="CSV file.", show_default=False)] = None,
     data_dir: Annotated[Path | None, typer.Option(help="MNIST folder.")] = None,
     out: Annotated[
-        Path | None, typer.Option(help="Write score, decision, prediction per row (CSV).")
+        Path | None,
+        typer.Option(help="Write score, decision, prediction per row (CSV).", callback=output_file),
     ] = None,
 ) -> None:
     """Score samples: log-likelihood, decision (< 0: outlier), prediction (+1 / -1).

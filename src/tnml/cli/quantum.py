@@ -14,7 +14,7 @@ from rich.table import Table
 
 from tnml import io as tnml_io
 from tnml import plot as tn_plot
-from tnml.cli.datasets import ModelSpec, load_evaluation_data
+from tnml.cli.datasets import ModelSpec, load_evaluation_data, output_file
 from tnml.data import MNIST_ENV_VAR
 from tnml.exceptions import InvalidInputError
 from tnml.quantum.compile import compile as compile_circuit
@@ -41,7 +41,9 @@ def compile_command(
             "parameters) or qiskit (a QPY file of the QuantumCircuit).",
         ),
     ] = "qasm3",
-    out: Annotated[Path, typer.Option(help="Where to write the circuit.")] = Path("circuit.qasm"),
+    out: Annotated[
+        Path, typer.Option(help="Where to write the circuit.", callback=output_file)
+    ] = Path("circuit.qasm"),
     basis: Annotated[
         str, typer.Option(help="Native gates for the QASM export and the report.")
     ] = "rz,sx,x,cx",

@@ -406,3 +406,23 @@ def test_load_npz(tmp_path: Path) -> None:
     np.savez(tmp_path / "bad.npz", X=X, y=y[:3])
     with pytest.raises(InvalidInputError, match="length"):
         load_npz(tmp_path / "bad.npz")
+
+
+@settings(max_examples=30, deadline=None)
+@given(hnp.arrays(np.float64, st.tuples(st.integers(2, 6), st.integers(1, 5)),
+                  elements=st.floats(-1e3, 1e3, allow_nan=False)))  # fmt: skip
+def test_a_csv_without_header_is_refused_not_shifted(tmp_path_factory, table) -> None:
+    path = tmp_path_factory.mktemp("csv") / "no_header.csv"
+    np.savetxt(path, table, delimiter=",", fmt="%.6g")
+    first = [float(f"{v:.6g}") for v in table[0]]
+    if first in (list(range(len(first))), list(range(1, len(first) + 1))):
+        return  # names 0..n-1 / 1..n are a header by design
+    with pytest.raises(InvalidInputError, match=r"first row of no_header\.csv holds numbers"):
+        load_csv(path, target=None)
+
+
+def test_integer_column_names_are_a_header(tmp_path: Path) -> None:
+    path = tmp_path / "pandas.csv"
+    path.write_text("0,1,2\n0.5,1,2\n3,4,5\n")  # pandas' names for unnamed columns
+    X, _, names = load_csv(path, target=None)
+    assert names == ["0", "1", "2"] and X.shape == (2, 3)

@@ -129,13 +129,11 @@ def load_csv(
     if not rows:
         raise DataFileError(f"CSV file {path} is empty; expected a header row and data rows")
     header = [name.strip() for name in rows[0][1]]
+    _refuse_data_as_header(header, path.name)
     if target is not None and target not in header:
-        hint = ""
-        if all(name.lstrip("+-").replace(".", "", 1).isdigit() for name in header):
-            hint = " (the first row looks like data; load_csv needs a header row)"
         raise InvalidInputError(
             f"target column {target!r} not found in {path.name}; columns are: "
-            f"{', '.join(header)}{hint}"
+            f"{', '.join(header)}"
         )
     if target is not None and header.count(target) > 1:
         raise InvalidInputError(f"target column {target!r} appears more than once in {path.name}")
@@ -168,6 +166,23 @@ def load_csv(
             f"{data[i][0]}) of {path.name}"
         )
     return X, _parse_target(y_raw.tolist()), [header[j] for j in feature_idx]
+
+
+def _refuse_data_as_header(header: list[str], name: str) -> None:
+    """A first row of numbers is data, not names: reading it as a header would drop a
+    sample and shift every prediction by one. Column names ``0..n-1`` or ``1..n`` (what
+    pandas writes for unnamed columns) remain a header."""
+    try:
+        values = [float(cell) for cell in header]
+    except ValueError:
+        return
+    if values in (list(range(len(header))), list(range(1, len(header) + 1))):
+        return
+    shown = ", ".join(header[:4]) + (", ..." if len(header) > 4 else "")
+    raise InvalidInputError(
+        f"the first row of {name} holds numbers ({shown}), not column names: tnml reads CSV "
+        "files with a header row; add one (e.g. x0,x1,...)"
+    )
 
 
 def _parse_features(cells: np.ndarray) -> np.ndarray | None:

@@ -188,6 +188,9 @@ class Recorder:
             def score(self, X: np.ndarray, y: np.ndarray) -> float:
                 return 0.5
 
+            def get_params(self, deep: bool = True) -> dict[str, Any]:
+                return dict(kwargs)
+
         self.init = kwargs
         return FakeEstimator()
 
@@ -394,8 +397,18 @@ def test_interrupt_writes_checkpoint_and_resume_finishes(
     )
     assert ckpt.is_file() and not out.exists()
 
+    # a resume that would mix two runs is refused, naming what differs; the checkpoint stays
+    other_size = [*args[:2], "--downsample", 4, *args[4:]]
+    for options, fragments in (
+        ([*args, "--seed", 1], ["random_state: 0 -> 1", "split.seed: 0 -> 1"]),
+        ([*args, "--lr", 0.5], ["lr: None -> 0.5"]),
+        (other_size, ["downsample: 2 -> 4", "training_data_sha256"]),
+    ):
+        assert_error(run(*options, "--resume"), "--resume would mix two runs", *fragments)
+    assert ckpt.is_file()
     ok(run(*args, "--resume"))
     assert out.is_file() and not ckpt.exists()
+    assert not ckpt.with_name(ckpt.name + ".run.json").exists()
     resumed = tnml.io.load(out)
     assert resumed.n_iter_ == 3
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import functools
+import hashlib
 import io
 import json
 import sys
@@ -575,6 +576,8 @@ def train(
         )
     estimator = _make_estimator(model, params, shape)
     checkpoint = checkpoint or out.with_name(out.name + ".ckpt")
+    if rank == 0:
+        _check_or_record_run(checkpoint, _run_identity(model, estimator, data, fit_options), resume)
     started = time.perf_counter()
     if is_born_machine(estimator):
         if distributed:
@@ -605,6 +608,7 @@ def train(
     }
     tnml_io.save(estimator, out, metadata=metadata)
     checkpoint.unlink(missing_ok=True)
+    _run_record_path(checkpoint).unlink(missing_ok=True)
     if accuracy is None:
         typer.echo("test accuracy: no test split (--test-fraction 0)")
     else:
@@ -613,6 +617,71 @@ def train(
     ran = f" ({epochs_run} epoch{'s' * (epochs_run != 1)})" if epochs_run is not None else ""
     typer.echo(f"training time {seconds:.1f} s{ran}")
     typer.echo(f"saved model to {out}")
+
+
+# Options a resumed run may change; anything else would mix two runs in one model.
+RESUMABLE_PARAMS = frozenset({"epochs", "verbose", "device"})
+
+
+def _run_record_path(checkpoint: Path) -> Path:
+    return checkpoint.with_name(checkpoint.name + ".run.json")
+
+
+def _run_identity(model: str, estimator: Any, data: Any, fit_options: dict) -> dict[str, Any]:
+    """What a checkpoint was made from: model, data (with a digest of the training split),
+    and every option that cannot change on resume."""
+    digest = hashlib.sha256()
+    for array in (data.X_train, data.y_train):
+        if array is not None:
+            digest.update(np.ascontiguousarray(array).tobytes())
+    params = {
+        k: v for k, v in estimator.get_params(deep=False).items() if k not in RESUMABLE_PARAMS
+    }
+    return json.loads(
+        json.dumps(
+            {
+                "model": model,
+                "data": data.metadata,
+                "n_train": len(data.X_train),
+                "training_data_sha256": digest.hexdigest(),
+                "params": params,
+                "fit_options": {k: repr(v) for k, v in fit_options.items()},
+            },
+            default=repr,
+        )
+    )
+
+
+def _check_or_record_run(checkpoint: Path, identity: dict[str, Any], resume: bool) -> None:
+    """A fresh run records its identity beside the checkpoint; ``--resume`` refuses, in one
+    line naming each difference, a command that differs from the recorded one."""
+    record = _run_record_path(checkpoint)
+    if not resume:
+        atomic_write(record, lambda tmp: Path(tmp).write_text(json.dumps(identity)))
+        return
+    if not checkpoint.is_file():
+        return  # the trainer reports the missing checkpoint
+    try:
+        saved = json.loads(record.read_text())
+    except (OSError, json.JSONDecodeError):
+        raise InvalidInputError(
+            f"--resume: {record} (what {checkpoint.name} was made from) is missing or "
+            "unreadable; rerun without --resume"
+        ) from None
+    before = {key.lstrip("."): value for key, value in _flatten("", saved)}
+    now = {key.lstrip("."): value for key, value in _flatten("", identity)}
+    differences = [
+        f"{key}: {before.get(key, '(unset)')!r} -> {now.get(key, '(unset)')!r}"
+        for key in sorted(before.keys() | now.keys())
+        if before.get(key) != now.get(key)
+    ]
+    if differences:
+        more = f"; and {len(differences) - 4} more" if len(differences) > 4 else ""
+        raise InvalidInputError(
+            f"--resume would mix two runs: {checkpoint.name} was made with other settings "
+            f"({'; '.join(differences[:4])}{more}); rerun the original command (only --epochs "
+            "may change) or drop --resume"
+        )
 
 
 def _train_born(
@@ -642,6 +711,7 @@ def _train_born(
     }
     tnml_io.save(estimator, out, metadata=metadata)
     checkpoint.unlink(missing_ok=True)
+    _run_record_path(checkpoint).unlink(missing_ok=True)
     typer.echo(f"train NLL {train_nll:.3f} nats per sample ({len(X_train)} samples)")
     if test_nll is not None:
         typer.echo(

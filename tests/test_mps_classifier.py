@@ -165,6 +165,11 @@ def test_estimator_errors():
         clf.fit(np.full((10, 3), 2.0), np.arange(10) % 2)
     with pytest.raises(ValueError, match="class"):
         tnml.MPSClassifier(epochs=1).fit(rng.random((10, 3)), np.zeros(10))
+    # a column from -1e308 to 1e308 has no finite span: refused before training, by column
+    wide = rng.random((10, 3))
+    wide[0, 1], wide[1, 1] = -1e308, 1e308
+    with pytest.raises(InvalidInputError, match=r"feature 1 spans \[-1e\+308, 1e\+308\]"):
+        tnml.MPSClassifier(bond_dim=2, epochs=1).fit(wide, np.arange(10) % 2)
     fitted = tnml.MPSClassifier(bond_dim=2, epochs=1).fit(rng.random((20, 3)), np.arange(20) % 2)
     with pytest.raises(ValueError, match="3 features"):
         fitted.predict(rng.random((4, 5)))

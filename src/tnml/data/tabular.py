@@ -132,8 +132,7 @@ def load_csv(
     _refuse_data_as_header(header, path.name)
     if target is not None and target not in header:
         raise InvalidInputError(
-            f"target column {target!r} not found in {path.name}; columns are: "
-            f"{', '.join(header)}"
+            f"target column {target!r} not found in {path.name}; columns are: {', '.join(header)}"
         )
     if target is not None and header.count(target) > 1:
         raise InvalidInputError(f"target column {target!r} appears more than once in {path.name}")

@@ -209,6 +209,16 @@ class TNClassifierBase(ClassifierMixin, BaseEstimator):
             return
         self.data_min_ = X.min(axis=0).astype(np.float64)
         self.data_max_ = X.max(axis=0).astype(np.float64)
+        with np.errstate(over="ignore"):
+            too_wide = ~np.isfinite(self.data_max_ - self.data_min_)
+        if too_wide.any():
+            j = int(np.argmax(too_wide))
+            name = self.feature_names_in_[j] if hasattr(self, "feature_names_in_") else j
+            self.data_min_ = self.data_max_ = None
+            raise InvalidInputError(
+                f"feature {name!s} spans [{X[:, j].min():.4g}, {X[:, j].max():.4g}], a range "
+                "that overflows float64 when scaled to [0, 1]; rescale or clip that column"
+            )
 
     def _to_unit(self, X: np.ndarray) -> np.ndarray:
         """Map features into [0, 1] with the fitted scaling (clipping unseen extremes)."""

@@ -78,35 +78,28 @@ def dense_cost(born, level: int) -> dict:
     }
 
 
-def aqc_tensor(born, state, layers_theirs: int, maxiter: int) -> dict:
-    """qiskit-addon-aqc-tensor's KAK ansatz on tnml's ``layers_theirs``-layer circuit as
-    the starting point, optimised by L-BFGS-B through its Aer MPS gradient."""
+def run_aqc_tensor(born, start_state, maxiter: int) -> tuple[dict, object]:
+    """qiskit-addon-aqc-tensor's KAK ansatz (3 CX a block) on the layout of
+    ``start_state``'s circuit, started from it and optimised by L-BFGS-B through its Aer MPS
+    gradient against the dense compile's state. Returns its record and the bound ansatz."""
+    from qiskit import QuantumCircuit
     from qiskit_addon_aqc_tensor import generate_ansatz_from_circuit
     from qiskit_addon_aqc_tensor.objective import MaximizeStateFidelity
     from qiskit_addon_aqc_tensor.simulation import tensornetwork_from_circuit
     from qiskit_aer import AerSimulator
     from scipy.optimize import minimize
 
-    dense = compile(born, "full")
     simulator = AerSimulator(method="matrix_product_state")
-    target = tensornetwork_from_circuit(to_qiskit(dense, measure=False), simulator)
-    start = state.stage(layers_theirs)
-    logical = born_layers_circuit(start, "full")
-    qc = to_qiskit(logical, measure=False)
-    # The dense target carries its final bond qubits (|0>) after the 64 features.
-    from qiskit import QuantumCircuit
-
-    padded = QuantumCircuit(dense.num_qubits)
-    padded.compose(qc, qubits=list(range(qc.num_qubits)), inplace=True)
+    reference = to_qiskit(compile(born, "full"), measure=False)
+    target = tensornetwork_from_circuit(reference, simulator)
+    start = to_qiskit(born_layers_circuit(start_state, "full"), measure=False)
+    # The dense target carries its final bond qubits (|0>) after the features.
+    padded = QuantumCircuit(reference.num_qubits)
+    padded.compose(start, qubits=list(range(start.num_qubits)), inplace=True)
     ansatz, x0 = generate_ansatz_from_circuit(padded, qubits_initially_zero=True)
     objective = MaximizeStateFidelity(target, ansatz, simulator)
     start_fidelity = 1 - objective.loss_function(np.asarray(x0))[0]
     started = time.perf_counter()
-    history = []
-
-    def callback(xk):
-        history.append(1 - objective.loss_function(xk)[0])
-
     result = minimize(
         objective.loss_function,
         np.asarray(x0),
@@ -114,15 +107,15 @@ def aqc_tensor(born, state, layers_theirs: int, maxiter: int) -> dict:
         jac=True,
         options={"maxiter": maxiter},
     )
-    cx = sum(1 for inst in ansatz.decompose().data if inst.operation.name == "cx")
-    return {
-        "layers": layers_theirs,
-        "cx": cx,
+    record = {
+        "layers": start_state.n_layers,
+        "cx": sum(1 for inst in ansatz.decompose().data if inst.operation.name == "cx"),
         "fidelity_start": float(start_fidelity),
         "fidelity": float(1 - result.fun),
         "iterations": int(result.nit),
         "seconds": round(time.perf_counter() - started, 1),
     }
+    return record, ansatz.assign_parameters(result.x)
 
 
 def stage_record(args, mps, stage, train, test, heavy_hex) -> dict:
@@ -206,7 +199,7 @@ def run_bond(args, D: int, train: np.ndarray, test: np.ndarray, save) -> dict:
         for theirs in args.aqc_layers:
             if theirs > state.n_layers:
                 continue
-            res = aqc_tensor(born, state, theirs, args.aqc_maxiter)
+            res, _ = run_aqc_tensor(born, state.stage(theirs), args.aqc_maxiter)
             ours_layers = res["cx"] // per_layer
             ours = rows[ours_layers - 1] if 1 <= ours_layers <= len(rows) else None
             res["tnml_at_equal_cx"] = (
@@ -228,13 +221,16 @@ def plot(paths: list[str], figure: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0), layout="constrained")
+    drawn: set[int] = set()  # a bond dimension's layers are drawn once, from its first file
     for path in paths:
         for bond in json.loads(Path(path).read_text())["bonds"]:
             rows = bond["native"]
             D = bond["bond_dim"]
-            cx = [r.get("cx_heavy_hex", r["cx"]) for r in rows]
-            label = f"tnml, D={D} ({len(bond['active_sites'])} active qubits)"
-            ax.plot(cx, [r["fidelity"] for r in rows], "o-", ms=3, label=label)
+            if D not in drawn:
+                drawn.add(D)
+                cx = [r.get("cx_heavy_hex", r["cx"]) for r in rows]
+                label = f"tnml, D={D} ({len(bond['active_sites'])} active qubits)"
+                ax.plot(cx, [r["fidelity"] for r in rows], "o-", ms=3, label=label)
             aqc = bond.get("aqc_tensor") or []
             if aqc:
                 ax.plot([a["cx"] for a in aqc], [a["fidelity"] for a in aqc], "s", ms=6,

@@ -377,3 +377,13 @@ def test_indexed_bond_gradient_equals_the_dense_one():
 
 def one_hot(x: torch.Tensor, d: int) -> torch.Tensor:
     return torch.nn.functional.one_hot(x, d).double()
+
+
+def test_resume_with_fewer_sweeps_than_already_run_is_refused(tmp_path):
+    X = torch.as_tensor(correlated_bits(100, seed=3))
+    mps = tnml.tensor.MPS.random(N_SITES, 2, 2, generator=torch.Generator().manual_seed(2))
+    path = tmp_path / "ck.pt"
+    train_born_sweep(mps, X, n_sweeps=2, max_bond=4, lr=0.01, checkpoint_path=path)
+    with pytest.raises(InvalidInputError, match="already run 2 sweeps, more than the 1"):
+        train_born_sweep(mps, X, n_sweeps=1, max_bond=4, lr=0.01, checkpoint_path=path,
+                         resume=True)  # fmt: skip

@@ -211,3 +211,14 @@ def test_select_by_accuracy_and_loss_can_disagree():
         best[select_by] = result.history[result.best_epoch - 1]
     assert best["accuracy"]["val_accuracy"] > best["loss"]["val_accuracy"]
     assert best["accuracy"]["val_loss"] > best["loss"]["val_loss"]
+
+
+def test_resume_with_fewer_epochs_than_already_run_is_refused(tmp_path):
+    X, y = make_problem()
+    path = tmp_path / "ck.pt"
+    train_classifier(fresh_module(), X, y, epochs=3, checkpoint_path=path)
+    # the same length, or more, continues; fewer would save a model that misstates its epochs
+    assert len(train_classifier(fresh_module(), X, y, epochs=3, checkpoint_path=path,
+                                resume=True).history) == 3  # fmt: skip
+    with pytest.raises(InvalidInputError, match="already run 3 epochs, more than the 2"):
+        train_classifier(fresh_module(), X, y, epochs=2, checkpoint_path=path, resume=True)

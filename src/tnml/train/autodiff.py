@@ -32,7 +32,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from tnml._validation import check_int
 from tnml.exceptions import InvalidInputError, TrainingError
-from tnml.train.checkpoint import load_checkpoint, save_checkpoint
+from tnml.train.checkpoint import check_resume_length, load_checkpoint, save_checkpoint
 from tnml.train.distributed import all_reduce_sum, distributed_context
 from tnml.train.interrupt import DeferredInterrupt
 from tnml.train.progress import TrainingProgress
@@ -246,6 +246,7 @@ def train_classifier(
         if scheduler is not None:
             scheduler.load_state_dict(saved["scheduler"])
         state.update(saved["loop"])
+        check_resume_length(state["epoch"], epochs, checkpoint_path, "epochs")
         if "augment_generator_state" in saved:
             augment_generator.set_state(saved["augment_generator_state"])
 

@@ -36,7 +36,7 @@ from tnml.exceptions import InvalidInputError, TrainingError
 from tnml.tensor.born import check_indices, mps_log_density, one_hot_inputs
 from tnml.tensor.decomp import check_truncation_options, split_tensor
 from tnml.tensor.mps import MPS, mps_canonicalize
-from tnml.train.checkpoint import load_checkpoint, save_checkpoint
+from tnml.train.checkpoint import check_resume_length, load_checkpoint, save_checkpoint
 from tnml.train.interrupt import DeferredInterrupt
 from tnml.train.progress import TrainingProgress
 
@@ -429,6 +429,7 @@ def train_born_sweep(
         saved = load_checkpoint(checkpoint_path)
         mps = MPS([c.to(device=mps.device, dtype=mps.dtype) for c in saved["cores"]])
         state.update(saved["loop"])
+        check_resume_length(state["sweep"], n_sweeps, checkpoint_path, "sweeps")
     center = state["bond"] if state["direction"] == "right" else state["bond"] + 1
     sweeper = _Sweeper(mps, X, center)
 

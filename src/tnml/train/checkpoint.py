@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from tnml.exceptions import DataFileError
+from tnml.exceptions import DataFileError, InvalidInputError
 
 
 def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> Path:
@@ -64,3 +64,13 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not isinstance(state, dict) or state.get("kind") != "tnml-checkpoint":
         raise DataFileError(f"{path} is not a tnml training checkpoint")
     return state
+
+
+def check_resume_length(done: int, planned: int, path: object, unit: str = "epochs") -> None:
+    """Refuse to resume a run that has already gone past ``planned`` passes: it would save a
+    model that says ``planned`` but was trained for ``done``."""
+    if done > planned:
+        raise InvalidInputError(
+            f"checkpoint {path} has already run {done} {unit}, more than the {planned} asked "
+            f"for; resume with at least {done} {unit}"
+        )

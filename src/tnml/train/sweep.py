@@ -69,7 +69,7 @@ from tnml.models.mps_module import (
 from tnml.tensor.decomp import check_truncation_options, split_tensor
 from tnml.tensor.mps import MPS
 from tnml.train.autodiff import SELECTIONS, selection_score
-from tnml.train.checkpoint import load_checkpoint, save_checkpoint
+from tnml.train.checkpoint import check_resume_length, load_checkpoint, save_checkpoint
 from tnml.train.distributed import all_reduce_sum, distributed_context
 from tnml.train.interrupt import DeferredInterrupt
 from tnml.train.progress import TrainingProgress
@@ -1405,6 +1405,7 @@ def train_sweep(
             raise InvalidInputError(f"{checkpoint_path} is not a sweep-training checkpoint")
         model = LabelledMPS.from_state_dict(checkpoint["model"], device=model.device)
         state.update(checkpoint["loop"])
+        check_resume_length(state["sweep"], n_sweeps, checkpoint_path, "sweeps")
         state["stopped_early"] = False
 
     sweeper = BondSweeper(

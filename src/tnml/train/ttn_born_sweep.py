@@ -45,7 +45,7 @@ from tnml.tensor.ttn import (
 )
 from tnml.tensor.ttn_born import ttn_log_prob
 from tnml.train.born_sweep import check_step_options, end_sweep, floored_gradient, unit_rows
-from tnml.train.checkpoint import load_checkpoint, save_checkpoint
+from tnml.train.checkpoint import check_resume_length, load_checkpoint, save_checkpoint
 from tnml.train.interrupt import DeferredInterrupt
 from tnml.train.progress import TrainingProgress
 
@@ -301,6 +301,7 @@ def train_ttn_born_sweep(
             [t.to(device=ttn.device, dtype=ttn.dtype) for t in row] for row in saved["tensors"]
         ]
         state.update(saved["loop"])
+        check_resume_length(state["sweep"], n_sweeps, checkpoint_path, "sweeps")
     else:
         canon = ttn_canonicalize(ttn)
         tensors = [list(row) for row in canon.tensors]

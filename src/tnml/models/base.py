@@ -136,7 +136,7 @@ class TNClassifierBase(ClassifierMixin, BaseEstimator):
         if classes.shape[0] < 2:
             raise InvalidInputError(
                 f"{type(self).__name__} needs samples of at least 2 classes in y; "
-                f"got 1 class ({classes[0]!r})"
+                f"got 1 class ({classes.tolist()[0]!r})"
             )
         if (
             self.warm_start

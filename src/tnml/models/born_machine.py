@@ -51,7 +51,7 @@ def check_discrete(X: np.ndarray, name: str = "X") -> np.ndarray:
     if X.dtype.kind not in "biuf":
         raise InvalidInputError(
             f"{name} must hold integer values (categories or levels 0, 1, ...), got dtype "
-            f"{X.dtype} ({X.flat[0]!r} ...)"
+            f"{X.dtype} ({X.flat[0].item()!r} ...)"
             if X.size
             else f"{name} must hold integer values, got dtype {X.dtype}"
         )
@@ -61,7 +61,7 @@ def check_discrete(X: np.ndarray, name: str = "X") -> np.ndarray:
     if X.dtype.kind == "f" and X.size and not np.array_equal(as_int, X):
         raise InvalidInputError(
             f"{name} must hold integer values (categories or levels 0, 1, ...), found "
-            f"{X[as_int != X].flat[0]!r}; discretise continuous data first"
+            f"{X[as_int != X].flat[0].item()!r}; discretise continuous data first"
         )
     if X.size and as_int.min() < 0:
         raise InvalidInputError(f"{name} must hold non-negative integers, found {as_int.min()}")

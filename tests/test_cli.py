@@ -683,6 +683,12 @@ def test_anomaly_fit_and_score(tmp_path: Path) -> None:
     table = write_table(tmp_path / "t.csv", ["a", "b"], [[i % 3, (i % 3) * 2] for i in range(60)])
     ok(run("anomaly", "fit", "csv", table, "--epochs", 1, "--quiet", "--out", model))
     ok(run("anomaly", "score", model, "csv", table))
+    # a text column is a category, as in the API (it was refused as "not a number")
+    mixed = write_table(tmp_path / "m.csv", ["a", "kind"],
+                        [[i % 3, "red" if i % 2 else "blue"] for i in range(60)])  # fmt: skip
+    ok(run("anomaly", "fit", "csv", mixed, "--epochs", 1, "--quiet", "--out", model))
+    assert tnml.io.load(model).categories_[1] is not None
+    assert "60 samples (m.csv)" in ok(run("anomaly", "score", model, "csv", mixed)).output
     assert_error(
         run("anomaly", "fit", "digits", "--normal-class", 11, "--out", model), "--normal-class"
     )

@@ -426,3 +426,17 @@ def test_integer_column_names_are_a_header(tmp_path: Path) -> None:
     path.write_text("0,1,2\n0.5,1,2\n3,4,5\n")  # pandas' names for unnamed columns
     X, _, names = load_csv(path, target=None)
     assert names == ["0", "1", "2"] and X.shape == (2, 3)
+
+
+def test_text_columns_are_kept_as_categories_on_request(tmp_path: Path) -> None:
+    path = tmp_path / "mixed.csv"
+    path.write_text("a,kind,b\n1,red,0.5\n2,blue,1.5\n")
+    with pytest.raises(InvalidInputError, match="'kind' holds 'red'"):
+        load_csv(path, target=None)
+    X, _, names = load_csv(path, target=None, text_columns=True)
+    assert names == ["a", "kind", "b"] and X.dtype == object
+    assert X[:, 1].tolist() == ["red", "blue"] and X[:, 0].tolist() == [1.0, 2.0]
+    # a numeric column with a hole is still refused, by cell
+    path.write_text("a,kind\n1,red\n,blue\n")
+    with pytest.raises(InvalidInputError, match="'a' is empty or NaN at row 2"):
+        load_csv(path, target=None, text_columns=True)

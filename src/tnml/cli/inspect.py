@@ -181,7 +181,7 @@ def anomaly_fit(
     if dataset == "csv" and target is None:
         if file is None:
             raise InvalidInputError("dataset csv needs a FILE argument")
-        X, _, names = load_csv(file, None)
+        X, _, names = load_csv(file, None, text_columns=True)
         y = np.zeros(len(X))
         metadata = {
             "dataset": "csv",
@@ -242,7 +242,7 @@ def anomaly_score(
         if not path.is_file():
             raise InvalidInputError("give the CSV file to score: tnml anomaly score MODEL csv FILE")
         target = spec.target
-        X, y, _ = load_csv(path, target)
+        X, y, _ = load_csv(path, target, text_columns=True)
         labels = y if target is not None else None
         description = path.name
     else:

@@ -79,6 +79,7 @@ def load_csv(
     *,
     delimiter: str = ",",
     drop: str | None = None,
+    text_columns: bool = False,
 ) -> tuple[np.ndarray, np.ndarray | None, list[str]]:
     """Load a CSV file with a header row into a feature matrix and a target vector.
 
@@ -93,11 +94,16 @@ def load_csv(
         Field separator.
     drop : str, optional
         A column to ignore when present (e.g. a model's target column in a file to predict).
+    text_columns : bool, default=False
+        Keep columns of text (categories) as strings: ``X`` is then an object array whose
+        numeric columns hold floats (what :class:`~tnml.MPSAnomalyDetector` takes). A numeric
+        column with a missing or infinite cell is still an error.
 
     Returns
     -------
     X : np.ndarray of float64, shape (n_samples, n_features)
-        Every column except ``target``, in file order.
+        Every column except ``target``, in file order (object dtype with ``text_columns``
+        and a text column present).
     y : np.ndarray, shape (n_samples,)
         The target column: int64 if every value is a whole number, float64 if every value is
         a number, otherwise strings.
@@ -152,6 +158,8 @@ def load_csv(
             )
     table = np.char.strip(np.asarray([row for _, row in data], dtype=str))
     X = _parse_features(table[:, feature_idx])
+    if X is None and text_columns:
+        X = _mixed_columns(table, data, header, feature_idx, path.name)
     if X is None:  # find the first bad cell to name it
         _raise_first_bad_cell(table, data, header, feature_idx, path.name)
     if target is None:
@@ -193,6 +201,37 @@ def _parse_features(cells: np.ndarray) -> np.ndarray | None:
     except ValueError:
         return None
     return X if np.isfinite(X).all() else None
+
+
+def _mixed_columns(
+    table: np.ndarray,
+    data: list[tuple[int, list[str]]],
+    header: list[str],
+    feature_idx: list[int],
+    name: str,
+) -> np.ndarray:
+    """The feature columns of ``table`` as an object array: numeric columns as floats, text
+    columns (a cell that is neither a number nor missing) as strings. A missing cell, or an
+    infinite one in a numeric column, is an error naming it."""
+    columns = []
+    for j in feature_idx:
+        column = table[:, j]
+        parsed = _parse_features(column[:, None])
+        if parsed is not None:
+            columns.append(parsed[:, 0].astype(object))
+            continue
+        missing = np.isin(np.char.lower(column), list(MISSING_MARKERS))
+        text = False
+        for cell in column[~missing]:
+            try:
+                float(cell)
+            except ValueError:
+                text = True
+                break
+        if missing.any() or not text:
+            _raise_first_bad_cell(table, data, header, [j], name)
+        columns.append(column.astype(object))
+    return np.stack(columns, axis=1)
 
 
 def _raise_first_bad_cell(

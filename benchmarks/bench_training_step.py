@@ -61,7 +61,7 @@ import torch
 from torch import Tensor, nn
 
 import tnml
-from tnml.models import MPSClassifierModule
+from tnml.nn import MPSClassifierModule
 from tnml.tensor.contract import choose_path
 
 try:  # TensorKrowch is optional: without it only tnml is timed.

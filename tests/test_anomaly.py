@@ -11,8 +11,8 @@ from sklearn.ensemble import IsolationForest
 from sklearn.metrics import roc_auc_score
 
 import tnml
+from tnml.estimators.anomaly import UNSEEN_SCORE
 from tnml.exceptions import InvalidInputError
-from tnml.models.anomaly import UNSEEN_SCORE
 
 
 def correlated_normal(n: int, seed: int = 0) -> np.ndarray:

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 
 import tnml
 from tnml.exceptions import InvalidInputError
-from tnml.models import MPSClassifierModule
+from tnml.nn import MPSClassifierModule
 from tnml.train import RandomAffine, affine_images, train_classifier
 
 

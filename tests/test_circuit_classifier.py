@@ -12,7 +12,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import tnml
 from tnml.exceptions import InvalidInputError
-from tnml.models.circuit_module import CircuitClassifierModule, blocks_after, circuit_plan
+from tnml.nn.circuit import CircuitClassifierModule, blocks_after, circuit_plan
 
 
 def probabilities_by_hand(module: CircuitClassifierModule, x: torch.Tensor) -> torch.Tensor:

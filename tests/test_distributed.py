@@ -11,7 +11,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import tnml
-from tnml.models import MPSClassifierModule
+from tnml.nn import MPSClassifierModule
 from tnml.train import train_classifier
 
 GLOBAL_BATCH = 20

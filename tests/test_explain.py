@@ -22,7 +22,7 @@ from tnml.explain import (
     mutual_information,
 )
 from tnml.features import embed
-from tnml.models import MPSClassifierModule
+from tnml.nn import MPSClassifierModule
 from tnml.tensor.mps import MPS
 
 TOL = 1e-9

@@ -19,7 +19,7 @@ from tnml.explain import (
     tree_edges,
 )
 from tnml.explain._network import as_network
-from tnml.models import TTNClassifierModule
+from tnml.nn import TTNClassifierModule
 from tnml.tensor.mps import MPS
 from tnml.tensor.rdm import mps_two_site_rdms
 from tnml.tensor.ttn import (

@@ -13,7 +13,7 @@ import tnml
 import tnml.data
 from tnml.exceptions import InvalidInputError
 from tnml.features import embed
-from tnml.models import MPSClassifierModule
+from tnml.nn import MPSClassifierModule
 
 
 def amplitudes_by_hand(module: MPSClassifierModule, x: torch.Tensor) -> torch.Tensor:
@@ -210,10 +210,10 @@ def test_compress_bonds_is_exact_when_nothing_is_cut_and_truncates_otherwise(dig
     )
     clf = tnml.MPSClassifier(bond_dim=6, epochs=3, random_state=0, dtype="float64")
     clf.fit(X_tr, y_tr)
-    same, discarded = tnml.models.compress_bonds(clf, 6)
+    same, discarded = tnml.estimators.compress_bonds(clf, 6)
     assert discarded < 1e-20
     np.testing.assert_allclose(same.predict_proba(X_te), clf.predict_proba(X_te), atol=1e-10)
-    small, discarded = tnml.models.compress_bonds(clf, 3)
+    small, discarded = tnml.estimators.compress_bonds(clf, 3)
     assert max(small.module_.to_mps().bond_dims) <= 3 and small.module_.bond_dim == 3
     # the reported weight is the relative squared distance between the weight tensors
     full = clf.module_.to_mps().to_dense()

@@ -15,7 +15,7 @@ import torch
 
 import tnml
 from tnml.exceptions import InvalidInputError
-from tnml.models.unitary_module import UnitaryMPSClassifierModule, UnitaryTTNClassifierModule
+from tnml.nn.unitary import UnitaryMPSClassifierModule, UnitaryTTNClassifierModule
 from tnml.quantum.circuit import Gate, Measure, Reset
 from tnml.quantum.compile import compile as compile_circuit
 from tnml.quantum.compile import compile_born_mps

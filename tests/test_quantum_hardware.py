@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from tnml.exceptions import InvalidInputError
-from tnml.models.unitary_module import UnitaryMPSClassifierModule, UnitaryTTNClassifierModule
+from tnml.nn.unitary import UnitaryMPSClassifierModule, UnitaryTTNClassifierModule
 from tnml.quantum.compile import compile as compile_circuit
 from tnml.quantum.evaluate import circuit_accuracy, noise_model, noise_study
 from tnml.quantum.hardware import CircuitParameters, fit_circuit, parameter_shift_gradient

@@ -156,7 +156,7 @@ def test_gates_of_three_qubits_synthesise_exactly():
 
 
 def test_decompose_keeps_data_gates_measurements_and_probabilities():
-    module = tnml.models.CircuitClassifierModule(6, 3, 3, blocks_per_feature=1.5, angle_scale=0.7)
+    module = tnml.nn.CircuitClassifierModule(6, 3, 3, blocks_per_feature=1.5, angle_scale=0.7)
     module.double().reset_parameters(torch.Generator().manual_seed(0))
     with torch.no_grad():
         module.angles.mul_(50)
@@ -325,7 +325,7 @@ def test_native_circuits_agree_with_aer_on_the_coupling_map():
     from tnml.quantum.export import to_qiskit, transpile_report
     from tnml.quantum.noise import NoiseModel
 
-    module = tnml.models.CircuitClassifierModule(8, 4, 3, blocks_per_feature=1, angle_scale=0.8)
+    module = tnml.nn.CircuitClassifierModule(8, 4, 3, blocks_per_feature=1, angle_scale=0.8)
     module.double().reset_parameters(torch.Generator().manual_seed(1))
     with torch.no_grad():
         module.angles.mul_(80)
@@ -381,7 +381,7 @@ def test_sweeps_improve_deep_layers_without_lowering_the_fidelity():
 def test_shot_training_keeps_native_cx_fixed():
     from tnml.quantum.hardware import CircuitParameters
 
-    module = tnml.models.CircuitClassifierModule(4, 2, 2, blocks_per_feature=1)
+    module = tnml.nn.CircuitClassifierModule(4, 2, 2, blocks_per_feature=1)
     module.double()
     blocks = compile(module)
     native = decompose(blocks)
@@ -395,7 +395,7 @@ def test_shot_training_keeps_native_cx_fixed():
 def test_parameter_shift_training_of_a_circuit_classifier():
     from tnml.quantum.hardware import CircuitParameters, fit_circuit, parameter_shift_gradient
 
-    module = tnml.models.CircuitClassifierModule(3, 2, 2, blocks_per_feature=1, angle_scale=1.0)
+    module = tnml.nn.CircuitClassifierModule(3, 2, 2, blocks_per_feature=1, angle_scale=1.0)
     module.double().reset_parameters(torch.Generator().manual_seed(3))
     circuit = compile(module)
     X = torch.rand(12, 3, dtype=torch.float64)
@@ -419,7 +419,7 @@ def test_parameter_shift_training_of_a_circuit_classifier():
 
 
 def test_state_vector_and_density_paths_agree():
-    module = tnml.models.CircuitClassifierModule(5, 4, 3, blocks_per_feature=1.4, angle_scale=0.9)
+    module = tnml.nn.CircuitClassifierModule(5, 4, 3, blocks_per_feature=1.4, angle_scale=0.9)
     module.double().reset_parameters(torch.Generator().manual_seed(4))
     with torch.no_grad():
         module.angles.mul_(60)

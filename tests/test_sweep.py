@@ -11,7 +11,7 @@ from torch.nn import functional as F
 
 from tnml.exceptions import InvalidInputError
 from tnml.features import embed
-from tnml.models import MPSClassifierModule
+from tnml.nn import MPSClassifierModule
 from tnml.train import load_checkpoint
 from tnml.train.sweep import (
     BondSweeper,

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from tnml.exceptions import DataFileError, InvalidInputError, TrainingError
-from tnml.models import MPSClassifierModule
+from tnml.nn import MPSClassifierModule
 from tnml.train import RandomAffine, load_checkpoint, train_classifier
 
 

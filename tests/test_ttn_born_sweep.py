@@ -11,8 +11,8 @@ import torch
 
 import tnml
 from tnml.exceptions import InvalidInputError
-from tnml.models.born_module import TTNBornModule
-from tnml.models.ttn_module import node_shapes
+from tnml.nn.born import TTNBornModule
+from tnml.nn.ttn import node_shapes
 from tnml.tensor.ttn import TTN, ttn_canonicalize
 from tnml.tensor.ttn_born import ttn_log_prob
 from tnml.train.ttn_born_sweep import (

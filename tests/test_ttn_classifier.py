@@ -10,10 +10,10 @@ from sklearn.model_selection import train_test_split
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import tnml.io
+from tnml.estimators.ttn_classifier import TTNClassifier
 from tnml.exceptions import InvalidInputError
 from tnml.features import embed
-from tnml.models.ttn_classifier import TTNClassifier
-from tnml.models.ttn_module import TTNClassifierModule
+from tnml.nn.ttn import TTNClassifierModule
 from tnml.tensor.ttn import TTN, contract_ttn_product_states, tree_layout_2d
 
 

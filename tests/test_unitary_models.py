@@ -12,7 +12,7 @@ import tnml
 from tnml import io as tnml_io
 from tnml.exceptions import InvalidInputError
 from tnml.features import embed
-from tnml.models.unitary_module import UnitaryMPSClassifierModule, UnitaryTTNClassifierModule
+from tnml.nn.unitary import UnitaryMPSClassifierModule, UnitaryTTNClassifierModule
 from tnml.quantum import compile, run_aer, simulate, to_qiskit, to_unitary
 from tnml.tensor.channel import mps_channel_density
 from tnml.tensor.unitary import complete_rows, orthogonal
@@ -235,7 +235,7 @@ def _all_bitstrings(n: int) -> np.ndarray:
 
 
 def test_unitary_born_module_is_normalised_and_isometric():
-    from tnml.models.unitary_module import UnitaryMPSBornModule
+    from tnml.nn.unitary import UnitaryMPSBornModule
 
     module = UnitaryMPSBornModule(8, 4, init_std=0.3, dtype=torch.float64)
     for core in module.cores():

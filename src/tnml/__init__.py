@@ -1,13 +1,16 @@
 """tnml: machine learning with tensor networks, from a classical computer onto a quantum circuit.
 
-The estimators are exported here; the layers live in ``tnml.tensor`` (algebra),
-``tnml.features`` (feature maps), ``tnml.data`` (datasets), ``tnml.models``, ``tnml.train``,
-``tnml.io`` and ``tnml.cli``.
+The estimators are exported here. The layers, each importing only those before it (see
+docs/ARCHITECTURE.md): ``tnml.tensor`` (algebra), ``tnml.features`` (feature maps),
+``tnml.data`` and ``tnml.preprocessing``, ``tnml.nn`` (torch modules), ``tnml.train`` (training
+loop and update rules), ``tnml.estimators`` (scikit-learn faces), ``tnml.quantum`` and
+``tnml.explain``, ``tnml.io`` and ``tnml.plot``, ``tnml.cli``. ``tnml.models`` is the round-1
+name of ``nn`` + ``estimators``, kept as an alias.
 """
 
-from tnml import explain, io
+from tnml import estimators, explain, io, models, nn
 from tnml._version import __version__
-from tnml.models import (
+from tnml.estimators import (
     CircuitClassifier,
     MPSAnomalyDetector,
     MPSBornMachine,
@@ -24,6 +27,9 @@ __all__ = [
     "TTNBornMachine",
     "TTNClassifier",
     "__version__",
+    "estimators",
     "explain",
     "io",
+    "models",
+    "nn",
 ]

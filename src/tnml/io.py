@@ -23,9 +23,9 @@ import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
+from tnml._files import atomic_write
 from tnml._version import __version__
-from tnml.exceptions import InvalidInputError, ModelFileError
-from tnml.models import (
+from tnml.estimators import (
     CircuitClassifier,
     MPSAnomalyDetector,
     MPSBornMachine,
@@ -33,17 +33,17 @@ from tnml.models import (
     TTNBornMachine,
     TTNClassifier,
 )
-from tnml.models.base import resolve_device
-from tnml.models.born_module import MPSBornModule, TTNBornModule
-from tnml.models.circuit_module import CircuitClassifierModule
-from tnml.models.mps_module import MPSClassifierModule
-from tnml.models.ttn_module import TTNClassifierModule
-from tnml.models.unitary_module import (
+from tnml.estimators.base import resolve_device
+from tnml.exceptions import InvalidInputError, ModelFileError
+from tnml.nn.born import MPSBornModule, TTNBornModule
+from tnml.nn.circuit import CircuitClassifierModule
+from tnml.nn.mps import MPSClassifierModule
+from tnml.nn.ttn import TTNClassifierModule
+from tnml.nn.unitary import (
     UnitaryMPSBornModule,
     UnitaryMPSClassifierModule,
     UnitaryTTNClassifierModule,
 )
-from tnml.train.checkpoint import atomic_write
 
 FORMAT_NAME = "tnml-model"
 FORMAT_VERSION = 1

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from tnml._files import atomic_write
 from tnml.exceptions import InvalidInputError
-from tnml.train.checkpoint import atomic_write
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

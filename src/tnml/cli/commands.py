@@ -29,6 +29,7 @@ from sklearn.metrics import confusion_matrix
 from sklearn.utils._param_validation import InvalidParameterError
 
 from tnml import io as tnml_io
+from tnml._files import atomic_write
 from tnml._version import __version__
 from tnml.cli.datasets import (
     DEFAULT_SEED,
@@ -45,8 +46,7 @@ from tnml.cli.generative import discretize, image_shape, inpaint, is_born_machin
 from tnml.cli.inspect import anomaly_app, anomaly_fit, anomaly_score, explain
 from tnml.cli.quantum import compile_command, noise_study_command
 from tnml.data import MNIST_ENV_VAR
-from tnml.exceptions import InvalidInputError, TnmlError
-from tnml.models import (
+from tnml.estimators import (
     CircuitClassifier,
     MPSBornMachine,
     MPSClassifier,
@@ -54,8 +54,8 @@ from tnml.models import (
     TTNClassifier,
     compress_bonds,
 )
+from tnml.exceptions import InvalidInputError, TnmlError
 from tnml.train import RandomAffine, init_distributed
-from tnml.train.checkpoint import atomic_write
 
 __all__ = ["app", "handle_errors", "main"]
 

@@ -14,8 +14,8 @@ import typer
 
 from tnml import io as tnml_io
 from tnml.cli.datasets import SEED_MAX, ModelSpec, load_evaluation_data, output_file
+from tnml.estimators.born_machine import check_discrete
 from tnml.exceptions import InvalidInputError
-from tnml.models.born_machine import check_discrete
 
 __all__ = [
     "BINARY_THRESHOLD",

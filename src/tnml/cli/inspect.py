@@ -17,6 +17,7 @@ import typer
 from tnml import explain as tn_explain
 from tnml import io as tnml_io
 from tnml import plot as tn_plot
+from tnml._files import atomic_write
 from tnml.cli.datasets import (
     SEED_MAX,
     ModelSpec,
@@ -26,9 +27,9 @@ from tnml.cli.datasets import (
 )
 from tnml.cli.generative import image_shape, is_born_machine
 from tnml.data import load_csv
+from tnml.estimators import MPSAnomalyDetector
 from tnml.exceptions import InvalidInputError
-from tnml.models import MPSAnomalyDetector, MPSClassifierModule, TTNClassifierModule
-from tnml.train.checkpoint import atomic_write
+from tnml.nn import MPSClassifierModule, TTNClassifierModule
 
 __all__ = ["anomaly_app", "anomaly_fit", "anomaly_score", "explain"]
 

@@ -8,8 +8,8 @@
   is marginalised out, for every feature of every sample.
 
 The first three accept a :class:`tnml.tensor.MPS` or :class:`~tnml.tensor.ttn.TTN`, a model
-with ``to_mps()`` or ``to_ttn()`` (a Born machine, an :class:`~tnml.models.MPSClassifierModule`
-or :class:`~tnml.models.TTNClassifierModule`) or a fitted estimator (``tnml.MPSClassifier``,
+with ``to_mps()`` or ``to_ttn()`` (a Born machine, an :class:`~tnml.nn.MPSClassifierModule`
+or :class:`~tnml.nn.TTNClassifierModule`) or a fitted estimator (``tnml.MPSClassifier``,
 ``tnml.TTNClassifier``, ``tnml.MPSBornMachine``, ``tnml.TTNBornMachine``); the algebra lives in
 :mod:`tnml.tensor.rdm`, :mod:`tnml.tensor.ttn_rdm`, :mod:`tnml.tensor.mps` and
 :mod:`tnml.tensor.ttn`. :func:`feature_importance` takes MPS classifiers. Figures of these

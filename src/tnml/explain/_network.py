@@ -15,8 +15,8 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 
 from tnml.exceptions import InvalidInputError
-from tnml.models.mps_module import MPSClassifierModule
-from tnml.models.ttn_module import TTNClassifierModule
+from tnml.nn.mps import MPSClassifierModule
+from tnml.nn.ttn import TTNClassifierModule
 from tnml.tensor.mps import MPS
 from tnml.tensor.ttn import TTN
 
@@ -123,13 +123,13 @@ def as_network(model: Any) -> Network:
     Returns
     -------
     Network
-        For an :class:`~tnml.models.MPSClassifierModule` (or an estimator holding one) the
-        MPS of :meth:`~tnml.models.MPSClassifierModule.to_mps`, whose output site carries the
+        For an :class:`~tnml.nn.MPSClassifierModule` (or an estimator holding one) the
+        MPS of :meth:`~tnml.nn.MPSClassifierModule.to_mps`, whose output site carries the
         combined index ``s * L + l``, with ``traced_dims`` marking the label. For a tree
         (a :class:`~tnml.tensor.ttn.TTN`, a ``TTNBornMachine`` / ``TTNBornModule``, a
         ``TTNClassifier`` / ``TTNClassifierModule``) the TTN of ``to_ttn()`` in ``ttn``; the
         label of a classifier is the root's output leg. A one-feature
-        :class:`~tnml.models.TTNClassifierModule` (two leaves, the second always fed ``e_0``)
+        :class:`~tnml.nn.TTNClassifierModule` (two leaves, the second always fed ``e_0``)
         becomes a one-site chain with the label traced, like an MPS classifier.
     """
     source = _source(model)

@@ -86,7 +86,7 @@ def entanglement_entropy(
         with ``to_mps()``, ``to_ttn()`` or ``mps_``), or a fitted :class:`tnml.MPSClassifier`
         or :class:`tnml.TTNClassifier` (or its module). For an MPS classifier the state is
         its normalised weight MPS ``W`` with the label kept as part of the output site's
-        physical index (:meth:`~tnml.models.MPSClassifierModule.to_mps`): the entropy at bond
+        physical index (:meth:`~tnml.nn.MPSClassifierModule.to_mps`): the entropy at bond
         ``b`` is that of the pure state ``W`` cut between sites ``b`` and ``b + 1``, the label
         travelling with the side that holds the output site. For a tree classifier the label
         is the root's output leg and stays with the side of the root (the leaves outside the

@@ -14,8 +14,8 @@ from torch import Tensor
 from tnml._validation import check_int
 from tnml.exceptions import InvalidInputError
 from tnml.features import embed
-from tnml.models.mps_module import MPSClassifierModule, born_logits, normalized_logits
-from tnml.models.ttn_module import TTNClassifierModule
+from tnml.nn.mps import MPSClassifierModule, born_logits, normalized_logits
+from tnml.nn.ttn import TTNClassifierModule
 from tnml.tensor.ttn import TTN
 
 ClassifierModule = MPSClassifierModule | TTNClassifierModule
@@ -178,7 +178,7 @@ def branch_amplitudes(
     Parameters
     ----------
     cores : Tensor, shape (N - 1, D, d, D)
-        The sites without the label (as in :class:`~tnml.models.MPSClassifierModule`).
+        The sites without the label (as in :class:`~tnml.nn.MPSClassifierModule`).
     output_core : Tensor, shape (D, d, L, D)
     phi : Tensor, shape (B, N, d)
         Embedded inputs.

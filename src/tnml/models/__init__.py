@@ -1,14 +1,27 @@
-"""Tensor-network models: PyTorch modules and the scikit-learn estimators built on them."""
+"""Round-1 name of the model namespace, kept so that ``from tnml.models import X`` still works.
 
-from tnml.models.anomaly import MPSAnomalyDetector
-from tnml.models.born_machine import MPSBornMachine, TTNBornMachine
-from tnml.models.born_module import MPSBornModule, TTNBornModule
-from tnml.models.circuit_classifier import CircuitClassifier
-from tnml.models.circuit_module import CircuitClassifierModule
-from tnml.models.mps_classifier import MPSClassifier, compress_bonds
-from tnml.models.mps_module import MPSClassifierModule, born_logits, normalized_logits
-from tnml.models.ttn_classifier import TTNClassifier
-from tnml.models.ttn_module import TTNClassifierModule
+The modules now live in :mod:`tnml.nn` and the scikit-learn estimators in :mod:`tnml.estimators`;
+new code imports from those. Nothing inside tnml imports this package.
+"""
+
+from tnml.estimators import (
+    CircuitClassifier,
+    MPSAnomalyDetector,
+    MPSBornMachine,
+    MPSClassifier,
+    TTNBornMachine,
+    TTNClassifier,
+    compress_bonds,
+)
+from tnml.nn import (
+    CircuitClassifierModule,
+    MPSBornModule,
+    MPSClassifierModule,
+    TTNBornModule,
+    TTNClassifierModule,
+    born_logits,
+    normalized_logits,
+)
 
 __all__ = [
     "CircuitClassifier",

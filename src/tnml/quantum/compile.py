@@ -24,10 +24,10 @@ from sklearn.base import BaseEstimator
 from sklearn.utils.validation import check_is_fitted
 from torch import Tensor
 
+from tnml.estimators.born_machine import MPSBornMachine, TTNBornMachine
 from tnml.exceptions import InvalidInputError
-from tnml.models.born_machine import MPSBornMachine, TTNBornMachine
-from tnml.models.circuit_module import CircuitClassifierModule
-from tnml.models.unitary_module import UnitaryMPSClassifierModule, UnitaryTTNClassifierModule
+from tnml.nn.circuit import CircuitClassifierModule
+from tnml.nn.unitary import UnitaryMPSClassifierModule, UnitaryTTNClassifierModule
 from tnml.quantum.circuit import Circuit, Gate, Measure, Operation, Reset, classifier_circuit
 from tnml.tensor.mps import MPS, mps_right_canonicalize
 from tnml.tensor.ttn import TTN, ttn_canonicalize

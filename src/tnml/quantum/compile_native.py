@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from tnml.exceptions import InvalidInputError
-from tnml.models.circuit_module import CircuitClassifierModule
+from tnml.nn.circuit import CircuitClassifierModule
 from tnml.quantum.circuit import Circuit, Gate, Measure, Operation, Reset, classifier_circuit
 from tnml.quantum.native import decompose, two_qubit_count
 from tnml.quantum.routing import route

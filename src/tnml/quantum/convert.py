@@ -31,9 +31,9 @@ import torch
 from sklearn.utils.validation import check_is_fitted
 
 from tnml.exceptions import InvalidInputError
-from tnml.models.mps_module import MPSClassifierModule
-from tnml.models.ttn_module import TTNClassifierModule
-from tnml.models.unitary_module import (
+from tnml.nn.mps import MPSClassifierModule
+from tnml.nn.ttn import TTNClassifierModule
+from tnml.nn.unitary import (
     UnitaryMPSClassifierModule,
     UnitaryTTNClassifierModule,
     n_label_qubits,

@@ -1,50 +1,19 @@
-"""Atomic writes and training checkpoints.
+"""Training checkpoints, written atomically.
 
-A file is first written next to its destination under a temporary name, flushed to disk and
-then renamed over the destination, so a crash mid-save never replaces a good file with half a
-file.
+Checkpoints go through :func:`tnml._files.atomic_write`, so a crash mid-save never replaces a
+good checkpoint with half a file.
 """
 
 from __future__ import annotations
 
 import os
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from tnml._files import atomic_write
 from tnml.exceptions import DataFileError, InvalidInputError
-
-
-def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> Path:
-    """Call ``write(tmp_path)`` and rename the result to ``path`` once it is complete.
-
-    The temporary file lives in the destination folder (a rename across file systems would
-    not be atomic) and is removed if ``write`` raises.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as handle:
-            os.fsync(handle.fileno())
-        # mkstemp makes the file private (0600); give it the mode open() would have.
-        os.chmod(tmp, 0o666 & ~_current_umask())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def _current_umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def save_checkpoint(path: str | os.PathLike[str], state: dict[str, Any]) -> Path:

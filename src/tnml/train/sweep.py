@@ -35,7 +35,7 @@ Conventions
 - Losses: ``"mse"`` is the paper's ``1/2 sum_l (f_l - delta_{l,y})^2`` averaged over samples, on
   the true amplitudes ``f = exp(log_scale + log_left + log_right) * contraction``;
   ``"cross_entropy"`` is the softmax cross-entropy on the readout logits of
-  :class:`~tnml.models.MPSClassifierModule` (``"normalized"`` with a fixed temperature,
+  :class:`~tnml.nn.MPSClassifierModule` (``"normalized"`` with a fixed temperature,
   ``"born"``, or ``"linear"``); the per-sample scale cancels for the first two.
 - Data parallel: under ``torch.distributed`` with several processes each process passes its own
   shard of the samples (see :func:`shard_for_rank`) and holds environments for those only;
@@ -60,7 +60,7 @@ from torch.nn import functional as F
 
 from tnml._validation import check_int
 from tnml.exceptions import InvalidInputError, TrainingError
-from tnml.models.mps_module import (
+from tnml.nn.mps import (
     READOUTS,
     MPSClassifierModule,
     born_logits,
@@ -117,7 +117,7 @@ class LabelledMPS:
         Log of an overall positive factor of ``W``.
     readout : {"normalized", "born", "linear"}, default="normalized"
         The readout of the module this model becomes (see
-        :class:`~tnml.models.MPSClassifierModule`); also the logits of the cross-entropy loss.
+        :class:`~tnml.nn.MPSClassifierModule`); also the logits of the cross-entropy loss.
     log_temperature : float, default=0.0
         ``log t`` of the ``"normalized"`` readout.
     feature_map : str, default="trig"
@@ -188,7 +188,7 @@ class LabelledMPS:
 
     @classmethod
     def from_module(cls, module: MPSClassifierModule) -> LabelledMPS:
-        """Take the weights of an :class:`~tnml.models.MPSClassifierModule` (detached copies).
+        """Take the weights of an :class:`~tnml.nn.MPSClassifierModule` (detached copies).
 
         The module closes its chain with the basis vector ``e_0`` on both ends; here it is
         applied, so the first core is ``module.cores[0][:1]`` and the last one
@@ -224,7 +224,7 @@ class LabelledMPS:
         )
 
     def to_module(self, **module_kwargs: Any) -> MPSClassifierModule:
-        """An :class:`~tnml.models.MPSClassifierModule` computing the same amplitudes.
+        """An :class:`~tnml.nn.MPSClassifierModule` computing the same amplitudes.
 
         Every bond is zero-padded to the largest one, ``D_max``: a core ``(Dl, d, Dr)`` goes
         into the block ``[:Dl, :, :Dr]`` of a zero ``(D_max, d, D_max)`` core, so the first core
@@ -235,7 +235,7 @@ class LabelledMPS:
         Parameters
         ----------
         **module_kwargs
-            Passed to :class:`~tnml.models.MPSClassifierModule` (e.g. ``contraction``,
+            Passed to :class:`~tnml.nn.MPSClassifierModule` (e.g. ``contraction``,
             ``device``, ``dtype``, ``readout``, ``feature_map``, or a ``bond_dim >= D_max``).
             ``n_features``, ``n_classes``, ``feature_dim`` and ``output_site`` follow from the
             MPS and cannot be given.
@@ -1352,7 +1352,7 @@ def train_sweep(
     --------
     >>> import torch
     >>> from tnml.features import embed
-    >>> from tnml.models import MPSClassifierModule
+    >>> from tnml.nn import MPSClassifierModule
     >>> x = torch.rand(100, 8)
     >>> y = (x[:, 0] > 0.5).long()
     >>> start = LabelledMPS.from_module(MPSClassifierModule(8, 2, bond_dim=2))

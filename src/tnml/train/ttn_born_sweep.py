@@ -242,7 +242,7 @@ def train_ttn_born_sweep(
         Starting state (root output dimension 1), real; not modified. Its dtype is the
         working precision (float64 recommended). Every bond must be at most the product of
         the other two legs of the node on either side of it (true for the trees
-        :class:`~tnml.models.born_module.TTNBornModule` builds).
+        :class:`~tnml.nn.born.TTNBornModule` builds).
     X : Tensor, shape (T, N)
         Training data, integers with ``0 <= X[:, i] < d_i``.
     X_val : Tensor, optional

@@ -33,10 +33,10 @@ from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_random_state
 
+from tnml.estimators.base import DTYPES
 from tnml.exceptions import InvalidInputError
 from tnml.features import embed
-from tnml.models.base import DTYPES
-from tnml.models.born_module import MPSBornModule
+from tnml.nn.born import MPSBornModule
 from tnml.tensor.born import mps_log_density
 from tnml.tensor.mps import MPS
 from tnml.train.born_sweep import train_born_sweep

@@ -23,7 +23,7 @@ from torch import Tensor, nn
 from tnml._validation import check_int
 from tnml.exceptions import InvalidInputError
 from tnml.features import embed
-from tnml.models.ttn_module import resolve_layout
+from tnml.nn.ttn import resolve_layout
 from tnml.tensor.born import mps_log_prob
 from tnml.tensor.channel import (
     label_distribution,

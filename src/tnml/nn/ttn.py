@@ -18,7 +18,7 @@ from torch import Tensor, nn
 from tnml._validation import check_int
 from tnml.exceptions import InvalidInputError
 from tnml.features import embed
-from tnml.models.mps_module import readout_logits
+from tnml.nn.mps import readout_logits
 from tnml.tensor.ttn import (
     TTN,
     NodeGroup,
@@ -173,7 +173,7 @@ class TTNClassifierModule(nn.Module):
             accepted for a square image. Stored as ``"1d"`` or ``[height, width]``.
         readout: ``"normalized"`` (default): logits ``t * f_l / ||f||`` with a learned
             temperature ``t``; ``"born"``: ``log(f_l^2 / sum_k f_k^2)``; ``"linear"``: the raw
-            amplitudes ``f_l`` (see :class:`~tnml.models.MPSClassifierModule`).
+            amplitudes ``f_l`` (see :class:`~tnml.nn.MPSClassifierModule`).
         init_std: standard deviation of the noise added to the initial tensors.
 
     Shape:

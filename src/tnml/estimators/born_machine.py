@@ -25,10 +25,10 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
 from torch import nn
 
+from tnml.estimators.base import DTYPES, resolve_device
 from tnml.exceptions import InvalidInputError
-from tnml.models.base import DTYPES, resolve_device
-from tnml.models.born_module import MPSBornModule, TTNBornModule
-from tnml.models.unitary_module import UnitaryMPSBornModule
+from tnml.nn.born import MPSBornModule, TTNBornModule
+from tnml.nn.unitary import UnitaryMPSBornModule
 from tnml.tensor.born import mps_log_prob, mps_marginal_log_prob, mps_sample
 from tnml.tensor.mps import MPS
 from tnml.tensor.ttn import TTN
@@ -321,7 +321,7 @@ class MPSBornMachine(BornMachineBase):
     unitary : bool, default=False
         Keep the state in circuit form (binary features only; ``bond_dim`` a power of two):
         every core is an isometry, the first rows of an orthogonal gate
-        (:class:`~tnml.models.unitary_module.UnitaryMPSBornModule`), so the state is
+        (:class:`~tnml.nn.unitary.UnitaryMPSBornModule`), so the state is
         normalised at every step and :func:`tnml.quantum.compile` makes it a
         state-preparation circuit on ``log2(bond_dim) + 1`` qubits. ``trainer="autodiff"``
         trains the gates' generators directly (isometries throughout);

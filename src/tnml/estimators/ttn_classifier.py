@@ -8,9 +8,9 @@ from typing import Any, ClassVar
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from tnml.models.base import TNClassifierBase, check_unitary_options
-from tnml.models.ttn_module import READOUTS, TTNClassifierModule, resolve_layout
-from tnml.models.unitary_module import UnitaryTTNClassifierModule
+from tnml.estimators.base import TNClassifierBase, check_unitary_options
+from tnml.nn.ttn import READOUTS, TTNClassifierModule, resolve_layout
+from tnml.nn.unitary import UnitaryTTNClassifierModule
 
 LAYOUTS = ("auto", "1d", "image")
 
@@ -91,7 +91,7 @@ class TTNClassifier(TNClassifierBase):
         Continue training the fitted module on the next ``fit``.
     unitary : bool, default=False
         Train the quantum-circuit form instead (Huggins et al. 2019,
-        :class:`~tnml.models.unitary_module.UnitaryTTNClassifierModule`): every node is an
+        :class:`~tnml.nn.unitary.UnitaryTTNClassifierModule`): every node is an
         orthogonal gate on its children's qubits that keeps ``log2(bond_dim)`` of them
         (``bond_dim`` a power of two; 2 gives the paper's two-qubit gates), discarded qubits
         are traced out and ``predict_proba`` is what the root's label qubits measure. Needs

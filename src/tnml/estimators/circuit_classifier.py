@@ -8,9 +8,9 @@ from typing import Any, ClassVar
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from tnml.estimators.base import UNITARY_DEFAULT_LR, TNClassifierBase
 from tnml.exceptions import InvalidInputError
-from tnml.models.base import UNITARY_DEFAULT_LR, TNClassifierBase
-from tnml.models.circuit_module import LAYOUTS, CircuitClassifierModule, n_label_qubits
+from tnml.nn.circuit import LAYOUTS, CircuitClassifierModule, n_label_qubits
 from tnml.tensor.gates import BLOCKS
 
 
@@ -19,7 +19,7 @@ class CircuitClassifier(TNClassifierBase):
 
     ``n_qubits`` qubits on a line; each feature is re-uploaded as ``RY(angle_scale * pi * x)``
     on one qubit and followed by ``blocks_per_feature`` two-qubit blocks on neighbouring
-    qubits (:class:`~tnml.models.circuit_module.CircuitClassifierModule`); the label is
+    qubits (:class:`~tnml.nn.circuit.CircuitClassifierModule`); the label is
     what the first ``ceil(log2 n_classes)`` qubits measure. It is an MPS classifier of bond
     ``2**n_qubits`` whose cores are made of gates, trained exactly (state-vector simulation,
     autodiff, Adam) and compiled by :func:`tnml.quantum.compile` into a circuit of

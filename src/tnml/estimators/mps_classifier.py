@@ -12,11 +12,11 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from tnml._validation import check_int
+from tnml.estimators.base import TNClassifierBase, check_unitary_options
 from tnml.exceptions import InvalidInputError
 from tnml.features import embed
-from tnml.models.base import TNClassifierBase, check_unitary_options
-from tnml.models.mps_module import READOUTS, MPSClassifierModule
-from tnml.models.unitary_module import UnitaryMPSClassifierModule
+from tnml.nn.mps import READOUTS, MPSClassifierModule
+from tnml.nn.unitary import UnitaryMPSClassifierModule
 from tnml.tensor.contract import CONTRACTION_PATHS
 from tnml.tensor.mps import MPS, mps_truncate
 from tnml.train.distributed import distributed_context
@@ -109,7 +109,7 @@ class MPSClassifier(TNClassifierBase):
         Continue training the fitted module on the next ``fit``.
     unitary : bool, default=False
         Train the quantum-circuit form instead (Huggins et al. 2019,
-        :class:`~tnml.models.unitary_module.UnitaryMPSClassifierModule`): every core is an
+        :class:`~tnml.nn.unitary.UnitaryMPSClassifierModule`): every core is an
         orthogonal gate on ``log2(bond_dim) + 1`` qubits (``bond_dim`` a power of two),
         discarded qubits are traced out and ``predict_proba`` is what the label qubits measure.
         Needs ``trainer="autodiff"`` and the qubit map (``feature_map="trig"``,

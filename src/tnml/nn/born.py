@@ -14,7 +14,7 @@ from torch import Tensor, nn
 
 from tnml._validation import check_int
 from tnml.exceptions import InvalidInputError
-from tnml.models.ttn_module import (
+from tnml.nn.ttn import (
     node_shapes,
     resolve_layout,
     stacked_node_parameters,
@@ -164,7 +164,7 @@ class TTNBornModule(nn.Module):
         phys_dim: values per leaf ``d >= 2``.
         bond_dim: largest bond ``D``; the bond above a node is ``min(D, D_left * D_right)``.
         layout: ``"1d"``, ``"image"`` (square) or ``(height, width)`` (2D patches), as in
-            :class:`~tnml.models.TTNClassifierModule`.
+            :class:`~tnml.nn.TTNClassifierModule`.
         init_std: noise added to the "folded copy" start of the non-root tensors.
 
     Shape:

@@ -21,7 +21,8 @@ LAYERS: list[set[str]] = [
     {"_files", "_validation"},
     {"tensor"},
     {"features"},
-    {"data", "preprocessing"},
+    {"data"},
+    {"preprocessing"},
     {"nn"},
     {"train"},
     {"estimators"},
@@ -110,7 +111,7 @@ def import_cycles(modules: dict[str, list[tuple[str, bool]]]) -> list[list[str]]
         state[node] = "open"
         for nxt in sorted(graph[node]):
             if state.get(nxt) == "open":
-                cycles.append(stack[stack.index(nxt) :] + [nxt])
+                cycles.append([*stack[stack.index(nxt) :], nxt])
             elif nxt not in state:
                 visit(nxt, [*stack, nxt])
         state[node] = "done"

@@ -210,7 +210,29 @@ def recorder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Recorder:
 
 def test_version_and_entry_point() -> None:
     assert ok(run("--version")).stdout.strip() == f"tnml {tnml.__version__}"
+    assert ok(run("-V")).stdout.strip() == f"tnml {tnml.__version__}"
     assert callable(main)
+
+
+@pytest.mark.parametrize("command", [[], ["train"], ["anomaly", "fit"], ["compile"]])
+def test_short_help_is_the_long_help(command: list[str]) -> None:
+    assert ok(run(*command, "-h")).stdout == ok(run(*command, "--help")).stdout
+
+
+def test_unknown_command_and_option_are_one_line() -> None:
+    assert_error(run("trian"), "No such command", "(see: tnml -h)")
+    assert_error(run("train", "--bond", 3), "No such option: --bond", "(see: tnml train -h)")
+
+
+def test_help_shows_the_estimators_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "400")  # one help entry a line
+    text = ok(run("train", "-h")).stdout
+    bond = tnml.MPSClassifier().bond_dim, tnml.TTNClassifier().bond_dim
+    assert f"(default: mps {bond[0]}, ttn {bond[1]}, " in text
+    cap = tnml.MPSBornMachine().bond_dim  # --max-bond is the Born machine's bond_dim
+    assert f"(default: mps auto, mps-born {cap})" in text
+    assert "(default (circuit): 0.25)" in text.replace("  ", " ")
+    assert cli_module.model_defaults("device") == "(default: cpu)"
 
 
 def test_train_passes_only_the_options_given(recorder: Recorder) -> None:
@@ -295,7 +317,7 @@ def test_train_forwards_augmentation_for_images_only(recorder: Recorder, tmp_pat
 )
 def test_typer_usage_errors_exit_2(recorder: Recorder, args: list[str]) -> None:
     result = run("train", "digits", *args)
-    assert result.exit_code == 2 and "Traceback" not in result.output
+    assert_error(result, args[0], "(see: tnml train -h)")  # one line, no framed box
     assert recorder.init == {}
 
 

@@ -222,3 +222,12 @@ def test_resume_with_fewer_epochs_than_already_run_is_refused(tmp_path):
                                 resume=True).history) == 3  # fmt: skip
     with pytest.raises(InvalidInputError, match="already run 3 epochs, more than the 2"):
         train_classifier(fresh_module(), X, y, epochs=2, checkpoint_path=path, resume=True)
+
+
+def test_progress_lines_stay_whole_when_piped(capsys: pytest.CaptureFixture[str]) -> None:
+    from tnml.train.progress import TrainingProgress
+
+    line = "epoch 1/10  " + "  ".join(f"metric_{k} 0.{k:04d}" for k in range(12))
+    with TrainingProgress(3) as progress:
+        progress.log(line)
+    assert line in capsys.readouterr().err.splitlines()

@@ -8,7 +8,7 @@ loop and update rules), ``tnml.estimators`` (scikit-learn faces), ``tnml.quantum
 name of ``nn`` + ``estimators``, kept as an alias.
 """
 
-from tnml import estimators, explain, io, models, nn
+from tnml import estimators, explain, io, models, nn, preprocessing
 from tnml._version import __version__
 from tnml.estimators import (
     CircuitClassifier,
@@ -32,4 +32,5 @@ __all__ = [
     "io",
     "models",
     "nn",
+    "preprocessing",
 ]

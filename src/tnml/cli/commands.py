@@ -13,6 +13,7 @@ import csv
 import dataclasses
 import functools
 import hashlib
+import inspect
 import io
 import json
 import sys
@@ -27,6 +28,12 @@ from rich.console import Console
 from rich.table import Table
 from sklearn.metrics import confusion_matrix
 from sklearn.utils._param_validation import InvalidParameterError
+from typer.core import TyperGroup
+
+try:  # Typer >= 0.25 carries its own copy of click
+    from typer._click.exceptions import ClickException
+except ImportError:  # pragma: no cover - older Typer on click
+    from click.exceptions import ClickException
 
 from tnml import io as tnml_io
 from tnml._files import atomic_write
@@ -65,12 +72,38 @@ EXIT_INTERRUPTED = 130
 P = ParamSpec("P")
 R = TypeVar("R")
 
+
+class OneLineErrors(TyperGroup):
+    """The ``tnml`` group: a usage error (unknown option, value out of range) is one line
+    ``error: <message> (see: tnml CMD -h)`` on stderr and exit 2, not a framed box."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        try:
+            result = super().main(*args, standalone_mode=False, **kwargs)
+        except ClickException as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # the help is the message, shown
+                sys.exit(exc.exit_code)
+            context = getattr(exc, "ctx", None)
+            where = f" (see: {context.command_path} -h)" if context is not None else ""
+            typer.echo(f"error: {' '.join(exc.format_message().split())}{where}", err=True)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            typer.echo("interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        if not standalone_mode:
+            return result
+        sys.exit(result if isinstance(result, int) else 0)
+
+
 app = typer.Typer(
     name="tnml",
-    help="Machine learning with tensor networks: train, evaluate and apply MPS classifiers.",
+    cls=OneLineErrors,
+    help="Machine learning with tensor networks: train, evaluate, sample, explain and compile "
+    "tensor-network models to quantum circuits.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
@@ -143,11 +176,16 @@ def _root(
     version: Annotated[
         bool,
         typer.Option(
-            "--version", callback=_show_version, is_eager=True, help="Show the version and exit."
+            "--version",
+            "-V",
+            callback=_show_version,
+            is_eager=True,
+            help="Show the version and exit.",
         ),
     ] = False,
 ) -> None:
-    """Machine learning with tensor networks: train, evaluate and apply MPS classifiers."""
+    """Machine learning with tensor networks: train, evaluate, sample, explain and compile
+    tensor-network models to quantum circuits."""
 
 
 # -- shared option types --------------------------------------------------------------------
@@ -297,6 +335,38 @@ def _first_samples(data: TrainingData, n_train: int) -> TrainingData:
     )
 
 
+MODEL_CLASSES: dict[str, type] = {
+    "mps": MPSClassifier,
+    "ttn": TTNClassifier,
+    "mps-born": MPSBornMachine,
+    "ttn-born": TTNBornMachine,
+    "circuit": CircuitClassifier,
+}
+# CLI option -> estimator parameter, where a model names it otherwise.
+RENAMED_PARAMS = {
+    ("mps-born", "max_bond"): "bond_dim",
+    ("ttn-born", "steps_per_bond"): "steps_per_node",
+}
+
+
+def model_defaults(param: str) -> str:
+    """``(default: 10)`` or ``(default: mps 10, ttn 20)``: the estimators' own defaults for the
+    models that take ``param``, read from their signatures so the help cannot drift."""
+    found: dict[str, str] = {}
+    for model, cls in MODEL_CLASSES.items():
+        name = RENAMED_PARAMS.get((model, param), param)
+        parameter = inspect.signature(cls).parameters.get(name)
+        if parameter is not None:
+            value = parameter.default
+            found[model] = "auto" if value is None else str(value).lower()  # None: chosen per run
+    if not found:
+        raise AssertionError(f"no model takes {param!r}")  # pragma: no cover - a typo here
+    if len(set(found.values())) == 1:
+        models = "" if len(found) == len(MODEL_CLASSES) else f" ({', '.join(found)})"
+        return f"(default{models}: {next(iter(found.values()))})"
+    return "(default: " + ", ".join(f"{m} {v}" for m, v in found.items()) + ")"
+
+
 def _given(**options: Any) -> dict[str, Any]:
     """The options the user gave (not None), so the estimator's own defaults apply to the rest."""
     return {name: value for name, value in options.items() if value is not None}
@@ -318,45 +388,79 @@ def train(
         ),
     ] = "mps",
     bond_dim: Annotated[
-        int | None, typer.Option(min=1, help="Bond dimension D.", show_default=False)
+        int | None,
+        typer.Option(
+            min=1,
+            help="Bond dimension D (where sweeps grow bonds: the start). "
+            + model_defaults("bond_dim"),
+            show_default=False,
+        ),
     ] = None,
     epochs: Annotated[
-        int | None, typer.Option(min=1, help="Passes over the data.", show_default=False)
+        int | None,
+        typer.Option(
+            min=1,
+            help="Passes over the data (epochs or sweeps). " + model_defaults("epochs"),
+            show_default=False,
+        ),
     ] = None,
     batch_size: Annotated[
-        int | None, typer.Option(min=1, help="Mini-batch size.", show_default=False)
+        int | None,
+        typer.Option(
+            min=1, help="Mini-batch size. " + model_defaults("batch_size"), show_default=False
+        ),
     ] = None,
     lr: Annotated[
         float | None,
-        typer.Option(callback=_positive, help="Learning rate (Adam).", show_default=False),
+        typer.Option(
+            callback=_positive,
+            help="Learning rate (Adam) or sweep step. " + model_defaults("lr"),
+            show_default=False,
+        ),
     ] = None,
     feature_map: Annotated[
         Literal["trig", "linear"] | None,
-        typer.Option(help="Local feature map.", show_default=False),
+        typer.Option(
+            help="Local feature map. " + model_defaults("feature_map"), show_default=False
+        ),
     ] = None,
     feature_dim: Annotated[
-        int | None, typer.Option(min=2, help="Local dimension d.", show_default=False)
+        int | None,
+        typer.Option(
+            min=2, help="Local dimension d. " + model_defaults("feature_dim"), show_default=False
+        ),
     ] = None,
     readout: Annotated[
         Literal["normalized", "born", "linear"] | None,
-        typer.Option(help="How amplitudes become probabilities.", show_default=False),
+        typer.Option(
+            help="How amplitudes become probabilities. " + model_defaults("readout"),
+            show_default=False,
+        ),
     ] = None,
     trainer: Annotated[
         Literal["autodiff", "sweep"] | None,
         typer.Option(
             help="autodiff (mini-batch Adam) or sweep (mps, mps-born: two-site DMRG-style "
             "sweeps that grow the bonds up to --max-bond; ttn-born: one-site sweeps over the "
-            "tree; --epochs counts sweeps).",
+            "tree; --epochs counts sweeps). " + model_defaults("trainer"),
             show_default=False,
         ),
     ] = None,
     max_bond: Annotated[
         int | None,
-        typer.Option(min=1, help="Sweeps: largest bond dimension.", show_default=False),
+        typer.Option(
+            min=1,
+            help="Sweeps: largest bond dimension. " + model_defaults("max_bond"),
+            show_default=False,
+        ),
     ] = None,
     cutoff: Annotated[
         float | None,
-        typer.Option(min=0, help="Sweeps: relative singular-value cutoff.", show_default=False),
+        typer.Option(
+            min=0,
+            help="Sweeps: relative singular-value cutoff. " + model_defaults("cutoff"),
+            show_default=False,
+        ),
     ] = None,
     memory: Annotated[
         float | None,
@@ -369,14 +473,17 @@ def train(
     ] = None,
     loss: Annotated[
         Literal["cross_entropy", "mse"] | None,
-        typer.Option(help="Training loss (mse: sweeps, linear readout).", show_default=False),
+        typer.Option(
+            help="Training loss (mse: sweeps, linear readout). " + model_defaults("loss"),
+            show_default=False,
+        ),
     ] = None,
     grad_floor: Annotated[
         bool | None,
         typer.Option(
             "--grad-floor/--no-grad-floor",
             help="Born-machine sweeps: scale local gradients below numel**0.25 up to that "
-            "norm (fits faster; defaults: off for mps-born, on for ttn-born).",
+            "norm (fits faster). " + model_defaults("grad_floor"),
             show_default=False,
         ),
     ] = None,
@@ -385,7 +492,7 @@ def train(
         typer.Option(
             callback=_fraction,
             help="Born-machine sweeps: multiply the step by this after a sweep that raised "
-            "the training NLL.",
+            "the training NLL. " + model_defaults("lr_decay"),
             show_default=False,
         ),
     ] = None,
@@ -394,7 +501,7 @@ def train(
         typer.Option(
             min=1,
             help="Born-machine sweeps: gradient steps per bond (mps-born) or per tree node "
-            "(ttn-born) each time the sweep reaches it.",
+            "(ttn-born) each time the sweep reaches it. " + model_defaults("steps_per_bond"),
             show_default=False,
         ),
     ] = None,
@@ -410,14 +517,17 @@ def train(
     n_qubits: Annotated[
         int | None,
         typer.Option(
-            min=2, help="circuit: qubits of the register (default 4).", show_default=False
+            min=2,
+            help="circuit: qubits of the register. " + model_defaults("n_qubits"),
+            show_default=False,
         ),
     ] = None,
     blocks_per_feature: Annotated[
         float | None,
         typer.Option(
             callback=_positive,
-            help="circuit: two-qubit blocks (2 CX each) per input feature (default 2).",
+            help="circuit: two-qubit blocks (2 CX each) per input feature. "
+            + model_defaults("blocks_per_feature"),
             show_default=False,
         ),
     ] = None,
@@ -425,7 +535,7 @@ def train(
         float | None,
         typer.Option(
             callback=_positive,
-            help="circuit: data rotations are RY(scale * pi * x) (default 0.25).",
+            help="circuit: data rotations are RY(scale * pi * x). " + model_defaults("angle_scale"),
             show_default=False,
         ),
     ] = None,
@@ -457,21 +567,25 @@ def train(
         float | None,
         typer.Option(
             callback=_fraction,
-            help="Fraction of the training data used to validate each epoch (0: none).",
+            help="Fraction of the training data used to validate each epoch (0: none). "
+            + model_defaults("validation_fraction"),
             show_default=False,
         ),
     ] = None,
     patience: Annotated[
         int | None,
         typer.Option(
-            min=1, help="Stop after this many epochs without improvement.", show_default=False
+            min=1,
+            help="Stop after this many epochs without improvement. "
+            + model_defaults("n_iter_no_change"),
+            show_default=False,
         ),
     ] = None,
     select_by: Annotated[
         Literal["loss", "accuracy"] | None,
         typer.Option(
             help="Classifiers: keep the epoch with the lowest validation loss or the highest "
-            "validation accuracy.",
+            "validation accuracy. " + model_defaults("select_by"),
             show_default=False,
         ),
     ] = None,
@@ -486,7 +600,7 @@ def train(
     ] = DEFAULT_SEED,
     device: Annotated[
         Literal["cpu", "cuda", "auto"] | None,
-        typer.Option(help="Where to train.", show_default=False),
+        typer.Option(help="Where to train. " + model_defaults("device"), show_default=False),
     ] = None,
     data_dir: DataDirOpt = None,
     target: TargetOpt = None,

@@ -25,6 +25,7 @@ import typer
 
 from tnml import data as tnml_data
 from tnml.exceptions import DataFileError, InvalidInputError
+from tnml.preprocessing import ImageDownsampler
 
 __all__ = [
     "DATASETS",
@@ -270,8 +271,9 @@ def prepare_images(
         )
     if prep is None:  # a model saved without a record: only the feature count is known
         if downsample is not None:
-            images = tnml_data.downsample(images, downsample)
-        X = tnml_data.flatten_images(images)
+            X = ImageDownsampler(downsample).fit(images).transform(images)
+        else:
+            X = tnml_data.flatten_images(images)
         if X.shape[1] != spec.n_features:
             got = f"{height}x{width} images"
             if downsample is not None:
@@ -297,7 +299,8 @@ def prepare_images(
         )
     if (height, width) == original:
         if final != original:
-            images = tnml_data.downsample(images, final)
+            images = ImageDownsampler(final).fit(images).transform(images)
+            return images
     elif (height, width) != final:
         raise InvalidInputError(
             f"the model expects {_describe_images(prep)}; {source} holds {height}x{width} images"

@@ -16,6 +16,7 @@ from tnml import io as tnml_io
 from tnml.cli.datasets import SEED_MAX, ModelSpec, load_evaluation_data, output_file
 from tnml.estimators.born_machine import check_discrete
 from tnml.exceptions import InvalidInputError
+from tnml.preprocessing import binarize
 
 __all__ = [
     "BINARY_THRESHOLD",
@@ -46,7 +47,7 @@ def discretize(X: np.ndarray, spec: ModelSpec | dict[str, Any]) -> np.ndarray:
     metadata = spec.metadata if isinstance(spec, ModelSpec) else spec
     prep = metadata.get("preprocessing") or {}
     if prep.get("kind") == "image":
-        return (np.asarray(X) > BINARY_THRESHOLD).astype(np.int64)
+        return binarize(X, BINARY_THRESHOLD)
     return check_discrete(np.asarray(X, dtype=np.float64), "the data")
 
 

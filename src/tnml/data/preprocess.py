@@ -152,6 +152,8 @@ def scale_unit(
     X: np.ndarray,
     data_min: np.ndarray | None = None,
     data_max: np.ndarray | None = None,
+    *,
+    feature_names: Sequence[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Min-max scale every feature to ``[0, 1]``, the range the feature maps need.
 
@@ -165,6 +167,8 @@ def scale_unit(
         Finite feature values.
     data_min, data_max : np.ndarray of shape (n_features,), optional
         Per-feature range to scale with; both or neither.
+    feature_names : sequence of str, optional
+        Names used in messages instead of column numbers.
 
     Returns
     -------
@@ -187,6 +191,15 @@ def scale_unit(
         if len(X) == 0:
             raise InvalidInputError("X has no rows; cannot fit a min-max scaling")
         lo, hi = X.min(axis=0), X.max(axis=0)
+        with np.errstate(over="ignore"):
+            too_wide = ~np.isfinite(hi.astype(np.float64) - lo)
+        if too_wide.any():
+            j = int(np.argmax(too_wide))
+            name = feature_names[j] if feature_names is not None else j
+            raise InvalidInputError(
+                f"feature {name} spans [{lo[j]:.4g}, {hi[j]:.4g}], a range that overflows "
+                "float64 when scaled to [0, 1]; rescale or clip that column"
+            )
     else:
         lo = np.asarray(data_min, dtype=X.dtype)
         hi = np.asarray(data_max, dtype=X.dtype)

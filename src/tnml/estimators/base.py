@@ -21,6 +21,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
 from torch import nn
 
+from tnml.data import scale_unit
 from tnml.exceptions import InvalidInputError
 from tnml.train.autodiff import LR_SCHEDULES, OPTIMIZERS, SELECTIONS, train_classifier
 
@@ -203,22 +204,13 @@ class TNClassifierBase(ClassifierMixin, BaseEstimator):
     # -- input scaling ----------------------------------------------------------------------
     def _fit_scaling(self, X: np.ndarray) -> None:
         inside = X.size == 0 or (X.min() >= 0.0 and X.max() <= 1.0)
+        self.data_min_ = None
+        self.data_max_ = None
         if self.scaling == "none" or (self.scaling == "auto" and inside):
-            self.data_min_ = None
-            self.data_max_ = None
             return
-        self.data_min_ = X.min(axis=0).astype(np.float64)
-        self.data_max_ = X.max(axis=0).astype(np.float64)
-        with np.errstate(over="ignore"):
-            too_wide = ~np.isfinite(self.data_max_ - self.data_min_)
-        if too_wide.any():
-            j = int(np.argmax(too_wide))
-            name = self.feature_names_in_[j] if hasattr(self, "feature_names_in_") else j
-            self.data_min_ = self.data_max_ = None
-            raise InvalidInputError(
-                f"feature {name!s} spans [{X[:, j].min():.4g}, {X[:, j].max():.4g}], a range "
-                "that overflows float64 when scaled to [0, 1]; rescale or clip that column"
-            )
+        names = getattr(self, "feature_names_in_", None)
+        _, low, high = scale_unit(X.astype(np.float64), feature_names=names)
+        self.data_min_, self.data_max_ = low, high
 
     def _to_unit(self, X: np.ndarray) -> np.ndarray:
         """Map features into [0, 1] with the fitted scaling (clipping unseen extremes)."""
@@ -229,9 +221,7 @@ class TNClassifierBase(ClassifierMixin, BaseEstimator):
                     f"values in [{X.min():.4g}, {X.max():.4g}]"
                 )
             return X
-        span = self.data_max_ - self.data_min_
-        span = np.where(span > 0, span, 1.0)
-        return np.clip((X - self.data_min_) / span, 0.0, 1.0)
+        return scale_unit(X.astype(np.float64), self.data_min_, self.data_max_)[0]
 
     # -- prediction -------------------------------------------------------------------------
     def _logits(self, X: Any, batch_size: int = 2048) -> np.ndarray:

@@ -35,7 +35,7 @@ class TrainingProgress:
                 TimeElapsedColumn(),
                 TextColumn("left"),
                 TimeRemainingColumn(),
-                console=Console(stderr=True),
+                console=Console(stderr=True, soft_wrap=True),  # piped lines stay whole
             )
             self._progress.__enter__()
             self._task = self._progress.add_task(

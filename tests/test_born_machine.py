@@ -68,7 +68,7 @@ def test_learns_the_distribution(fitted):
     if (
         getattr(model, "trainer", None) == "sweep"
     ):  # exact NLL after each sweep (autodiff: epoch running mean)
-        assert model.history_[-1]["train_nll"] == pytest.approx(model.nll(X), rel=1e-9)
+        assert model.history_[-1]["train_loss"] == pytest.approx(model.nll(X), rel=1e-9)
 
 
 def test_samples_pass_chi_square_against_exact(fitted):
@@ -185,7 +185,7 @@ def test_line_search_updates_never_raise_the_nll(lr):
         assert after <= nll + 1e-10
         nll = after
     result = train_born_sweep(mps, X, n_sweeps=2, max_bond=8, lr=lr, n_steps=3, line_search=True)
-    assert result.history[-1]["train_nll"] < mean_nll(mps, X)
+    assert result.history[-1]["train_loss"] < mean_nll(mps, X)
 
 
 def test_incremental_environments_equal_a_fresh_build():
@@ -222,7 +222,7 @@ def test_sweep_checkpoint_resume_matches_uninterrupted(tmp_path):
     assert len(resumed.history) == 2
     x = torch.as_tensor(all_inputs(N_SITES))
     torch.testing.assert_close(
-        mps_log_prob(resumed.mps, x), mps_log_prob(full.mps, x), rtol=1e-8, atol=1e-8
+        mps_log_prob(resumed.model, x), mps_log_prob(full.model, x), rtol=1e-8, atol=1e-8
     )
 
 
@@ -262,7 +262,7 @@ def test_ctrl_c_mid_sweep_checkpoints_and_resume_matches(tmp_path, monkeypatch, 
     resumed = train_born_sweep(mps, X, checkpoint_path=path, resume=True, **kwargs)
     x = torch.as_tensor(all_inputs(N_SITES))
     torch.testing.assert_close(
-        mps_log_prob(resumed.mps, x), mps_log_prob(reference.mps, x), rtol=1e-8, atol=1e-8
+        mps_log_prob(resumed.model, x), mps_log_prob(reference.model, x), rtol=1e-8, atol=1e-8
     )
     assert len(resumed.history) == 2
 
@@ -282,7 +282,7 @@ def test_floored_bond_step_matches_autograd_on_the_dense_nll():
     # scaled up to norm numel ** 0.25; the split without truncation gives B back exactly
     X = torch.as_tensor(correlated_bits(300, seed=6))
     mps = tnml.tensor.MPS.random(N_SITES, 2, 3, generator=torch.Generator().manual_seed(4))
-    warm = train_born_sweep(mps, X, n_sweeps=2, max_bond=8, lr=0.05, n_steps=3).mps
+    warm = train_born_sweep(mps, X, n_sweeps=2, max_bond=8, lr=0.05, n_steps=3).model
     k, lr = 4, 0.01
     sweeper = _Sweeper(warm, X, center=k)
     cores = [c.clone() for c in sweeper.cores]
@@ -305,7 +305,7 @@ def test_lr_decay_follows_the_training_nll_and_survives_resume(tmp_path):
     mps = tnml.tensor.MPS.random(N_SITES, 2, 2, generator=torch.Generator().manual_seed(2))
     kwargs = dict(n_sweeps=6, max_bond=6, lr=0.2, n_steps=1, grad_floor=True, lr_decay=0.5)
     full = train_born_sweep(mps, X, cutoff=0.0, **kwargs)
-    nll = [h["train_nll"] for h in full.history]
+    nll = [h["train_loss"] for h in full.history]
     lrs = [h["lr"] for h in full.history]
     rises = [i for i in range(1, len(nll)) if nll[i] > nll[i - 1]]
     assert rises, "the step is meant to be large enough for the NLL to rise once"
@@ -316,7 +316,7 @@ def test_lr_decay_follows_the_training_nll_and_survives_resume(tmp_path):
     stop_at = rises[0] + 1  # stop after the decay, so the checkpoint must carry the new step
 
     def stop(state, metrics):
-        return state["sweep"] == stop_at
+        return state["epoch"] == stop_at
 
     first = train_born_sweep(mps, X, cutoff=0.0, checkpoint_path=path, callback=stop, **kwargs)
     assert first.stopped_early
@@ -325,7 +325,7 @@ def test_lr_decay_follows_the_training_nll_and_survives_resume(tmp_path):
     x = torch.as_tensor(all_inputs(N_SITES))
     # the large floored steps amplify the round-off of re-canonicalising on resume
     torch.testing.assert_close(
-        mps_log_prob(resumed.mps, x), mps_log_prob(full.mps, x), rtol=1e-5, atol=1e-6
+        mps_log_prob(resumed.model, x), mps_log_prob(full.model, x), rtol=1e-5, atol=1e-6
     )
 
 
@@ -349,13 +349,13 @@ def test_validation_keeps_the_state_of_the_best_sweep(kind):
     else:
         model = tnml.MPSBornMachine(bond_dim=8, trainer=kind, epochs=6, lr=0.05, batch_size=8)
     model.set_params(random_state=0).fit(X, X_val=X_val)
-    val = [h["val_nll"] for h in model.history_]
+    val = [h["val_loss"] for h in model.history_]
     assert model.best_epoch_ == int(np.argmin(val)) + 1
     assert model.nll(X_val) == pytest.approx(min(val), rel=1e-9)
     assert model.best_epoch_ < len(val)  # the last sweep was not the best: a real choice
     if kind != "autodiff":  # (autodiff records the mean over an epoch's mini-batches)
         best = model.history_[model.best_epoch_ - 1]
-        assert model.nll(X) == pytest.approx(best["train_nll"], rel=1e-9)
+        assert model.nll(X) == pytest.approx(best["train_loss"], rel=1e-9)
 
 
 def test_indexed_bond_gradient_equals_the_dense_one():

@@ -240,4 +240,4 @@ def test_sweeps_keep_the_sweep_select_by_names(digits_split):
             best = min(clf.history_, key=lambda h: h["val_loss"])
         else:
             best = min(clf.history_, key=lambda h: (-h["val_accuracy"], h["val_loss"]))
-        assert clf.best_epoch_ == best["sweep"]
+        assert clf.best_epoch_ == best["epoch"]

@@ -306,9 +306,9 @@ def test_a_sweep_leaves_the_label_on_site_zero_in_canonical_form():
     assert result.model.label_site == 0
     assert_canonical(result.model)
     # one sweep from the middle: to the right end, then back to the left end
-    directions = [e["direction"] for e in result.history]
+    directions = [e["direction"] for e in result.steps]
     assert directions == ["right"] * (n_sites - 1 - 4) + ["left"] * (n_sites - 1)
-    assert [e["bond"] for e in result.history][:3] == [4, 5, 6]
+    assert [e["bond"] for e in result.steps][:3] == [4, 5, 6]
     assert model.label_site == 4  # the input model is not modified
 
 
@@ -317,11 +317,11 @@ def test_bond_dimensions_grow_up_to_max_bond():
     _, model = make_model(bond=1)
     assert model.max_bond_dim == 1
     result = train_sweep(model, phi, y, n_sweeps=2, max_bond=5, cutoff=1e-12, env_dtype=F64)
-    dims = [e["bond_dim"] for e in result.history]
+    dims = [e["bond_dim"] for e in result.steps]
     assert max(dims) == 5 and all(d <= 5 for d in dims)
     assert result.model.max_bond_dim == 5
-    assert max(e["max_bond_dim"] for e in result.history) == 5
-    assert any(e["discarded_weight"] > 0 for e in result.history)  # truncation did happen
+    assert max(e["max_bond_dim"] for e in result.steps) == 5
+    assert any(e["discarded_weight"] > 0 for e in result.steps)  # truncation did happen
 
 
 def _dense_ranks_label_left(model: LabelledMPS, tol: float = 1e-10) -> list[int]:
@@ -407,11 +407,11 @@ def test_short_sweep_training_reaches_high_accuracy(loss, readout, extra):
         env_dtype=F64,
         **extra,
     )
-    assert len(result.sweeps) == 3
+    assert len(result.history) == 3
     # the returned model is the sweep with the lowest validation loss
-    val_losses = [entry["val_loss"] for entry in result.sweeps]
-    assert result.best_sweep == 1 + val_losses.index(min(val_losses))
-    final = result.sweeps[result.best_sweep - 1]
+    val_losses = [entry["val_loss"] for entry in result.history]
+    assert result.best_epoch == 1 + val_losses.index(min(val_losses))
+    final = result.history[result.best_epoch - 1]
     assert final["train_accuracy"] >= 0.9 and final["val_accuracy"] >= 0.85
     # the summary is exact: it equals an independent evaluation of the returned model
     f = reference_amplitudes(result.model, phi)
@@ -444,27 +444,27 @@ def test_interrupted_and_resumed_sweeps_equal_an_uninterrupted_run(tmp_path, bat
     reference = train_sweep(model, phi, y, **kwargs)
 
     def ctrl_c_at_bond_5(state, metrics):
-        if state["sweep"] == 1 and state["move"] == 5:
+        if state["epoch"] == 1 and state["step"] == 5:
             signal.raise_signal(signal.SIGINT)
 
     ckpt = tmp_path / "sweep.ckpt"
     with pytest.raises(KeyboardInterrupt):
         train_sweep(model, phi, y, checkpoint_path=ckpt, callback=ctrl_c_at_bond_5, **kwargs)
     saved = load_checkpoint(ckpt)
-    assert saved["loop"]["sweep"] == 0 and saved["loop"]["move"] == 5
+    assert saved["loop"]["epoch"] == 0 and saved["loop"]["step"] == 5
     resumed = train_sweep(model, phi, y, checkpoint_path=ckpt, resume=True, **kwargs)
     for a, b in zip(reference.model.cores, resumed.model.cores, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
-    assert [e["loss"] for e in resumed.history] == [e["loss"] for e in reference.history]
-    assert resumed.best_sweep == reference.best_sweep
-    assert load_checkpoint(ckpt)["loop"]["sweep"] == 2
+    assert [e["loss"] for e in resumed.steps] == [e["loss"] for e in reference.steps]
+    assert resumed.best_epoch == reference.best_epoch
+    assert load_checkpoint(ckpt)["loop"]["epoch"] == 2
 
 
 def test_cosine_schedule_anneals_the_bond_step_over_the_run():
     _, phi, y = make_problem(n=60)
     _, model = make_model()
     result = train_sweep(model, phi, y, n_sweeps=2, lr=0.2, lr_schedule="cosine")
-    steps = [entry["lr"] for entry in result.history]
+    steps = [entry["lr"] for entry in result.steps]
     # the first sweep goes from the middle label site to the right end and back to 0
     total = (model.n_sites - 1 - model.label_site) + (model.n_sites - 1) + 2 * (model.n_sites - 1)
     assert len(steps) == total
@@ -479,8 +479,8 @@ def test_cosine_schedule_anneals_the_bond_step_over_the_run():
 def test_callback_stops_the_sweep():
     _, phi, y = make_problem(n=40)
     _, model = make_model()
-    result = train_sweep(model, phi, y, n_sweeps=2, callback=lambda state, m: state["move"] == 2)
-    assert result.stopped_early and len(result.history) == 2 and result.sweeps == []
+    result = train_sweep(model, phi, y, n_sweeps=2, callback=lambda state, m: state["step"] == 2)
+    assert result.stopped_early and len(result.steps) == 2 and result.history == []
 
 
 # --------------------------------------------------------------------------------------------

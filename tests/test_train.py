@@ -47,7 +47,7 @@ def test_interrupted_and_resumed_run_equals_uninterrupted(tmp_path, monkeypatch)
         train_classifier(module, X, y, checkpoint_path=ckpt, **kwargs)
     monkeypatch.setattr(MPSClassifierModule, "forward", original_forward)
     saved = load_checkpoint(ckpt)
-    assert saved["loop"]["epoch"] == 1 and 0 < saved["loop"]["step_in_epoch"] < 8
+    assert saved["loop"]["epoch"] == 1 and 0 < saved["loop"]["step"] < 8
 
     resumed = fresh_module()  # the weights come from the checkpoint
     result = train_classifier(resumed, X, y, checkpoint_path=ckpt, resume=True, **kwargs)

@@ -107,12 +107,12 @@ def test_sweeps_lower_the_nll_and_stay_normalised(layout, n_sites):
     X = correlated_bits(300, n_sites, seed=2)
     start = float(-ttn_log_prob(ttn, X).mean())
     result = train_ttn_born_sweep(ttn, X, n_sweeps=4, lr=0.02)
-    nlls = [h["train_nll"] for h in result.history]
+    nlls = [h["train_loss"] for h in result.history]
     assert nlls[-1] < start - 1.0
-    assert result.ttn.is_canonical
-    total = ttn_log_prob(result.ttn, all_inputs(n_sites)).exp().sum()
+    assert result.model.is_canonical
+    total = ttn_log_prob(result.model, all_inputs(n_sites)).exp().sum()
     torch.testing.assert_close(total, torch.tensor(1.0, dtype=total.dtype))
-    torch.testing.assert_close(result.ttn.norm(), torch.tensor(1.0, dtype=total.dtype))
+    torch.testing.assert_close(result.model.norm(), torch.tensor(1.0, dtype=total.dtype))
 
 
 @pytest.mark.parametrize("stop_after", [5, 23, 35])
@@ -139,7 +139,7 @@ def test_ctrl_c_mid_sweep_checkpoints_and_resume_matches(tmp_path, monkeypatch, 
     resumed = train_ttn_born_sweep(ttn, X, checkpoint_path=path, resume=True, **kwargs)
     x = all_inputs(16)
     torch.testing.assert_close(
-        ttn_log_prob(resumed.ttn, x), ttn_log_prob(reference.ttn, x), rtol=1e-8, atol=1e-8
+        ttn_log_prob(resumed.model, x), ttn_log_prob(reference.model, x), rtol=1e-8, atol=1e-8
     )
     assert [h["lr"] for h in resumed.history] == [h["lr"] for h in reference.history]
 
@@ -148,8 +148,8 @@ def test_estimator_trains_by_sweeps_and_checks_its_options():
     X = correlated_bits(200, 16, seed=5).numpy()
     model = tnml.TTNBornMachine(bond_dim=4, trainer="sweep", epochs=3, random_state=0).fit(X)
     assert len(model.history_) == model.n_iter_ == 3
-    assert model.history_[-1]["train_nll"] < model.history_[0]["train_nll"]
-    assert model.nll(X) == pytest.approx(model.history_[-1]["train_nll"], rel=1e-9)
+    assert model.history_[-1]["train_loss"] < model.history_[0]["train_loss"]
+    assert model.nll(X) == pytest.approx(model.history_[-1]["train_loss"], rel=1e-9)
     with pytest.raises(InvalidInputError, match="lr_decay"):
         train_ttn_born_sweep(random_tree((4, 4), 16, 2, seed=0), torch.as_tensor(X), lr_decay=2)
     with pytest.raises(ValueError, match="trainer"):
@@ -173,7 +173,7 @@ def test_float32_sweeps_stay_finite_over_784_leaves():
     model.fit(X.numpy())
     log_p = model.log_prob(X.numpy())
     assert np.isfinite(log_p).all() and log_p.mean() > -784 * np.log(2)  # beats uniform
-    assert model.history_[1]["train_nll"] < model.history_[0]["train_nll"]
+    assert model.history_[1]["train_loss"] < model.history_[0]["train_loss"]
 
 
 def test_three_level_features_train_and_stay_normalised():

@@ -335,6 +335,8 @@ def _first_samples(data: TrainingData, n_train: int) -> TrainingData:
     )
 
 
+#: Estimators whose training loss is a negative log-likelihood.
+DENSITY_ESTIMATORS = frozenset({"MPSBornMachine", "TTNBornMachine", "MPSAnomalyDetector"})
 MODEL_CLASSES: dict[str, type] = {
     "mps": MPSClassifier,
     "ttn": TTNClassifier,
@@ -1097,8 +1099,8 @@ def info(
     if history:
         last = history[-1]
         best = fitted.get("best_epoch_")
-        if "train_nll" in last:
-            loss_text = f"last train NLL {last['train_nll']:.4f}"
+        if header.get("estimator") in DENSITY_ESTIMATORS:
+            loss_text = f"last train NLL {last.get('train_loss', float('nan')):.4f}"
         else:
             loss_text = f"last train loss {last.get('train_loss', float('nan')):.4f}"
         text = f"{len(history)} epoch{'s' * (len(history) != 1)}, {loss_text}"

@@ -311,7 +311,7 @@ class MPSAnomalyDetector(OutlierMixin, BaseEstimator):
             progress=bool(self.verbose),
             **train_kwargs,
         )
-        self.module_ = MPSBornModule.from_mps(result.mps)
+        self.module_ = MPSBornModule.from_mps(result.model)
         self.history_ = result.history
         self.n_iter_ = len(result.history)
         scores = self._score_vectors(vectors, np.zeros(len(columns[0]), dtype=bool))

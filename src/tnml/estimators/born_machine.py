@@ -159,11 +159,7 @@ class BornMachineBase(DensityMixin, BaseEstimator):
             objective="nll",
             **train_kwargs,
         )
-        self.history_ = [
-            {"epoch": h["epoch"], "train_nll": h["train_loss"], "val_nll": h["val_loss"]}
-            | {k: h[k] for k in ("lr", "seconds")}
-            for h in result.history
-        ]
+        self.history_ = result.history
         self.best_epoch_ = result.best_epoch
 
     # -- validation -------------------------------------------------------------------------
@@ -501,12 +497,12 @@ class MPSBornMachine(BornMachineBase):
             )
             if self.unitary:
                 self.module_ = UnitaryMPSBornModule.from_mps(
-                    result.mps, self.bond_dim, device=device
+                    result.model, self.bond_dim, device=device
                 )
             else:
-                self.module_ = MPSBornModule.from_mps(result.mps, init_std=self.init_std)
+                self.module_ = MPSBornModule.from_mps(result.model, init_std=self.init_std)
             self.history_ = result.history
-            self.best_epoch_ = result.best_sweep
+            self.best_epoch_ = result.best_epoch
         else:
             if (
                 self.unitary
@@ -731,9 +727,9 @@ class TTNBornMachine(BornMachineBase):
                 progress=bool(self.verbose),
                 **train_kwargs,
             )
-            self.module_.load_ttn(result.ttn)
+            self.module_.load_ttn(result.model)
             self.history_ = result.history
-            self.best_epoch_ = result.best_sweep
+            self.best_epoch_ = result.best_epoch
             return
         train_kwargs.setdefault("max_grad_norm", self.max_grad_norm)
         self._train_autodiff(data, val, seed, train_kwargs)

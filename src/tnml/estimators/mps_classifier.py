@@ -329,9 +329,9 @@ class MPSClassifier(TNClassifierBase):
             },
         )
         self.module_ = result.model.to_module(contraction=self.contraction, init_std=self.init_std)
-        self.history_ = result.sweeps
-        self.n_iter_ = len(result.sweeps)
-        self.best_epoch_ = result.best_sweep
+        self.history_ = result.history
+        self.n_iter_ = len(result.history)
+        self.best_epoch_ = result.best_epoch
 
 
 def compress_bonds(

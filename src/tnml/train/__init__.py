@@ -1,4 +1,8 @@
-"""Trainers: mini-batch autodiff and two-site sweeps, checkpoints, progress, data parallel."""
+"""Training: one loop (:func:`fit_loop`) with update rules plugged into it -- mini-batch
+autodiff, two-site sweeps of an MPS classifier, Born-machine sweeps of an MPS or a tree --
+plus checkpoints, progress, data parallel and image augmentation. Every trainer returns a
+:class:`FitResult`.
+"""
 
 from tnml.train.augment import RandomAffine, affine_images
 from tnml.train.autodiff import (
@@ -8,26 +12,34 @@ from tnml.train.autodiff import (
     evaluate_classifier,
     train_classifier,
 )
+from tnml.train.born_sweep import train_born_sweep
 from tnml.train.checkpoint import atomic_write, load_checkpoint, save_checkpoint
 from tnml.train.distributed import all_reduce_sum, distributed_context, init_distributed
-from tnml.train.sweep import LabelledMPS, SweepResult, move_label, train_sweep
+from tnml.train.loop import HISTORY_KEYS, FitResult, UpdateRule, fit_loop
+from tnml.train.sweep import LabelledMPS, move_label, train_sweep
+from tnml.train.ttn_born_sweep import train_ttn_born_sweep
 
 __all__ = [
+    "HISTORY_KEYS",
     "LR_SCHEDULES",
     "OPTIMIZERS",
+    "FitResult",
     "LabelledMPS",
     "RandomAffine",
-    "SweepResult",
     "TrainResult",
+    "UpdateRule",
     "affine_images",
     "all_reduce_sum",
     "atomic_write",
     "distributed_context",
     "evaluate_classifier",
+    "fit_loop",
     "init_distributed",
     "load_checkpoint",
     "move_label",
     "save_checkpoint",
+    "train_born_sweep",
     "train_classifier",
     "train_sweep",
+    "train_ttn_born_sweep",
 ]

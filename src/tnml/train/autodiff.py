@@ -20,10 +20,8 @@ from __future__ import annotations
 import copy
 import math
 import os
-import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -32,10 +30,8 @@ from torch.nn.parallel import DistributedDataParallel
 
 from tnml._validation import check_int
 from tnml.exceptions import InvalidInputError, TrainingError
-from tnml.train.checkpoint import check_resume_length, load_checkpoint, save_checkpoint
 from tnml.train.distributed import all_reduce_sum, distributed_context
-from tnml.train.interrupt import DeferredInterrupt
-from tnml.train.progress import TrainingProgress
+from tnml.train.loop import SELECTIONS, Callback, FitResult, UpdateRule, fit_loop
 
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     "adam": torch.optim.Adam,
@@ -48,31 +44,10 @@ LR_SCHEDULES = ("constant", "cosine", "plateau")
 # "cross_entropy": the module maps (B, F) inputs to (B, L) logits, scored against labels y.
 # "nll": the module maps (B, F) inputs to (B,) log-likelihoods (a density model; y is None).
 OBJECTIVES = ("cross_entropy", "nll")
-#: The accepted values of ``select_by``: what picks the epoch whose weights are kept.
-SELECTIONS: tuple[str, ...] = ("loss", "accuracy")
-
-Callback = Callable[[dict[str, Any], dict[str, float]], bool | None]
 
 
-@dataclass
-class TrainResult:
-    """What :func:`train_classifier` did.
-
-    Attributes
-    ----------
-    history : list of dict
-        One entry per finished epoch: ``epoch``, ``train_loss``, ``train_accuracy``,
-        ``val_loss`` and ``val_accuracy`` (NaN without validation data), ``lr``, ``seconds``.
-    best_epoch : int or None
-        Epoch (1-based) whose weights the module holds at the end when validation data were
-        given (lowest validation loss); None otherwise (the module holds the last weights).
-    stopped_early : bool
-        True if the patience ran out or a callback asked to stop.
-    """
-
-    history: list[dict[str, float]] = field(default_factory=list)
-    best_epoch: int | None = None
-    stopped_early: bool = False
+#: Round-1 name of :class:`tnml.train.loop.FitResult`, which every trainer returns.
+TrainResult = FitResult
 
 
 def _batch_loss(objective: str, output: Tensor, target: Tensor | None) -> tuple[Tensor, int]:
@@ -140,7 +115,7 @@ def train_classifier(
     objective: str = "cross_entropy",
     augment: Callable[[Tensor, torch.Generator], Tensor] | None = None,
     temperature_lr: float | None = None,
-) -> TrainResult:
+) -> FitResult:
     """Train ``module`` (inputs -> logits) by mini-batch gradient descent on cross-entropy.
 
     Parameters
@@ -195,7 +170,9 @@ def train_classifier(
 
     Returns
     -------
-    TrainResult
+    FitResult
+        ``model`` is ``module`` (trained in place, holding the best epoch's weights when
+        there were validation data).
     """
     if objective not in OBJECTIVES:
         raise InvalidInputError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
@@ -212,148 +189,174 @@ def train_classifier(
     _check_training_args(X, y, X_val, y_val, epochs, batch_size, lr, optimizer, lr_schedule)
     if resume and checkpoint_path is None:
         raise InvalidInputError("resume=True needs checkpoint_path")
-    n_samples = X.shape[0]
-    steps_per_epoch = math.ceil(n_samples / batch_size)
-    rank, world = distributed_context()
-    model = DistributedDataParallel(module) if world > 1 else module
-    opt = OPTIMIZERS[optimizer](
-        _parameter_groups(module, temperature_lr), lr=lr, weight_decay=weight_decay
+    rule = AutodiffRule(
+        module,
+        X,
+        y,
+        X_val=X_val,
+        y_val=y_val,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        optimizer=optimizer,
+        weight_decay=weight_decay,
+        lr_schedule=lr_schedule,
+        max_grad_norm=max_grad_norm,
+        seed=seed,
+        objective=objective,
+        augment=augment,
+        temperature_lr=temperature_lr,
     )
-    scheduler = _make_scheduler(opt, lr_schedule, epochs * steps_per_epoch)
-    generator = torch.Generator().manual_seed(int(seed))
-    augment_generator = torch.Generator().manual_seed(int(seed) + 1)
-    if augment is not None and hasattr(augment, "check_features"):
-        augment.check_features(X.shape[1])
-    has_val = X_val is not None and X_val.shape[0] > 0
+    return fit_loop(
+        rule,
+        epochs=epochs,
+        select_by=select_by,
+        patience=patience,
+        callback=callback,
+        progress=progress,
+        checkpoint_path=checkpoint_path,
+        resume=resume,
+    )
 
-    state: dict[str, Any] = {
-        "epoch": 0,
-        "step_in_epoch": 0,
-        "epoch_generator_state": generator.get_state(),
-        "sums": [0.0, 0, 0],  # loss sum, correct, seen in the current epoch
-        "history": [],
-        "best_val_loss": math.inf,
-        "best_score": None,
-        "best_epoch": None,
-        "best_module_state": None,
-        "bad_epochs": 0,
-        "stopped_early": False,
-    }
-    if resume:
-        saved = load_checkpoint(checkpoint_path)
-        module.load_state_dict(saved["module"])
-        opt.load_state_dict(saved["optimizer"])
-        if scheduler is not None:
-            scheduler.load_state_dict(saved["scheduler"])
-        state.update(saved["loop"])
-        check_resume_length(state["epoch"], epochs, checkpoint_path, "epochs")
-        if "augment_generator_state" in saved:
-            augment_generator.set_state(saved["augment_generator_state"])
 
-    def snapshot() -> dict[str, Any]:
+class AutodiffRule(UpdateRule):
+    """Mini-batch gradient steps on ``module`` (see :func:`train_classifier`); one step is one
+    global batch, drawn in a seeded order that a resumed run draws again."""
+
+    name = "autodiff"
+    log_extras: ClassVar[dict[str, str]] = {"lr": "lr"}
+
+    def __init__(
+        self,
+        module: nn.Module,
+        X: Tensor,
+        y: Tensor,
+        *,
+        X_val: Tensor | None,
+        y_val: Tensor | None,
+        epochs: int,
+        batch_size: int,
+        lr: float,
+        optimizer: str,
+        weight_decay: float,
+        lr_schedule: str,
+        max_grad_norm: float | None,
+        seed: int,
+        objective: str,
+        augment: Callable[[Tensor, torch.Generator], Tensor] | None,
+        temperature_lr: float | None,
+    ) -> None:
+        self.module, self.X, self.y, self.X_val, self.y_val = module, X, y, X_val, y_val
+        self.batch_size, self.objective, self.augment = batch_size, objective, augment
+        self.max_grad_norm, self.lr_schedule = max_grad_norm, lr_schedule
+        self.loss_name = "NLL" if objective == "nll" else "loss"
+        self.device = X.device
+        self.steps_per_epoch = math.ceil(X.shape[0] / batch_size)
+        self.rank, self.world = distributed_context()
+        self.model = DistributedDataParallel(module) if self.world > 1 else module
+        self.opt = OPTIMIZERS[optimizer](
+            _parameter_groups(module, temperature_lr), lr=lr, weight_decay=weight_decay
+        )
+        self.scheduler = _make_scheduler(self.opt, lr_schedule, epochs * self.steps_per_epoch)
+        self.generator = torch.Generator().manual_seed(int(seed))
+        self.augment_generator = torch.Generator().manual_seed(int(seed) + 1)
+        if augment is not None and hasattr(augment, "check_features"):
+            augment.check_features(X.shape[1])
+        self.epoch_generator_state = self.generator.get_state()
+        self.sums = [0.0, 0, 0]  # loss sum, correct, seen in the current epoch
+        self.has_val = X_val is not None and X_val.shape[0] > 0
+
+    def steps_in_epoch(self, epoch: int) -> int:
+        return self.steps_per_epoch
+
+    def begin_epoch(self, epoch: int, first_step: int) -> int:
+        self.generator.set_state(self.epoch_generator_state)
+        self.order = torch.randperm(self.X.shape[0], generator=self.generator).to(self.device)
+        self.module.train()
+        return self.steps_per_epoch
+
+    def step(self, epoch: int, index: int) -> tuple[str, None]:
+        batch = self.order[index * self.batch_size : (index + 1) * self.batch_size]
+        local = batch.tensor_split(self.world)[self.rank]
+        inputs = self.X[local]
+        if self.augment is not None:
+            inputs = self.augment(inputs, self.augment_generator)
+        output = self.model(inputs)
+        loss_sum, correct = _batch_loss(self.objective, output, self.y[local])
+        # DDP averages gradients over processes: scale so the average is the mean over the
+        # whole global batch.
+        loss = loss_sum * (self.world / batch.numel())
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        loss_total, correct_total = all_reduce_sum([loss_sum.item(), correct], self.device)
+        if not math.isfinite(loss_total):
+            raise TrainingError(
+                f"loss became {loss_total / batch.numel()} at epoch {epoch + 1}, step "
+                f"{index + 1}; lower the learning rate (lr) or the initialisation noise"
+            )
+        if self.max_grad_norm is not None:
+            nn.utils.clip_grad_norm_(self.module.parameters(), self.max_grad_norm)
+        self.opt.step()
+        if self.scheduler is not None and self.lr_schedule == "cosine":
+            self.scheduler.step()
+        sums = self.sums
+        sums[0] += loss_total
+        sums[1] += int(correct_total)
+        sums[2] += batch.numel()
+        if self.objective == "nll":
+            return f"NLL {sums[0] / sums[2]:.4f}", None
+        return f"loss {sums[0] / sums[2]:.4f} acc {sums[1] / sums[2]:.4f}", None
+
+    def end_epoch(self, epoch: int) -> dict[str, Any]:
+        loss_sum, correct, seen = self.sums
+        entry = {
+            "train_loss": loss_sum / seen,
+            "train_accuracy": correct / seen if self.objective != "nll" else math.nan,
+            "val_loss": math.nan,
+            "val_accuracy": math.nan,
+            "lr": self.opt.param_groups[0]["lr"],
+        }
+        if self.has_val:
+            y_val = self.y_val if self.objective != "nll" else None
+            entry["val_loss"], entry["val_accuracy"] = evaluate_classifier(
+                self.module, self.X_val, y_val, objective=self.objective
+            )
+        if self.scheduler is not None and self.lr_schedule == "plateau":
+            self.scheduler.step(entry["val_loss"] if self.has_val else entry["train_loss"])
+        self.sums = [0.0, 0, 0]
+        self.epoch_generator_state = self.generator.get_state()
+        return entry
+
+    def state_dict(self) -> dict[str, Any]:
         return {
-            "kind": "tnml-checkpoint",
-            "module": module.state_dict(),
-            "optimizer": opt.state_dict(),
-            "scheduler": scheduler.state_dict() if scheduler is not None else None,
-            "loop": state,
-            "augment_generator_state": augment_generator.get_state(),
+            "module": self.module.state_dict(),
+            "optimizer": self.opt.state_dict(),
+            "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+            "epoch_generator_state": self.epoch_generator_state,
+            "augment_generator_state": self.augment_generator.get_state(),
+            "sums": list(self.sums),
         }
 
-    module.train()
-    total_steps = epochs * steps_per_epoch
-    done_steps = state["epoch"] * steps_per_epoch + state["step_in_epoch"]
-    writes = checkpoint_path is not None and rank == 0
-    with (
-        DeferredInterrupt() as interrupt,
-        TrainingProgress(total_steps, enabled=progress and rank == 0, completed=done_steps) as bar,
-    ):
-        while state["epoch"] < epochs and not state["stopped_early"]:
-            epoch = state["epoch"]
-            generator.set_state(state["epoch_generator_state"])
-            order = torch.randperm(n_samples, generator=generator).to(X.device)
-            started = time.perf_counter()
-            for step in range(state["step_in_epoch"], steps_per_epoch):
-                batch = order[step * batch_size : (step + 1) * batch_size]
-                local = batch.tensor_split(world)[rank]
-                inputs = X[local]
-                if augment is not None:
-                    inputs = augment(inputs, augment_generator)
-                output = model(inputs)
-                loss_sum, correct = _batch_loss(objective, output, y[local])
-                # DDP averages gradients over processes: scale so the average is the mean
-                # over the whole global batch.
-                loss = loss_sum * (world / batch.numel())
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                loss_total, correct_total, flag = all_reduce_sum(
-                    [
-                        loss_sum.item(),
-                        correct,
-                        float(interrupt.requested),
-                    ],
-                    X.device,
-                )
-                if not math.isfinite(loss_total):
-                    raise TrainingError(
-                        f"loss became {loss_total / batch.numel()} at epoch {epoch + 1}, step "
-                        f"{step + 1}; lower the learning rate (lr) or the initialisation noise"
-                    )
-                if max_grad_norm is not None:
-                    nn.utils.clip_grad_norm_(module.parameters(), max_grad_norm)
-                opt.step()
-                if scheduler is not None and lr_schedule == "cosine":
-                    scheduler.step()
-                sums = state["sums"]
-                sums[0] += loss_total
-                sums[1] += int(correct_total)
-                sums[2] += batch.numel()
-                state["step_in_epoch"] = step + 1
-                bar.update(
-                    f"epoch {epoch + 1}/{epochs}",
-                    f"loss {sums[0] / sums[2]:.4f} acc {sums[1] / sums[2]:.4f}",
-                )
-                if flag:
-                    if writes:
-                        save_checkpoint(checkpoint_path, snapshot())
-                    raise KeyboardInterrupt
-            loss_sum, correct, seen = state["sums"]
-            entry = {
-                "epoch": float(epoch + 1),
-                "train_loss": loss_sum / seen,
-                "train_accuracy": correct / seen if objective != "nll" else math.nan,
-                "val_loss": math.nan,
-                "val_accuracy": math.nan,
-                "lr": opt.param_groups[0]["lr"],
-                "seconds": time.perf_counter() - started,
-            }
-            if has_val:
-                entry["val_loss"], entry["val_accuracy"] = evaluate_classifier(
-                    module, X_val, y_val if objective != "nll" else None, objective=objective
-                )
-                _track_best(state, entry, module, patience, select_by)
-            if scheduler is not None and lr_schedule == "plateau":
-                scheduler.step(entry["val_loss"] if has_val else entry["train_loss"])
-            state["history"].append(entry)
-            bar.log(_format_entry(entry, epochs))
-            if callback is not None and callback(
-                {"epoch": epoch + 1, "module": module, "optimizer": opt}, entry
-            ):
-                state["stopped_early"] = True
-            state["epoch"] = epoch + 1
-            state["step_in_epoch"] = 0
-            state["sums"] = [0.0, 0, 0]
-            state["epoch_generator_state"] = generator.get_state()
-            if writes:
-                save_checkpoint(checkpoint_path, snapshot())
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.module.load_state_dict(state["module"])
+        self.opt.load_state_dict(state["optimizer"])
+        if self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+        self.epoch_generator_state = state["epoch_generator_state"]
+        self.augment_generator.set_state(state["augment_generator_state"])
+        self.sums = list(state["sums"])
 
-    if has_val and state["best_module_state"] is not None:
-        module.load_state_dict(state["best_module_state"])
-    return TrainResult(
-        history=state["history"],
-        best_epoch=state["best_epoch"],
-        stopped_early=state["stopped_early"],
-    )
+    def weights(self) -> dict[str, Tensor]:
+        return copy.deepcopy(self.module.state_dict())
+
+    def load_weights(self, weights: dict[str, Tensor]) -> None:
+        self.module.load_state_dict(weights)
+
+    def callback_info(self) -> dict[str, Any]:
+        return {"module": self.module, "optimizer": self.opt}
+
+    def result(self) -> nn.Module:
+        return self.module
 
 
 def _parameter_groups(module: nn.Module, temperature_lr: float | None) -> Any:
@@ -365,47 +368,6 @@ def _parameter_groups(module: nn.Module, temperature_lr: float | None) -> Any:
         raise InvalidInputError(f"temperature_lr must be a number > 0, got {temperature_lr!r}")
     rest = [p for p in module.parameters() if p is not temperature]
     return [{"params": rest}, {"params": [temperature], "lr": temperature_lr}]
-
-
-def selection_score(entry: dict[str, float], select_by: str) -> tuple[float, float]:
-    """How good an epoch's validation was, smaller is better: the loss, or the accuracy
-    (higher first) with the loss breaking ties."""
-    if select_by == "accuracy":
-        return (-entry["val_accuracy"], entry["val_loss"])
-    return (entry["val_loss"], 0.0)
-
-
-def _track_best(
-    state: dict[str, Any],
-    entry: dict[str, float],
-    module: nn.Module,
-    patience: int | None,
-    select_by: str,
-) -> None:
-    score = selection_score(entry, select_by)
-    best = state.get("best_score")
-    if best is None and math.isfinite(state["best_val_loss"]):  # a checkpoint from before
-        best = (state["best_val_loss"], 0.0)
-    if best is None or score < tuple(best):
-        state["best_score"] = list(score)
-        state["best_val_loss"] = entry["val_loss"]
-        state["best_epoch"] = int(entry["epoch"])
-        state["best_module_state"] = copy.deepcopy(module.state_dict())
-        state["bad_epochs"] = 0
-    else:
-        state["bad_epochs"] += 1
-        if patience is not None and state["bad_epochs"] >= patience:
-            state["stopped_early"] = True
-
-
-def _format_entry(entry: dict[str, float], epochs: int) -> str:
-    text = (
-        f"epoch {int(entry['epoch'])}/{epochs}  loss {entry['train_loss']:.4f}  "
-        f"acc {entry['train_accuracy']:.4f}"
-    )
-    if not math.isnan(entry["val_loss"]):
-        text += f"  val_loss {entry['val_loss']:.4f}  val_acc {entry['val_accuracy']:.4f}"
-    return text + f"  lr {entry['lr']:.2e}  {entry['seconds']:.1f}s"
 
 
 def _make_scheduler(

@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import math
 import os
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -36,47 +34,18 @@ from tnml.exceptions import InvalidInputError, TrainingError
 from tnml.tensor.born import check_indices, mps_log_density, one_hot_inputs
 from tnml.tensor.decomp import check_truncation_options, split_tensor
 from tnml.tensor.mps import MPS, mps_canonicalize
-from tnml.train.checkpoint import check_resume_length, load_checkpoint, save_checkpoint
-from tnml.train.interrupt import DeferredInterrupt
-from tnml.train.progress import TrainingProgress
+from tnml.train.loop import Callback, FitResult, UpdateRule, fit_loop
 
 __all__ = [
-    "BornSweepResult",
+    "BornSweepRule",
     "check_step_options",
-    "end_sweep",
+    "clone_nested",
+    "decayed_lr",
     "floored_gradient",
     "mean_nll",
     "train_born_sweep",
     "unit_rows",
 ]
-
-Callback = Callable[[dict[str, Any], dict[str, float]], bool | None]
-
-
-@dataclass
-class BornSweepResult:
-    """What :func:`train_born_sweep` did.
-
-    Attributes
-    ----------
-    mps : MPS
-        The trained state, right-canonical (``center = 0``) and normalised: with validation
-        data, that of the sweep with the lowest validation NLL (as the autodiff trainer keeps
-        its best epoch), else the last.
-    history : list of dict
-        One entry per sweep (right and back): ``sweep``, ``train_nll``, ``val_nll`` (NaN
-        without validation data), ``max_bond``, ``lr`` (the step size the sweep used),
-        ``seconds``.
-    stopped_early : bool
-        True if a callback asked to stop.
-    best_sweep : int or None
-        The sweep (1-based) whose state is returned when validation data were given.
-    """
-
-    mps: MPS
-    history: list[dict[str, float]] = field(default_factory=list)
-    stopped_early: bool = False
-    best_sweep: int | None = None
 
 
 def as_site_vectors(mps: MPS, X: Tensor | Sequence[Tensor], name: str = "X") -> list[Tensor]:
@@ -158,34 +127,17 @@ def check_step_options(lr: float, lr_decay: float | None) -> None:
         raise InvalidInputError(f"lr_decay must be a number in (0, 1) or None, got {lr_decay!r}")
 
 
-def end_sweep(
-    state: dict[str, Any],
-    entry: dict[str, float],
-    lr_decay: float | None,
-    weights: Callable[[], Any],
-) -> None:
-    """Record a finished sweep in ``state`` (``history``, ``sweep``); with ``lr_decay``,
-    shrink ``state["lr"]`` if the sweep raised the training NLL; keep a copy of
-    ``weights()`` (nested lists of tensors) as ``state["best"]`` when the sweep has the
-    lowest validation NLL so far."""
-    previous = state["history"][-1]["train_nll"] if state["history"] else math.inf
-    if lr_decay is not None and entry["train_nll"] > previous:
-        state["lr"] *= lr_decay
-    state["history"].append(entry)
-    state["sweep"] += 1
-    best = state.get("best")
-    if math.isfinite(entry["val_nll"]) and (best is None or entry["val_nll"] < best["val_nll"]):
-        state["best"] = {
-            "sweep": state["sweep"],
-            "val_nll": entry["val_nll"],
-            "weights": _clone_nested(weights()),
-        }
+def decayed_lr(lr: float, lr_decay: float | None, previous: float, current: float) -> float:
+    """The next sweep's step: ``lr * lr_decay`` when the sweep raised the training NLL from
+    ``previous`` to ``current``, else ``lr``."""
+    return lr * lr_decay if lr_decay is not None and current > previous else lr
 
 
-def _clone_nested(tensors: Any) -> Any:
+def clone_nested(tensors: Any) -> Any:
+    """Detached copies of a tensor or of nested lists of tensors."""
     if isinstance(tensors, Tensor):
         return tensors.detach().clone()
-    return [_clone_nested(t) for t in tensors]
+    return [clone_nested(t) for t in tensors]
 
 
 def floored_gradient(grad: Tensor) -> Tensor:
@@ -352,7 +304,7 @@ def train_born_sweep(
     progress: bool = False,
     checkpoint_path: str | os.PathLike[str] | None = None,
     resume: bool = False,
-) -> BornSweepResult:
+) -> FitResult:
     """Train an MPS Born machine on discrete data by two-site sweeps with SVD bond adaptation.
 
     Parameters
@@ -401,7 +353,11 @@ def train_born_sweep(
 
     Returns
     -------
-    BornSweepResult
+    FitResult
+        ``model``: the trained :class:`~tnml.tensor.MPS`, right-canonical (``center = 0``)
+        and normalised (with validation data, that of the sweep with the lowest validation
+        NLL); ``history``: one entry a sweep, the NLL as ``train_loss`` / ``val_loss``, the
+        step size the sweep used as ``lr``, and ``max_bond_dim``.
     """
     n_sweeps = check_int("n_sweeps", n_sweeps, 1)
     n_steps = check_int("n_steps", n_steps, 1)
@@ -417,103 +373,137 @@ def train_born_sweep(
     as_site_vectors(mps, X, name="X")  # checks X; the sweeper keeps basis inputs as indices
     if X_val is not None:
         X_val = as_site_vectors(mps, X_val, name="X_val")
-    n = mps.n_sites
-    state: dict[str, Any] = {
-        "sweep": 0,
-        "direction": "right",
-        "bond": 0,
-        "history": [],
-        "lr": float(lr),
-    }
-    if resume:
-        saved = load_checkpoint(checkpoint_path)
-        mps = MPS([c.to(device=mps.device, dtype=mps.dtype) for c in saved["cores"]])
-        state.update(saved["loop"])
-        check_resume_length(state["sweep"], n_sweeps, checkpoint_path, "sweeps")
-    center = state["bond"] if state["direction"] == "right" else state["bond"] + 1
-    sweeper = _Sweeper(mps, X, center)
+    rule = BornSweepRule(
+        mps,
+        X,
+        X_val=X_val,
+        max_bond=max_bond,
+        cutoff=cutoff,
+        lr=lr,
+        n_steps=n_steps,
+        line_search=line_search,
+        grad_floor=grad_floor,
+        lr_decay=lr_decay,
+    )
+    return fit_loop(
+        rule,
+        epochs=n_sweeps,
+        callback=callback,
+        progress=progress,
+        checkpoint_path=checkpoint_path,
+        resume=resume,
+    )
 
-    def snapshot() -> dict[str, Any]:
+
+class BornSweepRule(UpdateRule):
+    """Two-site Born-machine sweeps (see :func:`train_born_sweep`): a step is one bond update,
+    an epoch one sweep, left to right (steps ``0 .. n-2``) and back (``n-1 .. 2n-3``)."""
+
+    name = "born-sweep"
+    unit = "sweep"
+    loss_name = "NLL"
+    log_extras: ClassVar[dict[str, str]] = {"max_bond_dim": "max D"}
+
+    def __init__(
+        self,
+        mps: MPS,
+        X: Tensor | Sequence[Tensor],
+        *,
+        X_val: Sequence[Tensor] | None,
+        max_bond: int,
+        cutoff: float,
+        lr: float,
+        n_steps: int,
+        line_search: bool,
+        grad_floor: bool,
+        lr_decay: float | None,
+    ) -> None:
+        self.start, self.X, self.X_val = mps, X, X_val
+        self.step_options = {
+            "n_steps": n_steps,
+            "max_bond": max_bond,
+            "cutoff": cutoff,
+            "line_search": line_search,
+            "grad_floor": grad_floor,
+        }
+        self.lr, self.lr_decay = float(lr), lr_decay
+        self.previous_nll = math.inf
+        self.line_step: float | None = None
+        self.device = mps.device
+        self.n = mps.n_sites
+        self.sweeper: _Sweeper | None = None
+        self.final: MPS | None = None
+
+    def _bond(self, index: int) -> tuple[int, str]:
+        """Step ``index`` of a sweep -> (bond k of sites k, k+1; direction)."""
+        if index < self.n - 1:
+            return index, "right"
+        return 2 * self.n - 3 - index, "left"
+
+    def steps_in_epoch(self, epoch: int) -> int:
+        return 2 * (self.n - 1)
+
+    def begin_epoch(self, epoch: int, first_step: int) -> int:
+        if self.sweeper is None:  # a new run, or a resumed one: the centre where it stopped
+            k, direction = self._bond(first_step)
+            self.sweeper = _Sweeper(self.start, self.X, k if direction == "right" else k + 1)
+            self.sweeper.step = self.line_step
+        return self.steps_in_epoch(epoch)
+
+    def step(self, epoch: int, index: int) -> tuple[str, None]:
+        assert self.sweeper is not None
+        k, direction = self._bond(index)
+        self.sweeper.update(k, direction, lr=self.lr, **self.step_options)
+        largest = max(c.shape[2] for c in self.sweeper.cores)
+        return f"{'->' if direction == 'right' else '<-'} bond {k}  max D {largest}", None
+
+    def end_epoch(self, epoch: int) -> dict[str, Any]:
+        assert self.sweeper is not None
+        model = self.sweeper.mps(center=0)
+        train_nll = mean_nll(model, self.X)
+        entry = {
+            "train_loss": train_nll,
+            "train_accuracy": math.nan,
+            "val_loss": mean_nll(model, self.X_val) if self.X_val is not None else math.nan,
+            "val_accuracy": math.nan,
+            "lr": self.lr,
+            "max_bond_dim": max(c.shape[2] for c in self.sweeper.cores),
+        }
+        self.lr = decayed_lr(self.lr, self.lr_decay, self.previous_nll, train_nll)
+        self.previous_nll = train_nll
+        return entry
+
+    def state_dict(self) -> dict[str, Any]:
+        cores = self.sweeper.cores if self.sweeper is not None else self.start.cores
         return {
-            "kind": "tnml-checkpoint",
-            "trainer": "born-sweep",
-            "cores": sweeper.cores,
-            "loop": dict(state),
+            "cores": list(cores),
+            "lr": self.lr,
+            "previous_nll": self.previous_nll,
+            "line_step": self.sweeper.step if self.sweeper is not None else self.line_step,
         }
 
-    bonds_per_sweep = 2 * (n - 1)
-    done = state["sweep"] * bonds_per_sweep + (
-        state["bond"] if state["direction"] == "right" else (n - 1) + (n - 2 - state["bond"])
-    )
-    stopped = False
-    with (
-        DeferredInterrupt() as interrupt,
-        TrainingProgress(n_sweeps * bonds_per_sweep, enabled=progress, completed=done) as bar,
-    ):
-        while state["sweep"] < n_sweeps and not stopped:
-            started = time.perf_counter()
-            for direction in ("right", "left"):
-                if direction == "left" and state["direction"] == "right":
-                    state["direction"], state["bond"] = "left", n - 2
-                if state["direction"] != direction:
-                    continue
-                sites = (
-                    range(state["bond"], n - 1)
-                    if direction == "right"
-                    else range(state["bond"], -1, -1)
-                )
-                for k in sites:
-                    sweeper.update(
-                        k,
-                        direction,
-                        lr=state["lr"],
-                        n_steps=n_steps,
-                        max_bond=max_bond,
-                        cutoff=cutoff,
-                        line_search=line_search,
-                        grad_floor=grad_floor,
-                    )
-                    state["bond"] = k + 1 if direction == "right" else k - 1
-                    if progress:
-                        largest = max(c.shape[2] for c in sweeper.cores)
-                        bar.update(
-                            f"sweep {state['sweep'] + 1}/{n_sweeps}",
-                            f"{'->' if direction == 'right' else '<-'} bond {k}  max D {largest}",
-                        )
-                    if interrupt.requested:
-                        if direction == "right" and state["bond"] == n - 1:
-                            state["direction"], state["bond"] = "left", n - 2
-                        if checkpoint_path is not None:
-                            save_checkpoint(checkpoint_path, snapshot())
-                        raise KeyboardInterrupt
-            model = sweeper.mps(center=0)
-            entry = {
-                "sweep": float(state["sweep"] + 1),
-                "train_nll": mean_nll(model, X),
-                "val_nll": mean_nll(model, X_val) if X_val is not None else math.nan,
-                "max_bond": float(max(c.shape[2] for c in sweeper.cores)),
-                "lr": state["lr"],
-                "seconds": time.perf_counter() - started,
-            }
-            end_sweep(state, entry, lr_decay, lambda: sweeper.cores)
-            state["direction"], state["bond"] = "right", 0
-            bar.log(
-                f"sweep {int(entry['sweep'])}/{n_sweeps}  train NLL {entry['train_nll']:.3f}"
-                + (f"  val NLL {entry['val_nll']:.3f}" if X_val is not None else "")
-                + f"  max D {int(entry['max_bond'])}  {entry['seconds']:.1f}s"
-            )
-            if callback is not None and callback({"sweep": state["sweep"], "mps": model}, entry):
-                stopped = True
-            if checkpoint_path is not None:
-                save_checkpoint(checkpoint_path, snapshot())
-    best = state.get("best")
-    final = sweeper.mps(center=0)
-    if best is not None:
-        final = MPS([c.to(device=mps.device, dtype=mps.dtype) for c in best["weights"]])
-        final.center = 0
-    return BornSweepResult(
-        mps=final,
-        history=state["history"],
-        stopped_early=stopped,
-        best_sweep=None if best is None else best["sweep"],
-    )
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        device, dtype = self.start.device, self.start.dtype
+        self.start = MPS([c.to(device=device, dtype=dtype) for c in state["cores"]])
+        self.sweeper = None
+        self.lr, self.previous_nll = state["lr"], state["previous_nll"]
+        self.line_step = state["line_step"]
+
+    def weights(self) -> list[Tensor]:
+        assert self.sweeper is not None
+        return clone_nested(self.sweeper.cores)
+
+    def load_weights(self, weights: list[Tensor]) -> None:
+        device, dtype = self.start.device, self.start.dtype
+        self.final = MPS([c.to(device=device, dtype=dtype) for c in weights])
+        self.final.center = 0  # kept at the end of a sweep, the centre on site 0
+
+    def callback_info(self) -> dict[str, Any]:
+        assert self.sweeper is not None
+        return {"mps": self.sweeper.mps(center=0)}
+
+    def result(self) -> MPS:
+        if self.final is not None:
+            return self.final
+        assert self.sweeper is not None
+        return self.sweeper.mps(center=0)

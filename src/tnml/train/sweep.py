@@ -50,8 +50,8 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import torch
 import torch.distributed as dist
@@ -68,17 +68,14 @@ from tnml.nn.mps import (
 )
 from tnml.tensor.decomp import check_truncation_options, split_tensor
 from tnml.tensor.mps import MPS
-from tnml.train.autodiff import SELECTIONS, selection_score
-from tnml.train.checkpoint import check_resume_length, load_checkpoint, save_checkpoint
 from tnml.train.distributed import all_reduce_sum, distributed_context
-from tnml.train.interrupt import DeferredInterrupt
-from tnml.train.progress import TrainingProgress
+from tnml.train.loop import SELECTIONS, FitResult, UpdateRule, fit_loop
 
 __all__ = [
     "SWEEP_LOSSES",
     "BondSweeper",
+    "ClassifierSweepRule",
     "LabelledMPS",
-    "SweepResult",
     "move_label",
     "shard_for_rank",
     "train_sweep",
@@ -1183,36 +1180,6 @@ def _check_labels(name: str, y: object, n: int, n_classes: int) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass
-class SweepResult:
-    """What :func:`train_sweep` did.
-
-    Attributes
-    ----------
-    model : LabelledMPS
-        The trained model (canonical, label where the last sweep left it: site 0); with
-        validation data, the model at the end of the sweep with the lowest validation loss.
-    history : list of dict
-        One entry per bond update: ``sweep`` (1-based), ``bond``, ``direction``,
-        ``bond_dim``, ``max_bond_dim``, ``loss``, ``accuracy``, ``discarded_weight``,
-        ``truncation_error``, ``seconds`` (see :meth:`BondSweeper.update_bond`).
-    sweeps : list of dict
-        One entry per finished sweep: ``sweep``, ``train_loss``, ``train_accuracy`` (exact for
-        the model at the end of the sweep), ``val_loss``, ``val_accuracy`` (NaN without
-        validation data), ``max_bond_dim``, ``seconds``.
-    stopped_early : bool
-        True if a callback asked to stop.
-    best_sweep : int or None
-        The sweep whose model is returned when there was validation data (1-based).
-    """
-
-    model: LabelledMPS
-    history: list[dict[str, Any]] = field(default_factory=list)
-    sweeps: list[dict[str, Any]] = field(default_factory=list)
-    stopped_early: bool = False
-    best_sweep: int | None = None
-
-
 def _sweep_moves(n_sites: int, start: int) -> list[str]:
     """The moves of one sweep: from ``start`` to the right end, then to the left end."""
     return ["right"] * (n_sites - 1 - start) + ["left"] * (n_sites - 1)
@@ -1248,7 +1215,7 @@ def train_sweep(
     progress: bool = False,
     checkpoint_path: str | os.PathLike[str] | None = None,
     resume: bool = False,
-) -> SweepResult:
+) -> FitResult:
     """Train an MPS classifier by two-site sweeps with adaptive bond dimension.
 
     Each sweep moves the label from where it is to the right end and back to site 0, one bond
@@ -1339,7 +1306,14 @@ def train_sweep(
 
     Returns
     -------
-    SweepResult
+    FitResult
+        ``model``: the trained :class:`LabelledMPS` (canonical, label where the last sweep
+        left it: site 0; with validation data, the model at the end of the best sweep);
+        ``history``: one entry a sweep (:data:`tnml.train.loop.HISTORY_KEYS` and
+        ``max_bond_dim``; the training metrics are exact for the model at the end of the
+        sweep); ``steps``: one entry a bond update (``epoch``, ``bond``, ``direction``,
+        ``bond_dim``, ``max_bond_dim``, ``loss``, ``accuracy``, ``discarded_weight``,
+        ``truncation_error``, ``lr``, ``seconds``; see :meth:`BondSweeper.update_bond`).
 
     Raises
     ------
@@ -1385,185 +1359,194 @@ def train_sweep(
     if not isinstance(model, LabelledMPS):
         raise InvalidInputError(f"model must be a LabelledMPS, got {type(model).__name__}")
 
-    rank, _ = distributed_context()
-    state: dict[str, Any] = {
-        "sweep": 0,
-        "move": 0,
-        "sweep_start_site": model.label_site,
-        "history": [],
-        "sweeps": [],
-        "stopped_early": False,
-    }
-    if resume:
-        assert checkpoint_path is not None
-        saved = [load_checkpoint(checkpoint_path) if rank == 0 else None]
-        if distributed_context()[1] > 1:
-            dist.broadcast_object_list(saved, src=0)
-        checkpoint = saved[0]
-        assert checkpoint is not None
-        if checkpoint.get("trainer") != "sweep":
-            raise InvalidInputError(f"{checkpoint_path} is not a sweep-training checkpoint")
-        model = LabelledMPS.from_state_dict(checkpoint["model"], device=model.device)
-        state.update(checkpoint["loop"])
-        check_resume_length(state["sweep"], n_sweeps, checkpoint_path, "sweeps")
-        state["stopped_early"] = False
-
-    sweeper = BondSweeper(
+    rule = ClassifierSweepRule(
         model,
         phi,
         y,
+        n_sweeps=n_sweeps,
         loss=loss,
         readout=readout,
         temperature=temperature,
-        max_bond=max_bond,
+        learn_temperature=learn_temperature,
+        lr=lr,
+        lr_schedule=lr_schedule,
+        seed=seed,
+        phi_val=phi_val,
+        y_val=y_val,
         env_dtype=env_dtype,
         memory_budget=memory_budget,
         chunk_size=chunk_size,
+        update_options={
+            "steps_per_bond": steps_per_bond,
+            "max_bond": max_bond,
+            "cutoff": cutoff,
+            "cutoff_mode": cutoff_mode,
+            "normalize": normalize,
+            "max_grad_norm": max_grad_norm,
+            "batch_size": batch_size,
+        },
     )
-    if normalize is None:
-        normalize = not sweeper.scale_matters
-    if learn_temperature is None:
-        learn_temperature = (
-            temperature is None and sweeper.readout == "normalized" and loss == "cross_entropy"
-        )
-    n_sites = sweeper.model.n_sites
-    # the first sweep starts wherever the label is; later sweeps cover every bond twice
-    state.setdefault(
-        "total_moves",
-        len(_sweep_moves(n_sites, state["sweep_start_site"])) + (n_sweeps - 1) * 2 * (n_sites - 1),
+    return fit_loop(
+        rule,
+        epochs=n_sweeps,
+        select_by=select_by,
+        step_callback=callback,
+        progress=progress,
+        checkpoint_path=checkpoint_path,
+        resume=resume,
     )
-    update_options = {
-        "lr": lr,
-        "steps_per_bond": steps_per_bond,
-        "max_bond": max_bond,
-        "cutoff": cutoff,
-        "cutoff_mode": cutoff_mode,
-        "normalize": normalize,
-        "max_grad_norm": max_grad_norm,
-        "batch_size": batch_size,
-    }
 
-    def snapshot() -> dict[str, Any]:
+
+class ClassifierSweepRule(UpdateRule):
+    """Two-site sweeps of a :class:`LabelledMPS` (see :func:`train_sweep`): a step is one bond
+    update, an epoch one sweep (from where the label is to the right end and back to 0)."""
+
+    name = "sweep"
+    unit = "sweep"
+    log_extras: ClassVar[dict[str, str]] = {"max_bond_dim": "D"}
+
+    def __init__(
+        self,
+        model: LabelledMPS,
+        phi: Tensor,
+        y: Tensor,
+        *,
+        n_sweeps: int,
+        loss: str,
+        readout: str | None,
+        temperature: float | None,
+        learn_temperature: bool | None,
+        lr: float,
+        lr_schedule: str,
+        seed: int,
+        phi_val: Tensor | None,
+        y_val: Tensor | None,
+        env_dtype: torch.dtype,
+        memory_budget: int,
+        chunk_size: int | None,
+        update_options: dict[str, Any],
+    ) -> None:
+        self.model, self.phi, self.y, self.phi_val, self.y_val = model, phi, y, phi_val, y_val
+        self.sweeper_options = {
+            "loss": loss,
+            "readout": readout,
+            "temperature": temperature,
+            "max_bond": update_options["max_bond"],
+            "env_dtype": env_dtype,
+            "memory_budget": memory_budget,
+            "chunk_size": chunk_size,
+        }
+        self.loss, self.temperature, self.learn_temperature = loss, temperature, learn_temperature
+        self.lr, self.lr_schedule, self.seed = lr, lr_schedule, int(seed)
+        self.update_options = dict(update_options)
+        self.device = phi.device
+        self.sweeper: BondSweeper | None = None
+        self.final: LabelledMPS | None = None
+        n_sites = model.n_sites
+        self.sweep_start_site = model.label_site
+        self.moves_done = 0
+        # the first sweep starts wherever the label is; later sweeps cover every bond twice
+        self.total_moves = len(_sweep_moves(n_sites, self.sweep_start_site)) + (
+            n_sweeps - 1
+        ) * 2 * (n_sites - 1)
+        self.last_val_accuracy = math.nan
+
+    def _ready_sweeper(self) -> BondSweeper:
+        if self.sweeper is None:
+            self.sweeper = BondSweeper(self.model, self.phi, self.y, **self.sweeper_options)
+            if self.update_options["normalize"] is None:
+                self.update_options["normalize"] = not self.sweeper.scale_matters
+            if self.learn_temperature is None:
+                self.learn_temperature = (
+                    self.temperature is None
+                    and self.sweeper.readout == "normalized"
+                    and self.loss == "cross_entropy"
+                )
+        return self.sweeper
+
+    def steps_in_epoch(self, epoch: int) -> int:
+        return len(_sweep_moves(self.model.n_sites, self.sweep_start_site))
+
+    def begin_epoch(self, epoch: int, first_step: int) -> int:
+        sweeper = self._ready_sweeper()
+        if first_step == 0:
+            self.sweep_start_site = sweeper.model.label_site
+        self.moves = _sweep_moves(sweeper.model.n_sites, self.sweep_start_site)
+        return len(self.moves)
+
+    def step(self, epoch: int, index: int) -> tuple[str, dict[str, Any]]:
+        sweeper = self._ready_sweeper()
+        tick = time.perf_counter()
+        options = {**self.update_options, "lr": self._lr_now()}
+        batch_seed = self.seed * 1_000_003 + self.moves_done
+        record = sweeper.update_bond(self.moves[index], batch_seed=batch_seed, **options)
+        record["lr"] = options["lr"]
+        record["seconds"] = time.perf_counter() - tick
+        self.moves_done += 1
+        arrow = "->" if record["direction"] == "right" else "<-"
+        val = (
+            "" if math.isnan(self.last_val_accuracy) else f"  val_acc {self.last_val_accuracy:.4f}"
+        )
+        text = (
+            f"bond {record['bond']}{arrow}{record['bond'] + 1}  D {record['max_bond_dim']}  "
+            f"loss {record['loss']:.4f}  acc {record['accuracy']:.4f}{val}"
+        )
+        return text, record
+
+    def end_epoch(self, epoch: int) -> dict[str, Any]:
+        sweeper = self._ready_sweeper()
+        if self.learn_temperature:
+            sweeper.fit_temperature()
+        train_loss, train_accuracy = sweeper.training_metrics()
+        val_loss = val_accuracy = math.nan
+        if self.phi_val is not None and self.y_val is not None:
+            val_loss, val_accuracy = sweeper.evaluate(self.phi_val, self.y_val)
+            self.last_val_accuracy = val_accuracy
         return {
-            "kind": "tnml-checkpoint",
-            "trainer": "sweep",
-            "model": sweeper.model.state_dict(),
-            "loop": state,
+            "train_loss": train_loss,
+            "train_accuracy": train_accuracy,
+            "val_loss": val_loss,
+            "val_accuracy": val_accuracy,
+            "lr": self._lr_now(),
+            "max_bond_dim": sweeper.model.max_bond_dim,
         }
 
-    writes = checkpoint_path is not None and rank == 0
-    current = _sweep_moves(n_sites, state["sweep_start_site"])
-    remaining = len(current) - state["move"] + (n_sweeps - state["sweep"] - 1) * 2 * (n_sites - 1)
-    done = len(state["history"])
-    val_text = ""
-    if state["sweeps"] and not math.isnan(state["sweeps"][-1]["val_accuracy"]):
-        val_text = f"  val_acc {state['sweeps'][-1]['val_accuracy']:.4f}"
-    enabled = progress and rank == 0
-    with (
-        DeferredInterrupt() as interrupt,
-        TrainingProgress(done + max(remaining, 0), enabled=enabled, completed=done) as bar,
-    ):
-        while state["sweep"] < n_sweeps and not state["stopped_early"]:
-            sweep = state["sweep"]
-            moves = _sweep_moves(n_sites, state["sweep_start_site"])
-            started = time.perf_counter()
-            for m in range(state["move"], len(moves)):
-                tick = time.perf_counter()
-                done_moves = len(state["history"])
-                batch_seed = int(seed) * 1_000_003 + done_moves
-                if lr_schedule == "cosine":
-                    fraction = done_moves / state["total_moves"]
-                    update_options["lr"] = lr * 0.5 * (1 + math.cos(math.pi * min(fraction, 1.0)))
-                entry = {
-                    "sweep": sweep + 1,
-                    **sweeper.update_bond(moves[m], batch_seed=batch_seed, **update_options),
-                }
-                entry["lr"] = update_options["lr"]
-                entry["seconds"] = time.perf_counter() - tick
-                state["history"].append(entry)
-                state["move"] = m + 1
-                arrow = "->" if entry["direction"] == "right" else "<-"
-                bar.update(
-                    f"sweep {sweep + 1}/{n_sweeps} bond {entry['bond']}{arrow}{entry['bond'] + 1}",
-                    f"D {entry['max_bond_dim']}  loss {entry['loss']:.4f}  "
-                    f"acc {entry['accuracy']:.4f}{val_text}",
-                )
-                stop = bool(
-                    callback is not None
-                    and callback(
-                        {
-                            "sweep": sweep + 1,
-                            "move": m + 1,
-                            "model": sweeper.model,
-                            "sweeper": sweeper,
-                        },
-                        entry,
-                    )
-                )
-                flags = all_reduce_sum([float(interrupt.requested), float(stop)], phi.device)
-                if flags[0]:
-                    if writes:
-                        save_checkpoint(checkpoint_path, snapshot())  # type: ignore[arg-type]
-                    raise KeyboardInterrupt
-                if flags[1]:
-                    state["stopped_early"] = True
-                    break
-            if state["stopped_early"]:
-                if writes:
-                    save_checkpoint(checkpoint_path, snapshot())  # type: ignore[arg-type]
-                break
-            if learn_temperature:
-                sweeper.fit_temperature()
-            train_loss, train_accuracy = sweeper.training_metrics()
-            val_loss = val_accuracy = math.nan
-            if phi_val is not None and y_val is not None:
-                val_loss, val_accuracy = sweeper.evaluate(phi_val, y_val)
-                val_text = f"  val_acc {val_accuracy:.4f}"
-            summary = {
-                "sweep": sweep + 1,
-                "train_loss": train_loss,
-                "train_accuracy": train_accuracy,
-                "val_loss": val_loss,
-                "val_accuracy": val_accuracy,
-                "max_bond_dim": sweeper.model.max_bond_dim,
-                "seconds": time.perf_counter() - started,
-            }
-            state["sweeps"].append(summary)
-            best = state.get("best")
-            score = selection_score(summary, select_by)
-            best_score = None if best is None else best.get("score", (best["val_loss"], 0.0))
-            if not math.isnan(val_loss) and (best_score is None or score < tuple(best_score)):
-                state["best"] = {
-                    "sweep": sweep + 1,
-                    "val_loss": val_loss,
-                    "score": list(score),
-                    "model": sweeper.model.state_dict(),
-                }
-            bar.log(_format_sweep(summary, n_sweeps))
-            state["sweep"] = sweep + 1
-            state["move"] = 0
-            state["sweep_start_site"] = sweeper.model.label_site
-            if writes:
-                save_checkpoint(checkpoint_path, snapshot())  # type: ignore[arg-type]
+    def _lr_now(self) -> float:
+        """The step of the next bond update (``"cosine"``: annealed over the run's updates)."""
+        if self.lr_schedule != "cosine":
+            return self.lr
+        fraction = min(self.moves_done / self.total_moves, 1.0)
+        return self.lr * 0.5 * (1 + math.cos(math.pi * fraction))
 
-    best = state.get("best")
-    final = sweeper.model.copy()
-    if best is not None:
-        final = LabelledMPS.from_state_dict(best["model"], device=sweeper.model.device)
-    return SweepResult(
-        model=final,
-        history=state["history"],
-        sweeps=state["sweeps"],
-        stopped_early=state["stopped_early"],
-        best_sweep=None if best is None else best["sweep"],
-    )
+    def state_dict(self) -> dict[str, Any]:
+        model = self.sweeper.model if self.sweeper is not None else self.model
+        return {
+            "model": model.state_dict(),
+            "sweep_start_site": self.sweep_start_site,
+            "moves_done": self.moves_done,
+            "total_moves": self.total_moves,
+            "last_val_accuracy": self.last_val_accuracy,
+        }
 
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.model = LabelledMPS.from_state_dict(state["model"], device=self.model.device)
+        self.sweeper = None
+        self.sweep_start_site = state["sweep_start_site"]
+        self.moves_done = state["moves_done"]
+        self.total_moves = state["total_moves"]
+        self.last_val_accuracy = state["last_val_accuracy"]
 
-def _format_sweep(entry: dict[str, Any], n_sweeps: int) -> str:
-    text = (
-        f"sweep {entry['sweep']}/{n_sweeps}  D {entry['max_bond_dim']}  "
-        f"loss {entry['train_loss']:.4f}  acc {entry['train_accuracy']:.4f}"
-    )
-    if not math.isnan(entry["val_accuracy"]):
-        text += f"  val_loss {entry['val_loss']:.4f}  val_acc {entry['val_accuracy']:.4f}"
-    return text + f"  {entry['seconds']:.1f}s"
+    def weights(self) -> dict[str, Any]:
+        return self._ready_sweeper().model.state_dict()
+
+    def load_weights(self, weights: dict[str, Any]) -> None:
+        self.final = LabelledMPS.from_state_dict(weights, device=self._ready_sweeper().model.device)
+
+    def callback_info(self) -> dict[str, Any]:
+        sweeper = self._ready_sweeper()
+        return {"model": sweeper.model, "sweeper": sweeper}
+
+    def result(self) -> LabelledMPS:
+        if self.final is not None:
+            return self.final
+        return self._ready_sweeper().model.copy()

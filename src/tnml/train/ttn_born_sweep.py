@@ -24,9 +24,6 @@ from __future__ import annotations
 
 import math
 import os
-import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -44,39 +41,18 @@ from tnml.tensor.ttn import (
     ttn_canonicalize,
 )
 from tnml.tensor.ttn_born import ttn_log_prob
-from tnml.train.born_sweep import check_step_options, end_sweep, floored_gradient, unit_rows
-from tnml.train.checkpoint import check_resume_length, load_checkpoint, save_checkpoint
-from tnml.train.interrupt import DeferredInterrupt
-from tnml.train.progress import TrainingProgress
+from tnml.train.born_sweep import (
+    check_step_options,
+    clone_nested,
+    decayed_lr,
+    floored_gradient,
+    unit_rows,
+)
+from tnml.train.loop import Callback, FitResult, UpdateRule, fit_loop
 
-__all__ = ["TTNBornSweepResult", "euler_tour", "train_ttn_born_sweep"]
+__all__ = ["TreeBornSweepRule", "euler_tour", "train_ttn_born_sweep"]
 
 Node = tuple[int, int]
-Callback = Callable[[dict[str, Any], dict[str, float]], bool | None]
-
-
-@dataclass
-class TTNBornSweepResult:
-    """What :func:`train_ttn_born_sweep` did.
-
-    Attributes
-    ----------
-    ttn : TTN
-        The trained state, canonical (centre on the root) and normalised: with validation
-        data, that of the sweep with the lowest validation NLL, else the last.
-    history : list of dict
-        One entry per sweep: ``sweep``, ``train_nll``, ``val_nll`` (NaN without validation
-        data), ``lr``, ``seconds``.
-    stopped_early : bool
-        True if a callback asked to stop.
-    best_sweep : int or None
-        The sweep (1-based) whose state is returned when validation data were given.
-    """
-
-    ttn: TTN
-    history: list[dict[str, float]] = field(default_factory=list)
-    stopped_early: bool = False
-    best_sweep: int | None = None
 
 
 def euler_tour(layout: TreeLayout) -> list[Node]:
@@ -233,7 +209,7 @@ def train_ttn_born_sweep(
     progress: bool = False,
     checkpoint_path: str | os.PathLike[str] | None = None,
     resume: bool = False,
-) -> TTNBornSweepResult:
+) -> FitResult:
     """Train a tree Born machine on discrete data by one-site sweeps over the tree.
 
     Parameters
@@ -272,7 +248,10 @@ def train_ttn_born_sweep(
 
     Returns
     -------
-    TTNBornSweepResult
+    FitResult
+        ``model``: the trained :class:`~tnml.tensor.TTN`, canonical with the centre on the
+        root (with validation data, that of the sweep with the lowest validation NLL);
+        ``history``: one entry a sweep, the NLL as ``train_loss`` / ``val_loss``.
     """
     if not isinstance(ttn, TTN):
         raise InvalidInputError(f"ttn must be a tnml.tensor.TTN, got {type(ttn).__name__}")
@@ -293,82 +272,110 @@ def train_ttn_born_sweep(
     if X_val is not None:
         X_val = check_basis_inputs(X_val, leaf_dims).to(ttn.device)
 
-    tour = euler_tour(layout)
-    state: dict[str, Any] = {"sweep": 0, "position": 0, "history": [], "lr": float(lr)}
-    if resume:
-        saved = load_checkpoint(checkpoint_path)
-        tensors = [
-            [t.to(device=ttn.device, dtype=ttn.dtype) for t in row] for row in saved["tensors"]
-        ]
-        state.update(saved["loop"])
-        check_resume_length(state["sweep"], n_sweeps, checkpoint_path, "sweeps")
-    else:
-        canon = ttn_canonicalize(ttn)
-        tensors = [list(row) for row in canon.tensors]
-    centre = tour[state["position"] - 1] if state["position"] > 0 else layout.root
-    sweeper = _TreeSweeper(tensors, layout, X, centre)
+    rule = TreeBornSweepRule(
+        ttn, X, X_val=X_val, lr=lr, n_steps=n_steps, grad_floor=grad_floor, lr_decay=lr_decay
+    )
+    return fit_loop(
+        rule,
+        epochs=n_sweeps,
+        callback=callback,
+        progress=progress,
+        checkpoint_path=checkpoint_path,
+        resume=resume,
+    )
 
-    def snapshot() -> dict[str, Any]:
-        return {
-            "kind": "tnml-checkpoint",
-            "trainer": "ttn-born-sweep",
-            "tensors": sweeper.tensors,
-            "loop": dict(state),
-        }
 
-    def current() -> TTN:
-        out = TTN(layout, [list(row) for row in sweeper.tensors])
-        out.is_canonical = sweeper.centre == layout.root
+class TreeBornSweepRule(UpdateRule):
+    """One-site sweeps of a tree Born machine (see :func:`train_ttn_born_sweep`): a step is
+    one arrival of the centre on a node of the Euler tour, an epoch the whole tour."""
+
+    name = "ttn-born-sweep"
+    unit = "sweep"
+    loss_name = "NLL"
+
+    def __init__(
+        self,
+        ttn: TTN,
+        X: Tensor,
+        *,
+        X_val: Tensor | None,
+        lr: float,
+        n_steps: int,
+        grad_floor: bool,
+        lr_decay: float | None,
+    ) -> None:
+        self.layout, self.X, self.X_val = ttn.layout, X, X_val
+        self.dtype, self.device = ttn.dtype, ttn.device
+        self.tensors = [list(row) for row in ttn_canonicalize(ttn).tensors]
+        self.tour = euler_tour(self.layout)
+        self.n_steps, self.grad_floor = n_steps, grad_floor
+        self.lr, self.lr_decay = float(lr), lr_decay
+        self.previous_nll = math.inf
+        self.sweeper: _TreeSweeper | None = None
+        self.final: TTN | None = None
+
+    def steps_in_epoch(self, epoch: int) -> int:
+        return len(self.tour)
+
+    def begin_epoch(self, epoch: int, first_step: int) -> int:
+        if self.sweeper is None:  # a new run, or a resumed one: the centre where it stopped
+            centre = self.tour[first_step - 1] if first_step > 0 else self.layout.root
+            self.sweeper = _TreeSweeper(self.tensors, self.layout, self.X, centre)
+        return len(self.tour)
+
+    def step(self, epoch: int, index: int) -> tuple[str, None]:
+        assert self.sweeper is not None
+        if index > 0:
+            self.sweeper.move(self.tour[index])
+        self.sweeper.update(lr=self.lr, n_steps=self.n_steps, grad_floor=self.grad_floor)
+        return f"node {self.tour[index]}", None
+
+    def _current(self) -> TTN:
+        assert self.sweeper is not None
+        out = TTN(self.layout, [list(row) for row in self.sweeper.tensors])
+        out.is_canonical = self.sweeper.centre == self.layout.root
         return out
 
-    stopped = False
-    with (
-        DeferredInterrupt() as interrupt,
-        TrainingProgress(
-            n_sweeps * len(tour),
-            enabled=progress,
-            completed=state["sweep"] * len(tour) + state["position"],
-        ) as bar,
-    ):
-        while state["sweep"] < n_sweeps and not stopped:
-            started = time.perf_counter()
-            for i in range(state["position"], len(tour)):
-                if i > 0:
-                    sweeper.move(tour[i])
-                sweeper.update(lr=state["lr"], n_steps=n_steps, grad_floor=grad_floor)
-                state["position"] = i + 1
-                bar.update(f"sweep {state['sweep'] + 1}/{n_sweeps}", f"node {tour[i]}")
-                if interrupt.requested:
-                    if checkpoint_path is not None:
-                        save_checkpoint(checkpoint_path, snapshot())
-                    raise KeyboardInterrupt
-            model = current()
-            entry = {
-                "sweep": float(state["sweep"] + 1),
-                "train_nll": _mean_nll(model, X),
-                "val_nll": _mean_nll(model, X_val) if X_val is not None else math.nan,
-                "lr": state["lr"],
-                "seconds": time.perf_counter() - started,
-            }
-            end_sweep(state, entry, lr_decay, lambda: sweeper.tensors)
-            state["position"] = 0
-            bar.log(
-                f"sweep {int(entry['sweep'])}/{n_sweeps}  train NLL {entry['train_nll']:.3f}"
-                + (f"  val NLL {entry['val_nll']:.3f}" if X_val is not None else "")
-                + f"  {entry['seconds']:.1f}s"
-            )
-            if callback is not None and callback({"sweep": state["sweep"], "ttn": model}, entry):
-                stopped = True
-            if checkpoint_path is not None:
-                save_checkpoint(checkpoint_path, snapshot())
-    best = state.get("best")
-    final = current()
-    if best is not None:
-        final = TTN(layout, [[t.to(ttn.device, ttn.dtype) for t in row] for row in best["weights"]])
-        final.is_canonical = True  # saved at the end of a sweep, the centre on the root
-    return TTNBornSweepResult(
-        ttn=final,
-        history=state["history"],
-        stopped_early=stopped,
-        best_sweep=None if best is None else best["sweep"],
-    )
+    def end_epoch(self, epoch: int) -> dict[str, Any]:
+        model = self._current()
+        train_nll = _mean_nll(model, self.X)
+        entry = {
+            "train_loss": train_nll,
+            "train_accuracy": math.nan,
+            "val_loss": _mean_nll(model, self.X_val) if self.X_val is not None else math.nan,
+            "val_accuracy": math.nan,
+            "lr": self.lr,
+        }
+        self.lr = decayed_lr(self.lr, self.lr_decay, self.previous_nll, train_nll)
+        self.previous_nll = train_nll
+        return entry
+
+    def state_dict(self) -> dict[str, Any]:
+        tensors = self.sweeper.tensors if self.sweeper is not None else self.tensors
+        return {
+            "tensors": [list(row) for row in tensors],
+            "lr": self.lr,
+            "previous_nll": self.previous_nll,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.tensors = [
+            [t.to(device=self.device, dtype=self.dtype) for t in row] for row in state["tensors"]
+        ]
+        self.sweeper = None
+        self.lr, self.previous_nll = state["lr"], state["previous_nll"]
+
+    def weights(self) -> list[list[Tensor]]:
+        assert self.sweeper is not None
+        return clone_nested(self.sweeper.tensors)
+
+    def load_weights(self, weights: list[list[Tensor]]) -> None:
+        rows = [[t.to(self.device, self.dtype) for t in row] for row in weights]
+        self.final = TTN(self.layout, rows)
+        self.final.is_canonical = True  # kept at the end of a sweep, the centre on the root
+
+    def callback_info(self) -> dict[str, Any]:
+        return {"ttn": self._current()}
+
+    def result(self) -> TTN:
+        return self.final if self.final is not None else self._current()

@@ -433,6 +433,7 @@ class BornSweepRule(UpdateRule):
         self.n = mps.n_sites
         self.sweeper: _Sweeper | None = None
         self.final: MPS | None = None
+        self.resumed = False
 
     def _bond(self, index: int) -> tuple[int, str]:
         """Step ``index`` of a sweep -> (bond k of sites k, k+1; direction)."""
@@ -446,7 +447,10 @@ class BornSweepRule(UpdateRule):
     def begin_epoch(self, epoch: int, first_step: int) -> int:
         if self.sweeper is None:  # a new run, or a resumed one: the centre where it stopped
             k, direction = self._bond(first_step)
-            self.sweeper = _Sweeper(self.start, self.X, k if direction == "right" else k + 1)
+            center = k if direction == "right" else k + 1
+            if self.resumed:  # saved in mixed canonical form: a new QR gauge would change
+                self.start.center = center  # which of degenerate singular vectors SVD keeps
+            self.sweeper = _Sweeper(self.start, self.X, center)
             self.sweeper.step = self.line_step
         return self.steps_in_epoch(epoch)
 
@@ -486,6 +490,7 @@ class BornSweepRule(UpdateRule):
         device, dtype = self.start.device, self.start.dtype
         self.start = MPS([c.to(device=device, dtype=dtype) for c in state["cores"]])
         self.sweeper = None
+        self.resumed = True
         self.lr, self.previous_nll = state["lr"], state["previous_nll"]
         self.line_step = state["line_step"]
 

@@ -1,0 +1,672 @@
+"""The two-site sweeper of an MPS classifier: cached per-sample environments and bond updates.
+
+:class:`BondSweeper` holds a :class:`~tnml.train.labelled_mps.LabelledMPS`, the left and
+right environments of every training sample (unit rows with their log-norms, within a memory
+budget), and takes the gradient steps and the truncated split of one bond; its losses, the
+sharding of samples over processes and the broadcasting of the model. Conventions:
+:mod:`tnml.train.sweep`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+import torch.distributed as dist
+from torch import Tensor
+from torch.nn import functional as F
+
+from tnml._validation import check_int
+from tnml.exceptions import InvalidInputError, TrainingError
+from tnml.nn.mps import (
+    READOUTS,
+    born_logits,
+    normalized_logits,
+)
+from tnml.tensor.decomp import check_truncation_options
+from tnml.train.distributed import all_reduce_sum, distributed_context
+from tnml.train.labelled_mps import (
+    LabelledMPS,
+    _check_phi,
+    _extend_left,
+    _extend_right,
+    _merge,
+    _safe_norm,
+    _split,
+)
+
+__all__ = ["SWEEP_LOSSES", "SWEEP_LR_SCHEDULES", "BondSweeper", "shard_for_rank"]
+
+_GIB = 2**30
+# Largest number of samples projected at once: beyond this, bigger matrix products no longer
+# run faster on a CPU and only cost memory.
+_MAX_CHUNK = 4096
+_DIRECTIONS = ("right", "left")
+
+# --------------------------------------------------------------------------------------------
+# losses
+# --------------------------------------------------------------------------------------------
+
+
+def _readout_logits(c: Tensor, log_scale: Tensor, readout: str, log_temperature: float) -> Tensor:
+    """Logits of the module's readout from amplitudes ``c * exp(log_scale)``: (B, L)."""
+    if readout == "normalized":
+        return normalized_logits(c, c.new_tensor(log_temperature))
+    if readout == "born":
+        return born_logits(c)
+    return c * torch.exp(log_scale)[:, None]
+
+
+def _mse_loss(
+    c: Tensor, log_scale: Tensor, y: Tensor, readout: str, log_temperature: float
+) -> Tensor:
+    """``sum_i 1/2 sum_l (f_il - delta_{l, y_i})^2`` with ``f = c * exp(log_scale)``."""
+    f = c * torch.exp(log_scale)[:, None]
+    target = F.one_hot(y, c.shape[1]).to(c.dtype)
+    return 0.5 * (f - target).square().sum()
+
+
+def _cross_entropy_loss(
+    c: Tensor, log_scale: Tensor, y: Tensor, readout: str, log_temperature: float
+) -> Tensor:
+    """Summed softmax cross-entropy on the readout logits."""
+    return F.cross_entropy(
+        _readout_logits(c, log_scale, readout, log_temperature), y, reduction="sum"
+    )
+
+
+#: Losses of :func:`train_sweep`, name -> ``fn(c (B, L), log_scale (B,), y (B,), readout,
+#: log_temperature) -> summed loss``, where the amplitudes are ``c * exp(log_scale)``.
+SWEEP_LOSSES: dict[str, Callable[..., Tensor]] = {
+    "mse": _mse_loss,
+    "cross_entropy": _cross_entropy_loss,
+}
+
+# Default step size per loss: for "mse" in canonical form the Hessian in the bond tensor has
+# largest eigenvalue <= 1 (unit-norm inputs, isometric environments), so lr < 2 is stable.
+_DEFAULT_LR = {"mse": 1.0, "cross_entropy": 0.1}
+SWEEP_LR_SCHEDULES = ("constant", "cosine")
+
+
+def _predictions(c: Tensor, readout: str) -> Tensor:
+    """Predicted classes from amplitudes (any positive per-sample factor): (B, L) -> (B,)."""
+    return (c.abs() if readout == "born" else c).argmax(dim=1)
+
+
+# --------------------------------------------------------------------------------------------
+# distributed helpers
+# --------------------------------------------------------------------------------------------
+
+
+def shard_for_rank(n_samples: int, rank: int | None = None, world_size: int | None = None) -> slice:
+    """The contiguous block of ``n_samples`` that process ``rank`` trains on.
+
+    Blocks differ in size by at most one (as :meth:`torch.Tensor.tensor_split`). Defaults to
+    this process's rank and world size (``0`` and ``1`` when not distributed).
+
+    Examples
+    --------
+    >>> shard_for_rank(10, rank=1, world_size=3)
+    slice(4, 7, None)
+    """
+    cur_rank, cur_world = distributed_context()
+    rank = cur_rank if rank is None else rank
+    world = cur_world if world_size is None else world_size
+    if not 0 <= rank < world:
+        raise InvalidInputError(f"rank must lie in [0, {world}), got {rank}")
+    base, extra = divmod(int(n_samples), world)
+    start = rank * base + min(rank, extra)
+    return slice(start, start + base + (1 if rank < extra else 0))
+
+
+def _all_reduce_(t: Tensor) -> Tensor:
+    """Sum ``t`` over all processes in place (no-op when not distributed)."""
+    if distributed_context()[1] > 1:
+        dist.all_reduce(t, op=dist.ReduceOp.SUM)
+    return t
+
+
+def _broadcast_tensors(tensors: list[Tensor]) -> list[Tensor]:
+    """Rank 0's tensors on every process (shapes and dtypes may be unknown elsewhere)."""
+    rank, world = distributed_context()
+    if world == 1:
+        return tensors
+    ref = tensors[0]
+    meta = torch.zeros(1 + 8 * len(tensors), dtype=torch.int64, device=ref.device)
+    if rank == 0:
+        for j, t in enumerate(tensors):
+            meta[1 + 8 * j] = t.ndim
+            for axis, size in enumerate(t.shape):
+                meta[2 + 8 * j + axis] = size
+    dist.broadcast(meta, src=0)
+    out = []
+    for j, t in enumerate(tensors):
+        ndim = int(meta[1 + 8 * j])
+        shape = tuple(int(v) for v in meta[2 + 8 * j : 2 + 8 * j + ndim])
+        buffer = t.contiguous() if rank == 0 else t.new_empty(shape)
+        dist.broadcast(buffer, src=0)
+        out.append(buffer)
+    return out
+
+
+def _broadcast_model(model: LabelledMPS) -> LabelledMPS:
+    """Rank 0's model on every process."""
+    if distributed_context()[1] == 1:
+        return model
+    meta = [model.state_dict() if distributed_context()[0] == 0 else None]
+    dist.broadcast_object_list(meta, src=0)
+    return LabelledMPS.from_state_dict(meta[0], device=model.device)
+
+
+# --------------------------------------------------------------------------------------------
+# the sweeper: environments and bond updates
+# --------------------------------------------------------------------------------------------
+
+
+def _memory_plan(
+    n: int,
+    n_sites: int,
+    phys_dim: int,
+    n_classes: int,
+    bond: int,
+    itemsize: int,
+    memory_budget: int,
+    chunk_size: int | None,
+) -> int:
+    """Check the environments fit ``memory_budget`` and return the sample chunk size."""
+    env_bytes = n * (n_sites + 1) * bond * itemsize + n * n_sites * phys_dim * itemsize
+    # Per sample and bond: X (Dl d), the label-bond product and the outer product with the
+    # gradient weights (2 L d Dr), Y (d Dr) and the environment being extended.
+    per_sample = itemsize * (bond * phys_dim * (2 + 2 * n_classes) + 4 * n_classes + 4)
+    if env_bytes + per_sample > memory_budget:
+        raise InvalidInputError(
+            f"sweep training needs about {env_bytes / _GIB:.2f} GiB for its environments "
+            f"({n} samples x {n_sites + 1} sites x bond {bond} x {itemsize} bytes), more than "
+            f"memory_budget={memory_budget} bytes ({memory_budget / _GIB:.2f} GiB): raise "
+            "memory_budget (fit(..., memory_budget=...), tnml train --memory), lower "
+            "max_bond, train on fewer samples (or shard them over processes with "
+            "torch.distributed), or keep env_dtype=torch.float32"
+        )
+    if chunk_size is not None:
+        return chunk_size
+    fit = (memory_budget - env_bytes) // per_sample
+    return int(max(1, min(n, fit, _MAX_CHUNK)))
+
+
+class BondSweeper:
+    """Cached environments of the training samples, and the bond updates that move the label.
+
+    Owns a canonical copy of the model (``self.model``), updated in place by
+    :meth:`update_bond`. :func:`train_sweep` drives it; it is public for tests, benchmarks and
+    custom schedules.
+
+    Parameters
+    ----------
+    model : LabelledMPS
+        The starting model (not modified). Brought to canonical form if it is not. When the
+        loss depends on the scale of ``W`` (``"mse"``, or the ``"linear"`` readout), its
+        ``log_scale`` is absorbed into the label core so that the gradient step acts on ``W``
+        itself; otherwise the label core is normalised (the readout ignores the scale).
+    phi : Tensor, shape (n, N, d)
+        Embedded training inputs of this process.
+    y : Tensor, shape (n,), int64
+        Class indices in ``[0, L)``.
+    loss : {"mse", "cross_entropy"}, default="mse"
+    readout : {"normalized", "born", "linear"}, optional
+        Logits of ``"cross_entropy"``; default ``model.readout``. Also decides the predicted
+        class (``argmax |f|`` for ``"born"``, ``argmax f`` otherwise).
+    temperature : float, optional
+        Fixed temperature ``t`` of the ``"normalized"`` readout; default
+        ``exp(model.log_temperature)``.
+    max_bond : int, default=32
+        Largest bond the sweep will create; sizes the memory estimate.
+    env_dtype : torch.dtype, default=torch.float32
+        Dtype of the stored environments and of the projected products.
+    memory_budget : int, default=4 GiB
+        Bytes the environments and per-chunk intermediates may use.
+    chunk_size : int, optional
+        Samples projected at once; default: as many as the budget allows, at most 4096.
+
+    Raises
+    ------
+    InvalidInputError
+        Bad shapes or values, or the environments need more than ``memory_budget``.
+    """
+
+    def __init__(
+        self,
+        model: LabelledMPS,
+        phi: Tensor,
+        y: Tensor,
+        *,
+        loss: str = "mse",
+        readout: str | None = None,
+        temperature: float | None = None,
+        max_bond: int = 32,
+        env_dtype: torch.dtype = torch.float32,
+        memory_budget: int = 4 * _GIB,
+        chunk_size: int | None = None,
+    ) -> None:
+        if not isinstance(model, LabelledMPS):
+            raise InvalidInputError(f"model must be a LabelledMPS, got {type(model).__name__}")
+        if model.n_sites < 2:
+            raise InvalidInputError("sweep training needs at least 2 sites (one bond)")
+        _check_phi("phi", phi, model.n_sites, model.phys_dim)
+        _check_labels("y", y, phi.shape[0], model.n_classes)
+        if loss not in SWEEP_LOSSES:
+            raise InvalidInputError(f"loss must be one of {sorted(SWEEP_LOSSES)}, got {loss!r}")
+        readout = model.readout if readout is None else readout
+        if readout not in READOUTS:
+            raise InvalidInputError(f"readout must be one of {READOUTS}, got {readout!r}")
+        if temperature is not None and not (temperature > 0 and math.isfinite(temperature)):
+            raise InvalidInputError(f"temperature must be a finite number > 0, got {temperature}")
+        check_int("max_bond", max_bond, 1)
+        if env_dtype not in (torch.float32, torch.float64):
+            raise InvalidInputError(f"env_dtype must be float32 or float64, got {env_dtype}")
+        check_int("memory_budget", memory_budget, 1)
+        if chunk_size is not None:
+            check_int("chunk_size", chunk_size, 1)
+        if phi.device != model.device:
+            raise InvalidInputError(f"phi is on {phi.device} but the model is on {model.device}")
+        if not bool(torch.isfinite(phi).all()):
+            raise InvalidInputError("phi must be finite: it holds NaN or inf")
+
+        # fail before any work when the environments cannot fit
+        itemsize = torch.empty((), dtype=env_dtype).element_size()
+        self.chunk_size = _memory_plan(
+            phi.shape[0],
+            model.n_sites,
+            model.phys_dim,
+            model.n_classes,
+            max(max_bond, model.max_bond_dim),
+            itemsize,
+            memory_budget,
+            chunk_size,
+        )
+        self.rank, self.world_size = distributed_context()
+        self.loss = loss
+        self.readout = readout
+        model = model.copy()
+        model.readout = readout
+        if temperature is not None:
+            model.log_temperature = math.log(temperature)
+        self.scale_matters = loss == "mse" or readout == "linear"
+        if not model.canonical:
+            model.canonicalize_()
+            if not self.scale_matters:
+                c = model.label_site
+                norm = _safe_norm(model.cores[c])
+                model.cores[c] = model.cores[c] / norm
+                model.log_scale += math.log(norm)
+        if self.scale_matters and model.log_scale != 0.0:
+            factor = math.exp(model.log_scale)
+            if not math.isfinite(factor):
+                raise TrainingError(
+                    f"the model's norm exp({model.log_scale:.1f}) is too large for the "
+                    f"{loss!r} loss with readout {readout!r}; start from a normalised model "
+                    "or use loss='cross_entropy' with the 'normalized' or 'born' readout"
+                )
+            c = model.label_site
+            model.cores[c] = model.cores[c] * factor
+            model.log_scale = 0.0
+        self.model = _broadcast_model(model)
+
+        n, n_sites = phi.shape[0], model.n_sites
+        self.n_local = n
+        self.n_total = int(all_reduce_sum([float(n)], phi.device)[0])
+        if self.n_total == 0:
+            raise InvalidInputError("phi holds no samples")
+        self.env_dtype = env_dtype
+        self._phi = phi.transpose(0, 1).to(env_dtype).contiguous()  # (N, n, d)
+        self._y = y
+        self.left_envs: list[Tensor | None] = [None] * n_sites
+        self.left_logs: list[Tensor | None] = [None] * n_sites
+        self.right_envs: list[Tensor | None] = [None] * n_sites
+        self.right_logs: list[Tensor | None] = [None] * n_sites
+        self._build_environments()
+
+    # ---- environments ------------------------------------------------------------------------
+
+    def _build_environments(self) -> None:
+        """Compute the valid environments once, from the ends towards the label site."""
+        n, c, last = self.n_local, self.model.label_site, self.model.n_sites - 1
+        ones = torch.ones(n, 1, dtype=self.env_dtype, device=self._phi.device)
+        zeros = torch.zeros(n, dtype=self.env_dtype, device=self._phi.device)
+        self.left_envs[0], self.left_logs[0] = ones, zeros
+        self.right_envs[last], self.right_logs[last] = ones.clone(), zeros.clone()
+        for i in range(c):
+            self._push_left(i)
+        for i in range(last, c, -1):
+            self._push_right(i)
+
+    def _push_left(self, site: int) -> None:
+        """Left environment of ``site + 1`` from that of ``site`` and core ``site``."""
+        env, log = self.left_envs[site], self.left_logs[site]
+        assert env is not None and log is not None
+        self.left_envs[site + 1], self.left_logs[site + 1] = _extend_left(
+            env, log, self.model.cores[site], self._phi[site], self.chunk_size
+        )
+
+    def _push_right(self, site: int) -> None:
+        """Right environment of ``site - 1`` from that of ``site`` and core ``site``."""
+        env, log = self.right_envs[site], self.right_logs[site]
+        assert env is not None and log is not None
+        self.right_envs[site - 1], self.right_logs[site - 1] = _extend_right(
+            env, log, self.model.cores[site], self._phi[site], self.chunk_size
+        )
+
+    def environment(self, side: str, site: int) -> Tensor:
+        """The true (unnormalised) environment of ``site``: ``exp(log) * env``.
+
+        Parameters
+        ----------
+        side : {"left", "right"}
+            Left: contraction of sites ``< site``; right: of sites ``> site``.
+        site : int
+            Left environments are valid for sites ``<= label_site``, right ones for sites
+            ``>= label_site``.
+
+        Returns
+        -------
+        Tensor, shape (n, D)
+            ``D`` the bond on that side of ``site``.
+        """
+        envs, logs = (
+            (self.left_envs, self.left_logs)
+            if side == "left"
+            else (self.right_envs, self.right_logs)
+        )
+        env, log = envs[site], logs[site]
+        if env is None or log is None:
+            raise InvalidInputError(
+                f"the {side} environment of site {site} is not valid with the label on site "
+                f"{self.model.label_site}"
+            )
+        return env * torch.exp(log)[:, None]
+
+    # ---- one bond ----------------------------------------------------------------------------
+
+    def _loss_and_gradient(
+        self, bond: Tensor, k: int, need_grad: bool, index: Tensor | None = None
+    ) -> tuple[float, float, Tensor | None]:
+        """Summed loss, number correct and summed gradient (in ``bond``'s shape) of this shard,
+        or of its samples at ``index`` (a mini-batch).
+
+        For sample ``i`` the projected input is ``X_i = L_k[i] (x) phi_k[i]`` (``Dl d``) and
+        ``Y_i = phi_{k+1}[i] (x) R_{k+1}[i]`` (``d Dr``); with ``B`` as the matrix
+        ``(Dl d, L d Dr)`` the amplitudes are ``c_il = X_i B_l Y_i`` and the gradient is
+        ``sum_i X_i^T (g_i (x) Y_i)`` with ``g = dloss/dc``. No ``(Dl, d, L, d, Dr)`` tensor per
+        sample is formed.
+        """
+        dl, d, n_labels, _, dr = bond.shape
+        mat = bond.to(self.env_dtype).reshape(dl * d, n_labels * d * dr)
+        left, right = self.left_envs[k], self.right_envs[k + 1]
+        left_log, right_log = self.left_logs[k], self.right_logs[k + 1]
+        assert left is not None and right is not None
+        assert left_log is not None and right_log is not None
+        log_scale = left_log + right_log + self.model.log_scale
+        p1, p2 = self._phi[k], self._phi[k + 1]
+        loss_fn = SWEEP_LOSSES[self.loss]
+        grad = torch.zeros_like(mat) if need_grad else None
+        loss_sum, correct = 0.0, 0.0
+        count = self.n_local if index is None else index.numel()
+        for s in range(0, count, self.chunk_size):
+            sl: slice | Tensor = (
+                slice(s, s + self.chunk_size) if index is None else index[s : s + self.chunk_size]
+            )
+            x = (left[sl, :, None] * p1[sl, None, :]).reshape(-1, dl * d)
+            y_vec = (p2[sl, :, None] * right[sl, None, :]).reshape(-1, d * dr)
+            t = (x @ mat).reshape(-1, n_labels, d * dr)
+            c = torch.bmm(t, y_vec.unsqueeze(2)).squeeze(2)  # (chunk, L)
+            target = self._y[sl]
+            with torch.enable_grad():
+                # the loss in float64: exp(log_scale) of an mse amplitude may overflow float32
+                c_leaf = c.detach().double().requires_grad_(need_grad)
+                value = loss_fn(
+                    c_leaf, log_scale[sl].double(), target, self.readout, self.model.log_temperature
+                )
+                if need_grad:
+                    (g,) = torch.autograd.grad(value, c_leaf)
+                    g = g.to(c.dtype)
+            loss_sum += float(value.detach())
+            correct += float((_predictions(c, self.readout) == target).sum())
+            if grad is not None:
+                weighted = (g[:, :, None] * y_vec[:, None, :]).reshape(-1, n_labels * d * dr)
+                grad += x.T @ weighted
+        if grad is not None:
+            grad = grad.reshape(bond.shape).to(bond.dtype)
+        return loss_sum, correct, grad
+
+    def update_bond(
+        self,
+        direction: str,
+        *,
+        lr: float = 0.0,
+        steps_per_bond: int = 1,
+        max_bond: int | None = 32,
+        cutoff: float = 1e-10,
+        cutoff_mode: str = "rel",
+        normalize: bool = False,
+        max_grad_norm: float | None = None,
+        batch_size: int | None = None,
+        batch_seed: int = 0,
+    ) -> dict[str, Any]:
+        """Train the bond next to the label and move the label across it.
+
+        Parameters
+        ----------
+        direction : {"right", "left"}
+            ``"right"``: bond ``(c, c + 1)`` with ``c = label_site``, the label ends on
+            ``c + 1``; ``"left"``: bond ``(c - 1, c)``, the label ends on ``c - 1``.
+        lr : float, default=0.0
+            Gradient-descent step on the bond tensor (of the mean loss); 0 only moves the label.
+        steps_per_bond : int, default=1
+            Gradient steps before the split (one loss evaluation when ``lr = 0``).
+        max_bond, cutoff, cutoff_mode
+            Truncation of the split (see :func:`tnml.tensor.decomp.truncation_rank`).
+        normalize : bool, default=False
+            Divide the bond tensor by its norm after every step.
+        max_grad_norm : float, optional
+            Scale the gradient of the mean loss down to at most this norm before each step.
+        batch_size : int, optional
+            None: each step uses every sample (full-batch gradient descent). Otherwise each of
+            the ``steps_per_bond`` passes shuffles the samples and takes one step per
+            mini-batch of about ``batch_size`` samples (over all processes), so a pass costs
+            what one full-batch step costs but moves the bond ``n / batch_size`` times.
+        batch_seed : int, default=0
+            Seeds the mini-batch shuffle of this update.
+
+        Returns
+        -------
+        dict
+            ``bond`` (index of the left site), ``direction``, ``bond_dim`` (new dimension),
+            ``max_bond_dim`` (largest bond of the model now), ``loss`` and ``accuracy`` (mean
+            over all samples, evaluated before the last gradient step; with ``batch_size``,
+            over the last pass, each mini-batch before its step), ``discarded_weight``
+            (sum of squared discarded singular values) and ``truncation_error`` (the same
+            relative to ``||B||^2``).
+        """
+        if direction not in _DIRECTIONS:
+            raise InvalidInputError(f"direction must be one of {_DIRECTIONS}, got {direction!r}")
+        check_truncation_options(max_bond, cutoff, cutoff_mode)
+        if not (lr >= 0 and math.isfinite(lr)):
+            raise InvalidInputError(f"lr must be a finite number >= 0, got {lr!r}")
+        check_int("steps_per_bond", steps_per_bond, 1)
+        if batch_size is not None:
+            check_int("batch_size", batch_size, 1)
+        if max_grad_norm is not None and not (max_grad_norm > 0 and math.isfinite(max_grad_norm)):
+            raise InvalidInputError(
+                f"max_grad_norm must be a finite number > 0, got {max_grad_norm}"
+            )
+        model, c = self.model, self.model.label_site
+        if direction == "right" and c == model.n_sites - 1:
+            raise InvalidInputError("the label is on the last site: it cannot move right")
+        if direction == "left" and c == 0:
+            raise InvalidInputError("the label is on site 0: it cannot move left")
+        k = c if direction == "right" else c - 1
+        bond = _merge(model.cores[k], model.cores[k + 1])
+        n_batches = 1 if batch_size is None or lr == 0 else -(-self.n_total // batch_size)
+        generator = torch.Generator().manual_seed(int(batch_seed))
+        loss_sum = correct = 0.0
+        for _ in range(steps_per_bond if lr > 0 else 1):
+            if n_batches == 1:
+                batches: list[Tensor | None] = [None]
+            else:  # the same number of batches on every process keeps the all-reduces paired
+                order = torch.randperm(self.n_local, generator=generator).to(bond.device)
+                batches = list(order.tensor_split(n_batches))
+            loss_sum = correct = 0.0
+            for index in batches:
+                batch_loss, batch_correct, grad = self._loss_and_gradient(
+                    bond, k, need_grad=lr > 0, index=index
+                )
+                n_local = self.n_local if index is None else index.numel()
+                if grad is not None:
+                    _all_reduce_(grad)
+                batch_loss, batch_correct, seen = all_reduce_sum(
+                    [batch_loss, batch_correct, float(n_local)], bond.device
+                )
+                if not math.isfinite(batch_loss):
+                    raise TrainingError(
+                        f"the loss became {batch_loss / max(seen, 1)} at bond {k}; lower the "
+                        "learning rate (lr)"
+                    )
+                loss_sum += batch_loss
+                correct += batch_correct
+                if grad is not None and seen > 0:
+                    grad = grad / seen
+                    if max_grad_norm is not None:
+                        grad = grad * min(1.0, max_grad_norm / _safe_norm(grad))
+                    bond = bond - lr * grad
+                    if normalize:
+                        bond = bond / _safe_norm(bond)
+        if self.rank == 0:
+            parts = list(_split(bond, direction, max_bond, cutoff, cutoff_mode))
+        else:  # placeholders: rank 0's factors arrive by broadcast, so all ranks stay identical
+            parts = [bond.new_empty(0), bond.new_empty(0), bond.new_zeros(()), bond.new_zeros(())]
+        left, right, discarded, relative = _broadcast_tensors(parts)
+        model.cores[k], model.cores[k + 1] = left, right
+        if direction == "right":
+            model.label_site = k + 1
+            self._push_left(k)
+            self.right_envs[k] = self.right_logs[k] = None
+        else:
+            model.label_site = k
+            self._push_right(k + 1)
+            self.left_envs[k + 1] = self.left_logs[k + 1] = None
+        return {
+            "bond": k,
+            "direction": direction,
+            "bond_dim": int(left.shape[-1]),
+            "max_bond_dim": model.max_bond_dim,
+            "loss": loss_sum / self.n_total,
+            "accuracy": correct / self.n_total,
+            "discarded_weight": float(discarded),
+            "truncation_error": float(relative),
+        }
+
+    def training_metrics(self) -> tuple[float, float]:
+        """Mean loss and accuracy on all training samples, from the environments at the label.
+
+        Exact for the current model (``L_c . A_c(phi_c) . R_c``), with no pass over the chain.
+        """
+        c = self.model.label_site
+        left, right = self.left_envs[c], self.right_envs[c]
+        left_log, right_log = self.left_logs[c], self.right_logs[c]
+        assert left is not None and right is not None
+        assert left_log is not None and right_log is not None
+        core = self.model.cores[c].to(self.env_dtype)
+        loss_sum, correct = 0.0, 0.0
+        loss_fn = SWEEP_LOSSES[self.loss]
+        for s in range(0, self.n_local, self.chunk_size):
+            sl = slice(s, s + self.chunk_size)
+            amp = torch.einsum("ba,aslr,bs,br->bl", left[sl], core, self._phi[c][sl], right[sl])
+            log_scale = left_log[sl] + right_log[sl] + self.model.log_scale
+            target = self._y[sl]
+            loss_sum += float(
+                loss_fn(
+                    amp.double(),
+                    log_scale.double(),
+                    target,
+                    self.readout,
+                    self.model.log_temperature,
+                )
+            )
+            correct += float((_predictions(amp, self.readout) == target).sum())
+        loss_sum, correct = all_reduce_sum([loss_sum, correct], core.device)
+        return loss_sum / self.n_total, correct / self.n_total
+
+    def fit_temperature(self, n_steps: int = 10) -> float:
+        """Set the ``"normalized"`` readout's temperature to minimise the training cross-entropy.
+
+        The logits are ``t * u`` with ``u = f / ||f||`` fixed by the cores, so the mean
+        cross-entropy is convex in ``t``; a few safeguarded Newton steps on ``t`` (sums over
+        chunks and processes all-reduced) find its minimum. Uses the environments at the
+        label, like :meth:`training_metrics`. Returns the new temperature.
+        """
+        c = self.model.label_site
+        left, right = self.left_envs[c], self.right_envs[c]
+        assert left is not None and right is not None
+        core = self.model.cores[c].to(self.env_dtype)
+        units = []
+        for s in range(0, self.n_local, self.chunk_size):
+            sl = slice(s, s + self.chunk_size)
+            amp = torch.einsum("ba,aslr,bs,br->bl", left[sl], core, self._phi[c][sl], right[sl])
+            amp = amp.double()
+            units.append(amp / torch.linalg.vector_norm(amp, dim=1, keepdim=True).clamp_min(1e-300))
+        u = torch.cat(units)
+        u_target = u.gather(1, self._y.view(-1, 1)).squeeze(1)
+        t = math.exp(self.model.log_temperature)
+        for _ in range(n_steps):
+            p = torch.softmax(t * u, dim=1)
+            mean_u = (p * u).sum(1)
+            grad_sum = float((mean_u - u_target).sum())
+            curv_sum = float(((p * u.square()).sum(1) - mean_u.square()).sum())
+            grad, curv = all_reduce_sum([grad_sum, curv_sum], core.device)
+            if curv <= 0:
+                break
+            t = min(max(t - grad / curv, t / 4), 4 * t)
+        self.model.log_temperature = math.log(t)
+        return t
+
+    def evaluate(self, phi: Tensor, y: Tensor) -> tuple[float, float]:
+        """Mean loss and accuracy of the current model on ``(phi (n, N, d), y (n,))``.
+
+        Under ``torch.distributed`` each process passes its own shard; the sums are
+        all-reduced, so every process returns the metrics of the whole set.
+        """
+        _check_phi("phi_val", phi, self.model.n_sites, self.model.phys_dim)
+        _check_labels("y_val", y, phi.shape[0], self.model.n_classes)
+        loss_fn = SWEEP_LOSSES[self.loss]
+        loss_sum, correct = 0.0, 0.0
+        for s in range(0, phi.shape[0], self.chunk_size):
+            mantissa, log_scale = self.model.log_amplitudes(phi[s : s + self.chunk_size])
+            target = y[s : s + self.chunk_size]
+            loss_sum += float(
+                loss_fn(
+                    mantissa.double(),
+                    log_scale.double(),
+                    target,
+                    self.readout,
+                    self.model.log_temperature,
+                )
+            )
+            correct += float((_predictions(mantissa, self.readout) == target).sum())
+        loss_sum, correct, count = all_reduce_sum(
+            [loss_sum, correct, float(phi.shape[0])], phi.device
+        )
+        return loss_sum / max(count, 1.0), correct / max(count, 1.0)
+
+
+def _check_labels(name: str, y: object, n: int, n_classes: int) -> None:
+    if not isinstance(y, Tensor) or y.ndim != 1 or y.shape[0] != n:
+        got = tuple(y.shape) if isinstance(y, Tensor) else type(y).__name__
+        raise InvalidInputError(f"{name} must be a tensor of shape ({n},), got {got}")
+    if y.dtype != torch.int64:
+        raise InvalidInputError(f"{name} must hold int64 class indices, got {y.dtype}")
+    if n and (int(y.min()) < 0 or int(y.max()) >= n_classes):
+        raise InvalidInputError(
+            f"{name} must hold class indices in [0, {n_classes}) for a model with "
+            f"{n_classes} labels, got values in [{int(y.min())}, {int(y.max())}]"
+        )

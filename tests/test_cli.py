@@ -21,6 +21,7 @@ from typer.testing import CliRunner, Result
 import tnml
 from tnml.cli import app, main
 from tnml.data import MNIST_ENV_VAR, load_digits, write_idx
+from tnml.workflows.train import MODEL_CLASSES
 
 runner = CliRunner()
 cli_module = importlib.import_module("tnml.cli.commands")
@@ -202,7 +203,7 @@ class Recorder:
 @pytest.fixture
 def recorder(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Recorder:
     rec = Recorder()
-    monkeypatch.setattr(cli_module, "MPSClassifier", rec.estimator)
+    monkeypatch.setitem(MODEL_CLASSES, "mps", rec.estimator)
     monkeypatch.setattr("tnml.io.save", rec.save)
     monkeypatch.chdir(tmp_path)
     return rec

@@ -1,7 +1,7 @@
 """The ``tnml`` command: train, evaluate, predict and inspect tensor-network models.
 
 Each command declares its options and forwards them to the library (:mod:`tnml.data` through
-:mod:`tnml.cli.datasets`, the estimators, :mod:`tnml.io`). Errors a user can cause are
+:mod:`tnml.workflows`, the estimators, :mod:`tnml.io`). Errors a user can cause are
 :class:`~tnml.exceptions.TnmlError`\\ s; :func:`handle_errors`, which wraps every command, turns
 each into one line ``error: <message>`` on stderr and exit code 2. Ctrl-C during training
 leaves a checkpoint and exits with 130.
@@ -10,14 +10,11 @@ leaves a checkpoint and exits with 130.
 from __future__ import annotations
 
 import csv
-import dataclasses
 import functools
-import hashlib
 import inspect
 import io
 import json
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, NoReturn, ParamSpec, TypeVar
@@ -38,31 +35,33 @@ except ImportError:  # pragma: no cover - older Typer on click
 from tnml import io as tnml_io
 from tnml._files import atomic_write
 from tnml._version import __version__
-from tnml.cli.datasets import (
+from tnml.cli.generative import discretize, inpaint, is_born_machine, sample
+from tnml.cli.inspect import anomaly_app, anomaly_fit, anomaly_score, explain
+from tnml.cli.options import output_file
+from tnml.cli.quantum import compile_command, noise_study_command
+from tnml.data import MNIST_ENV_VAR
+from tnml.estimators import (
+    compress_bonds,
+)
+from tnml.exceptions import InvalidInputError, TnmlError
+from tnml.train import init_distributed
+from tnml.workflows.data import (
     DEFAULT_SEED,
     DEFAULT_TEST_FRACTION,
     SEED_MAX,
     ModelSpec,
-    TrainingData,
     load_evaluation_data,
     load_prediction_input,
     load_training_data,
-    output_file,
 )
-from tnml.cli.generative import discretize, image_shape, inpaint, is_born_machine, sample
-from tnml.cli.inspect import anomaly_app, anomaly_fit, anomaly_score, explain
-from tnml.cli.quantum import compile_command, noise_study_command
-from tnml.data import MNIST_ENV_VAR
-from tnml.estimators import (
-    CircuitClassifier,
-    MPSBornMachine,
-    MPSClassifier,
-    TTNBornMachine,
-    TTNClassifier,
-    compress_bonds,
+from tnml.workflows.train import (
+    MODEL_CLASSES,
+    RENAMED_PARAMS,
+    TrainingOptions,
+    first_samples,
+    flatten_record,
+    train_model,
 )
-from tnml.exceptions import InvalidInputError, TnmlError
-from tnml.train import RandomAffine, init_distributed
 
 __all__ = ["app", "handle_errors", "main"]
 
@@ -108,14 +107,6 @@ app = typer.Typer(
 
 
 # -- error handling: the one place where user errors become a line and an exit code ---------
-class TrainingInterrupted(KeyboardInterrupt):
-    """Ctrl-C during training, with the checkpoint the trainer wrote."""
-
-    def __init__(self, checkpoint: Path) -> None:
-        super().__init__(str(checkpoint))
-        self.checkpoint = checkpoint
-
-
 def _fail(message: str) -> NoReturn:
     typer.echo(f"error: {' '.join(message.split())}", err=True)
     raise typer.Exit(EXIT_ERROR)
@@ -228,134 +219,20 @@ DownsampleOpt = Annotated[
 
 
 # -- train ----------------------------------------------------------------------------------
-# Options of the classifiers that a Born machine does not take.
-_CLASSIFIER_ONLY = {
-    "feature_map": "--feature-map",
-    "feature_dim": "--feature-dim",
-    "readout": "--readout",
-    "loss": "--loss",
-    "validation_fraction": "--val-fraction",
-    "n_iter_no_change": "--patience",
-    "select_by": "--select-by",
-}
-
-
-# Options of the MPS models that the tree models do not take (the sweep trainer).
-_MPS_ONLY = {
-    "trainer": "--trainer",
-    "max_bond": "--max-bond",
-    "cutoff": "--cutoff",
-    "loss": "--loss",
-}
-
-
-# Options of the Born machines' sweeps that the classifiers do not take.
-_BORN_ONLY = {
-    "grad_floor": "--grad-floor",
-    "lr_decay": "--lr-decay",
-    "steps_per_bond": "--steps-per-bond",
-}
-
-
-# Options of the tensor-network models that a circuit classifier does not take.
-_NETWORK_ONLY = {
-    "bond_dim": "--bond-dim",
-    "feature_map": "--feature-map",
-    "feature_dim": "--feature-dim",
-    "readout": "--readout",
-    "trainer": "--trainer",
-    "max_bond": "--max-bond",
-    "cutoff": "--cutoff",
-    "loss": "--loss",
-}
-
-# Options of the circuit classifier only.
-_CIRCUIT_ONLY = {
-    "n_qubits": "--n-qubits",
-    "blocks_per_feature": "--blocks-per-feature",
-    "angle_scale": "--angle-scale",
-}
-
-
-def _reject(model: str, params: dict[str, Any], options: dict[str, str], kind: str) -> None:
-    for name, flag in options.items():
-        if name in params:
-            raise InvalidInputError(f"{flag} applies to {kind}, not --model {model}")
-
-
-def _make_estimator(
-    model: str, params: dict[str, Any], image_shape: tuple[int, int] | None = None
-) -> Any:
-    """The estimator named by ``--model``, built with the options the user gave.
-
-    Tree models on images get the 2D layout (square patches) of ``image_shape``.
-    """
-    if model == "circuit":
-        _reject(model, params, _BORN_ONLY, "Born machines")
-        _reject(model, params, _NETWORK_ONLY, "the tensor-network models")
-        return CircuitClassifier(**params)
-    _reject(model, params, _CIRCUIT_ONLY, "--model circuit")
-    if model in ("mps", "ttn"):
-        _reject(model, params, _BORN_ONLY, "Born machines")
-    if model == "mps":
-        return MPSClassifier(**params)
-    if model == "ttn":
-        _reject(model, params, _MPS_ONLY, "the MPS models")
-        if image_shape is not None:
-            params["layout"] = tuple(image_shape)
-        return TTNClassifier(**params)
-    _reject(model, params, _CLASSIFIER_ONLY, "classifiers")
-    if model == "mps-born":
-        if "max_bond" in params:  # the sweeps' cap is the Born machine's bond_dim
-            params["bond_dim"] = params.pop("max_bond")
-        _reject(model, params, {"loss": "--loss"}, "classifiers")
-        return MPSBornMachine(**params)
-    if model == "ttn-born":  # the tree Born machine sweeps too, with fixed bonds
-        if "steps_per_bond" in params:  # its steps are taken per node
-            params["steps_per_node"] = params.pop("steps_per_bond")
-        _reject(
-            model, params, {k: v for k, v in _MPS_ONLY.items() if k != "trainer"}, "the MPS models"
-        )
-        if image_shape is not None:
-            params["layout"] = tuple(image_shape)
-        return TTNBornMachine(**params)
-    raise AssertionError(f"unknown model {model!r}")  # pragma: no cover - Typer checks it
-
-
-def _first_samples(data: TrainingData, n_train: int) -> TrainingData:
-    """``data`` with only its first ``n_train`` training samples (recorded in the split)."""
-    if n_train > len(data.y_train):
-        raise InvalidInputError(
-            f"--n-train {n_train} asks for more than the {len(data.y_train)} training samples"
-        )
-    split = {**(data.metadata.get("split") or {}), "n_train": n_train}
-    metadata = {**data.metadata, "split": split}
-    return dataclasses.replace(
-        data, X_train=data.X_train[:n_train], y_train=data.y_train[:n_train], metadata=metadata
-    )
-
-
 #: Estimators whose training loss is a negative log-likelihood.
 DENSITY_ESTIMATORS = frozenset({"MPSBornMachine", "TTNBornMachine", "MPSAnomalyDetector"})
-MODEL_CLASSES: dict[str, type] = {
-    "mps": MPSClassifier,
-    "ttn": TTNClassifier,
-    "mps-born": MPSBornMachine,
-    "ttn-born": TTNBornMachine,
-    "circuit": CircuitClassifier,
-}
-# CLI option -> estimator parameter, where a model names it otherwise.
-RENAMED_PARAMS = {
-    ("mps-born", "max_bond"): "bond_dim",
-    ("ttn-born", "steps_per_bond"): "steps_per_node",
-}
 
 
+# The estimator classes as imported: --help reads their signatures, whatever a test swaps in.
+_ESTIMATOR_CLASSES = dict(MODEL_CLASSES)
+
+
+@functools.cache
 def model_defaults(param: str) -> str:
     """``(default: 10)`` or ``(default: mps 10, ttn 20)``: the estimators' own defaults for the
     models that take ``param``, read from their signatures so the help cannot drift."""
     found: dict[str, str] = {}
-    for model, cls in MODEL_CLASSES.items():
+    for model, cls in _ESTIMATOR_CLASSES.items():
         name = RENAMED_PARAMS.get((model, param), param)
         parameter = inspect.signature(cls).parameters.get(name)
         if parameter is not None:
@@ -364,7 +241,7 @@ def model_defaults(param: str) -> str:
     if not found:
         raise AssertionError(f"no model takes {param!r}")  # pragma: no cover - a typo here
     if len(set(found.values())) == 1:
-        models = "" if len(found) == len(MODEL_CLASSES) else f" ({', '.join(found)})"
+        models = "" if len(found) == len(_ESTIMATOR_CLASSES) else f" ({', '.join(found)})"
         return f"(default{models}: {next(iter(found.values()))})"
     return "(default: " + ", ".join(f"{m} {v}" for m, v in found.items()) + ")"
 
@@ -638,7 +515,7 @@ def train(
         seed=seed,
     )
     if n_train is not None:
-        data = _first_samples(data, n_train)
+        data = first_samples(data, n_train)
     params = _given(
         bond_dim=bond_dim,
         epochs=epochs,
@@ -663,178 +540,19 @@ def train(
         angle_scale=angle_scale,
     )
     params.update(random_state=seed, verbose=0 if quiet or rank else 1)
-    if unitary:
-        if model not in ("mps", "ttn", "mps-born"):
-            raise InvalidInputError(
-                f"--unitary applies to --model mps, ttn or mps-born, not {model}"
-            )
-        params["unitary"] = True
-    spec = ModelSpec(data.X_train.shape[1], data.metadata)
-    shape = image_shape(spec) if spec.kind == "image" else None
-    fit_options: dict[str, Any] = {}
-    if memory is not None:
-        if model not in ("mps",) or trainer != "sweep":
-            raise InvalidInputError(
-                "--memory sizes the sweeps' environments: it needs --trainer sweep"
-            )
-        fit_options["memory_budget"] = int(memory * 2**30)
-    if augment_shift or augment_rotation:
-        if shape is None:
-            raise InvalidInputError(
-                "--augment-shift and --augment-rotation distort images; the data are not images"
-            )
-        if model not in ("mps", "ttn", "circuit"):
-            raise InvalidInputError(
-                f"--augment-shift and --augment-rotation train classifiers, not --model {model}"
-            )
-        fit_options["augment"] = RandomAffine(
-            shape, max_shift=augment_shift, max_rotation=augment_rotation
-        )
-    estimator = _make_estimator(model, params, shape)
-    checkpoint = checkpoint or out.with_name(out.name + ".ckpt")
-    if rank == 0:
-        _check_or_record_run(checkpoint, _run_identity(model, estimator, data, fit_options), resume)
-    started = time.perf_counter()
-    if is_born_machine(estimator):
-        if distributed:
-            raise InvalidInputError("--distributed trains classifiers; not Born machines yet")
-        _train_born(estimator, data, model, out, checkpoint, resume)
-        return
-    try:
-        estimator.fit(
-            data.X_train,
-            data.y_train,
-            checkpoint_path=checkpoint,
-            resume=resume,
-            **fit_options,
-        )
-    except KeyboardInterrupt:
-        raise TrainingInterrupted(checkpoint) from None
-    seconds = time.perf_counter() - started
-    if rank != 0:  # every process holds the same model; one reports and saves it
-        return
-    n_test = len(data.y_test)
-    accuracy = float(estimator.score(data.X_test, data.y_test)) if n_test else None
-    metadata = {
-        **data.metadata,
-        "model": model,
-        "test_accuracy": accuracy,
-        "n_test": n_test,
-        "train_seconds": round(seconds, 3),
-    }
-    tnml_io.save(estimator, out, metadata=metadata)
-    checkpoint.unlink(missing_ok=True)
-    _run_record_path(checkpoint).unlink(missing_ok=True)
-    if accuracy is None:
-        typer.echo("test accuracy: no test split (--test-fraction 0)")
-    else:
-        typer.echo(f"test accuracy {accuracy:.4f} ({n_test} samples, {data.test_name})")
-    epochs_run = getattr(estimator, "n_iter_", None)
-    ran = f" ({epochs_run} epoch{'s' * (epochs_run != 1)})" if epochs_run is not None else ""
-    typer.echo(f"training time {seconds:.1f} s{ran}")
-    typer.echo(f"saved model to {out}")
-
-
-# Options a resumed run may change; anything else would mix two runs in one model.
-RESUMABLE_PARAMS = frozenset({"epochs", "verbose", "device"})
-
-
-def _run_record_path(checkpoint: Path) -> Path:
-    return checkpoint.with_name(checkpoint.name + ".run.json")
-
-
-def _run_identity(model: str, estimator: Any, data: Any, fit_options: dict) -> dict[str, Any]:
-    """What a checkpoint was made from: model, data (with a digest of the training split),
-    and every option that cannot change on resume."""
-    digest = hashlib.sha256()
-    for array in (data.X_train, data.y_train):
-        if array is not None:
-            digest.update(np.ascontiguousarray(array).tobytes())
-    params = {
-        k: v for k, v in estimator.get_params(deep=False).items() if k not in RESUMABLE_PARAMS
-    }
-    return json.loads(
-        json.dumps(
-            {
-                "model": model,
-                "data": data.metadata,
-                "n_train": len(data.X_train),
-                "training_data_sha256": digest.hexdigest(),
-                "params": params,
-                "fit_options": {k: repr(v) for k, v in fit_options.items()},
-            },
-            default=repr,
-        )
+    options = TrainingOptions(
+        model=model,
+        params=params,
+        out=out,
+        checkpoint=checkpoint,
+        resume=resume,
+        unitary=unitary,
+        memory_gib=memory,
+        augment_shift=augment_shift,
+        augment_rotation=augment_rotation,
+        distributed=distributed,
     )
-
-
-def _check_or_record_run(checkpoint: Path, identity: dict[str, Any], resume: bool) -> None:
-    """A fresh run records its identity beside the checkpoint; ``--resume`` refuses, in one
-    line naming each difference, a command that differs from the recorded one."""
-    record = _run_record_path(checkpoint)
-    if not resume:
-        atomic_write(record, lambda tmp: Path(tmp).write_text(json.dumps(identity)))
-        return
-    if not checkpoint.is_file():
-        return  # the trainer reports the missing checkpoint
-    try:
-        saved = json.loads(record.read_text())
-    except (OSError, json.JSONDecodeError):
-        raise InvalidInputError(
-            f"--resume: {record} (what {checkpoint.name} was made from) is missing or "
-            "unreadable; rerun without --resume"
-        ) from None
-    before = {key.lstrip("."): value for key, value in _flatten("", saved)}
-    now = {key.lstrip("."): value for key, value in _flatten("", identity)}
-    differences = [
-        f"{key}: {before.get(key, '(unset)')!r} -> {now.get(key, '(unset)')!r}"
-        for key in sorted(before.keys() | now.keys())
-        if before.get(key) != now.get(key)
-    ]
-    if differences:
-        more = f"; and {len(differences) - 4} more" if len(differences) > 4 else ""
-        raise InvalidInputError(
-            f"--resume would mix two runs: {checkpoint.name} was made with other settings "
-            f"({'; '.join(differences[:4])}{more}); rerun the original command (only --epochs "
-            "may change) or drop --resume"
-        )
-
-
-def _train_born(
-    estimator: Any, data: Any, model: str, out: Path, checkpoint: Path, resume: bool
-) -> None:
-    """``tnml train --model *-born``: fit on the discretised training data, report NLLs."""
-    X_train = discretize(data.X_train, data.metadata)
-    X_test = discretize(data.X_test, data.metadata)
-    started = time.perf_counter()
-    try:
-        estimator.fit(X_train, checkpoint_path=checkpoint, resume=resume)
-    except KeyboardInterrupt:
-        raise TrainingInterrupted(checkpoint) from None
-    seconds = time.perf_counter() - started
-    train_nll = estimator.nll(X_train)
-    test_nll = estimator.nll(X_test) if len(X_test) else None
-    metadata = {
-        **data.metadata,
-        "model": model,
-        "discretize": {"binary_threshold": 0.5}
-        if (data.metadata.get("preprocessing") or {}).get("kind") == "image"
-        else None,
-        "train_nll": train_nll,
-        "test_nll": test_nll,
-        "n_test": len(X_test),
-        "train_seconds": round(seconds, 3),
-    }
-    tnml_io.save(estimator, out, metadata=metadata)
-    checkpoint.unlink(missing_ok=True)
-    _run_record_path(checkpoint).unlink(missing_ok=True)
-    typer.echo(f"train NLL {train_nll:.3f} nats per sample ({len(X_train)} samples)")
-    if test_nll is not None:
-        typer.echo(
-            f"test NLL {test_nll:.3f} nats per sample ({len(X_test)} samples, {data.test_name})"
-        )
-    typer.echo(f"training time {seconds:.1f} s ({estimator.n_iter_} sweeps/epochs)")
-    typer.echo(f"saved model to {out}")
+    train_model(data, options, rank=rank, report=typer.echo)
 
 
 app.command("sample")(handle_errors(sample))
@@ -1058,12 +776,6 @@ def predict(
 
 
 # -- info -----------------------------------------------------------------------------------
-def _flatten(prefix: str, value: Any) -> list[tuple[str, Any]]:
-    if isinstance(value, dict) and value:
-        return [item for key, sub in value.items() for item in _flatten(f"{prefix}.{key}", sub)]
-    return [(prefix, value)]
-
-
 def _show(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
@@ -1115,7 +827,7 @@ def info(
     metadata = header.get("metadata") or {}
     if metadata:
         typer.echo("metadata")
-        for key, value in _flatten("", metadata):
+        for key, value in flatten_record("", metadata):
             typer.echo(f"  {key.lstrip('.')} = {_show(value)}")
 
 

@@ -13,10 +13,17 @@ import numpy as np
 import typer
 
 from tnml import io as tnml_io
-from tnml.cli.datasets import SEED_MAX, ModelSpec, load_evaluation_data, output_file
-from tnml.estimators.born_machine import check_discrete
+from tnml.cli.options import output_file
 from tnml.exceptions import InvalidInputError
-from tnml.preprocessing import binarize
+from tnml.workflows.data import (
+    BINARY_THRESHOLD,
+    SEED_MAX,
+    ModelSpec,
+    discretize,
+    image_shape,
+    is_born_machine,
+    load_evaluation_data,
+)
 
 __all__ = [
     "BINARY_THRESHOLD",
@@ -29,39 +36,7 @@ __all__ = [
     "sample",
 ]
 
-BINARY_THRESHOLD = 0.5
 MASKS = ("top-half", "bottom-half", "left-half", "right-half", "center")
-
-
-def is_born_machine(model: Any) -> bool:
-    """True for the generative estimators (they have ``sample`` and ``log_prob``)."""
-    return hasattr(model, "sample") and hasattr(model, "log_prob")
-
-
-def discretize(X: np.ndarray, spec: ModelSpec | dict[str, Any]) -> np.ndarray:
-    """Training-data features -> the discrete values a Born machine models.
-
-    Images (features in [0, 1]) are binarised at 0.5; tabular columns must hold integers.
-    ``spec`` is the model's :class:`ModelSpec` or the metadata of a training run.
-    """
-    metadata = spec.metadata if isinstance(spec, ModelSpec) else spec
-    prep = metadata.get("preprocessing") or {}
-    if prep.get("kind") == "image":
-        return binarize(X, BINARY_THRESHOLD)
-    return check_discrete(np.asarray(X, dtype=np.float64), "the data")
-
-
-def image_shape(spec: ModelSpec) -> tuple[int, int]:
-    """(height, width) of the images a model was trained on; error for other models."""
-    prep = spec.preprocessing or {}
-    if prep.get("kind") != "image":
-        raise InvalidInputError(
-            "this model was not trained on images (no image shape in its metadata); "
-            "write samples to a .csv file instead"
-        )
-    height, width = prep["image_shape"]
-    size = prep.get("downsample")
-    return (int(height), int(width)) if size is None else (int(size), int(size))
 
 
 def hidden_pixels(mask: str, height: int, width: int) -> np.ndarray:

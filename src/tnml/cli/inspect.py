@@ -18,18 +18,18 @@ from tnml import explain as tn_explain
 from tnml import io as tnml_io
 from tnml import plot as tn_plot
 from tnml._files import atomic_write
-from tnml.cli.datasets import (
-    SEED_MAX,
-    ModelSpec,
-    load_evaluation_data,
-    load_training_data,
-    output_file,
-)
 from tnml.cli.generative import image_shape, is_born_machine
+from tnml.cli.options import output_file
 from tnml.data import load_csv
 from tnml.estimators import MPSAnomalyDetector
 from tnml.exceptions import InvalidInputError
 from tnml.nn import MPSClassifierModule, TTNClassifierModule
+from tnml.workflows.data import (
+    SEED_MAX,
+    ModelSpec,
+    load_evaluation_data,
+    load_training_data,
+)
 
 __all__ = ["anomaly_app", "anomaly_fit", "anomaly_score", "explain"]
 

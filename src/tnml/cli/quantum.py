@@ -15,11 +15,12 @@ from rich.table import Table
 from tnml import io as tnml_io
 from tnml import plot as tn_plot
 from tnml._files import atomic_write
-from tnml.cli.datasets import ModelSpec, load_evaluation_data, output_file
+from tnml.cli.options import output_file
 from tnml.data import MNIST_ENV_VAR
 from tnml.exceptions import InvalidInputError
 from tnml.quantum.compile import compile as compile_circuit
 from tnml.quantum.evaluate import NOISE_CHANNELS, circuit_inputs, noise_study
+from tnml.workflows.data import ModelSpec, load_evaluation_data
 
 DEFAULT_LEVELS = "1e-4,3e-4,1e-3,3e-3,1e-2,3e-2,1e-1"
 

@@ -1,4 +1,4 @@
-"""The dataset arguments of the ``tnml`` command, turned into arrays a model can take.
+"""Datasets by name (digits, mnist, csv), turned into arrays a model can take, as ``tnml`` does.
 
 Pure functions over :mod:`tnml.data`. Training data come back with a *preprocessing record*
 (image size and downsampling, or the tabular feature names and target) that is saved with the
@@ -21,13 +21,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import typer
 
 from tnml import data as tnml_data
+from tnml.estimators.born_machine import check_discrete
 from tnml.exceptions import DataFileError, InvalidInputError
-from tnml.preprocessing import ImageDownsampler
+from tnml.preprocessing import ImageDownsampler, binarize
 
 __all__ = [
+    "BINARY_THRESHOLD",
     "DATASETS",
     "DEFAULT_SEED",
     "DEFAULT_TEST_FRACTION",
@@ -37,7 +38,10 @@ __all__ = [
     "TrainingData",
     "array_to_features",
     "check_dataset_args",
+    "discretize",
     "image_record",
+    "image_shape",
+    "is_born_machine",
     "load_evaluation_data",
     "load_prediction_input",
     "load_training_data",
@@ -54,14 +58,8 @@ SPLITS = ("test", "train", "all")
 DEFAULT_TEST_FRACTION = 0.25
 DEFAULT_SEED = 0
 SEED_MAX = 2**32 - 1  # what NumPy and scikit-learn accept as a seed
-
-
-def output_file(path: Path | None) -> Path | None:
-    """Typer callback for ``--out FILE``: refuse a folder before any work is done (a
-    training run would otherwise end by failing to write)."""
-    if path is not None and path.is_dir():
-        raise typer.BadParameter(f"{path} is a folder; give a file name, e.g. {path / 'out'}")
-    return path
+BINARY_THRESHOLD = 0.5
+"""Images become Born-machine levels 0/1 above this intensity."""
 
 
 _IDX_NAME = re.compile(r"idx\d+-ubyte(\.gz)?$")
@@ -720,3 +718,35 @@ def load_prediction_input(
             "a .npy/.npz array, or an IDX image file (*-idx3-ubyte[.gz])"
         )
     return array_to_features(array, spec, source=path.name, downsample=downsample)
+
+
+# -- Born machines ---------------------------------------------------------------------------
+def is_born_machine(model: Any) -> bool:
+    """True for the generative estimators (they have ``sample`` and ``log_prob``)."""
+    return hasattr(model, "sample") and hasattr(model, "log_prob")
+
+
+def discretize(X: np.ndarray, spec: ModelSpec | dict[str, Any]) -> np.ndarray:
+    """Training-data features -> the discrete values a Born machine models.
+
+    Images (features in [0, 1]) are binarised at 0.5; tabular columns must hold integers.
+    ``spec`` is the model's :class:`ModelSpec` or the metadata of a training run.
+    """
+    metadata = spec.metadata if isinstance(spec, ModelSpec) else spec
+    prep = metadata.get("preprocessing") or {}
+    if prep.get("kind") == "image":
+        return binarize(X, BINARY_THRESHOLD)
+    return check_discrete(np.asarray(X, dtype=np.float64), "the data")
+
+
+def image_shape(spec: ModelSpec) -> tuple[int, int]:
+    """(height, width) of the images a model was trained on; error for other models."""
+    prep = spec.preprocessing or {}
+    if prep.get("kind") != "image":
+        raise InvalidInputError(
+            "this model was not trained on images (no image shape in its metadata); "
+            "write samples to a .csv file instead"
+        )
+    height, width = prep["image_shape"]
+    size = prep.get("downsample")
+    return (int(height), int(width)) if size is None else (int(size), int(size))

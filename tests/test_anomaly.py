@@ -9,9 +9,10 @@ import pandas as pd
 import pytest
 from sklearn.ensemble import IsolationForest
 from sklearn.metrics import roc_auc_score
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import tnml
-from tnml.estimators.anomaly import UNSEEN_SCORE
+from tnml.estimators.anomaly import UNSEEN_SCORE, MPSAnomalyDetector
 from tnml.exceptions import InvalidInputError
 
 
@@ -104,3 +105,8 @@ def test_binned_scores_are_the_discrete_born_log_likelihood():
         ).fit(X)
         grid = np.array(list(itertools.product([0.0, 1.0], repeat=5)))
         assert abs(np.exp(model.score_samples(grid)).sum() - 1.0) < 1e-9
+
+
+@parametrize_with_checks([MPSAnomalyDetector(bond_dim=4, epochs=2)])
+def test_anomaly_detector_is_sklearn_compatible(estimator, check):
+    check(estimator)

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 from scipy.stats import chisquare
+from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import tnml
 from tnml.exceptions import InvalidInputError
@@ -416,3 +417,14 @@ def test_estimator_resume_is_exact_on_binarised_digits(tmp_path, monkeypatch):
         X, checkpoint_path=path, resume=True
     )
     assert resumed.nll(X) == reference.nll(X)
+
+
+@parametrize_with_checks(
+    [
+        tnml.MPSBornMachine(bond_dim=4, epochs=2),
+        tnml.MPSBornMachine(bond_dim=4, epochs=2, trainer="autodiff"),
+        tnml.TTNBornMachine(bond_dim=4, epochs=2),
+    ]
+)
+def test_born_machines_are_sklearn_compatible(estimator, check):
+    check(estimator)  # the checks feed integer levels: the estimators' "categorical" tag

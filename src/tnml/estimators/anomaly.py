@@ -33,7 +33,7 @@ from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_random_state
 
-from tnml.estimators.base import DTYPES
+from tnml.estimators.base import DTYPES, checked_data
 from tnml.exceptions import InvalidInputError
 from tnml.features import embed
 from tnml.nn.born import MPSBornModule
@@ -283,12 +283,10 @@ class MPSAnomalyDetector(OutlierMixin, BaseEstimator):
         :func:`tnml.train.born_sweep.train_born_sweep` (``checkpoint_path``, ``resume``,
         ``callback``).
         """
+        # scikit-learn's checks (shape, sparse, complex, sample count, feature names); the
+        # columns are then read from X itself so a DataFrame keeps each column's dtype
+        checked_data(self, X, dtype=None, ensure_all_finite=False, ensure_min_samples=2)
         columns = self._columns(X)
-        if not columns or columns[0].shape[0] < 2:
-            raise InvalidInputError("X must hold at least 2 samples and 1 feature")
-        self.n_features_in_ = len(columns)
-        if _is_dataframe(X):
-            self.feature_names_in_ = np.asarray([str(c) for c in X.columns], dtype=object)
         self._fit_encoders(columns)
         vectors, _ = self._site_vectors(columns)
         dims = [v.shape[1] for v in vectors]
@@ -360,13 +358,8 @@ class MPSAnomalyDetector(OutlierMixin, BaseEstimator):
         category never seen in training.
         """
         check_is_fitted(self)
-        columns = self._columns(X)
-        if len(columns) != self.n_features_in_:
-            raise InvalidInputError(
-                f"X has {len(columns)} features, but {type(self).__name__} was fitted with "
-                f"{self.n_features_in_}"
-            )
-        vectors, unseen = self._site_vectors(columns)
+        checked_data(self, X, dtype=None, ensure_all_finite=False, reset=False)
+        vectors, unseen = self._site_vectors(self._columns(X))
         return self._score_vectors(vectors, unseen)
 
     def decision_function(self, X: Any) -> np.ndarray:

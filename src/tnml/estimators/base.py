@@ -34,6 +34,18 @@ UNITARY_DEFAULT_LR = 2e-2
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
+def checked_data(estimator: Any, X: Any, y: Any = "no_validation", **kwargs: Any) -> Any:
+    r"""scikit-learn's ``validate_data``, its ``ValueError``\ s raised as
+    :class:`~tnml.exceptions.InvalidInputError` (still a ``ValueError``) so the command line
+    reports them in one line."""
+    try:
+        return validate_data(estimator, X, y, **kwargs)
+    except InvalidInputError:
+        raise
+    except ValueError as exc:
+        raise InvalidInputError(str(exc)) from None
+
+
 def resolve_device(device: str) -> torch.device:
     """``"auto"`` -> CUDA when available, else CPU; other strings as torch reads them."""
     if device == "auto":
@@ -131,7 +143,7 @@ class TNClassifierBase(ClassifierMixin, BaseEstimator):
 
     # -- fitting ----------------------------------------------------------------------------
     def _fit(self, X: Any, y: Any, **train_kwargs: Any) -> TNClassifierBase:
-        X, y = validate_data(self, X, y, dtype=[np.float64, np.float32], y_numeric=False)
+        X, y = checked_data(self, X, y, dtype=[np.float64, np.float32], y_numeric=False)
         check_classification_targets(y)
         classes, y_encoded = np.unique(y, return_inverse=True)
         if classes.shape[0] < 2:
@@ -226,7 +238,7 @@ class TNClassifierBase(ClassifierMixin, BaseEstimator):
     # -- prediction -------------------------------------------------------------------------
     def _logits(self, X: Any, batch_size: int = 2048) -> np.ndarray:
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=[np.float64, np.float32], reset=False)
+        X = checked_data(self, X, dtype=[np.float64, np.float32], reset=False)
         X = self._to_unit(X)
         param = next(self.module_.parameters())
         outputs = []

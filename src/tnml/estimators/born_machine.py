@@ -22,10 +22,10 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, DensityMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import check_is_fitted, check_random_state, validate_data
+from sklearn.utils.validation import check_is_fitted, check_random_state
 from torch import nn
 
-from tnml.estimators.base import DTYPES, resolve_device
+from tnml.estimators.base import DTYPES, checked_data, resolve_device
 from tnml.exceptions import InvalidInputError
 from tnml.nn.born import MPSBornModule, TTNBornModule
 from tnml.nn.unitary import UnitaryMPSBornModule
@@ -48,10 +48,15 @@ MAX_DENSE_ENTRIES = 2**24
 
 def check_discrete(X: np.ndarray, name: str = "X") -> np.ndarray:
     """Integer-valued, non-negative, finite ``X`` as int64; clear error otherwise."""
+    if X.dtype.kind == "O":  # numbers in an object array (e.g. from a DataFrame) are fine;
+        try:  # a value that is neither a number nor a string is a TypeError, as in sklearn
+            X = X.astype(np.float64)
+        except ValueError:  # strings: the message below names the first value
+            pass
     if X.dtype.kind not in "biuf":
         raise InvalidInputError(
             f"{name} must hold integer values (categories or levels 0, 1, ...), got dtype "
-            f"{X.dtype} ({X.flat[0].item()!r} ...)"
+            f"{X.dtype} ({X.flat[0]!r} ...)"
             if X.size
             else f"{name} must hold integer values, got dtype {X.dtype}"
         )
@@ -64,7 +69,10 @@ def check_discrete(X: np.ndarray, name: str = "X") -> np.ndarray:
             f"{X[as_int != X].flat[0].item()!r}; discretise continuous data first"
         )
     if X.size and as_int.min() < 0:
-        raise InvalidInputError(f"{name} must hold non-negative integers, found {as_int.min()}")
+        raise InvalidInputError(
+            f"{name} must hold non-negative integers (levels 0, 1, ...); Negative values in "
+            f"data: {as_int.min()}"
+        )
     return as_int
 
 
@@ -95,11 +103,12 @@ class BornMachineBase(DensityMixin, BaseEstimator):
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
         tags.input_tags.positive_only = True
+        tags.input_tags.categorical = True  # integer levels 0, 1, ... (what the checks feed)
         return tags
 
     # -- fitting ----------------------------------------------------------------------------
     def _fit(self, X: Any, train_kwargs: dict[str, Any]) -> BornMachineBase:
-        X = validate_data(self, X, dtype=None, ensure_min_features=2)
+        X = checked_data(self, X, dtype=None, ensure_min_features=2)
         X = check_discrete(np.asarray(X))
         if self.n_levels is None:
             levels = np.maximum(self._levels_for(X), 2)
@@ -165,7 +174,7 @@ class BornMachineBase(DensityMixin, BaseEstimator):
     # -- validation -------------------------------------------------------------------------
     def _check_input(self, X: Any, name: str = "X") -> np.ndarray:
         check_is_fitted(self)
-        X = validate_data(self, X, dtype=None, reset=False)
+        X = checked_data(self, X, dtype=None, reset=False)
         return check_discrete(np.asarray(X), name)
 
     # -- likelihoods ------------------------------------------------------------------------

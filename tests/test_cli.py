@@ -774,3 +774,22 @@ def test_tree_models_train_with_the_image_layout(tmp_path: Path) -> None:
         run("train", "digits", "--model", "ttn-born", "--max-bond", 8, "--out", out),
         "--max-bond applies to the MPS models",
     )
+
+
+def test_readme_csv_commands_run_on_the_example_files(tmp_path: Path) -> None:
+    """The README's csv commands, on the files it points at (they exist in the repository)."""
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    commands = [line.split("#")[0].split() for line in readme.splitlines()]
+    train_cmd = next(c for c in commands if c[:3] == ["tnml", "train", "csv"])
+    predict_cmd = next(c for c in commands if c[:2] == ["tnml", "predict"] and "iris" in c[2])
+    model, predictions = tmp_path / "iris.tnml", tmp_path / "predictions.txt"
+    args = [root / a if a.startswith("examples/") else a for a in train_cmd[1:]]
+    args[args.index("--out") + 1] = model
+    ok(run(*args, "--epochs", 5, "--quiet"))
+    args = [root / a if a.startswith("examples/") else a for a in predict_cmd[1:]]
+    args[1], args[args.index("--out") + 1] = model, predictions
+    ok(run(*args))
+    labels = predictions.read_text().split()
+    new_rows = (root / "examples" / "iris_new.csv").read_text().splitlines()[1:]
+    assert len(labels) == len(new_rows) and set(labels) <= {"setosa", "versicolor", "virginica"}

@@ -33,6 +33,7 @@ from tnml._validation import check_int
 from tnml.exceptions import InvalidInputError, TrainingError
 from tnml.tensor.born import check_indices, mps_log_density, one_hot_inputs
 from tnml.tensor.decomp import check_truncation_options, split_tensor
+from tnml.tensor.environments import extend_left, extend_right, normalized_rows
 from tnml.tensor.mps import MPS, mps_canonicalize
 from tnml.train.loop import Callback, FitResult, UpdateRule, fit_loop
 
@@ -80,22 +81,17 @@ def mean_nll(mps: MPS, X: Tensor | Sequence[Tensor], batch_size: int = 4096) -> 
 
 def unit_rows(v: Tensor) -> Tensor:
     """Each row of ``v`` (T, D) divided by its 2-norm (zero rows stay zero)."""
-    norm = torch.linalg.vector_norm(v, dim=1, keepdim=True)
-    return v / norm.clamp_min(torch.finfo(v.dtype).tiny)
+    return normalized_rows(v)[0]
 
 
 def _extend_left(left: Tensor, core: Tensor, phi: Tensor) -> Tensor:
-    """Left environment one site further, ``sum_s L A[:, s, :] phi_s``: (T, Dl) -> (T, Dr)."""
-    dl, d, dr = core.shape
-    t = (left @ core.reshape(dl, d * dr)).reshape(-1, d, dr)
-    return unit_rows(torch.einsum("tsr,ts->tr", t, phi))
+    """Left environment one site further, as unit rows: (T, Dl) -> (T, Dr)."""
+    return unit_rows(extend_left(left, core, phi))
 
 
 def _extend_right(right: Tensor, core: Tensor, phi: Tensor) -> Tensor:
-    """Right environment one site further, ``sum_s A[:, s, :] R phi_s``: (T, Dr) -> (T, Dl)."""
-    dl, d, dr = core.shape
-    t = (right @ core.permute(2, 0, 1).reshape(dr, dl * d)).reshape(-1, dl, d)
-    return unit_rows(torch.einsum("tls,ts->tl", t, phi))
+    """Right environment one site further, as unit rows: (T, Dr) -> (T, Dl)."""
+    return unit_rows(extend_right(right, core, phi))
 
 
 def _bond_gradient(

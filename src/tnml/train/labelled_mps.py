@@ -22,6 +22,7 @@ from tnml.nn.mps import (
     MPSClassifierModule,
 )
 from tnml.tensor.decomp import check_truncation_options, split_tensor
+from tnml.tensor.environments import extend_left, extend_right, normalized_rows
 from tnml.tensor.mps import MPS
 
 __all__ = ["LabelledMPS", "move_label"]
@@ -397,38 +398,21 @@ def _split(
     return left, right, res.discarded_weight, res.relative_discarded_weight
 
 
-def _renormalise(v: Tensor, log: Tensor) -> tuple[Tensor, Tensor]:
-    norm = torch.linalg.vector_norm(v, dim=1).clamp_min(torch.finfo(v.dtype).tiny)
-    return v / norm[:, None], log + norm.log()
-
-
 def _extend_left(
     env: Tensor, log: Tensor, core: Tensor, p: Tensor, chunk: int
 ) -> tuple[Tensor, Tensor]:
-    """Left environment of the next site: ``(n, Dl)`` -> ``(n, Dr)`` through ``core (Dl, d, Dr)``.
-
-    ``p`` is ``(n, d)``; the result is renormalised per sample, its log-norm added to ``log``.
-    """
-    dl, d, dr = core.shape
-    mat = core.to(env.dtype).reshape(dl * d, dr)
-    out = env.new_empty(env.shape[0], dr)
-    for s in range(0, env.shape[0], chunk):
-        x = (env[s : s + chunk, :, None] * p[s : s + chunk, None, :]).reshape(-1, dl * d)
-        out[s : s + chunk] = x @ mat
-    return _renormalise(out, log)
+    """Left environment of the next site, ``(n, Dl)`` -> ``(n, Dr)`` through ``core``
+    ``(Dl, d, Dr)``, renormalised per sample; its log-norm is added to ``log``."""
+    rows, log_norm = normalized_rows(extend_left(env, core, p, chunk=chunk))
+    return rows, log + log_norm
 
 
 def _extend_right(
     env: Tensor, log: Tensor, core: Tensor, p: Tensor, chunk: int
 ) -> tuple[Tensor, Tensor]:
     """Right environment of the previous site: ``(n, Dr)`` -> ``(n, Dl)`` through ``core``."""
-    dl, d, dr = core.shape
-    mat = core.to(env.dtype).reshape(dl, d * dr)
-    out = env.new_empty(env.shape[0], dl)
-    for s in range(0, env.shape[0], chunk):
-        x = (p[s : s + chunk, :, None] * env[s : s + chunk, None, :]).reshape(-1, d * dr)
-        out[s : s + chunk] = x @ mat.T
-    return _renormalise(out, log)
+    rows, log_norm = normalized_rows(extend_right(env, core, p, chunk=chunk))
+    return rows, log + log_norm
 
 
 def move_label(

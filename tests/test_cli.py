@@ -793,3 +793,10 @@ def test_readme_csv_commands_run_on_the_example_files(tmp_path: Path) -> None:
     labels = predictions.read_text().split()
     new_rows = (root / "examples" / "iris_new.csv").read_text().splitlines()[1:]
     assert len(labels) == len(new_rows) and set(labels) <= {"setosa", "versicolor", "virginica"}
+
+
+def test_csv_column_whose_range_overflows_is_named(tmp_path: Path) -> None:
+    rows = [[i, (-1) ** i * 1e308, "xy"[i % 2]] for i in range(8)]
+    path = write_table(tmp_path / "wide.csv", ["a", "width", "label"], rows)
+    result = run("train", "csv", path, "--target", "label", "--out", tmp_path / "m.tnml")
+    assert_error(result, "feature width spans", "overflows float64")

@@ -535,6 +535,8 @@ def load_training_data(
                 f"target column {target!r} of {Path(file).name} holds non-integer numbers "
                 f"(e.g. {y[y != np.round(y)][0]}); a classifier needs class labels"
             )
+        # a column the estimators could not scale to [0, 1], named as the file names it
+        tnml_data.scale_unit(X, feature_names=names)
         preprocessing = {"kind": "tabular", "feature_names": names, "target": target}
         metadata = {
             "dataset": "csv",

@@ -362,6 +362,11 @@ def compress_bonds(
         ``||W - W'||^2 / ||W||^2``, the relative squared distance between the weight tensors
         (the fidelity lost).
     """
+    if not isinstance(model, MPSClassifier):
+        raise InvalidInputError(
+            f"compress_bonds truncates an MPSClassifier's bonds; got a {type(model).__name__} "
+            "(tree models, Born machines and circuits are not MPS classifiers)"
+        )
     check_is_fitted(model)
     check_int("max_bond", max_bond, 1)
     if getattr(model, "unitary", False):

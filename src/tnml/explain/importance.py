@@ -8,10 +8,11 @@ from typing import Any
 import numpy as np
 import torch
 from sklearn.base import BaseEstimator
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 from torch import Tensor
 
 from tnml._validation import check_int
+from tnml.estimators.base import checked_data
 from tnml.exceptions import InvalidInputError
 from tnml.features import embed
 from tnml.nn.mps import MPSClassifierModule, born_logits, normalized_logits
@@ -324,7 +325,7 @@ def _resolve(model: Any, X: Any) -> tuple[ClassifierModule, np.ndarray, np.ndarr
                 "MPSClassifierModule or TTNClassifierModule), got "
                 f"{type(model).__name__} with module_ {type(module).__name__}"
             )
-        x = validate_data(model, X, dtype=[np.float64, np.float32], reset=False)
+        x = checked_data(model, X, dtype=[np.float64, np.float32], reset=False)
         return module, np.asarray(model._to_unit(x), dtype=np.float64), model.classes_
     if isinstance(model, ClassifierModule):
         x = X.detach().cpu().numpy() if isinstance(X, Tensor) else np.asarray(X)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import check_is_fitted
 
+from tnml.estimators.base import checked_data
 from tnml.exceptions import InvalidInputError
 from tnml.quantum.circuit import Circuit
 from tnml.quantum.noise import NoiseModel
@@ -28,7 +29,7 @@ def circuit_inputs(model: Any, X: Any) -> np.ndarray:
     np.ndarray, shape (n, n_features), float64: what the circuit's data gates read.
     """
     check_is_fitted(model)
-    X = validate_data(model, X, dtype=[np.float64, np.float32], reset=False)
+    X = checked_data(model, X, dtype=[np.float64, np.float32], reset=False)
     return np.asarray(model._to_unit(X), dtype=np.float64)
 
 

@@ -185,8 +185,12 @@ def _bond_nll(bond: Tensor, left: Tensor, right: Tensor, pair: Tensor) -> Tensor
 class _Sweeper:
     """Cores, the centre and the cached environments of one Born-machine sweep run."""
 
-    def __init__(self, mps: MPS, X: Tensor | Sequence[Tensor], center: int) -> None:
-        canon = mps_canonicalize(mps, center)
+    def __init__(
+        self, mps: MPS, X: Tensor | Sequence[Tensor], center: int, *, canonical: bool = False
+    ) -> None:
+        """``canonical=True``: ``mps`` is already in mixed canonical form about ``center``
+        (a resumed run) and is used bit for bit; else it is canonicalised first."""
+        canon = mps if canonical else mps_canonicalize(mps, center)
         self.phis = as_site_vectors(canon, X)
         # basis inputs: each sample meets one slice of a bond tensor (see update)
         discrete = isinstance(X, Tensor) and not (X.is_floating_point() or X.is_complex())
@@ -444,9 +448,10 @@ class BornSweepRule(UpdateRule):
         if self.sweeper is None:  # a new run, or a resumed one: the centre where it stopped
             k, direction = self._bond(first_step)
             center = k if direction == "right" else k + 1
-            if self.resumed:  # saved in mixed canonical form: a new QR gauge would change
-                self.start.center = center  # which of degenerate singular vectors SVD keeps
-            self.sweeper = _Sweeper(self.start, self.X, center)
+            # a resumed run's cores are saved in mixed canonical form; canonicalising them
+            # again changes their last bits and gauge, and with degenerate singular values
+            # which vectors SVD keeps: the resumed run would leave the uninterrupted one
+            self.sweeper = _Sweeper(self.start, self.X, center, canonical=self.resumed)
             self.sweeper.step = self.line_step
         return self.steps_in_epoch(epoch)
 

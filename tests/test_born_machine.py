@@ -428,3 +428,15 @@ def test_estimator_resume_is_exact_on_binarised_digits(tmp_path, monkeypatch):
 )
 def test_born_machines_are_sklearn_compatible(estimator, check):
     check(estimator)  # the checks feed integer levels: the estimators' "categorical" tag
+
+
+def test_max_bond_caps_the_sweeps_as_for_the_classifier():
+    X = (np.random.default_rng(0).random((80, 10)) < 0.4).astype(int)
+    capped = tnml.MPSBornMachine(bond_dim=16, max_bond=3, epochs=1, random_state=0).fit(X)
+    assert max(capped.to_mps().bond_dims) <= 3
+    default = tnml.MPSBornMachine(bond_dim=3, epochs=1, random_state=0).fit(X)
+    np.testing.assert_array_equal(default.log_prob(X), capped.log_prob(X))  # None: bond_dim
+    with pytest.raises(InvalidInputError, match="max_bond caps the sweeps"):
+        tnml.MPSBornMachine(max_bond=3, trainer="autodiff", epochs=1).fit(X)
+    with pytest.raises(InvalidInputError, match="unitary=True keeps every bond"):
+        tnml.MPSBornMachine(bond_dim=4, max_bond=2, unitary=True, epochs=1).fit(X)

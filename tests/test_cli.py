@@ -230,8 +230,7 @@ def test_help_shows_the_estimators_defaults(monkeypatch: pytest.MonkeyPatch) -> 
     text = ok(run("train", "-h")).stdout
     bond = tnml.MPSClassifier().bond_dim, tnml.TTNClassifier().bond_dim
     assert f"(default: mps {bond[0]}, ttn {bond[1]}, " in text
-    cap = tnml.MPSBornMachine().bond_dim  # --max-bond is the Born machine's bond_dim
-    assert f"(default: mps auto, mps-born {cap})" in text
+    assert "(default (mps, mps-born): auto)" in text  # --max-bond: None, i.e. bond_dim
     assert "(default (circuit): 0.25)" in text.replace("  ", " ")
     assert cli_module.model_defaults("device") == "(default: cpu)"
 

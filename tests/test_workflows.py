@@ -42,7 +42,7 @@ def test_born_machine_and_option_checks(tmp_path: Path) -> None:
     )
     metadata = train_model(data, options, report=lambda line: None)
     born = tnml.io.load(tmp_path / "b.tnml")
-    assert born.bond_dim == 4  # --max-bond is the Born machine's cap
+    assert born.max_bond == 4 and born.history_[-1]["max_bond_dim"] <= 4  # the sweeps' cap
     binary = (data.X_test > 0.5).astype(np.int64)
     assert metadata["test_nll"] == pytest.approx(born.nll(binary))
     with pytest.raises(

@@ -285,8 +285,12 @@ class MPSBornMachine(BornMachineBase):
     Parameters
     ----------
     bond_dim : int, default=16
-        Largest bond dimension (``trainer="sweep"``: bonds start at 2 and grow up to it;
-        ``"autodiff"``: every bond has it, capped at the exact rank near the ends).
+        Bond dimension: ``"autodiff"`` gives every bond this dimension (capped at the exact
+        rank near the ends); ``"sweep"`` starts the bonds at 2 (as Han et al.) and grows them
+        up to ``max_bond``, which defaults to ``bond_dim``.
+    max_bond : int or None, default=None
+        Sweeps: the largest bond the splits keep (the same word as
+        :class:`~tnml.MPSClassifier`'s); None means ``bond_dim``.
     trainer : {"sweep", "autodiff"}, default="sweep"
         Two-site sweeps with SVD truncation (Han et al. 2018), or Adam on the mean NLL.
     cutoff : float, default=1e-7
@@ -360,6 +364,7 @@ class MPSBornMachine(BornMachineBase):
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         "bond_dim": [Interval(Integral, 1, None, closed="left")],
+        "max_bond": [Interval(Integral, 1, None, closed="left"), None],
         "trainer": [StrOptions(set(BORN_TRAINERS))],
         "cutoff": [Interval(Real, 0, None, closed="left")],
         "n_levels": [Interval(Integral, 2, None, closed="left"), "array-like", None],
@@ -392,6 +397,7 @@ class MPSBornMachine(BornMachineBase):
         self,
         bond_dim: int = 16,
         *,
+        max_bond: int | None = None,
         trainer: str = "sweep",
         cutoff: float = 1e-7,
         n_levels: int | Any | None = None,
@@ -413,6 +419,7 @@ class MPSBornMachine(BornMachineBase):
         unitary: bool = False,
     ) -> None:
         self.bond_dim = bond_dim
+        self.max_bond = max_bond
         self.trainer = trainer
         self.cutoff = cutoff
         self.n_levels = n_levels
@@ -470,6 +477,15 @@ class MPSBornMachine(BornMachineBase):
             raise InvalidInputError(
                 "warm_start=True but X has other features or levels than the first fit"
             )
+        if self.max_bond is not None and self.trainer != "sweep":
+            raise InvalidInputError(
+                f"max_bond caps the sweeps' bonds; trainer={self.trainer!r} gives every bond "
+                "bond_dim (leave max_bond=None)"
+            )
+        if self.unitary and self.max_bond not in (None, self.bond_dim):
+            raise InvalidInputError(
+                "unitary=True keeps every bond at bond_dim (its qubits); leave max_bond=None"
+            )
         if self.unitary:
             n_qubits_of(self.bond_dim, "bond_dim")
             if any(d != 2 for d in phys):
@@ -485,7 +501,7 @@ class MPSBornMachine(BornMachineBase):
                 start = MPS.random(
                     len(phys),
                     phys,
-                    min(2, self.bond_dim),
+                    min(2, self.bond_dim if self.max_bond is None else self.max_bond),
                     generator=generator,
                     dtype=dtype,
                     device=device,
@@ -495,7 +511,7 @@ class MPSBornMachine(BornMachineBase):
                 data,
                 X_val=val,
                 n_sweeps=self.epochs,
-                max_bond=self.bond_dim,
+                max_bond=self.bond_dim if self.max_bond is None else self.max_bond,
                 cutoff=self.cutoff,
                 lr=SWEEP_DEFAULT_LR if self.lr is None else self.lr,
                 n_steps=self.steps_per_bond,

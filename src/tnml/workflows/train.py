@@ -59,10 +59,7 @@ MODEL_CLASSES: dict[str, type] = {
     "circuit": CircuitClassifier,
 }
 # CLI option -> estimator parameter, where a model names it otherwise.
-RENAMED_PARAMS = {
-    ("mps-born", "max_bond"): "bond_dim",
-    ("ttn-born", "steps_per_bond"): "steps_per_node",
-}
+RENAMED_PARAMS = {("ttn-born", "steps_per_bond"): "steps_per_node"}
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -169,7 +166,8 @@ def make_estimator(
     model: str, params: dict[str, Any], image_shape: tuple[int, int] | None = None
 ) -> Any:
     """The estimator named by ``model`` (``tnml train --model``), built with the options the
-    user gave, in the CLI's vocabulary (``max_bond`` is the sweeps' cap for every MPS model).
+    user gave, in the CLI's vocabulary (``--steps-per-bond`` is the tree Born machine's
+    ``steps_per_node``).
 
     Tree models on images get the 2D layout (square patches) of ``image_shape``.
     """
@@ -189,8 +187,6 @@ def make_estimator(
         return MODEL_CLASSES["ttn"](**params)
     _reject(model, params, _CLASSIFIER_ONLY, "classifiers")
     if model == "mps-born":
-        if "max_bond" in params:  # the sweeps' cap is the Born machine's bond_dim
-            params["bond_dim"] = params.pop("max_bond")
         _reject(model, params, {"loss": "--loss"}, "classifiers")
         return MODEL_CLASSES["mps-born"](**params)
     if model == "ttn-born":  # the tree Born machine sweeps too, with fixed bonds

@@ -626,7 +626,7 @@ def test_sample_writes_png_grid_and_csv(born_model: Path, tmp_path: Path) -> Non
     assert Image.open(png).size[0] > 0
     rows = tmp_path / "samples.csv"
     ok(run("sample", born_model, "--n", 5, "--out", rows, "--seed", 1))
-    values = np.loadtxt(rows, delimiter=",")
+    values = np.loadtxt(rows, delimiter=",", skiprows=1)  # a header row of column names
     assert values.shape == (5, 64) and set(np.unique(values)) <= {0, 1}
     again = tmp_path / "again.csv"
     ok(run("sample", born_model, "--n", 5, "--out", again, "--seed", 1))

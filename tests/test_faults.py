@@ -256,6 +256,8 @@ def test_estimators_refuse_bad_arrays_cleanly(name: str, fault: str) -> None:
     assert np.all(np.isfinite(np.asarray(out, dtype=float)) | (np.asarray(out) == -np.inf))
 
 
+# scikit-learn's finiteness check sums the array, which warns when +inf meets -inf
+@pytest.mark.filterwarnings("ignore:invalid value encountered in reduce:RuntimeWarning")
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     hnp.arrays(
@@ -322,3 +324,62 @@ def test_interrupted_and_resumed_fit_is_bitwise_the_uninterrupted_one(
     assert path.is_file()
     resumed = make().fit(*fit_args, checkpoint_path=path, resume=True)
     np.testing.assert_array_equal(_use(resumed, X), _use(reference, X))
+
+
+# -- faults found by a hostile review (2026-12-05), each fixed ------------------------------
+def test_a_fresh_run_removes_the_old_checkpoint_with_its_record(tmp_path: Path) -> None:
+    """Run A left a checkpoint; run B (other options) died before its first one: a --resume
+    must not continue A under B's record."""
+    from tnml.workflows.train import check_or_record_run
+
+    checkpoint = tmp_path / "m.tnml.ckpt"
+    checkpoint.write_bytes(b"run A's checkpoint")
+    check_or_record_run(checkpoint, {"params": {"lr": 0.5}}, resume=False)  # run B starts
+    assert not checkpoint.exists()
+    out = tmp_path / "m.tnml"
+    result = cli("train", "digits", "--lr", 0.5, "--resume", "--out", out, "--quiet")
+    assert_clean(result)
+    assert result.exit_code == 2 and "nothing to resume" in result.stderr
+
+
+def test_integer_labels_beyond_int64_stay_distinct(tmp_path: Path) -> None:
+    from tnml.data import load_csv
+
+    rows = "".join(f"{i},{i % 5},{label}\n" for i, label in enumerate(["0", "1e19", "2e19"] * 4))
+    path = tmp_path / "labels.csv"
+    path.write_text("a,b,label\n" + rows)
+    _, y, _ = load_csv(path, "label")
+    assert sorted(set(y.tolist())) == ["0", "1e19", "2e19"]
+    path.write_text("a,b,label\n1,2,99999999999999999999\n3,4,5\n")
+    _, y, _ = load_csv(path, "label")  # no OverflowError
+    assert y.tolist() == ["99999999999999999999", "5"]
+
+
+def test_duplicate_feature_names_are_refused_at_training(tmp_path: Path) -> None:
+    path = tmp_path / "dup.csv"
+    path.write_text("a,a,y\n" + "".join(f"{i},{i + 1},{i % 2}\n" for i in range(8)))
+    result = cli("train", "csv", path, "--target", "y", "--out", tmp_path / "m.tnml")
+    assert_clean(result)
+    assert result.exit_code == 2 and "duplicate column names: a" in result.stderr
+
+
+def test_sample_size_is_bounded_and_csv_samples_read_back(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
+    from tnml.data import load_csv
+
+    result = cli("sample", models["mps-born"], "--n", 10**8, "--out", tmp_path / "s.csv")
+    assert_clean(result)
+    assert result.exit_code == 2 and "draw them in batches" in result.stderr
+    out = tmp_path / "s.csv"
+    assert cli("sample", models["mps-born"], "--n", 5, "--out", out).exit_code == 0
+    X, _, names = load_csv(out, None)
+    assert X.shape == (5, 16) and len(names) == 16
+
+
+def test_compile_refuses_an_output_name_of_the_other_format(
+    models: dict[str, Path], tmp_path: Path
+) -> None:
+    result = cli("compile", models["mps-born"], "--format", "qiskit", "--out", tmp_path / "c.qasm")
+    assert_clean(result)
+    assert result.exit_code == 2 and "use a .qpy name" in result.stderr

@@ -91,8 +91,9 @@ def sample(
     samples = model.sample(n, random_state=seed)
     if suffix == ".png":
         save_image_grid(samples.reshape(n, *shape).astype(float), out, n_cols=n_cols)
-    else:
-        np.savetxt(out, samples, fmt="%d", delimiter=",")
+    else:  # with the model's column names, so the file reads back into tnml evaluate
+        names = spec.feature_names or [f"x{j}" for j in range(samples.shape[1])]
+        np.savetxt(out, samples, fmt="%d", delimiter=",", header=",".join(names), comments="")
     typer.echo(f"wrote {n} samples to {out}")
 
 

@@ -98,6 +98,13 @@ def compile_command(
     ] = 0.0,
 ) -> None:
     """Compile MODEL (a unitary, circuit or Born-machine model) into a circuit."""
+    suffix = out.suffix.lower()
+    if (fmt == "qiskit" and suffix in (".qasm", ".qasm3")) or (fmt == "qasm3" and suffix == ".qpy"):
+        wanted = ".qpy" if fmt == "qiskit" else ".qasm"
+        raise InvalidInputError(
+            f"--format {fmt} writes a {'QPY (binary)' if fmt == 'qiskit' else 'OpenQASM 3'} "
+            f"file; --out {out.name} says otherwise (use a {wanted} name)"
+        )
     if not native:
         for name, value in (
             ("--target", target),

@@ -65,6 +65,8 @@ def _parse_target(values: list[str]) -> np.ndarray:
         return np.array(values, dtype=str)
     if not np.isfinite(numbers).all():
         return np.array(values, dtype=str)
+    if (np.abs(numbers) >= 2.0**63).any():  # not int64: class names as written, none merged
+        return np.array(values, dtype=str)
     if (numbers == np.round(numbers)).all():
         try:
             return np.array([int(v) for v in values], dtype=np.int64)
@@ -146,6 +148,10 @@ def load_csv(
     if not data:
         raise InvalidInputError(f"{path.name} has a header but no data rows")
     feature_idx = [j for j, name in enumerate(header) if name not in (target, drop)]
+    feature_names = [header[j] for j in feature_idx]
+    twice = sorted({n for n in feature_names if feature_names.count(n) > 1})
+    if twice:  # a model keeps its columns by name: two of one name cannot be told apart
+        raise InvalidInputError(f"{path.name} has duplicate column names: {', '.join(twice)}")
     if not feature_idx:
         raise InvalidInputError(
             f"{path.name} has no feature columns besides the target column {target!r}"

@@ -44,6 +44,8 @@ TTN_SWEEP_DEFAULT_LR = 5e-3
 AUTODIFF_DEFAULT_LR = 1e-2
 # The largest dense tensor to_dense() builds (entries).
 MAX_DENSE_ENTRIES = 2**24
+# The most values one sample() call returns (2 GiB of int64): more is drawn in batches.
+MAX_SAMPLE_ENTRIES = 2**28
 
 
 def check_discrete(X: np.ndarray, name: str = "X") -> np.ndarray:
@@ -249,6 +251,11 @@ class BornMachineBase(DensityMixin, BaseEstimator):
         random_state : int, RandomState or None
         """
         check_is_fitted(self)
+        if isinstance(n_samples, Integral) and n_samples * self.n_features_in_ > MAX_SAMPLE_ENTRIES:
+            raise InvalidInputError(
+                f"n_samples={n_samples} would hold {n_samples * self.n_features_in_} values "
+                f"(more than {MAX_SAMPLE_ENTRIES}); draw them in batches"
+            )
         state = self._state()
         seed = int(check_random_state(random_state).randint(0, 2**31 - 1))
         generator = torch.Generator(device=state.device).manual_seed(seed)

@@ -252,6 +252,9 @@ def check_or_record_run(checkpoint: Path, identity: dict[str, Any], resume: bool
     line naming each difference, a command that differs from the recorded one."""
     record = run_record_path(checkpoint)
     if not resume:
+        # the old run's checkpoint goes with its record: were this run to die before its
+        # first checkpoint, a --resume would otherwise continue the old run under this record
+        checkpoint.unlink(missing_ok=True)
         atomic_write(record, lambda tmp: Path(tmp).write_text(json.dumps(identity)))
         return
     if not checkpoint.is_file():

@@ -1,0 +1,105 @@
+"""Latency and FLOPs of tnml's TTLinear against nn.Linear, a rank-r SVD layer and
+tensorly-torch's FactorizedLinear (issue 18), on the same inputs, CPU.
+
+Usage (the command behind the numbers reported from this file):
+
+    python benchmarks/bench_tt_linear.py --shapes 1024x1024:4,4,4,4,4 --bonds 4,8,16,32 \
+        --batches 64,256 --threads 2
+
+For each shape, TT bond and batch: parameters of the TT cores and their compression against
+the dense weight, the factorised forward's multiply-adds against nn.Linear's, and the median
+latency (ms) of the forward pass with gradients off for nn.Linear, TTLinear (which takes the
+factorised path only when it is cheaper), the SVD layer with as many parameters as the TT
+cores (``Linear(in, r) -> Linear(r, out)``), and, when installed (``pip install --no-deps
+tensorly tensorly-torch``), tensorly-torch's ``FactorizedLinear`` with a block-TT of the same
+modes and rank in its ``"factorized"`` implementation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+from torch import nn
+
+from tnml.nn import TTLinear
+
+
+def median_ms(fn, repeats: int = 30) -> float:
+    with torch.no_grad():
+        for _ in range(3):
+            fn()
+        times = []
+        for _ in range(repeats):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+    return 1e3 * statistics.median(times)
+
+
+def svd_layer(linear: nn.Linear, rank: int) -> nn.Sequential:
+    u, s, vh = torch.linalg.svd(linear.weight.detach(), full_matrices=False)
+    first = nn.Linear(linear.in_features, rank, bias=False)
+    second = nn.Linear(rank, linear.out_features)
+    with torch.no_grad():
+        first.weight.copy_(vh[:rank] * s[:rank, None])
+        second.weight.copy_(u[:, :rank])
+        second.bias.copy_(linear.bias)
+    return nn.Sequential(first, second)
+
+
+def tltorch_layer(linear: nn.Linear, modes: list[int], rank: int) -> nn.Module | None:
+    try:
+        import tltorch
+    except ImportError:
+        return None
+    return tltorch.FactorizedLinear.from_linear(
+        linear,
+        auto_tensorize=False,
+        in_tensorized_features=tuple(modes),
+        out_tensorized_features=tuple(modes),
+        factorization="blocktt",
+        rank=rank,
+        implementation="factorized",
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shapes", default="1024x1024:4,4,4,4,4")
+    parser.add_argument("--bonds", default="4,8,16,32")
+    parser.add_argument("--batches", default="64,256")
+    parser.add_argument("--threads", type=int, default=2)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+    print(
+        f"{'shape':>10} {'D':>3} {'batch':>5} {'params x':>8} {'flops x':>7} "
+        f"{'Linear ms':>9} {'TTLinear ms':>11} {'SVD ms':>7} {'tltorch ms':>10}"
+    )
+    for spec in args.shapes.split(";"):
+        size, modes_text = spec.split(":")
+        n_in, n_out = (int(v) for v in size.split("x"))
+        modes = [int(m) for m in modes_text.split(",")]
+        linear = nn.Linear(n_in, n_out)
+        for bond in (int(b) for b in args.bonds.split(",")):
+            tt = TTLinear.from_linear(linear, max_bond=bond, in_modes=modes, out_modes=modes)
+            tt_params = sum(c.numel() for c in tt.cores)
+            rank = max(1, round(tt_params / (n_in + n_out)))
+            svd = svd_layer(linear, rank)
+            tl = tltorch_layer(linear, modes, bond)
+            for batch in (int(b) for b in args.batches.split(",")):
+                x = torch.randn(batch, n_in)
+                tl_ms = f"{median_ms(lambda: tl(x)):10.3f}" if tl is not None else f"{'-':>10}"  # noqa: B023
+                print(
+                    f"{size:>10} {bond:>3} {batch:>5} {n_in * n_out / tt_params:8.1f} "
+                    f"{n_in * n_out * batch / tt.factorized_flops(batch):7.2f} "
+                    f"{median_ms(lambda: linear(x)):9.3f} {median_ms(lambda: tt(x)):11.3f} "  # noqa: B023
+                    f"{median_ms(lambda: svd(x)):7.3f} {tl_ms}"  # noqa: B023
+                )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,283 @@
+"""Tensor-train (MPO) linear layers: ``TTLinear`` (Novikov et al. 2015, "Tensorizing neural
+networks").
+
+The weight ``W`` (out x in) is stored as ``k`` cores: with ``out = m_1 ... m_k`` and
+``in = n_1 ... n_k`` (row-major multi-indices),
+
+    W[(o_1 .. o_k), (i_1 .. i_k)] = G_1[:, o_1, i_1, :] G_2[:, o_2, i_2, :] ... G_k[:, o_k, i_k, :]
+
+with cores ``G_j`` of shape ``(r_{j-1}, m_j, n_j, r_j)`` and ``r_0 = r_k = 1``. A factorised
+forward contracts the input with one core after the other and never builds ``W``; where that
+costs more multiply-adds than building ``W`` and one dense product (small batches, large
+ranks), the layer takes the dense path. Both give the same result.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor, nn
+
+from tnml._validation import check_int
+from tnml.exceptions import InvalidInputError
+from tnml.tensor.mps import mps_from_dense
+
+__all__ = ["TTLinear", "factorize"]
+
+
+def _prime_factors(n: int) -> list[int]:
+    factors, p = [], 2
+    while p * p <= n:
+        while n % p == 0:
+            factors.append(p)
+            n //= p
+        p += 1
+    if n > 1:
+        factors.append(n)
+    return factors
+
+
+def factorize(n: int, k: int) -> list[int]:
+    """``n`` as ``k`` factors as equal as its prime factors allow, largest first (1s pad).
+
+    >>> factorize(1024, 5), factorize(784, 3), factorize(10, 3)
+    ([4, 4, 4, 4, 4], [14, 8, 7], [5, 2, 1])
+    """
+    check_int("n", n, 1)
+    check_int("k", k, 1)
+    modes = [1] * k
+    for p in sorted(_prime_factors(n), reverse=True):  # largest primes first, into the
+        modes[modes.index(min(modes))] *= p  # currently smallest mode
+    return sorted(modes, reverse=True)
+
+
+class TTLinear(nn.Module):
+    """A linear layer ``y = x W^T + b`` whose weight is a tensor train of ``n_cores`` cores.
+
+    Parameters
+    ----------
+    in_features, out_features : int
+    max_bond : int
+        Largest TT-rank ``r_j`` (ranks near the ends are capped by what the modes can carry).
+    in_modes, out_modes : sequence of int, optional
+        Factorisations of ``in_features`` and ``out_features`` (same length); default
+        :func:`factorize` into ``n_cores`` near-equal factors.
+    n_cores : int, default=3
+        Number of cores when the modes are not given.
+    bias : bool, default=True
+    device, dtype : optional
+
+    Attributes
+    ----------
+    cores : nn.ParameterList of Tensor, shapes (r_{j-1}, m_j, n_j, r_j)
+    bias : nn.Parameter of shape (out_features,) or None
+
+    Notes
+    -----
+    Initialised to train from scratch: every core Gaussian with the variance that makes the
+    entries of ``W`` have variance ``1 / (3 in_features)``, as ``nn.Linear``'s default.
+    """
+
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        max_bond: int = 8,
+        *,
+        in_modes: Sequence[int] | None = None,
+        out_modes: Sequence[int] | None = None,
+        n_cores: int = 3,
+        bias: bool = True,
+        device: torch.device | str | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
+        super().__init__()
+        self.in_features = check_int("in_features", in_features, 1)
+        self.out_features = check_int("out_features", out_features, 1)
+        self.max_bond = check_int("max_bond", max_bond, 1)
+        k = check_int("n_cores", n_cores, 1) if in_modes is None else len(in_modes)
+        self.in_modes = self._modes("in_modes", in_modes, in_features, k)
+        self.out_modes = self._modes("out_modes", out_modes, out_features, k)
+        ranks = self._ranks(max_bond)
+        factory = {"device": device, "dtype": dtype or torch.get_default_dtype()}
+        # Var(W) = prod(r_1 .. r_{k-1}) * std^(2k) = 1 / (3 in_features)
+        log_var = -math.log(3 * in_features) - sum(math.log(r) for r in ranks[1:-1])
+        std = math.exp(log_var / (2 * len(self.in_modes)))
+        self.cores = nn.ParameterList(
+            nn.Parameter(torch.randn(ranks[j], m, n, ranks[j + 1], **factory) * std)
+            for j, (m, n) in enumerate(zip(self.out_modes, self.in_modes, strict=True))
+        )
+        if bias:
+            bound = 1 / math.sqrt(in_features)
+            self.bias = nn.Parameter(torch.empty(out_features, **factory).uniform_(-bound, bound))
+        else:
+            self.register_parameter("bias", None)
+
+    @staticmethod
+    def _modes(name: str, modes: Sequence[int] | None, size: int, k: int) -> list[int]:
+        if modes is None:
+            return factorize(size, k)
+        modes = [check_int(f"{name}[i]", m, 1) for m in modes]
+        if len(modes) != k or math.prod(modes) != size:
+            raise InvalidInputError(
+                f"{name} must be {k} positive ints whose product is {size}, got {list(modes)}"
+            )
+        return modes
+
+    def _ranks(self, max_bond: int) -> list[int]:
+        """``r_0 .. r_k``: ``max_bond``, capped by what either side of each cut can carry."""
+        sizes = [m * n for m, n in zip(self.out_modes, self.in_modes, strict=True)]
+        k = len(sizes)
+        return [
+            min(max_bond, math.prod(sizes[:j]), math.prod(sizes[j:])) if 0 < j < k else 1
+            for j in range(k + 1)
+        ]
+
+    # ---- construction from and to dense layers ---------------------------------------------
+
+    @classmethod
+    def from_linear(
+        cls,
+        linear: nn.Linear,
+        max_bond: int | None = None,
+        cutoff: float = 0.0,
+        *,
+        in_modes: Sequence[int] | None = None,
+        out_modes: Sequence[int] | None = None,
+        n_cores: int = 3,
+    ) -> TTLinear:
+        """The TT-SVD of ``linear.weight``: sequential SVDs keeping at most ``max_bond``
+        singular values above ``cutoff`` (relative to the largest); None keeps every one, so
+        the layer equals ``linear`` to float precision. The bias is copied."""
+        if not isinstance(linear, nn.Linear):
+            raise InvalidInputError(
+                f"linear must be a torch.nn.Linear, got {type(linear).__name__}"
+            )
+        weight = linear.weight.detach()
+        out_f, in_f = weight.shape
+        layer = cls(
+            in_f,
+            out_f,
+            max_bond=max_bond or 1,
+            in_modes=in_modes,
+            out_modes=out_modes,
+            n_cores=n_cores,
+            bias=linear.bias is not None,
+            device=weight.device,
+            dtype=weight.dtype,
+        )
+        k = len(layer.in_modes)
+        # W (m_1..m_k, n_1..n_k) -> (m_1 n_1, m_2 n_2, ...): one site per core
+        order = [i for j in range(k) for i in (j, k + j)]
+        paired = weight.reshape(*layer.out_modes, *layer.in_modes).permute(*order)
+        sites = paired.reshape(
+            [m * n for m, n in zip(layer.out_modes, layer.in_modes, strict=True)]
+        )
+        mps = mps_from_dense(sites, max_bond=max_bond, cutoff=cutoff)
+        scale = torch.exp(mps.log_scale / k).to(weight.dtype)  # spread the norm over the cores
+        layer.cores = nn.ParameterList(
+            nn.Parameter(core.reshape(core.shape[0], m, n, core.shape[-1]) * scale)
+            for core, m, n in zip(mps.cores, layer.out_modes, layer.in_modes, strict=True)
+        )
+        layer.max_bond = max(core.shape[-1] for core in mps.cores)
+        if linear.bias is not None:
+            layer.bias = nn.Parameter(linear.bias.detach().clone())
+        return layer
+
+    def weight(self) -> Tensor:
+        """The dense weight ``W``, shape ``(out_features, in_features)`` (differentiable)."""
+        # the cores as an MPS over sites (m_j n_j): chained matrix products, then one permute
+        # of the dense result from (m_1, n_1, ..., m_k, n_k) to (m_1 .. m_k, n_1 .. n_k)
+        w = self.cores[0].reshape(-1, self.cores[0].shape[-1])
+        for core in self.cores[1:]:
+            w = (w @ core.reshape(core.shape[0], -1)).reshape(-1, core.shape[-1])
+        k = len(self.cores)
+        paired = [d for m, n in zip(self.out_modes, self.in_modes, strict=True) for d in (m, n)]
+        order = [*range(0, 2 * k, 2), *range(1, 2 * k, 2)]
+        return w.reshape(paired).permute(order).reshape(self.out_features, self.in_features)
+
+    def to_linear(self) -> nn.Linear:
+        """An ``nn.Linear`` with the dense weight (and bias) of this layer."""
+        p = self.cores[0]
+        linear = nn.Linear(
+            self.in_features,
+            self.out_features,
+            bias=self.bias is not None,
+            device=p.device,
+            dtype=p.dtype,
+        )
+        with torch.no_grad():
+            linear.weight.copy_(self.weight())
+            if self.bias is not None:
+                linear.bias.copy_(self.bias)
+        return linear
+
+    # ---- cost and forward ------------------------------------------------------------------
+
+    def parameter_count(self) -> int:
+        """Parameters of the cores (and the bias)."""
+        return sum(p.numel() for p in self.parameters())
+
+    def factorized_flops(self, batch: int) -> int:
+        """Multiply-adds of the factorised forward for ``batch`` inputs."""
+        flops, done_out, left_in = 0, 1, self.in_features
+        for core in self.cores:
+            r, m, n, q = core.shape
+            left_in //= n
+            flops += batch * done_out * left_in * r * n * m * q
+            done_out *= m
+        return flops
+
+    def dense_flops(self, batch: int) -> int:
+        """Multiply-adds of building ``W`` from the cores and one dense product."""
+        build, done_out, done_in = 0, 1, 1
+        for core in self.cores:
+            r, m, n, q = core.shape
+            build += done_out * done_in * r * m * n * q
+            done_out, done_in = done_out * m, done_in * n
+        return build + batch * self.in_features * self.out_features
+
+    def forward(self, x: Tensor) -> Tensor:
+        """``(..., in_features)`` -> ``(..., out_features)``."""
+        if x.shape[-1] != self.in_features:
+            raise InvalidInputError(
+                f"TTLinear expects inputs with {self.in_features} features, got shape "
+                f"{tuple(x.shape)}"
+            )
+        lead = x.shape[:-1]
+        x2 = x.reshape(-1, self.in_features)
+        batch = x2.shape[0]
+        if self.factorized_flops(batch) <= self.dense_flops(batch):
+            y = self._factorized(x2)
+        else:
+            y = x2 @ self.weight().T
+        if self.bias is not None:
+            y = y + self.bias
+        return y.reshape(*lead, self.out_features)
+
+    def _factorized(self, x: Tensor) -> Tensor:
+        """The input contracted with one core after the other: ``(B, in)`` -> ``(B, out)``.
+
+        The running tensor is ``(B, N_rest, O, r)``: the input modes not yet contracted, the
+        output modes done (row-major) and the rank. Each core costs one permute of it (to put
+        ``(r, n_j)`` last) and one matrix product; the product's output needs no permute.
+        """
+        batch = x.shape[0]
+        t = x.reshape(batch, self.in_features, 1, 1)
+        for core in self.cores:
+            r, m, n, q = core.shape
+            rest = t.shape[1] // n
+            rows = t.reshape(batch, n, rest, t.shape[2], r).permute(0, 2, 3, 4, 1)
+            matrix = core.permute(0, 2, 1, 3).reshape(r * n, m * q)
+            t = (rows.reshape(-1, r * n) @ matrix).reshape(batch, rest, -1, q)
+        return t.reshape(batch, self.out_features)
+
+    def extra_repr(self) -> str:
+        ranks = [c.shape[0] for c in self.cores[1:]]
+        return (
+            f"in_features={self.in_features}, out_features={self.out_features}, "
+            f"in_modes={self.in_modes}, out_modes={self.out_modes}, ranks={ranks}, "
+            f"bias={self.bias is not None}"
+        )

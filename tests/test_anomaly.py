@@ -110,3 +110,16 @@ def test_binned_scores_are_the_discrete_born_log_likelihood():
 @parametrize_with_checks([MPSAnomalyDetector(bond_dim=4, epochs=2)])
 def test_anomaly_detector_is_sklearn_compatible(estimator, check):
     check(estimator)
+
+
+def test_warm_start_continues_with_the_first_fits_encoders():
+    X = correlated_normal(300, seed=1)
+    detector = tnml.MPSAnomalyDetector(bond_dim=4, epochs=1, warm_start=True, random_state=0)
+    detector.fit(X)
+    edges = [e.copy() for e in detector.bin_edges_]
+    detector.fit(X[:150] * 3)  # other data: the encoders stay those of the first fit
+    assert all(np.array_equal(a, b) for a, b in zip(edges, detector.bin_edges_, strict=True))
+    cold = tnml.MPSAnomalyDetector(bond_dim=4, epochs=1, random_state=0).fit(X)
+    again = tnml.MPSAnomalyDetector(bond_dim=4, epochs=1, warm_start=True, random_state=0)
+    again.fit(X).fit(X)
+    assert -again.score_samples(X).mean() < -cold.score_samples(X).mean()  # it kept training

@@ -33,7 +33,8 @@ from sklearn.base import BaseEstimator, OutlierMixin, _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_random_state
 
-from tnml.estimators.base import DTYPES, checked_data
+from tnml.data import scale_unit
+from tnml.estimators.base import DTYPES, checked_data, resolve_device
 from tnml.exceptions import InvalidInputError
 from tnml.features import embed
 from tnml.nn.born import MPSBornModule
@@ -86,8 +87,13 @@ class MPSAnomalyDetector(OutlierMixin, BaseEstimator):
     cutoff : float, default=1e-7
         Relative singular-value cutoff of the splits.
     random_state : int, RandomState or None
+    device : str, default="cpu"
+        Where to train and score ("cpu", "cuda", "cuda:1", or "auto").
     dtype : {"float64", "float32"}, default="float64"
     verbose : int, default=0
+    warm_start : bool, default=False
+        Continue from the fitted state on the next ``fit``, with the column encoders of the
+        first fit (the new data must have the same columns), instead of starting afresh.
 
     Attributes
     ----------
@@ -128,8 +134,10 @@ class MPSAnomalyDetector(OutlierMixin, BaseEstimator):
         "steps_per_bond": [Interval(Integral, 1, None, closed="left")],
         "cutoff": [Interval(Real, 0, None, closed="left")],
         "random_state": ["random_state"],
+        "device": [str],
         "dtype": [StrOptions(set(DTYPES))],
         "verbose": ["verbose"],
+        "warm_start": ["boolean"],
     }
     _module_class = MPSBornModule
 
@@ -148,8 +156,10 @@ class MPSAnomalyDetector(OutlierMixin, BaseEstimator):
         steps_per_bond: int = 5,
         cutoff: float = 1e-7,
         random_state: Any = None,
+        device: str = "cpu",
         dtype: str = "float64",
         verbose: int = 0,
+        warm_start: bool = False,
     ) -> None:
         self.bond_dim = bond_dim
         self.encoding = encoding
@@ -163,8 +173,10 @@ class MPSAnomalyDetector(OutlierMixin, BaseEstimator):
         self.steps_per_bond = steps_per_bond
         self.cutoff = cutoff
         self.random_state = random_state
+        self.device = device
         self.dtype = dtype
         self.verbose = verbose
+        self.warm_start = warm_start
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -229,7 +241,8 @@ class MPSAnomalyDetector(OutlierMixin, BaseEstimator):
             else:
                 numeric = self._numeric(column, j)
                 if self.encoding == "trig":
-                    scale = (float(numeric.min()), float(numeric.max()))
+                    _, low, high = scale_unit(numeric[:, None])
+                    scale = (float(low[0]), float(high[0]))
                 elif self.binning == "quantile":
                     edges = np.unique(np.quantile(numeric, np.arange(1, self.n_bins) / self.n_bins))
                 else:
@@ -258,7 +271,9 @@ class MPSAnomalyDetector(OutlierMixin, BaseEstimator):
                 vectors.append(torch.as_tensor(onehot, dtype=dtype))
             elif self.scales_[j] is not None:
                 low, high = self.scales_[j]
-                unit = np.clip((self._numeric(column, j) - low) / ((high - low) or 1.0), 0, 1)
+                unit = scale_unit(
+                    self._numeric(column, j)[:, None], np.array([low]), np.array([high])
+                )[0][:, 0]
                 vectors.append(
                     embed(torch.as_tensor(unit, dtype=dtype)[:, None], "trig", self.feature_dim)[
                         :, 0
@@ -285,19 +300,30 @@ class MPSAnomalyDetector(OutlierMixin, BaseEstimator):
         """
         # scikit-learn's checks (shape, sparse, complex, sample count, feature names); the
         # columns are then read from X itself so a DataFrame keeps each column's dtype
-        checked_data(self, X, dtype=None, ensure_all_finite=False, ensure_min_samples=2)
+        warm = self.warm_start and hasattr(self, "module_")
+        checked_data(
+            self, X, dtype=None, ensure_all_finite=False, ensure_min_samples=2, reset=not warm
+        )
         columns = self._columns(X)
-        self._fit_encoders(columns)
+        if not warm:
+            self._fit_encoders(columns)
+        device, dtype = resolve_device(self.device), DTYPES[self.dtype]
         vectors, _ = self._site_vectors(columns)
+        vectors = [v.to(device) for v in vectors]
         dims = [v.shape[1] for v in vectors]
         seed = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
-        start = MPS.random(
-            len(dims),
-            dims,
-            min(2, self.bond_dim),
-            generator=torch.Generator().manual_seed(seed),
-            dtype=DTYPES[self.dtype],
-        )
+        if warm:
+            start = self.module_.to_mps()
+            start = MPS([core.to(device=device, dtype=dtype) for core in start.cores])
+        else:
+            start = MPS.random(
+                len(dims),
+                dims,
+                min(2, self.bond_dim),
+                generator=torch.Generator().manual_seed(seed),
+                dtype=dtype,
+                device=device,
+            )
         result = train_born_sweep(
             start,
             vectors,
@@ -345,8 +371,11 @@ class MPSAnomalyDetector(OutlierMixin, BaseEstimator):
         scores = np.empty(vectors[0].shape[0])
         with torch.no_grad():
             for start in range(0, len(scores), batch_size):
-                chunk = [v[start : start + batch_size].to(state.dtype) for v in vectors]
-                scores[start : start + batch_size] = mps_log_density(state, chunk).numpy()
+                chunk = [
+                    v[start : start + batch_size].to(device=state.device, dtype=state.dtype)
+                    for v in vectors
+                ]
+                scores[start : start + batch_size] = mps_log_density(state, chunk).cpu().numpy()
         scores[unseen | ~np.isfinite(scores)] = UNSEEN_SCORE
         return scores
 

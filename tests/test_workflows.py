@@ -51,3 +51,10 @@ def test_born_machine_and_option_checks(tmp_path: Path) -> None:
         train_model(data, TrainingOptions(model="ttn-born", unitary=True, out=tmp_path / "x"))
     with pytest.raises(InvalidInputError, match="--readout applies to classifiers"):
         train_model(data, TrainingOptions(model="mps-born", params={"readout": "born"}))
+
+
+def test_options_take_string_paths_and_name_a_bad_model(tmp_path: Path) -> None:
+    options = TrainingOptions(out=str(tmp_path / "m.tnml"), checkpoint=str(tmp_path / "c"))
+    assert options.out == tmp_path / "m.tnml" and options.checkpoint == tmp_path / "c"
+    with pytest.raises(InvalidInputError, match="model must be one of mps, ttn"):
+        TrainingOptions(model="cnn")

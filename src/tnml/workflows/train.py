@@ -97,14 +97,23 @@ class TrainingOptions:
 
     model: str = "mps"
     params: dict[str, Any] = field(default_factory=dict)
-    out: Path = Path("model.tnml")
-    checkpoint: Path | None = None
+    out: Path | str = Path("model.tnml")
+    checkpoint: Path | str | None = None
     resume: bool = False
     unitary: bool = False
     memory_gib: float | None = None
     augment_shift: float = 0.0
     augment_rotation: float = 0.0
     distributed: bool = False
+
+    def __post_init__(self) -> None:  # paths may be given as strings
+        object.__setattr__(self, "out", Path(self.out))
+        if self.checkpoint is not None:
+            object.__setattr__(self, "checkpoint", Path(self.checkpoint))
+        if self.model not in MODEL_CLASSES:
+            raise InvalidInputError(
+                f"model must be one of {', '.join(MODEL_CLASSES)}, got {self.model!r}"
+            )
 
 
 # Options of the classifiers that a Born machine does not take.

@@ -383,3 +383,13 @@ def test_compile_refuses_an_output_name_of_the_other_format(
     result = cli("compile", models["mps-born"], "--format", "qiskit", "--out", tmp_path / "c.qasm")
     assert_clean(result)
     assert result.exit_code == 2 and "use a .qpy name" in result.stderr
+
+
+def test_saving_onto_a_folder_is_refused_and_leaves_nothing(tmp_path: Path) -> None:
+    X, y = _data("classify", 40)
+    model = tnml.MPSClassifier(bond_dim=2, epochs=1, random_state=0).fit(X, y)
+    folder = tmp_path / "model.tnml"
+    folder.mkdir()
+    with pytest.raises(TnmlError, match="is a folder; give a file name"):
+        tnml.io.save(model, folder)
+    assert list(folder.iterdir()) == [] and [p.name for p in tmp_path.iterdir()] == ["model.tnml"]

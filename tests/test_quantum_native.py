@@ -438,3 +438,18 @@ def test_no_inputs_give_empty_results():
                       n_features=1)  # fmt: skip
     assert simulate(circuit, torch.zeros(0, 1)).shape == (0, 2)
     assert simulate(circuit, torch.zeros(0, 1), shots=10).shape == (0, 2)
+
+
+def test_fusing_a_strided_complex_one_qubit_gate_into_a_two_qubit_gate() -> None:
+    """A one-qubit gate whose matrix is a transposed complex view (as synthesis can leave)
+    merged into the two-qubit gate before it: torch.kron of such a view failed."""
+    from tnml.quantum.routing import fuse_two_qubit_runs
+
+    gen = torch.Generator().manual_seed(0)
+    two = torch.linalg.qr(torch.randn(4, 4, dtype=torch.complex128, generator=gen))[0]
+    one = torch.linalg.qr(torch.randn(2, 2, dtype=torch.complex128, generator=gen))[0]
+    assert not one.is_contiguous()
+    fused = fuse_two_qubit_runs([Gate((0, 1), matrix=two), Gate((1,), matrix=one)])
+    assert len(fused) == 1
+    expected = torch.kron(torch.eye(2, dtype=torch.complex128), one.contiguous()) @ two
+    torch.testing.assert_close(fused[0].matrix, expected)

@@ -407,3 +407,25 @@ def test_gradients_flow_to_gate_matrices():
         for d in (h, -h)
     )
     assert theta.grad.item() == pytest.approx(float(plus - minus) / (2 * h), abs=1e-7)
+
+
+def test_a_factor_too_large_for_exact_simulation_is_refused_before_it_is_built() -> None:
+    """Thirteen qubits entangled by a CX chain and kept alive, under gate noise: 4**13
+    entries per input, for 64 inputs 64 GiB of density matrices, refused with advice."""
+    from tnml.quantum import NoiseModel
+    from tnml.quantum.circuit import Circuit, Gate, Measure
+    from tnml.quantum.simulate import MAX_FACTOR_BYTES, simulate
+
+    h = torch.tensor([[1.0, 1.0], [1.0, -1.0]], dtype=torch.float64) / 2**0.5
+    cx = torch.tensor([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 0, 1], [0, 0, 1, 0]], dtype=torch.float64)
+    n = 13
+    chain = [Gate((q, q + 1), cx) for q in range(n - 1)]
+    last = [Gate((q,), h) for q in range(n)]  # every qubit stays alive to the end
+    ops = [Gate((0,), h), *chain, *last, Measure(n - 1, "label", 0)]
+    circuit = Circuit(n, ops, {"label": 1})
+    noise = NoiseModel.depolarizing(1e-3)
+    with pytest.raises(InvalidInputError, match=r"entangled qubits .* tnml\.quantum\.sample"):
+        simulate(circuit, np.zeros((64, 0)), noise=noise)
+    assert 64 * 4**n * 16 > MAX_FACTOR_BYTES
+    probs = simulate(circuit, np.zeros((1, 0)))  # one noiseless input: a state vector
+    torch.testing.assert_close(probs, torch.tensor([[0.5, 0.5]], dtype=probs.dtype))

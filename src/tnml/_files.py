@@ -12,6 +12,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from tnml.exceptions import InvalidInputError
+
 __all__ = ["atomic_write"]
 
 
@@ -19,9 +21,12 @@ def atomic_write(path: str | os.PathLike[str], write: Callable[[str], None]) -> 
     """Call ``write(tmp_path)`` and rename the result to ``path`` once it is complete.
 
     The temporary file lives in the destination folder (a rename across file systems would
-    not be atomic) and is removed if ``write`` raises.
+    not be atomic) and is removed if ``write`` raises. A ``path`` that is a folder is refused
+    (:class:`~tnml.exceptions.InvalidInputError`) before anything is written.
     """
     path = Path(path)
+    if path.is_dir():
+        raise InvalidInputError(f"{path} is a folder; give a file name, e.g. {path / 'out'}")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)

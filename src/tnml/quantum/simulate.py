@@ -44,6 +44,7 @@ from tnml.quantum.noise import NoiseModel, amplitude_damping_kraus, dephasing_kr
 
 __all__ = [
     "MAX_EXACT_BITS",
+    "MAX_FACTOR_BYTES",
     "apply_readout",
     "register_probabilities",
     "sample",
@@ -53,6 +54,9 @@ __all__ = [
 
 MAX_EXACT_BITS = 16
 """Largest register whose full distribution :func:`register_probabilities` computes."""
+MAX_FACTOR_BYTES = 2**30
+"""Largest density-matrix factor exact simulation builds (its updates need a few times
+that); more is refused, not attempted."""
 
 _COMPLEX = {torch.float32: torch.complex64, torch.float64: torch.complex128}
 _DTYPES = (torch.float32, torch.float64, torch.complex64, torch.complex128)
@@ -137,6 +141,7 @@ def _record(f: _Factor, qubit: int, bit: int, keep: bool) -> None:
     blocks = [rho6[:, :, i, :, i, :] for i in (0, 1)]
     b, c, d, _ = f.rho.shape
     if keep:
+        _check_factor_size(b, len(f.bits) + 1, len(f.qubits), f.rho.dtype)
         new = rho6.new_zeros(b, c, 2, *rho6.shape[2:])
         for i in (0, 1):
             new[:, :, i, i, :, i, :] = blocks[i]
@@ -163,9 +168,24 @@ def _project(f: _Factor, qubit: int, generator: torch.Generator) -> Tensor:
     return one.long()
 
 
+def _check_factor_size(batch: int, bits: int, qubits: int, dtype: torch.dtype) -> None:
+    """Refuse a factor whose density matrices would outgrow :data:`MAX_FACTOR_BYTES`."""
+    entries = batch * 2**bits * 4**qubits
+    needed = entries * torch.empty((), dtype=dtype).element_size()
+    if needed > MAX_FACTOR_BYTES:
+        raise InvalidInputError(
+            f"exact simulation would hold {qubits} entangled qubits and {bits} recorded bits "
+            f"for {batch} inputs at once ({needed / 2**30:.1f} GiB, more than "
+            f"{MAX_FACTOR_BYTES / 2**30:.0f} GiB): simulate fewer inputs at a time, draw "
+            "shots with tnml.quantum.sample, or compile with schedule='efficient'"
+        )
+
+
 def _kron(a: _Factor, b: _Factor) -> _Factor:
     bsz, ca, da, _ = a.rho.shape
     _, cb, db, _ = b.rho.shape
+    qubits, bits = len(a.qubits) + len(b.qubits), len(a.bits) + len(b.bits)
+    _check_factor_size(bsz, bits, qubits, a.rho.dtype)
     rho = torch.einsum("xcij,xekl->xceikjl", a.rho, b.rho)
     return _Factor(
         a.qubits + b.qubits, a.bits + b.bits, rho.reshape(bsz, ca * cb, da * db, da * db)
@@ -233,14 +253,13 @@ def _ry_batch(angles: Tensor, dtype: torch.dtype) -> Tensor:
     return torch.stack([torch.stack([c, -s], -1), torch.stack([s, c], -1)], -2).to(dtype)
 
 
-def _apply_gate(
-    state: _State, op: Gate, rows: Tensor, noise: NoiseModel | None, cache: dict
-) -> None:
+def _apply_gate(state: _State, op: Gate, rows: Tensor, noise: NoiseModel | None) -> None:
     f = state.gather(op.qubits)
     if op.feature is not None:
         u = _ry_batch(op.scale * math.pi * rows[:, op.feature], state.dtype)
     else:
-        u = cache.setdefault(id(op), op.matrix.to(state.dtype))
+        u = op.matrix.to(state.dtype)  # converted per use: a cache of every gate of a
+        # 200,000-gate native circuit held gigabytes
     _apply(f, op.qubits, u)
     if noise is None:
         return
@@ -300,10 +319,9 @@ def _run(
     last = _last_use(circuit)
     size = circuit.registers[target]
     shots = torch.zeros(rows.shape[0], size, dtype=torch.long)
-    cache: dict[int, Tensor] = {}
     for t, op in enumerate(circuit.ops):
         if isinstance(op, Gate):
-            _apply_gate(state, op, rows, noise, cache)
+            _apply_gate(state, op, rows, noise)
         elif isinstance(op, Reset):
             state.discard(op.qubit)
         elif generator is None:
@@ -346,7 +364,6 @@ def _run_pure(circuit: Circuit, rows: Tensor, dtype: torch.dtype, target: str) -
     psi = torch.zeros(batch, 2**n, dtype=dtype)
     psi[:, 0] = 1
     psi = psi.reshape(batch, *([2] * n))
-    cache: dict[int, Tensor] = {}
     measured: dict[int, int] = {}  # register bit -> axis
     for op in circuit.ops:
         if isinstance(op, Measure):
@@ -356,7 +373,7 @@ def _run_pure(circuit: Circuit, rows: Tensor, dtype: torch.dtype, target: str) -
         if op.feature is not None:
             u = _ry_batch(op.scale * math.pi * rows[:, op.feature], dtype)  # (B, 2, 2)
         else:
-            u = cache.setdefault(id(op), op.matrix.to(dtype))
+            u = op.matrix.to(dtype)
         k = len(op.qubits)
         axes = tuple(axis[q] for q in op.qubits)
         x = psi.movedim(axes, tuple(range(-k, 0)))

@@ -494,18 +494,19 @@ def train(
     train_model(data, options, rank=rank, report=typer.echo)
 
 
+# --help lists the commands in this order: the model's life first, then the rest
+app.command("evaluate")(handle_errors(evaluate))
+app.command("predict")(handle_errors(predict))
+app.command("info")(handle_errors(info))
 app.command("sample")(handle_errors(sample))
 app.command("inpaint")(handle_errors(inpaint))
 app.command("explain")(handle_errors(explain))
 app.command("compile")(handle_errors(compile_command))
 app.command("noise-study")(handle_errors(noise_study_command))
+app.command("compress-bonds")(handle_errors(compress_bonds_command))
 anomaly_app.command("fit")(handle_errors(anomaly_fit))
 anomaly_app.command("score")(handle_errors(anomaly_score))
 app.add_typer(anomaly_app, name="anomaly")
-app.command("evaluate")(handle_errors(evaluate))
-app.command("compress-bonds")(handle_errors(compress_bonds_command))
-app.command("predict")(handle_errors(predict))
-app.command("info")(handle_errors(info))
 
 
 def main() -> None:

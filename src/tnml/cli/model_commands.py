@@ -27,7 +27,8 @@ from tnml.cli.options import (
     TargetOpt,
     output_file,
 )
-from tnml.estimators import MPSClassifier, compress_bonds
+from tnml.estimators import compress_bonds
+from tnml.estimators.mps_classifier import check_compressible
 from tnml.exceptions import InvalidInputError
 from tnml.workflows.data import (
     ModelSpec,
@@ -163,8 +164,7 @@ def compress_bonds_command(
     """Truncate MODEL's bonds (canonical form + SVD) and report test accuracy per bond."""
     dims = _bond_dims(bond_dims)
     model = tnml_io.load(model_path)
-    if not isinstance(model, MPSClassifier):
-        compress_bonds(model, 1)  # refuses other models, naming what it got
+    check_compressible(model)  # before loading data for it
     data = load_evaluation_data(
         ModelSpec.from_model(model), dataset, file, data_dir=data_dir, target=target,
         split=None, downsample=None,

@@ -14,7 +14,14 @@ from sklearn.model_selection import train_test_split
 from tnml.data.tabular import check_array_2d
 from tnml.exceptions import InvalidInputError
 
-__all__ = ["downsample", "flatten_images", "pad_to", "scale_unit", "train_val_split"]
+__all__ = [
+    "check_scalable",
+    "downsample",
+    "flatten_images",
+    "pad_to",
+    "scale_unit",
+    "train_val_split",
+]
 
 
 def _check_images(images: object, name: str = "images") -> np.ndarray:
@@ -148,6 +155,22 @@ def flatten_images(images: np.ndarray) -> np.ndarray:
     return arr.reshape(len(arr), -1)
 
 
+def check_scalable(
+    low: np.ndarray, high: np.ndarray, feature_names: Sequence[str] | None = None
+) -> None:
+    """Refuse a feature whose range ``high - low`` (shapes (n_features,)) overflows float64,
+    naming it; such a column cannot be min-max scaled to [0, 1]."""
+    with np.errstate(over="ignore"):
+        too_wide = ~np.isfinite(np.asarray(high, dtype=np.float64) - low)
+    if too_wide.any():
+        j = int(np.argmax(too_wide))
+        name = feature_names[j] if feature_names is not None else j
+        raise InvalidInputError(
+            f"feature {name} spans [{low[j]:.4g}, {high[j]:.4g}], a range that overflows "
+            "float64 when scaled to [0, 1]; rescale or clip that column"
+        )
+
+
 def scale_unit(
     X: np.ndarray,
     data_min: np.ndarray | None = None,
@@ -191,15 +214,7 @@ def scale_unit(
         if len(X) == 0:
             raise InvalidInputError("X has no rows; cannot fit a min-max scaling")
         lo, hi = X.min(axis=0), X.max(axis=0)
-        with np.errstate(over="ignore"):
-            too_wide = ~np.isfinite(hi.astype(np.float64) - lo)
-        if too_wide.any():
-            j = int(np.argmax(too_wide))
-            name = feature_names[j] if feature_names is not None else j
-            raise InvalidInputError(
-                f"feature {name} spans [{lo[j]:.4g}, {hi[j]:.4g}], a range that overflows "
-                "float64 when scaled to [0, 1]; rescale or clip that column"
-            )
+        check_scalable(lo, hi, feature_names)
     else:
         lo = np.asarray(data_min, dtype=X.dtype)
         hi = np.asarray(data_max, dtype=X.dtype)

@@ -186,14 +186,11 @@ class MPSAnomalyDetector(OutlierMixin, BaseEstimator):
 
     # -- columns ----------------------------------------------------------------------------
     def _columns(self, X: Any) -> list[np.ndarray]:
-        """X as a list of 1-D columns (object columns kept as object)."""
+        """X (already checked 2-D by ``checked_data``) as a list of 1-D columns (object
+        columns kept as object)."""
         if _is_dataframe(X):
             return [np.asarray(X.iloc[:, j]) for j in range(X.shape[1])]
         array = np.asarray(X)
-        if array.ndim != 2:
-            raise InvalidInputError(
-                f"X must be a 2-D array (n_samples, n_features), got shape {array.shape}"
-            )
         return [array[:, j] for j in range(array.shape[1])]
 
     def _categorical_mask(self, columns: list[np.ndarray]) -> np.ndarray:

@@ -334,6 +334,16 @@ class MPSClassifier(TNClassifierBase):
         self.best_epoch_ = result.best_epoch
 
 
+def check_compressible(model: Any) -> None:
+    """Raise :class:`InvalidInputError` unless ``model`` is an :class:`MPSClassifier`, the one
+    estimator :func:`compress_bonds` truncates."""
+    if not isinstance(model, MPSClassifier):
+        raise InvalidInputError(
+            f"compress_bonds truncates an MPSClassifier's bonds; got a {type(model).__name__} "
+            "(tree models, Born machines and circuits are not MPS classifiers)"
+        )
+
+
 def compress_bonds(
     model: MPSClassifier, max_bond: int, *, cutoff: float = 0.0
 ) -> tuple[MPSClassifier, float]:
@@ -362,11 +372,7 @@ def compress_bonds(
         ``||W - W'||^2 / ||W||^2``, the relative squared distance between the weight tensors
         (the fidelity lost).
     """
-    if not isinstance(model, MPSClassifier):
-        raise InvalidInputError(
-            f"compress_bonds truncates an MPSClassifier's bonds; got a {type(model).__name__} "
-            "(tree models, Born machines and circuits are not MPS classifiers)"
-        )
+    check_compressible(model)
     check_is_fitted(model)
     check_int("max_bond", max_bond, 1)
     if getattr(model, "unitary", False):

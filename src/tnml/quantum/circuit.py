@@ -75,10 +75,11 @@ def ry_matrix(angle: float) -> Tensor:
 
 
 def _as_matrix(matrix: object) -> Tensor:
+    """CPU float64 or complex128, contiguous (some torch ops, e.g. kron on complex
+    tensors, fail on strided views such as a QR factor)."""
     m = torch.as_tensor(matrix)
-    if m.is_complex():
-        return m.to(device="cpu", dtype=torch.complex128)
-    return m.to(device="cpu", dtype=torch.float64)
+    dtype = torch.complex128 if m.is_complex() else torch.float64
+    return m.to(device="cpu", dtype=dtype).contiguous()
 
 
 def _index(name: str, value: object) -> int:

@@ -255,8 +255,7 @@ def fuse_two_qubit_runs(ops: list[Operation]) -> list[Operation]:
                         position = prior.qubits.index(qubits[0])
                         eye = torch.eye(2, dtype=op.matrix.dtype)
                         pieces = [eye, eye]
-                        # torch.kron fails on a strided complex view (a synthesised gate's)
-                        pieces[position] = op.matrix.contiguous()
+                        pieces[position] = op.matrix
                         product = _matmul(torch.kron(pieces[0], pieces[1]), prior.matrix)
                         out[i] = Gate(prior.qubits, matrix=product, name=prior.name)
                         continue

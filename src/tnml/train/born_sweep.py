@@ -39,6 +39,7 @@ from tnml.train.loop import Callback, FitResult, UpdateRule, fit_loop
 
 __all__ = [
     "BornSweepRule",
+    "NLLSweepRule",
     "check_step_options",
     "clone_nested",
     "decayed_lr",
@@ -127,6 +128,31 @@ def decayed_lr(lr: float, lr_decay: float | None, previous: float, current: floa
     """The next sweep's step: ``lr * lr_decay`` when the sweep raised the training NLL from
     ``previous`` to ``current``, else ``lr``."""
     return lr * lr_decay if lr_decay is not None and current > previous else lr
+
+
+class NLLSweepRule(UpdateRule):
+    """What the Born-machine sweep rules share: the NLL as the loss, and a step size that
+    shrinks by ``lr_decay`` after a sweep that raised the training NLL. Subclasses set
+    ``lr``, ``lr_decay`` and ``previous_nll`` and save the latter two with their state."""
+
+    unit = "sweep"
+    loss_name = "NLL"
+    lr: float
+    lr_decay: float | None
+    previous_nll: float
+
+    def nll_entry(self, train_nll: float, val_nll: float) -> dict[str, Any]:
+        """The sweep's history entry (with the step it used); then the next sweep's step."""
+        entry = {
+            "train_loss": train_nll,
+            "train_accuracy": math.nan,
+            "val_loss": val_nll,
+            "val_accuracy": math.nan,
+            "lr": self.lr,
+        }
+        self.lr = decayed_lr(self.lr, self.lr_decay, self.previous_nll, train_nll)
+        self.previous_nll = train_nll
+        return entry
 
 
 def clone_nested(tensors: Any) -> Any:
@@ -395,13 +421,11 @@ def train_born_sweep(
     )
 
 
-class BornSweepRule(UpdateRule):
+class BornSweepRule(NLLSweepRule):
     """Two-site Born-machine sweeps (see :func:`train_born_sweep`): a step is one bond update,
     an epoch one sweep, left to right (steps ``0 .. n-2``) and back (``n-1 .. 2n-3``)."""
 
     name = "born-sweep"
-    unit = "sweep"
-    loss_name = "NLL"
     log_extras: ClassVar[dict[str, str]] = {"max_bond_dim": "max D"}
 
     def __init__(
@@ -465,17 +489,9 @@ class BornSweepRule(UpdateRule):
     def end_epoch(self, epoch: int) -> dict[str, Any]:
         assert self.sweeper is not None
         model = self.sweeper.mps(center=0)
-        train_nll = mean_nll(model, self.X)
-        entry = {
-            "train_loss": train_nll,
-            "train_accuracy": math.nan,
-            "val_loss": mean_nll(model, self.X_val) if self.X_val is not None else math.nan,
-            "val_accuracy": math.nan,
-            "lr": self.lr,
-            "max_bond_dim": max(c.shape[2] for c in self.sweeper.cores),
-        }
-        self.lr = decayed_lr(self.lr, self.lr_decay, self.previous_nll, train_nll)
-        self.previous_nll = train_nll
+        val_nll = mean_nll(model, self.X_val) if self.X_val is not None else math.nan
+        entry = self.nll_entry(mean_nll(model, self.X), val_nll)
+        entry["max_bond_dim"] = max(c.shape[2] for c in self.sweeper.cores)
         return entry
 
     def state_dict(self) -> dict[str, Any]:

@@ -42,13 +42,13 @@ from tnml.tensor.ttn import (
 )
 from tnml.tensor.ttn_born import ttn_log_prob
 from tnml.train.born_sweep import (
+    NLLSweepRule,
     check_step_options,
     clone_nested,
-    decayed_lr,
     floored_gradient,
     unit_rows,
 )
-from tnml.train.loop import Callback, FitResult, UpdateRule, fit_loop
+from tnml.train.loop import Callback, FitResult, fit_loop
 
 __all__ = ["TreeBornSweepRule", "euler_tour", "train_ttn_born_sweep"]
 
@@ -285,13 +285,11 @@ def train_ttn_born_sweep(
     )
 
 
-class TreeBornSweepRule(UpdateRule):
+class TreeBornSweepRule(NLLSweepRule):
     """One-site sweeps of a tree Born machine (see :func:`train_ttn_born_sweep`): a step is
     one arrival of the centre on a node of the Euler tour, an epoch the whole tour."""
 
     name = "ttn-born-sweep"
-    unit = "sweep"
-    loss_name = "NLL"
 
     def __init__(
         self,
@@ -338,17 +336,8 @@ class TreeBornSweepRule(UpdateRule):
 
     def end_epoch(self, epoch: int) -> dict[str, Any]:
         model = self._current()
-        train_nll = _mean_nll(model, self.X)
-        entry = {
-            "train_loss": train_nll,
-            "train_accuracy": math.nan,
-            "val_loss": _mean_nll(model, self.X_val) if self.X_val is not None else math.nan,
-            "val_accuracy": math.nan,
-            "lr": self.lr,
-        }
-        self.lr = decayed_lr(self.lr, self.lr_decay, self.previous_nll, train_nll)
-        self.previous_nll = train_nll
-        return entry
+        val_nll = _mean_nll(model, self.X_val) if self.X_val is not None else math.nan
+        return self.nll_entry(_mean_nll(model, self.X), val_nll)
 
     def state_dict(self) -> dict[str, Any]:
         tensors = self.sweeper.tensors if self.sweeper is not None else self.tensors

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 
 from tnml import data as tnml_data
+from tnml.data.preprocess import check_scalable
 from tnml.estimators.born_machine import check_discrete
 from tnml.exceptions import DataFileError, InvalidInputError
 from tnml.preprocessing import ImageDownsampler, binarize
@@ -536,7 +537,7 @@ def load_training_data(
                 f"(e.g. {y[y != np.round(y)][0]}); a classifier needs class labels"
             )
         # a column the estimators could not scale to [0, 1], named as the file names it
-        tnml_data.scale_unit(X, feature_names=names)
+        check_scalable(X.min(axis=0), X.max(axis=0), names)
         preprocessing = {"kind": "tabular", "feature_names": names, "target": target}
         metadata = {
             "dataset": "csv",

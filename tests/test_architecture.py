@@ -26,7 +26,7 @@ LAYERS: list[set[str]] = [
     {"nn"},
     {"train"},
     {"estimators"},
-    {"quantum", "explain", "structure", "compress"},
+    {"quantum", "explain", "structure", "compression"},
     {"io", "plot"},
     {"workflows"},
     {"cli"},

@@ -11,8 +11,8 @@ from hypothesis import strategies as st
 from torch import nn
 
 from tnml.exceptions import InvalidInputError
-from tnml.nn import TTLinear
-from tnml.nn.tt import factorize
+from tnml.nn import TTEmbedding, TTLinear
+from tnml.nn.tt import _group_cost, contraction_plan, factorize
 
 F64 = torch.float64
 
@@ -70,18 +70,42 @@ def test_truncation_error_falls_with_the_bond_and_parameters_shrink() -> None:
     assert sizes == sorted(sizes) and sizes[0] < 256 * 256 / 20
 
 
-def test_the_cheaper_path_is_taken_and_flops_are_counted() -> None:
+def _partitions(k: int) -> list[tuple[tuple[int, int], ...]]:
+    """Every split of cores 0..k-1 into contiguous groups."""
+    if k == 0:
+        return [()]
+    return [(*p, (start, k)) for start in range(k) for p in _partitions(start)]
+
+
+def test_every_grouping_of_the_cores_gives_the_same_layer() -> None:
+    torch.manual_seed(4)
+    layer = TTLinear(96, 60, max_bond=5, n_cores=4, dtype=F64)
+    x = torch.randn(7, 96, dtype=F64)
+    reference = x @ layer.weight().T
+    plans = _partitions(4)
+    assert len(plans) == 8
+    for plan in plans:
+        torch.testing.assert_close(layer._contract(x, plan), reference, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("batch", [1, 8, 64, 4096])
+def test_the_plan_is_the_cheapest_grouping_and_flops_are_counted(batch: int) -> None:
     layer = TTLinear(1024, 1024, max_bond=8, n_cores=5)  # 4^5 x 4^5, Novikov et al.'s layer
-    assert sum(c.numel() for c in layer.cores) * 200 < 1024 * 1024
-    assert layer.factorized_flops(64) < 64 * 1024 * 1024  # fewer than nn.Linear's
-    called = {}
-    original = layer._factorized
-    layer._factorized = lambda x: called.setdefault("factorized", original(x))  # type: ignore
-    layer(torch.randn(64, 1024))
-    assert "factorized" in called
+    shapes = tuple(tuple(c.shape) for c in layer.cores)
+    cost = {p: sum(_group_cost(shapes, batch, i, j)[1] for i, j in p) for p in _partitions(5)}
+    plan = contraction_plan(shapes, batch)
+    assert cost[plan] == min(cost.values())
+    # one core per group: the textbook count sum_j B (prod m_<j) (prod n_>j) r m n q
+    assert sum(_group_cost(shapes, batch, j, j + 1)[0] for j in range(5)) == (
+        layer.factorized_flops(batch)
+    )
+    assert layer.flops(batch) == sum(_group_cost(shapes, batch, i, j)[0] for i, j in plan)
+    if batch >= 8:
+        assert layer.flops(batch) < batch * 1024 * 1024  # fewer than nn.Linear's
     big = TTLinear(64, 64, max_bond=64, n_cores=2)  # full rank, large batch: dense is cheaper
-    assert big.factorized_flops(1000) > big.dense_flops(1000)
-    assert big.factorized_flops(1) < big.dense_flops(1)  # one input: no W to build
+    big_shapes = tuple(tuple(c.shape) for c in big.cores)
+    assert contraction_plan(big_shapes, 1000) == ((0, 2),)
+    assert big.flops(1000) == big.dense_flops(1000)
 
 
 def test_trains_from_scratch() -> None:
@@ -110,3 +134,50 @@ def test_bad_arguments_are_named() -> None:
         TTLinear.from_linear(nn.Conv1d(2, 2, 1))  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError, match="expects inputs with 12 features"):
         TTLinear(12, 4)(torch.randn(3, 10))
+
+
+# ---- TTEmbedding ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("rows", "dim", "kwargs"), [(101, 12, {}), (64, 8, {"n_cores": 2})])
+def test_tt_embedding_full_rank_reproduces_the_table(rows: int, dim: int, kwargs: dict) -> None:
+    torch.manual_seed(5)
+    embedding = nn.Embedding(rows, dim, dtype=F64)
+    layer = TTEmbedding.from_embedding(embedding, **kwargs)
+    assert math.prod(layer.vocab_modes) >= rows
+    idx = torch.randint(rows, (3, 7))
+    torch.testing.assert_close(layer(idx), embedding(idx), rtol=0, atol=1e-12)
+    torch.testing.assert_close(layer.to_embedding().weight, embedding.weight, rtol=0, atol=1e-12)
+
+
+def test_tt_embedding_lookup_and_gradients_agree_with_the_dense_table() -> None:
+    torch.manual_seed(6)
+    layer = TTEmbedding(50, 12, max_bond=3, dtype=F64)
+    idx = torch.tensor([[0, 49, 7], [7, 7, 13]])
+    target = torch.randn(2, 3, 12, dtype=F64)
+    grads = torch.autograd.grad(((layer(idx) - target) ** 2).sum(), list(layer.parameters()))
+    table = layer.weight()
+    dense = torch.autograd.grad(((table[idx] - target) ** 2).sum(), list(layer.parameters()))
+    for a, b in zip(grads, dense, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    assert float(table.detach().var()) == pytest.approx(1.0, rel=0.5)  # nn.Embedding's scale
+
+
+def test_tt_embedding_truncation_and_bad_input() -> None:
+    torch.manual_seed(7)
+    embedding = nn.Embedding(200, 16, dtype=F64)
+    errors = [
+        float(
+            (TTEmbedding.from_embedding(embedding, max_bond=b).weight() - embedding.weight).norm()
+        )
+        for b in (1, 4, 16, 1000)
+    ]
+    assert errors == sorted(errors, reverse=True) and errors[-1] < 1e-10
+    layer = TTEmbedding(200, 16, vocab_modes=[8, 5, 5], dim_modes=[4, 2, 2], ranks=[3, 5])
+    assert layer.ranks == [3, 5]
+    with pytest.raises(InvalidInputError, match=r"indices must lie in \[0, 200\)"):
+        layer(torch.tensor([200]))
+    with pytest.raises(InvalidInputError, match="indices must be integers"):
+        layer(torch.tensor([1.0]))
+    with pytest.raises(InvalidInputError, match="vocab_modes must multiply to at least"):
+        TTEmbedding(200, 16, vocab_modes=[5, 5, 5])

@@ -3,13 +3,14 @@
 The estimators are exported here. The layers, each importing only those before it (see
 docs/ARCHITECTURE.md): ``tnml.tensor`` (algebra), ``tnml.features`` (feature maps),
 ``tnml.data`` and ``tnml.preprocessing``, ``tnml.nn`` (torch modules), ``tnml.train`` (training
-loop and update rules), ``tnml.estimators`` (scikit-learn faces), ``tnml.quantum`` and
-``tnml.explain``, ``tnml.io`` and ``tnml.plot``, ``tnml.cli``. ``tnml.models`` is the round-1
-name of ``nn`` + ``estimators``, kept as an alias.
+loop and update rules), ``tnml.estimators`` (scikit-learn faces), ``tnml.quantum``,
+``tnml.explain`` and ``tnml.compression`` (:func:`compress`), ``tnml.io`` and ``tnml.plot``,
+``tnml.cli``. ``tnml.models`` is the round-1 name of ``nn`` + ``estimators``, kept as an alias.
 """
 
-from tnml import estimators, explain, io, models, nn, preprocessing
+from tnml import compression, estimators, explain, io, models, nn, preprocessing
 from tnml._version import __version__
+from tnml.compression import compress
 from tnml.estimators import (
     CircuitClassifier,
     MPSAnomalyDetector,
@@ -27,6 +28,8 @@ __all__ = [
     "TTNBornMachine",
     "TTNClassifier",
     "__version__",
+    "compress",
+    "compression",
     "estimators",
     "explain",
     "io",

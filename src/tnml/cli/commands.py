@@ -26,6 +26,7 @@ except ImportError:  # pragma: no cover - older Typer on click
     from click.exceptions import ClickException
 
 from tnml._version import __version__
+from tnml.cli.compress import compress_command
 from tnml.cli.generative import inpaint, sample
 from tnml.cli.inspect import anomaly_app, anomaly_fit, anomaly_score, explain
 from tnml.cli.model_commands import compress_bonds_command, evaluate, info, predict
@@ -91,7 +92,7 @@ app = typer.Typer(
     name="tnml",
     cls=OneLineErrors,
     help="Machine learning with tensor networks: train, evaluate, sample, explain and compile "
-    "tensor-network models to quantum circuits.",
+    "tensor-network models to quantum circuits; compress neural networks with TT/MPO layers.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -504,6 +505,7 @@ app.command("explain")(handle_errors(explain))
 app.command("compile")(handle_errors(compile_command))
 app.command("noise-study")(handle_errors(noise_study_command))
 app.command("compress-bonds")(handle_errors(compress_bonds_command))
+app.command("compress")(handle_errors(compress_command))
 anomaly_app.command("fit")(handle_errors(anomaly_fit))
 anomaly_app.command("score")(handle_errors(anomaly_score))
 app.add_typer(anomaly_app, name="anomaly")

@@ -1,12 +1,14 @@
 """PyTorch modules on :mod:`tnml.tensor`: MPS and tree classifiers, Born machines, unitary forms,
-native-gate circuit classifiers, and tensor-train (MPO) linear layers. They compute; they know
-nothing of training loops.
+native-gate circuit classifiers, tensor-train (MPO) and low-rank linear layers. They compute;
+they know nothing of training loops.
 """
 
 from tnml.nn.born import MPSBornModule, TTNBornModule
 from tnml.nn.circuit import CircuitClassifierModule
+from tnml.nn.lowrank import LowRankLinear
 from tnml.nn.mps import MPSClassifierModule, born_logits, normalized_logits
 from tnml.nn.tt import TTLinear
+from tnml.nn.tt_embedding import TTEmbedding
 from tnml.nn.ttn import TTNClassifierModule
 from tnml.nn.unitary import (
     UnitaryMPSBornModule,
@@ -16,8 +18,10 @@ from tnml.nn.unitary import (
 
 __all__ = [
     "CircuitClassifierModule",
+    "LowRankLinear",
     "MPSBornModule",
     "MPSClassifierModule",
+    "TTEmbedding",
     "TTLinear",
     "TTNBornModule",
     "TTNClassifierModule",

@@ -24,7 +24,7 @@ from tnml._validation import check_int
 from tnml.exceptions import InvalidInputError
 from tnml.tensor.mps import mps_from_dense
 
-__all__ = ["TTLinear", "factorize"]
+__all__ = ["TTLinear", "contraction_plan", "factorize"]
 
 
 def _prime_factors(n: int) -> list[int]:
@@ -53,6 +53,64 @@ def factorize(n: int, k: int) -> list[int]:
     return sorted(modes, reverse=True)
 
 
+#: the cost model of a contraction step, in multiply-add equivalents per element that the
+#: step permutes (memory-bound). Every plan launches one product per core (merges included),
+#: so launches do not enter the comparison.
+PERMUTE_COST = 4
+
+
+def _group_cost(
+    shapes: tuple[tuple[int, int, int, int], ...], batch: int, start: int, stop: int
+) -> tuple[int, int]:
+    """``(multiply-adds, modelled cost)`` of merging cores ``start .. stop-1`` and contracting
+    the running tensor with the merged core."""
+    # plain loops, no generators: torch.compile traces this (the shapes are constants)
+    done_out, left_in, m_group, n_group = 1, 1, 1, 1
+    for j in range(len(shapes)):
+        if j < start:
+            done_out *= shapes[j][1]
+        elif j >= stop:
+            left_in *= shapes[j][2]
+        else:
+            m_group *= shapes[j][1]
+            n_group *= shapes[j][2]
+    r, q = shapes[start][0], shapes[stop - 1][3]
+    merge, size = 0, shapes[start][1] * shapes[start][2]
+    for j in range(start + 1, stop):
+        s = shapes[j]
+        merge += r * size * s[0] * s[1] * s[2] * s[3]
+        size *= s[1] * s[2]
+    rows = batch * done_out * left_in
+    flops = merge + rows * r * n_group * m_group * q
+    return flops, flops + PERMUTE_COST * rows * r * n_group
+
+
+def contraction_plan(
+    shapes: tuple[tuple[int, int, int, int], ...], batch: int
+) -> tuple[tuple[int, int], ...]:
+    """How the forward groups the cores: contiguous ranges ``(start, stop)`` merged into one
+    core each, chosen by dynamic programming to minimise the modelled cost (multiply-adds,
+    permuted elements). One range of all cores is the dense path (``W`` built, one
+    product); one range per core is the plain factorised forward.
+
+    >>> contraction_plan(((1, 4, 4, 2), (2, 4, 4, 1)), 1)  # one input: no W to build
+    ((0, 1), (1, 2))
+    >>> contraction_plan(((1, 4, 4, 2), (2, 4, 4, 1)), 1_000_000)  # as many flops, less moved
+    ((0, 2),)
+    """
+    k = len(shapes)
+    best_cost, best_plan = [0], [()]
+    for stop in range(1, k + 1):
+        cost, plan = None, ()
+        for start in range(stop):
+            c = best_cost[start] + _group_cost(shapes, batch, start, stop)[1]
+            if cost is None or c < cost:
+                cost, plan = c, (*best_plan[start], (start, stop))
+        best_cost.append(cost)
+        best_plan.append(plan)
+    return best_plan[k]
+
+
 class TTLinear(nn.Module):
     """A linear layer ``y = x W^T + b`` whose weight is a tensor train of ``n_cores`` cores.
 
@@ -66,6 +124,9 @@ class TTLinear(nn.Module):
         :func:`factorize` into ``n_cores`` near-equal factors.
     n_cores : int, default=3
         Number of cores when the modes are not given.
+    ranks : sequence of int, optional
+        The inner TT-ranks ``r_1 .. r_{k-1}`` exactly (``max_bond`` is then their largest);
+        what a saved layer is rebuilt from.
     bias : bool, default=True
     device, dtype : optional
 
@@ -89,6 +150,7 @@ class TTLinear(nn.Module):
         in_modes: Sequence[int] | None = None,
         out_modes: Sequence[int] | None = None,
         n_cores: int = 3,
+        ranks: Sequence[int] | None = None,
         bias: bool = True,
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
@@ -100,7 +162,16 @@ class TTLinear(nn.Module):
         k = check_int("n_cores", n_cores, 1) if in_modes is None else len(in_modes)
         self.in_modes = self._modes("in_modes", in_modes, in_features, k)
         self.out_modes = self._modes("out_modes", out_modes, out_features, k)
-        ranks = self._ranks(max_bond)
+        if ranks is None:
+            ranks = self._ranks(max_bond)
+        else:
+            ranks = [1, *(check_int("ranks[i]", r, 1) for r in ranks), 1]
+            if len(ranks) != len(self.in_modes) + 1:
+                raise InvalidInputError(
+                    f"ranks must hold {len(self.in_modes) - 1} ints (one per inner bond), "
+                    f"got {len(ranks) - 2}"
+                )
+            self.max_bond = max(ranks)
         factory = {"device": device, "dtype": dtype or torch.get_default_dtype()}
         # Var(W) = prod(r_1 .. r_{k-1}) * std^(2k) = 1 / (3 in_features)
         log_var = -math.log(3 * in_features) - sum(math.log(r) for r in ranks[1:-1])
@@ -232,12 +303,20 @@ class TTLinear(nn.Module):
 
     def dense_flops(self, batch: int) -> int:
         """Multiply-adds of building ``W`` from the cores and one dense product."""
-        build, done_out, done_in = 0, 1, 1
-        for core in self.cores:
-            r, m, n, q = core.shape
-            build += done_out * done_in * r * m * n * q
-            done_out, done_in = done_out * m, done_in * n
-        return build + batch * self.in_features * self.out_features
+        shapes = tuple([tuple(core.shape) for core in self.cores])
+        return _group_cost(shapes, batch, 0, len(shapes))[0]
+
+    def flops(self, batch: int) -> int:
+        """Multiply-adds of the forward for ``batch`` inputs, as :func:`contraction_plan`
+        groups the cores (merging included)."""
+        shapes = tuple([tuple(core.shape) for core in self.cores])
+        plan = contraction_plan(shapes, batch)
+        return sum(_group_cost(shapes, batch, i, j)[0] for i, j in plan)
+
+    @property
+    def ranks(self) -> list[int]:
+        """The inner TT-ranks ``r_1 .. r_{k-1}``."""
+        return [core.shape[0] for core in self.cores[1:]]
 
     def forward(self, x: Tensor) -> Tensor:
         """``(..., in_features)`` -> ``(..., out_features)``."""
@@ -248,25 +327,37 @@ class TTLinear(nn.Module):
             )
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)
-        batch = x2.shape[0]
-        if self.factorized_flops(batch) <= self.dense_flops(batch):
-            y = self._factorized(x2)
-        else:
-            y = x2 @ self.weight().T
+        shapes = tuple([tuple(core.shape) for core in self.cores])
+        y = self._contract(x2, contraction_plan(shapes, x2.shape[0]))
         if self.bias is not None:
-            y = y + self.bias
+            y = y + self.bias.to(y.dtype)  # under autocast y is in the low precision
         return y.reshape(*lead, self.out_features)
 
-    def _factorized(self, x: Tensor) -> Tensor:
-        """The input contracted with one core after the other: ``(B, in)`` -> ``(B, out)``.
+    def _merged(self, start: int, stop: int) -> Tensor:
+        """Cores ``start .. stop-1`` contracted into one, ``(r, prod m, prod n, q)``."""
+        core = self.cores[start]
+        for nxt in self.cores[start + 1 : stop]:
+            r, m1, n1, _ = core.shape
+            _, m2, n2, q = nxt.shape
+            pair = (core.reshape(-1, core.shape[-1]) @ nxt.reshape(nxt.shape[0], -1)).reshape(
+                r, m1, n1, m2, n2, q
+            )
+            core = pair.permute(0, 1, 3, 2, 4, 5).reshape(r, m1 * m2, n1 * n2, q)
+        return core
+
+    def _contract(self, x: Tensor, plan: tuple[tuple[int, int], ...]) -> Tensor:
+        """The input contracted with one group of merged cores after the other:
+        ``(B, in)`` -> ``(B, out)``.
 
         The running tensor is ``(B, N_rest, O, r)``: the input modes not yet contracted, the
-        output modes done (row-major) and the rank. Each core costs one permute of it (to put
-        ``(r, n_j)`` last) and one matrix product; the product's output needs no permute.
+        output modes done (row-major) and the rank. Each group costs one permute of it (to put
+        ``(r, n)`` last) and one matrix product; the product's output needs no permute. One
+        group of all cores is the dense path: ``W`` built, one product.
         """
         batch = x.shape[0]
         t = x.reshape(batch, self.in_features, 1, 1)
-        for core in self.cores:
+        for start, stop in plan:
+            core = self._merged(start, stop)
             r, m, n, q = core.shape
             rest = t.shape[1] // n
             rows = t.reshape(batch, n, rest, t.shape[2], r).permute(0, 2, 3, 4, 1)
@@ -274,8 +365,12 @@ class TTLinear(nn.Module):
             t = (rows.reshape(-1, r * n) @ matrix).reshape(batch, rest, -1, q)
         return t.reshape(batch, self.out_features)
 
+    def _factorized(self, x: Tensor) -> Tensor:
+        """One core at a time (no merging): ``(B, in)`` -> ``(B, out)``."""
+        return self._contract(x, tuple((j, j + 1) for j in range(len(self.cores))))
+
     def extra_repr(self) -> str:
-        ranks = [c.shape[0] for c in self.cores[1:]]
+        ranks = self.ranks
         return (
             f"in_features={self.in_features}, out_features={self.out_features}, "
             f"in_modes={self.in_modes}, out_modes={self.out_modes}, ranks={ranks}, "

@@ -1,0 +1,185 @@
+"""Compressing a model on disk: a Hugging Face model directory or a saved torch module,
+healing data from a text file (one sentence per line) or a tensor file, and the result written
+as safetensors that :func:`load_compressed_model` reads back."""
+
+from __future__ import annotations
+
+import copy
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from tnml.compression import compress, load_compressed, save_compressed
+from tnml.compression.api import CompressionReport
+from tnml.exceptions import InvalidInputError
+
+__all__ = [
+    "compress_saved_model",
+    "load_compressed_model",
+    "load_model",
+    "mean_pool",
+    "text_batches",
+]
+
+HF_FILES = (
+    "config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "vocab.txt",
+    "special_tokens_map.json",
+    "modules.json",
+    "sentence_bert_config.json",
+)
+
+
+def _transformers() -> Any:
+    try:
+        import transformers
+    except ImportError as err:
+        raise InvalidInputError(
+            "model: a Hugging Face model directory needs the transformers package "
+            "(pip install 'tnml[compress]')"
+        ) from err
+    transformers.logging.set_verbosity_error()
+    transformers.logging.disable_progress_bar()  # a CLI error must stay one line
+    return transformers
+
+
+def load_model(path: str | os.PathLike[str]) -> tuple[nn.Module, Any]:
+    """``(model, tokenizer)`` from a Hugging Face model directory (``config.json`` + weights;
+    tokenizer None when it has none), or ``(module, None)`` from a file written by
+    ``torch.save(module)``."""
+    path = Path(path)
+    if path.is_dir():
+        if not (path / "config.json").is_file():
+            raise InvalidInputError(
+                f"model: {path} is a directory without config.json, not a Hugging Face model"
+            )
+        transformers = _transformers()
+        try:
+            model = transformers.AutoModel.from_pretrained(path)
+        except Exception as err:
+            raise InvalidInputError(f"model: {path} does not load ({err})") from err
+        try:
+            tokenizer = transformers.AutoTokenizer.from_pretrained(path)
+        except Exception:
+            tokenizer = None
+        return model.eval(), tokenizer
+    if not path.is_file():
+        raise InvalidInputError(f"model: {path} does not exist")
+    try:
+        module = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as err:
+        raise InvalidInputError(f"model: {path} does not load as a torch module ({err})") from err
+    if not isinstance(module, nn.Module):
+        raise InvalidInputError(
+            f"model: {path} holds a {type(module).__name__}, not a torch.nn.Module "
+            "(save the module itself with torch.save(module, path))"
+        )
+    return module.eval(), None
+
+
+def text_batches(
+    tokenizer: Any, texts: list[str], batch_size: int = 16, max_length: int = 64
+) -> list[dict[str, Tensor]]:
+    """Tokenised batches (mappings of input tensors) of ``texts``, in order."""
+    return [
+        dict(
+            tokenizer(
+                texts[i : i + batch_size],
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+            )
+        )
+        for i in range(0, len(texts), batch_size)
+    ]
+
+
+def mean_pool(output: Any, batch: dict[str, Tensor]) -> Tensor:
+    """Sentence embeddings: token states averaged over the attention mask, ``(B, hidden)``."""
+    states = output.last_hidden_state
+    mask = batch["attention_mask"].unsqueeze(-1).to(states.dtype)
+    return (states * mask).sum(1) / mask.sum(1).clamp_min(1)
+
+
+def _heal_batches(path: Path, tokenizer: Any, batch_size: int, max_length: int) -> list:
+    if path.suffix in (".pt", ".pth", ".npy"):
+        data = (
+            torch.from_numpy(__import__("numpy").load(path))
+            if path.suffix == ".npy"
+            else torch.load(path, map_location="cpu", weights_only=True)
+        )
+        if not isinstance(data, Tensor) or data.ndim < 2:
+            raise InvalidInputError(f"heal_data: {path} must hold one tensor of inputs (N, ...)")
+        if data.is_floating_point():
+            data = data.float()
+        return list(data.split(batch_size))
+    if tokenizer is None:
+        raise InvalidInputError(
+            f"heal_data: {path} is text, but the model has no tokenizer; give a .pt or .npy "
+            "tensor of inputs"
+        )
+    lines = [ln.strip() for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
+    if len(lines) < 2 * batch_size:
+        raise InvalidInputError(
+            f"heal_data: {path} has {len(lines)} non-empty lines; at least {2 * batch_size} "
+            "are needed (train and validation batches)"
+        )
+    return text_batches(tokenizer, lines, batch_size, max_length)
+
+
+def compress_saved_model(
+    model_path: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str],
+    *,
+    heal_data: str | os.PathLike[str] | None = None,
+    batch_size: int = 16,
+    max_length: int = 64,
+    **options: Any,
+) -> CompressionReport:
+    """Compress the model at ``model_path`` (see :func:`load_model`) with
+    :func:`tnml.compress` (``options`` are its keywords) and write it to ``out_dir``."""
+    model, tokenizer = load_model(model_path)
+    batches = None
+    if heal_data is not None:
+        path = Path(heal_data)
+        if not path.is_file():
+            raise InvalidInputError(f"heal_data: {path} does not exist")
+        batches = _heal_batches(path, tokenizer, batch_size, max_length)
+    is_hf = Path(model_path).is_dir()
+    if is_hf and tokenizer is not None and batches and isinstance(batches[0], dict):
+        options.setdefault("output_fn", mean_pool)
+    compressed, report = compress(model, heal_data=batches, **options)
+    out = Path(out_dir)
+    extra = {"base": "huggingface" if is_hf else "torch", "report": report.to_dict()}
+    if is_hf:
+        for name in HF_FILES:
+            if (Path(model_path) / name).is_file():
+                out.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(Path(model_path) / name, out / name)
+    else:
+        out.mkdir(parents=True, exist_ok=True)
+        # the architecture to rebuild onto, without its weights (they are in the safetensors)
+        torch.save(copy.deepcopy(model).to("meta"), out / "base_module.pt")
+    save_compressed(compressed, out, extra=extra)
+    return report
+
+
+def load_compressed_model(directory: str | os.PathLike[str]) -> nn.Module:
+    """The model written by :func:`compress_saved_model`."""
+    directory = Path(directory)
+    if (directory / "config.json").is_file():
+        transformers = _transformers()
+        config = transformers.AutoConfig.from_pretrained(directory)
+        base = transformers.AutoModel.from_config(config)
+    elif (directory / "base_module.pt").is_file():
+        base, _ = load_model(directory / "base_module.pt")
+    else:
+        raise InvalidInputError(f"{directory} holds no compressed model (no config.json)")
+    return load_compressed(directory, base).eval()

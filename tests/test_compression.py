@@ -1,0 +1,305 @@
+"""tnml.compress and the low-rank layer, checked against dense computation: the reported errors
+are the measured ones, the budget holds, the original is untouched, healing keeps its best
+state, and a saved compressed model loads back to the same outputs."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import tnml
+from tnml.compression.allocate import allocate
+from tnml.compression.methods import Candidate, build, candidates
+from tnml.compression.store import load_compressed, save_compressed
+from tnml.exceptions import InvalidInputError
+from tnml.nn import LowRankLinear, TTLinear
+
+F64 = torch.float64
+
+
+def mlp(seed: int = 0) -> nn.Sequential:
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Linear(24, 48), nn.ReLU(), nn.Linear(48, 32), nn.Tanh(), nn.Linear(32, 6)
+    )
+
+
+def batches(n: int = 12, seed: int = 1) -> list[torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(16, 24, generator=g) for _ in range(n)]
+
+
+# ---- the low-rank layer -------------------------------------------------------------------
+
+
+def test_low_rank_full_rank_reproduces_and_truncation_is_eckart_young() -> None:
+    torch.manual_seed(0)
+    linear = nn.Linear(20, 12, dtype=F64)
+    full = LowRankLinear.from_linear(linear)
+    torch.testing.assert_close(full.weight(), linear.weight, rtol=0, atol=1e-12)
+    x = torch.randn(5, 3, 20, dtype=F64)
+    torch.testing.assert_close(full(x), linear(x), rtol=0, atol=1e-12)
+    s = torch.linalg.svdvals(linear.weight.detach())
+    for rank in (1, 4, 11):
+        layer = LowRankLinear.from_linear(linear, rank=rank)
+        err = (layer.weight() - linear.weight).pow(2).sum()
+        torch.testing.assert_close(err, s[rank:].pow(2).sum(), rtol=1e-10, atol=1e-12)
+        assert layer.parameter_count() == rank * 32 + 12
+        torch.testing.assert_close(layer.to_linear()(x), layer(x), rtol=0, atol=1e-12)
+
+
+def test_low_rank_gradients_agree_with_the_dense_weight() -> None:
+    torch.manual_seed(0)
+    layer = LowRankLinear(10, 7, 3, dtype=F64)
+    x = torch.randn(4, 10, dtype=F64)
+    layer(x).pow(2).sum().backward()
+    w = layer.weight().detach().requires_grad_()
+    (x @ w.T + layer.bias.detach()).pow(2).sum().backward()
+    # dL/dU = dL/dW V^T and dL/dV = U^T dL/dW
+    torch.testing.assert_close(layer.second.grad, w.grad @ layer.first.detach().T)
+    torch.testing.assert_close(layer.first.grad, layer.second.detach().T @ w.grad)
+
+
+def test_layers_run_under_autocast_and_compile() -> None:
+    torch.manual_seed(0)
+    linear = nn.Linear(64, 32)
+    x = torch.randn(8, 64)
+    for layer in (
+        TTLinear.from_linear(linear, in_modes=[8, 8], out_modes=[8, 4]),
+        LowRankLinear.from_linear(linear),
+    ):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = layer(x)
+        assert y.dtype == torch.bfloat16
+        torch.testing.assert_close(y.float(), linear(x), rtol=0.05, atol=0.05)
+        compiled = torch.compile(layer, backend="aot_eager", fullgraph=True)
+        torch.testing.assert_close(compiled(x), layer(x))
+        compiled(x).sum().backward()  # through the compiled graph
+
+
+def test_tt_layer_rebuilds_from_explicit_ranks() -> None:
+    layer = TTLinear(24, 35, in_modes=[2, 3, 4], out_modes=[5, 7, 1], ranks=[3, 2])
+    assert layer.ranks == [3, 2] and layer.max_bond == 3
+    assert [tuple(c.shape) for c in layer.cores] == [(1, 5, 2, 3), (3, 7, 3, 2), (2, 1, 4, 1)]
+    with pytest.raises(InvalidInputError, match="ranks must hold 2"):
+        TTLinear(24, 35, in_modes=[2, 3, 4], out_modes=[5, 7, 1], ranks=[3])
+
+
+# ---- candidate tables and allocation -------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["svd", "mpo"])
+def test_candidate_errors_are_the_measured_output_errors(method: str) -> None:
+    torch.manual_seed(0)
+    linear = nn.Linear(24, 48)
+    x = torch.randn(200, 24, dtype=F64) * torch.linspace(0.1, 3, 24, dtype=F64)
+    gram = x.T @ x
+    table = candidates(linear, method, gram)
+    assert table and all(a.params < b.params for a, b in itertools.pairwise(table))
+    dense = 24 * 48 + 48
+    assert table[-1].params < dense
+    w = linear.weight.detach().double()
+    for cand in table[:: max(1, len(table) // 5)]:
+        layer = build(linear, method, cand.size).double()
+        assert sum(p.numel() for p in layer.parameters()) == cand.params
+        out = x @ (w - layer.weight().detach()).T
+        measured = out.pow(2).sum() / (x @ w.T).pow(2).sum()
+        assert cand.error == pytest.approx(float(measured), rel=1e-5, abs=1e-9)
+
+
+def test_allocation_spends_within_the_budget_and_matches_brute_force() -> None:
+    rng = np.random.default_rng(0)
+    tables = []
+    for _ in range(3):
+        params = np.cumsum(rng.integers(5, 30, size=6))
+        errors = np.sort(rng.random(6))[::-1]
+        tables.append(
+            [
+                Candidate(i, int(p), int(p), float(e))
+                for i, (p, e) in enumerate(zip(params, errors, strict=True))
+            ]
+        )
+    for budget in (40, 80, 120, 200):
+        try:
+            picks = allocate(tables, budget)
+        except InvalidInputError:
+            assert sum(t[0].params for t in tables) > budget
+            continue
+        assert sum(p.params for p in picks) <= budget
+        best = min(
+            sum(c.error for c in combo)
+            for combo in itertools.product(*tables)
+            if sum(c.params for c in combo) <= budget
+        )
+        # greedy on convex hulls: within the largest single step of the optimum
+        step = max(t[0].error - t[-1].error for t in tables)
+        assert sum(p.error for p in picks) <= best + step
+    with pytest.raises(InvalidInputError, match="below the"):
+        allocate(tables, 1)
+
+
+# ---- compress --------------------------------------------------------------------------------
+
+
+def test_compress_leaves_the_model_untouched_and_meets_the_ratio() -> None:
+    model = mlp()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    for method in ("mpo", "svd"):
+        compressed, report = tnml.compress(model, ratio=3.0, method=method)
+        for k, v in model.state_dict().items():
+            assert torch.equal(v, before[k])
+        assert all(type(m) is not nn.Linear for m in compressed.modules())
+        replaced = sum(
+            p.numel()
+            for m in compressed.modules()
+            if isinstance(m, (TTLinear, LowRankLinear))
+            for p in m.parameters()
+        )
+        assert report.params_after == replaced
+        assert report.params_before == sum(p.numel() for p in model.parameters())
+        assert report.params_before / report.params_after >= 3.0
+        assert report.heal is None and report.latency_ms_after is None
+
+
+def test_reported_layer_errors_are_measured_on_the_calibration_data() -> None:
+    model = mlp()
+    data = batches()
+    compressed, report = tnml.compress(
+        model, ratio=2.0, method="svd", heal_data=data, heal_steps=0, calibration_batches=3
+    )
+    calibration = torch.cat(data[1:4])  # the first batch is held out for validation
+    x = calibration.double()
+    lin, new = model[0], compressed[0]
+    w = lin.weight.detach().double()
+    diff = x @ (w - new.weight().detach().double()).T
+    measured = diff.pow(2).sum() / (x @ w.T).pow(2).sum()
+    assert report.layers[0].error == pytest.approx(float(measured), rel=1e-6)
+
+
+def test_healing_lowers_the_loss_and_keeps_the_best_state() -> None:
+    model = mlp()
+    data = batches(20)
+    compressed, report = tnml.compress(
+        model,
+        ratio=4.0,
+        method="mpo",
+        heal_data=data,
+        heal_steps=60,
+        eval_every=10,
+        heal_lr=3e-3,
+        patience=100,
+    )
+    heal = report.heal
+    assert heal.best_val_loss < heal.history[0][2]
+    assert heal.best_step > 0 and heal.steps == 60
+    assert report.latency_ms_before > 0 and report.latency_ms_after > 0
+    from tnml.compression.heal import HealResult, distill
+
+    # the returned model is in its best validated state: re-measure the validation loss
+    probe = distill(
+        compressed,
+        model,
+        data[2:],
+        data[:2],
+        steps=1,
+        lr=0.0,
+        hidden=[n for n, _ in compressed.named_children() if n in "024"],
+    )
+    assert isinstance(probe, HealResult)
+    assert probe.history[0][2] == pytest.approx(heal.best_val_loss, rel=1e-5)
+
+
+def test_uniform_allocation_and_flop_budget() -> None:
+    model = mlp()
+    _, report = tnml.compress(model, ratio=2.5, method="svd", allocation="uniform")
+    for layer in report.layers:
+        assert layer.params_before / layer.params_after >= 2.5
+    _, report = tnml.compress(model, ratio=2.0, method="svd", cost="flops")
+    assert (
+        sum(r.flops_before for r in report.layers) / sum(r.flops_after for r in report.layers)
+        >= 2.0
+    )
+
+
+def test_metric_is_measured_before_after_replacement_and_after_healing() -> None:
+    model = mlp()
+    data = batches()
+    probe = torch.cat(data)
+    target = model(probe).detach()
+
+    def closeness(m: nn.Module) -> float:
+        with torch.no_grad():
+            return float(nn.functional.cosine_similarity(m(probe), target).mean())
+
+    _, report = tnml.compress(
+        model, ratio=3.0, heal_data=data, heal_steps=30, heal_lr=3e-3, metric=closeness
+    )
+    assert report.metric_before == pytest.approx(1.0)
+    assert report.metric_truncated < 1.0
+    assert report.metric_after >= report.metric_truncated - 1e-6
+    assert "metric after healing" in str(report)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"ratio": 1.0}, "ratio must be a number greater than 1"),
+        ({"ratio": 0.5}, "ratio must be a number greater than 1"),
+        ({"ratio": "4"}, "ratio must be a number greater than 1"),
+        ({"layers": "decoder.*"}, "pattern 'decoder.\\*' matches no torch.nn.Linear"),
+        ({"ratio": 1e6}, "budget"),
+        ({"method": "cp"}, "method must be one of"),
+        ({"heal_data": [torch.randn(4, 24)]}, "at least 2 batches"),
+        ({"cost": "time"}, "cost must be"),
+    ],
+)
+def test_bad_input_is_named(kwargs: dict, match: str) -> None:
+    with pytest.raises(InvalidInputError, match=match):
+        tnml.compress(mlp(), **kwargs)
+
+
+# ---- saving and loading -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("method", ["mpo", "svd"])
+def test_saved_compressed_model_loads_back_to_the_same_outputs(tmp_path, method: str) -> None:
+    model = mlp()
+    compressed, _ = tnml.compress(model, ratio=3.0, method=method)
+    save_compressed(compressed, tmp_path)
+    loaded = load_compressed(tmp_path, mlp(seed=5))
+    x = torch.randn(7, 24)
+    torch.testing.assert_close(loaded(x), compressed(x), rtol=0, atol=0)
+    with pytest.raises(InvalidInputError, match="not in the model"):
+        load_compressed(tmp_path, nn.Sequential(nn.Linear(24, 6)))
+
+
+def test_saved_torch_module_round_trip_through_the_workflow(tmp_path) -> None:
+    from tnml.workflows.compress import compress_saved_model, load_compressed_model
+
+    model = mlp()
+    torch.save(model, tmp_path / "model.pt")
+    torch.save(torch.cat(batches(6)), tmp_path / "heal.pt")
+    out = tmp_path / "out"
+    report = compress_saved_model(
+        tmp_path / "model.pt",
+        out,
+        heal_data=tmp_path / "heal.pt",
+        ratio=2.0,
+        method="svd",
+        heal_steps=0,
+    )
+    loaded = load_compressed_model(out)
+    reference, again = tnml.compress(
+        model,
+        ratio=2.0,
+        method="svd",
+        heal_data=list(torch.cat(batches(6)).split(16)),
+        heal_steps=0,
+    )
+    assert [r.ranks for r in report.layers] == [r.ranks for r in again.layers]
+    x = torch.randn(3, 24)
+    torch.testing.assert_close(loaded(x), reference(x), rtol=0, atol=0)

@@ -7,7 +7,7 @@ Usage (the command behind the numbers reported from this file):
     python benchmarks/mnist_tt_mlp.py --data-dir ../shared/data/mnist --ranks 1,2,4,8 \
         --epochs 12 --threads 2
 
-Images are resized to 32 x 32 (bilinear), scaled to [0, 1]; the network is
+Images (in [0, 1]) are resized to 32 x 32 (bilinear); the network is
 ``1024 -> 1024 (TT, modes 4^5 x 4^5, all ranks r) -> ReLU -> dropout 0.5 -> 10`` (the dense
 baseline has an ``nn.Linear`` in place of the TT layer). Adam, learning rate 1e-3 halved every
 4 epochs, batch 128. The last 5,000 training images are held out for validation; the test
@@ -30,7 +30,7 @@ from tnml.nn import TTLinear
 
 
 def resized(images, size: int = 32) -> torch.Tensor:
-    x = torch.as_tensor(images, dtype=torch.float32).reshape(-1, 1, 28, 28) / 255.0
+    x = torch.as_tensor(images, dtype=torch.float32).reshape(-1, 1, 28, 28)  # in [0, 1]
     x = nn.functional.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
     return x.reshape(len(x), -1)
 

@@ -92,19 +92,19 @@ def test_tt_layer_rebuilds_from_explicit_ranks() -> None:
 # ---- candidate tables and allocation -------------------------------------------------------
 
 
-@pytest.mark.parametrize("method", ["svd", "mpo"])
-def test_candidate_errors_are_the_measured_output_errors(method: str) -> None:
+@pytest.mark.parametrize(("method", "n_cores"), [("svd", 2), ("mpo", 2), ("mpo", 3)])
+def test_candidate_errors_are_the_measured_output_errors(method: str, n_cores: int) -> None:
     torch.manual_seed(0)
     linear = nn.Linear(24, 48)
     x = torch.randn(200, 24, dtype=F64) * torch.linspace(0.1, 3, 24, dtype=F64)
     gram = x.T @ x
-    table = candidates(linear, method, gram)
+    table = candidates(linear, method, gram, n_cores)
     assert table and all(a.params < b.params for a, b in itertools.pairwise(table))
     dense = 24 * 48 + 48
     assert table[-1].params < dense
     w = linear.weight.detach().double()
     for cand in table[:: max(1, len(table) // 5)]:
-        layer = build(linear, method, cand.size).double()
+        layer = build(linear, method, cand.size, n_cores, gram).double()
         assert sum(p.numel() for p in layer.parameters()) == cand.params
         out = x @ (w - layer.weight().detach()).T
         measured = out.pow(2).sum() / (x @ w.T).pow(2).sum()
@@ -303,3 +303,41 @@ def test_saved_torch_module_round_trip_through_the_workflow(tmp_path) -> None:
     assert [r.ranks for r in report.layers] == [r.ranks for r in again.layers]
     x = torch.randn(3, 24)
     torch.testing.assert_close(loaded(x), reference(x), rtol=0, atol=0)
+
+
+def test_the_readme_compression_snippet_runs(capsys) -> None:
+    import pathlib
+    import re
+
+    readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    snippet = next(b for b in blocks if "tnml.compress(" in b)
+    namespace: dict = {}
+    exec(compile(snippet, "README.md", "exec"), namespace)
+    report = namespace["report"]
+    assert report.params_before / report.params_after >= 4.0
+    assert "mpo compression of 2 layers" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("method", ["svd", "mpo"])
+def test_fitting_in_the_input_metric_beats_fitting_the_weight(method: str) -> None:
+    """With input statistics C = C1 x C2 (exactly Kronecker), the whitened fits can only lower
+    the output error; for SVD it is the Eckart-Young optimum in the metric of C."""
+    torch.manual_seed(3)
+    linear = nn.Linear(24, 48)
+    a1, a2 = torch.randn(6, 6, dtype=F64), torch.randn(4, 4, dtype=F64)
+    c1, c2 = a1 @ a1.T + 0.1 * torch.eye(6, dtype=F64), a2 @ a2.T + 0.1 * torch.eye(4, dtype=F64)
+    gram = torch.kron(c1, c2)
+    w = linear.weight.detach().double()
+
+    def error(layer: nn.Module) -> float:
+        diff = w - layer.weight().detach().double()
+        return float(((diff @ gram) * diff).sum() / ((w @ gram) * w).sum())
+
+    for size in (1, 2, 4, 8):
+        fitted, plain = build(linear, method, size, 2, gram), build(linear, method, size, 2)
+        assert error(fitted) <= error(plain) + 1e-12
+        if method == "svd":
+            root = torch.linalg.cholesky(gram)
+            s = torch.linalg.svdvals(w @ root)
+            assert error(fitted) == pytest.approx(float((s[size:] ** 2).sum() / (s**2).sum()))

@@ -282,7 +282,7 @@ def compress(
     compressed = copy.deepcopy(model)
     reports = []
     for (name, lin), pick in zip(chosen, picks, strict=True):
-        new = build(lin, method, pick.size, n_cores)
+        new = build(lin, method, pick.size, n_cores, grams.get(name))
         replace_module(compressed, name, new)
         reports.append(
             LayerReport(

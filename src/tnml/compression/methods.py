@@ -1,5 +1,6 @@
 """The two compression methods, ``"mpo"`` (tensor train, :class:`~tnml.nn.TTLinear`) and
-``"svd"`` (:class:`~tnml.nn.lowrank.LowRankLinear`), as tables of candidate sizes.
+``"svd"`` (:class:`~tnml.nn.lowrank.LowRankLinear`), as tables of candidate sizes and the fit
+of one size.
 
 A candidate is one setting of a layer's size knob (the SVD rank, the TT bond cap) with its
 parameter count, its multiply-adds per input and its relative output error
@@ -8,6 +9,12 @@ parameter count, its multiply-adds per input and its relative output error
 
 where ``C`` is the Gram matrix of the layer's inputs on calibration data (the identity without
 data, so ``e`` is then the relative squared Frobenius error of the weight).
+
+With ``C``, each method fits in the metric it defines (whitening, as in SVD-LLM), in closed
+form: ``"svd"`` truncates the SVD of ``W L`` with ``C = L L^T``, which minimises ``e`` exactly
+among rank-``r`` matrices; ``"mpo"`` (two cores) truncates the TT-SVD of ``W (L_1 x L_2)``
+where ``C_1 x C_2`` is the Kronecker product nearest ``C`` (Van Loan and Pitsianis), whose
+square root keeps the tensor-train form. More cores fit the weight alone.
 """
 
 from __future__ import annotations
@@ -21,13 +28,15 @@ from torch import Tensor, nn
 
 from tnml.exceptions import InvalidInputError
 from tnml.nn.lowrank import LowRankLinear
-from tnml.nn.tt import TTLinear, factorize
+from tnml.nn.tt import TTLinear, _group_cost, contraction_plan, factorize
 
 __all__ = ["METHODS", "Candidate", "build", "candidates"]
 
 METHODS = ("mpo", "svd")
 #: the batch at which TT layers' multiply-adds are counted (they depend on it)
 FLOP_BATCH = 64
+#: eigenvalues of a Gram matrix below this fraction of the largest are raised to it
+EIGEN_FLOOR = 1e-8
 
 
 @dataclass(frozen=True)
@@ -44,12 +53,104 @@ def _tt_modes(linear: nn.Linear, n_cores: int) -> tuple[list[int], list[int]]:
     return factorize(linear.in_features, n_cores), factorize(linear.out_features, n_cores)
 
 
-def build(linear: nn.Linear, method: str, size: int, n_cores: int = 2) -> nn.Module:
-    """The compressed replacement of ``linear`` at ``size`` (rank or bond cap)."""
+def _root(gram: Tensor) -> tuple[Tensor, Tensor]:
+    """``(L, L^{-1})`` with ``L L^T = gram`` (symmetric PSD, eigenvalues floored)."""
+    gram = (gram + gram.T) / 2
+    values, vectors = torch.linalg.eigh(gram)
+    values = values.clamp_min(EIGEN_FLOOR * max(float(values.max()), 1e-300))
+    return vectors * values.sqrt(), (vectors / values.sqrt()).T
+
+
+def _kronecker_roots(gram: Tensor, n1: int, n2: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """``(L1, L1^{-1}, L2, L2^{-1})`` for the Kronecker product ``C1 x C2`` nearest ``gram``
+    in Frobenius norm (the top singular pair of ``gram`` rearranged to ``(n1^2, n2^2)``)."""
+    rearranged = gram.reshape(n1, n2, n1, n2).permute(0, 2, 1, 3).reshape(n1 * n1, n2 * n2)
+    u, s, vh = torch.linalg.svd(rearranged, full_matrices=False)
+    c1, c2 = u[:, 0].reshape(n1, n1), vh[0].reshape(n2, n2)
+    if float(torch.trace(c1)) < 0:  # the pair's common sign: both PSD
+        c1, c2 = -c1, -c2
+    l1, l1_inv = _root(c1 * s[0].sqrt())
+    l2, l2_inv = _root(c2 * s[0].sqrt())
+    return l1, l1_inv, l2, l2_inv
+
+
+def _two_core_svd(
+    weight: Tensor, in_modes: list[int], out_modes: list[int], gram: Tensor | None
+) -> tuple[Tensor, Tensor, Tensor, tuple[Tensor, Tensor] | None]:
+    """The SVD ``u, s, vh`` of ``W`` (whitened by the Kronecker roots when ``gram`` is given)
+    rearranged to ``(m_1 n_1) x (m_2 n_2)``, and the inverse roots to undo the whitening."""
+    (m1, m2), (n1, n2) = out_modes, in_modes
+    w = weight.reshape(m1, m2, n1, n2)
+    inverse = None
+    if gram is not None:
+        l1, l1_inv, l2, l2_inv = _kronecker_roots(gram, n1, n2)
+        w = torch.einsum("xyab,ac,bd->xycd", w, l1, l2)
+        inverse = (l1_inv, l2_inv)
+    paired = w.permute(0, 2, 1, 3).reshape(m1 * n1, m2 * n2)
+    u, s, vh = torch.linalg.svd(paired, full_matrices=False)
+    return u, s, vh, inverse
+
+
+def _two_core_cores(
+    u: Tensor,
+    s: Tensor,
+    vh: Tensor,
+    keep: int,
+    in_modes: list[int],
+    out_modes: list[int],
+    inverse: tuple[Tensor, Tensor] | None,
+) -> tuple[Tensor, Tensor]:
+    """The two cores ``(1, m1, n1, keep)`` and ``(keep, m2, n2, 1)`` of the truncation."""
+    (m1, m2), (n1, n2) = out_modes, in_modes
+    root = s[:keep].sqrt()
+    first = (u[:, :keep] * root).reshape(1, m1, n1, keep)
+    second = (root[:, None] * vh[:keep]).reshape(keep, m2, n2, 1)
+    if inverse is not None:
+        first = torch.einsum("xmcr,ca->xmar", first, inverse[0])
+        second = torch.einsum("rmdy,db->rmby", second, inverse[1])
+    return first, second
+
+
+def build(
+    linear: nn.Linear, method: str, size: int, n_cores: int = 2, gram: Tensor | None = None
+) -> nn.Module:
+    """The compressed replacement of ``linear`` at ``size`` (rank or bond cap), fitted in the
+    metric of ``gram`` when given (see the module's notes)."""
+    weight = linear.weight.detach().double()
+    dtype = linear.weight.dtype
     if method == "svd":
-        return LowRankLinear.from_linear(linear, rank=size)
+        if gram is None:
+            return LowRankLinear.from_linear(linear, rank=size)
+        l_root, l_inv = _root(gram.double())
+        u, s, vh = torch.linalg.svd(weight @ l_root, full_matrices=False)
+        keep = min(size, len(s))
+        layer = LowRankLinear.from_linear(linear, rank=keep)
+        root = s[:keep].sqrt()
+        with torch.no_grad():
+            layer.first.copy_((root[:, None] * vh[:keep] @ l_inv).to(dtype))
+            layer.second.copy_((u[:, :keep] * root).to(dtype))
+        return layer
     in_modes, out_modes = _tt_modes(linear, n_cores)
-    return TTLinear.from_linear(linear, max_bond=size, in_modes=in_modes, out_modes=out_modes)
+    if n_cores != 2 or gram is None:
+        return TTLinear.from_linear(linear, max_bond=size, in_modes=in_modes, out_modes=out_modes)
+    u, s, vh, inverse = _two_core_svd(weight, in_modes, out_modes, gram.double())
+    keep = min(size, len(s))
+    cores = _two_core_cores(u, s, vh, keep, in_modes, out_modes, inverse)
+    layer = TTLinear(
+        linear.in_features,
+        linear.out_features,
+        in_modes=in_modes,
+        out_modes=out_modes,
+        ranks=[keep],
+        bias=linear.bias is not None,
+        dtype=dtype,
+    )
+    with torch.no_grad():
+        for core, value in zip(layer.cores, cores, strict=True):
+            core.copy_(value.to(dtype))
+        if linear.bias is not None:
+            layer.bias.copy_(linear.bias)
+    return layer
 
 
 def _relative_error(weight: Tensor, approx: Tensor, gram: Tensor | None) -> float:
@@ -70,7 +171,7 @@ def candidates(
     linear: nn.Linear, method: str, gram: Tensor | None = None, n_cores: int = 2
 ) -> list[Candidate]:
     """Every useful size of ``linear`` under ``method``: those with fewer parameters than the
-    dense layer, smallest first.
+    dense layer, smallest first, each with the error of :func:`build` at that size.
 
     Parameters
     ----------
@@ -87,20 +188,20 @@ def candidates(
     """
     weight = linear.weight.detach().double()
     out_f, in_f = weight.shape
-    dense = out_f * in_f + _bias_params(linear)
     bias = _bias_params(linear)
+    dense = out_f * in_f + bias
     if method == "svd":
-        _, s, vh = torch.linalg.svd(weight, full_matrices=False)
-        # E = sum_{i>r} s_i u_i v_i^T and U orthonormal: tr(E C E^T) = sum_{i>r} s_i^2 v_i^T C v_i
-        q = torch.ones_like(s) if gram is None else ((vh @ gram) * vh).sum(dim=1)
-        contrib = (s**2 * q).flip(0).cumsum(0).flip(0)  # contrib[r] = sum_{i>=r}
-        total = float(contrib[0]) if len(s) else 1.0
+        # E = sum_{i>r} s_i u_i v_i^T of W L, U orthonormal: ||E||^2 = sum_{i>r} s_i^2
+        whitened = weight if gram is None else weight @ _root(gram.double())[0]
+        s = torch.linalg.svdvals(whitened)
+        tail = (s**2).flip(0).cumsum(0).flip(0)  # tail[r] = sum_{i>=r} s_i^2
+        total = max(float(tail[0]), 1e-300) if len(s) else 1.0
         result = []
         for r in range(1, len(s) + 1):
             params = r * (in_f + out_f) + bias
             if params >= dense:
                 break
-            err = float(contrib[r]) / max(total, 1e-300) if r < len(s) else 0.0
+            err = float(tail[r]) / total if r < len(s) else 0.0
             result.append(Candidate(r, params, r * (in_f + out_f), err))
         return result
     if method != "mpo":
@@ -109,6 +210,8 @@ def candidates(
     probe = TTLinear(in_f, out_f, 1, in_modes=in_modes, out_modes=out_modes, bias=False)
     cap = max(probe._ranks(in_f * out_f))
     sizes = sorted({round(b) for b in np.geomspace(1, cap, 64)})
+    if n_cores == 2:
+        return _two_core_candidates(weight, in_modes, out_modes, sizes, gram, bias, dense)
     result = []
     for b in sizes:
         ranks = probe._ranks(b)
@@ -120,4 +223,38 @@ def candidates(
         err = _relative_error(weight, layer.weight().detach(), gram)
         flops = math.ceil(layer.flops(FLOP_BATCH) / FLOP_BATCH)
         result.append(Candidate(b, layer.parameter_count(), flops, err))
+    return result
+
+
+def _two_core_candidates(
+    weight: Tensor,
+    in_modes: list[int],
+    out_modes: list[int],
+    sizes: list[int],
+    gram: Tensor | None,
+    bias: int,
+    dense: int,
+) -> list[Candidate]:
+    """Two cores: TT-SVD is one SVD of ``W`` rearranged to ``(m_1 n_1) x (m_2 n_2)``, so every
+    bond's truncation comes from that one decomposition."""
+    (m1, m2), (n1, n2) = out_modes, in_modes
+    u, s, vh, inverse = _two_core_svd(
+        weight, in_modes, out_modes, None if gram is None else gram.double()
+    )
+    result = []
+    for b in sizes:
+        keep = min(b, len(s))
+        params = keep * (m1 * n1 + m2 * n2) + bias
+        if params >= dense:
+            break
+        first, second = _two_core_cores(u, s, vh, keep, in_modes, out_modes, inverse)
+        approx = torch.einsum("xmar,rnby->mnab", first, second).reshape(weight.shape)
+        shapes = ((1, m1, n1, keep), (keep, m2, n2, 1))
+        plan = contraction_plan(shapes, FLOP_BATCH)
+        flops = sum(_group_cost(shapes, FLOP_BATCH, i, j)[0] for i, j in plan)
+        result.append(
+            Candidate(
+                keep, params, math.ceil(flops / FLOP_BATCH), _relative_error(weight, approx, gram)
+            )
+        )
     return result

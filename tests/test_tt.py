@@ -168,7 +168,9 @@ def test_tt_embedding_truncation_and_bad_input() -> None:
     embedding = nn.Embedding(200, 16, dtype=F64)
     errors = [
         float(
-            (TTEmbedding.from_embedding(embedding, max_bond=b).weight() - embedding.weight).norm()
+            (TTEmbedding.from_embedding(embedding, max_bond=b).weight() - embedding.weight)
+            .detach()
+            .norm()
         )
         for b in (1, 4, 16, 1000)
     ]

@@ -10,11 +10,12 @@ from torch import Tensor, nn
 
 from tnml._validation import check_int
 from tnml.exceptions import InvalidInputError
+from tnml.nn.factorized import FactorizedLinear
 
 __all__ = ["LowRankLinear"]
 
 
-class LowRankLinear(nn.Module):
+class LowRankLinear(FactorizedLinear):
     """A linear layer ``y = (x V^T) U^T + b`` of rank ``rank``.
 
     Parameters
@@ -101,36 +102,13 @@ class LowRankLinear(nn.Module):
         """The dense weight ``U V``, shape ``(out_features, in_features)`` (differentiable)."""
         return self.second @ self.first
 
-    def to_linear(self) -> nn.Linear:
-        """An ``nn.Linear`` with the dense weight (and bias) of this layer."""
-        linear = nn.Linear(
-            self.in_features,
-            self.out_features,
-            bias=self.bias is not None,
-            device=self.first.device,
-            dtype=self.first.dtype,
-        )
-        with torch.no_grad():
-            linear.weight.copy_(self.weight())
-            if self.bias is not None:
-                linear.bias.copy_(self.bias)
-        return linear
-
-    def parameter_count(self) -> int:
-        """Parameters of the two factors (and the bias)."""
-        return sum(p.numel() for p in self.parameters())
-
     def flops(self, batch: int) -> int:
         """Multiply-adds of the forward for ``batch`` inputs."""
         return batch * self.rank * (self.in_features + self.out_features)
 
     def forward(self, x: Tensor) -> Tensor:
         """``(..., in_features)`` -> ``(..., out_features)``."""
-        if x.shape[-1] != self.in_features:
-            raise InvalidInputError(
-                f"LowRankLinear expects inputs with {self.in_features} features, got shape "
-                f"{tuple(x.shape)}"
-            )
+        self._check_input(x)
         return nn.functional.linear(nn.functional.linear(x, self.first), self.second, self.bias)
 
     def extra_repr(self) -> str:

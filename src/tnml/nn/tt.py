@@ -22,9 +22,10 @@ from torch import Tensor, nn
 
 from tnml._validation import check_int
 from tnml.exceptions import InvalidInputError
+from tnml.nn.factorized import FactorizedLinear
 from tnml.tensor.mps import mps_from_dense
 
-__all__ = ["TTLinear", "contraction_plan", "factorize"]
+__all__ = ["TTLinear", "contraction_plan", "factorize", "tt_svd_matrix"]
 
 
 def _prime_factors(n: int) -> list[int]:
@@ -111,7 +112,39 @@ def contraction_plan(
     return best_plan[k]
 
 
-class TTLinear(nn.Module):
+def tt_svd_matrix(
+    matrix: Tensor,
+    row_modes: Sequence[int],
+    col_modes: Sequence[int],
+    max_bond: int | None = None,
+    cutoff: float = 0.0,
+) -> list[Tensor]:
+    """The TT-matrix cores of ``matrix`` (rows ``prod(row_modes)``, columns
+    ``prod(col_modes)``, row-major multi-indices) by sequential SVDs: at most ``max_bond``
+    singular values above ``cutoff`` times the largest (None keeps every one).
+
+    Returns
+    -------
+    list of Tensor, shapes ``(r_{j-1}, row_modes[j], col_modes[j], r_j)``, the norm spread
+    evenly over them.
+    """
+    k = len(row_modes)
+    # (m_1..m_k, n_1..n_k) -> (m_1 n_1, m_2 n_2, ...): one site per core
+    order = [i for j in range(k) for i in (j, k + j)]
+    sites = (
+        matrix.reshape(*row_modes, *col_modes)
+        .permute(*order)
+        .reshape([m * n for m, n in zip(row_modes, col_modes, strict=True)])
+    )
+    mps = mps_from_dense(sites, max_bond=max_bond, cutoff=cutoff)
+    scale = torch.exp(mps.log_scale / k).to(matrix.dtype)
+    return [
+        core.reshape(core.shape[0], m, n, core.shape[-1]) * scale
+        for core, m, n in zip(mps.cores, row_modes, col_modes, strict=True)
+    ]
+
+
+class TTLinear(FactorizedLinear):
     """A linear layer ``y = x W^T + b`` whose weight is a tensor train of ``n_cores`` cores.
 
     Parameters
@@ -239,20 +272,9 @@ class TTLinear(nn.Module):
             device=weight.device,
             dtype=weight.dtype,
         )
-        k = len(layer.in_modes)
-        # W (m_1..m_k, n_1..n_k) -> (m_1 n_1, m_2 n_2, ...): one site per core
-        order = [i for j in range(k) for i in (j, k + j)]
-        paired = weight.reshape(*layer.out_modes, *layer.in_modes).permute(*order)
-        sites = paired.reshape(
-            [m * n for m, n in zip(layer.out_modes, layer.in_modes, strict=True)]
-        )
-        mps = mps_from_dense(sites, max_bond=max_bond, cutoff=cutoff)
-        scale = torch.exp(mps.log_scale / k).to(weight.dtype)  # spread the norm over the cores
-        layer.cores = nn.ParameterList(
-            nn.Parameter(core.reshape(core.shape[0], m, n, core.shape[-1]) * scale)
-            for core, m, n in zip(mps.cores, layer.out_modes, layer.in_modes, strict=True)
-        )
-        layer.max_bond = max(core.shape[-1] for core in mps.cores)
+        cores = tt_svd_matrix(weight, layer.out_modes, layer.in_modes, max_bond, cutoff)
+        layer.cores = nn.ParameterList(nn.Parameter(core) for core in cores)
+        layer.max_bond = max(core.shape[-1] for core in cores)
         if linear.bias is not None:
             layer.bias = nn.Parameter(linear.bias.detach().clone())
         return layer
@@ -269,27 +291,7 @@ class TTLinear(nn.Module):
         order = [*range(0, 2 * k, 2), *range(1, 2 * k, 2)]
         return w.reshape(paired).permute(order).reshape(self.out_features, self.in_features)
 
-    def to_linear(self) -> nn.Linear:
-        """An ``nn.Linear`` with the dense weight (and bias) of this layer."""
-        p = self.cores[0]
-        linear = nn.Linear(
-            self.in_features,
-            self.out_features,
-            bias=self.bias is not None,
-            device=p.device,
-            dtype=p.dtype,
-        )
-        with torch.no_grad():
-            linear.weight.copy_(self.weight())
-            if self.bias is not None:
-                linear.bias.copy_(self.bias)
-        return linear
-
     # ---- cost and forward ------------------------------------------------------------------
-
-    def parameter_count(self) -> int:
-        """Parameters of the cores (and the bias)."""
-        return sum(p.numel() for p in self.parameters())
 
     def factorized_flops(self, batch: int) -> int:
         """Multiply-adds of the factorised forward for ``batch`` inputs."""
@@ -320,11 +322,7 @@ class TTLinear(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """``(..., in_features)`` -> ``(..., out_features)``."""
-        if x.shape[-1] != self.in_features:
-            raise InvalidInputError(
-                f"TTLinear expects inputs with {self.in_features} features, got shape "
-                f"{tuple(x.shape)}"
-            )
+        self._check_input(x)
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)
         shapes = tuple([tuple(core.shape) for core in self.cores])

@@ -21,8 +21,7 @@ from torch import Tensor, nn
 
 from tnml._validation import check_int
 from tnml.exceptions import InvalidInputError
-from tnml.nn.tt import factorize
-from tnml.tensor.mps import mps_from_dense
+from tnml.nn.tt import factorize, tt_svd_matrix
 
 __all__ = ["TTEmbedding"]
 
@@ -149,21 +148,10 @@ class TTEmbedding(nn.Module):
             device=table.device,
             dtype=table.dtype,
         )
-        k = len(layer.vocab_modes)
         padded = torch.zeros(math.prod(layer.vocab_modes), table.shape[1], dtype=table.dtype)
         padded[: table.shape[0]] = table
-        order = [i for j in range(k) for i in (j, k + j)]
-        sites = (
-            padded.reshape(*layer.vocab_modes, *layer.dim_modes)
-            .permute(*order)
-            .reshape([v * d for v, d in zip(layer.vocab_modes, layer.dim_modes, strict=True)])
-        )
-        mps = mps_from_dense(sites, max_bond=max_bond, cutoff=cutoff)
-        scale = torch.exp(mps.log_scale / k).to(table.dtype)
-        layer.cores = nn.ParameterList(
-            nn.Parameter(core.reshape(core.shape[0], v, d, core.shape[-1]) * scale)
-            for core, v, d in zip(mps.cores, layer.vocab_modes, layer.dim_modes, strict=True)
-        )
+        cores = tt_svd_matrix(padded, layer.vocab_modes, layer.dim_modes, max_bond, cutoff)
+        layer.cores = nn.ParameterList(nn.Parameter(core) for core in cores)
         return layer
 
     def weight(self) -> Tensor:

@@ -1,0 +1,50 @@
+"""What every factorised replacement of ``nn.Linear`` shares: the dense layer it stands for
+(``to_linear``), its parameter count and its input check."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from tnml.exceptions import InvalidInputError
+
+__all__ = ["FactorizedLinear"]
+
+
+class FactorizedLinear(nn.Module):
+    """Base of :class:`~tnml.nn.TTLinear` and :class:`~tnml.nn.LowRankLinear`: subclasses set
+    ``in_features``, ``out_features``, ``bias`` (Parameter or None) and define ``weight()``,
+    the dense ``(out_features, in_features)`` matrix they represent."""
+
+    in_features: int
+    out_features: int
+
+    def weight(self) -> Tensor:
+        raise NotImplementedError
+
+    def to_linear(self) -> nn.Linear:
+        """An ``nn.Linear`` with the dense weight (and bias) of this layer."""
+        p = next(self.parameters())
+        linear = nn.Linear(
+            self.in_features,
+            self.out_features,
+            bias=self.bias is not None,
+            device=p.device,
+            dtype=p.dtype,
+        )
+        with torch.no_grad():
+            linear.weight.copy_(self.weight())
+            if self.bias is not None:
+                linear.bias.copy_(self.bias)
+        return linear
+
+    def parameter_count(self) -> int:
+        """Parameters of the factors (and the bias)."""
+        return sum(p.numel() for p in self.parameters())
+
+    def _check_input(self, x: Tensor) -> None:
+        if x.shape[-1] != self.in_features:
+            raise InvalidInputError(
+                f"{type(self).__name__} expects inputs with {self.in_features} features, got "
+                f"shape {tuple(x.shape)}"
+            )

@@ -86,6 +86,24 @@ def _group_cost(
     return flops, flops + PERMUTE_COST * rows * r * n_group
 
 
+_PLANS: dict[tuple, tuple[tuple[int, int], ...]] = {}
+
+
+def cached_plan(
+    shapes: tuple[tuple[int, int, int, int], ...], batch: int
+) -> tuple[tuple[int, int], ...]:
+    """:func:`contraction_plan`, remembered per ``(shapes, batch)`` (a forward pays a dict
+    lookup, not the search). Under ``torch.compile`` the plan is a constant of the graph."""
+    if torch.compiler.is_compiling():
+        return contraction_plan(shapes, batch)
+    plan = _PLANS.get((shapes, batch))
+    if plan is None:
+        if len(_PLANS) > 4096:  # many batch sizes: start over rather than grow
+            _PLANS.clear()
+        plan = _PLANS[(shapes, batch)] = contraction_plan(shapes, batch)
+    return plan
+
+
 def contraction_plan(
     shapes: tuple[tuple[int, int, int, int], ...], batch: int
 ) -> tuple[tuple[int, int], ...]:
@@ -326,7 +344,7 @@ class TTLinear(FactorizedLinear):
         lead = x.shape[:-1]
         x2 = x.reshape(-1, self.in_features)
         shapes = tuple([tuple(core.shape) for core in self.cores])
-        y = self._contract(x2, contraction_plan(shapes, x2.shape[0]))
+        y = self._contract(x2, cached_plan(shapes, x2.shape[0]))
         if self.bias is not None:
             y = y + self.bias.to(y.dtype)  # under autocast y is in the low precision
         return y.reshape(*lead, self.out_features)

@@ -105,4 +105,22 @@ def allocate(
         position[i] = j + 1
         if (gi := gain(i)) is not None:
             heapq.heappush(heap, (-gi[0], i))
-    return [h[p] for h, p in zip(hulls, position, strict=True)]
+    chosen = [h[p] for h, p in zip(hulls, position, strict=True)]
+    # what the hull steps left: any candidate (on the hull or not) that fits and helps
+    while True:
+        moves = [
+            (
+                (chosen[i].error - c.error) / max(getattr(c, cost) - getattr(chosen[i], cost), 1),
+                i,
+                c,
+            )
+            for i, table in enumerate(tables)
+            for c in table
+            if c.error < chosen[i].error
+            and spent - getattr(chosen[i], cost) + getattr(c, cost) <= budget
+        ]
+        if not moves:
+            return chosen
+        _, i, c = max(moves, key=lambda move: move[0])
+        spent += getattr(c, cost) - getattr(chosen[i], cost)
+        chosen[i] = c

@@ -148,8 +148,13 @@ def _input_grams(
     handles = [model.get_submodule(n).register_forward_pre_hook(hook_for(n)) for n in names]
     try:
         with torch.no_grad():
-            for batch in batches:
-                call_model(model, batch)
+            for i, batch in enumerate(batches):
+                try:
+                    call_model(model, batch)
+                except (RuntimeError, TypeError, ValueError, IndexError) as err:
+                    raise InvalidInputError(
+                        f"heal_data: the model rejects batch {i}: {' '.join(str(err).split())}"
+                    ) from err
     finally:
         for h in handles:
             h.remove()
@@ -255,15 +260,75 @@ def compress(
     if allocation not in ("profile", "uniform"):
         raise InvalidInputError(f"allocation must be 'profile' or 'uniform', got {allocation!r}")
     check_int("n_cores", n_cores, 1)
+    check_int("calibration_batches", calibration_batches, 1)
+    check_int("eval_every", eval_every, 1)
+    check_int("patience", patience, 1)
     if not 0 < val_fraction < 1:
         raise InvalidInputError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
 
     chosen = select_linear_layers(model, layers)
     names = [n for n, _ in chosen]
+    aliases = {  # a Linear registered under several names (tied) is replaced under each
+        name: [n for n, m in model.named_modules(remove_duplicate=False) if m is lin]
+        for name, lin in chosen
+    }
     train_batches = val_batches = None
     if heal_data is not None:
         train_batches, val_batches = _split(heal_data, val_fraction)
-    grams = _input_grams(model, names, train_batches[:calibration_batches]) if train_batches else {}
+    modes = {m: m.training for m in model.modules()}
+    model.eval()  # statistics and the teacher without dropout; BatchNorm statistics kept
+    try:
+        grams = (
+            _input_grams(model, names, train_batches[:calibration_batches]) if train_batches else {}
+        )
+        compressed, report = _replace(
+            model, chosen, aliases, grams, method, ratio, cost, allocation, n_cores
+        )
+        if metric is not None:
+            report.metric_before = float(metric(model))
+            report.metric_truncated = float(metric(compressed))
+        if train_batches and check_int("heal_steps", heal_steps, 0):
+            report.heal = distill(
+                compressed,
+                model,
+                train_batches,
+                val_batches,
+                steps=heal_steps,
+                lr=heal_lr,
+                hidden=names if hidden_weight else (),
+                hidden_weight=hidden_weight,
+                output_fn=output_fn,
+                eval_every=eval_every,
+                patience=patience,
+                max_seconds=max_seconds,
+                progress=progress,
+            )
+            if metric is not None:
+                report.metric_after = float(metric(compressed))
+        if val_batches:
+            report.latency_ms_before = _latency_ms(model, val_batches[0])
+            report.latency_ms_after = _latency_ms(compressed, val_batches[0])
+    finally:
+        for module, training in modes.items():
+            module.train(training)
+    compressed.eval()
+    report.seconds = time.perf_counter() - start
+    return compressed, report
+
+
+def _replace(
+    model: nn.Module,
+    chosen: list[tuple[str, nn.Linear]],
+    aliases: dict[str, list[str]],
+    grams: dict[str, Tensor],
+    method: str,
+    ratio: float,
+    cost: str,
+    allocation: str,
+    n_cores: int,
+) -> tuple[nn.Module, CompressionReport]:
+    """A copy of ``model`` with the chosen layers replaced at allocated sizes, and its report
+    (without healing)."""
     tables = [candidates(lin, method, grams.get(n), n_cores) for n, lin in chosen]
 
     def dense_cost(lin: nn.Linear) -> int:
@@ -278,12 +343,12 @@ def compress(
         cost=cost,
         uniform_budgets=[b / ratio for b in before] if allocation == "uniform" else None,
     )
-
     compressed = copy.deepcopy(model)
     reports = []
     for (name, lin), pick in zip(chosen, picks, strict=True):
         new = build(lin, method, pick.size, n_cores, grams.get(name))
-        replace_module(compressed, name, new)
+        for alias in aliases[name]:
+            replace_module(compressed, alias, new)
         reports.append(
             LayerReport(
                 name=name,
@@ -297,37 +362,10 @@ def compress(
                 error=pick.error,
             )
         )
-    report = CompressionReport(
+    return compressed, CompressionReport(
         method=method,
         ratio=float(ratio),
         layers=reports,
         model_params_before=sum(p.numel() for p in model.parameters()),
         model_params_after=sum(p.numel() for p in compressed.parameters()),
     )
-    if metric is not None:
-        report.metric_before = float(metric(model))
-        report.metric_truncated = float(metric(compressed))
-    if train_batches and check_int("heal_steps", heal_steps, 0):
-        report.heal = distill(
-            compressed,
-            model,
-            train_batches,
-            val_batches,
-            steps=heal_steps,
-            lr=heal_lr,
-            hidden=names if hidden_weight else (),
-            hidden_weight=hidden_weight,
-            output_fn=output_fn,
-            eval_every=eval_every,
-            patience=patience,
-            max_seconds=max_seconds,
-            progress=progress,
-        )
-        if metric is not None:
-            report.metric_after = float(metric(compressed))
-    if val_batches:
-        report.latency_ms_before = _latency_ms(model, val_batches[0])
-        report.latency_ms_after = _latency_ms(compressed, val_batches[0])
-    compressed.eval()
-    report.seconds = time.perf_counter() - start
-    return compressed, report

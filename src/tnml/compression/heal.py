@@ -60,6 +60,17 @@ def distill_loss(student: Tensor, teacher: Tensor) -> Tensor:
     return mse + (1 - cos).mean()
 
 
+def _float32(batch: Any) -> Any:
+    """``batch`` with its floating tensors in float32 (the others as they are)."""
+    if isinstance(batch, Tensor):
+        return batch.float() if batch.is_floating_point() else batch
+    if isinstance(batch, dict) or hasattr(batch, "keys"):
+        return {k: _float32(v) for k, v in batch.items()}
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(_float32(v) for v in batch)
+    return batch
+
+
 class _Capture:
     """Forward hooks keeping the outputs of named submodules during one call."""
 
@@ -122,15 +133,20 @@ def distill(
         raise InvalidInputError("heal_data: needs at least two batches (train and validation)")
     teacher.eval()
     student.train(False)  # dropout off: healing matches a deterministic teacher
+    dtype = next(student.parameters()).dtype
+    upcast = dtype in (torch.float16, torch.bfloat16)
+    if upcast:
+        student.float()  # Adam on half-precision weights does not learn: heal in float32
     params = [p for p in student.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
-    captures = (_Capture(student, hidden), _Capture(teacher, hidden)) if hidden else None
+    captures: tuple[_Capture, _Capture] | None = None
 
     def loss_on(batch: Any) -> Tensor:
         with torch.no_grad():
             target = output_fn(call_model(teacher, batch), batch)
             target_hidden = dict(captures[1].outputs) if captures else {}
-        loss = distill_loss(output_fn(call_model(student, batch), batch), target)
+        student_batch = _float32(batch) if upcast else batch
+        loss = distill_loss(output_fn(call_model(student, student_batch), batch), target)
         if captures and hidden_weight:
             parts = [distill_loss(captures[0].outputs[n], target_hidden[n]) for n in hidden]
             loss = loss + hidden_weight * torch.stack(parts).mean()
@@ -142,13 +158,19 @@ def distill(
 
     result = HealResult()
     start = time.perf_counter()
-    best = validate()
-    result.best_val_loss, best_state, bad = best, copy.deepcopy(student.state_dict()), 0
-    result.history.append((0, math.nan, best))
-    running: list[float] = []
+    best_state = copy.deepcopy(student.state_dict())
     try:
+        if hidden:
+            captures = (_Capture(student, hidden), _Capture(teacher, hidden))
+        best = validate()
+        result.best_val_loss, bad = best, 0
+        result.history.append((0, math.nan, best))
+        running: list[float] = []
         for step in range(1, steps + 1):
             loss = loss_on(train_batches[(step - 1) % len(train_batches)])
+            if not torch.isfinite(loss):
+                result.stopped = f"non-finite loss at step {step}; the best state is kept"
+                break
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -182,6 +204,7 @@ def distill(
             result.stopped = f"{steps} steps"
     finally:
         student.load_state_dict(best_state)
+        student.to(dtype)
         if captures:
             for c in captures:
                 c.close()

@@ -133,24 +133,36 @@ def build(
     in_modes, out_modes = _tt_modes(linear, n_cores)
     if n_cores != 2 or gram is None:
         return TTLinear.from_linear(linear, max_bond=size, in_modes=in_modes, out_modes=out_modes)
-    u, s, vh, inverse = _two_core_svd(weight, in_modes, out_modes, gram.double())
-    keep = min(size, len(s))
-    cores = _two_core_cores(u, s, vh, keep, in_modes, out_modes, inverse)
+    gram = gram.double()
+    best, best_error = None, math.inf
+    for metric in (gram, None):  # the Kronecker whitening is a stand-in for C: keep the better
+        u, s, vh, inverse = _two_core_svd(weight, in_modes, out_modes, metric)
+        keep = min(size, len(s))
+        cores = _two_core_cores(u, s, vh, keep, in_modes, out_modes, inverse)
+        err = _relative_error(weight, _two_core_weight(*cores, weight.shape), gram)
+        if err < best_error:
+            best, best_error = cores, err
     layer = TTLinear(
         linear.in_features,
         linear.out_features,
         in_modes=in_modes,
         out_modes=out_modes,
-        ranks=[keep],
+        ranks=[best[0].shape[-1]],
         bias=linear.bias is not None,
+        device=linear.weight.device,
         dtype=dtype,
     )
     with torch.no_grad():
-        for core, value in zip(layer.cores, cores, strict=True):
+        for core, value in zip(layer.cores, best, strict=True):
             core.copy_(value.to(dtype))
         if linear.bias is not None:
             layer.bias.copy_(linear.bias)
     return layer
+
+
+def _two_core_weight(first: Tensor, second: Tensor, shape: torch.Size) -> Tensor:
+    """The dense ``(out, in)`` matrix of two cores ``(1, m1, n1, r)`` and ``(r, m2, n2, 1)``."""
+    return torch.einsum("xmar,rnby->mnab", first, second).reshape(shape)
 
 
 def _relative_error(weight: Tensor, approx: Tensor, gram: Tensor | None) -> float:
@@ -238,23 +250,28 @@ def _two_core_candidates(
     """Two cores: TT-SVD is one SVD of ``W`` rearranged to ``(m_1 n_1) x (m_2 n_2)``, so every
     bond's truncation comes from that one decomposition."""
     (m1, m2), (n1, n2) = out_modes, in_modes
-    u, s, vh, inverse = _two_core_svd(
-        weight, in_modes, out_modes, None if gram is None else gram.double()
-    )
+    fits = [_two_core_svd(weight, in_modes, out_modes, None)]
+    if gram is not None:  # as build: the better of the whitened and the plain fit per size
+        gram = gram.double()
+        fits.append(_two_core_svd(weight, in_modes, out_modes, gram))
     result = []
     for b in sizes:
-        keep = min(b, len(s))
+        keep = min(b, min(len(f[1]) for f in fits))
         params = keep * (m1 * n1 + m2 * n2) + bias
         if params >= dense:
             break
-        first, second = _two_core_cores(u, s, vh, keep, in_modes, out_modes, inverse)
-        approx = torch.einsum("xmar,rnby->mnab", first, second).reshape(weight.shape)
+        err = min(
+            _relative_error(
+                weight,
+                _two_core_weight(
+                    *_two_core_cores(u, s, vh, keep, in_modes, out_modes, inv), weight.shape
+                ),
+                gram,
+            )
+            for u, s, vh, inv in fits
+        )
         shapes = ((1, m1, n1, keep), (keep, m2, n2, 1))
         plan = contraction_plan(shapes, FLOP_BATCH)
         flops = sum(_group_cost(shapes, FLOP_BATCH, i, j)[0] for i, j in plan)
-        result.append(
-            Candidate(
-                keep, params, math.ceil(flops / FLOP_BATCH), _relative_error(weight, approx, gram)
-            )
-        )
+        result.append(Candidate(keep, params, math.ceil(flops / FLOP_BATCH), err))
     return result

@@ -33,7 +33,14 @@ def select_linear_layers(
     InvalidInputError
         When a pattern matches no Linear layer, or the model has none.
     """
+    if type(model) is nn.Linear:
+        raise InvalidInputError(
+            "model: a bare torch.nn.Linear cannot be replaced in place; wrap it, e.g. "
+            "torch.nn.Sequential(linear)"
+        )
     linears = [(n, m) for n, m in model.named_modules() if type(m) is nn.Linear and n]
+    if patterns is not None and not isinstance(patterns, str) and len(patterns) == 0:
+        raise InvalidInputError("layers: an empty list chooses no layer; give None for all")
     if patterns is None:
         if not linears:
             raise InvalidInputError("layers: the model has no torch.nn.Linear layer to compress")

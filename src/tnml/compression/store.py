@@ -93,9 +93,10 @@ def load_compressed(directory: str | os.PathLike[str], model: nn.Module) -> nn.M
     rebuild(model, info["layers"])
     state = load_file(str(Path(directory) / WEIGHTS_FILE))
     missing, unexpected = model.load_state_dict(state, strict=False, assign=True)
-    if missing or unexpected:
+    still_meta = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
+    if missing or unexpected or still_meta:
         raise InvalidInputError(
             f"{directory}: the weights do not fit the model (missing {list(missing)[:3]}, "
-            f"unexpected {list(unexpected)[:3]})"
+            f"unexpected {list(unexpected)[:3]}, without values {still_meta[:3]})"
         )
     return model

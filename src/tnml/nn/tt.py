@@ -149,15 +149,17 @@ def tt_svd_matrix(
     k = len(row_modes)
     # (m_1..m_k, n_1..n_k) -> (m_1 n_1, m_2 n_2, ...): one site per core
     order = [i for j in range(k) for i in (j, k + j)]
-    sites = (
-        matrix.reshape(*row_modes, *col_modes)
+    dtype = matrix.dtype
+    sites = (  # SVDs in float64 (half precision has none on CPU), cores cast back
+        matrix.double()
+        .reshape(*row_modes, *col_modes)
         .permute(*order)
         .reshape([m * n for m, n in zip(row_modes, col_modes, strict=True)])
     )
     mps = mps_from_dense(sites, max_bond=max_bond, cutoff=cutoff)
-    scale = torch.exp(mps.log_scale / k).to(matrix.dtype)
+    scale = torch.exp(mps.log_scale / k)
     return [
-        core.reshape(core.shape[0], m, n, core.shape[-1]) * scale
+        (core.reshape(core.shape[0], m, n, core.shape[-1]) * scale).to(dtype)
         for core, m, n in zip(mps.cores, row_modes, col_modes, strict=True)
     ]
 

@@ -148,7 +148,7 @@ class TTEmbedding(nn.Module):
             device=table.device,
             dtype=table.dtype,
         )
-        padded = torch.zeros(math.prod(layer.vocab_modes), table.shape[1], dtype=table.dtype)
+        padded = table.new_zeros(math.prod(layer.vocab_modes), table.shape[1])
         padded[: table.shape[0]] = table
         cores = tt_svd_matrix(padded, layer.vocab_modes, layer.dim_modes, max_bond, cutoff)
         layer.cores = nn.ParameterList(nn.Parameter(core) for core in cores)

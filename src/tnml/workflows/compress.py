@@ -10,6 +10,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -108,17 +109,22 @@ def mean_pool(output: Any, batch: dict[str, Tensor]) -> Tensor:
     return (states * mask).sum(1) / mask.sum(1).clamp_min(1)
 
 
-def _heal_batches(path: Path, tokenizer: Any, batch_size: int, max_length: int) -> list:
+def _heal_batches(
+    path: Path, tokenizer: Any, batch_size: int, max_length: int, dtype: torch.dtype
+) -> list:
     if path.suffix in (".pt", ".pth", ".npy"):
-        data = (
-            torch.from_numpy(__import__("numpy").load(path))
-            if path.suffix == ".npy"
-            else torch.load(path, map_location="cpu", weights_only=True)
-        )
+        try:
+            data = (
+                torch.from_numpy(np.load(path, allow_pickle=False))
+                if path.suffix == ".npy"
+                else torch.load(path, map_location="cpu", weights_only=True)
+            )
+        except Exception as err:  # any unreadable file is the user's input
+            raise InvalidInputError(f"heal_data: {path} does not load as a tensor ({err})") from err
         if not isinstance(data, Tensor) or data.ndim < 2:
             raise InvalidInputError(f"heal_data: {path} must hold one tensor of inputs (N, ...)")
         if data.is_floating_point():
-            data = data.float()
+            data = data.to(dtype)  # the model's precision
         return list(data.split(batch_size))
     if tokenizer is None:
         raise InvalidInputError(
@@ -132,6 +138,19 @@ def _heal_batches(path: Path, tokenizer: Any, batch_size: int, max_length: int) 
             "are needed (train and validation batches)"
         )
     return text_batches(tokenizer, lines, batch_size, max_length)
+
+
+def _without_weights(model: nn.Module) -> nn.Module:
+    """A copy of ``model`` whose parameters are on the meta device (no storage); buffers,
+    which the safetensors may not hold (non-persistent ones), stay."""
+    skeleton = copy.deepcopy(model)
+    for module in skeleton.modules():
+        for name, p in list(module._parameters.items()):
+            if p is not None:
+                module._parameters[name] = nn.Parameter(
+                    p.detach().to("meta"), requires_grad=p.requires_grad
+                )
+    return skeleton
 
 
 def compress_saved_model(
@@ -151,7 +170,8 @@ def compress_saved_model(
         path = Path(heal_data)
         if not path.is_file():
             raise InvalidInputError(f"heal_data: {path} does not exist")
-        batches = _heal_batches(path, tokenizer, batch_size, max_length)
+        dtype = next(model.parameters()).dtype
+        batches = _heal_batches(path, tokenizer, batch_size, max_length, dtype)
     is_hf = Path(model_path).is_dir()
     if is_hf and tokenizer is not None and batches and isinstance(batches[0], dict):
         options.setdefault("output_fn", mean_pool)
@@ -166,7 +186,7 @@ def compress_saved_model(
     else:
         out.mkdir(parents=True, exist_ok=True)
         # the architecture to rebuild onto, without its weights (they are in the safetensors)
-        torch.save(copy.deepcopy(model).to("meta"), out / "base_module.pt")
+        torch.save(_without_weights(model), out / "base_module.pt")
     save_compressed(compressed, out, extra=extra)
     return report
 

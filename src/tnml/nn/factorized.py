@@ -3,21 +3,39 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
+from tnml._validation import check_int
 from tnml.exceptions import InvalidInputError
 
 __all__ = ["FactorizedLinear"]
 
 
 class FactorizedLinear(nn.Module):
-    """Base of :class:`~tnml.nn.TTLinear` and :class:`~tnml.nn.LowRankLinear`: subclasses set
-    ``in_features``, ``out_features``, ``bias`` (Parameter or None) and define ``weight()``,
-    the dense ``(out_features, in_features)`` matrix they represent."""
+    """Base of :class:`~tnml.nn.TTLinear` and :class:`~tnml.nn.LowRankLinear`: holds
+    ``in_features``, ``out_features`` and ``bias`` (Parameter or None, initialised as
+    ``nn.Linear``'s); subclasses hold the factors and define ``weight()``, the dense
+    ``(out_features, in_features)`` matrix they represent. ``factory`` holds the ``device``
+    and ``dtype`` keywords."""
 
-    in_features: int
-    out_features: int
+    def __init__(
+        self,
+        in_features: int,
+        out_features: int,
+        bias: bool,
+        factory: dict,
+    ) -> None:
+        super().__init__()
+        self.in_features = check_int("in_features", in_features, 1)
+        self.out_features = check_int("out_features", out_features, 1)
+        if bias:  # nn.Linear's initialisation
+            bound = 1 / math.sqrt(in_features)
+            self.bias = nn.Parameter(torch.empty(out_features, **factory).uniform_(-bound, bound))
+        else:
+            self.register_parameter("bias", None)
 
     def weight(self) -> Tensor:
         raise NotImplementedError

@@ -3,8 +3,6 @@ truncated-SVD baseline against which every tensor-train compression is measured.
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
 
@@ -49,19 +47,12 @@ class LowRankLinear(FactorizedLinear):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        super().__init__()
-        self.in_features = check_int("in_features", in_features, 1)
-        self.out_features = check_int("out_features", out_features, 1)
-        self.rank = min(check_int("rank", rank, 1), in_features, out_features)
         factory = {"device": device, "dtype": dtype or torch.get_default_dtype()}
+        super().__init__(in_features, out_features, bias, factory)
+        self.rank = min(check_int("rank", rank, 1), in_features, out_features)
         std = (3 * in_features * self.rank) ** -0.25  # Var(UV) = r std^4 = 1 / (3 in)
         self.first = nn.Parameter(torch.randn(self.rank, in_features, **factory) * std)
         self.second = nn.Parameter(torch.randn(out_features, self.rank, **factory) * std)
-        if bias:
-            bound = 1 / math.sqrt(in_features)
-            self.bias = nn.Parameter(torch.empty(out_features, **factory).uniform_(-bound, bound))
-        else:
-            self.register_parameter("bias", None)
 
     @classmethod
     def from_linear(

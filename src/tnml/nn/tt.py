@@ -208,9 +208,8 @@ class TTLinear(FactorizedLinear):
         device: torch.device | str | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
-        super().__init__()
-        self.in_features = check_int("in_features", in_features, 1)
-        self.out_features = check_int("out_features", out_features, 1)
+        factory = {"device": device, "dtype": dtype or torch.get_default_dtype()}
+        super().__init__(in_features, out_features, bias, factory)
         self.max_bond = check_int("max_bond", max_bond, 1)
         k = check_int("n_cores", n_cores, 1) if in_modes is None else len(in_modes)
         self.in_modes = self._modes("in_modes", in_modes, in_features, k)
@@ -225,7 +224,6 @@ class TTLinear(FactorizedLinear):
                     f"got {len(ranks) - 2}"
                 )
             self.max_bond = max(ranks)
-        factory = {"device": device, "dtype": dtype or torch.get_default_dtype()}
         # Var(W) = prod(r_1 .. r_{k-1}) * std^(2k) = 1 / (3 in_features)
         log_var = -math.log(3 * in_features) - sum(math.log(r) for r in ranks[1:-1])
         std = math.exp(log_var / (2 * len(self.in_modes)))
@@ -233,11 +231,6 @@ class TTLinear(FactorizedLinear):
             nn.Parameter(torch.randn(ranks[j], m, n, ranks[j + 1], **factory) * std)
             for j, (m, n) in enumerate(zip(self.out_modes, self.in_modes, strict=True))
         )
-        if bias:
-            bound = 1 / math.sqrt(in_features)
-            self.bias = nn.Parameter(torch.empty(out_features, **factory).uniform_(-bound, bound))
-        else:
-            self.register_parameter("bias", None)
 
     @staticmethod
     def _modes(name: str, modes: Sequence[int] | None, size: int, k: int) -> list[int]:

@@ -17,23 +17,21 @@ __all__ = ["FactorizedLinear"]
 class FactorizedLinear(nn.Module):
     """Base of :class:`~tnml.nn.TTLinear` and :class:`~tnml.nn.LowRankLinear`: holds
     ``in_features``, ``out_features`` and ``bias`` (Parameter or None, initialised as
-    ``nn.Linear``'s); subclasses hold the factors and define ``weight()``, the dense
-    ``(out_features, in_features)`` matrix they represent. ``factory`` holds the ``device``
-    and ``dtype`` keywords."""
+    ``nn.Linear``'s, by ``_init_bias``); subclasses hold the factors and define ``weight()``,
+    the dense ``(out_features, in_features)`` matrix they represent."""
 
-    def __init__(
-        self,
-        in_features: int,
-        out_features: int,
-        bias: bool,
-        factory: dict,
-    ) -> None:
+    def __init__(self, in_features: int, out_features: int) -> None:
         super().__init__()
         self.in_features = check_int("in_features", in_features, 1)
         self.out_features = check_int("out_features", out_features, 1)
-        if bias:  # nn.Linear's initialisation
-            bound = 1 / math.sqrt(in_features)
-            self.bias = nn.Parameter(torch.empty(out_features, **factory).uniform_(-bound, bound))
+
+    def _init_bias(self, bias: bool, factory: dict) -> None:
+        """The bias as ``nn.Linear`` initialises it (drawn after the factors)."""
+        if bias:
+            bound = 1 / math.sqrt(self.in_features)
+            self.bias = nn.Parameter(
+                torch.empty(self.out_features, **factory).uniform_(-bound, bound)
+            )
         else:
             self.register_parameter("bias", None)
 

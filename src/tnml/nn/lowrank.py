@@ -48,11 +48,12 @@ class LowRankLinear(FactorizedLinear):
         dtype: torch.dtype | None = None,
     ) -> None:
         factory = {"device": device, "dtype": dtype or torch.get_default_dtype()}
-        super().__init__(in_features, out_features, bias, factory)
+        super().__init__(in_features, out_features)
         self.rank = min(check_int("rank", rank, 1), in_features, out_features)
         std = (3 * in_features * self.rank) ** -0.25  # Var(UV) = r std^4 = 1 / (3 in)
         self.first = nn.Parameter(torch.randn(self.rank, in_features, **factory) * std)
         self.second = nn.Parameter(torch.randn(out_features, self.rank, **factory) * std)
+        self._init_bias(bias, factory)
 
     @classmethod
     def from_linear(

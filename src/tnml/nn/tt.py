@@ -209,7 +209,7 @@ class TTLinear(FactorizedLinear):
         dtype: torch.dtype | None = None,
     ) -> None:
         factory = {"device": device, "dtype": dtype or torch.get_default_dtype()}
-        super().__init__(in_features, out_features, bias, factory)
+        super().__init__(in_features, out_features)
         self.max_bond = check_int("max_bond", max_bond, 1)
         k = check_int("n_cores", n_cores, 1) if in_modes is None else len(in_modes)
         self.in_modes = self._modes("in_modes", in_modes, in_features, k)
@@ -231,6 +231,7 @@ class TTLinear(FactorizedLinear):
             nn.Parameter(torch.randn(ranks[j], m, n, ranks[j + 1], **factory) * std)
             for j, (m, n) in enumerate(zip(self.out_modes, self.in_modes, strict=True))
         )
+        self._init_bias(bias, factory)
 
     @staticmethod
     def _modes(name: str, modes: Sequence[int] | None, size: int, k: int) -> list[int]:

@@ -124,11 +124,20 @@ def build(
         l_root, l_inv = _root(gram.double())
         u, s, vh = torch.linalg.svd(weight @ l_root, full_matrices=False)
         keep = min(size, len(s))
-        layer = LowRankLinear.from_linear(linear, rank=keep)
+        layer = LowRankLinear(
+            linear.in_features,
+            linear.out_features,
+            keep,
+            bias=linear.bias is not None,
+            device=linear.weight.device,
+            dtype=dtype,
+        )
         root = s[:keep].sqrt()
         with torch.no_grad():
             layer.first.copy_((root[:, None] * vh[:keep] @ l_inv).to(dtype))
             layer.second.copy_((u[:, :keep] * root).to(dtype))
+            if linear.bias is not None:
+                layer.bias.copy_(linear.bias)
         return layer
     in_modes, out_modes = _tt_modes(linear, n_cores)
     if n_cores != 2 or gram is None:

@@ -4,11 +4,12 @@ The estimators are exported here. The layers, each importing only those before i
 docs/ARCHITECTURE.md): ``tnml.tensor`` (algebra), ``tnml.features`` (feature maps),
 ``tnml.data`` and ``tnml.preprocessing``, ``tnml.nn`` (torch modules), ``tnml.train`` (training
 loop and update rules), ``tnml.estimators`` (scikit-learn faces), ``tnml.quantum``,
-``tnml.explain`` and ``tnml.compression`` (:func:`compress`), ``tnml.io`` and ``tnml.plot``,
+``tnml.explain``, ``tnml.compression`` (:func:`compress`) and ``tnml.structure``
+(``tnml.structure.learn``), ``tnml.io`` and ``tnml.plot``,
 ``tnml.cli``. ``tnml.models`` is the round-1 name of ``nn`` + ``estimators``, kept as an alias.
 """
 
-from tnml import compression, estimators, explain, io, models, nn, preprocessing
+from tnml import compression, estimators, explain, io, models, nn, preprocessing, structure
 from tnml._version import __version__
 from tnml.compression import compress
 from tnml.estimators import (
@@ -36,4 +37,5 @@ __all__ = [
     "models",
     "nn",
     "preprocessing",
+    "structure",
 ]

@@ -44,6 +44,8 @@ from tnml.nn.unitary import (
     UnitaryMPSClassifierModule,
     UnitaryTTNClassifierModule,
 )
+from tnml.structure import LearnedNetwork, StructureStep
+from tnml.tensor.network import TensorNetwork
 
 FORMAT_NAME = "tnml-model"
 FORMAT_VERSION = 1
@@ -57,6 +59,9 @@ ESTIMATORS: dict[str, type] = {
     "TTNClassifier": TTNClassifier,
     "TTNBornMachine": TTNBornMachine,
 }
+
+# Tensor networks a model file may hold (structure learning, tnml.tensor.network).
+_NETWORKS = ("TensorNetwork", "LearnedNetwork")
 
 # Modules a model file may hold, by class name.
 _MODULES: dict[str, type] = {
@@ -94,8 +99,12 @@ def save(model: Any, path: str | os.PathLike[str], *, metadata: dict | None = No
     Path of the written file.
     """
     name = type(model).__name__
+    if isinstance(model, TensorNetwork):
+        return _save_network(model, path, metadata)
     if name not in ESTIMATORS or not hasattr(model, "module_"):
-        raise ModelFileError(f"model must be a fitted tnml estimator, got {name}")
+        raise ModelFileError(
+            f"model must be a fitted tnml estimator or a TensorNetwork, got {name}"
+        )
     tensors = {
         f"module.{key}": value.detach().cpu().contiguous()
         for key, value in model.module_.state_dict().items()
@@ -131,6 +140,67 @@ def save(model: Any, path: str | os.PathLike[str], *, metadata: dict | None = No
     return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"tnml": text}))
 
 
+def _save_network(net: TensorNetwork, path: str | os.PathLike[str], metadata: dict | None) -> Path:
+    """A :class:`TensorNetwork` (and a learned one's search path) as safetensors + header."""
+    tensors = {f"core.{i}": core.detach().cpu().contiguous() for i, core in enumerate(net.cores)}
+    path_steps = None
+    if isinstance(net, LearnedNetwork):
+        path_steps = [
+            {
+                "step": p.step,
+                "n_params": p.n_params,
+                "rse": p.rse,
+                "edges": [[i, j, r] for (i, j), r in p.edges.items()],
+                "grown": list(p.grown) if p.grown is not None else None,
+                "seconds": p.seconds,
+            }
+            for p in net.path
+        ]
+    header = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "tnml_version": __version__,
+        "estimator": type(net).__name__ if isinstance(net, LearnedNetwork) else "TensorNetwork",
+        "network": net.spec(),
+        "search": (
+            {"path": path_steps, "rse": net.rse, "n_fits": net.n_fits}
+            if isinstance(net, LearnedNetwork)
+            else None
+        ),
+        "metadata": metadata or {},
+    }
+    try:
+        text = json.dumps(header, allow_nan=True, default=_json_default)
+    except TypeError as err:
+        raise ModelFileError(f"metadata must be JSON-serialisable: {err}") from err
+    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"tnml": text}))
+
+
+def _load_network(path: str | os.PathLike[str], header: dict, tensors: dict) -> TensorNetwork:
+    try:
+        spec = header["network"]
+        cores = [tensors[f"core.{i}"] for i in range(len(spec["modes"]))]
+        net = TensorNetwork.from_spec(spec, cores)
+        search = header.get("search")
+        if search is not None:
+            steps = [
+                StructureStep(
+                    p["step"],
+                    p["n_params"],
+                    p["rse"],
+                    {(i, j): r for i, j, r in p["edges"]},
+                    tuple(p["grown"]) if p["grown"] is not None else None,
+                    p["seconds"],
+                )
+                for p in search["path"]
+            ]
+            net = LearnedNetwork(net, steps, search["rse"], search["n_fits"])
+    except (TypeError, KeyError, ValueError, InvalidInputError) as err:
+        raise ModelFileError(f"{path} holds an inconsistent tensor network: {err}") from err
+    net.metadata_ = header.get("metadata", {})
+    return net
+
+
 def _json_default(value: Any) -> Any:
     """numpy scalars and arrays (e.g. parameters set from a numpy grid) as plain JSON."""
     if isinstance(value, np.generic):
@@ -161,6 +231,8 @@ def load(path: str | os.PathLike[str], *, device: str | None = None) -> Any:
     The fitted estimator, with the saved user metadata at ``metadata_``.
     """
     header, tensors = _read(path, tensors=True)
+    if header["estimator"] in _NETWORKS:
+        return _load_network(path, header, tensors)
     cls = ESTIMATORS[header["estimator"]]
     try:
         model = cls(**header["params"])
@@ -236,7 +308,7 @@ def _read(path: str | os.PathLike[str], *, tensors: bool) -> tuple[dict, dict]:
             f"{path} uses model format {header['format_version']}, newer than this tnml "
             f"({__version__}) reads; upgrade tnml"
         )
-    if header.get("estimator") not in ESTIMATORS:
+    if header.get("estimator") not in ESTIMATORS and header.get("estimator") not in _NETWORKS:
         raise ModelFileError(f"{path} holds an unknown estimator {header.get('estimator')!r}")
     for key, tensor in data.items():
         # a model with NaN weights would load and predict class 0 for everything

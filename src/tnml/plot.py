@@ -29,6 +29,8 @@ __all__ = [
     "plot_entropy_profile",
     "plot_importance_map",
     "plot_mutual_information",
+    "plot_network_graph",
+    "plot_structure_path",
     "save_image_grid",
 ]
 
@@ -385,5 +387,104 @@ def plot_noise_curve(
     if noiseless is not None or curves.shape[0] > 1 or curve_labels is not None:
         ax.legend(loc="lower left", fontsize="small")
     ax.set_title(title or f"Circuit accuracy under {label} noise")
+    _write(fig, path, dpi=120)
+    return fig
+
+
+def plot_network_graph(
+    network: Any, path: PathLike | None = None, *, title: str | None = None
+) -> Figure:
+    """A tensor network's graph: nodes on a circle, edges labelled by their ranks.
+
+    Parameters
+    ----------
+    network : tnml.tensor.network.TensorNetwork
+        Rank-1 edges are not drawn. Nodes with open modes are labelled ``mode:dim``; nodes
+        without (internal nodes) are drawn as squares.
+    path : str or path-like, optional
+        Where to write the PNG.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    if not hasattr(network, "edges") or not hasattr(network, "modes"):
+        raise InvalidInputError(f"network must be a TensorNetwork, got {type(network).__name__}")
+    n = len(network.modes)
+    angles = 2 * np.pi * np.arange(n) / n + np.pi / 2
+    xy = np.stack([np.cos(angles), np.sin(angles)], axis=1)
+    fig = _figure(figsize=(5.0, 5.0), layout="constrained")
+    ax = fig.add_subplot()
+    edges = network.edges
+    top = max(edges.values(), default=2)
+    for (i, j), rank in edges.items():
+        width = 1.0 + 3.0 * math.log(rank) / math.log(max(top, 2))
+        ax.plot(*zip(xy[i], xy[j], strict=True), color="0.4", linewidth=width, zorder=1)
+        mid = (xy[i] + xy[j]) / 2
+        ax.text(
+            *mid,
+            str(rank),
+            ha="center",
+            va="center",
+            fontsize=9,
+            bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none"},
+            zorder=3,
+        )
+    for node, modes in enumerate(network.modes):
+        marker = "o" if modes else "s"
+        ax.scatter(
+            *xy[node], s=700, marker=marker, color="#4c72b0" if modes else "#dd8452", zorder=2
+        )
+        label = "\n".join(f"{m}:{network.shape[m]}" for m in modes) or f"n{node}"
+        ax.text(*xy[node], label, ha="center", va="center", color="white", fontsize=8, zorder=4)
+    ax.set_xlim(-1.35, 1.35)
+    ax.set_ylim(-1.35, 1.35)
+    ax.set_aspect("equal")
+    ax.axis("off")
+    ax.set_title(title or f"{network.n_params} parameters")
+    _write(fig, path, dpi=120)
+    return fig
+
+
+def plot_structure_path(
+    steps: Any,
+    path: PathLike | None = None,
+    *,
+    baselines: dict[str, Any] | None = None,
+    title: str | None = None,
+) -> Figure:
+    """Relative error against parameters along a structure search, with optional baselines.
+
+    Parameters
+    ----------
+    steps : sequence of StructureStep, or a LearnedNetwork (its ``path``)
+    path : str or path-like, optional
+        Where to write the PNG.
+    baselines : dict of name -> sequence of (n_params, rse), optional
+        Other decompositions to draw beside the search (e.g. CP, Tucker, TT, TR).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    steps = getattr(steps, "path", steps)
+    try:
+        points = np.array([(s.n_params, s.rse) for s in steps], dtype=float)
+    except (TypeError, AttributeError):
+        raise InvalidInputError("steps must be a LearnedNetwork or its path of steps") from None
+    if points.size == 0:
+        raise InvalidInputError("steps must hold at least one step")
+    fig = _figure(figsize=(6.0, 3.8), layout="constrained")
+    ax = fig.add_subplot()
+    ax.plot(points[:, 0], points[:, 1], marker=".", label="greedy structure search")
+    for name, curve in (baselines or {}).items():
+        curve = np.asarray(curve, dtype=float).reshape(-1, 2)
+        ax.plot(curve[:, 0], curve[:, 1], marker="o", markersize=3, label=name)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("parameters")
+    ax.set_ylabel("relative error")
+    ax.legend(fontsize="small")
+    ax.set_title(title or "Error against parameters")
     _write(fig, path, dpi=120)
     return fig

@@ -41,6 +41,7 @@ from tnml.cli.options import (
     positive,
 )
 from tnml.cli.quantum import compile_command, noise_study_command
+from tnml.cli.structure import structure_command
 from tnml.exceptions import TnmlError
 from tnml.train import init_distributed
 from tnml.workflows.data import (
@@ -506,6 +507,7 @@ app.command("compile")(handle_errors(compile_command))
 app.command("noise-study")(handle_errors(noise_study_command))
 app.command("compress-bonds")(handle_errors(compress_bonds_command))
 app.command("compress")(handle_errors(compress_command))
+app.command("structure")(handle_errors(structure_command))
 anomaly_app.command("fit")(handle_errors(anomaly_fit))
 anomaly_app.command("score")(handle_errors(anomaly_score))
 app.add_typer(anomaly_app, name="anomaly")

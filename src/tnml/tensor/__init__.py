@@ -52,6 +52,8 @@ from tnml.tensor.mps import (
     mps_truncate,
     random_mps,
 )
+from tnml.tensor.network import TensorNetwork
+from tnml.tensor.network_fit import FitResult, fit_network
 from tnml.tensor.rdm import (
     mps_mutual_information,
     mps_one_site_rdms,
@@ -100,7 +102,9 @@ __all__ = [
     "MPS",
     "SPLIT_METHODS",
     "TTN",
+    "FitResult",
     "SplitResult",
+    "TensorNetwork",
     "TreeLayout",
     "apply_gates",
     "block_matrices",
@@ -113,6 +117,7 @@ __all__ = [
     "contract_ttn_product_states",
     "contract_with_output",
     "density_matrix_entropy",
+    "fit_network",
     "group_node_tensors",
     "mps_canonicalize",
     "mps_entanglement_entropy",

@@ -18,7 +18,9 @@ from rich.progress import (
 class TrainingProgress:
     """Context manager wrapping a rich progress bar; does nothing when ``enabled`` is False."""
 
-    def __init__(self, total_steps: int, *, enabled: bool = True, completed: int = 0) -> None:
+    def __init__(
+        self, total_steps: int | None, *, enabled: bool = True, completed: int = 0
+    ) -> None:
         self.enabled = enabled
         self._progress: Progress | None = None
         self._task = None

@@ -1,0 +1,241 @@
+"""Fitting a :class:`~tnml.tensor.network.TensorNetwork` to a target tensor.
+
+Two methods, one loss: the squared error over the observed entries.
+
+- ALS (:func:`als_sweep`): each core in turn is set to its least-squares optimum with the
+  others fixed. The normal equations need the target contracted with every other core and the
+  Gram matrix of the rest of the network, both contracted through ``opt_einsum`` without
+  forming the environment; the error follows from them at no extra cost. With a mask of
+  observed entries the hidden ones are filled with the current reconstruction before each
+  sweep (EM), so a sweep never lowers the observed fit.
+- Gradient (:func:`fit_network` with ``method="adam"``): Adam on the masked squared error by
+  autograd through the dense reconstruction.
+
+A hidden entry is never read: the target is zeroed outside the mask before anything else.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor
+
+from tnml.exceptions import InvalidInputError
+from tnml.tensor.network import TensorNetwork, contraction_expression
+
+__all__ = ["FitResult", "als_sweep", "fit_network", "prepare_target", "update_node"]
+
+FIT_METHODS = ("als", "adam")
+
+
+@dataclass
+class FitResult:
+    """What a fit did: ``rse`` (relative error on the observed entries) after each sweep/step."""
+
+    network: TensorNetwork
+    rse: float
+    history: list[float] = field(default_factory=list)
+    n_sweeps: int = 0
+
+
+def prepare_target(
+    target: object, mask: object = None, *, dtype: torch.dtype = torch.float64
+) -> tuple[Tensor, Tensor | None]:
+    """``(target, mask)`` as tensors; hidden entries of ``target`` set to 0 first.
+
+    Raises
+    ------
+    InvalidInputError
+        A mask of another shape, no observed entry, a target that is not finite on the mask.
+    """
+    t = torch.as_tensor(target)
+    if t.is_complex() or not (t.is_floating_point() or t.dtype in (torch.int64, torch.int32)):
+        if t.dtype not in (torch.uint8, torch.int16, torch.int8, torch.bool):
+            raise InvalidInputError(f"target must be a real array, got dtype {t.dtype}")
+    t = t.to(dtype)
+    if t.ndim < 1 or t.numel() == 0:
+        raise InvalidInputError(f"target must be a non-empty array, got shape {tuple(t.shape)}")
+    m: Tensor | None = None
+    if mask is not None:
+        m = torch.as_tensor(mask)
+        if m.dtype != torch.bool:
+            m = m != 0
+        if tuple(m.shape) != tuple(t.shape):
+            raise InvalidInputError(
+                f"mask must have the target's shape {tuple(t.shape)}, got {tuple(m.shape)}"
+            )
+        if not bool(m.any()):
+            raise InvalidInputError("mask must mark at least one observed entry")
+        t = torch.where(m, t, torch.zeros((), dtype=dtype))
+    if not bool(torch.isfinite(t).all()):
+        where = "on the mask's observed entries" if m is not None else "(pass mask= to hide them)"
+        raise InvalidInputError(f"target must be finite {where}; it has NaN or inf")
+    return t, m
+
+
+def update_node(net: TensorNetwork, node: int, target: Tensor, target_sq: float) -> float:
+    """Set core ``node`` to its least-squares optimum in place; return the new squared error.
+
+    Parameters
+    ----------
+    net : TensorNetwork
+    node : int
+    target : Tensor, shape ``net.shape``
+        Fully observed (fill hidden entries before calling).
+    target_sq : float
+        ``||target||^2``.
+    """
+    s = net.structure
+    others = [c for k, c in enumerate(net.cores) if k != node]
+    rhs = contraction_expression(s, skip=node, with_target=True, output_node=node)(
+        target, *others, backend="torch"
+    )
+    gram = contraction_expression(s, skip=node, double=True)(*others, *others, backend="torch")
+    n_bond = math.prod(s.core_shape(node)[len(s.modes[node]) :])
+    rhs = rhs.reshape(-1, n_bond)
+    gram = gram.reshape(n_bond, n_bond)
+    core = _solve_psd(gram, rhs)
+    net.cores[node] = core.reshape(s.core_shape(node))
+    # ||T - A E||^2 = ||T||^2 - 2 <A, rhs> + <A, A G>; at the optimum <A, A G> = <A, rhs>
+    fitted = float((core * rhs).sum())
+    return max(target_sq - fitted, 0.0)
+
+
+def _solve_psd(gram: Tensor, rhs: Tensor) -> Tensor:
+    """``rhs @ pinv(gram)`` for a symmetric PSD ``gram`` (cut at relative 1e-12)."""
+    vals, vecs = torch.linalg.eigh(gram)
+    cut = vals.max().clamp_min(0) * (1e-12 if gram.dtype == torch.float64 else 1e-6)
+    inv = torch.where(vals > cut, 1.0 / vals.clamp_min(torch.finfo(vals.dtype).tiny), 0.0)
+    return ((rhs @ vecs) * inv) @ vecs.T
+
+
+def _balance(net: TensorNetwork) -> None:
+    """Give every core the same norm (the tensor is unchanged), so ALS scales cannot drift."""
+    norms = [float(c.norm()) for c in net.cores]
+    if min(norms) <= 0:
+        return
+    mean_log = sum(math.log(n) for n in norms) / len(norms)
+    for k, n in enumerate(norms):
+        net.cores[k] = net.cores[k] * math.exp(mean_log - math.log(n))
+
+
+def als_sweep(
+    net: TensorNetwork, target: Tensor, mask: Tensor | None = None, nodes: list[int] | None = None
+) -> float:
+    """One ALS pass over ``nodes`` (default all), in place; return the observed relative error.
+
+    With a ``mask``, hidden entries are filled with the reconstruction before the pass.
+    """
+    if mask is not None:
+        target = torch.where(mask, target, net.to_dense().detach())
+        target_sq = float((target * target).sum())
+    else:
+        target_sq = float((target * target).sum())
+    err_sq = target_sq
+    for node in range(net.n_nodes) if nodes is None else nodes:
+        err_sq = update_node(net, node, target, target_sq)
+    _balance(net)
+    if mask is None:
+        return math.sqrt(err_sq / max(target_sq, 1e-300))
+    return observed_rse(net, target, mask)
+
+
+def observed_rse(net: TensorNetwork, target: Tensor, mask: Tensor | None = None) -> float:
+    """``||P(target - net)|| / ||P target||`` with ``P`` the projection on observed entries."""
+    diff = net.to_dense() - target
+    if mask is not None:
+        diff = diff[mask]
+        target = target[mask]
+    return float(diff.norm() / target.norm().clamp_min(1e-300))
+
+
+def fit_network(
+    net: TensorNetwork,
+    target: Tensor,
+    mask: Tensor | None = None,
+    *,
+    method: str = "als",
+    max_sweeps: int = 50,
+    tol: float = 1e-5,
+    lr: float = 1e-2,
+    callback: Callable[[int, float], None] | None = None,
+) -> FitResult:
+    """Fit ``net`` (in place) to ``target`` on the observed entries.
+
+    Parameters
+    ----------
+    net : TensorNetwork
+    target : Tensor, shape ``net.shape``
+        From :func:`prepare_target` (hidden entries already zero).
+    mask : bool Tensor or None
+    method : {"als", "adam"}
+    max_sweeps : int
+        ALS sweeps, or Adam steps for ``"adam"``.
+    tol : float
+        Stop when a sweep lowers the relative error by less than ``tol`` (relative).
+    lr : float
+        Adam's learning rate.
+    callback : callable(sweep, rse) or None
+
+    Returns
+    -------
+    FitResult
+    """
+    if method not in FIT_METHODS:
+        raise InvalidInputError(f"method must be one of {FIT_METHODS}, got {method!r}")
+    if tuple(target.shape) != net.shape:
+        raise InvalidInputError(
+            f"target must have the network's shape {net.shape}, got {tuple(target.shape)}"
+        )
+    target = target.to(net.dtype)
+    history: list[float] = []
+    if method == "adam":
+        return _fit_adam(net, target, mask, max_sweeps, lr, callback)
+    previous = math.inf
+    for sweep in range(max_sweeps):
+        rse = als_sweep(net, target, mask)
+        history.append(rse)
+        if callback is not None:
+            callback(sweep, rse)
+        if rse < 1e-13 or (math.isfinite(previous) and previous - rse <= tol * previous):
+            break
+        previous = rse
+    return FitResult(
+        net, history[-1] if history else observed_rse(net, target, mask), history, len(history)
+    )
+
+
+def _fit_adam(
+    net: TensorNetwork,
+    target: Tensor,
+    mask: Tensor | None,
+    steps: int,
+    lr: float,
+    callback: Callable[[int, float], None] | None,
+) -> FitResult:
+    params = [c.detach().clone().requires_grad_(True) for c in net.cores]
+    opt = torch.optim.Adam(params, lr=lr)
+    observed = target if mask is None else target[mask]
+    scale = float((observed * observed).sum()).__pow__(0.5) or 1.0
+    expr = contraction_expression(net.structure)
+    history: list[float] = []
+    best = (math.inf, [p.detach().clone() for p in params])
+    for step in range(steps):
+        opt.zero_grad()
+        diff = expr(*params, backend="torch") - target
+        if mask is not None:
+            diff = diff[mask]
+        loss = (diff * diff).sum() / scale**2
+        loss.backward()
+        opt.step()
+        rse = math.sqrt(float(loss.detach()))
+        history.append(rse)
+        if rse < best[0]:
+            best = (rse, [p.detach().clone() for p in params])
+        if callback is not None:
+            callback(step, rse)
+    net.cores = best[1]
+    return FitResult(net, observed_rse(net, target, mask), history, len(history))

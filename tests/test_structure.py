@@ -1,0 +1,244 @@
+"""General tensor networks (tnml.tensor.network), their fitting, and greedy structure learning
+(tnml.structure), checked against dense contractions, tnml's MPS / TTN and opt_einsum."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import opt_einsum
+import pytest
+import torch
+
+from tnml import io
+from tnml.exceptions import InvalidInputError
+from tnml.plot import plot_network_graph, plot_structure_path
+from tnml.structure import LearnedNetwork, learn
+from tnml.tensor import MPS, TTN, tree_layout_1d
+from tnml.tensor.network import TensorNetwork
+from tnml.tensor.network_fit import fit_network, observed_rse, prepare_target, update_node
+
+
+def gen(seed: int = 0) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def triangle(seed: int = 0) -> TensorNetwork:
+    """Hashemizadeh et al.'s triangle structure on a 5th-order tensor (modes of size 5)."""
+    ranks = {(0, 1): 4, (1, 2): 2, (1, 4): 2, (2, 3): 4, (2, 4): 2}
+    return TensorNetwork((5,) * 5, [(i,) for i in range(5)], ranks, generator=gen(seed))
+
+
+# ---- the graph ---------------------------------------------------------------------------------
+
+
+def test_chain_reproduces_tnml_mps():
+    mps = MPS.random(6, 3, 4, generator=gen(1))
+    mps.log_scale = torch.tensor(0.7, dtype=torch.float64)
+    net = TensorNetwork.from_mps(mps)
+    expected = mps.to_dense()  # exp(log_scale) included
+    assert net.edges == {(i, i + 1): r for i, r in enumerate(mps.bond_dims)}
+    torch.testing.assert_close(net.to_dense(), expected, rtol=1e-12, atol=1e-14)
+    assert net.n_params == sum(c.numel() for c in mps.cores)
+
+
+def test_tree_reproduces_tnml_ttn():
+    ttn = TTN.random(tree_layout_1d(6), 2, 3, generator=gen(2))
+    ttn.log_scale = torch.tensor(-0.4, dtype=torch.float64)
+    net = TensorNetwork.from_ttn(ttn)
+    expected = ttn.to_dense()
+    # five nodes, none with an open leg above the first layer
+    assert net.n_nodes == 5 and net.modes[-1] == ()
+    torch.testing.assert_close(net.to_dense(), expected.reshape(net.shape), rtol=1e-12, atol=1e-14)
+
+
+def test_dense_matches_explicit_einsum_and_path_matches_opt_einsum():
+    ring = TensorNetwork.ring((3, 4, 5, 6), (2, 3, 4, 5), generator=gen(3))
+    a, b, c, d = (
+        ring.cores
+    )  # legs: (mode, edges sorted): 0:(01, 03) 1:(01, 12) 2:(12, 23) 3:(03, 23)
+    dense = torch.einsum("iwz,jwx,kxy,lzy->ijkl", a, b, c, d)
+    torch.testing.assert_close(ring.to_dense(), dense)
+    path, info = opt_einsum.contract_path("iwz,jwx,kxy,lzy->ijkl", a, b, c, d, optimize="auto-hq")
+    assert ring.contraction_path() == path
+    assert ring.n_params == sum(math.prod(t.shape) for t in (a, b, c, d))
+    assert info.opt_cost > 0
+
+
+def test_grow_keeps_the_tensor_and_shrink_undoes_a_zero_growth():
+    chain = TensorNetwork.chain((4, 5, 6), (3, 2), generator=gen(4))
+    grown = chain.with_rank((0, 1), 5, noise=0.0)
+    assert grown.ranks[(0, 1)] == 5
+    torch.testing.assert_close(grown.to_dense(), chain.to_dense())
+    back = grown.with_rank((0, 1), 3)
+    torch.testing.assert_close(back.to_dense(), chain.to_dense())
+    noisy = chain.with_rank((1, 2), 3, noise=1e-3, generator=gen(0))
+    change = (noisy.to_dense() - chain.to_dense()).norm() / chain.to_dense().norm()
+    assert 0 < float(change) < 1e-4
+
+
+def test_split_node_is_exact_at_the_cut_rank():
+    tucker = TensorNetwork.tucker((5, 5, 5, 5), (2, 3, 3, 2), generator=gen(5))
+    # the Tucker core (node 4) joined to factors 0 and 1 has rank <= 2 * 3 = 6 across that cut
+    split = tucker.split_node(4, [], [(0, 4), (1, 4)], 6)
+    assert split.n_nodes == 6 and split.modes[5] == ()
+    torch.testing.assert_close(split.to_dense(), tucker.to_dense())
+    # moving an open mode off a node makes that node internal
+    moved = tucker.split_node(2, [2], [], 3)
+    assert moved.modes[2] == () and moved.modes[5] == (2,)
+    torch.testing.assert_close(moved.to_dense(), tucker.to_dense())
+
+
+def test_bad_structures_are_rejected():
+    with pytest.raises(InvalidInputError, match="modes must place"):
+        TensorNetwork((2, 3), [(0,), (0,)], {(0, 1): 2})
+    with pytest.raises(InvalidInputError, match="rank of edge"):
+        TensorNetwork((2, 3), [(0,), (1,)], {(0, 1): 0})
+    with pytest.raises(InvalidInputError, match=r"cores\[1\] must have shape"):
+        TensorNetwork((2, 3), [(0,), (1,)], {(0, 1): 2}, [torch.zeros(2, 2), torch.zeros(2, 2)])
+
+
+# ---- fitting -----------------------------------------------------------------------------------
+
+
+def test_als_recovers_a_ring_and_its_error_formula_is_exact():
+    truth = TensorNetwork.ring((5, 5, 5, 5), (2, 3, 2, 3), generator=gen(6))
+    target = truth.to_dense()
+    net = TensorNetwork.ring((5, 5, 5, 5), (2, 3, 2, 3), generator=gen(7))
+    sq = float((target * target).sum())
+    previous = math.inf
+    for node in [0, 1, 2, 3] * 3:
+        err_sq = update_node(net, node, target, sq)
+        # the squared error from the normal equations is the true one, and never goes up
+        true_sq = float(((net.to_dense() - target) ** 2).sum())
+        assert err_sq == pytest.approx(true_sq, rel=1e-6, abs=1e-9)
+        assert err_sq <= previous * (1 + 1e-9) + 1e-12
+        previous = err_sq
+    result = fit_network(net, target, max_sweeps=300, tol=1e-12)
+    assert observed_rse(net, target) < 1e-7
+    assert result.rse < 1e-7
+
+
+def test_masked_adam_fits_observed_entries():
+    truth = TensorNetwork.chain((6, 6, 6), 2, generator=gen(8))
+    target = truth.to_dense()
+    mask = torch.rand(target.shape, generator=gen(9)) < 0.5
+    net = TensorNetwork.chain((6, 6, 6), 2, generator=gen(10))
+    fit_network(net, torch.where(mask, target, 0), mask, method="adam", max_sweeps=1500, lr=0.03)
+    assert observed_rse(net, target, mask) < 1e-3
+    # a rank-2 chain is determined by half its entries: the hidden ones come out right too
+    assert observed_rse(net, target, ~mask) < 1e-2
+
+
+@pytest.mark.parametrize("poison", [float("nan"), 1e30, -7.0])
+def test_completion_never_reads_a_hidden_entry(poison):
+    truth = TensorNetwork.chain((5, 5, 5), 2, generator=gen(11))
+    target = truth.to_dense().numpy()
+    mask = np.random.default_rng(0).random(target.shape) < 0.6
+    clean = np.where(mask, target, 0.0)
+    poisoned = np.where(mask, target, poison)
+    kwargs = {"max_params": 60, "mask": mask, "random_state": 3, "max_steps": 3}
+    a = learn(clean, **kwargs)
+    b = learn(poisoned, **kwargs)
+    assert a.edges == b.edges
+    for x, y in zip(a.cores, b.cores, strict=True):
+        assert torch.equal(x, y)
+
+
+def test_prepare_target_errors():
+    with pytest.raises(InvalidInputError, match="finite"):
+        prepare_target(np.array([[1.0, np.nan]]))
+    with pytest.raises(InvalidInputError, match="mask must have"):
+        prepare_target(np.ones((2, 2)), np.ones((2, 3), bool))
+    with pytest.raises(InvalidInputError, match="at least one observed"):
+        prepare_target(np.ones((2, 2)), np.zeros((2, 2), bool))
+
+
+# ---- structure learning ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: TensorNetwork.chain((5,) * 5, (2, 3, 4, 2), generator=gen(12)),
+        lambda: TensorNetwork.ring((5,) * 5, (2, 3, 3, 2, 2), generator=gen(13)),
+        triangle,
+    ],
+    ids=["tt", "tr", "triangle"],
+)
+def test_learn_recovers_known_structures(make):
+    truth = make()
+    target = truth.to_dense().numpy()
+    net = learn(target, rse=1e-6, random_state=0)
+    assert isinstance(net, LearnedNetwork)
+    assert net.rse <= 1e-6
+    dense = net.to_dense().numpy()
+    assert np.linalg.norm(dense - target) / np.linalg.norm(target) <= 1e-6
+    assert net.n_params <= truth.n_params
+    assert net.edges == truth.edges
+
+
+def test_learn_respects_a_budget_and_records_its_path():
+    image = np.add.outer(np.sin(np.arange(64) / 5.0), np.cos(np.arange(64) / 7.0)) ** 2
+    target = image.reshape(4, 4, 4, 4, 4, 4)
+    seen = []
+    net = learn(target, max_params=150, random_state=0, callback=seen.append)
+    assert net.n_params <= 150
+    params = [step.n_params for step in net.path]
+    errors = [step.rse for step in net.path]
+    assert params == sorted(params) and params[0] == sum(target.shape)
+    assert errors[-1] < errors[0]
+    assert [s.step for s in seen] == [s.step for s in net.path[1:]]
+    # the reported error is the true one
+    true = np.linalg.norm(net.to_dense().numpy() - target) / np.linalg.norm(target)
+    assert net.rse == pytest.approx(true, rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"rse": 0.0}, "rse must be"),
+        ({"rse": -0.1}, "rse must be"),
+        ({"max_params": 5}, "at least 12"),
+        ({"criterion": "best"}, "criterion"),
+    ],
+)
+def test_learn_bad_options(kwargs, message):
+    with pytest.raises(InvalidInputError, match=message):
+        learn(np.ones((4, 4, 4)), **kwargs)
+
+
+def test_learn_bad_targets():
+    target = np.ones((4, 4, 4))
+    target[0, 0, 0] = np.nan
+    with pytest.raises(InvalidInputError, match="finite"):
+        learn(target, rse=0.1)
+    mask = np.ones((4, 4, 4), bool)
+    mask[0, 0, 0] = False
+    learn(target, rse=0.1, mask=mask, max_steps=1)  # the NaN is hidden: fine
+    with pytest.raises(InvalidInputError, match="at least 2 modes"):
+        learn(np.ones(5), rse=0.1)
+
+
+def test_save_and_load_round_trip(tmp_path):
+    truth = TensorNetwork.chain((4, 4, 4, 4), 2, generator=gen(14))
+    net = learn(truth.to_dense().numpy(), rse=1e-6, random_state=0)
+    io.save(net, tmp_path / "net.tnml")
+    back = io.load(tmp_path / "net.tnml")
+    assert isinstance(back, LearnedNetwork)
+    assert back.edges == net.edges and back.modes == net.modes
+    assert torch.equal(back.to_dense(), net.to_dense())
+    assert back.path == net.path and back.rse == net.rse
+    io.save(truth, tmp_path / "plain.tnml")
+    plain = io.load(tmp_path / "plain.tnml")
+    assert type(plain) is TensorNetwork and torch.equal(plain.to_dense(), truth.to_dense())
+
+
+def test_plots_write_files(tmp_path):
+    net = learn(TensorNetwork.chain((4, 4, 4), 2, generator=gen(15)).to_dense().numpy(), rse=1e-6)
+    fig = plot_network_graph(net, tmp_path / "graph.png")
+    assert fig.axes and (tmp_path / "graph.png").stat().st_size > 0
+    plot_structure_path(net, tmp_path / "path.png", baselines={"TT": [(40, 0.5), (80, 0.1)]})
+    assert (tmp_path / "path.png").stat().st_size > 0
+    with pytest.raises(InvalidInputError):
+        plot_network_graph("not a network")

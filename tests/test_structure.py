@@ -242,3 +242,92 @@ def test_plots_write_files(tmp_path):
     assert (tmp_path / "path.png").stat().st_size > 0
     with pytest.raises(InvalidInputError):
         plot_network_graph("not a network")
+
+
+def test_the_readme_structure_snippet_runs(tmp_path, monkeypatch, capsys):
+    import pathlib
+    import re
+
+    readme = (pathlib.Path(__file__).resolve().parents[1] / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    snippet = next(b for b in blocks if "tnml.structure.learn(" in b)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(compile(snippet, "README.md", "exec"), namespace)
+    assert namespace["net"].edges == namespace["truth"].edges
+    assert namespace["small"].n_params <= 400
+    assert (tmp_path / "net.tnml").is_file()
+
+
+# ---- regressions from a hostile review ---------------------------------------------------------
+
+
+def test_shrinking_between_cores_of_different_sizes_is_exact_where_the_rank_allows():
+    chain = TensorNetwork.chain((2, 5, 5), (4, 5), generator=gen(16))
+    # mode 0 has 2 values: the tensor has rank <= 2 across edge (0, 1), so rank 3 loses nothing
+    small = chain.with_rank((0, 1), 3)
+    assert small.core_shape(0) == (2, 3)
+    torch.testing.assert_close(small.to_dense(), chain.to_dense())
+    net = learn(np.random.default_rng(0).random((2, 8)), rse=0.01, max_params=100, increment=3)
+    assert net.n_params <= 100
+
+
+def test_learn_does_not_depend_on_the_target_scale():
+    truth = TensorNetwork.chain((4, 4, 4, 4), 2, generator=gen(17)).to_dense().numpy()
+    mask = np.random.default_rng(1).random(truth.shape) < 0.7
+    for kwargs in ({"rse": 1e-6}, {"max_params": 60, "mask": mask, "max_steps": 4}):
+        base = learn(truth, random_state=0, **kwargs)
+        for scale in (1e-170, 1e160):
+            scaled = learn(truth * scale, random_state=0, **kwargs)
+            assert scaled.edges == base.edges
+            assert scaled.rse == pytest.approx(base.rse, rel=1e-3, abs=1e-9)
+            dense = scaled.to_dense().numpy() / scale
+            assert np.all(np.isfinite(dense))
+            np.testing.assert_allclose(dense, base.to_dense().numpy(), rtol=1e-3, atol=1e-8)
+
+
+def test_float32_fits_report_their_true_error():
+    truth = TensorNetwork.chain((6, 6, 6), 3, generator=gen(18))
+    target = truth.to_dense().float()
+    net = TensorNetwork.chain((6, 6, 6), 3, generator=gen(19), dtype=torch.float32)
+    result = fit_network(net, target, max_sweeps=100, tol=1e-9)
+    assert result.rse == pytest.approx(observed_rse(net, target), rel=1e-6, abs=1e-12)
+    assert result.rse < 1e-3
+
+
+def test_adam_returns_the_parameters_it_measured_best():
+    truth = TensorNetwork.chain((5, 5, 5), 2, generator=gen(20))
+    net = TensorNetwork.chain((5, 5, 5), 2, generator=gen(21))
+    result = fit_network(net, truth.to_dense(), method="adam", max_sweeps=60, lr=0.5)
+    assert result.rse == pytest.approx(min(result.history), rel=1e-9)
+
+
+@pytest.mark.parametrize(
+    ("target", "kwargs", "message"),
+    [
+        ("abc", {}, "target must be a real numeric array"),
+        ([[1.0, 2.0], [3.0]], {}, "target must be a numeric array"),
+        (np.zeros((3, 3)), {}, "zero on every observed entry"),
+        (np.ones((3, 3)), {"increment": 1.5}, "increment must be an int"),
+        (np.ones((3, 3)), {"random_state": "x"}, "random_state must be an int"),
+        (np.ones((3, 3)), {"max_steps": "5"}, "max_steps must be an int"),
+        (np.ones((3, 3)), {"dtype": torch.int64}, "dtype must be a floating-point"),
+        (np.ones((3, 3)), {"mask": "abc"}, "mask must be a real numeric array"),
+    ],
+)
+def test_learn_rejects_bad_input_clearly(target, kwargs, message):
+    with pytest.raises(InvalidInputError, match=message):
+        learn(target, rse=0.1, **kwargs)
+
+
+def test_learn_accepts_unsigned_targets_and_numpy_scalars():
+    target = (np.arange(16, dtype=np.uint16).reshape(4, 4) + 1) * 1000
+    net = learn(target, rse=np.float32(0.1), random_state=0)
+    assert net.rse <= 0.1
+
+
+def test_cores_that_share_memory_save(tmp_path):
+    eye = torch.eye(3, dtype=torch.float64)
+    net = TensorNetwork((3, 3), [(0,), (1,)], {(0, 1): 3}, [eye, eye])
+    io.save(net, tmp_path / "shared.tnml")
+    torch.testing.assert_close(io.load(tmp_path / "shared.tnml").to_dense(), eye)

@@ -142,7 +142,8 @@ def save(model: Any, path: str | os.PathLike[str], *, metadata: dict | None = No
 
 def _save_network(net: TensorNetwork, path: str | os.PathLike[str], metadata: dict | None) -> Path:
     """A :class:`TensorNetwork` (and a learned one's search path) as safetensors + header."""
-    tensors = {f"core.{i}": core.detach().cpu().contiguous() for i, core in enumerate(net.cores)}
+    # clones: safetensors refuses tensors that share memory
+    tensors = {f"core.{i}": core.detach().cpu().clone() for i, core in enumerate(net.cores)}
     path_steps = None
     if isinstance(net, LearnedNetwork):
         path_steps = [

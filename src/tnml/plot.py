@@ -469,7 +469,8 @@ def plot_structure_path(
     """
     steps = getattr(steps, "path", steps)
     try:
-        points = np.array([(s.n_params, s.rse) for s in steps], dtype=float)
+        # an exact fit (rse 0) is drawn at the float64 floor of the log axis
+        points = np.array([(s.n_params, max(s.rse, 1e-16)) for s in steps], dtype=float)
     except (TypeError, AttributeError):
         raise InvalidInputError("steps must be a LearnedNetwork or its path of steps") from None
     if points.size == 0:

@@ -46,7 +46,9 @@ def structure_command(
     modes: Annotated[
         str | None, typer.Option(help="Explicit reshaping, e.g. 6,10,10,6,10,10,3.")
     ] = None,
-    seed: Annotated[int, typer.Option(help="Random seed (initial cores, hidden entries).")] = 0,
+    seed: Annotated[
+        int, typer.Option(min=0, help="Random seed (initial cores, hidden entries).")
+    ] = 0,
     max_steps: Annotated[int, typer.Option(min=1, help="Most rank increments.")] = 500,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
@@ -69,6 +71,7 @@ def structure_command(
     )
     if "hidden_rse" in report:
         line += f", hidden entries: rse {report['hidden_rse']:.4g}"
-        line += f" psnr {report['hidden_psnr_db']:.2f} dB"
+        if report["hidden_psnr_db"] is not None:
+            line += f" psnr {report['hidden_psnr_db']:.2f} dB"
     typer.echo(line)
     typer.echo(f"saved {out}")

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import numbers
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -36,6 +37,9 @@ from tnml.train.progress import TrainingProgress
 __all__ = ["LearnedNetwork", "StructureStep", "learn"]
 
 CRITERIA = ("per_param", "loss")
+
+# Cuts of a node's legs are enumerated (2^(legs-1) of them): nodes with more legs are not split.
+_MAX_SPLIT_LEGS = 8
 
 
 @dataclass(frozen=True)
@@ -123,11 +127,31 @@ class _Search:
         return observed_rse(net, self.target, self.mask)
 
 
+def _check_int(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise InvalidInputError(f"{name} must be an int, got {value!r}")
+    if value < minimum:
+        raise InvalidInputError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
 def _check_options(
-    target: Tensor, rse: float | None, max_params: int | None, criterion: str, increment: int
+    target: Tensor,
+    rse: float | None,
+    max_params: int | None,
+    random_state: int | None,
+    criterion: str,
+    counts: dict[str, int],
 ) -> None:
-    if rse is not None and (not isinstance(rse, (int, float)) or not 0 < rse < 1):
+    if rse is not None and (
+        isinstance(rse, bool) or not isinstance(rse, numbers.Real) or not 0 < rse < 1
+    ):
         raise InvalidInputError(f"rse must be a number in (0, 1), got {rse!r}")
+    if target.ndim < 2:
+        raise InvalidInputError(
+            f"target must have at least 2 modes (reshape it into a higher-order tensor), got "
+            f"shape {tuple(target.shape)}"
+        )
     rank_one = sum(target.shape)
     if max_params is not None:
         if isinstance(max_params, bool) or not isinstance(max_params, (int, np.integer)):
@@ -137,15 +161,12 @@ def _check_options(
                 f"max_params must be at least {rank_one} (the rank-one network of shape "
                 f"{tuple(target.shape)}), got {max_params}"
             )
+    if random_state is not None:
+        _check_int("random_state", random_state, 0)
     if criterion not in CRITERIA:
         raise InvalidInputError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
-    if increment < 1:
-        raise InvalidInputError(f"increment must be >= 1, got {increment}")
-    if target.ndim < 2:
-        raise InvalidInputError(
-            f"target must have at least 2 modes (reshape it into a higher-order tensor), got "
-            f"shape {tuple(target.shape)}"
-        )
+    for name, value in counts.items():
+        _check_int(name, value, 0 if name == "max_steps" else 1)
 
 
 def learn(
@@ -237,7 +258,19 @@ def learn(
     (True, True)
     """
     t, m = prepare_target(target, mask, dtype=dtype)
-    _check_options(t, rse, max_params, criterion, increment)
+    counts = {
+        "increment": increment,
+        "max_steps": max_steps,
+        "candidate_sweeps": candidate_sweeps,
+        "refit_sweeps": refit_sweeps,
+    }
+    _check_options(t, rse, max_params, random_state, criterion, counts)
+    # fit a target of unit RMS (errors are relative; Adam's step and the SVD cut-offs then
+    # mean the same at any scale) and put the scale back into the result
+    observed = t if m is None else t[m]
+    scale = float(observed.abs().max())
+    scale *= float((observed / scale).pow(2).mean().sqrt())
+    t = t / scale
     if method is None:
         method = "als" if m is None else "adam"
     if method not in ("als", "adam"):
@@ -251,7 +284,7 @@ def learn(
     net = TensorNetwork.fully_connected(t.shape, 1, generator=generator, dtype=dtype)
     error = search.refit(net)
     search.path.append(_step(0, net, error, None, start))
-    with TrainingProgress(budget, enabled=progress, completed=net.n_params) as bar:
+    with TrainingProgress(max_params, enabled=progress, completed=net.n_params) as bar:
         for step in range(1, max_steps + 1):
             if rse is not None and error <= rse:
                 break
@@ -269,10 +302,16 @@ def learn(
             )
             if callback is not None:
                 callback(record)
-        if internal_nodes and rse is not None and error <= rse:
-            net, error = _split_nodes(search, net, error, split_tol, rse, start, callback)
-        if prune and rse is not None and error <= rse:
-            net, error = _prune(search, net, error, rse, start, callback)
+        if rse is not None and error <= rse:
+            # shrink first: a split judged on an oversized network can cost parameters later
+            if prune:
+                net, error = _prune(search, net, error, rse, start, callback)
+            if internal_nodes:
+                n_nodes = net.n_nodes
+                net, error = _split_nodes(search, net, error, split_tol, rse, start, callback)
+                if prune and net.n_nodes > n_nodes:
+                    net, error = _prune(search, net, error, rse, start, callback)
+    net.cores[0] = net.cores[0] * scale
     return LearnedNetwork(net.without_unit_edges(), search.path, error, search.n_fits)
 
 
@@ -286,9 +325,8 @@ def _best_candidate(
 ) -> tuple[tuple[int, int], TensorNetwork] | None:
     best: tuple[float, tuple[int, int], TensorNetwork] | None = None
     for edge, rank in net.ranks.items():
-        grown_params = net.with_rank(edge, rank + increment, noise=0.0).n_params
-        added = grown_params - net.n_params
-        if grown_params > budget:
+        added = increment * _params_per_rank(net, edge)
+        if net.n_params + added > budget:
             continue
         candidate, cand_error = search.try_edge(net, edge, rank + increment)
         gain = error**2 - cand_error**2
@@ -296,6 +334,12 @@ def _best_candidate(
         if best is None or score > best[0]:
             best = (score, edge, candidate)
     return None if best is None else (best[1], best[2])
+
+
+def _params_per_rank(net: TensorNetwork, edge: tuple[int, int]) -> int:
+    """Parameters one unit of ``edge``'s rank costs (its two cores' slices)."""
+    rank = net.ranks[edge]
+    return sum(math.prod(net.core_shape(node)) // rank for node in edge)
 
 
 def _split_nodes(
@@ -315,7 +359,7 @@ def _split_nodes(
             legs = [("m", m) for m in net.modes[node]] + [
                 ("e", e) for e in net.node_edges(node) if net.ranks[e] > 1
             ]
-            if len(legs) < 3:
+            if not 3 <= len(legs) <= _MAX_SPLIT_LEGS:
                 continue
             core = net.cores[node]
             for size in range(1, len(legs)):
@@ -372,7 +416,7 @@ def _prune(
         improved = False
         edges = sorted(
             (e for e, r in net.ranks.items() if r > 1),
-            key=lambda e: net.n_params - net.with_rank(e, net.ranks[e] - 1).n_params,
+            key=lambda e: _params_per_rank(net, e),
             reverse=True,
         )
         for edge in edges:

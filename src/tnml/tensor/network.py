@@ -430,7 +430,8 @@ class TensorNetwork:
                 core = cores[node]
                 pad_shape = list(core.shape)
                 pad_shape[axis] = rank - old
-                scale = noise * float(core.norm()) / math.sqrt(max(core.numel(), 1))
+                # relative to the core's entries; absolute when the core is zero
+                scale = noise * (float(core.norm()) / math.sqrt(max(core.numel(), 1)) or 1.0)
                 pad = torch.randn(pad_shape, generator=generator, dtype=core.dtype) * scale
                 cores[node] = torch.cat([core, pad.to(core.device)], dim=axis)
             return TensorNetwork(self.shape, self.modes, ranks, cores)
@@ -624,7 +625,7 @@ def _shrink(net: TensorNetwork, structure: Structure, edge: Edge, rank: int) -> 
     # a @ b.T = (q_a r_a)(q_b r_b).T: SVD of the small middle r_a r_b.T
     q_a, r_a = torch.linalg.qr(a)
     q_b, r_b = torch.linalg.qr(b)
-    u, s, vh = torch.linalg.svd(r_a @ r_b.T)
+    u, s, vh = torch.linalg.svd(r_a @ r_b.T, full_matrices=False)
     root = s[:rank].sqrt()
     new_a = (q_a @ u[:, :rank]) * root
     new_b = (q_b @ vh[:rank].T) * root

@@ -20,6 +20,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -29,6 +30,9 @@ from tnml.tensor.network import TensorNetwork, contraction_expression
 __all__ = ["FitResult", "als_sweep", "fit_network", "prepare_target", "update_node"]
 
 FIT_METHODS = ("als", "adam")
+
+# Below this fraction of ||target||^2, ||T||^2 - <A, rhs> has lost its digits to cancellation.
+_CANCELLATION = {torch.float64: 1e-6, torch.float32: 1e-2}
 
 
 @dataclass
@@ -44,25 +48,23 @@ class FitResult:
 def prepare_target(
     target: object, mask: object = None, *, dtype: torch.dtype = torch.float64
 ) -> tuple[Tensor, Tensor | None]:
-    """``(target, mask)`` as tensors; hidden entries of ``target`` set to 0 first.
+    """``(target, mask)`` as tensors of ``dtype`` and bool; hidden entries of ``target`` set to
+    0 before anything else reads them.
 
     Raises
     ------
     InvalidInputError
-        A mask of another shape, no observed entry, a target that is not finite on the mask.
+        A target that is not a real numeric array, is empty or zero on every observed entry,
+        or is not finite there; a mask of another shape or without an observed entry.
     """
-    t = torch.as_tensor(target)
-    if t.is_complex() or not (t.is_floating_point() or t.dtype in (torch.int64, torch.int32)):
-        if t.dtype not in (torch.uint8, torch.int16, torch.int8, torch.bool):
-            raise InvalidInputError(f"target must be a real array, got dtype {t.dtype}")
-    t = t.to(dtype)
+    if not dtype.is_floating_point:
+        raise InvalidInputError(f"dtype must be a floating-point torch dtype, got {dtype}")
+    t = _as_real_tensor("target", target, dtype)
     if t.ndim < 1 or t.numel() == 0:
         raise InvalidInputError(f"target must be a non-empty array, got shape {tuple(t.shape)}")
     m: Tensor | None = None
     if mask is not None:
-        m = torch.as_tensor(mask)
-        if m.dtype != torch.bool:
-            m = m != 0
+        m = _as_real_tensor("mask", mask, torch.float64) != 0
         if tuple(m.shape) != tuple(t.shape):
             raise InvalidInputError(
                 f"mask must have the target's shape {tuple(t.shape)}, got {tuple(m.shape)}"
@@ -71,9 +73,26 @@ def prepare_target(
             raise InvalidInputError("mask must mark at least one observed entry")
         t = torch.where(m, t, torch.zeros((), dtype=dtype))
     if not bool(torch.isfinite(t).all()):
-        where = "on the mask's observed entries" if m is not None else "(pass mask= to hide them)"
+        where = "on the observed entries" if m is not None else "(hide such entries with a mask)"
         raise InvalidInputError(f"target must be finite {where}; it has NaN or inf")
+    if not bool((t != 0).any()):
+        raise InvalidInputError("target is zero on every observed entry: there is nothing to fit")
     return t, m
+
+
+def _as_real_tensor(name: str, value: object, dtype: torch.dtype) -> Tensor:
+    if isinstance(value, Tensor):
+        if value.is_complex():
+            raise InvalidInputError(f"{name} must be real, got dtype {value.dtype}")
+        return value.detach().to(dtype)
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as err:
+        raise InvalidInputError(f"{name} must be a numeric array: {err}") from None
+    if array.dtype.kind not in "biuf":
+        raise InvalidInputError(f"{name} must be a real numeric array, got dtype {array.dtype}")
+    with np.errstate(over="ignore"):
+        return torch.from_numpy(array.astype(np.float64)).to(dtype)
 
 
 def update_node(net: TensorNetwork, node: int, target: Tensor, target_sq: float) -> float:
@@ -101,7 +120,10 @@ def update_node(net: TensorNetwork, node: int, target: Tensor, target_sq: float)
     net.cores[node] = core.reshape(s.core_shape(node))
     # ||T - A E||^2 = ||T||^2 - 2 <A, rhs> + <A, A G>; at the optimum <A, A G> = <A, rhs>
     fitted = float((core * rhs).sum())
-    return max(target_sq - fitted, 0.0)
+    err_sq = target_sq - fitted
+    if err_sq < _CANCELLATION.get(core.dtype, 1e-2) * target_sq:  # cancelled: measure it instead
+        err_sq = float(((net.to_dense() - target) ** 2).sum())
+    return err_sq
 
 
 def _solve_psd(gram: Tensor, rhs: Tensor) -> Tensor:
@@ -129,17 +151,12 @@ def als_sweep(
 
     With a ``mask``, hidden entries are filled with the reconstruction before the pass.
     """
-    if mask is not None:
-        target = torch.where(mask, target, net.to_dense().detach())
-        target_sq = float((target * target).sum())
-    else:
-        target_sq = float((target * target).sum())
-    err_sq = target_sq
+    filled = target if mask is None else torch.where(mask, target, net.to_dense().detach())
+    filled_sq = float((filled * filled).sum())
     for node in range(net.n_nodes) if nodes is None else nodes:
-        err_sq = update_node(net, node, target, target_sq)
+        update_node(net, node, filled, filled_sq)
     _balance(net)
-    if mask is None:
-        return math.sqrt(err_sq / max(target_sq, 1e-300))
+    # from the residual: the normal-equation error cancels below sqrt(eps) of the target
     return observed_rse(net, target, mask)
 
 
@@ -229,13 +246,13 @@ def _fit_adam(
         if mask is not None:
             diff = diff[mask]
         loss = (diff * diff).sum() / scale**2
-        loss.backward()
-        opt.step()
         rse = math.sqrt(float(loss.detach()))
         history.append(rse)
-        if rse < best[0]:
+        if rse < best[0]:  # the parameters this error was measured at, before the step
             best = (rse, [p.detach().clone() for p in params])
         if callback is not None:
             callback(step, rse)
+        loss.backward()
+        opt.step()
     net.cores = best[1]
     return FitResult(net, observed_rse(net, target, mask), history, len(history))

@@ -113,29 +113,50 @@ def load_array(path: Path) -> tuple[np.ndarray, str]:
             raise InvalidInputError(
                 f"FILE {path} must hold a real numeric array, got {array.dtype}"
             )
+        if array.size == 0:
+            raise InvalidInputError(f"FILE {path} holds an empty array, shape {array.shape}")
         return array.astype(np.float64), "array"
     if suffix in IMAGE_SUFFIXES:
         from PIL import Image, ImageSequence, UnidentifiedImageError
 
         try:
             with Image.open(path) as image:
-                frames = [np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(image)]
+                frames = [_pixels(frame) for frame in ImageSequence.Iterator(image)]
         except (OSError, UnidentifiedImageError) as err:
             raise InvalidInputError(f"FILE {path} is not a readable image: {err}") from err
-        array = np.stack(frames).astype(np.float64) / 255.0
+        if len({f.shape for f in frames}) > 1:
+            raise InvalidInputError(f"FILE {path} has frames of different sizes")
         if len(frames) == 1:
-            return array[0], "image"
-        return array, "video"
+            return frames[0], "image"
+        return np.stack(frames), "video"
     raise InvalidInputError(
         f"FILE must be an image ({', '.join(IMAGE_SUFFIXES)}), an animated GIF or a .npy "
         f"array, got {path.name}"
     )
 
 
-def psnr(reference: np.ndarray, estimate: np.ndarray, peak: float) -> float:
-    """Peak signal-to-noise ratio in dB, ``10 log10(peak^2 / mse)``."""
+def _pixels(frame: Any) -> np.ndarray:
+    """One frame as floats in [0, 1]: grey stays one channel, alpha is kept as a channel,
+    16-bit images keep their depth."""
+    mode = frame.mode
+    if mode in ("1", "L"):
+        return np.asarray(frame.convert("L"), dtype=np.float64) / 255.0
+    if mode.startswith("I;16"):
+        return np.asarray(frame, dtype=np.float64) / 65535.0
+    if mode in ("I", "F"):
+        values = np.asarray(frame, dtype=np.float64)
+        top = float(np.abs(values).max()) or 1.0
+        return values / (65535.0 if mode == "I" and top <= 65535 else top)
+    if mode in ("LA", "RGBA") or "transparency" in frame.info:
+        target = "LA" if mode in ("LA", "PA") else "RGBA"
+        return np.asarray(frame.convert(target), dtype=np.float64) / 255.0
+    return np.asarray(frame.convert("RGB"), dtype=np.float64) / 255.0
+
+
+def psnr(reference: np.ndarray, estimate: np.ndarray, peak: float) -> float | None:
+    """Peak signal-to-noise ratio in dB, ``20 log10(peak) - 10 log10(mse)``; None when exact."""
     mse = float(np.mean((reference - estimate) ** 2))
-    return math.inf if mse == 0 else 10 * math.log10(peak**2 / mse)
+    return None if mse == 0 else 20 * math.log10(peak) - 10 * math.log10(mse)
 
 
 def run_structure(
@@ -168,6 +189,10 @@ def run_structure(
     if missing > 0:
         rng = np.random.default_rng(seed)
         mask = rng.random(tensor.shape) >= missing
+        if mask.all():
+            raise InvalidInputError(
+                f"missing={missing} hides no entry of this {tensor.size}-entry tensor"
+            )
     start = time.perf_counter()
     net = learn(
         tensor,
@@ -180,7 +205,7 @@ def run_structure(
     )
     seconds = time.perf_counter() - start
     dense = net.to_dense().numpy().reshape(array.shape)
-    peak = 1.0 if kind in ("image", "video") else float(np.abs(array).max() or 1.0)
+    peak = 1.0 if kind in ("image", "video") else float(np.abs(array).max())
     report: dict[str, Any] = {
         "file": str(file),
         "kind": kind,
@@ -209,7 +234,7 @@ def run_structure(
     plot_structure_path(net, out / "path.png")
     if kind == "image":
         _save_image(np.clip(dense, 0, 1), out / "reconstruction.png")
-    text = json.dumps(report, indent=1)
+    text = json.dumps(report, indent=1, allow_nan=False)
     atomic_write(out / "report.json", lambda tmp: Path(tmp).write_text(text))
     return report
 

@@ -331,3 +331,21 @@ def test_cores_that_share_memory_save(tmp_path):
     net = TensorNetwork((3, 3), [(0,), (1,)], {(0, 1): 3}, [eye, eye])
     io.save(net, tmp_path / "shared.tnml")
     torch.testing.assert_close(io.load(tmp_path / "shared.tnml").to_dense(), eye)
+
+
+def test_completion_returns_the_network_best_on_held_out_entries():
+    rng = np.random.default_rng(2)
+    truth = TensorNetwork.chain((4,) * 5, 2, generator=gen(22)).to_dense().numpy()
+    target = truth + 0.05 * rng.standard_normal(truth.shape) * truth.std()
+    mask = rng.random(truth.shape) < 0.3
+    net = learn(target, max_params=2000, mask=mask, random_state=0, patience=3, max_steps=40)
+    held = [s.validation_rse for s in net.path]
+    assert all(h is not None for h in held)
+    best = int(np.argmin(held))
+    assert net.n_params == net.path[best].n_params
+    assert len(net.path) - 1 - best <= 3  # stopped after `patience` steps without a new best
+    hidden = ~mask
+    dense = net.to_dense().numpy()
+    assert np.linalg.norm((dense - truth)[hidden]) / np.linalg.norm(truth[hidden]) < 0.3
+    with pytest.raises(InvalidInputError, match="validation must be in"):
+        learn(target, rse=0.1, mask=mask, validation=1.0)

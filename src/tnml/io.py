@@ -154,6 +154,7 @@ def _save_network(net: TensorNetwork, path: str | os.PathLike[str], metadata: di
                 "edges": [[i, j, r] for (i, j), r in p.edges.items()],
                 "grown": list(p.grown) if p.grown is not None else None,
                 "seconds": p.seconds,
+                "validation_rse": p.validation_rse,
             }
             for p in net.path
         ]
@@ -192,6 +193,7 @@ def _load_network(path: str | os.PathLike[str], header: dict, tensors: dict) -> 
                     {(i, j): r for i, j, r in p["edges"]},
                     tuple(p["grown"]) if p["grown"] is not None else None,
                     p["seconds"],
+                    p.get("validation_rse"),
                 )
                 for p in search["path"]
             ]

@@ -349,3 +349,17 @@ def test_completion_returns_the_network_best_on_held_out_entries():
     assert np.linalg.norm((dense - truth)[hidden]) / np.linalg.norm(truth[hidden]) < 0.3
     with pytest.raises(InvalidInputError, match="validation must be in"):
         learn(target, rse=0.1, mask=mask, validation=1.0)
+
+
+def test_masked_search_on_a_positive_many_mode_tensor_does_not_stall_at_zero():
+    """Adam from random signs used to stop at the zero tensor (rse 1.0) on a positive 7-mode
+    target; the search now starts from the rank-one HOSVD and its ALS fit."""
+    x = np.linspace(0, 1, 16)
+    image = 0.5 + 0.3 * np.sin(4 * np.add.outer(x, x))[..., None] * np.array([1.0, 0.8, 0.6])
+    target = image.reshape(4, 4, 4, 4, 3)
+    mask = np.random.default_rng(0).random(target.shape) >= 0.8
+    net = learn(target, max_params=300, mask=mask, random_state=0, max_steps=6)
+    hidden = ~mask
+    dense = net.to_dense().numpy()
+    assert net.path[0].rse < 0.5  # the start already explains most of the target
+    assert np.linalg.norm((dense - target)[hidden]) / np.linalg.norm(target[hidden]) < 0.2

@@ -25,10 +25,11 @@ from tnml.exceptions import InvalidInputError
 from tnml.nn.factorized import FactorizedLinear
 from tnml.tensor.mps import mps_from_dense
 
-__all__ = ["TTLinear", "contraction_plan", "factorize", "tt_svd_matrix"]
+__all__ = ["TTLinear", "contraction_plan", "factorize", "prime_factors", "tt_svd_matrix"]
 
 
-def _prime_factors(n: int) -> list[int]:
+def prime_factors(n: int) -> list[int]:
+    """The prime factors of ``n >= 1`` in increasing order, with multiplicity."""
     factors, p = [], 2
     while p * p <= n:
         while n % p == 0:
@@ -49,7 +50,7 @@ def factorize(n: int, k: int) -> list[int]:
     check_int("n", n, 1)
     check_int("k", k, 1)
     modes = [1] * k
-    for p in sorted(_prime_factors(n), reverse=True):  # largest primes first, into the
+    for p in sorted(prime_factors(n), reverse=True):  # largest primes first, into the
         modes[modes.index(min(modes))] *= p  # currently smallest mode
     return sorted(modes, reverse=True)
 

@@ -22,6 +22,7 @@ import numpy as np
 from tnml import io
 from tnml._files import atomic_write
 from tnml.exceptions import InvalidInputError
+from tnml.nn.tt import prime_factors
 from tnml.plot import plot_network_graph, plot_structure_path
 from tnml.structure import learn
 
@@ -53,18 +54,8 @@ class ReshapePlan:
 def factor_axis(n: int, max_mode: int) -> tuple[int, ...]:
     """``n`` as a product of factors of at most ``max_mode`` (a prime above it stays whole),
     largest first, as few as first-fit decreasing packing of the prime factors gives."""
-    primes: list[int] = []
-    rest = n
-    p = 2
-    while p * p <= rest:
-        while rest % p == 0:
-            primes.append(p)
-            rest //= p
-        p += 1
-    if rest > 1:
-        primes.append(rest)
     bins: list[int] = []
-    for prime in sorted(primes, reverse=True):
+    for prime in sorted(prime_factors(n), reverse=True):
         for k, value in enumerate(bins):
             if value * prime <= max_mode:
                 bins[k] = value * prime

@@ -11,7 +11,8 @@ the same tensors in one run.
   completion  the same images at 64x64x3 (4x4x4x4x4x4x3... see --size), 70% and 90% of entries
               hidden: RSE and PSNR on the hidden entries; TensorLy's masked CP and Tucker.
 
-Usage: python benchmarks/structure_vs_tensorly.py synthetic --runs 20
+Usage: python benchmarks/structure_vs_tensorly.py synthetic --runs 30
+       python benchmarks/structure_vs_tensorly.py criteria
        python benchmarks/structure_vs_tensorly.py images --budgets 500 1000 2000 4000
        python benchmarks/structure_vs_tensorly.py completion --size 64
 """
@@ -87,6 +88,31 @@ def run_synthetic(runs: int) -> None:
             f"| {name} | {ok}/{len(r)} | {ratio:.2f} | {np.mean([x[3] for x in r]):.0f} | "
             f"{np.mean([x[4] for x in r]):.1f} |"
         )
+
+
+def run_criteria(seeds: list[int]) -> None:
+    """Edge choice per added parameter against by loss alone, on seeds apart from the
+    synthetic table's (its wall times are not the point: counts only)."""
+    print(f"criteria: seeds {seeds}, targets without Tucker, success as in synthetic")
+    score = {"per_param": 0, "loss": 0}
+    total = 0
+    for seed in seeds:
+        for name, truth in synthetic_targets(seed).items():
+            if name.startswith("Tucker"):
+                continue
+            target = truth.to_dense().numpy()
+            target /= np.linalg.norm(target)
+            total += 1
+            for criterion in score:
+                net = learn(target, rse=1e-6, random_state=seed, criterion=criterion)
+                ok = rse(net.to_dense().numpy(), target) <= 1e-5 and net.n_params <= truth.n_params
+                score[criterion] += ok
+                print(
+                    f"  {name:18s} seed {seed}: {criterion:9s} {'ok' if ok else 'MISS'} "
+                    f"params {net.n_params} (true {truth.n_params})",
+                    flush=True,
+                )
+    print(f"recovered of {total}: " + ", ".join(f"{k} {v}" for k, v in score.items()))
 
 
 # ---- images -------------------------------------------------------------------------------------
@@ -256,11 +282,15 @@ def main() -> None:
     comp.add_argument("--budget", type=int, default=1500)
     comp.add_argument("--names", nargs="+", default=["china.jpg", "flower.jpg"])
     comp.add_argument("--missing", type=float, nargs="+", default=[0.7, 0.9])
+    crit = sub.add_parser("criteria")
+    crit.add_argument("--seeds", type=int, nargs="+", default=list(range(100, 106)))
     args = parser.parse_args()
     torch.set_num_threads(2)
     print(f"torch {torch.__version__}, tensorly {tl.__version__}, {time.strftime('%Y-%m-%d')}")
     if args.task == "synthetic":
         run_synthetic(args.runs)
+    elif args.task == "criteria":
+        run_criteria(args.seeds)
     elif args.task == "images":
         run_images(args.budgets, args.names)
     else:

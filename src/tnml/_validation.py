@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import numbers
+
 from tnml.exceptions import InvalidInputError
 
 
 def check_int(name: str, value: object, minimum: int) -> int:
-    """Return ``value`` if it is an int (not a bool) ``>= minimum``; else raise naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+    """Return ``value`` as an int if it is an integer (a Python or NumPy int, not a bool)
+    ``>= minimum``; else raise naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
         raise InvalidInputError(f"{name} must be an integer >= {minimum}, got {value!r}")
-    return value
+    return int(value)

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -115,9 +116,6 @@ def save(model: Any, path: str | os.PathLike[str], *, metadata: dict | None = No
         if value is not None:
             tensors[f"fitted.{attr}"] = torch.from_numpy(np.ascontiguousarray(value))
     header = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "tnml_version": __version__,
         "estimator": name,
         "params": model.get_params(deep=False),
         "classes": model.classes_.tolist() if hasattr(model, "classes_") else None,
@@ -133,6 +131,17 @@ def save(model: Any, path: str | os.PathLike[str], *, metadata: dict | None = No
         "extra_state": model._extra_state() if hasattr(model, "_extra_state") else None,
         "metadata": metadata or {},
     }
+    return _write(path, tensors, header)
+
+
+def _write(path: str | os.PathLike[str], tensors: dict, header: dict) -> Path:
+    """``tensors`` as safetensors with ``header`` (and the format fields) as JSON, atomically."""
+    header = {
+        "format": FORMAT_NAME,
+        "format_version": FORMAT_VERSION,
+        "tnml_version": __version__,
+        **header,
+    }
     try:
         text = json.dumps(header, allow_nan=True, default=_json_default)
     except TypeError as err:
@@ -144,38 +153,19 @@ def _save_network(net: TensorNetwork, path: str | os.PathLike[str], metadata: di
     """A :class:`TensorNetwork` (and a learned one's search path) as safetensors + header."""
     # clones: safetensors refuses tensors that share memory
     tensors = {f"core.{i}": core.detach().cpu().clone() for i, core in enumerate(net.cores)}
-    path_steps = None
+    search = None
     if isinstance(net, LearnedNetwork):
-        path_steps = [
-            {
-                "step": p.step,
-                "n_params": p.n_params,
-                "rse": p.rse,
-                "edges": [[i, j, r] for (i, j), r in p.edges.items()],
-                "grown": list(p.grown) if p.grown is not None else None,
-                "seconds": p.seconds,
-                "validation_rse": p.validation_rse,
-            }
-            for p in net.path
+        steps = [
+            {**asdict(p), "edges": [[i, j, r] for (i, j), r in p.edges.items()]} for p in net.path
         ]
+        search = {"path": steps, "rse": net.rse, "n_fits": net.n_fits}
     header = {
-        "format": FORMAT_NAME,
-        "format_version": FORMAT_VERSION,
-        "tnml_version": __version__,
-        "estimator": type(net).__name__ if isinstance(net, LearnedNetwork) else "TensorNetwork",
+        "estimator": type(net).__name__ if search is not None else "TensorNetwork",
         "network": net.spec(),
-        "search": (
-            {"path": path_steps, "rse": net.rse, "n_fits": net.n_fits}
-            if isinstance(net, LearnedNetwork)
-            else None
-        ),
+        "search": search,
         "metadata": metadata or {},
     }
-    try:
-        text = json.dumps(header, allow_nan=True, default=_json_default)
-    except TypeError as err:
-        raise ModelFileError(f"metadata must be JSON-serialisable: {err}") from err
-    return atomic_write(path, lambda tmp: save_file(tensors, tmp, metadata={"tnml": text}))
+    return _write(path, tensors, header)
 
 
 def _load_network(path: str | os.PathLike[str], header: dict, tensors: dict) -> TensorNetwork:
@@ -187,13 +177,11 @@ def _load_network(path: str | os.PathLike[str], header: dict, tensors: dict) -> 
         if search is not None:
             steps = [
                 StructureStep(
-                    p["step"],
-                    p["n_params"],
-                    p["rse"],
-                    {(i, j): r for i, j, r in p["edges"]},
-                    tuple(p["grown"]) if p["grown"] is not None else None,
-                    p["seconds"],
-                    p.get("validation_rse"),
+                    **{
+                        **p,
+                        "edges": {(i, j): r for i, j, r in p["edges"]},
+                        "grown": tuple(p["grown"]) if p["grown"] is not None else None,
+                    }
                 )
                 for p in search["path"]
             ]

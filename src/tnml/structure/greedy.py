@@ -17,13 +17,14 @@ from __future__ import annotations
 import itertools
 import math
 import numbers
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 from torch import Tensor
 
+from tnml._validation import check_int
 from tnml.exceptions import InvalidInputError
 from tnml.tensor.network import TensorNetwork
 from tnml.tensor.network_fit import (
@@ -91,19 +92,46 @@ class _Search:
     refit_sweeps: int
     tol: float
     noise: float
+    callback: Callable[[StructureStep], None] | None
+    start: float = field(default_factory=time.perf_counter)
     n_fits: int = 0
     path: list[StructureStep] = field(default_factory=list)
 
-    def fitted_target(self, net: TensorNetwork) -> Tensor:
-        """The target with hidden entries filled by ``net`` (the EM step of masked ALS)."""
-        if self.mask is None:
-            return self.target
-        return torch.where(self.mask, self.target, net.to_dense().detach())
+    def record(
+        self,
+        net: TensorNetwork,
+        error: float,
+        grown: tuple[int, int] | None = None,
+        held_error: float | None = None,
+    ) -> StructureStep:
+        """Append ``net`` to the path (and tell the callback, after the first step)."""
+        step = StructureStep(
+            len(self.path),
+            net.n_params,
+            error,
+            net.edges,
+            grown,
+            time.perf_counter() - self.start,
+            held_error,
+        )
+        self.path.append(step)
+        if self.callback is not None and step.step > 0:
+            self.callback(step)
+        return step
+
+    def fitted_target(self, net: TensorNetwork) -> tuple[Tensor, float]:
+        """The target with hidden entries filled by ``net`` (the EM step of masked ALS), and
+        its squared norm; computed once per step, shared by its candidates."""
+        filled = self.target
+        if self.mask is not None:
+            filled = torch.where(self.mask, self.target, net.to_dense().detach())
+        return filled, float((filled * filled).sum())
 
     def try_edge(
-        self, net: TensorNetwork, edge: tuple[int, int], rank: int
+        self, net: TensorNetwork, edge: tuple[int, int], rank: int, filled: tuple[Tensor, float]
     ) -> tuple[TensorNetwork, float]:
-        """``net`` with ``edge`` at ``rank``, only its two cores refitted; its observed error."""
+        """``net`` with ``edge`` at ``rank``, only its two cores refitted (ALS against
+        ``filled``, from :meth:`fitted_target`); its observed error."""
         self.n_fits += 1
         grown = net.with_rank(edge, rank, noise=self.noise, generator=self.generator)
         if self.method == "adam":
@@ -111,8 +139,7 @@ class _Search:
                 grown, self.target, self.mask, method="adam", max_sweeps=20 * self.candidate_sweeps
             )
             return grown, observed_rse(grown, self.target, self.mask)
-        filled = self.fitted_target(grown)
-        sq = float((filled * filled).sum())
+        filled, sq = filled
         err_sq = sq
         for _ in range(self.candidate_sweeps):
             for node in edge:
@@ -130,14 +157,6 @@ class _Search:
         tol = self.tol / 100 if thorough else self.tol
         fit_network(net, self.target, self.mask, method=self.method, max_sweeps=steps, tol=tol)
         return observed_rse(net, self.target, self.mask)
-
-
-def _check_int(name: str, value: object, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise InvalidInputError(f"{name} must be an int, got {value!r}")
-    if value < minimum:
-        raise InvalidInputError(f"{name} must be >= {minimum}, got {value}")
-    return int(value)
 
 
 def _check_options(
@@ -160,15 +179,14 @@ def _check_options(
         )
     rank_one = sum(target.shape)
     if max_params is not None:
-        if isinstance(max_params, bool) or not isinstance(max_params, (int, np.integer)):
-            raise InvalidInputError(f"max_params must be an int, got {max_params!r}")
+        check_int("max_params", max_params, 1)
         if max_params < rank_one:
             raise InvalidInputError(
                 f"max_params must be at least {rank_one} (the rank-one network of shape "
                 f"{tuple(target.shape)}), got {max_params}"
             )
     if random_state is not None:
-        _check_int("random_state", random_state, 0)
+        check_int("random_state", random_state, 0)
     if isinstance(validation, bool) or not isinstance(validation, numbers.Real):
         raise InvalidInputError(f"validation must be a number in [0, 1), got {validation!r}")
     if not 0 <= validation < 1:
@@ -176,7 +194,7 @@ def _check_options(
     if criterion not in CRITERIA:
         raise InvalidInputError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
     for name, value in counts.items():
-        _check_int(name, value, 0 if name == "max_steps" else 1)
+        check_int(name, value, 0 if name == "max_steps" else 1)
 
 
 def learn(
@@ -302,8 +320,9 @@ def learn(
         int(random_state) if random_state is not None else int(torch.seed() % 2**31)
     )
     fit_mask, held_out = _split_observed(m, validation, generator)
-    search = _Search(t, fit_mask, method, generator, candidate_sweeps, refit_sweeps, tol, noise)
-    start = _clock()
+    search = _Search(
+        t, fit_mask, method, generator, candidate_sweeps, refit_sweeps, tol, noise, callback
+    )
     # gradient steps from random signs stall at the zero tensor, and ALS from them can creep:
     # start from the leading singular vector of every mode (unseen entries set to the mean of
     # the fitted ones) and its ALS fit
@@ -312,7 +331,7 @@ def learn(
     fit_network(net, start_target, method="als", max_sweeps=10)
     error = search.refit(net)
     held_error = None if held_out is None else observed_rse(net, t, held_out)
-    search.path.append(_step(0, net, error, None, start, held_error))
+    search.record(net, error, held_error=held_error)
     best = (held_error, net.copy(), 0)
     with TrainingProgress(max_params, enabled=progress, completed=net.n_params) as bar:
         for step in range(1, max_steps + 1):
@@ -327,16 +346,13 @@ def learn(
                 held_error = observed_rse(net, t, held_out)
                 if held_error < best[0]:
                     best = (held_error, net.copy(), step)
-            record = _step(step, net, error, edge, start, held_error)
-            search.path.append(record)
+            record = search.record(net, error, edge, held_error)
             bar.update(
                 "structure",
                 f"params {net.n_params}  rse {error:.4g}"
                 + ("" if held_error is None else f"  held-out rse {held_error:.4g}"),
                 advance=record.n_params - search.path[-2].n_params,
             )
-            if callback is not None:
-                callback(record)
             if held_out is not None and step - best[2] >= patience:
                 break
         if held_out is not None:
@@ -345,12 +361,12 @@ def learn(
         elif rse is not None and error <= rse:
             # shrink first: a split judged on an oversized network can cost parameters later
             if prune:
-                net, error = _prune(search, net, error, rse, start, callback)
+                net, error = _prune(search, net, error, rse)
             if internal_nodes:
                 n_nodes = net.n_nodes
-                net, error = _split_nodes(search, net, error, split_tol, rse, start, callback)
+                net, error = _split_nodes(search, net, error, split_tol, rse)
                 if prune and net.n_nodes > n_nodes:
-                    net, error = _prune(search, net, error, rse, start, callback)
+                    net, error = _prune(search, net, error, rse)
     net.cores[0] = net.cores[0] * scale
     return LearnedNetwork(net.without_unit_edges(), search.path, error, search.n_fits)
 
@@ -379,11 +395,12 @@ def _best_candidate(
     criterion: str,
 ) -> tuple[tuple[int, int], TensorNetwork] | None:
     best: tuple[float, tuple[int, int], TensorNetwork] | None = None
+    filled = search.fitted_target(net) if search.method == "als" else (search.target, 0.0)
     for edge, rank in net.ranks.items():
         added = increment * _params_per_rank(net, edge)
         if net.n_params + added > budget:
             continue
-        candidate, cand_error = search.try_edge(net, edge, rank + increment)
+        candidate, cand_error = search.try_edge(net, edge, rank + increment, filled)
         gain = error**2 - cand_error**2
         score = gain / added if criterion == "per_param" else gain
         if best is None or score > best[0]:
@@ -403,8 +420,6 @@ def _split_nodes(
     error: float,
     split_tol: float,
     rse: float,
-    start: float,
-    callback: Callable[[StructureStep], None] | None,
 ) -> tuple[TensorNetwork, float]:
     """Split cores where a cut of their legs is (numerically) low-rank, while that saves
     parameters and keeps the error (see :func:`learn`, ``internal_nodes``)."""
@@ -437,10 +452,7 @@ def _split_nodes(
         if split_error > rse:
             return net, error
         net, error = split, split_error
-        record = _step(len(search.path), net, error, None, start)
-        search.path.append(record)
-        if callback is not None:
-            callback(record)
+        search.record(net, error)
 
 
 def _numerical_rank(
@@ -462,8 +474,6 @@ def _prune(
     net: TensorNetwork,
     error: float,
     rse: float,
-    start: float,
-    callback: Callable[[StructureStep], None] | None,
 ) -> tuple[TensorNetwork, float]:
     """Shrink edges one rank at a time (largest saving first) while the error stays <= rse."""
     improved = True
@@ -479,24 +489,10 @@ def _prune(
             new_error = search.refit(smaller, thorough=True)
             if new_error <= rse:
                 net, error = smaller, new_error
-                record = _step(len(search.path), net, error, None, start)
-                search.path.append(record)
-                if callback is not None:
-                    callback(record)
+                search.record(net, error)
                 improved = True
                 break
     return net, error
-
-
-def _step(
-    step: int,
-    net: TensorNetwork,
-    error: float,
-    grown: tuple[int, int] | None,
-    start: float,
-    held_error: float | None = None,
-) -> StructureStep:
-    return StructureStep(step, net.n_params, error, net.edges, grown, _clock() - start, held_error)
 
 
 def _split_observed(
@@ -515,9 +511,3 @@ def _split_observed(
             f"{int(mask.sum())} observed; change it or pass validation=0"
         )
     return fit, held_out
-
-
-def _clock() -> float:
-    import time
-
-    return time.perf_counter()

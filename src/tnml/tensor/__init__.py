@@ -53,7 +53,7 @@ from tnml.tensor.mps import (
     random_mps,
 )
 from tnml.tensor.network import TensorNetwork
-from tnml.tensor.network_fit import FitResult, fit_network
+from tnml.tensor.network_fit import NetworkFit, fit_network
 from tnml.tensor.rdm import (
     mps_mutual_information,
     mps_one_site_rdms,
@@ -102,7 +102,7 @@ __all__ = [
     "MPS",
     "SPLIT_METHODS",
     "TTN",
-    "FitResult",
+    "NetworkFit",
     "SplitResult",
     "TensorNetwork",
     "TreeLayout",

@@ -259,6 +259,8 @@ class TensorNetwork:
         if hasattr(mps, "log_scale"):
             cores[0] = cores[0] * mps.log_scale.exp().to(cores[0].dtype)  # type: ignore[attr-defined]
         n = len(cores)
+        if n < 2:
+            raise InvalidInputError("an MPS with one site is a vector, not a network")
         shape = [int(c.shape[1]) for c in cores]
         ranks = {(i, i + 1): int(cores[i].shape[2]) for i in range(n - 1)}
         mine: list[Tensor] = []
@@ -269,8 +271,6 @@ class TensorNetwork:
             if i == n - 1:
                 legs = legs[..., 0]
             mine.append(legs)
-        if n == 1:
-            raise InvalidInputError("an MPS with one site is a vector, not a network")
         return cls(shape, [(i,) for i in range(n)], ranks, mine)
 
     @classmethod

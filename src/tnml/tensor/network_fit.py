@@ -27,7 +27,7 @@ from torch import Tensor
 from tnml.exceptions import InvalidInputError
 from tnml.tensor.network import TensorNetwork, contraction_expression
 
-__all__ = ["FitResult", "als_sweep", "fit_network", "prepare_target", "update_node"]
+__all__ = ["NetworkFit", "als_sweep", "fit_network", "prepare_target", "update_node"]
 
 FIT_METHODS = ("als", "adam")
 
@@ -36,7 +36,7 @@ _CANCELLATION = {torch.float64: 1e-6, torch.float32: 1e-2}
 
 
 @dataclass
-class FitResult:
+class NetworkFit:
     """What a fit did: ``rse`` (relative error on the observed entries) after each sweep/step."""
 
     network: TensorNetwork
@@ -179,7 +179,7 @@ def fit_network(
     tol: float = 1e-5,
     lr: float = 1e-2,
     callback: Callable[[int, float], None] | None = None,
-) -> FitResult:
+) -> NetworkFit:
     """Fit ``net`` (in place) to ``target`` on the observed entries.
 
     Parameters
@@ -199,7 +199,7 @@ def fit_network(
 
     Returns
     -------
-    FitResult
+    NetworkFit
     """
     if method not in FIT_METHODS:
         raise InvalidInputError(f"method must be one of {FIT_METHODS}, got {method!r}")
@@ -220,7 +220,7 @@ def fit_network(
         if rse < 1e-13 or (math.isfinite(previous) and previous - rse <= tol * previous):
             break
         previous = rse
-    return FitResult(
+    return NetworkFit(
         net, history[-1] if history else observed_rse(net, target, mask), history, len(history)
     )
 
@@ -232,7 +232,7 @@ def _fit_adam(
     steps: int,
     lr: float,
     callback: Callable[[int, float], None] | None,
-) -> FitResult:
+) -> NetworkFit:
     params = [c.detach().clone().requires_grad_(True) for c in net.cores]
     opt = torch.optim.Adam(params, lr=lr)
     observed = target if mask is None else target[mask]
@@ -255,4 +255,4 @@ def _fit_adam(
         loss.backward()
         opt.step()
     net.cores = best[1]
-    return FitResult(net, observed_rse(net, target, mask), history, len(history))
+    return NetworkFit(net, observed_rse(net, target, mask), history, len(history))

@@ -363,3 +363,11 @@ def test_masked_search_on_a_positive_many_mode_tensor_does_not_stall_at_zero():
     dense = net.to_dense().numpy()
     assert net.path[0].rse < 0.5  # the start already explains most of the target
     assert np.linalg.norm((dense - target)[hidden]) / np.linalg.norm(target[hidden]) < 0.2
+
+
+def test_learn_without_a_seed_leaves_the_global_generator_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    learn(np.arange(1.0, 17.0).reshape(4, 4), rse=0.5)
+    assert torch.equal(torch.rand(3), expected)

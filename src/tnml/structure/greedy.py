@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -316,9 +317,9 @@ def learn(
     if method not in ("als", "adam"):
         raise InvalidInputError(f"method must be 'als' or 'adam', got {method!r}")
     budget = max_params if max_params is not None else t.numel()
-    generator = torch.Generator().manual_seed(
-        int(random_state) if random_state is not None else int(torch.seed() % 2**31)
-    )
+    # without a seed, fresh entropy: torch.seed() would reseed the caller's global generator
+    seed = random_state if random_state is not None else np.random.SeedSequence().entropy
+    generator = torch.Generator().manual_seed(int(seed) % 2**63)
     fit_mask, held_out = _split_observed(m, validation, generator)
     search = _Search(
         t, fit_mask, method, generator, candidate_sweeps, refit_sweeps, tol, noise, callback

@@ -6,6 +6,14 @@ scientific Python library expect (``ValueError``, ``FileNotFoundError``), so
 ``except ValueError`` keeps working.
 """
 
+__all__ = [
+    "DataFileError",
+    "InvalidInputError",
+    "ModelFileError",
+    "TnmlError",
+    "TrainingError",
+]
+
 
 class TnmlError(Exception):
     """Base class of every error ``tnml`` raises for a problem the user can fix."""

@@ -48,6 +48,14 @@ from tnml.nn.unitary import (
 from tnml.structure import LearnedNetwork, StructureStep
 from tnml.tensor.network import TensorNetwork
 
+__all__ = [
+    "FORMAT_NAME",
+    "FORMAT_VERSION",
+    "load",
+    "read_header",
+    "save",
+]
+
 FORMAT_NAME = "tnml-model"
 FORMAT_VERSION = 1
 

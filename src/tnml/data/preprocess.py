@@ -142,8 +142,8 @@ def pad_to(images: np.ndarray, size: int | tuple[int, int]) -> np.ndarray:
 def flatten_images(images: np.ndarray) -> np.ndarray:
     """Flatten each image to a row vector in row-major (C) order.
 
-    Shape
-    -----
+    .. rubric:: Shape
+
     - Input: ``(n, H, W)`` (or any ``(n, ...)``)
     - Output: ``(n, H * W)``
     """

@@ -17,7 +17,7 @@ model state finds the sample's product state (at most 0). Columns may mix kinds:
 - numeric, ``encoding="bins"`` (default): cut into ``n_bins`` levels (quantile or uniform edges from
   the training data), one-hot;
 - categorical: one-hot over the training categories. A category never seen in training has
-  probability zero; its sample gets the finite floor score :data:`UNSEEN_SCORE`.
+  probability zero; its sample gets the finite floor score ``UNSEEN_SCORE``.
 
 The MPS is trained by two-site sweeps (:func:`tnml.train.born_sweep.train_born_sweep`).
 """
@@ -380,7 +380,7 @@ class MPSAnomalyDetector(OutlierMixin, BaseEstimator):
         """Log-likelihood of each sample under the normal-data model, shape (n_samples,).
 
         ``log |<Phi(x)|psi>|^2`` for the normalised model state (at most 0; higher is more
-        normal, scikit-learn's convention); :data:`UNSEEN_SCORE` for a sample with a
+        normal, scikit-learn's convention); ``UNSEEN_SCORE`` for a sample with a
         category never seen in training.
         """
         check_is_fitted(self)

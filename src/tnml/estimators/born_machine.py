@@ -348,7 +348,7 @@ class MPSBornMachine(BornMachineBase):
     ----------
     module_ : MPSBornModule
         The fitted cores.
-    n_levels_ : ndarray of shape (n_features_in_,)
+    n_levels_ : ndarray of shape ``(n_features_in_,)``
         Values per feature.
     n_features_in_ : int
     history_ : list of dict
@@ -601,7 +601,7 @@ class TTNBornMachine(BornMachineBase):
     Attributes
     ----------
     module_ : TTNBornModule
-    n_levels_ : ndarray of shape (n_features_in_,)
+    n_levels_ : ndarray of shape ``(n_features_in_,)``
     history_ : list of dict
     best_epoch_ : int or None
         As in :class:`MPSBornMachine`.

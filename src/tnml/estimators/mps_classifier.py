@@ -124,9 +124,9 @@ class MPSClassifier(TNClassifierBase):
         logits; usable in any PyTorch training loop.
     classes_ : ndarray of shape (n_classes,)
     n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
+    feature_names_in_ : ndarray of shape ``(n_features_in_,)``
         Only when ``X`` had string column names.
-    data_min_, data_max_ : ndarray of shape (n_features_in_,) or None
+    data_min_, data_max_ : ndarray of shape ``(n_features_in_,)`` or None
         The learned min-max scaling (None when the data were used as they are).
     history_ : list of dict
         Per-epoch training/validation loss and accuracy, learning rate and seconds.

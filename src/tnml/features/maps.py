@@ -73,6 +73,11 @@ def trig(x: Tensor, dim: int = 2) -> Tensor:
     for ``s = 0, ..., dim - 1`` (Stoudenmire & Schwab 2016), which has unit norm for every
     ``x`` and reduces to the ``dim=2`` map.
 
+    .. rubric:: Shape
+
+    - Input: ``(*, F)``
+    - Output: ``(*, F, dim)``
+
     Parameters
     ----------
     x : Tensor
@@ -84,11 +89,6 @@ def trig(x: Tensor, dim: int = 2) -> Tensor:
     -------
     Tensor
         The local feature vectors, same dtype and device as ``x``.
-
-    Shape
-    -----
-    - Input: ``(*, F)``
-    - Output: ``(*, F, dim)``
 
     Examples
     --------
@@ -115,6 +115,11 @@ def trig(x: Tensor, dim: int = 2) -> Tensor:
 def linear(x: Tensor, dim: int = 2) -> Tensor:
     """Linear feature map ``phi(x) = [1 - x, x]``.
 
+    .. rubric:: Shape
+
+    - Input: ``(*, F)``
+    - Output: ``(*, F, 2)``
+
     Parameters
     ----------
     x : Tensor
@@ -126,11 +131,6 @@ def linear(x: Tensor, dim: int = 2) -> Tensor:
     -------
     Tensor
         The local feature vectors, same dtype and device as ``x``.
-
-    Shape
-    -----
-    - Input: ``(*, F)``
-    - Output: ``(*, F, 2)``
 
     Examples
     --------
@@ -146,6 +146,11 @@ def linear(x: Tensor, dim: int = 2) -> Tensor:
 def one_hot(x: Tensor, n_categories: int, *, dtype: torch.dtype | None = None) -> Tensor:
     """One-hot feature map for categorical features given as integer codes.
 
+    .. rubric:: Shape
+
+    - Input: ``(*, F)``
+    - Output: ``(*, F, n_categories)``
+
     Parameters
     ----------
     x : Tensor
@@ -160,11 +165,6 @@ def one_hot(x: Tensor, n_categories: int, *, dtype: torch.dtype | None = None) -
     -------
     Tensor
         Indicator vectors on the device of ``x``.
-
-    Shape
-    -----
-    - Input: ``(*, F)``
-    - Output: ``(*, F, n_categories)``
 
     Examples
     --------
@@ -250,6 +250,11 @@ def embed(
 ) -> Tensor:
     """Embed a batch of inputs as local feature vectors: the entry point models call.
 
+    .. rubric:: Shape
+
+    - Input: ``(*, F)``
+    - Output: ``(*, F, dim)``
+
     Parameters
     ----------
     x : Tensor
@@ -267,11 +272,6 @@ def embed(
     -------
     Tensor
         The local feature vectors, same dtype and device as ``x``.
-
-    Shape
-    -----
-    - Input: ``(*, F)``
-    - Output: ``(*, F, dim)``
 
     Raises
     ------
@@ -295,6 +295,11 @@ def embed(
 class FeatureMap(TransformerMixin, BaseEstimator):
     """Scikit-learn transformer that applies :func:`embed` to a 2D array.
 
+    .. rubric:: Shape
+
+    - Input: ``(n_samples, F)`` with values in ``[0, 1]``
+    - Output: ``(n_samples, F, dim)``, a NumPy array of the input's float dtype
+
     Parameters
     ----------
     feature_map : {"trig", "linear"}, default="trig"
@@ -306,11 +311,6 @@ class FeatureMap(TransformerMixin, BaseEstimator):
     ----------
     n_features_in_ : int
         Number of features seen in :meth:`fit`.
-
-    Shape
-    -----
-    - Input: ``(n_samples, F)`` with values in ``[0, 1]``
-    - Output: ``(n_samples, F, dim)``, a NumPy array of the input's float dtype
 
     Examples
     --------

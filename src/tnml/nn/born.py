@@ -36,26 +36,34 @@ from tnml.tensor.ttn import (
 class MPSBornModule(nn.Module):
     r"""Matrix-product-state Born machine over N discrete sites.
 
-    Args:
-        phys_dims: number of values ``d_i`` of every site (length N >= 2).
-        bond_dims: the N - 1 internal bond dimensions (a single int: the same for all; the
-            bonds near the ends are capped at the exact ranks ``prod d`` of their side).
-        init_std: standard deviation of the noise added to the identity-like start.
+    .. rubric:: Shape
 
-    Shape:
-        - Input: ``(B, N)`` int64 values with ``0 <= x_i < d_i``.
-        - Output: ``(B,)`` log-probabilities (natural log).
+    - Input: ``(B, N)`` int64 values with ``0 <= x_i < d_i``.
+    - Output: ``(B,)`` log-probabilities (natural log).
 
-    Attributes:
-        cores: ``nn.ParameterList`` of N tensors of shapes ``(D_i, d_i, D_{i+1})`` with
-            ``D_0 = D_N = 1``; initialised to the identity on every physical slice (so every
-            input starts with the same amplitude: the uniform distribution) plus
-            ``N(0, init_std^2)`` noise.
+    Parameters
+    ----------
+    phys_dims
+        Number of values ``d_i`` of every site (length N >= 2).
+    bond_dims
+        The N - 1 internal bond dimensions (a single int: the same for all; the
+        bonds near the ends are capped at the exact ranks ``prod d`` of their side).
+    init_std
+        Standard deviation of the noise added to the identity-like start.
 
-    Examples:
-        >>> module = MPSBornModule([2] * 8, 4)
-        >>> module(torch.zeros(3, 8, dtype=torch.long)).shape
-        torch.Size([3])
+    Attributes
+    ----------
+    cores
+        ``nn.ParameterList`` of N tensors of shapes ``(D_i, d_i, D_{i+1})`` with
+        ``D_0 = D_N = 1``; initialised to the identity on every physical slice (so every
+        input starts with the same amplitude: the uniform distribution) plus
+        ``N(0, init_std^2)`` noise.
+
+    Examples
+    --------
+    >>> module = MPSBornModule([2] * 8, 4)
+    >>> module(torch.zeros(3, 8, dtype=torch.long)).shape
+    torch.Size([3])
     """
 
     def __init__(
@@ -159,27 +167,38 @@ class TTNBornModule(nn.Module):
     ``p(x) = psi(x)^2 / <psi|psi>`` with ``psi`` a binary tree whose root has output
     dimension 1; the mathematics is :mod:`tnml.tensor.ttn_born` and :mod:`tnml.tensor.ttn`.
 
-    Args:
-        n_features: number of leaves ``N >= 2``.
-        phys_dim: values per leaf ``d >= 2``.
-        bond_dim: largest bond ``D``; the bond above a node is ``min(D, D_left * D_right)``.
-        layout: ``"1d"``, ``"image"`` (square) or ``(height, width)`` (2D patches), as in
-            :class:`~tnml.nn.TTNClassifierModule`.
-        init_std: noise added to the "folded copy" start of the non-root tensors.
+    .. rubric:: Shape
 
-    Shape:
-        - Input: ``(B, N)`` int64 values in ``[0, d)``.
-        - Output: ``(B,)`` log-probabilities.
+    - Input: ``(B, N)`` int64 values in ``[0, d)``.
+    - Output: ``(B,)`` log-probabilities.
 
-    Attributes:
-        tree: the :class:`~tnml.tensor.ttn.TreeLayout`.
-        nodes: one parameter per layer and node shape, ``(K, Da, Db, Dp)`` (``node_groups``
-            lists which nodes); the root tensor is ``(Da, Db, 1)``.
+    Parameters
+    ----------
+    n_features
+        Number of leaves ``N >= 2``.
+    phys_dim
+        Values per leaf ``d >= 2``.
+    bond_dim
+        Largest bond ``D``; the bond above a node is ``min(D, D_left * D_right)``.
+    layout
+        ``"1d"``, ``"image"`` (square) or ``(height, width)`` (2D patches), as in
+        :class:`~tnml.nn.TTNClassifierModule`.
+    init_std
+        Noise added to the "folded copy" start of the non-root tensors.
 
-    Examples:
-        >>> module = TTNBornModule(16, 2, 4, layout=(4, 4))
-        >>> module(torch.zeros(3, 16, dtype=torch.long)).shape
-        torch.Size([3])
+    Attributes
+    ----------
+    tree
+        The :class:`~tnml.tensor.ttn.TreeLayout`.
+    nodes
+        One parameter per layer and node shape, ``(K, Da, Db, Dp)`` (``node_groups``
+        lists which nodes); the root tensor is ``(Da, Db, 1)``.
+
+    Examples
+    --------
+    >>> module = TTNBornModule(16, 2, 4, layout=(4, 4))
+    >>> module(torch.zeros(3, 16, dtype=torch.long)).shape
+    torch.Size([3])
     """
 
     def __init__(

@@ -134,7 +134,7 @@ class CircuitClassifierModule(nn.Module):
     block : {"so4", "u4"}, default="so4"
         Block kind: real rotations (6 angles, 2 CX) or general unitaries (15 angles, 3 CX).
     layout : {"snake", "staircase", "brickwork"}, default="snake"
-        Order in which blocks walk over the line (:func:`circuit_plan`).
+        Order in which blocks walk over the line (``circuit_plan``).
     init_std : float, default=1e-2
         Spread of the initial block angles (blocks start near the identity).
     """

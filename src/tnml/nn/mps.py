@@ -76,42 +76,58 @@ class MPSClassifierModule(nn.Module):
     Each feature ``x_j`` is embedded as ``phi(x_j)`` in R^d (``feature_map``); the MPS with one
     label index is contracted with the product state of the embeddings.
 
-    Args:
-        n_features: number of input features ``N`` (one site each).
-        n_classes: size ``L`` of the label index.
-        bond_dim: bond dimension ``D`` of every internal bond.
-        feature_map: ``"trig"`` ([cos(pi x/2), sin(pi x/2)] and its d-level form) or
-            ``"linear"`` ([1 - x, x]).
-        feature_dim: local dimension ``d`` of the feature map.
-        output_site: site carrying the label index; default ``N // 2`` (the middle).
-        readout: ``"normalized"`` (default): logits ``t * f_l / ||f||`` with a learned
-            temperature ``t`` (cosine-classifier style); invariant to the scale of the cores,
-            so finite for any chain length, and the best trainer we measured.
-            ``"born"``: logits ``log(f_l^2 / sum_k f_k^2)``, so softmax gives the Born-rule
-            probabilities a circuit measures; also scale-free. ``"linear"``: the raw
-            amplitudes ``f_l`` are the logits (TorchMPS style); of order one only while the
-            cores stay near the identity, and they overflow float32 once ``|f_l| > 3e38``.
-        contraction: ``"auto"``, ``"sequential"`` or ``"pairwise"`` (see
-            :mod:`tnml.tensor.contract`).
-        init_std: standard deviation of the noise added to the identity in every core.
+    .. rubric:: Shape
 
-    Shape:
-        - Input: ``(B, N)`` floats in [0, 1].
-        - Output: ``(B, L)`` logits.
+    - Input: ``(B, N)`` floats in [0, 1].
+    - Output: ``(B, L)`` logits.
 
-    Attributes:
-        cores: parameter of shape ``(N - 1, D, d, D)``, the sites without the label, in order;
-            initialised to ``I`` on every physical slice plus ``N(0, init_std^2)`` noise.
-        output_core: parameter of shape ``(D, d, L, D)``, initialised the same way, except with
-            ``readout="born"``: ``N(0, 1/D)`` entries, so that the labels start with different
-            amplitudes (from equal ones the Born loss trains slowly).
-        log_temperature: scalar parameter ``log t`` of the ``"normalized"`` readout (init 0),
-            None for the other readouts.
+    Parameters
+    ----------
+    n_features
+        Number of input features ``N`` (one site each).
+    n_classes
+        Size ``L`` of the label index.
+    bond_dim
+        Bond dimension ``D`` of every internal bond.
+    feature_map
+        ``"trig"`` ([cos(pi x/2), sin(pi x/2)] and its d-level form) or
+        ``"linear"`` ([1 - x, x]).
+    feature_dim
+        Local dimension ``d`` of the feature map.
+    output_site
+        Site carrying the label index; default ``N // 2`` (the middle).
+    readout
+        ``"normalized"`` (default): logits ``t * f_l / ||f||`` with a learned
+        temperature ``t`` (cosine-classifier style); invariant to the scale of the cores,
+        so finite for any chain length, and the best trainer we measured.
+        ``"born"``: logits ``log(f_l^2 / sum_k f_k^2)``, so softmax gives the Born-rule
+        probabilities a circuit measures; also scale-free. ``"linear"``: the raw
+        amplitudes ``f_l`` are the logits (TorchMPS style); of order one only while the
+        cores stay near the identity, and they overflow float32 once ``|f_l| > 3e38``.
+    contraction
+        ``"auto"``, ``"sequential"`` or ``"pairwise"`` (see
+        :mod:`tnml.tensor.contract`).
+    init_std
+        Standard deviation of the noise added to the identity in every core.
 
-    Examples:
-        >>> module = MPSClassifierModule(n_features=64, n_classes=10, bond_dim=8)
-        >>> module(torch.rand(5, 64)).shape
-        torch.Size([5, 10])
+    Attributes
+    ----------
+    cores
+        Parameter of shape ``(N - 1, D, d, D)``, the sites without the label, in order;
+        initialised to ``I`` on every physical slice plus ``N(0, init_std^2)`` noise.
+    output_core
+        Parameter of shape ``(D, d, L, D)``, initialised the same way, except with
+        ``readout="born"``: ``N(0, 1/D)`` entries, so that the labels start with different
+        amplitudes (from equal ones the Born loss trains slowly).
+    log_temperature
+        Scalar parameter ``log t`` of the ``"normalized"`` readout (init 0),
+        None for the other readouts.
+
+    Examples
+    --------
+    >>> module = MPSClassifierModule(n_features=64, n_classes=10, bond_dim=8)
+    >>> module(torch.rand(5, 64)).shape
+    torch.Size([5, 10])
     """
 
     def __init__(

@@ -93,7 +93,7 @@ _PLANS: dict[tuple, tuple[tuple[int, int], ...]] = {}
 def cached_plan(
     shapes: tuple[tuple[int, int, int, int], ...], batch: int
 ) -> tuple[tuple[int, int], ...]:
-    """:func:`contraction_plan`, remembered per ``(shapes, batch)`` (a forward pays a dict
+    """``contraction_plan``, remembered per ``(shapes, batch)`` (a forward pays a dict
     lookup, not the search). Under ``torch.compile`` the plan is a constant of the graph."""
     if torch.compiler.is_compiling():
         return contraction_plan(shapes, batch)
@@ -175,7 +175,7 @@ class TTLinear(FactorizedLinear):
         Largest TT-rank ``r_j`` (ranks near the ends are capped by what the modes can carry).
     in_modes, out_modes : sequence of int, optional
         Factorisations of ``in_features`` and ``out_features`` (same length); default
-        :func:`factorize` into ``n_cores`` near-equal factors.
+        ``factorize`` into ``n_cores`` near-equal factors.
     n_cores : int, default=3
         Number of cores when the modes are not given.
     ranks : sequence of int, optional
@@ -324,7 +324,7 @@ class TTLinear(FactorizedLinear):
         return _group_cost(shapes, batch, 0, len(shapes))[0]
 
     def flops(self, batch: int) -> int:
-        """Multiply-adds of the forward for ``batch`` inputs, as :func:`contraction_plan`
+        """Multiply-adds of the forward for ``batch`` inputs, as ``contraction_plan``
         groups the cores (merging included)."""
         shapes = tuple([tuple(core.shape) for core in self.cores])
         plan = contraction_plan(shapes, batch)

@@ -49,7 +49,7 @@ class TTEmbedding(nn.Module):
         Factors whose product is at least ``num_embeddings`` (rows past it are padding never
         looked up); default near-equal factors, ``n_cores`` of them.
     dim_modes : sequence of int, optional
-        Factorisation of ``embedding_dim`` (same length); default :func:`~tnml.nn.tt.factorize`.
+        Factorisation of ``embedding_dim`` (same length); default ``tnml.nn.tt.factorize``.
     n_cores : int, default=3
     ranks : sequence of int, optional
         The inner ranks exactly (rebuilding a saved layer).

@@ -159,42 +159,58 @@ class TTNClassifierModule(nn.Module):
     dimension at most ``D``, and the root carries the label index (after Stoudenmire 2018,
     "Learning relevant features of data with multi-scale tensor networks").
 
-    Args:
-        n_features: number of input features ``N`` (one leaf each; a single feature gets a
-            second, constant leaf fed ``e_0``).
-        n_classes: size ``L`` of the label index.
-        bond_dim: largest bond dimension ``D``; the bond above a node is
-            ``min(D, D_left * D_right)`` (so low layers are exact products while they fit).
-        feature_map: ``"trig"`` or ``"linear"`` (see :func:`tnml.features.embed`).
-        feature_dim: local dimension ``d`` of the feature map.
-        layout: ``"1d"`` (pair neighbouring features 0-1, 2-3, ...) or ``(height, width)``
-            (features are pixels of an image, ``row * width + col``; merge 1x2, 2x2, 2x4,
-            4x4 ... patches, see :func:`tnml.tensor.ttn.tree_layout_2d`). ``"image"`` is
-            accepted for a square image. Stored as ``"1d"`` or ``[height, width]``.
-        readout: ``"normalized"`` (default): logits ``t * f_l / ||f||`` with a learned
-            temperature ``t``; ``"born"``: ``log(f_l^2 / sum_k f_k^2)``; ``"linear"``: the raw
-            amplitudes ``f_l`` (see :class:`~tnml.nn.MPSClassifierModule`).
-        init_std: standard deviation of the noise added to the initial tensors.
+    .. rubric:: Shape
 
-    Shape:
-        - Input: ``(B, N)`` floats in [0, 1].
-        - Output: ``(B, L)`` logits.
+    - Input: ``(B, N)`` floats in [0, 1].
+    - Output: ``(B, L)`` logits.
 
-    Attributes:
-        tree: the :class:`~tnml.tensor.ttn.TreeLayout`.
-        nodes: one parameter per layer and node shape, ``(K, Da, Db, Dp)``, the ``K`` nodes
-            of that layer with that shape stacked (``node_groups`` lists which). Initialised
-            to the "folded copy" ``T[a, b, p] = delta(p, (a * Db + b) mod Dp)`` (the exact
-            product of the two children while it fits) plus ``N(0, init_std^2)`` noise; the
-            root to ``N(0, 0.05^2)`` (see :meth:`reset_parameters`).
-        node_groups: per layer, ``(node indices, index into nodes)``.
-        log_temperature: scalar parameter ``log t`` of the ``"normalized"`` readout (init 0),
-            None for the other readouts.
+    Parameters
+    ----------
+    n_features
+        Number of input features ``N`` (one leaf each; a single feature gets a
+        second, constant leaf fed ``e_0``).
+    n_classes
+        Size ``L`` of the label index.
+    bond_dim
+        Largest bond dimension ``D``; the bond above a node is
+        ``min(D, D_left * D_right)`` (so low layers are exact products while they fit).
+    feature_map
+        ``"trig"`` or ``"linear"`` (see :func:`tnml.features.embed`).
+    feature_dim
+        Local dimension ``d`` of the feature map.
+    layout
+        ``"1d"`` (pair neighbouring features 0-1, 2-3, ...) or ``(height, width)``
+        (features are pixels of an image, ``row * width + col``; merge 1x2, 2x2, 2x4,
+        4x4 ... patches, see :func:`tnml.tensor.ttn.tree_layout_2d`). ``"image"`` is
+        accepted for a square image. Stored as ``"1d"`` or ``[height, width]``.
+    readout
+        ``"normalized"`` (default): logits ``t * f_l / ||f||`` with a learned
+        temperature ``t``; ``"born"``: ``log(f_l^2 / sum_k f_k^2)``; ``"linear"``: the raw
+        amplitudes ``f_l`` (see :class:`~tnml.nn.MPSClassifierModule`).
+    init_std
+        Standard deviation of the noise added to the initial tensors.
 
-    Examples:
-        >>> module = TTNClassifierModule(n_features=64, n_classes=10, bond_dim=8, layout=(8, 8))
-        >>> module(torch.rand(5, 64)).shape
-        torch.Size([5, 10])
+    Attributes
+    ----------
+    tree
+        The :class:`~tnml.tensor.ttn.TreeLayout`.
+    nodes
+        One parameter per layer and node shape, ``(K, Da, Db, Dp)``, the ``K`` nodes
+        of that layer with that shape stacked (``node_groups`` lists which). Initialised
+        to the "folded copy" ``T[a, b, p] = delta(p, (a * Db + b) mod Dp)`` (the exact
+        product of the two children while it fits) plus ``N(0, init_std^2)`` noise; the
+        root to ``N(0, 0.05^2)`` (see :meth:`reset_parameters`).
+    node_groups
+        Per layer, ``(node indices, index into nodes)``.
+    log_temperature
+        Scalar parameter ``log t`` of the ``"normalized"`` readout (init 0),
+        None for the other readouts.
+
+    Examples
+    --------
+    >>> module = TTNClassifierModule(n_features=64, n_classes=10, bond_dim=8, layout=(8, 8))
+    >>> module(torch.rand(5, 64)).shape
+    torch.Size([5, 10])
     """
 
     def __init__(

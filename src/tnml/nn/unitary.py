@@ -320,8 +320,12 @@ class UnitaryMPSBornModule(nn.Module):
     ``base_i @ expm(A_i - A_i^T)`` of size ``2 D_{i+1}`` read as ``(l) -> (s, r)``: every core
     is right-canonical by construction, so ``psi`` has unit norm at every training step and
     ``p(x) = psi(x)^2`` needs no partition function. Bonds are
-    :func:`qubit_born_bonds` (``bond_dim`` at most, exact ranks near the ends).
+    ``qubit_born_bonds`` (``bond_dim`` at most, exact ranks near the ends).
     ``tnml.quantum.compile`` turns it into a circuit that emits one measured qubit per site.
+
+    .. rubric:: Shape
+
+    Input ``(B, N)`` int64 in {0, 1}; output ``(B,)`` log-probabilities.
 
     Parameters
     ----------
@@ -334,10 +338,6 @@ class UnitaryMPSBornModule(nn.Module):
         ``|0...0>``, whose likelihood of other data is zero: only for warm starts).
     init_std : float, default=1e-2
         Spread of the generators at initialisation.
-
-    Shape
-    -----
-    Input ``(B, N)`` int64 in {0, 1}; output ``(B,)`` log-probabilities.
     """
 
     def __init__(

@@ -367,7 +367,7 @@ class Circuit:
         -------
         Circuit
             A bound circuit; op indices are unchanged. The new gates are named ``"ry"`` and
-            keep their angle in :attr:`Gate.angle`.
+            keep their angle in ``Gate.angle``.
 
         Raises
         ------

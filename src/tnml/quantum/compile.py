@@ -333,7 +333,7 @@ def compile(
     product_threshold : float, default=0.0
         Born machines: features whose one-site state is pure to within this (the smaller
         eigenvalue of its density matrix) get a one-qubit rotation and no two-qubit gate, so
-        each layer is shorter (:func:`tnml.quantum.synthesis.product_sites`); the fidelity
+        each layer is shorter (``tnml.quantum.synthesis.product_sites``); the fidelity
         reported includes what they cost. 0 keeps every feature in the staircase.
     callback : callable, optional
         Born machines: called with a dict (``layers``, ``fidelity``, ...) after each layer.

@@ -147,7 +147,7 @@ def route(
         Gates of at most two qubits.
     target : DeviceTarget
     initial_layout : dict, optional
-        Circuit qubit -> physical qubit; default :func:`placement`.
+        Circuit qubit -> physical qubit; default ``placement``.
 
     Returns
     -------

@@ -553,7 +553,7 @@ def register_probabilities(
     Raises
     ------
     InvalidInputError
-        For bad inputs, or a register of more than :data:`MAX_EXACT_BITS` bits (use
+        For bad inputs, or a register of more than ``MAX_EXACT_BITS`` bits (use
         :func:`sample` for those).
     """
     register = _choose_register(circuit, register)
@@ -643,6 +643,12 @@ def simulate(
     included) distribution and returns the frequencies of the valid labels among the
     valid-label shots (uniform if there are none).
 
+    .. rubric:: Shape
+
+    - X: ``(n, n_features)`` or ``(n_features,)`` (then ``n = 1``)
+    - Output: ``(n, n_labels)`` with ``n_labels = circuit.n_labels or 2**size``
+      (``(n, 2**size)`` with ``valid_only=False``)
+
     Parameters
     ----------
     circuit : Circuit
@@ -669,12 +675,6 @@ def simulate(
     -------
     Tensor
         Label probabilities, real.
-
-    Shape
-    -----
-    - X: ``(n, n_features)`` or ``(n_features,)`` (then ``n = 1``)
-    - Output: ``(n, n_labels)`` with ``n_labels = circuit.n_labels or 2**size``
-      (``(n, 2**size)`` with ``valid_only=False``)
 
     Examples
     --------

@@ -22,7 +22,7 @@ Deeper circuits are optimised gate by gate between bond-capped states
 (:func:`sweep_layers`, :mod:`tnml.tensor.staircase`).
 
 Sites whose one-site state is nearly pure (pixels a digit never reaches) can be prepared by
-a one-qubit rotation and left out of the layers (:func:`product_sites`), which shortens
+a one-qubit rotation and left out of the layers (``product_sites``), which shortens
 every layer; the fidelity reported includes their cost.
 """
 
@@ -518,7 +518,7 @@ def synthesize_state(
         Stop adding layers once the fidelity reaches it (``n_layers`` is then a maximum).
     product_threshold : float, default=0.0
         Sites whose one-site state has its smaller eigenvalue below this are prepared by a
-        one-qubit rotation and left out of the staircase (:func:`product_sites`), so each
+        one-qubit rotation and left out of the staircase (``product_sites``), so each
         layer costs fewer CX; their cost in fidelity is included.
     callback : callable, optional
         Called with each history row as it is made.

@@ -58,7 +58,7 @@ class StructureStep:
 
 
 class LearnedNetwork(TensorNetwork):
-    """A :class:`TensorNetwork` found by :func:`learn`, with the search that found it.
+    """A :class:`~tnml.tensor.TensorNetwork` found by :func:`learn`, with the search that found it.
 
     Attributes
     ----------

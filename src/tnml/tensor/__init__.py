@@ -38,7 +38,7 @@ from tnml.tensor.entropy import (
     probability_entropy,
     schmidt_entropy,
 )
-from tnml.tensor.gates import BLOCKS, block_matrices, nearest_special_orthogonal
+from tnml.tensor.gates import BLOCKS, Block, block_matrices, nearest_special_orthogonal
 from tnml.tensor.mps import (
     MPS,
     contract_product_states,
@@ -102,6 +102,7 @@ __all__ = [
     "MPS",
     "SPLIT_METHODS",
     "TTN",
+    "Block",
     "NetworkFit",
     "SplitResult",
     "TensorNetwork",

@@ -80,7 +80,7 @@ def check_basis_inputs(
 
 
 def check_indices(mps: MPS, indices: object, name: str = "indices") -> Tensor:
-    """:func:`check_basis_inputs` for the sites of ``mps``, moved to its device."""
+    """``check_basis_inputs`` for the sites of ``mps``, moved to its device."""
     return check_basis_inputs(indices, mps.phys_dims, name, mps.device)
 
 

@@ -799,7 +799,7 @@ def _short(values: tuple[int, ...], edge: int = 4) -> str:
 
 
 class MPS:
-    """A matrix product state ``exp(log_scale) * A_0 A_1 ... A_{N-1}``.
+    """A matrix product state ``exp(log_scale) * A_0 A_1 ⋯ A_{N-1}``.
 
     Parameters
     ----------

@@ -186,7 +186,7 @@ def fit_network(
     ----------
     net : TensorNetwork
     target : Tensor, shape ``net.shape``
-        From :func:`prepare_target` (hidden entries already zero).
+        From ``prepare_target`` (hidden entries already zero).
     mask : bool Tensor or None
     method : {"als", "adam"}
     max_sweeps : int

@@ -54,7 +54,7 @@ def as_site_vectors(mps: MPS, X: Tensor | Sequence[Tensor], name: str = "X") -> 
     """Training inputs as per-site vectors: one-hot for integer ``X`` (T, N), else as given.
 
     Float ``X`` of shape (T, N, d) (or a sequence of N (T, d_i) tensors) holds the product
-    states of a continuous Born machine (see :func:`tnml.tensor.born.mps_log_density`).
+    states of a continuous Born machine (see ``tnml.tensor.born.mps_log_density``).
     """
     if isinstance(X, Tensor) and not (X.is_floating_point() or X.is_complex()):
         return one_hot_inputs(mps, check_indices(mps, X, name=name))
@@ -341,7 +341,7 @@ def train_born_sweep(
     X : Tensor
         Training data: integers of shape (T, N) with ``0 <= X[:, i] < d_i`` (a discrete Born
         machine), or the product states of a continuous one, floats of shape (T, N, d) (or a
-        sequence of N tensors (T, d_i); see :func:`tnml.tensor.born.mps_log_density`).
+        sequence of N tensors (T, d_i); see ``tnml.tensor.born.mps_log_density``).
     X_val : Tensor, optional
         Validation data of the same kind; its NLL is reported after every sweep, and the
         state of the sweep where it was lowest is the one returned.

@@ -38,7 +38,7 @@ Conventions
   :class:`~tnml.nn.MPSClassifierModule` (``"normalized"`` with a fixed temperature,
   ``"born"``, or ``"linear"``); the per-sample scale cancels for the first two.
 - Data parallel: under ``torch.distributed`` with several processes each process passes its own
-  shard of the samples (see :func:`shard_for_rank`) and holds environments for those only;
+  shard of the samples (see ``shard_for_rank``) and holds environments for those only;
   gradients and loss sums are all-reduced, rank 0 does the SVD and broadcasts the factors, so
   every process holds a bit-identical model. Only rank 0 writes checkpoints and shows progress.
 """
@@ -122,7 +122,7 @@ def train_sweep(
     """Train an MPS classifier by two-site sweeps with adaptive bond dimension.
 
     Each sweep moves the label from where it is to the right end and back to site 0, one bond
-    update per step (:meth:`BondSweeper.update_bond`): ``steps_per_bond`` gradient steps on
+    update per step (``BondSweeper.update_bond``): ``steps_per_bond`` gradient steps on
     the merged bond tensor ``(Dl, d, L, d, Dr)``, then a truncated SVD that keeps at most
     ``max_bond`` singular values above ``cutoff``. Starting from a small bond (e.g. a module
     with ``bond_dim=2``) the bonds grow where the data need it.
@@ -133,7 +133,7 @@ def train_sweep(
         Starting model (not modified), e.g. ``LabelledMPS.from_module(module)``.
     phi : Tensor, shape (n, N, d)
         Embedded training inputs (``tnml.features.embed``); under ``torch.distributed`` this
-        process's own shard (:func:`shard_for_rank`).
+        process's own shard (``shard_for_rank``).
     y : Tensor, shape (n,), int64
         Class indices in ``[0, L)`` (the same shard).
     n_sweeps : int, default=2
@@ -154,7 +154,7 @@ def train_sweep(
         Stored in the returned model.
     learn_temperature : bool, optional
         After every sweep, set the temperature to the value that minimises the training
-        cross-entropy (:meth:`BondSweeper.fit_temperature`). Default: True for the
+        cross-entropy (``BondSweeper.fit_temperature``). Default: True for the
         cross-entropy loss with the ``"normalized"`` readout when ``temperature`` is not
         given (with a fixed temperature of 1 the logits cannot leave [-1, 1]).
     lr : float, optional
@@ -163,7 +163,7 @@ def train_sweep(
     steps_per_bond : int, default=1
         Gradient steps (full batch) or passes over the samples (``batch_size``) per bond.
     batch_size : int, optional
-        Mini-batch size of the bond updates (:meth:`BondSweeper.update_bond`); None: full
+        Mini-batch size of the bond updates (``BondSweeper.update_bond``); None: full
         batch. On MNIST, one full-batch step per bond leaves the bond tensors far from their
         optimum; a pass of mini-batch steps costs the same and moves them much further.
     lr_schedule : {"constant", "cosine"}, default="constant"
@@ -216,7 +216,7 @@ def train_sweep(
         ``max_bond_dim``; the training metrics are exact for the model at the end of the
         sweep); ``steps``: one entry a bond update (``epoch``, ``bond``, ``direction``,
         ``bond_dim``, ``max_bond_dim``, ``loss``, ``accuracy``, ``discarded_weight``,
-        ``truncation_error``, ``lr``, ``seconds``; see :meth:`BondSweeper.update_bond`).
+        ``truncation_error``, ``lr``, ``seconds``; see ``BondSweeper.update_bond``).
 
     Raises
     ------

@@ -172,3 +172,39 @@ def test_circuit_model_options_are_checked(tmp_path):
     result = run("train", "digits", "--model", "circuit", "--n-qubits", "3", "--out", out)
     assert result.exit_code == 2 and "n_qubits" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_noise_study_on_a_csv_names_its_label_column_option(tmp_path):
+    """``--target`` is the device in noise-study, so a CSV's label column is --label-column."""
+    model = tmp_path / "iris.tnml"
+    iris = Path(__file__).resolve().parents[1] / "examples" / "iris.csv"
+    ok(
+        run(
+            "train", "csv", iris, "--target", "species", "--model", "circuit",
+            "--n-qubits", "4", "--epochs", "1", "--quiet", "--out", model,
+        )
+    )  # fmt: skip
+    out = tmp_path / "noise"
+    # a model trained on the CSV remembers its label column
+    ok(run("noise-study", model, "csv", iris, "--levels", "1e-2", "--out", out))
+    assert json.loads((out / "noise.json").read_text())["models"][0]["n_samples"] > 0
+    # a model that does not record one (trained on digits) needs the option, named in the error
+    digits_model = tmp_path / "digits.tnml"
+    ok(
+        run(
+            "train", "digits", "--model", "circuit", "--n-qubits", "4", "--downsample", "2",
+            "--epochs", "1", "--quiet", "--out", digits_model,
+        )
+    )  # fmt: skip
+    table = tmp_path / "digits4.csv"
+    lines = [",".join([f"p{j}" for j in range(4)] + ["label"])]
+    lines += [",".join(["0.5"] * 4 + [str(k % 10)]) for k in range(20)]
+    table.write_text("\n".join(lines) + "\n")
+    failed = run("noise-study", digits_model, "csv", table, "--levels", "1e-2", "--out", out)
+    assert failed.exit_code == 2 and "--label-column COL" in failed.output
+    ok(
+        run(
+            "noise-study", digits_model, "csv", table, "--label-column", "label",
+            "--target", "heavy-hex", "--levels", "1e-2", "--out", out,
+        )
+    )  # fmt: skip

@@ -52,9 +52,10 @@ print(f"test accuracy of the trained model: {clf.score(X_test, y_test):.4f}")
 
 # %%
 # :func:`tnml.quantum.compile` turns it into a :class:`~tnml.quantum.Circuit`. The
-# ``"full"`` schedule gives every pixel its own qubit (64 qubits); ``"efficient"`` measures
-# and resets each qubit a gate has finished with and reuses it for the next pixels, so the
-# tree needs only ``log2(64) + 1 = 7`` qubits.
+# ``"full"`` schedule gives every pixel its own qubit (64 qubits); ``"efficient"`` (the
+# :term:`qubit-efficient schedule`) measures and resets each qubit a gate has finished
+# with and reuses it for the next pixels, so the tree needs only ``log2(64) + 1 = 7``
+# qubits.
 full = quantum.compile(clf, schedule="full")
 efficient = quantum.compile(clf, schedule="efficient")
 print(f"full width: {full.num_qubits} qubits; qubit-efficient: {efficient.num_qubits} qubits")
@@ -79,7 +80,8 @@ print(f"Qiskit circuit: {qc.num_qubits} qubits, {qc.size()} operations")
 # %%
 # 2. Native gates on a device
 # ---------------------------
-# A real device runs one-qubit gates and CX between coupled qubits only. With
+# A real device runs one-qubit gates and CX between coupled qubits only (its
+# :term:`native gates` on its :term:`coupling map`). With
 # ``gates="native"`` every gate is synthesised into those (a real two-qubit rotation costs
 # exactly 2 CX), placed on the device's coupling map and routed with SWAPs where the
 # circuit's pairs are not neighbours. ``target`` names a layout (``"line"``,
@@ -89,15 +91,31 @@ native = quantum.compile(
     clf, schedule="efficient", gates="native", target="heavy-hex", max_two_qubit_gates=1000
 )
 meta = native.metadata
-print(f"{meta['two_qubit_gates']} CX, depth {meta['depth']}")
+print(f"{meta['two_qubit_gates']} CX, depth {meta['depth']} (one-qubit rotations and CX)")
 print("physical qubits:", meta["physical_qubits"])
 p_native = quantum.simulate(native, inputs).numpy()
 print("native circuit against the model:", np.abs(p_native - clf.predict_proba(X_test)).max())
 
 # %%
-# OpenQASM 3 for the device, with its physical qubit numbers: every ``cx`` acts on a coupled
-# pair. The inputs are ``input float`` parameters, bound when the job is submitted.
+# ``metadata["depth"]`` counts layers of tnml's native gates, where a one-qubit gate is one
+# arbitrary rotation. Transpiled to IBM's basis ``rz, sx, x, cx`` (what
+# :func:`tnml.quantum.transpile_report` and ``tnml compile`` report) a rotation becomes up to
+# five basis gates, so that depth is larger:
+report = quantum.transpile_report(native, physical=True)
+print(f"transpiled to rz/sx/x/cx: depth {report['depth']}, gates {report['counts']}")
+
+# %%
+# OpenQASM 3 for the device, written to a file. ``"heavy-hex"`` is the 127-qubit heavy-hex
+# lattice of IBM's Eagle processors, so the program declares ``qubit[127]`` and uses the
+# device's own qubit numbers (``physical=True``): every ``cx`` acts on a coupled pair. Each
+# pixel is an ``input float[64]`` (a 64-bit float) that the job binds when it is submitted.
+import tempfile  # noqa: E402
+from pathlib import Path  # noqa: E402
+
 qasm = quantum.to_qasm3(native, physical=True)
+qasm_path = Path(tempfile.mkdtemp()) / "zeros_ones.qasm"
+qasm_path.write_text(qasm)
+print(f"wrote {qasm_path.name}: {qasm_path.stat().st_size:,} bytes")
 lines = qasm.splitlines()
 n_inputs = sum(line.startswith("input") for line in lines)
 body = [line for line in lines if not line.startswith("input")]
@@ -145,8 +163,8 @@ for level, margin in zip(levels, p_correct, strict=True):
 # -------------------------
 # On hardware there are no gradients by backpropagation, only label frequencies from a
 # finite number of shots. :func:`tnml.quantum.fit_circuit` optimises the circuit's gate
-# angles from such estimates alone: SPSA (two circuit evaluations per step, whatever the
-# number of angles) or the parameter-shift rule (exact gradients from shifted circuits).
+# angles from such estimates alone: :term:`SPSA` (two circuit evaluations per step, whatever
+# the number of angles) or the parameter-shift rule (exact gradients from shifted circuits).
 # Here a model trained for one epoch only is fine-tuned with 1,000 shots per circuit under
 # depolarising noise of ``1e-3``.
 weak = tnml.TTNClassifier(bond_dim=2, unitary=True, layout="image", epochs=1, random_state=1)
@@ -164,20 +182,26 @@ print(f"test accuracy from exact simulation: before {before:.3f}, after {after:.
 # %%
 # 5. A Born machine as layers of two-qubit gates
 # ----------------------------------------------
-# A Born machine's MPS is a state; with ``gates="native"`` it becomes ``L`` staircase layers
-# of two-qubit rotations (Ran 2020): each layer is the disentangler of the MPS truncated to
-# bond dimension 2, and all layers are then optimised together (Rudolph et al.). The
-# fidelity ``|<psi|C|0>|^2`` to the trained model says how well ``L`` layers do; the
-# ``callback`` reports it after each layer is added, for Ran's analytic layers alone and
-# after the joint optimisation. With qubits reset and reused, the 64 pixels are drawn on
-# ``L + 1`` qubits; the reuse costs extra routing on heavy-hex, printed below. A bond-8 MPS
-# over 64 pixels holds far more entanglement than a few layers of two-qubit gates can make,
-# and the numbers say so.
+# A Born machine's MPS is a state; with ``gates="native"`` it becomes ``L`` staircase layers of
+# two-qubit rotations (:term:`staircase layer`, Ran 2020). Each layer is found analytically:
+# truncate the MPS to bond dimension 2, which a staircase of two-qubit gates prepares exactly, and
+# apply that staircase's inverse (the *disentangler*) to the MPS, which leaves a less entangled
+# state for the next layer. All layers are then optimised together (Rudolph et al.). The
+# :term:`fidelity` ``|<psi|C|0>|^2`` to the trained model says how well ``L`` layers do; the
+# ``callback`` reports it after each layer is added, for Ran's analytic layers alone and after the
+# joint optimisation. With qubits reset and reused, the 64 pixels are drawn on ``L + 1`` qubits;
+# the reuse costs extra routing on heavy-hex, printed below. A bond-8 MPS over 64 pixels holds far
+# more entanglement than a few layers of two-qubit gates can make, and the numbers say so.
 born = tnml.MPSBornMachine(bond_dim=8, epochs=3, random_state=0)
 born.fit((digits.data > 8).astype(int))
 progress = []
 state = quantum.compile(
-    born, "efficient", gates="native", target="heavy-hex", layers=4, callback=progress.append
+    born,
+    schedule="efficient",
+    gates="native",
+    target="heavy-hex",
+    layers=4,
+    callback=progress.append,
 )
 for row in progress:
     print(
@@ -212,6 +236,19 @@ for ax, image in zip(axes.flat, images, strict=True):
 fig.suptitle(f"Shots of the {layers[-1]}-layer circuit")
 
 # %%
-# From the command line the same steps are ``tnml train digits --model ttn --unitary``,
-# ``tnml compile MODEL --native --target heavy-hex --max-2q 2000 --out circuit.qasm`` and
-# ``tnml noise-study MODEL --noise depolarizing`` (see :doc:`/cli`).
+# From the command line
+# ---------------------
+# The command line trains on all ten digits. Ten classes need four label qubits, so a
+# unitary tree needs bond dimension 16 (four qubits per bond, gates on eight qubits): exact,
+# but far too many CX for a device. The native route for ten classes is
+# :class:`tnml.CircuitClassifier`, a classifier built from two-qubit blocks on a line of
+# qubits (its training simulates the circuit and takes minutes per epoch on two CPU cores):
+#
+# .. code-block:: bash
+#
+#    tnml train digits --model circuit --n-qubits 8 --epochs 5 --out circuit.tnml
+#    tnml compile circuit.tnml --native --target heavy-hex --max-2q 2000 --out circuit.qasm
+#    tnml noise-study circuit.tnml --noise depolarizing --levels 1e-3,1e-2 --out noise/
+#
+# ``tnml compile`` prints the qubits it placed the circuit on, the CX count and the depth.
+# See :doc:`/cli` for every option.

@@ -237,6 +237,14 @@ def noise_study_command(
             envvar=MNIST_ENV_VAR, help="MNIST folder (default: the model's).", show_default=False
         ),
     ] = None,
+    label_column: Annotated[
+        str | None,
+        typer.Option(
+            help="Dataset csv: the label column (tnml train's --target; here --target is the "
+            "device). Default: the model's.",
+            show_default=False,
+        ),
+    ] = None,
     out: Annotated[Path, typer.Option(help="Folder for noise.png and noise.json.")] = Path(
         "noise-study"
     ),
@@ -262,7 +270,15 @@ def noise_study_command(
             from tnml.quantum.native import decompose
 
             circuit = decompose(circuit)
-        data = load_evaluation_data(ModelSpec.from_model(model), dataset, file, data_dir=data_dir)
+        data = load_evaluation_data(
+            ModelSpec.from_model(model),
+            dataset,
+            file,
+            data_dir=data_dir,
+            target=label_column,
+            command="noise-study",
+            label_option="--label-column",
+        )
         X, y = data.X, np.asarray(data.y)
         if n_samples is not None:
             X, y = X[:n_samples], y[:n_samples]

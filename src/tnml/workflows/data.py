@@ -149,8 +149,13 @@ def check_dataset_args(
     data_dir: PathLike | None,
     target: str | None,
     command: str = "train",
+    label_option: str = "--target",
 ) -> None:
     """Check that the dataset name and the arguments it needs go together.
+
+    ``label_option`` is how the command spells the CSV label-column option (``tnml
+    noise-study`` has ``--target`` for the device, so its label column is
+    ``--label-column``); error messages name it.
 
     Raises
     ------
@@ -161,7 +166,7 @@ def check_dataset_args(
     if dataset not in DATASETS:
         hint = ""
         if str(dataset).lower().endswith(".csv") or Path(dataset).is_file():
-            hint = f" (for a CSV file: tnml {command} csv {dataset} --target COL)"
+            hint = f" (for a CSV file: tnml {command} csv {dataset} {label_option} COL)"
         raise InvalidInputError(
             f"unknown dataset {dataset!r}: choose one of {', '.join(DATASETS)}{hint}"
         )
@@ -181,11 +186,11 @@ def check_dataset_args(
     if dataset == "csv":
         if file is None:
             raise InvalidInputError(
-                f"dataset csv needs a FILE argument: tnml {command} csv FILE --target COL"
+                f"dataset csv needs a FILE argument: tnml {command} csv FILE {label_option} COL"
             )
         if target is None:
             raise InvalidInputError(
-                f"dataset csv needs --target COL, the name of the label column in {file}"
+                f"dataset csv needs {label_option} COL, the name of the label column in {file}"
             )
 
 
@@ -590,6 +595,8 @@ def load_evaluation_data(
     target: str | None = None,
     split: str | None = None,
     downsample: int | None = None,
+    command: str = "evaluate",
+    label_option: str = "--target",
 ) -> EvaluationData:
     """Load a labelled data set and apply the model's preprocessing, for ``tnml evaluate``.
 
@@ -607,6 +614,8 @@ def load_evaluation_data(
         except for a csv file other than the training one (``all``).
     downsample : int, optional
         Must agree with the model's downsampling.
+    command, label_option : str
+        The command and its name for ``target``, for error messages.
 
     Raises
     ------
@@ -627,7 +636,14 @@ def load_evaluation_data(
         data_dir = meta["source"]
     if dataset == "csv" and target is None:
         target = spec.target
-    check_dataset_args(dataset, file, data_dir=data_dir, target=target, command="evaluate")
+    check_dataset_args(
+        dataset,
+        file,
+        data_dir=data_dir,
+        target=target,
+        command=command,
+        label_option=label_option,
+    )
     if split is not None and split not in SPLITS:
         raise InvalidInputError(f"split must be one of {', '.join(SPLITS)}, got {split!r}")
 

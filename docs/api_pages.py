@@ -8,6 +8,7 @@ a page; :func:`missing_pages` checks that after the build.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 from pathlib import Path
@@ -70,25 +71,28 @@ def public_names(module: ModuleType) -> list[str]:
     return list(names)
 
 
-def homes() -> dict[int, str]:
-    """Map ``id(obj)`` of every public object to the qualified name of its page."""
-    home: dict[int, str] = {}
+def _key(name: str, obj: object) -> object:
+    """What identifies a public object across modules: the object itself, or, for a plain
+    value (strings, numbers and containers are shared by identity, e.g. interned), the value
+    under that name."""
+    plain = isinstance(obj, str | int | float | tuple | list | dict | frozenset)
+    return (name, id(obj)) if plain else id(obj)
+
+
+@functools.cache
+def homes() -> dict[object, str]:
+    """Map every public object (its :func:`_key`) to the qualified name of its page."""
+    home: dict[object, str] = {}
     for mod_name in PUBLIC_MODULES:
         module = importlib.import_module(mod_name)
         for name in public_names(module):
             obj = getattr(module, name)
-            if inspect.ismodule(obj) or _is_plain_value(obj):
-                continue
-            home.setdefault(id(obj), f"{mod_name}.{name}")
+            if not inspect.ismodule(obj):
+                home.setdefault(_key(name, obj), f"{mod_name}.{name}")
     return home
 
 
-def _is_plain_value(obj: object) -> bool:
-    # Strings, numbers and containers are shared by identity (interned) across modules.
-    return isinstance(obj, str | int | float | tuple | list | dict | frozenset)
-
-
-def module_page(mod_name: str, home: dict[int, str]) -> str:
+def module_page(mod_name: str, home: dict[object, str]) -> str:
     """Return the reStructuredText of one module's page."""
     module = importlib.import_module(mod_name)
     title = TITLES[mod_name]
@@ -97,10 +101,10 @@ def module_page(mod_name: str, home: dict[int, str]) -> str:
         obj = getattr(module, name)
         if inspect.ismodule(obj):
             modules.append(obj.__name__)
-        elif _is_plain_value(obj) or home[id(obj)] == f"{mod_name}.{name}":
+        elif home[_key(name, obj)] == f"{mod_name}.{name}":
             own.append(name)
         else:
-            elsewhere.append(home[id(obj)])
+            elsewhere.append(home[_key(name, obj)])
     lines = [title, "=" * len(title), "", f".. automodule:: {mod_name}", "   :no-members:", ""]
     lines += [f".. currentmodule:: {mod_name}", ""]
     if own:
@@ -159,28 +163,21 @@ def skip_foreign_member(app, what, name, obj, skip, options):  # type: ignore[no
     return not module.startswith("tnml") or None
 
 
-def _lookup(dotted: str) -> tuple[object, str] | None:
-    """Import the longest module prefix of ``dotted`` and walk the rest as attributes.
-
-    Returns the object and the name of the module it was found in, or None.
-    """
+def _lookup(dotted: str) -> object | None:
+    """Import the longest module prefix of ``dotted`` and walk the rest as attributes."""
     parts = dotted.split(".")
     for cut in range(len(parts), 0, -1):
         try:
             obj: object = importlib.import_module(".".join(parts[:cut]))
         except ImportError:
             continue
-        module_name = ".".join(parts[:cut])
         try:
             for attr in parts[cut:]:
                 obj = getattr(obj, attr)
         except AttributeError:
             return None
-        return obj, module_name
+        return obj
     return None
-
-
-_HOMES: dict[int, str] = {}
 
 
 def public_target(target: str) -> str | None:
@@ -190,29 +187,21 @@ def public_target(target: str) -> str | None:
     module such as ``tnml.quantum.native`` becomes the page of its public package; a method of
     a public class, ``tnml.MPSClassifier.predict_proba``, the method on the class's page.
     """
-    if not _HOMES:
-        _HOMES.update(homes())
-    found = _lookup(target)
-    if found is None or not target.startswith("tnml"):
-        return None
-    obj, _ = found
-    if _is_plain_value(obj):  # a constant: the public module that exports it by this name
-        name = target.rpartition(".")[2]
-        for mod_name in PUBLIC_MODULES:
-            if getattr(importlib.import_module(mod_name), name, None) is obj:
-                return f"{mod_name}.{name}"
+    obj = _lookup(target) if target.startswith("tnml") else None
+    if obj is None:
         return None
     if inspect.ismodule(obj):
         name = obj.__name__
         while name and name not in PUBLIC_MODULES:
             name = name.rpartition(".")[0]
         return name or None
-    if id(obj) in _HOMES:
-        return _HOMES[id(obj)]
     owner, _, member = target.rpartition(".")
-    owner_found = _lookup(owner)
-    if owner_found and inspect.isclass(owner_found[0]) and id(owner_found[0]) in _HOMES:
-        return f"{_HOMES[id(owner_found[0])]}.{member}"
+    key = _key(member, obj)
+    if key in homes():
+        return homes()[key]
+    owner_obj = _lookup(owner)
+    if inspect.isclass(owner_obj) and id(owner_obj) in homes():
+        return f"{homes()[id(owner_obj)]}.{member}"
     return None
 
 
@@ -223,10 +212,9 @@ def _defining(node) -> tuple[str | None, str | None]:  # type: ignore[no-untyped
     which is not the public package whose page shows it.
     """
     page = node.get("refdoc", "").rpartition("/")[2]
-    found = _lookup(page) if page.startswith("tnml") else None
-    if found is None:
+    obj = _lookup(page) if page.startswith("tnml") else None
+    if obj is None:
         return None, None
-    obj = found[0]
     if inspect.isclass(obj):
         return obj.__module__, obj.__name__
     module = getattr(obj, "__module__", None)

@@ -45,7 +45,7 @@ def _cell(text: str) -> str:
 
 
 def _section(path: str, command: Any, parent: Any, level: str) -> list[str]:
-    context = typer._click.Context(command, info_name=path.split()[-1], parent=parent)
+    context = command.context_class(command, info_name=path.split()[-1], parent=parent)
     title = f"``{path}``"
     lines = [title, level * len(title), ""]
     help_text = (command.help or "").strip()
@@ -70,7 +70,7 @@ def _section(path: str, command: Any, parent: Any, level: str) -> list[str]:
 def write_cli_page(path: Path) -> None:
     """Write the reference of every ``tnml`` command to ``path`` (reStructuredText)."""
     root = typer.main.get_command(app)
-    context = typer._click.Context(root, info_name="tnml")
+    context = root.context_class(root, info_name="tnml")
     lines = [INTRO, ".. code-block:: text", "", "   tnml [OPTIONS] COMMAND [ARGS]...", ""]
     for names, text in _rows(root, context):
         lines += [f"- ``{names}``: {_cell(text)}"]

@@ -118,9 +118,9 @@ def test_wrong_feature_count_is_reported_before_training():
 def test_classifier_fit_takes_augment_and_the_sweeps_refuse_it():
     X = np.random.default_rng(0).random((200, 6))
     y = (X[:, 0] + X[:, 3] > 1).astype(np.int64)
-    clf = tnml.MPSClassifier(bond_dim=3, epochs=2, random_state=0)
+    clf = tnml.MPSClassifier(bond_dim=3, epochs=20, lr=1e-2, random_state=0)
     clf.fit(X, y, augment=RandomAffine((2, 3), 0.5))
-    assert clf.score(X, y) > 0.5
+    assert clf.score(X, y) > 0.8  # (the majority class is 53%)
     sweeps = tnml.MPSClassifier(bond_dim=2, trainer="sweep", epochs=1, random_state=0)
     with pytest.raises(InvalidInputError, match="augment"):
         sweeps.fit(X, y, augment=RandomAffine((2, 3), 0.5))

@@ -41,7 +41,7 @@ def test_mnist_benchmark_runs(tmp_path):
         pytest.skip("MNIST not found (set TNML_MNIST_DIR or put it at ../shared/data/mnist)")
     bench = load_script("mnist_mps")
     out = tmp_path / "mnist.json"
-    args = ["--data-dir", str(directory), "--size", "7", "--bond-dim", "3", "--epochs", "1"]
+    args = ["--data-dir", str(directory), "--size", "7", "--bond-dim", "3", "--epochs", "2"]
     args += ["--limit", "600", "--quiet", "--threads", "1", "--out", str(out)]
     bench.main(args)
     report = json.loads(out.read_text())

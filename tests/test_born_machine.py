@@ -349,7 +349,7 @@ def test_validation_keeps_the_state_of_the_best_sweep(kind):
     if kind == "ttn-sweep":
         model = tnml.TTNBornMachine(bond_dim=8, trainer="sweep", epochs=6, lr=0.05)
     else:
-        model = tnml.MPSBornMachine(bond_dim=8, trainer=kind, epochs=6, lr=0.05, batch_size=8)
+        model = tnml.MPSBornMachine(bond_dim=8, trainer=kind, epochs=8, lr=0.05, batch_size=8)
     model.set_params(random_state=0).fit(X, X_val=X_val)
     val = [h["val_loss"] for h in model.history_]
     assert model.best_epoch_ == int(np.argmin(val)) + 1

@@ -799,3 +799,31 @@ def test_csv_column_whose_range_overflows_is_named(tmp_path: Path) -> None:
     path = write_table(tmp_path / "wide.csv", ["a", "width", "label"], rows)
     result = run("train", "csv", path, "--target", "label", "--out", tmp_path / "m.tnml")
     assert_error(result, "feature width spans", "overflows float64")
+
+
+def test_cli_prints_warnings_on_one_line(monkeypatch):
+    import sys
+    import warnings
+
+    from tnml.exceptions import TrainingWarning
+
+    monkeypatch.setattr(warnings, "formatwarning", warnings.formatwarning)  # restored after
+    monkeypatch.setattr(sys, "argv", ["tnml", "--version"])
+    with pytest.raises(SystemExit) as exit_info:
+        main()
+    assert exit_info.value.code == 0
+    text = warnings.formatwarning(TrainingWarning("more epochs"), TrainingWarning, "x.py", 3)
+    assert text == "warning: more epochs\n"
+
+
+def test_small_mnist_budget_says_why_it_stopped_short(files, tmp_path):
+    import warnings
+
+    from tnml.exceptions import TrainingWarning
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        ok(run("train", "mnist", "--data-dir", files["mnist"], "--bond-dim", "4", "--epochs",
+               "1", "--batch-size", "1", "--lr", "0.01", "--out", tmp_path / "m.tnml"))  # fmt: skip
+    messages = [str(w.message) for w in caught if issubclass(w.category, TrainingWarning)]
+    assert any("progress in the first epoch" in m for m in messages), messages

@@ -196,7 +196,7 @@ def test_sweep_trainer_takes_mini_batch_bond_steps(digits_split):
     X_tr, X_te, y_tr, y_te = digits_split
     params = dict(bond_dim=2, trainer="sweep", max_bond=8, epochs=2, random_state=0)
     full = tnml.MPSClassifier(**params).fit(X_tr, y_tr)
-    mini = tnml.MPSClassifier(**params, batch_size=50, lr=0.02).fit(X_tr, y_tr)
+    mini = tnml.MPSClassifier(**params, batch_size=50).fit(X_tr, y_tr)  # step 2.0 * sqrt(50 / n)
     # 1,212 samples: 25 steps per bond instead of one, at the same cost per sweep
     assert mini.history_[0]["train_loss"] < full.history_[0]["train_loss"]
     assert mini.score(X_te, y_te) > 0.9
@@ -241,3 +241,13 @@ def test_sweeps_keep_the_sweep_select_by_names(digits_split):
         else:
             best = min(clf.history_, key=lambda h: (-h["val_accuracy"], h["val_loss"]))
         assert clf.best_epoch_ == best["epoch"]
+
+
+def test_module_starts_with_distinct_classes_and_logits_spread_over_about_one():
+    # from equal class amplitudes the first hundreds of Adam steps only break the symmetry
+    module = MPSClassifierModule(20, 10, 6)
+    module.reset_parameters(generator=torch.Generator().manual_seed(0))
+    assert float(module.log_temperature.exp()) == pytest.approx(10**0.5)
+    logits = module(torch.rand(50, 20, generator=torch.Generator().manual_seed(1)))
+    spread = logits.std(dim=1)
+    assert bool((spread > 0.3).all()) and bool((spread < 3.0).all())

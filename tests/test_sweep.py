@@ -13,6 +13,7 @@ from tnml.exceptions import InvalidInputError
 from tnml.features import embed
 from tnml.nn import MPSClassifierModule
 from tnml.train import load_checkpoint
+from tnml.train.bond_sweeper import MAX_NORMALIZED_STEP
 from tnml.train.sweep import (
     BondSweeper,
     LabelledMPS,
@@ -186,7 +187,8 @@ def test_one_bond_update_lowers_the_loss(loss, readout, lr):
 @pytest.mark.parametrize("batch_size", [7, 40, 1000])
 def test_mini_batch_bond_update_equals_sgd_on_the_exact_bond_function(batch_size):
     # reference: autograd through the plainly contracted bond function
-    # f_l(x) = L(x) phi_k(x) B phi_k+1(x) R(x), one normalised SGD step per shuffled batch
+    # f_l(x) = L(x) phi_k(x) B phi_k+1(x) R(x), one normalised SGD step per shuffled batch,
+    # on the loss divided by the temperature, at most MAX_NORMALIZED_STEP long
     _, phi, y = make_problem(n=100)
     _, model = make_model()
     t, lr, steps, seed = 4.0, 0.3, 2, 11
@@ -210,7 +212,9 @@ def test_mini_batch_bond_update_equals_sgd_on_the_exact_bond_function(batch_size
             leaf = bond.clone().requires_grad_(True)
             loss = reference_loss(amplitudes(leaf, idx), y[idx], "cross_entropy", "normalized", t)
             (grad,) = torch.autograd.grad(loss, leaf)
-            bond = bond - lr * grad
+            step = lr / t * grad
+            step = step * min(1.0, MAX_NORMALIZED_STEP / float(torch.linalg.vector_norm(step)))
+            bond = bond - step
             bond = bond / torch.linalg.vector_norm(bond)
 
     sweeper.update_bond(
@@ -383,9 +387,9 @@ def test_cutoff_shrinks_the_bonds_of_a_low_rank_model():
     ("loss", "readout", "extra"),
     [
         ("mse", "normalized", {}),
-        ("cross_entropy", "normalized", {"temperature": 5.0}),
+        ("cross_entropy", "normalized", {"temperature": 5.0, "lr": 1.0}),
         ("cross_entropy", "born", {"lr": 0.1, "max_grad_norm": 1.0}),
-        ("cross_entropy", "normalized", {"temperature": 5.0, "batch_size": 25, "lr": 0.05}),
+        ("cross_entropy", "normalized", {"temperature": 5.0, "batch_size": 25, "lr": 0.25}),
     ],
 )
 def test_short_sweep_training_reaches_high_accuracy(loss, readout, extra):
@@ -563,3 +567,39 @@ def test_fit_temperature_minimises_the_training_cross_entropy():
         model, phi, y, n_sweeps=1, max_bond=4, loss="cross_entropy", temperature=2.0
     )
     assert fixed.model.log_temperature == pytest.approx(math.log(2.0))
+
+
+def test_fit_temperature_on_held_out_data_minimises_their_cross_entropy():
+    _, phi, y = make_problem(n=150)
+    _, phi_val, y_val = make_problem(n=80, seed=3)
+    _, model = make_model()
+    trained = train_sweep(
+        model, phi, y, n_sweeps=2, max_bond=4, loss="cross_entropy", temperature=1.0
+    ).model
+    sweeper = BondSweeper(trained, phi, y, loss="cross_entropy", env_dtype=F64)
+    t = sweeper.fit_temperature(phi_val, y_val)
+    held_out = sweeper.evaluate(phi_val, y_val)[0]
+    for factor in (0.9, 1.1):
+        sweeper.model.log_temperature = math.log(t * factor)
+        assert sweeper.evaluate(phi_val, y_val)[0] > held_out
+    with pytest.raises(InvalidInputError, match="y"):
+        sweeper.fit_temperature(phi_val, y_val[:10])
+
+
+def test_sweeps_on_separable_data_without_validation_do_not_undo_the_model():
+    # the training set separates after a sweep, so the fitted temperature grows without
+    # bound; the steps, taken on the loss divided by the temperature, must not grow with it
+    _, phi, y = make_problem(n=60, seed=2)
+    _, model = make_model(bond=4)
+    result = train_sweep(model, phi, y, n_sweeps=5, max_bond=8, loss="cross_entropy")
+    accuracies = [entry["train_accuracy"] for entry in result.history]
+    assert min(accuracies[1:]) >= 0.9, accuracies  # (before: 0.85, 0.62, 0.52, 0.60, 0.53)
+
+
+def test_default_sweep_step_shrinks_with_the_square_root_of_the_batch():
+    _, phi, y = make_problem(n=100)
+    _, model = make_model()
+    full = train_sweep(model, phi, y, n_sweeps=1, max_bond=4, loss="cross_entropy")
+    mini = train_sweep(model, phi, y, n_sweeps=1, max_bond=4, loss="cross_entropy", batch_size=25)
+    assert full.steps[0]["lr"] == pytest.approx(2.0)
+    assert mini.steps[0]["lr"] == pytest.approx(2.0 * math.sqrt(25 / 100))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import signal
+import warnings
 
 import pytest
 import torch
@@ -122,8 +123,9 @@ def test_temperature_lr_gives_the_readout_temperature_its_own_step():
     cores_before = [p.detach().clone() for p in module.parameters()]
     # one full-batch Adam step: each parameter moves by about its group's step size
     kwargs = dict(epochs=1, batch_size=X.shape[0], lr=1e-4, lr_schedule="constant")
+    start = float(module.log_temperature.detach())
     train_classifier(module, X, y, temperature_lr=1e-2, **kwargs)
-    assert abs(float(module.log_temperature.detach())) == pytest.approx(1e-2, rel=1e-3)
+    assert abs(float(module.log_temperature.detach()) - start) == pytest.approx(1e-2, rel=1e-3)
     moved = max(
         float((p.detach() - q).abs().max())
         for p, q in zip(module.parameters(), cores_before, strict=True)
@@ -132,7 +134,7 @@ def test_temperature_lr_gives_the_readout_temperature_its_own_step():
     assert moved == pytest.approx(1e-4, rel=1e-3)
     same = fresh_module()
     train_classifier(same, X, y, **kwargs)
-    assert abs(float(same.log_temperature.detach())) == pytest.approx(1e-4, rel=1e-3)
+    assert abs(float(same.log_temperature.detach()) - start) == pytest.approx(1e-4, rel=1e-3)
     with pytest.raises(InvalidInputError, match="temperature_lr"):
         train_classifier(fresh_module(), X, y, temperature_lr=-1.0, **kwargs)
 
@@ -231,3 +233,40 @@ def test_progress_lines_stay_whole_when_piped(capsys: pytest.CaptureFixture[str]
     with TrainingProgress(3) as progress:
         progress.log(line)
     assert line in capsys.readouterr().err.splitlines()
+
+
+def test_cosine_schedule_warms_up_linearly_then_decays_to_zero():
+    from tnml.train.autodiff import WARMUP_FRACTION, _make_scheduler
+
+    parameter = torch.nn.Parameter(torch.zeros(()))
+    opt = torch.optim.SGD([parameter], lr=1.0)
+    scheduler = _make_scheduler(opt, "cosine", 200)
+    rates = []
+    for _ in range(200):
+        rates.append(opt.param_groups[0]["lr"])
+        opt.step()
+        scheduler.step()
+    warmup = round(WARMUP_FRACTION * 200)
+    assert rates[:warmup] == pytest.approx([(k + 1) / warmup for k in range(warmup)])
+    assert max(rates) == pytest.approx(1.0) and rates[warmup] == pytest.approx(1.0)
+    assert all(a >= b for a, b in zip(rates[warmup:], rates[warmup + 1 :], strict=False))
+    assert rates[-1] < 1e-3
+
+
+def test_training_warns_when_the_first_epoch_makes_no_progress():
+    from tnml.exceptions import TrainingWarning
+
+    X, y = make_problem()
+    with pytest.warns(TrainingWarning, match="next to no progress in the first epoch"):
+        train_classifier(fresh_module(), X, y, epochs=2, lr=1e-12, lr_schedule="constant")
+
+
+def test_training_warns_when_the_loss_still_falls_fast_at_the_end():
+    from tnml.exceptions import TrainingWarning
+
+    X, y = make_problem(n=400)
+    with pytest.warns(TrainingWarning, match="still falling fast"):
+        train_classifier(fresh_module(), X, y, epochs=1, batch_size=4, lr=2e-2)
+    with warnings.catch_warnings():  # trained to convergence: silent
+        warnings.simplefilter("error", TrainingWarning)
+        train_classifier(fresh_module(), X, y, epochs=15, batch_size=8, lr=2e-2)

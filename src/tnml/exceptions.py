@@ -12,6 +12,7 @@ __all__ = [
     "ModelFileError",
     "TnmlError",
     "TrainingError",
+    "TrainingWarning",
 ]
 
 
@@ -33,3 +34,8 @@ class ModelFileError(TnmlError, ValueError):
 
 class TrainingError(TnmlError, RuntimeError):
     """Training cannot go on (e.g. the loss became NaN or infinite)."""
+
+
+class TrainingWarning(UserWarning):
+    """Training ran but did not do what was asked: no progress in the first epoch, or the loss
+    still falling fast when the epochs ran out."""

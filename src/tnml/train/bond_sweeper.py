@@ -86,7 +86,16 @@ SWEEP_LOSSES: dict[str, Callable[..., Tensor]] = {
 
 # Default step size per loss: for "mse" in canonical form the Hessian in the bond tensor has
 # largest eigenvalue <= 1 (unit-norm inputs, isometric environments), so lr < 2 is stable.
-_DEFAULT_LR = {"mse": 1.0, "cross_entropy": 0.1}
+# cross-entropy (the step is on the loss divided by the temperature): on digits, 3 sweeps from
+# bond 2 to 16, eight validation splits of the training data, 2.0 reached 96.2% mean accuracy
+# and 3.0 96.4%; 5.0 fell to 87.5% on the first four
+_DEFAULT_LR = {"mse": 1.0, "cross_entropy": 2.0}
+MAX_NORMALIZED_STEP = 0.2
+"""Longest step a normalised (unit-norm) bond tensor takes. On 8-site toy problems an uncapped
+step of 2.0 times the gradient undid the model (training accuracy 85%, then 52-62%); capped at
+0.2 the sweeps reach 95-100% there. The cap costs real data a little (digits, eight splits:
+96.2% to 95.3%; 10,000 MNIST images, two full-batch sweeps: 93.4% to 91.2%), 0.1 more (84.9%
+on MNIST)."""
 SWEEP_LR_SCHEDULES = ("constant", "cosine")
 
 
@@ -467,7 +476,8 @@ class BondSweeper:
         max_bond, cutoff, cutoff_mode
             Truncation of the split (see :func:`tnml.tensor.decomp.truncation_rank`).
         normalize : bool, default=False
-            Divide the bond tensor by its norm after every step.
+            Divide the bond tensor by its norm after every step, and shorten any step longer
+            than :data:`MAX_NORMALIZED_STEP` to that length.
         max_grad_norm : float, optional
             Scale the gradient of the mean loss down to at most this norm before each step.
         batch_size : int, optional
@@ -535,12 +545,16 @@ class BondSweeper:
                 loss_sum += batch_loss
                 correct += batch_correct
                 if grad is not None and seen > 0:
-                    grad = grad / seen
+                    grad = grad / (seen * self._gradient_scale())
                     if max_grad_norm is not None:
                         grad = grad * min(1.0, max_grad_norm / _safe_norm(grad))
-                    bond = bond - lr * grad
-                    if normalize:
+                    step = lr * grad
+                    if normalize:  # a trust region on the unit sphere
+                        step = step * min(1.0, MAX_NORMALIZED_STEP / _safe_norm(step))
+                        bond = bond - step
                         bond = bond / _safe_norm(bond)
+                    else:
+                        bond = bond - step
         if self.rank == 0:
             parts = list(_split(bond, direction, max_bond, cutoff, cutoff_mode))
         else:  # placeholders: rank 0's factors arrive by broadcast, so all ranks stay identical
@@ -565,6 +579,15 @@ class BondSweeper:
             "discarded_weight": float(discarded),
             "truncation_error": float(relative),
         }
+
+    def _gradient_scale(self) -> float:
+        """What the bond gradient grows with: the ``"normalized"`` readout's temperature (the
+        logits are ``t f / ||f||``), else 1. Steps on the gradient divided by it do not grow
+        when the temperature does (fitted on training data that the model separates, it
+        grows without bound)."""
+        if self.readout == "normalized" and self.loss == "cross_entropy":
+            return math.exp(self.model.log_temperature)
+        return 1.0
 
     def training_metrics(self) -> tuple[float, float]:
         """Mean loss and accuracy on all training samples, from the environments at the label.
@@ -597,33 +620,46 @@ class BondSweeper:
         loss_sum, correct = all_reduce_sum([loss_sum, correct], core.device)
         return loss_sum / self.n_total, correct / self.n_total
 
-    def fit_temperature(self, n_steps: int = 10) -> float:
-        """Set the ``"normalized"`` readout's temperature to minimise the training cross-entropy.
+    def fit_temperature(
+        self, phi: Tensor | None = None, y: Tensor | None = None, n_steps: int = 10
+    ) -> float:
+        """Set the ``"normalized"`` readout's temperature to minimise the cross-entropy on the
+        training samples, or on ``(phi (n, N, d), y (n,))`` when given (held-out data: on a
+        training set the model separates, the minimum lies at an infinite temperature).
 
         The logits are ``t * u`` with ``u = f / ||f||`` fixed by the cores, so the mean
         cross-entropy is convex in ``t``; a few safeguarded Newton steps on ``t`` (sums over
-        chunks and processes all-reduced) find its minimum. Uses the environments at the
-        label, like :meth:`training_metrics`. Returns the new temperature.
+        chunks and processes all-reduced) find its minimum. The training samples come from
+        the environments at the label, like :meth:`training_metrics`. Returns the new
+        temperature.
         """
-        c = self.model.label_site
-        left, right = self.left_envs[c], self.right_envs[c]
-        assert left is not None and right is not None
-        core = self.model.cores[c].to(self.env_dtype)
         units = []
-        for s in range(0, self.n_local, self.chunk_size):
-            sl = slice(s, s + self.chunk_size)
-            amp = torch.einsum("ba,aslr,bs,br->bl", left[sl], core, self._phi[c][sl], right[sl])
-            amp = amp.double()
-            units.append(amp / torch.linalg.vector_norm(amp, dim=1, keepdim=True).clamp_min(1e-300))
-        u = torch.cat(units)
-        u_target = u.gather(1, self._y.view(-1, 1)).squeeze(1)
+        if phi is None or y is None:
+            c = self.model.label_site
+            left, right = self.left_envs[c], self.right_envs[c]
+            assert left is not None and right is not None
+            core = self.model.cores[c].to(self.env_dtype)
+            for s in range(0, self.n_local, self.chunk_size):
+                sl = slice(s, s + self.chunk_size)
+                units.append(
+                    torch.einsum("ba,aslr,bs,br->bl", left[sl], core, self._phi[c][sl], right[sl])
+                )
+            y = self._y
+        else:
+            _check_phi("phi", phi, self.model.n_sites, self.model.phys_dim)
+            _check_labels("y", y, phi.shape[0], self.model.n_classes)
+            for s in range(0, phi.shape[0], self.chunk_size):
+                units.append(self.model.log_amplitudes(phi[s : s + self.chunk_size])[0])
+        u = torch.cat(units).double()
+        u = u / torch.linalg.vector_norm(u, dim=1, keepdim=True).clamp_min(1e-300)
+        u_target = u.gather(1, y.view(-1, 1)).squeeze(1)
         t = math.exp(self.model.log_temperature)
         for _ in range(n_steps):
             p = torch.softmax(t * u, dim=1)
             mean_u = (p * u).sum(1)
             grad_sum = float((mean_u - u_target).sum())
             curv_sum = float(((p * u.square()).sum(1) - mean_u.square()).sum())
-            grad, curv = all_reduce_sum([grad_sum, curv_sum], core.device)
+            grad, curv = all_reduce_sum([grad_sum, curv_sum], u.device)
             if curv <= 0:
                 break
             t = min(max(t - grad / curv, t / 4), 4 * t)

@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 import os
 import time
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ import torch
 import torch.distributed as dist
 
 from tnml._validation import check_int
-from tnml.exceptions import InvalidInputError
+from tnml.exceptions import InvalidInputError, TrainingWarning
 from tnml.train.checkpoint import check_resume_length, load_checkpoint, save_checkpoint
 from tnml.train.distributed import all_reduce_sum, distributed_context
 from tnml.train.interrupt import DeferredInterrupt
@@ -147,6 +148,12 @@ class UpdateRule(ABC):
     def callback_info(self) -> dict[str, Any]:
         """What callbacks see besides the epoch number (e.g. the module and its optimizer)."""
         return {}
+
+    def advice(self, history: list[dict[str, Any]], finished: bool) -> str | None:
+        """Why training is not doing what it should, or None: asked after the first epoch
+        (``finished=False``) and when the last one is done; :func:`fit_loop` shows it as a
+        :class:`~tnml.exceptions.TrainingWarning`."""
+        return None
 
     def result(self) -> Any:
         """The trained model, for ``FitResult.model``."""
@@ -296,6 +303,9 @@ def fit_loop(
             state["epoch"] = epoch + 1
             state["step"] = 0
             save()
+            if epoch == 0 and state["epoch"] < epochs:
+                _warn(rule.advice(state["history"], finished=False), rank)
+    _warn(rule.advice(state["history"], finished=True), rank)
     best = state["best"]
     if best is not None:
         rule.load_weights(best["weights"])
@@ -306,6 +316,11 @@ def fit_loop(
         stopped_early=state["stopped_early"],
         model=rule.result(),
     )
+
+
+def _warn(message: str | None, rank: int) -> None:
+    if message is not None and rank == 0:
+        warnings.warn(message, TrainingWarning, stacklevel=3)
 
 
 def _load_everywhere(path: str | os.PathLike[str], rank: int, world: int) -> dict[str, Any]:

@@ -64,6 +64,7 @@ from tnml.train.bond_sweeper import (
     BondSweeper,
     shard_for_rank,
 )
+from tnml.train.distributed import distributed_context
 from tnml.train.labelled_mps import LabelledMPS, move_label
 from tnml.train.loop import SELECTIONS, Callback, FitResult, UpdateRule, fit_loop
 
@@ -153,13 +154,19 @@ def train_sweep(
         Temperature of the ``"normalized"`` readout; default ``exp(model.log_temperature)``.
         Stored in the returned model.
     learn_temperature : bool, optional
-        After every sweep, set the temperature to the value that minimises the training
-        cross-entropy (``BondSweeper.fit_temperature``). Default: True for the
-        cross-entropy loss with the ``"normalized"`` readout when ``temperature`` is not
-        given (with a fixed temperature of 1 the logits cannot leave [-1, 1]).
+        After every sweep, set the temperature to the value that minimises the
+        cross-entropy on the validation data, or on the training data without them
+        (``BondSweeper.fit_temperature``). Default: True for the cross-entropy loss with
+        the ``"normalized"`` readout when ``temperature`` is not given (with a fixed
+        temperature of 1 the logits cannot leave [-1, 1]). Fitted on training data that the
+        model separates, the temperature grows without bound and the next sweep's steps,
+        which scale with it, undo the model (digits, 6 sweeps: training accuracy 100%, then
+        53%).
     lr : float, optional
         Gradient step on the mean loss; default 1.0 for ``"mse"`` (stable below 2 in
-        canonical form) and 0.1 for ``"cross_entropy"`` (with the bond tensor normalised).
+        canonical form) and 2.0 for ``"cross_entropy"`` (with the bond tensor normalised;
+        the step is taken on the loss divided by the readout's temperature), times
+        ``sqrt(batch_size / n)`` with mini-batches..
     steps_per_bond : int, default=1
         Gradient steps (full batch) or passes over the samples (``batch_size``) per bond.
     batch_size : int, optional
@@ -243,12 +250,17 @@ def train_sweep(
         raise InvalidInputError("max_bond must be a positive int")
     if loss not in SWEEP_LOSSES:
         raise InvalidInputError(f"loss must be one of {sorted(SWEEP_LOSSES)}, got {loss!r}")
-    lr = _DEFAULT_LR[loss] if lr is None else lr
-    if not (lr >= 0 and math.isfinite(lr)):
-        raise InvalidInputError(f"lr must be a finite number >= 0, got {lr!r}")
     check_int("steps_per_bond", steps_per_bond, 1)
     if batch_size is not None:
         check_int("batch_size", batch_size, 1)
+    if lr is None:
+        # mini-batches: the gradient's noise grows as the batch shrinks, the step with its
+        # square root (MNIST, 10,000 images, batch 100: 0.5 reached 91%, 0.2 94%)
+        n_total = phi.shape[0] * distributed_context()[1]
+        share = 1.0 if batch_size is None else min(1.0, batch_size / max(n_total, 1))
+        lr = _DEFAULT_LR[loss] * math.sqrt(share)
+    if not (lr >= 0 and math.isfinite(lr)):
+        raise InvalidInputError(f"lr must be a finite number >= 0, got {lr!r}")
     if lr_schedule not in SWEEP_LR_SCHEDULES:
         raise InvalidInputError(
             f"lr_schedule must be one of {SWEEP_LR_SCHEDULES} for sweeps, got {lr_schedule!r}"
@@ -399,7 +411,7 @@ class ClassifierSweepRule(UpdateRule):
     def end_epoch(self, epoch: int) -> dict[str, Any]:
         sweeper = self._ready_sweeper()
         if self.learn_temperature:
-            sweeper.fit_temperature()
+            sweeper.fit_temperature(self.phi_val, self.y_val)
         train_loss, train_accuracy = sweeper.training_metrics()
         val_loss = val_accuracy = math.nan
         if self.phi_val is not None and self.y_val is not None:

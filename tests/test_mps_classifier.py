@@ -251,3 +251,9 @@ def test_module_starts_with_distinct_classes_and_logits_spread_over_about_one():
     logits = module(torch.rand(50, 20, generator=torch.Generator().manual_seed(1)))
     spread = logits.std(dim=1)
     assert bool((spread > 0.3).all()) and bool((spread < 3.0).all())
+
+
+def test_default_batch_grows_with_the_data_to_keep_epochs_near_a_thousand_steps():
+    from tnml.estimators.base import default_batch_size
+
+    assert [default_batch_size(n) for n in (100, 9000, 16001, 54000, 10**6)] == [16, 16, 32, 64, 64]

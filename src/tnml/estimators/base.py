@@ -28,6 +28,23 @@ from tnml.train.autodiff import LR_SCHEDULES, OPTIMIZERS, SELECTIONS, train_clas
 SCALINGS = ("auto", "minmax", "none")
 AUTODIFF_DEFAULT_LR = 2e-3
 AUTODIFF_DEFAULT_BATCH_SIZE = 16
+MAX_DEFAULT_BATCH_SIZE = 64
+STEPS_PER_EPOCH = 1000
+"""The default mini-batch (``batch_size=None``) starts at 16 and doubles, up to 64, while an
+epoch would take more than this many steps: small data sets need the steps, large ones the
+throughput (MNIST 14x14, 50,000 images, D = 10, three epochs, validation accuracy and training
+seconds per epoch: batch 16 93.8 / 97.1 / 97.8% at 28 s, batch 64 96.4 / 97.6 / 97.9% at 8 s;
+10,000 images, two epochs: batch 16 95.3-95.7%, batch 32 94.8-95.1%)."""
+
+
+def default_batch_size(n_samples: int) -> int:
+    """The autodiff mini-batch for ``n_samples`` training samples (see STEPS_PER_EPOCH)."""
+    batch = AUTODIFF_DEFAULT_BATCH_SIZE
+    while batch < MAX_DEFAULT_BATCH_SIZE and n_samples > STEPS_PER_EPOCH * batch:
+        batch *= 2
+    return batch
+
+
 # Adam on the generators of orthogonal gates: on digits pairs (8x8, tree and MPS circuits,
 # 20 epochs) 0.02 reached 95-100% test accuracy where 2e-3 was still far from converged.
 UNITARY_DEFAULT_LR = 2e-2
@@ -126,7 +143,9 @@ class TNClassifierBase(ClassifierMixin, BaseEstimator):
             X_val=X_val,
             y_val=y_val,
             epochs=self.epochs,
-            batch_size=AUTODIFF_DEFAULT_BATCH_SIZE if self.batch_size is None else self.batch_size,
+            batch_size=default_batch_size(X.shape[0])
+            if self.batch_size is None
+            else self.batch_size,
             lr=self._default_lr() if self.lr is None else self.lr,
             optimizer=self.optimizer,
             weight_decay=self.weight_decay,

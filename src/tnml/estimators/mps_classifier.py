@@ -68,7 +68,8 @@ class MPSClassifier(TNClassifierBase):
     epochs : int, default=20
         Passes over the training data (sweeps, with ``trainer="sweep"``).
     batch_size : int or None, default=None
-        Mini-batch size: autodiff's (None: 16); the sweeps' bond updates take one step per
+        Mini-batch size: autodiff's (None: 16, doubled up to 64 while an epoch would take
+        more than 1,000 steps); the sweeps' bond updates take one step per
         mini-batch of this many samples, a pass over the data per bond (None: one full-batch
         step per bond).
     lr : float or None, default=None

@@ -49,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=14)
     parser.add_argument("--bond-dim", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=15)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr", type=float, default=None, help="default: the estimator's")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--val-fraction", type=float, default=0.1)
     parser.add_argument("--readout", default="normalized")

@@ -281,7 +281,9 @@ class AutodiffRule(UpdateRule):
     def steps_in_epoch(self, epoch: int) -> int:
         return self.steps_per_epoch
 
-    def _shuffle(self) -> int:
+    def begin_epoch(self, epoch: int, first_step: int) -> int:
+        if first_step == 0:
+            self.batch_losses = []
         self.generator.set_state(self.epoch_generator_state)
         self.order = torch.randperm(self.X.shape[0], generator=self.generator).to(self.device)
         self.module.train()
@@ -339,11 +341,6 @@ class AutodiffRule(UpdateRule):
         self.sums = [0.0, 0, 0]
         self.epoch_generator_state = self.generator.get_state()
         return entry
-
-    def begin_epoch(self, epoch: int, first_step: int) -> int:
-        if first_step == 0:
-            self.batch_losses = []
-        return self._shuffle()
 
     def state_dict(self) -> dict[str, Any]:
         return {

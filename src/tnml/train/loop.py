@@ -13,6 +13,8 @@ what an epoch measured. :func:`fit_loop` does the rest, once:
 - checkpoints after every epoch, atomically, by rank 0 only under ``torch.distributed``;
 - callbacks after every epoch (and, where a rule wants them, after every step);
 - model selection on validation data (lowest loss, or highest accuracy) and early stopping;
+- a :class:`~tnml.exceptions.TrainingWarning` with the rule's :meth:`~UpdateRule.advice`
+  after the first epoch and at the end (no progress, or stopped while still learning);
 - one result type, :class:`FitResult`, whose ``history`` has the same keys for every rule.
 """
 

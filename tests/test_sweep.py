@@ -584,6 +584,9 @@ def test_fit_temperature_on_held_out_data_minimises_their_cross_entropy():
         assert sweeper.evaluate(phi_val, y_val)[0] > held_out
     with pytest.raises(InvalidInputError, match="y"):
         sweeper.fit_temperature(phi_val, y_val[:10])
+    # a process without validation samples (a small set over many processes) keeps its place
+    sweeper.model.log_temperature = math.log(t)
+    assert sweeper.fit_temperature(phi_val[:0], y_val[:0]) == pytest.approx(t)
 
 
 def test_sweeps_on_separable_data_without_validation_do_not_undo_the_model():

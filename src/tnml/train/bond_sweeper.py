@@ -650,7 +650,9 @@ class BondSweeper:
             _check_labels("y", y, phi.shape[0], self.model.n_classes)
             for s in range(0, phi.shape[0], self.chunk_size):
                 units.append(self.model.log_amplitudes(phi[s : s + self.chunk_size])[0])
-        u = torch.cat(units).double()
+        # (a process may hold no validation samples: its sums are zero)
+        empty = torch.zeros(0, self.model.n_classes, dtype=torch.float64, device=y.device)
+        u = torch.cat(units).double() if units else empty
         u = u / torch.linalg.vector_norm(u, dim=1, keepdim=True).clamp_min(1e-300)
         u_target = u.gather(1, y.view(-1, 1)).squeeze(1)
         t = math.exp(self.model.log_temperature)

@@ -307,7 +307,8 @@ def fit_loop(
             save()
             if epoch == 0 and state["epoch"] < epochs:
                 _warn(rule.advice(state["history"], finished=False), rank)
-    _warn(rule.advice(state["history"], finished=True), rank)
+    if state["history"]:
+        _warn(rule.advice(state["history"], finished=True), rank)
     best = state["best"]
     if best is not None:
         rule.load_weights(best["weights"])

@@ -266,6 +266,7 @@ def test_environments_stay_finite_over_a_long_chain():
     x = torch.rand(30, 600, generator=g)
     y = (x[:, 0] > 0.5).long()
     module = MPSClassifierModule(600, 2, 3, init_std=1.0)  # random cores: small overlaps
+    module.reset_parameters(generator=torch.Generator().manual_seed(0))  # not the global RNG
     model = LabelledMPS.from_module(module)
     sweeper = BondSweeper(model, embed(x), y, loss="cross_entropy")  # float32 environments
     for envs, logs in [

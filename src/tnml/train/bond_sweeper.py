@@ -10,7 +10,7 @@ sharding of samples over processes and the broadcasting of the model. Convention
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
@@ -589,24 +589,44 @@ class BondSweeper:
             return math.exp(self.model.log_temperature)
         return 1.0
 
-    def training_metrics(self) -> tuple[float, float]:
-        """Mean loss and accuracy on all training samples, from the environments at the label.
-
-        Exact for the current model (``L_c . A_c(phi_c) . R_c``), with no pass over the chain.
-        """
+    def _label_chunks(self) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+        """This process's training samples, a chunk at a time, from the environments at the
+        label: amplitudes ``L_c . A_c(phi_c) . R_c`` (B, L), their log-scale (B,), labels (B,).
+        Exact for the current model, with no pass over the chain."""
         c = self.model.label_site
         left, right = self.left_envs[c], self.right_envs[c]
         left_log, right_log = self.left_logs[c], self.right_logs[c]
         assert left is not None and right is not None
         assert left_log is not None and right_log is not None
         core = self.model.cores[c].to(self.env_dtype)
-        loss_sum, correct = 0.0, 0.0
-        loss_fn = SWEEP_LOSSES[self.loss]
         for s in range(0, self.n_local, self.chunk_size):
             sl = slice(s, s + self.chunk_size)
             amp = torch.einsum("ba,aslr,bs,br->bl", left[sl], core, self._phi[c][sl], right[sl])
-            log_scale = left_log[sl] + right_log[sl] + self.model.log_scale
-            target = self._y[sl]
+            yield amp, left_log[sl] + right_log[sl] + self.model.log_scale, self._y[sl]
+
+    def _held_out_chunks(
+        self, phi: Tensor, y: Tensor, names: tuple[str, str]
+    ) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+        """Samples ``(phi (n, N, d), y (n,))`` a chunk at a time, contracted through the whole
+        chain: amplitudes (B, L), their log-scale (B,), labels (B,). ``names`` are the
+        arguments' names for the input checks."""
+        _check_phi(names[0], phi, self.model.n_sites, self.model.phys_dim)
+        _check_labels(names[1], y, phi.shape[0], self.model.n_classes)
+
+        def chunks() -> Iterator[tuple[Tensor, Tensor, Tensor]]:
+            for s in range(0, phi.shape[0], self.chunk_size):
+                mantissa, log_scale = self.model.log_amplitudes(phi[s : s + self.chunk_size])
+                yield mantissa, log_scale, y[s : s + self.chunk_size]
+
+        return chunks()
+
+    def _mean_metrics(
+        self, chunks: Iterator[tuple[Tensor, Tensor, Tensor]], n_local: int
+    ) -> tuple[float, float]:
+        """Mean loss and accuracy over ``chunks`` of ``n_local`` samples, all processes."""
+        loss_fn = SWEEP_LOSSES[self.loss]
+        loss_sum, correct = 0.0, 0.0
+        for amp, log_scale, target in chunks:
             loss_sum += float(
                 loss_fn(
                     amp.double(),
@@ -617,8 +637,15 @@ class BondSweeper:
                 )
             )
             correct += float((_predictions(amp, self.readout) == target).sum())
-        loss_sum, correct = all_reduce_sum([loss_sum, correct], core.device)
-        return loss_sum / self.n_total, correct / self.n_total
+        loss_sum, correct, count = all_reduce_sum(
+            [loss_sum, correct, float(n_local)], self._y.device
+        )
+        return loss_sum / max(count, 1.0), correct / max(count, 1.0)
+
+    def training_metrics(self) -> tuple[float, float]:
+        """Mean loss and accuracy on all training samples, from the environments at the label
+        (exact for the current model, with no pass over the chain)."""
+        return self._mean_metrics(self._label_chunks(), self.n_local)
 
     def fit_temperature(
         self, phi: Tensor | None = None, y: Tensor | None = None, n_steps: int = 10
@@ -633,28 +660,20 @@ class BondSweeper:
         the environments at the label, like :meth:`training_metrics`. Returns the new
         temperature.
         """
-        units = []
         if phi is None or y is None:
-            c = self.model.label_site
-            left, right = self.left_envs[c], self.right_envs[c]
-            assert left is not None and right is not None
-            core = self.model.cores[c].to(self.env_dtype)
-            for s in range(0, self.n_local, self.chunk_size):
-                sl = slice(s, s + self.chunk_size)
-                units.append(
-                    torch.einsum("ba,aslr,bs,br->bl", left[sl], core, self._phi[c][sl], right[sl])
-                )
-            y = self._y
+            chunks = self._label_chunks()
         else:
-            _check_phi("phi", phi, self.model.n_sites, self.model.phys_dim)
-            _check_labels("y", y, phi.shape[0], self.model.n_classes)
-            for s in range(0, phi.shape[0], self.chunk_size):
-                units.append(self.model.log_amplitudes(phi[s : s + self.chunk_size])[0])
-        # (a process may hold no validation samples: its sums are zero)
-        empty = torch.zeros(0, self.model.n_classes, dtype=torch.float64, device=y.device)
-        u = torch.cat(units).double() if units else empty
+            chunks = self._held_out_chunks(phi, y, ("phi", "y"))
+        amps, labels = [], []
+        for amp, _, target in chunks:
+            amps.append(amp.double())
+            labels.append(target)
+        if not amps:  # a process may hold no validation samples: its sums are zero
+            amps.append(torch.zeros(0, self.model.n_classes, dtype=torch.float64))
+            labels.append(torch.zeros(0, dtype=torch.int64))
+        u = torch.cat(amps).to(self._y.device)
         u = u / torch.linalg.vector_norm(u, dim=1, keepdim=True).clamp_min(1e-300)
-        u_target = u.gather(1, y.view(-1, 1)).squeeze(1)
+        u_target = u.gather(1, torch.cat(labels).to(u.device).view(-1, 1)).squeeze(1)
         t = math.exp(self.model.log_temperature)
         for _ in range(n_steps):
             p = torch.softmax(t * u, dim=1)
@@ -674,27 +693,7 @@ class BondSweeper:
         Under ``torch.distributed`` each process passes its own shard; the sums are
         all-reduced, so every process returns the metrics of the whole set.
         """
-        _check_phi("phi_val", phi, self.model.n_sites, self.model.phys_dim)
-        _check_labels("y_val", y, phi.shape[0], self.model.n_classes)
-        loss_fn = SWEEP_LOSSES[self.loss]
-        loss_sum, correct = 0.0, 0.0
-        for s in range(0, phi.shape[0], self.chunk_size):
-            mantissa, log_scale = self.model.log_amplitudes(phi[s : s + self.chunk_size])
-            target = y[s : s + self.chunk_size]
-            loss_sum += float(
-                loss_fn(
-                    mantissa.double(),
-                    log_scale.double(),
-                    target,
-                    self.readout,
-                    self.model.log_temperature,
-                )
-            )
-            correct += float((_predictions(mantissa, self.readout) == target).sum())
-        loss_sum, correct, count = all_reduce_sum(
-            [loss_sum, correct, float(phi.shape[0])], phi.device
-        )
-        return loss_sum / max(count, 1.0), correct / max(count, 1.0)
+        return self._mean_metrics(self._held_out_chunks(phi, y, ("phi_val", "y_val")), phi.shape[0])
 
 
 def _check_labels(name: str, y: object, n: int, n_classes: int) -> None:

@@ -11,8 +11,10 @@ with ``--no-tensorkrowch``, only tnml is timed.
 
 A training step is: embed a fixed batch of ``--batch`` random inputs in [0, 1] with the
 trigonometric map ``[cos(pi x/2), sin(pi x/2)]`` (d = 2), contract the MPS, take the softmax
-cross-entropy against fixed random labels (10 classes), backpropagate and take one Adam step;
-float32 throughout, both libraries on the same number of torch threads.
+cross-entropy against fixed random labels (10 classes), backpropagate and take one Adam step
+(lr 1e-4; for both libraries the optimizer tnml's trainer builds, ``tnml.train.OPTIMIZERS
+["adam"]``: torch's Adam fused into one kernel where the device has it); float32 throughout,
+both libraries on the same number of torch threads.
 
 * tnml: ``MPSClassifierModule(sites, 10, D)`` with the default ("normalized") readout, fed
   the raw inputs (it embeds internally), timed with ``contraction="auto"`` (what the ratio
@@ -63,6 +65,7 @@ from torch import Tensor, nn
 import tnml
 from tnml.nn import MPSClassifierModule
 from tnml.tensor.contract import choose_path
+from tnml.train import OPTIMIZERS
 
 try:  # TensorKrowch is optional: without it only tnml is timed.
     import tensorkrowch as tk
@@ -250,7 +253,7 @@ def make_step(
     model: nn.Module, forward: Callable[[], Tensor], labels: Tensor
 ) -> Callable[[], tuple[Tensor, Tensor]]:
     """One Adam training step on cross-entropy; returns the (logits, loss) it computed."""
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    optimizer = OPTIMIZERS["adam"](model.parameters(), lr=1e-4, weight_decay=0.0)
     loss_fn = nn.CrossEntropyLoss()
 
     def step() -> tuple[Tensor, Tensor]:

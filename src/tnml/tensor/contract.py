@@ -9,7 +9,8 @@ cost in Python calls does not depend on which side is longer.
 Two reductions are offered and give the same result:
 
 * ``"sequential"`` pushes a boundary vector through the chain one site at a time: cost
-  ``2 B N d D**2`` flops and about ``3 N`` small kernel calls; the fastest on CPU.
+  ``2 B N d D**2`` flops and about ``3 N`` small kernel calls each way, with a hand-written
+  backward pass; the fastest on CPU.
 * ``"pairwise"`` builds all per-site transfer matrices with one einsum and multiplies them in a
   balanced binary tree: cost ``2 B N D**3`` flops but only ``log2(N)`` levels, meant for
   devices where a kernel launch costs more than the arithmetic (GPUs).
@@ -61,6 +62,31 @@ def _identity_pad(n_pad: int, bond_dim: int, phys_dim: int, like: Tensor) -> Ten
     return pad
 
 
+def _chain_length(n_sites: int, output_site: int) -> int:
+    """Length of both chains once the shorter one is padded: the longer side's site count."""
+    return max(output_site, n_sites - 1 - output_site)
+
+
+def _chain_phi(phi: Tensor, output_site: int) -> Tensor:
+    """Feature vectors of both chains, ``(B, N, d)`` -> ``(2, B, n, d)``.
+
+    Chain 0 holds sites ``0 .. output_site - 1``, chain 1 sites ``N - 1 .. output_site + 1``;
+    the shorter chain is padded at its outer end with ``e_0``.
+    """
+    batch, n_sites, phys_dim = phi.shape
+    n = _chain_length(n_sites, output_site)
+
+    def pad(chain_phi: Tensor) -> Tensor:
+        missing = n - chain_phi.shape[1]
+        if missing == 0:
+            return chain_phi
+        e0 = phi.new_zeros(batch, missing, phys_dim)
+        e0[:, :, 0] = 1.0
+        return torch.cat([e0, chain_phi], 1)
+
+    return torch.stack([pad(phi[:, :output_site]), pad(phi[:, output_site + 1 :].flip(1))])
+
+
 def split_chains(cores: Tensor, phi: Tensor, output_site: int) -> tuple[Tensor, Tensor, Tensor]:
     """Arrange the sites left and right of ``output_site`` as two equal-length chains.
 
@@ -84,80 +110,195 @@ def split_chains(cores: Tensor, phi: Tensor, output_site: int) -> tuple[Tensor, 
     phi_out : Tensor, shape (B, d)
         The feature vector at the output site.
     """
-    n_sites = phi.shape[1]
-    n_left = output_site
-    n_right = n_sites - 1 - output_site
-    n = max(n_left, n_right)
+    n = _chain_length(phi.shape[1], output_site)
     bond_dim, phys_dim = cores.shape[1], cores.shape[2]
-    batch = phi.shape[0]
 
-    left_cores = cores[:n_left]
-    right_cores = cores[n_left:].flip(0).transpose(1, 3)
-    left_phi = phi[:, :n_left]
-    right_phi = phi[:, output_site + 1 :].flip(1)
-
-    def pad(chain: Tensor, chain_phi: Tensor) -> tuple[Tensor, Tensor]:
+    def pad(chain: Tensor) -> Tensor:
         missing = n - chain.shape[0]
         if missing == 0:
-            return chain, chain_phi
-        e0 = phi.new_zeros(batch, missing, phys_dim)
-        e0[:, :, 0] = 1.0
-        return (
-            torch.cat([_identity_pad(missing, bond_dim, phys_dim, cores), chain], 0),
-            torch.cat([e0, chain_phi], 1),
-        )
+            return chain
+        return torch.cat([_identity_pad(missing, bond_dim, phys_dim, cores), chain], 0)
 
-    left_cores, left_phi = pad(left_cores, left_phi)
-    right_cores, right_phi = pad(right_cores, right_phi)
+    left_cores = pad(cores[:output_site])
+    right_cores = pad(cores[output_site:].flip(0).transpose(1, 3))
     chain_cores = torch.stack([left_cores, right_cores])
-    chain_phi = torch.stack([left_phi, right_phi])
-    return chain_cores, chain_phi, phi[:, output_site]
+    return chain_cores, _chain_phi(phi, output_site), phi[:, output_site]
 
 
-def reduce_sequential(chain_cores: Tensor, chain_phi: Tensor) -> tuple[Tensor, Tensor]:
-    """Push the boundary vector ``e_0`` through each chain, one site at a time.
+def _renormalised_steps(n: int) -> list[int]:
+    """The steps of an ``n``-site chain after which the environment is renormalised."""
+    return [t for t in range(n) if (t + 1) % RENORM_INTERVAL == 0 or t == n - 1]
+
+
+def _step_matrices(cores: Tensor, output_site: int, n: int) -> Tensor:
+    """Both chains' cores as ``(n, 2, D, d * D)`` matrices: one copy of the cores.
+
+    Step ``t`` of a chain maps an environment ``env_a`` to ``moved[s * D + b]``, which the
+    feature vector then contracts over ``s``. On the left chain ``a`` is a core's left bond
+    (the core as it is stored); on the right chain, read from the right end, ``a`` is its
+    right bond (the core transposed). Padding steps act as the identity on ``phi = e_0``.
+    """
+    n_cores, bond_dim, phys_dim, _ = cores.shape
+    n_left = output_site
+    n_right = n_cores - n_left
+    mats = cores.new_empty(n, 2, bond_dim, phys_dim, bond_dim)
+    for chain, n_sites in ((0, n_left), (1, n_right)):
+        if n_sites < n:
+            mats[: n - n_sites, chain].zero_()
+            mats[: n - n_sites, chain, :, 0] = torch.eye(
+                bond_dim, dtype=cores.dtype, device=cores.device
+            )
+    # left: [t, l, s, r] = core[t][l, s, r]; right: [t, r, s, l] = core[N - 2 - t][l, s, r]
+    mats[n - n_left :, 0] = cores[:n_left]
+    mats[n - n_right :, 1] = cores[n_left:].flip(0).permute(0, 3, 2, 1)
+    return mats.view(n, 2, bond_dim, phys_dim * bond_dim)
+
+
+def _step_gradients_to_cores(grad_mats: Tensor, output_site: int, like: Tensor) -> Tensor:
+    """Inverse of :func:`_step_matrices` for gradients: ``(n, 2, D, d * D)`` -> ``like``."""
+    n = grad_mats.shape[0]
+    n_cores, bond_dim, phys_dim, _ = like.shape
+    n_left = output_site
+    n_right = n_cores - n_left
+    grads = grad_mats.view(n, 2, bond_dim, phys_dim, bond_dim)
+    grad_cores = torch.empty_like(like)
+    grad_cores[:n_left] = grads[n - n_left :, 0]
+    grad_cores[n_left:] = grads[n - n_right :, 1].flip(0).permute(0, 3, 2, 1)
+    return grad_cores
+
+
+class _SequentialChains(torch.autograd.Function):
+    """Both chains pushed one site at a time, with a hand-written backward pass.
+
+    Autograd over the same loop kept several graph nodes per site, and rearranging the cores
+    into two chains cost several full passes over them in each direction, each into a fresh
+    buffer (on CPU, fresh multi-megabyte buffers cost page faults: up to 15,000 a step at
+    D = 128). Here the cores are copied once into step matrices; a site costs one batched GEMM
+    and ``d`` small products forward, and two GEMMs and a product backward; the environments
+    entering each step are the only per-site state kept, and the backward pass writes each
+    step's gradient over its step matrix once that matrix has been used for the last time.
+    """
+
+    @staticmethod
+    def forward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx,
+        cores: Tensor,
+        chain_phi: Tensor,
+        output_site: int,
+    ) -> tuple[Tensor, Tensor]:
+        n, n_chains, batch, phys_dim = chain_phi.shape
+        bond_dim = cores.shape[1]
+        mats = _step_matrices(cores.detach(), output_site, n)
+        phis = chain_phi.detach().unsqueeze(-1)  # (n, 2, B, d, 1)
+        envs = chain_phi.new_empty(n + 1, n_chains, batch, bond_dim)
+        envs[0].zero_()
+        envs[0, :, :, 0] = 1.0
+        moved = chain_phi.new_empty(n_chains, batch, phys_dim, bond_dim)
+        flat_moved = moved.view(n_chains, batch, phys_dim * bond_dim)
+        steps = set(_renormalised_steps(n))
+        norms = chain_phi.new_empty(len(steps), n_chains, batch, 1)
+        norm_list = iter(norms.unbind(0))
+        env_list, mat_list, phi_list = envs.unbind(0), mats.unbind(0), phis.unbind(0)
+        for t in range(n):
+            torch.bmm(env_list[t], mat_list[t], out=flat_moved)
+            # the sum over s as one product and d - 1 fused multiply-adds: half the time of a
+            # product over the whole block and a reduction
+            phi_t, env = phi_list[t], env_list[t + 1]
+            torch.mul(moved[:, :, 0], phi_t[:, :, 0], out=env)
+            for s in range(1, phys_dim):
+                env.addcmul_(moved[:, :, s], phi_t[:, :, s])
+            if t in steps:
+                norm = next(norm_list)
+                torch.linalg.vector_norm(env, dim=-1, keepdim=True, out=norm)
+                env.div_(norm.clamp_(min=_TINY))
+        ctx.save_for_backward(cores, phis, envs, norms)
+        # kept outside save_for_backward: the backward pass overwrites it in place
+        ctx.step_matrices = mats
+        ctx.output_site = output_site
+        ctx.step_matrices_intact = True
+        return envs[n].clone(), norms.log().sum(dim=0).squeeze(-1)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(  # type: ignore[override]
+        ctx: torch.autograd.function.FunctionCtx, grad_env: Tensor | None, grad_log: Tensor | None
+    ) -> tuple[Tensor | None, Tensor | None, None]:
+        cores, phis, envs, norms = ctx.saved_tensors
+        n, n_chains, batch, phys_dim = phis.shape[:4]
+        bond_dim = envs.shape[-1]
+        mats = ctx.step_matrices
+        if not ctx.step_matrices_intact:  # a second backward pass (retain_graph=True)
+            mats = _step_matrices(cores.detach(), ctx.output_site, n)
+        g = grad_env if grad_env is not None else envs.new_zeros(n_chains, batch, bond_dim)
+        grad_log_norm = grad_log.unsqueeze(-1) if grad_log is not None else None
+        want_cores, want_phi = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        grad_phi = envs.new_empty(n, n_chains, batch, phys_dim) if want_phi else None
+        env_list, mat_list, phi_list = envs.unbind(0), mats.unbind(0), phis.unbind(0)
+        env_t_list, mat_t_list = envs.transpose(2, 3).unbind(0), mats.transpose(2, 3).unbind(0)
+        grad_moved = envs.new_empty(n_chains, batch, phys_dim, bond_dim)
+        flat_grad_moved = grad_moved.view(n_chains, batch, phys_dim * bond_dim)
+        steps = set(_renormalised_steps(n))
+        norm_list = iter(norms.unbind(0)[::-1])
+        ctx.step_matrices_intact = not want_cores
+        for t in range(n - 1, -1, -1):
+            if t in steps:
+                # env = u / |u| and log_scale += log |u|: back to the gradient in u
+                unit = env_list[t + 1]
+                radial = (g * unit).sum(dim=-1, keepdim=True)
+                if grad_log_norm is not None:
+                    radial = radial - grad_log_norm
+                g = (g - radial * unit) / next(norm_list)
+            if grad_phi is not None:
+                moved = torch.bmm(env_list[t], mat_list[t]).view_as(grad_moved)
+                grad_phi[t] = (moved * g.unsqueeze(-2)).sum(dim=-1)
+            torch.mul(g.unsqueeze(-2), phi_list[t], out=grad_moved)
+            g = torch.bmm(flat_grad_moved, mat_t_list[t])
+            if want_cores:  # step matrix t is not needed any more: its gradient goes there
+                torch.bmm(env_t_list[t], flat_grad_moved, out=mat_list[t])
+        grad_cores = None
+        if want_cores:
+            grad_cores = _step_gradients_to_cores(mats, ctx.output_site, cores)
+        return grad_cores, grad_phi, None
+
+
+def reduce_sequential(cores: Tensor, phi: Tensor, output_site: int) -> tuple[Tensor, Tensor]:
+    """Push the boundary vector ``e_0`` through both chains, one site at a time.
 
     Parameters
     ----------
-    chain_cores : Tensor, shape (C, n, D, d, D)
-    chain_phi : Tensor, shape (C, B, n, d)
+    cores : Tensor, shape (N - 1, D, d, D)
+        Cores of the sites without the output index, in site order.
+    phi : Tensor, shape (B, N, d)
+        Local feature vectors, output site included.
+    output_site : int
+        Where the chains meet: chain 0 runs over the sites left of it, chain 1 over the sites
+        right of it, read from the right end.
 
     Returns
     -------
-    env : Tensor, shape (C, B, D)
-        Unit-norm environment vector of each chain and sample.
-    log_scale : Tensor, shape (C, B)
+    env : Tensor, shape (2, B, D)
+        Unit-norm environment vector of each chain and sample at the output site.
+    log_scale : Tensor, shape (2, B)
         Natural log of the norm that was divided out.
     """
-    n_chains, n, bond_dim, phys_dim, _ = chain_cores.shape
-    batch = chain_phi.shape[1]
-    env = chain_phi.new_zeros(n_chains, batch, bond_dim)
-    env[:, :, 0] = 1.0
-    # Unbind once: indexing the stacked tensor inside the loop would make every backward step
-    # zero-fill a gradient the size of all the cores (quadratic in the chain length).
-    cores = chain_cores.reshape(n_chains, n, bond_dim, phys_dim * bond_dim).unbind(1)
-    phis = chain_phi.unsqueeze(-1).unbind(2)  # n x (C, B, d, 1)
-    norms = []
-    for i, (core, phi) in enumerate(zip(cores, phis, strict=True)):
-        # One GEMM per chain, (B, D) @ (D, d*D); the d-contraction as multiply-and-sum, which
-        # is cheaper than a bmm over C*B tiny (1 x d) @ (d x D) products.
-        moved = torch.bmm(env, core).view(n_chains, batch, phys_dim, bond_dim)
-        env = (moved * phi).sum(dim=2)
-        if (i + 1) % RENORM_INTERVAL == 0 or i == n - 1:
-            norm = torch.linalg.vector_norm(env, dim=-1, keepdim=True).clamp_min(_TINY)
-            env = env / norm
-            norms.append(norm)
-    if not norms:
-        return env, chain_phi.new_zeros(n_chains, batch)
-    return env, torch.log(torch.cat(norms, dim=-1)).sum(dim=-1)
+    n = _chain_length(phi.shape[1], output_site)
+    batch, bond_dim = phi.shape[0], cores.shape[1]
+    if n == 0:
+        env = phi.new_zeros(2, batch, bond_dim)
+        env[:, :, 0] = 1.0
+        return env, phi.new_zeros(2, batch)
+    chain_phi = _chain_phi(phi, output_site).permute(2, 0, 1, 3).contiguous()  # (n, 2, B, d)
+    return _SequentialChains.apply(cores, chain_phi, output_site)
 
 
-def reduce_pairwise(chain_cores: Tensor, chain_phi: Tensor) -> tuple[Tensor, Tensor]:
+def reduce_pairwise(cores: Tensor, phi: Tensor, output_site: int) -> tuple[Tensor, Tensor]:
     """Multiply each chain's transfer matrices in a balanced binary tree (log2(n) steps).
 
-    The chain is padded with identity matrices to a power of two, so every level pairs
-    neighbours by a reshape. Same parameters and returns as :func:`reduce_sequential`.
+    The chains of :func:`split_chains` are padded with identity matrices to a power of two,
+    so every level pairs neighbours by a reshape. Same parameters and returns as
+    :func:`reduce_sequential`.
     """
+    chain_cores, chain_phi, _ = split_chains(cores, phi, output_site)
     n_chains, n, bond_dim, phys_dim, _ = chain_cores.shape
     batch = chain_phi.shape[1]
     if n == 0:
@@ -230,10 +371,9 @@ def contract_with_output(
             f"cores must hold N - 1 = {n_sites - 1} sites for phi with N = {n_sites} sites, "
             f"got {cores.shape[0]}"
         )
-    chain_cores, chain_phi, phi_out = split_chains(cores, phi, output_site)
     reduce = (
         reduce_pairwise if choose_path(cores.shape[1], path) == "pairwise" else reduce_sequential
     )
-    env, log_scale = reduce(chain_cores, chain_phi)
-    mantissa = torch.einsum("bl,bs,lsor,br->bo", env[0], phi_out, output_core, env[1])
+    env, log_scale = reduce(cores, phi, output_site)
+    mantissa = torch.einsum("bl,bs,lsor,br->bo", env[0], phi[:, output_site], output_core, env[1])
     return mantissa, log_scale.sum(dim=0)

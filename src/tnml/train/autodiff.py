@@ -33,9 +33,30 @@ from tnml.exceptions import InvalidInputError, TrainingError
 from tnml.train.distributed import all_reduce_sum, distributed_context
 from tnml.train.loop import SELECTIONS, Callback, FitResult, UpdateRule, fit_loop
 
+
+def _fused_where_possible(
+    optimizer: type[torch.optim.Optimizer],
+) -> Callable[..., torch.optim.Optimizer]:
+    """Adam or AdamW as one fused kernel per step where the parameters' device allows it.
+
+    The unfused step makes about ten passes over the parameters: 7.8 ms a step for the
+    1.6 M parameters of a 196-site chain at D = 64 on a 2-core CPU (0.5 ms fused), a third of
+    that training step.
+    """
+
+    def build(params: Any, lr: float, weight_decay: float) -> torch.optim.Optimizer:
+        params = list(params)
+        try:
+            return optimizer(params, lr=lr, weight_decay=weight_decay, fused=True)
+        except (RuntimeError, ValueError, TypeError):  # a device or dtype without the kernel
+            return optimizer(params, lr=lr, weight_decay=weight_decay)
+
+    return build
+
+
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
-    "adam": torch.optim.Adam,
-    "adamw": torch.optim.AdamW,
+    "adam": _fused_where_possible(torch.optim.Adam),
+    "adamw": _fused_where_possible(torch.optim.AdamW),
     "sgd": lambda params, lr, weight_decay: torch.optim.SGD(
         params, lr=lr, momentum=0.9, weight_decay=weight_decay
     ),

@@ -141,3 +141,16 @@ def test_sequential_backward_can_run_twice_on_a_retained_graph():
     (first,) = torch.autograd.grad(loss, cores, retain_graph=True)
     (second,) = torch.autograd.grad(loss, cores)
     torch.testing.assert_close(first, second, rtol=0, atol=0)
+
+
+def test_complex_cores_get_exact_gradients_on_the_sequential_path():
+    g = torch.Generator().manual_seed(4)
+    cores = torch.randn(6, 2, 2, 2, generator=g, dtype=torch.complex128).requires_grad_(True)
+    output_core = torch.randn(2, 2, 2, 2, generator=g, dtype=torch.complex128)
+    phi = torch.rand(3, 7, 2, generator=g, dtype=torch.float64).to(torch.complex128)
+
+    def magnitude(cores):
+        mantissa, log_scale = contract_with_output(cores, output_core, phi, 3, "sequential")
+        return (mantissa.abs() * log_scale.real.exp()[:, None]).sum()
+
+    assert torch.autograd.gradcheck(magnitude, (cores,), eps=1e-6, atol=1e-7)

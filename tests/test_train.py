@@ -270,3 +270,19 @@ def test_training_warns_when_the_loss_still_falls_fast_at_the_end():
     with warnings.catch_warnings():  # trained to convergence: silent
         warnings.simplefilter("error", TrainingWarning)
         train_classifier(fresh_module(), X, y, epochs=15, batch_size=8, lr=2e-2)
+
+
+def test_progress_is_judged_after_the_learning_rate_warm_up():
+    """A cosine run of 40 epochs warms up over 2: a slow first epoch is no warning, no progress
+    by the end of the warm-up is, once."""
+    from tnml.exceptions import TrainingWarning
+
+    X, y = make_problem()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train_classifier(fresh_module(), X, y, epochs=40, batch_size=32, lr=1e-12)
+    messages = [str(w.message) for w in caught if issubclass(w.category, TrainingWarning)]
+    assert len(messages) == 1 and "next to no progress in the first 2 epochs" in messages[0]
+    # a constant rate has no warm-up: the first epoch is judged
+    with pytest.warns(TrainingWarning, match="next to no progress in the first epoch"):
+        train_classifier(fresh_module(), X, y, epochs=40, lr=1e-12, lr_schedule="constant")

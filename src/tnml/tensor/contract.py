@@ -287,6 +287,9 @@ def reduce_sequential(cores: Tensor, phi: Tensor, output_site: int) -> tuple[Ten
         env = phi.new_zeros(2, batch, bond_dim)
         env[:, :, 0] = 1.0
         return env, phi.new_zeros(2, batch)
+    if cores.is_complex() or phi.is_complex():
+        # the hand-written backward pass is for real tensors; autograd handles the rest
+        return reduce_pairwise(cores, phi, output_site)
     chain_phi = _chain_phi(phi, output_site).permute(2, 0, 1, 3).contiguous()  # (n, 2, B, d)
     return _SequentialChains.apply(cores, chain_phi, output_site)
 

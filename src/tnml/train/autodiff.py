@@ -284,7 +284,13 @@ class AutodiffRule(UpdateRule):
         self.opt = OPTIMIZERS[optimizer](
             _parameter_groups(module, temperature_lr), lr=lr, weight_decay=weight_decay
         )
-        self.scheduler = _make_scheduler(self.opt, lr_schedule, epochs * self.steps_per_epoch)
+        total_steps = epochs * self.steps_per_epoch
+        self.scheduler = _make_scheduler(self.opt, lr_schedule, total_steps)
+        # progress is judged once the learning rate has warmed up: a 40-epoch run warms up
+        # over 2 epochs, and its first epoch at a fraction of the rate learns little
+        warmup = _warmup_steps(total_steps) if lr_schedule == "cosine" else 0
+        self.progress_epoch = max(math.ceil(warmup / self.steps_per_epoch), 1)
+        self.progress_judged = False
         self.generator = torch.Generator().manual_seed(int(seed))
         self.augment_generator = torch.Generator().manual_seed(int(seed) + 1)
         if augment is not None and hasattr(augment, "check_features"):
@@ -394,17 +400,24 @@ class AutodiffRule(UpdateRule):
         return {"module": self.module, "optimizer": self.opt}
 
     def advice(self, history: list[dict[str, Any]], finished: bool) -> str | None:
-        """Next to no progress in the first epoch (training accuracy less than a tenth of the
-        way from the majority class's share to 1), or, at the end, a training loss that fell by
-        more than a third over the last epoch (mean of its last tenth of steps against its
-        first tenth)."""
-        accuracy = history[0]["train_accuracy"]
+        """Next to no progress by the end of the first epoch after the learning-rate warm-up
+        (training accuracy less than a tenth of the way from the majority class's share to 1),
+        or, at the end, a training loss that fell by more than a third over the last epoch
+        (mean of its last tenth of steps against its first tenth)."""
         floor = self.majority_share + 0.1 * (1.0 - self.majority_share)
-        if len(history) == 1 and accuracy < floor:
+        judge_progress = len(history) == self.progress_epoch and not self.progress_judged
+        self.progress_judged = self.progress_judged or judge_progress
+        if judge_progress and history[-1]["train_accuracy"] < floor:
+            epochs = (
+                "the first epoch"
+                if self.progress_epoch == 1
+                else f"the first {self.progress_epoch} epochs (the learning-rate warm-up)"
+            )
             return (
-                f"next to no progress in the first epoch: training accuracy {accuracy:.3f}, where "
-                f"always predicting the most common class gives {self.majority_share:.3f}; "
-                f"try another learning rate (lr {self.base_lr:g}) and check the inputs and labels"
+                f"next to no progress in {epochs}: training accuracy "
+                f"{history[-1]['train_accuracy']:.3f}, where always predicting the most common "
+                f"class gives {self.majority_share:.3f}; try another learning rate "
+                f"(lr {self.base_lr:g}) and check the inputs and labels"
             )
         tenth = len(self.batch_losses) // 10
         if not finished or tenth < 2:
@@ -434,11 +447,16 @@ def _parameter_groups(module: nn.Module, temperature_lr: float | None) -> Any:
     return [{"params": rest}, {"params": [temperature], "lr": temperature_lr}]
 
 
+def _warmup_steps(total_steps: int) -> int:
+    """Steps over which the ``"cosine"`` schedule raises the rate linearly from 0."""
+    return max(round(WARMUP_FRACTION * total_steps), 1)
+
+
 def _make_scheduler(
     opt: torch.optim.Optimizer, lr_schedule: str, total_steps: int
 ) -> torch.optim.lr_scheduler.LRScheduler | torch.optim.lr_scheduler.ReduceLROnPlateau | None:
     if lr_schedule == "cosine":
-        warmup = max(round(WARMUP_FRACTION * total_steps), 1)
+        warmup = _warmup_steps(total_steps)
         decay = max(total_steps - warmup, 1)
 
         def factor(step: int) -> float:

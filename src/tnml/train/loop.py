@@ -14,7 +14,7 @@ what an epoch measured. :func:`fit_loop` does the rest, once:
 - callbacks after every epoch (and, where a rule wants them, after every step);
 - model selection on validation data (lowest loss, or highest accuracy) and early stopping;
 - a :class:`~tnml.exceptions.TrainingWarning` with the rule's :meth:`~UpdateRule.advice`
-  after the first epoch and at the end (no progress, or stopped while still learning);
+  (asked after every epoch and at the end: no progress, or stopped while still learning);
 - one result type, :class:`FitResult`, whose ``history`` has the same keys for every rule.
 """
 
@@ -152,9 +152,10 @@ class UpdateRule(ABC):
         return {}
 
     def advice(self, history: list[dict[str, Any]], finished: bool) -> str | None:
-        """Why training is not doing what it should, or None: asked after the first epoch
-        (``finished=False``) and when the last one is done; :func:`fit_loop` shows it as a
-        :class:`~tnml.exceptions.TrainingWarning`."""
+        """Why training is not doing what it should, or None: asked after every epoch but the
+        last (``finished=False``) and when training ends (``finished=True``); :func:`fit_loop`
+        shows it as a :class:`~tnml.exceptions.TrainingWarning`, so a rule says each thing
+        once."""
         return None
 
     def result(self) -> Any:
@@ -305,7 +306,7 @@ def fit_loop(
             state["epoch"] = epoch + 1
             state["step"] = 0
             save()
-            if epoch == 0 and state["epoch"] < epochs:
+            if state["epoch"] < epochs:
                 _warn(rule.advice(state["history"], finished=False), rank)
     if state["history"]:
         _warn(rule.advice(state["history"], finished=True), rank)

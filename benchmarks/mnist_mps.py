@@ -39,6 +39,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--steps-per-bond", type=int, default=1, help="sweeps")
     parser.add_argument(
+        "--loss", default="cross_entropy", choices=["cross_entropy", "mse", "quadratic"]
+    )
+    parser.add_argument(
+        "--solver", default="gradient", choices=["gradient", "cg"], help="sweeps: bond optimiser"
+    )
+    parser.add_argument("--l2", type=float, default=0.0, help="sweeps with --solver cg")
+    parser.add_argument(
         "--memory-gib", type=float, default=None, help="sweeps: environment memory budget"
     )
     parser.add_argument("--lr-schedule", default=None, choices=["cosine", "constant"])
@@ -89,10 +96,14 @@ def main(argv: list[str] | None = None) -> None:
     if args.model == "ttn":
         clf = tnml.TTNClassifier(layout=(args.size, args.size), **common)
     else:
-        clf = tnml.MPSClassifier(trainer=args.trainer, max_bond=args.max_bond, **common)
+        clf = tnml.MPSClassifier(
+            trainer=args.trainer, max_bond=args.max_bond, loss=args.loss, **common
+        )
     fit_kwargs: dict = {} if args.temperature is None else {"temperature": args.temperature}
     if args.trainer == "sweep":
         fit_kwargs["steps_per_bond"] = args.steps_per_bond
+        if args.solver != "gradient":
+            fit_kwargs.update(solver=args.solver, l2=args.l2)
         if args.memory_gib is not None:
             fit_kwargs["memory_budget"] = int(args.memory_gib * 2**30)
     if args.temperature_lr is not None:

@@ -391,6 +391,8 @@ def test_cutoff_shrinks_the_bonds_of_a_low_rank_model():
         ("cross_entropy", "normalized", {"temperature": 5.0, "lr": 1.0}),
         ("cross_entropy", "born", {"lr": 0.1, "max_grad_norm": 1.0}),
         ("cross_entropy", "normalized", {"temperature": 5.0, "batch_size": 25, "lr": 0.25}),
+        ("quadratic", "normalized", {"solver": "cg", "l2": 1e-3}),
+        ("mse", "linear", {"solver": "cg"}),
     ],
 )
 def test_short_sweep_training_reaches_high_accuracy(loss, readout, extra):
@@ -607,3 +609,69 @@ def test_default_sweep_step_shrinks_with_the_square_root_of_the_batch():
     mini = train_sweep(model, phi, y, n_sweeps=1, max_bond=4, loss="cross_entropy", batch_size=25)
     assert full.steps[0]["lr"] == pytest.approx(2.0)
     assert mini.steps[0]["lr"] == pytest.approx(2.0 * math.sqrt(25 / 100))
+
+
+# --------------------------------------------------------------------------------------------
+# the paper's quadratic cost and conjugate-gradient bond solver
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("loss", "readout"), [("quadratic", "normalized"), ("mse", "linear")])
+def test_conjugate_gradient_reaches_the_exact_minimiser_of_the_bond_problem(loss, readout):
+    """Unnormalised CG on the regularised quadratic bond problem converges to its unique
+    minimiser: the gradient of mean loss + l2/2 ||B||^2 vanishes there, and no other bond
+    tensor nearby does better."""
+    _, phi, y = make_problem(n=60, n_sites=5, n_classes=2, seed=7)
+    _, model = make_model(n_sites=5, n_classes=2, bond=2, readout=readout)
+    sweeper = BondSweeper(model, phi, y, loss=loss, env_dtype=F64)
+    k = sweeper.model.label_site
+    start = torch.einsum("aslb,btr->asltr", sweeper.model.cores[k], sweeper.model.cores[k + 1])
+    l2 = 1e-3
+    bond, _, _ = sweeper._conjugate_gradient(start, k, passes=60, l2=l2, normalize=False)
+
+    def objective(b):
+        loss_sum, _, grad = sweeper._loss_and_gradient(b, k, need_grad=True)
+        n = phi.shape[0]
+        return loss_sum / n + 0.5 * l2 * float(b.square().sum()), grad / n + l2 * b
+
+    value, grad = objective(bond)
+    assert float(grad.norm()) < 1e-8 * max(1.0, float(bond.norm()))
+    start_value, _ = objective(start)
+    assert value < start_value
+    g = torch.Generator().manual_seed(0)
+    for _ in range(3):
+        nudged = bond + 1e-3 * torch.randn(bond.shape, generator=g, dtype=F64)
+        assert objective(nudged)[0] > value
+
+
+def test_quadratic_loss_reads_inputs_projected_into_unit_norm_environments():
+    """The cost of the paper's code: 1/2 sum_l (c_l - delta)^2 with c the amplitude of the
+    input projected into left and right environments scaled to norm 1 -- the same on the
+    training samples (from the stored environments) and through the chain (held-out path)."""
+    _, phi, y = make_problem(n=50, n_sites=6, n_classes=3, seed=2)
+    _, model = make_model(n_sites=6, n_classes=3, bond=3)
+    sweeper = BondSweeper(model, phi, y, loss="quadratic", env_dtype=F64)
+    c = sweeper.model.label_site
+    left = reference_environment(sweeper.model, phi, "left", c)
+    right = reference_environment(sweeper.model, phi, "right", c)
+    left = left / left.norm(dim=1, keepdim=True)
+    right = right / right.norm(dim=1, keepdim=True)
+    amp = torch.einsum("na,aslb,ns,nb->nl", left, sweeper.model.cores[c], phi[:, c], right)
+    expected = 0.5 * (amp - F.one_hot(y, 3).to(F64)).square().sum(1).mean()
+    train_loss, _ = sweeper.training_metrics()
+    held_out_loss, _ = sweeper.evaluate(phi, y)
+    assert train_loss == pytest.approx(float(expected), rel=1e-10)
+    assert held_out_loss == pytest.approx(float(expected), rel=1e-10)
+
+
+def test_conjugate_gradient_solver_rejects_what_it_cannot_do():
+    _, phi, y = make_problem(n=30, n_sites=5, n_classes=2)
+    _, model = make_model(n_sites=5, n_classes=2, bond=2)
+    with pytest.raises(InvalidInputError, match="solver='cg' needs a quadratic loss"):
+        train_sweep(model, phi, y, loss="cross_entropy", solver="cg")
+    with pytest.raises(InvalidInputError, match="full-batch"):
+        train_sweep(model, phi, y, loss="quadratic", solver="cg", batch_size=8)
+    with pytest.raises(InvalidInputError, match="solver must be one of"):
+        train_sweep(model, phi, y, loss="quadratic", solver="newton")
+    with pytest.raises(InvalidInputError, match="l2 must be"):
+        train_sweep(model, phi, y, loss="quadratic", solver="cg", l2=-1.0)

@@ -23,7 +23,7 @@ from tnml.train.distributed import distributed_context
 from tnml.train.sweep import SWEEP_LR_SCHEDULES, LabelledMPS, shard_for_rank, train_sweep
 
 TRAINERS = ("autodiff", "sweep")
-LOSSES = ("cross_entropy", "mse")
+LOSSES = ("cross_entropy", "mse", "quadratic")
 
 
 class MPSClassifier(TNClassifierBase):
@@ -62,9 +62,12 @@ class MPSClassifier(TNClassifierBase):
         Largest bond the sweeps may grow to; None means ``bond_dim``.
     cutoff : float, default=1e-10
         Relative singular-value cutoff of the sweeps' splits.
-    loss : {"cross_entropy", "mse"}, default="cross_entropy"
-        ``"mse"`` (the paper's squared error on the amplitudes) needs ``trainer="sweep"`` and
-        ``readout="linear"``.
+    loss : {"cross_entropy", "mse", "quadratic"}, default="cross_entropy"
+        ``"mse"`` (squared error on the amplitudes) needs ``trainer="sweep"`` and
+        ``readout="linear"``; ``"quadratic"`` (the same on each input projected into
+        unit-norm environments, as the paper's code computes it) needs ``trainer="sweep"``;
+        with either, ``fit(..., solver="cg", steps_per_bond=2)`` optimises each bond by
+        conjugate gradient as the paper's code does (:func:`tnml.train.sweep.train_sweep`).
     epochs : int, default=20
         Passes over the training data (sweeps, with ``trainer="sweep"``).
     batch_size : int or None, default=None
@@ -270,6 +273,10 @@ class MPSClassifier(TNClassifierBase):
             raise InvalidInputError(
                 "loss='mse' needs trainer='sweep' and readout='linear' (squared error on the "
                 f"raw amplitudes); got trainer={self.trainer!r}, readout={self.readout!r}"
+            )
+        if self.loss == "quadratic" and self.trainer != "sweep":
+            raise InvalidInputError(
+                f"loss='quadratic' needs trainer='sweep', got trainer={self.trainer!r}"
             )
         if self.unitary:
             check_unitary_options(self)

@@ -228,8 +228,9 @@ class LabelledMPS:
                 v = torch.einsum("bla,asr,bs->blr", v, core, p)
         return v[..., 0] * math.exp(self.log_scale)
 
-    def log_amplitudes(self, phi: Tensor) -> tuple[Tensor, Tensor]:
-        """``f_l(x)`` as a unit-norm mantissa and a log-scale, safe for hundreds of sites.
+    def projected_amplitudes(self, phi: Tensor) -> tuple[Tensor, Tensor]:
+        """``f_l(x)`` as the amplitude of ``x`` projected into unit-norm environments at the
+        label site, and a log-scale.
 
         Parameters
         ----------
@@ -238,10 +239,11 @@ class LabelledMPS:
 
         Returns
         -------
-        mantissa : Tensor, shape (B, L)
-            Unit norm per sample (zero where ``f`` vanishes).
+        amplitude : Tensor, shape (B, L)
+            ``L_c(x) . A_c(phi_c) . R_c(x)`` with the left and right environments of each
+            sample scaled to norm 1 (what the sweeps' losses see at the label).
         log_scale : Tensor, shape (B,)
-            ``f(x) = mantissa * exp(log_scale)[:, None]``.
+            ``f(x) = amplitude * exp(log_scale)[:, None]``.
         """
         self._check_phi(phi)
         dtype = torch.promote_types(self.dtype, phi.dtype)
@@ -257,8 +259,26 @@ class LabelledMPS:
             right, right_log = _extend_right(right, right_log, self.cores[i], sites[i], chunk)
         core = self.cores[self.label_site].to(dtype)
         c = torch.einsum("ba,aslr,bs,br->bl", left, core, sites[self.label_site], right)
-        norm = torch.linalg.vector_norm(c, dim=1).clamp_min(torch.finfo(dtype).tiny)
-        return c / norm[:, None], left_log + right_log + norm.log() + self.log_scale
+        return c, left_log + right_log + self.log_scale
+
+    def log_amplitudes(self, phi: Tensor) -> tuple[Tensor, Tensor]:
+        """``f_l(x)`` as a unit-norm mantissa and a log-scale, safe for hundreds of sites.
+
+        Parameters
+        ----------
+        phi : Tensor, shape (B, N, d)
+            Embedded inputs.
+
+        Returns
+        -------
+        mantissa : Tensor, shape (B, L)
+            Unit norm per sample (zero where ``f`` vanishes).
+        log_scale : Tensor, shape (B,)
+            ``f(x) = mantissa * exp(log_scale)[:, None]``.
+        """
+        c, log_scale = self.projected_amplitudes(phi)
+        norm = torch.linalg.vector_norm(c, dim=1).clamp_min(torch.finfo(c.dtype).tiny)
+        return c / norm[:, None], log_scale + norm.log()
 
     # ---- canonical form ----------------------------------------------------------------------
 

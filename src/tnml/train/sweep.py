@@ -61,7 +61,9 @@ from tnml.train.bond_sweeper import (
     _GIB,
     SWEEP_LOSSES,
     SWEEP_LR_SCHEDULES,
+    SWEEP_SOLVERS,
     BondSweeper,
+    check_solver,
     shard_for_rank,
 )
 from tnml.train.distributed import distributed_context
@@ -70,6 +72,7 @@ from tnml.train.loop import SELECTIONS, Callback, FitResult, UpdateRule, fit_loo
 
 __all__ = [
     "SWEEP_LOSSES",
+    "SWEEP_SOLVERS",
     "BondSweeper",
     "ClassifierSweepRule",
     "LabelledMPS",
@@ -109,6 +112,8 @@ def train_sweep(
     lr_schedule: str = "constant",
     normalize: bool | None = None,
     max_grad_norm: float | None = None,
+    solver: str = "gradient",
+    l2: float = 0.0,
     phi_val: Tensor | None = None,
     y_val: Tensor | None = None,
     select_by: str = "loss",
@@ -145,9 +150,12 @@ def train_sweep(
         Singular values below ``cutoff`` (relative to the largest, see ``cutoff_mode``) are
         dropped.
     cutoff_mode : {"rel", "abs", "sum2"}, default="rel"
-    loss : {"mse", "cross_entropy"}, default="mse"
-        ``"mse"``: ``1/2 sum_l (f_l - delta_{l,y})^2`` averaged over samples (the paper's);
-        ``"cross_entropy"``: softmax cross-entropy on the readout logits.
+    loss : {"mse", "quadratic", "cross_entropy"}, default="mse"
+        ``"mse"``: ``1/2 sum_l (f_l - delta_{l,y})^2`` averaged over samples, on the true
+        amplitudes ``f``; ``"quadratic"``: the same on the amplitudes of each input projected
+        into unit-norm environments at the bond, as Stoudenmire & Schwab's code evaluates
+        its cost (ITensor ``fixedL``); ``"cross_entropy"``: softmax cross-entropy on the
+        readout logits.
     readout : {"normalized", "born", "linear"}, optional
         Default ``model.readout``.
     temperature : float, optional
@@ -185,6 +193,13 @@ def train_sweep(
     max_grad_norm : float, optional
         Clip the norm of the bond gradient (of the mean loss) to this value before each step;
         helps the ``"born"`` readout, whose gradient grows like ``1 / f_l`` for small ``f_l``.
+    solver : {"gradient", "cg"}, default="gradient"
+        ``"cg"``: each bond takes ``steps_per_bond`` conjugate-gradient passes with exact line
+        search on the (quadratic) loss plus ``l2 / 2 ||B||^2``, the bond tensor normalised
+        after each pass (``normalize`` default) -- the paper's code uses 2 passes; needs
+        ``loss="mse"`` or ``"quadratic"`` and full batches; ``lr`` is not used.
+    l2 : float, default=0.0
+        ``"cg"``: weight of the ``1/2 ||B||^2`` penalty on each bond tensor (per sample).
     phi_val, y_val : Tensor, optional
         Validation data (this process's shard), evaluated after every sweep; the model of
         the sweep with the lowest validation loss is the one returned (as the autodiff
@@ -271,6 +286,7 @@ def train_sweep(
         raise InvalidInputError(f"select_by must be one of {SELECTIONS}, got {select_by!r}")
     if resume and checkpoint_path is None:
         raise InvalidInputError("resume=True needs checkpoint_path")
+    check_solver(solver, l2, loss, batch_size)
     if not isinstance(model, LabelledMPS):
         raise InvalidInputError(f"model must be a LabelledMPS, got {type(model).__name__}")
 
@@ -299,6 +315,8 @@ def train_sweep(
             "normalize": normalize,
             "max_grad_norm": max_grad_norm,
             "batch_size": batch_size,
+            "solver": solver,
+            "l2": l2,
         },
     )
     return fit_loop(

@@ -44,7 +44,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--solver", default="gradient", choices=["gradient", "cg"], help="sweeps: bond optimiser"
     )
-    parser.add_argument("--l2", type=float, default=0.0, help="sweeps with --solver cg")
+    parser.add_argument(
+        "--l2", type=float, default=None, help="sweeps with --solver cg (default: train_sweep's)"
+    )
     parser.add_argument(
         "--memory-gib", type=float, default=None, help="sweeps: environment memory budget"
     )
@@ -103,7 +105,9 @@ def main(argv: list[str] | None = None) -> None:
     if args.trainer == "sweep":
         fit_kwargs["steps_per_bond"] = args.steps_per_bond
         if args.solver != "gradient":
-            fit_kwargs.update(solver=args.solver, l2=args.l2)
+            fit_kwargs["solver"] = args.solver
+        if args.l2 is not None:
+            fit_kwargs["l2"] = args.l2
         if args.memory_gib is not None:
             fit_kwargs["memory_budget"] = int(args.memory_gib * 2**30)
     if args.temperature_lr is not None:

@@ -293,9 +293,10 @@ def train(
         ),
     ] = None,
     loss: Annotated[
-        Literal["cross_entropy", "mse"] | None,
+        Literal["cross_entropy", "mse", "quadratic"] | None,
         typer.Option(
-            help="Training loss (mse: sweeps, linear readout). " + model_defaults("loss"),
+            help="Training loss (mse: sweeps, linear readout; quadratic: sweeps, the paper's "
+            "squared error on unit-norm projections). " + model_defaults("loss"),
             show_default=False,
         ),
     ] = None,

@@ -55,6 +55,12 @@ def test_mnist_benchmark_runs(tmp_path):
     )  # fmt: skip
     report = json.loads(out.read_text())
     assert 0.1 < report["test_accuracy"] <= 1.0 and report["best_epoch"] == 1
+    # the paper's quadratic cost with conjugate-gradient bond updates
+    bench.main(
+        [*args, "--trainer", "sweep", "--bond-dim", "2", "--max-bond", "4",
+         "--loss", "quadratic", "--solver", "cg", "--steps-per-bond", "2"]
+    )  # fmt: skip
+    assert 0.1 < json.loads(out.read_text())["test_accuracy"] <= 1.0
 
 
 def test_born_update_rules_benchmark_runs(tmp_path, capsys):

@@ -297,7 +297,7 @@ def reduce_sequential(cores: Tensor, phi: Tensor, output_site: int) -> tuple[Ten
 def reduce_pairwise(cores: Tensor, phi: Tensor, output_site: int) -> tuple[Tensor, Tensor]:
     """Multiply each chain's transfer matrices in a balanced binary tree (log2(n) steps).
 
-    The chains of :func:`split_chains` are padded with identity matrices to a power of two,
+    The chains of ``split_chains`` are padded with identity matrices to a power of two,
     so every level pairs neighbours by a reshape. Same parameters and returns as
     :func:`reduce_sequential`.
     """

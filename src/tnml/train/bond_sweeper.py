@@ -104,8 +104,8 @@ _DEFAULT_LR = {"mse": 1.0, "quadratic": 1.0, "cross_entropy": 2.0}
 SWEEP_SOLVERS = ("gradient", "cg")
 """How a bond tensor is optimised: ``"gradient"`` steps, or ``"cg"``, conjugate-gradient
 passes with exact line search on a quadratic loss (``"mse"`` or ``"quadratic"``) plus
-``l2 / 2 ||B||^2``, the bond tensor normalised after each pass (Stoudenmire & Schwab's code,
-ITensor ``fixedL``, two passes a bond)."""
+``l2 / 2 ||B||^2``, as in Stoudenmire & Schwab's code (ITensor ``fixedL``, two passes a bond;
+that code also rescales the bond tensor after each pass, here ``normalize=True``)."""
 MAX_NORMALIZED_STEP = 0.2
 """Longest step a normalised (unit-norm) bond tensor takes. On 8-site toy problems an uncapped
 step of 2.0 times the gradient undid the model (training accuracy 85%, then 52-62%); capped at

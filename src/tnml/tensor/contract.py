@@ -130,6 +130,13 @@ def _renormalised_steps(n: int) -> list[int]:
     return [t for t in range(n) if (t + 1) % RENORM_INTERVAL == 0 or t == n - 1]
 
 
+def _right_chain_order(x: Tensor) -> Tensor:
+    """Right-chain cores ``(m, D, d, D)`` between site order and step order with the bond legs
+    swapped: ``[t, r, s, l] = x[m - 1 - t][l, s, r]``. The map is its own inverse, so the
+    step matrices and the gradients going back to the cores share it."""
+    return x.flip(0).permute(0, 3, 2, 1)
+
+
 def _step_matrices(cores: Tensor, output_site: int, n: int) -> Tensor:
     """Both chains' cores as ``(n, 2, D, d * D)`` matrices: one copy of the cores.
 
@@ -148,9 +155,8 @@ def _step_matrices(cores: Tensor, output_site: int, n: int) -> Tensor:
             mats[: n - n_sites, chain, :, 0] = torch.eye(
                 bond_dim, dtype=cores.dtype, device=cores.device
             )
-    # left: [t, l, s, r] = core[t][l, s, r]; right: [t, r, s, l] = core[N - 2 - t][l, s, r]
-    mats[n - n_left :, 0] = cores[:n_left]
-    mats[n - n_right :, 1] = cores[n_left:].flip(0).permute(0, 3, 2, 1)
+    mats[n - n_left :, 0] = cores[:n_left]  # the left chain's cores as they are stored
+    mats[n - n_right :, 1] = _right_chain_order(cores[n_left:])
     return mats.view(n, 2, bond_dim, phys_dim * bond_dim)
 
 
@@ -163,7 +169,7 @@ def _step_gradients_to_cores(grad_mats: Tensor, output_site: int, like: Tensor) 
     grads = grad_mats.view(n, 2, bond_dim, phys_dim, bond_dim)
     grad_cores = torch.empty_like(like)
     grad_cores[:n_left] = grads[n - n_left :, 0]
-    grad_cores[n_left:] = grads[n - n_right :, 1].flip(0).permute(0, 3, 2, 1)
+    grad_cores[n_left:] = _right_chain_order(grads[n - n_right :, 1])
     return grad_cores
 
 

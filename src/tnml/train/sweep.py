@@ -174,7 +174,7 @@ def train_sweep(
         Gradient step on the mean loss; default 1.0 for ``"mse"`` (stable below 2 in
         canonical form) and 2.0 for ``"cross_entropy"`` (with the bond tensor normalised;
         the step is taken on the loss divided by the readout's temperature), times
-        ``sqrt(batch_size / n)`` with mini-batches..
+        ``sqrt(batch_size / n)`` with mini-batches.
     steps_per_bond : int, default=1
         Gradient steps (full batch) or passes over the samples (``batch_size``) per bond.
     batch_size : int, optional

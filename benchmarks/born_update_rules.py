@@ -18,20 +18,14 @@ import torch
 
 import tnml
 from mnist_born import binarised
-from tnml.train.born_sweep import (
-    _bond_gradient,
-    _extend_left,
-    _extend_right,
-    _Sweeper,
-    mean_nll,
-)
+from tnml.train.born_sweep import _bond_gradient, _Sweeper, mean_nll
 
 
 def one_site_update(sweeper: _Sweeper, k: int, direction: str, lr: float, n_steps: int) -> None:
     """Gradient steps on core k (the centre) alone, then move the centre by QR."""
     core = sweeper.cores[k] / torch.linalg.vector_norm(sweeper.cores[k])
     dl, d, dr = core.shape
-    left, right = sweeper.left[k], sweeper.right[k + 1]
+    left, right = sweeper.envs.left(k)[0], sweeper.envs.right(k)[0]
     bond = core.reshape(dl, d, 1, dr)  # a "bond tensor" whose second site is trivial
     for _ in range(n_steps):
         grad, _ = _bond_gradient(bond, left, right, sweeper.phis[k])
@@ -43,13 +37,13 @@ def one_site_update(sweeper: _Sweeper, k: int, direction: str, lr: float, n_step
         sweeper.cores[k] = q.reshape(dl, d, -1)
         following = torch.tensordot(r, sweeper.cores[k + 1], dims=([1], [0]))
         sweeper.cores[k + 1] = following / torch.linalg.vector_norm(following)
-        sweeper.left[k + 1] = _extend_left(left, sweeper.cores[k], sweeper.phis[k])
+        sweeper.envs.push_left(k, sweeper.cores[k])
     else:
         q, r = torch.linalg.qr(core.reshape(dl, d * dr).T)
         sweeper.cores[k] = q.T.reshape(-1, d, dr)
         preceding = torch.tensordot(sweeper.cores[k - 1], r.T, dims=([2], [0]))
         sweeper.cores[k - 1] = preceding / torch.linalg.vector_norm(preceding)
-        sweeper.right[k] = _extend_right(right, sweeper.cores[k], sweeper.phis[k])
+        sweeper.envs.push_right(k, sweeper.cores[k])
 
 
 def main(argv: list[str] | None = None) -> None:

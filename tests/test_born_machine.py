@@ -198,7 +198,7 @@ def test_incremental_environments_equal_a_fresh_build():
         sweeper.update(k, "right", lr=0.01, n_steps=1, max_bond=6, cutoff=0.0)
     fresh = _Sweeper(sweeper.mps(center=6), X, center=6)
     for k in range(1, 7):
-        a, b = sweeper.left[k], fresh.left[k]
+        a, b = sweeper.envs.left(k)[0], fresh.envs.left(k)[0]
         # environments are unit rows, defined up to a per-row sign from the QR gauge
         torch.testing.assert_close(a.abs(), b.abs(), rtol=1e-10, atol=1e-12)
 

@@ -608,9 +608,29 @@ def test_born_sweep_step_options(tmp_path: Path) -> None:
     assert model.grad_floor is True and model.lr_decay == 0.5 and model.steps_per_bond == 2
     assert model.metadata_["split"]["n_train"] == 300
     tree = tmp_path / "tree.tnml"
-    ok(run("train", "digits", "--model", "ttn-born", "--trainer", "sweep", "--steps-per-bond", 2,
+    ok(run("train", "digits", "--model", "ttn-born", "--trainer", "sweep", "--steps-per-node", 2,
            "--bond-dim", 4, "--epochs", 1, "--quiet", "--out", tree))  # fmt: skip
     assert tnml.io.load(tree).steps_per_node == 2
+    # each option is the estimator's parameter of the same name, and only its models take it
+    assert_error(
+        run("train", "digits", "--model", "ttn-born", "--steps-per-bond", 2, "--out", tree),
+        "--steps-per-bond applies to the MPS models",
+    )
+    assert_error(
+        run("train", "digits", "--model", "mps-born", "--steps-per-node", 2, "--out", tree),
+        "--steps-per-node applies to --model ttn-born",
+    )
+    assert_error(
+        run("train", "digits", "--model", "ttn", "--solver", "cg", "--out", tree),
+        "--solver applies to --model mps",
+    )
+    sweep = tmp_path / "cg.tnml"
+    ok(run("train", "digits", "--model", "mps", "--trainer", "sweep", "--loss", "quadratic",
+           "--solver", "cg", "--steps-per-bond", 2, "--bond-dim", 4, "--epochs", 1, "--quiet",
+           "--out", sweep))  # fmt: skip
+    cg = tnml.io.load(sweep)
+    assert cg.solver == "cg" and cg.steps_per_bond == 2 and cg.loss == "quadratic"
+    assert len(cg.history_) == 1 and np.isfinite(cg.history_[0]["train_loss"])
     assert_error(run("train", "digits", "--n-train", 10**6, "--out", out), "--n-train 1000000")
     assert_error(
         run("train", "digits", "--model", "mps", "--grad-floor", "--out", out),

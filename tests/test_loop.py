@@ -165,3 +165,49 @@ def test_every_trainer_returns_the_same_result_and_history_keys() -> None:
     bits8 = (torch.rand(60, 8) > 0.5).long()
     result = train_ttn_born_sweep(tree.to_ttn(), bits8, X_val=bits8[:20], n_sweeps=2, lr=0.05)
     _check_history(result, 2)
+
+
+FIT_TIME_CASES = [
+    ("MPSClassifier", {"bond_dim": 3}, "classifier"),
+    ("MPSClassifier", {"bond_dim": 3, "trainer": "sweep", "max_bond": 4}, "classifier"),
+    ("TTNClassifier", {"bond_dim": 2}, "classifier"),
+    ("CircuitClassifier", {"n_qubits": 4, "blocks_per_feature": 1}, "classifier"),
+    ("MPSBornMachine", {"bond_dim": 3}, "bits"),
+    ("MPSBornMachine", {"bond_dim": 3, "trainer": "sweep"}, "bits"),
+    ("TTNBornMachine", {"bond_dim": 2}, "bits"),
+    ("MPSAnomalyDetector", {"bond_dim": 3}, "bits"),
+]
+
+
+@pytest.mark.parametrize(("name", "params", "data"), FIT_TIME_CASES)
+def test_fit_time_options_are_parameters_and_fit_keywords_win(
+    name: str, params: dict[str, Any], data: str, tmp_path: Path
+) -> None:
+    """checkpoint_path and callback reach every trainer through set_params (so a grid search
+    or a clone carries them); the same keyword given to fit replaces the parameter."""
+    import sklearn.base
+
+    import tnml
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(60, 8, generator=gen, dtype=torch.float64).numpy()
+    y = (x[:, 0] + x[:, 3] > 1).astype(int)
+    X = (x > 0.5).astype(int) if data == "bits" else x
+    seen: list[int] = []
+    estimator = getattr(tnml, name)(epochs=2, random_state=0, **params)
+    estimator.set_params(
+        checkpoint_path=tmp_path / "ck.pt", callback=lambda state, m: seen.append(m["epoch"])
+    )
+    clone = sklearn.base.clone(estimator)
+    assert clone.get_params()["checkpoint_path"] == tmp_path / "ck.pt"
+    clone.fit(X, y)
+    # (the sweeps call back after every bond update too, within its epoch)
+    assert sorted(set(seen)) == [1, 2] and (tmp_path / "ck.pt").is_file()
+    calls = len(seen)
+    replaced: list[int] = []
+    clone.fit(X, y, callback=lambda state, m: replaced.append(m["epoch"]))
+    assert len(seen) == calls and sorted(set(replaced)) == [1, 2]
+    # a saved model keeps none of a run's side arrangements
+    tnml.io.save(clone, tmp_path / "model.tnml")
+    loaded = tnml.io.load(tmp_path / "model.tnml").get_params()
+    assert loaded["callback"] is None and loaded["checkpoint_path"] is None

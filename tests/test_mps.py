@@ -12,7 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tnml.exceptions import InvalidInputError
-from tnml.tensor.mps import MPS, contract_product_states, mps_canonicalize
+from tnml.tensor.contract import contract_product_states
+from tnml.tensor.mps import MPS, mps_canonicalize
 
 DTYPES = [torch.float64, torch.complex128]
 SETTINGS = settings(max_examples=25, deadline=None)

@@ -12,6 +12,7 @@ from torch.nn import functional as F
 from tnml.exceptions import InvalidInputError
 from tnml.features import embed
 from tnml.nn import MPSClassifierModule
+from tnml.tensor import MPS
 from tnml.train import load_checkpoint
 from tnml.train.bond_sweeper import MAX_NORMALIZED_STEP
 from tnml.train.sweep import (
@@ -30,10 +31,20 @@ F64 = torch.float64
 # --------------------------------------------------------------------------------------------
 
 
+def unfused_cores(model: LabelledMPS) -> list[torch.Tensor]:
+    """The cores with the label core as (Dl, d, L, Dr), unpacked by hand from the fused
+    (Dl, d * L, Dr) storage (label index fastest)."""
+    cores = list(model.cores)
+    core = cores[model.label_site]
+    cores[model.label_site] = core.reshape(core.shape[0], -1, model.n_classes, core.shape[2])
+    return cores
+
+
 def reference_amplitudes(model: LabelledMPS, phi: torch.Tensor) -> torch.Tensor:
     """f_l(x) from the dense tensor W: contract each site's physical index with phi."""
-    w = model.cores[0]
-    for core in model.cores[1:]:
+    cores = unfused_cores(model)
+    w = cores[0]
+    for core in cores[1:]:
         w = torch.tensordot(w, core, dims=([w.ndim - 1], [0]))
     # axes (s_0, .., s_c, l, s_c+1, .., s_N-1) once the end bonds are dropped: label to the end
     w = w.squeeze(0).squeeze(-1).movedim(model.label_site + 1, -1) * math.exp(model.log_scale)
@@ -132,7 +143,7 @@ def test_to_module_zero_padding_is_exact(label_site):
     for direction in ["right", "right", "left", "left", "left"]:
         sweeper.update_bond(direction, lr=0.5, max_bond=6)
     uneven = move_label(sweeper.model, label_site)
-    uneven.log_scale = 0.7
+    uneven.log_scale = torch.tensor(0.7, dtype=F64)
     assert len(set(uneven.bond_dims)) > 1
     module = uneven.to_module()
     assert module.bond_dim == uneven.max_bond_dim and module.output_site == label_site
@@ -142,6 +153,52 @@ def test_to_module_zero_padding_is_exact(label_site):
     torch.testing.assert_close(uneven.amplitudes(phi), expected, rtol=1e-10, atol=0)
     back = LabelledMPS.from_module(module)
     torch.testing.assert_close(back.amplitudes(phi), expected, rtol=1e-10, atol=0)
+
+
+def test_a_labelled_mps_is_an_mps_with_the_label_fused_into_its_site():
+    """The MPS algebra applies to it unchanged: its norm is that of the dense W, canonical
+    forms keep the label and the classifier's attributes, and the fused site is what
+    MPSClassifierModule.from_mps reads."""
+    module, model = make_model()
+    dense = torch.stack([reference_amplitudes(model, e) for e in _basis_inputs(model)])
+    assert isinstance(model, MPS) and model.phys_dims[model.label_site] == 2 * 3
+    torch.testing.assert_close(model.norm(), dense.norm(), rtol=1e-10, atol=0)
+    moved = model.canonicalize(2)
+    assert isinstance(moved, LabelledMPS) and moved.center == 2 and not moved.canonical
+    assert moved.label_site == model.label_site and moved.readout == model.readout
+    _, phi, _ = make_problem(n=20)
+    torch.testing.assert_close(moved.amplitudes(phi), model.amplitudes(phi), rtol=1e-10, atol=0)
+    again = MPSClassifierModule.from_mps(model, 3, model.label_site)
+    torch.testing.assert_close(again.output_core, module.output_core, rtol=1e-12, atol=1e-14)
+
+
+def _basis_inputs(model: LabelledMPS) -> list[torch.Tensor]:
+    """Every basis product state of the (non-label) physical indices, as (1, N, d) inputs."""
+    n, d = model.n_sites, model.phys_dim
+    grid = torch.cartesian_prod(*[torch.arange(d)] * n).reshape(-1, n)
+    return [F.one_hot(row, d).to(F64)[None] for row in grid]
+
+
+def test_state_dict_round_trip_and_the_unfused_checkpoint_format():
+    _, phi, y = make_problem(n=40)
+    _, model = make_model()
+    sweeper = BondSweeper(model, phi, y, loss="cross_entropy", env_dtype=F64)
+    sweeper.update_bond("right", lr=0.3)
+    trained = sweeper.model
+    back = LabelledMPS.from_state_dict(trained.state_dict())
+    assert back.center == trained.center == trained.label_site
+    for a, b in zip(back.cores, trained.cores, strict=True):
+        assert torch.equal(a, b)
+    assert torch.equal(back.log_scale, trained.log_scale)
+    # checkpoints written before the label core was fused: (Dl, d, L, Dr) and a flag
+    old = trained.state_dict()
+    old["cores"] = unfused_cores(trained)
+    old["log_scale"] = float(old.pop("log_scale"))
+    old.pop("center"), old.pop("n_classes")
+    old["canonical"] = True
+    legacy = LabelledMPS.from_state_dict(old)
+    assert legacy.canonical and legacy.n_classes == 3
+    torch.testing.assert_close(legacy.amplitudes(phi), trained.amplitudes(phi), rtol=0, atol=0)
 
 
 def test_to_module_carries_readout_and_temperature():
@@ -197,7 +254,7 @@ def test_mini_batch_bond_update_equals_sgd_on_the_exact_bond_function(batch_size
     k = start.label_site
     left = reference_environment(start, phi, "left", k)
     right = reference_environment(start, phi, "right", k + 1)
-    bond = torch.einsum("aslb,btr->asltr", start.cores[k], start.cores[k + 1])
+    bond = torch.einsum("aslb,btr->asltr", unfused_cores(start)[k], start.cores[k + 1])
     bond = bond / torch.linalg.vector_norm(bond)
 
     def amplitudes(b, idx):
@@ -256,9 +313,13 @@ def test_incremental_environments_equal_recomputation():
             torch.testing.assert_close(
                 sweeper.environment("right", site), expected, rtol=1e-5, atol=1e-12
             )
-        # only the side needed at the current position is kept
-        assert all(e is None for e in sweeper.left_envs[c + 1 :])
-        assert all(e is None for e in sweeper.right_envs[:c])
+        # only the side needed at the current position is kept: stale ones raise
+        for site in range(c + 1, current.n_sites):
+            with pytest.raises(InvalidInputError, match="not valid"):
+                sweeper.environment("left", site)
+        for site in range(c):
+            with pytest.raises(InvalidInputError, match="not valid"):
+                sweeper.environment("right", site)
 
 
 def test_environments_stay_finite_over_a_long_chain():
@@ -269,16 +330,14 @@ def test_environments_stay_finite_over_a_long_chain():
     module.reset_parameters(generator=torch.Generator().manual_seed(0))  # not the global RNG
     model = LabelledMPS.from_module(module)
     sweeper = BondSweeper(model, embed(x), y, loss="cross_entropy")  # float32 environments
-    for envs, logs in [
-        (sweeper.left_envs, sweeper.left_logs),
-        (sweeper.right_envs, sweeper.right_logs),
-    ]:
-        for env, log in zip(envs, logs, strict=True):
-            if env is not None:
-                assert torch.isfinite(env).all() and torch.isfinite(log).all()
-                torch.testing.assert_close(env.norm(dim=1), torch.ones(30), rtol=1e-5, atol=0)
+    c = sweeper.model.label_site
+    kept = [sweeper.envs.left(i) for i in range(c + 1)]
+    kept += [sweeper.envs.right(i) for i in range(c, 600)]
+    for env, log in kept:
+        assert torch.isfinite(env).all() and torch.isfinite(log).all()
+        torch.testing.assert_close(env.norm(dim=1), torch.ones(30), rtol=1e-5, atol=0)
     # the left environment at the label has shrunk far below float32's range in raw form
-    assert sweeper.left_logs[300].max() < -100
+    assert c == 300 and sweeper.envs.left(300)[1].max() < -100
     entry = sweeper.update_bond("right", lr=0.1)
     assert math.isfinite(entry["loss"])
 
@@ -331,8 +390,9 @@ def test_bond_dimensions_grow_up_to_max_bond():
 
 def _dense_ranks_label_left(model: LabelledMPS, tol: float = 1e-10) -> list[int]:
     """Rank of W split between (label, sites <= b) and sites > b, from the dense tensor."""
-    w = model.cores[0]
-    for core in model.cores[1:]:
+    cores = unfused_cores(model)
+    w = cores[0]
+    for core in cores[1:]:
         w = torch.tensordot(w, core, dims=([w.ndim - 1], [0]))
     w = w.squeeze(0).squeeze(-1).movedim(model.label_site + 1, 0)  # (L, d, ..., d)
     d, n = model.phys_dim, model.n_sites
@@ -517,7 +577,7 @@ def test_chunked_and_unchunked_bond_updates_agree():
     for chunk in (7, None):
         sweeper = BondSweeper(model, phi, y, loss="cross_entropy", env_dtype=F64, chunk_size=chunk)
         entry = sweeper.update_bond("left", lr=0.3, steps_per_bond=2)
-        results.append((entry["loss"], sweeper.model.cores[3]))
+        results.append((entry["loss"], unfused_cores(sweeper.model)[3]))
     assert results[0][0] == pytest.approx(results[1][0], rel=1e-12)
     torch.testing.assert_close(results[0][1], results[1][1], rtol=1e-10, atol=1e-12)
 
@@ -535,8 +595,12 @@ def test_bad_input_is_rejected_with_clear_messages():
         train_sweep(model, phi, y, resume=True)
     with pytest.raises(InvalidInputError, match="cannot move left"):
         BondSweeper(move_label(model, 0), phi, y).update_bond("left")
-    with pytest.raises(InvalidInputError, match="end bonds"):
+    with pytest.raises(InvalidInputError, match="D_left = 1"):
         LabelledMPS([torch.ones(2, 2, 2), torch.ones(2, 2, 3, 1)], 1)
+    with pytest.raises(InvalidInputError, match="pass n_classes"):
+        LabelledMPS([torch.ones(1, 2, 2), torch.ones(2, 6, 1)], 1)
+    with pytest.raises(InvalidInputError, match="one physical dimension"):
+        LabelledMPS([torch.ones(1, 3, 2), torch.ones(2, 2, 3, 1)], 1)
 
 
 def test_shard_for_rank_covers_every_sample_once():
@@ -625,7 +689,8 @@ def test_conjugate_gradient_reaches_the_exact_minimiser_of_the_bond_problem(loss
     _, model = make_model(n_sites=5, n_classes=2, bond=2, readout=readout)
     sweeper = BondSweeper(model, phi, y, loss=loss, env_dtype=F64)
     k = sweeper.model.label_site
-    start = torch.einsum("aslb,btr->asltr", sweeper.model.cores[k], sweeper.model.cores[k + 1])
+    cores = unfused_cores(sweeper.model)
+    start = torch.einsum("aslb,btr->asltr", cores[k], cores[k + 1])
     l2 = 1e-3
     bond, _, _ = sweeper._conjugate_gradient(start, k, passes=60, l2=l2, normalize=False)
 
@@ -656,7 +721,8 @@ def test_quadratic_loss_reads_inputs_projected_into_unit_norm_environments():
     right = reference_environment(sweeper.model, phi, "right", c)
     left = left / left.norm(dim=1, keepdim=True)
     right = right / right.norm(dim=1, keepdim=True)
-    amp = torch.einsum("na,aslb,ns,nb->nl", left, sweeper.model.cores[c], phi[:, c], right)
+    core = unfused_cores(sweeper.model)[c]
+    amp = torch.einsum("na,aslb,ns,nb->nl", left, core, phi[:, c], right)
     expected = 0.5 * (amp - F.one_hot(y, 3).to(F64)).square().sum(1).mean()
     train_loss, _ = sweeper.training_metrics()
     held_out_loss, _ = sweeper.evaluate(phi, y)

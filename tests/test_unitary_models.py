@@ -133,7 +133,7 @@ def test_to_unitary_postselection_reproduces_the_chain(digits_pair):
     from tnml.train.sweep import LabelledMPS, move_label
 
     moved = move_label(LabelledMPS.from_module(clf.module_.double()), X.shape[1] - 1)
-    last = moved.cores[-1][..., 0]  # (Dl, 2, L)
+    last = moved.label_core[..., 0]  # (Dl, 2, L)
     x = torch.tensor(clf._to_unit(X[:6]))
     phi = embed(x, "trig", 2)
     d = report.bond_dim

@@ -34,7 +34,7 @@ from tnml.estimators import (
     TTNBornMachine,
     TTNClassifier,
 )
-from tnml.estimators.base import resolve_device
+from tnml.estimators.base import FIT_TIME_PARAMS, resolve_device
 from tnml.exceptions import InvalidInputError, ModelFileError
 from tnml.nn.born import MPSBornModule, TTNBornModule
 from tnml.nn.circuit import CircuitClassifierModule
@@ -125,7 +125,11 @@ def save(model: Any, path: str | os.PathLike[str], *, metadata: dict | None = No
             tensors[f"fitted.{attr}"] = torch.from_numpy(np.ascontiguousarray(value))
     header = {
         "estimator": name,
-        "params": model.get_params(deep=False),
+        # what a run did on the side (checkpoints, callbacks, augmentation) is not the model
+        "params": {
+            key: None if key in FIT_TIME_PARAMS else value
+            for key, value in model.get_params(deep=False).items()
+        },
         "classes": model.classes_.tolist() if hasattr(model, "classes_") else None,
         "classes_dtype": model.classes_.dtype.str if hasattr(model, "classes_") else None,
         "array_attrs": array_attrs,

@@ -53,7 +53,6 @@ from tnml.workflows.data import (
 )
 from tnml.workflows.train import (
     MODEL_CLASSES,
-    RENAMED_PARAMS,
     TrainingOptions,
     first_samples,
     train_model,
@@ -175,8 +174,7 @@ def model_defaults(param: str) -> str:
     models that take ``param``, read from their signatures so the help cannot drift."""
     found: dict[str, str] = {}
     for model, cls in _ESTIMATOR_CLASSES.items():
-        name = RENAMED_PARAMS.get((model, param), param)
-        parameter = inspect.signature(cls).parameters.get(name)
+        parameter = inspect.signature(cls).parameters.get(param)
         if parameter is not None:
             value = parameter.default
             found[model] = "auto" if value is None else str(value).lower()  # None: chosen per run
@@ -300,6 +298,14 @@ def train(
             show_default=False,
         ),
     ] = None,
+    solver: Annotated[
+        Literal["gradient", "cg"] | None,
+        typer.Option(
+            help="MPS classifier sweeps: gradient steps, or conjugate gradient on the mse or "
+            "quadratic loss (the paper's code). " + model_defaults("solver"),
+            show_default=False,
+        ),
+    ] = None,
     grad_floor: Annotated[
         bool | None,
         typer.Option(
@@ -322,8 +328,17 @@ def train(
         int | None,
         typer.Option(
             min=1,
-            help="Born-machine sweeps: gradient steps per bond (mps-born) or per tree node "
-            "(ttn-born) each time the sweep reaches it. " + model_defaults("steps_per_bond"),
+            help="MPS sweeps (mps --trainer sweep, mps-born): gradient steps each time the "
+            "sweep reaches a bond. " + model_defaults("steps_per_bond"),
+            show_default=False,
+        ),
+    ] = None,
+    steps_per_node: Annotated[
+        int | None,
+        typer.Option(
+            min=1,
+            help="Tree Born-machine sweeps (ttn-born): gradient steps each time the sweep "
+            "reaches a node. " + model_defaults("steps_per_node"),
             show_default=False,
         ),
     ] = None,
@@ -474,6 +489,8 @@ def train(
         grad_floor=grad_floor,
         lr_decay=lr_decay,
         steps_per_bond=steps_per_bond,
+        steps_per_node=steps_per_node,
+        solver=solver,
         validation_fraction=val_fraction,
         n_iter_no_change=patience,
         select_by=select_by,

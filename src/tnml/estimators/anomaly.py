@@ -24,6 +24,7 @@ The MPS is trained by two-site sweeps (:func:`tnml.train.born_sweep.train_born_s
 
 from __future__ import annotations
 
+import os
 from numbers import Integral, Real
 from typing import Any, ClassVar
 
@@ -34,13 +35,20 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_random_state
 
 from tnml.data import scale_unit
-from tnml.estimators.base import DTYPES, checked_data, resolve_device
+from tnml.estimators.base import (
+    DTYPES,
+    FIT_TIME_CONSTRAINTS,
+    checked_data,
+    resolve_device,
+    with_fit_time_params,
+)
 from tnml.exceptions import InvalidInputError
 from tnml.features import embed
 from tnml.nn.born import MPSBornModule
 from tnml.tensor.born import mps_log_density
 from tnml.tensor.mps import MPS
 from tnml.train.born_sweep import train_born_sweep
+from tnml.train.loop import Callback
 
 ENCODINGS = ("trig", "bins")
 BINNINGS = ("quantile", "uniform")
@@ -94,6 +102,11 @@ class MPSAnomalyDetector(OutlierMixin, BaseEstimator):
     warm_start : bool, default=False
         Continue from the fitted state on the next ``fit``, with the column encoders of the
         first fit (the new data must have the same columns), instead of starting afresh.
+    checkpoint_path : str or path-like, optional
+        Write a checkpoint here after every epoch; ``fit(..., resume=True)`` continues from it.
+    callback : callable, optional
+        ``callback(state, metrics)`` after every epoch (``metrics`` its ``history_`` entry);
+        returning True stops training.
 
     Attributes
     ----------
@@ -122,6 +135,8 @@ class MPSAnomalyDetector(OutlierMixin, BaseEstimator):
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "checkpoint_path": FIT_TIME_CONSTRAINTS["checkpoint_path"],
+        "callback": FIT_TIME_CONSTRAINTS["callback"],
         "bond_dim": [Interval(Integral, 1, None, closed="left")],
         "encoding": [StrOptions(set(ENCODINGS))],
         "feature_dim": [Interval(Integral, 2, None, closed="left")],
@@ -160,6 +175,8 @@ class MPSAnomalyDetector(OutlierMixin, BaseEstimator):
         dtype: str = "float64",
         verbose: int = 0,
         warm_start: bool = False,
+        checkpoint_path: str | os.PathLike[str] | None = None,
+        callback: Callback | None = None,
     ) -> None:
         self.bond_dim = bond_dim
         self.encoding = encoding
@@ -177,6 +194,8 @@ class MPSAnomalyDetector(OutlierMixin, BaseEstimator):
         self.dtype = dtype
         self.verbose = verbose
         self.warm_start = warm_start
+        self.checkpoint_path = checkpoint_path
+        self.callback = callback
 
     def __sklearn_tags__(self) -> Any:
         tags = super().__sklearn_tags__()
@@ -295,6 +314,7 @@ class MPSAnomalyDetector(OutlierMixin, BaseEstimator):
         :func:`tnml.train.born_sweep.train_born_sweep` (``checkpoint_path``, ``resume``,
         ``callback``).
         """
+        train_kwargs = with_fit_time_params(self, train_kwargs)
         # scikit-learn's checks (shape, sparse, complex, sample count, feature names); the
         # columns are then read from X itself so a DataFrame keeps each column's dtype
         warm = self.warm_start and hasattr(self, "module_")

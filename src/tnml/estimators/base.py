@@ -9,6 +9,8 @@ saves.
 from __future__ import annotations
 
 import math
+import os
+from collections.abc import Callable
 from numbers import Integral, Real
 from typing import Any, ClassVar
 
@@ -63,6 +65,32 @@ def checked_data(estimator: Any, X: Any, y: Any = "no_validation", **kwargs: Any
         raise InvalidInputError(str(exc)) from None
 
 
+#: Training options an estimator takes as parameters (so ``set_params`` and a grid search
+#: reach them) and ``fit`` as keywords (which win): where checkpoints go, what runs after
+#: every epoch, how autodiff mini-batches are distorted.
+FIT_TIME_PARAMS = ("checkpoint_path", "callback", "augment")
+
+#: ``augment(X_batch, generator) -> X_batch``, e.g. :class:`tnml.train.RandomAffine`.
+Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
+
+FIT_TIME_CONSTRAINTS: dict[str, list[Any]] = {
+    "checkpoint_path": [str, os.PathLike, None],
+    "callback": [callable, None],
+    "augment": [callable, None],
+}
+
+
+def with_fit_time_params(estimator: Any, train_kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``train_kwargs`` completed with the estimator's fit-time parameters that are set and
+    that ``fit`` was not given."""
+    given = {
+        name: getattr(estimator, name)
+        for name in FIT_TIME_PARAMS
+        if getattr(estimator, name, None) is not None
+    }
+    return {**given, **train_kwargs}
+
+
 def resolve_device(device: str) -> torch.device:
     """``"auto"`` -> CUDA when available, else CPU; other strings as torch reads them."""
     if device == "auto":
@@ -92,6 +120,7 @@ class TNClassifierBase(ClassifierMixin, BaseEstimator):
     """Base class of the tensor-network classifiers; not meant to be used directly."""
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        **FIT_TIME_CONSTRAINTS,
         "epochs": [Interval(Integral, 1, None, closed="left")],
         "batch_size": [Interval(Integral, 1, None, closed="left"), None],
         "lr": [Interval(Real, 0, None, closed="neither"), None],
@@ -162,6 +191,7 @@ class TNClassifierBase(ClassifierMixin, BaseEstimator):
 
     # -- fitting ----------------------------------------------------------------------------
     def _fit(self, X: Any, y: Any, **train_kwargs: Any) -> TNClassifierBase:
+        train_kwargs = with_fit_time_params(self, train_kwargs)
         X, y = checked_data(self, X, y, dtype=[np.float64, np.float32], y_numeric=False)
         check_classification_targets(y)
         classes, y_encoded = np.unique(y, return_inverse=True)

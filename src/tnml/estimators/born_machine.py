@@ -14,6 +14,7 @@ categories, quantised levels).
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping
 from numbers import Integral, Real
 from typing import Any, ClassVar
@@ -25,7 +26,13 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted, check_random_state
 from torch import nn
 
-from tnml.estimators.base import DTYPES, checked_data, resolve_device
+from tnml.estimators.base import (
+    DTYPES,
+    FIT_TIME_CONSTRAINTS,
+    checked_data,
+    resolve_device,
+    with_fit_time_params,
+)
 from tnml.exceptions import InvalidInputError
 from tnml.nn.born import MPSBornModule, TTNBornModule
 from tnml.nn.unitary import UnitaryMPSBornModule
@@ -36,6 +43,7 @@ from tnml.tensor.ttn_born import ttn_log_prob, ttn_marginal_log_prob, ttn_sample
 from tnml.tensor.unitary import n_qubits_of
 from tnml.train.autodiff import LR_SCHEDULES, OPTIMIZERS, train_classifier
 from tnml.train.born_sweep import train_born_sweep
+from tnml.train.loop import Callback
 from tnml.train.ttn_born_sweep import train_ttn_born_sweep
 
 BORN_TRAINERS = ("sweep", "autodiff")
@@ -110,6 +118,7 @@ class BornMachineBase(DensityMixin, BaseEstimator):
 
     # -- fitting ----------------------------------------------------------------------------
     def _fit(self, X: Any, train_kwargs: dict[str, Any]) -> BornMachineBase:
+        train_kwargs = with_fit_time_params(self, train_kwargs)
         X = checked_data(self, X, dtype=None, ensure_min_features=2)
         X = check_discrete(np.asarray(X))
         if self.n_levels is None:
@@ -334,6 +343,11 @@ class MPSBornMachine(BornMachineBase):
     warm_start : bool, default=False
         Continue from the fitted state on the next ``fit`` (same features and levels)
         instead of starting afresh.
+    checkpoint_path : str or path-like, optional
+        Write a checkpoint here after every epoch; ``fit(..., resume=True)`` continues from it.
+    callback : callable, optional
+        ``callback(state, metrics)`` after every epoch (``metrics`` its ``history_`` entry);
+        returning True stops training.
     unitary : bool, default=False
         Keep the state in circuit form (binary features only; ``bond_dim`` a power of two):
         every core is an isometry, the first rows of an orthogonal gate
@@ -370,6 +384,8 @@ class MPSBornMachine(BornMachineBase):
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "checkpoint_path": FIT_TIME_CONSTRAINTS["checkpoint_path"],
+        "callback": FIT_TIME_CONSTRAINTS["callback"],
         "bond_dim": [Interval(Integral, 1, None, closed="left")],
         "max_bond": [Interval(Integral, 1, None, closed="left"), None],
         "trainer": [StrOptions(set(BORN_TRAINERS))],
@@ -423,6 +439,8 @@ class MPSBornMachine(BornMachineBase):
         dtype: str = "float64",
         verbose: int = 0,
         warm_start: bool = False,
+        checkpoint_path: str | os.PathLike[str] | None = None,
+        callback: Callback | None = None,
         unitary: bool = False,
     ) -> None:
         self.bond_dim = bond_dim
@@ -445,6 +463,8 @@ class MPSBornMachine(BornMachineBase):
         self.dtype = dtype
         self.verbose = verbose
         self.warm_start = warm_start
+        self.checkpoint_path = checkpoint_path
+        self.callback = callback
         self.unitary = unitary
 
     _log_prob_fn = staticmethod(mps_log_prob)
@@ -596,7 +616,8 @@ class TTNBornMachine(BornMachineBase):
         Clip the global gradient norm.
     init_std : float, default=1e-2
         Noise on the "folded copy" start.
-    random_state, device, dtype, verbose, warm_start : as in :class:`MPSBornMachine`.
+    random_state, device, dtype, verbose, warm_start, checkpoint_path, callback :
+        As in :class:`MPSBornMachine`.
 
     Attributes
     ----------
@@ -617,6 +638,8 @@ class TTNBornMachine(BornMachineBase):
     """
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
+        "checkpoint_path": FIT_TIME_CONSTRAINTS["checkpoint_path"],
+        "callback": FIT_TIME_CONSTRAINTS["callback"],
         "bond_dim": [Interval(Integral, 1, None, closed="left")],
         "layout": [StrOptions({"auto", "1d", "image"}), "array-like"],
         "n_levels": [Interval(Integral, 2, None, closed="left"), None],
@@ -666,6 +689,8 @@ class TTNBornMachine(BornMachineBase):
         dtype: str = "float64",
         verbose: int = 0,
         warm_start: bool = False,
+        checkpoint_path: str | os.PathLike[str] | None = None,
+        callback: Callback | None = None,
     ) -> None:
         self.bond_dim = bond_dim
         self.layout = layout
@@ -687,6 +712,8 @@ class TTNBornMachine(BornMachineBase):
         self.dtype = dtype
         self.verbose = verbose
         self.warm_start = warm_start
+        self.checkpoint_path = checkpoint_path
+        self.callback = callback
 
     @_fit_context(prefer_skip_nested_validation=True)
     def fit(self, X: Any, y: Any = None, **train_kwargs: Any) -> TTNBornMachine:

@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import os
 from numbers import Integral, Real
 from typing import Any, ClassVar
 
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from tnml.estimators.base import UNITARY_DEFAULT_LR, TNClassifierBase
+from tnml.estimators.base import UNITARY_DEFAULT_LR, Augment, TNClassifierBase
 from tnml.exceptions import InvalidInputError
 from tnml.nn.circuit import LAYOUTS, CircuitClassifierModule, n_label_qubits
 from tnml.tensor.gates import BLOCKS
+from tnml.train.loop import Callback
 
 
 class CircuitClassifier(TNClassifierBase):
@@ -62,6 +64,14 @@ class CircuitClassifier(TNClassifierBase):
     dtype : {"float32", "float64"}, default="float32"
     verbose : int, default=0
     warm_start : bool, default=False
+    checkpoint_path : str or path-like, optional
+        Write a checkpoint here after every epoch; ``fit(..., resume=True)`` continues from it.
+    callback : callable, optional
+        ``callback(state, metrics)`` after every epoch (``metrics`` its ``history_`` entry);
+        returning True stops training.
+    augment : callable, optional
+        ``augment(X_batch, generator) -> X_batch`` distorting every autodiff mini-batch, e.g.
+        :class:`tnml.train.RandomAffine`.
 
     Attributes
     ----------
@@ -117,6 +127,9 @@ class CircuitClassifier(TNClassifierBase):
         dtype: str = "float32",
         verbose: int = 0,
         warm_start: bool = False,
+        checkpoint_path: str | os.PathLike[str] | None = None,
+        callback: Callback | None = None,
+        augment: Augment | None = None,
     ) -> None:
         self.n_qubits = n_qubits
         self.blocks_per_feature = blocks_per_feature
@@ -140,6 +153,9 @@ class CircuitClassifier(TNClassifierBase):
         self.dtype = dtype
         self.verbose = verbose
         self.warm_start = warm_start
+        self.checkpoint_path = checkpoint_path
+        self.callback = callback
+        self.augment = augment
 
     def _default_lr(self) -> float:
         return UNITARY_DEFAULT_LR

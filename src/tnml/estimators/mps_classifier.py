@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import os
 from numbers import Integral, Real
 from typing import Any, ClassVar
 
@@ -12,15 +13,16 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from tnml._validation import check_int
-from tnml.estimators.base import TNClassifierBase, check_unitary_options
+from tnml.estimators.base import Augment, TNClassifierBase, check_unitary_options
 from tnml.exceptions import InvalidInputError
 from tnml.features import embed
 from tnml.nn.mps import READOUTS, MPSClassifierModule
 from tnml.nn.unitary import UnitaryMPSClassifierModule
 from tnml.tensor.contract import CONTRACTION_PATHS
 from tnml.tensor.mps import MPS, mps_truncate
-from tnml.train.distributed import distributed_context
-from tnml.train.sweep import SWEEP_LR_SCHEDULES, LabelledMPS, shard_for_rank, train_sweep
+from tnml.train.distributed import distributed_context, shard_for_rank
+from tnml.train.loop import Callback
+from tnml.train.sweep import SWEEP_LR_SCHEDULES, SWEEP_SOLVERS, LabelledMPS, train_sweep
 
 TRAINERS = ("autodiff", "sweep")
 LOSSES = ("cross_entropy", "mse", "quadratic")
@@ -66,8 +68,14 @@ class MPSClassifier(TNClassifierBase):
         ``"mse"`` (squared error on the amplitudes) needs ``trainer="sweep"`` and
         ``readout="linear"``; ``"quadratic"`` (the same on each input projected into
         unit-norm environments, as the paper's code computes it) needs ``trainer="sweep"``;
-        with either, ``fit(..., solver="cg", steps_per_bond=2)`` optimises each bond by
+        with either, ``solver="cg"`` and ``steps_per_bond=2`` optimise each bond by
         conjugate gradient as the paper's code does (:func:`tnml.train.sweep.train_sweep`).
+    steps_per_bond : int, default=1
+        Sweeps: gradient steps (or conjugate-gradient passes) each time a sweep reaches a
+        bond.
+    solver : {"gradient", "cg"}, default="gradient"
+        Sweeps: how a bond is optimised; ``"cg"`` needs the ``"mse"`` or ``"quadratic"``
+        loss and full batches (:data:`tnml.train.sweep.SWEEP_SOLVERS`).
     epochs : int, default=20
         Passes over the training data (sweeps, with ``trainer="sweep"``).
     batch_size : int or None, default=None
@@ -113,6 +121,14 @@ class MPSClassifier(TNClassifierBase):
         Show a progress bar when > 0.
     warm_start : bool, default=False
         Continue training the fitted module on the next ``fit``.
+    checkpoint_path : str or path-like, optional
+        Write a checkpoint here after every epoch; ``fit(..., resume=True)`` continues from it.
+    callback : callable, optional
+        ``callback(state, metrics)`` after every epoch (``metrics`` its ``history_`` entry);
+        returning True stops training.
+    augment : callable, optional
+        ``augment(X_batch, generator) -> X_batch`` distorting every autodiff mini-batch, e.g.
+        :class:`tnml.train.RandomAffine`.
     unitary : bool, default=False
         Train the quantum-circuit form instead (Huggins et al. 2019,
         :class:`~tnml.nn.unitary.UnitaryMPSClassifierModule`): every core is an
@@ -178,6 +194,8 @@ class MPSClassifier(TNClassifierBase):
         "max_bond": [Interval(Integral, 1, None, closed="left"), None],
         "cutoff": [Interval(Real, 0, None, closed="left")],
         "loss": [StrOptions(set(LOSSES))],
+        "steps_per_bond": [Interval(Integral, 1, None, closed="left")],
+        "solver": [StrOptions(set(SWEEP_SOLVERS))],
         "unitary": ["boolean"],
     }
     _module_class = MPSClassifierModule
@@ -195,6 +213,8 @@ class MPSClassifier(TNClassifierBase):
         max_bond: int | None = None,
         cutoff: float = 1e-10,
         loss: str = "cross_entropy",
+        steps_per_bond: int = 1,
+        solver: str = "gradient",
         epochs: int = 20,
         batch_size: int | None = None,
         lr: float | None = None,
@@ -212,6 +232,9 @@ class MPSClassifier(TNClassifierBase):
         dtype: str = "float32",
         verbose: int = 0,
         warm_start: bool = False,
+        checkpoint_path: str | os.PathLike[str] | None = None,
+        callback: Callback | None = None,
+        augment: Augment | None = None,
         unitary: bool = False,
     ) -> None:
         self.bond_dim = bond_dim
@@ -223,6 +246,8 @@ class MPSClassifier(TNClassifierBase):
         self.max_bond = max_bond
         self.cutoff = cutoff
         self.loss = loss
+        self.steps_per_bond = steps_per_bond
+        self.solver = solver
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -240,6 +265,9 @@ class MPSClassifier(TNClassifierBase):
         self.dtype = dtype
         self.verbose = verbose
         self.warm_start = warm_start
+        self.checkpoint_path = checkpoint_path
+        self.callback = callback
+        self.augment = augment
         self.unitary = unitary
 
     def _build_module(
@@ -285,7 +313,12 @@ class MPSClassifier(TNClassifierBase):
                 f"trainer='sweep' takes lr_schedule in {SWEEP_LR_SCHEDULES}, got "
                 f"{self.lr_schedule!r}"
             )
-        if self.trainer == "sweep" and train_kwargs.get("augment") is not None:
+        if self.trainer == "autodiff" and (self.solver != "gradient" or self.steps_per_bond != 1):
+            raise InvalidInputError(
+                "solver and steps_per_bond apply to trainer='sweep'; got trainer='autodiff' "
+                f"with solver={self.solver!r}, steps_per_bond={self.steps_per_bond}"
+            )
+        if self.trainer == "sweep" and train_kwargs.get("augment", self.augment) is not None:
             raise InvalidInputError(
                 "augment needs trainer='autodiff': the sweeps cache every training sample's "
                 "environments, so the samples cannot change from one pass to the next"
@@ -335,6 +368,8 @@ class MPSClassifier(TNClassifierBase):
                 "seed": seed,
                 "batch_size": self.batch_size,
                 "lr_schedule": self.lr_schedule or "constant",
+                "steps_per_bond": self.steps_per_bond,
+                "solver": self.solver,
                 **train_kwargs,
             },
         )

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from numbers import Integral, Real
 from typing import Any, ClassVar
 
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from tnml.estimators.base import TNClassifierBase, check_unitary_options
+from tnml.estimators.base import Augment, TNClassifierBase, check_unitary_options
 from tnml.nn.ttn import READOUTS, TTNClassifierModule, resolve_layout
 from tnml.nn.unitary import UnitaryTTNClassifierModule
+from tnml.train.loop import Callback
 
 LAYOUTS = ("auto", "1d", "image")
 
@@ -89,6 +91,14 @@ class TTNClassifier(TNClassifierBase):
         Show a progress bar when > 0.
     warm_start : bool, default=False
         Continue training the fitted module on the next ``fit``.
+    checkpoint_path : str or path-like, optional
+        Write a checkpoint here after every epoch; ``fit(..., resume=True)`` continues from it.
+    callback : callable, optional
+        ``callback(state, metrics)`` after every epoch (``metrics`` its ``history_`` entry);
+        returning True stops training.
+    augment : callable, optional
+        ``augment(X_batch, generator) -> X_batch`` distorting every autodiff mini-batch, e.g.
+        :class:`tnml.train.RandomAffine`.
     unitary : bool, default=False
         Train the quantum-circuit form instead (Huggins et al. 2019,
         :class:`~tnml.nn.unitary.UnitaryTTNClassifierModule`): every node is an
@@ -187,6 +197,9 @@ class TTNClassifier(TNClassifierBase):
         dtype: str = "float32",
         verbose: int = 0,
         warm_start: bool = False,
+        checkpoint_path: str | os.PathLike[str] | None = None,
+        callback: Callback | None = None,
+        augment: Augment | None = None,
         unitary: bool = False,
     ) -> None:
         self.bond_dim = bond_dim
@@ -211,6 +224,9 @@ class TTNClassifier(TNClassifierBase):
         self.dtype = dtype
         self.verbose = verbose
         self.warm_start = warm_start
+        self.checkpoint_path = checkpoint_path
+        self.callback = callback
+        self.augment = augment
         self.unitary = unitary
 
     def _layout_spec(self, n_features: int) -> str | list[int]:

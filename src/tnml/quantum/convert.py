@@ -159,10 +159,13 @@ def to_unitary(model: Any, X: Any = None, y: Any = None) -> tuple[Any, Conversio
     n_classes = module.n_classes
     if isinstance(module, MPSClassifierModule):
         labelled = LabelledMPS.from_module(module)
-        labelled.cores = [c.detach().to("cpu", torch.float64) for c in labelled.cores]
-        labelled.canonical = False
+        labelled = LabelledMPS(
+            [c.to("cpu", torch.float64) for c in labelled.cores],
+            labelled.label_site,
+            n_classes=n_classes,
+        )
         moved = move_label(labelled, labelled.n_sites - 1)
-        cores = [c if c.ndim == 3 else c[..., 0] for c in moved.cores]  # last: (Dl, d, L)
+        cores = [*moved.cores[:-1], moved.label_core[..., 0]]  # last: (Dl, d, L)
         widest = max([c.shape[0] for c in cores] + [c.shape[-1] for c in cores[:-1]])
         bond = _qubit_bond(widest, n_classes)
         s = torch.linalg.svdvals(cores[-1].reshape(-1, n_classes))

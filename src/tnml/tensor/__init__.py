@@ -20,6 +20,7 @@ from tnml.tensor.circuit_mps import (
 from tnml.tensor.contract import (
     CONTRACTION_PATHS,
     choose_path,
+    contract_product_states,
     contract_with_output,
     reduce_pairwise,
     reduce_sequential,
@@ -41,7 +42,6 @@ from tnml.tensor.entropy import (
 from tnml.tensor.gates import BLOCKS, Block, block_matrices, nearest_special_orthogonal
 from tnml.tensor.mps import (
     MPS,
-    contract_product_states,
     mps_canonicalize,
     mps_entanglement_entropy,
     mps_from_dense,

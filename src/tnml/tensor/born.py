@@ -19,7 +19,8 @@ import torch
 from torch import Tensor
 
 from tnml.exceptions import InvalidInputError
-from tnml.tensor.mps import MPS, contract_product_states, mps_canonicalize, mps_log_norm
+from tnml.tensor.contract import contract_product_states
+from tnml.tensor.mps import MPS, mps_canonicalize, mps_log_norm
 
 __all__ = [
     "Evidence",
@@ -96,7 +97,7 @@ def one_hot_inputs(mps: MPS, indices: Tensor) -> list[Tensor]:
     Returns
     -------
     list of N Tensors, shapes (B, d_i)
-        In the MPS's dtype, for :func:`tnml.tensor.mps.contract_product_states`.
+        In the MPS's dtype, for :func:`tnml.tensor.contract_product_states`.
     """
     indices = check_indices(mps, indices)
     return [

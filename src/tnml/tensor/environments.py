@@ -4,16 +4,21 @@ For samples ``x_1 .. x_n`` the left environment of site ``k`` is the contraction
 ``0 .. k-1`` with each sample's local vectors, one row per sample; the right environment
 contracts the sites after ``k``. Sweep trainers keep them for every bond and extend them by
 one site as the centre moves: these are the two functions that do it, for every trainer.
-Rows are usually stored divided by their norm (:func:`normalized_rows`), the log-norms kept
-where the true scale matters, so nothing under- or overflows over hundreds of sites.
+Rows are stored divided by their norm (:func:`normalized_rows`) with the log-norms beside
+them, so nothing under- or overflows over hundreds of sites. :class:`EnvironmentCache` keeps
+them for every site: the one cache of the classifier's and the Born machine's sweeps.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import torch
 from torch import Tensor
 
-__all__ = ["extend_left", "extend_right", "normalized_rows"]
+from tnml.exceptions import InvalidInputError
+
+__all__ = ["EnvironmentCache", "extend_left", "extend_right", "normalized_rows"]
 
 # Samples per product: beyond this, bigger matrix products no longer run faster on a CPU and
 # only cost memory.
@@ -68,3 +73,95 @@ def normalized_rows(v: Tensor) -> tuple[Tensor, Tensor]:
     """
     norm = torch.linalg.vector_norm(v, dim=1).clamp_min(torch.finfo(v.dtype).tiny)
     return v / norm[:, None], norm.log()
+
+
+class EnvironmentCache:
+    """The left and right environments of ``n`` product states at every site of an MPS, as
+    unit rows with their log-norms.
+
+    ``left(k)`` contracts sites ``< k``, ``right(k)`` sites ``> k``; a two-site update of
+    bond ``(k, k + 1)`` reads ``left(k)`` and ``right(k + 1)``. A sweep moving right calls
+    :meth:`push_left` with the new left core, one moving left :meth:`push_right`; entries
+    that the move makes stale are dropped, so reading one raises instead of returning
+    numbers of another model.
+
+    Parameters
+    ----------
+    phis : sequence of N Tensors, shape (n, d_i)
+        Each site's local vectors of the ``n`` samples (a ``(N, n, d)`` tensor works too).
+    cores : sequence of N Tensors, shape (D_i, d_i, D_{i+1})
+        The MPS; only the cores away from ``center`` are read.
+    center : int
+        The environments are built from both ends up to this site.
+    dtype : torch.dtype, optional
+        Dtype of the stored rows; default the dtype of ``phis[0]``.
+    chunk : int, default=4096
+        Samples per matrix product.
+    """
+
+    def __init__(
+        self,
+        phis: Sequence[Tensor] | Tensor,
+        cores: Sequence[Tensor],
+        center: int,
+        *,
+        dtype: torch.dtype | None = None,
+        chunk: int = DEFAULT_CHUNK,
+    ) -> None:
+        n_sites = len(cores)
+        if len(phis) != n_sites:
+            raise InvalidInputError(
+                f"phis must hold {n_sites} sites, one per core, got {len(phis)}"
+            )
+        if not 0 <= center < n_sites:
+            raise InvalidInputError(f"center must lie in [0, {n_sites}), got {center}")
+        self.phis = phis
+        self.chunk = chunk
+        self.n_sites = n_sites
+        n = phis[0].shape[0]
+        dtype = phis[0].dtype if dtype is None else dtype
+        ones = torch.ones(n, 1, dtype=dtype, device=phis[0].device)
+        zeros = torch.zeros(n, dtype=dtype, device=phis[0].device)
+        self._left: list[tuple[Tensor, Tensor] | None] = [None] * n_sites
+        self._right: list[tuple[Tensor, Tensor] | None] = [None] * n_sites
+        self._left[0] = (ones, zeros)
+        self._right[n_sites - 1] = (ones.clone(), zeros.clone())
+        for site in range(center):
+            self.push_left(site, cores[site])
+        for site in range(n_sites - 1, center, -1):
+            self.push_right(site, cores[site])
+
+    def left(self, site: int) -> tuple[Tensor, Tensor]:
+        """``(rows (n, D), log_norms (n,))`` of the contraction of sites ``< site``."""
+        return self._get(self._left, "left", site)
+
+    def right(self, site: int) -> tuple[Tensor, Tensor]:
+        """``(rows (n, D), log_norms (n,))`` of the contraction of sites ``> site``."""
+        return self._get(self._right, "right", site)
+
+    def push_left(self, site: int, core: Tensor) -> None:
+        """Set ``left(site + 1)`` from ``left(site)`` and ``core`` ``(Dl, d, Dr)`` of
+        ``site``; ``right(site)`` becomes stale."""
+        env, log = self.left(site)
+        rows, log_norm = normalized_rows(extend_left(env, core, self.phis[site], chunk=self.chunk))
+        self._left[site + 1] = (rows, log + log_norm)
+        self._right[site] = None
+
+    def push_right(self, site: int, core: Tensor) -> None:
+        """Set ``right(site - 1)`` from ``right(site)`` and ``core`` of ``site``;
+        ``left(site)`` becomes stale."""
+        env, log = self.right(site)
+        rows, log_norm = normalized_rows(extend_right(env, core, self.phis[site], chunk=self.chunk))
+        self._right[site - 1] = (rows, log + log_norm)
+        self._left[site] = None
+
+    @staticmethod
+    def _get(
+        entries: list[tuple[Tensor, Tensor] | None], side: str, site: int
+    ) -> tuple[Tensor, Tensor]:
+        entry = entries[site] if 0 <= site < len(entries) else None
+        if entry is None:
+            raise InvalidInputError(
+                f"the {side} environment of site {site} is not valid for the model's current centre"
+            )
+        return entry

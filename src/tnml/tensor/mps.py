@@ -11,18 +11,21 @@ Conventions
   form the raw product.
 - Canonical form. ``mps.center = c`` (an int) asserts that cores ``< c`` are left isometries
   (``sum_{l,s} conj(A[l,s,r]) A[l,s,r'] = delta_{r r'}``), cores ``> c`` are right isometries
-  (``sum_{s,r} A[l,s,r] conj(A[l',s,r]) = delta_{l l'}``) and ``cores[c]`` has unit Frobenius
-  norm (or is zero for the zero state), so the 2-norm of the state is ``exp(log_scale)``.
-  Every function here that sets ``center`` establishes all three; every function that
-  breaks them sets ``center = None``. If you replace cores by hand, set ``center = None``.
+  (``sum_{s,r} A[l,s,r] conj(A[l',s,r]) = delta_{l l'}``), so the 2-norm of the state is
+  ``exp(log_scale) * ||cores[c]||``. Every function here that sets ``center`` establishes
+  both and also gives ``cores[c]`` unit Frobenius norm (or zero for the zero state); a
+  trainer that moves the centre may leave the norm on ``cores[c]``. Every function that
+  breaks the isometries sets ``center = None``. If you replace cores by hand, set
+  ``center = None``.
 - The algebra is module-level functions (``mps_*`` and :func:`contract_product_states`);
-  :class:`MPS` methods are thin wrappers with the same docstrings. Operations return a new
+  :class:`MPS` has them as methods (``psi.norm()`` is ``mps_norm(psi)``). Operations return a new
   :class:`MPS` (sharing unchanged core tensors, which are never modified in place); each
   in-place twin has the method's name plus ``_`` and replaces ``self``'s cores list entries.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Sequence
 
@@ -30,13 +33,19 @@ import torch
 from torch import Tensor
 
 from tnml.exceptions import InvalidInputError
-from tnml.tensor._util import _as_log_scale, _doc_from, _safe_norm, _tiny
+from tnml.tensor._util import (
+    _as_log_scale,
+    _safe_norm,
+    _tiny,
+    check_int_range,
+    validate_mps_cores,
+)
+from tnml.tensor.contract import contract_product_states
 from tnml.tensor.decomp import check_truncation_options, split_tensor
 from tnml.tensor.entropy import check_entropy_kind, schmidt_entropy
 
 __all__ = [
     "MPS",
-    "contract_product_states",
     "mps_canonicalize",
     "mps_entanglement_entropy",
     "mps_from_dense",
@@ -59,60 +68,6 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 
 
-def _validate_cores(cores: Sequence[Tensor]) -> list[Tensor]:
-    """Check core shapes, bonds, dtype and device; return the cores as a new list."""
-    if isinstance(cores, Tensor) or not isinstance(cores, Sequence):
-        raise InvalidInputError(
-            f"cores must be a non-empty sequence of 3-dim tensors, got {type(cores).__name__}"
-        )
-    cores = list(cores)
-    if not cores:
-        raise InvalidInputError("cores must be a non-empty sequence of 3-dim tensors, got []")
-    ref = cores[0]
-    for i, c in enumerate(cores):
-        if not isinstance(c, Tensor):
-            raise InvalidInputError(f"cores[{i}] must be a torch.Tensor, got {type(c).__name__}")
-        if c.ndim != 3:
-            raise InvalidInputError(
-                f"cores[{i}] must be 3-dim (D_left, d, D_right), got shape {tuple(c.shape)}"
-            )
-        if not (c.is_floating_point() or c.is_complex()):
-            raise InvalidInputError(f"cores[{i}] must have a float or complex dtype, got {c.dtype}")
-        if c.dtype != ref.dtype:
-            raise InvalidInputError(
-                f"cores[{i}] has dtype {c.dtype} but cores[0] has {ref.dtype}; "
-                "all cores must share one dtype"
-            )
-        if c.device != ref.device:
-            raise InvalidInputError(
-                f"cores[{i}] is on {c.device} but cores[0] is on {ref.device}; "
-                "all cores must share one device"
-            )
-        if min(c.shape) < 1:
-            raise InvalidInputError(f"cores[{i}] has a zero-size dimension: {tuple(c.shape)}")
-    if cores[0].shape[0] != 1:
-        raise InvalidInputError(f"cores[0] must have D_left = 1, got shape {tuple(ref.shape)}")
-    if cores[-1].shape[2] != 1:
-        raise InvalidInputError(
-            f"cores[{len(cores) - 1}] must have D_right = 1, got shape {tuple(cores[-1].shape)}"
-        )
-    for i in range(len(cores) - 1):
-        if cores[i].shape[2] != cores[i + 1].shape[0]:
-            raise InvalidInputError(
-                f"cores[{i}] has D_right = {cores[i].shape[2]} but cores[{i + 1}] has "
-                f"D_left = {cores[i + 1].shape[0]}; neighbouring bond dims must match"
-            )
-    return cores
-
-
-def _check_int(name: str, value: object, low: int, high: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise InvalidInputError(f"{name} must be an int, got {value!r}")
-    if not low <= value <= high:
-        raise InvalidInputError(f"{name} must be in [{low}, {high}], got {value}")
-    return value
-
-
 def _check_mps(name: str, value: object) -> MPS:
     if not isinstance(value, MPS):
         raise InvalidInputError(f"{name} must be an MPS, got {type(value).__name__}")
@@ -122,8 +77,9 @@ def _check_mps(name: str, value: object) -> MPS:
 def _result(
     mps: MPS, cores: list[Tensor], log_scale: Tensor, center: int | None, inplace: bool
 ) -> MPS:
-    """Write the outcome of an operation into ``mps`` (in place) or a new MPS."""
-    out = mps if inplace else MPS.__new__(MPS)
+    """Write the outcome of an operation into ``mps`` (in place) or a shallow copy of it (of
+    its class, keeping a subclass's other attributes)."""
+    out = mps if inplace else copy.copy(mps)
     out.cores = cores
     out.log_scale = log_scale
     out.center = center
@@ -172,7 +128,7 @@ def random_mps(
         Cores of shape ``(D_b, d_b, D_{b+1})``, each drawn with standard deviation
         ``1 / sqrt(D_b * d_b)``; ``center`` is None.
     """
-    n = _check_int("n_sites", n_sites, 1, 2**62)
+    n = check_int_range("n_sites", n_sites, 1, 2**62)
     if isinstance(phys_dim, int) and not isinstance(phys_dim, bool):
         dims = [phys_dim] * n
     elif isinstance(phys_dim, Sequence) and all(
@@ -187,7 +143,7 @@ def random_mps(
         raise InvalidInputError(f"phys_dim must be an int or a sequence of ints, got {phys_dim!r}")
     if any(x < 1 for x in dims):
         raise InvalidInputError(f"phys_dim must be >= 1 at every site, got {dims}")
-    _check_int("bond_dim", bond_dim, 1, 2**62)
+    check_int_range("bond_dim", bond_dim, 1, 2**62)
     if not isinstance(dtype, torch.dtype) or not (dtype.is_floating_point or dtype.is_complex):
         raise InvalidInputError(f"dtype must be a float or complex torch.dtype, got {dtype!r}")
 
@@ -359,7 +315,7 @@ def mps_left_canonicalize(mps: MPS, upto: int | None = None, *, inplace: bool = 
         The left-canonicalised state (``mps`` itself when ``inplace``).
     """
     n = mps.n_sites
-    upto = n - 1 if upto is None else _check_int("upto", upto, 0, n - 1)
+    upto = n - 1 if upto is None else check_int_range("upto", upto, 0, n - 1)
     cores, log_scale, old = list(mps.cores), mps.log_scale, mps.center
     if old is not None and old > upto:
         return _result(mps, cores, log_scale, old, inplace)
@@ -395,7 +351,7 @@ def mps_right_canonicalize(mps: MPS, downto: int | None = None, *, inplace: bool
         The right-canonicalised state (``mps`` itself when ``inplace``).
     """
     n = mps.n_sites
-    downto = 0 if downto is None else _check_int("downto", downto, 0, n - 1)
+    downto = 0 if downto is None else check_int_range("downto", downto, 0, n - 1)
     cores, log_scale, old = list(mps.cores), mps.log_scale, mps.center
     if old is not None and old < downto:
         return _result(mps, cores, log_scale, old, inplace)
@@ -431,7 +387,7 @@ def mps_canonicalize(mps: MPS, center: int, *, inplace: bool = False) -> MPS:
         The canonicalised state with ``.center == center`` (``mps`` itself when ``inplace``).
     """
     n = mps.n_sites
-    center = _check_int("center", center, 0, n - 1)
+    center = check_int_range("center", center, 0, n - 1)
     cores, log_scale, old = list(mps.cores), mps.log_scale, mps.center
     if old is None:
         log_scale = log_scale + _sweep_right(cores, 0, center)
@@ -673,7 +629,7 @@ def mps_schmidt_values(mps: MPS, bond: int) -> Tensor:
     """
     if mps.n_sites < 2:
         raise InvalidInputError("mps must have at least 2 sites to have a bond")
-    bond = _check_int("bond", bond, 0, mps.n_sites - 2)
+    bond = check_int_range("bond", bond, 0, mps.n_sites - 2)
     canon = mps_canonicalize(mps, bond)
     s = split_tensor(canon.cores[bond], 2, method="svd", absorb=None).singular_values
     assert s is not None
@@ -705,84 +661,6 @@ def mps_entanglement_entropy(mps: MPS, bond: int, kind: str = "vn") -> Tensor:
     if not bool(s.square().sum() > 0):
         raise InvalidInputError("mps must not be the zero state to have an entanglement entropy")
     return schmidt_entropy(s, kind)
-
-
-# --------------------------------------------------------------------------------------------
-# product-state contraction
-# --------------------------------------------------------------------------------------------
-
-
-def contract_product_states(
-    cores: Sequence[Tensor],
-    phi: Tensor | Sequence[Tensor],
-    log_scale: float | Tensor = 0.0,
-) -> tuple[Tensor, Tensor]:
-    """Contract an MPS with a batch of product states, in log space.
-
-    For each sample ``b`` the amplitude ``exp(log_scale) * sum_{s} prod_i A_i[:, s_i, :]
-    phi[b, i, s_i]`` (``phi`` is not conjugated). Sites are contracted left to right with a
-    (B, D) vector ``v <- einsum('bl,lsr,bs->br', v, A_i, phi_i)`` that is divided by its
-    norm at every site (the logs accumulate; a zero norm is clamped to the smallest normal
-    float), so nothing overflows over hundreds of sites. Differentiable; no loop over
-    samples.
-
-    Parameters
-    ----------
-    cores : sequence of Tensor
-        MPS cores of shapes ``(D_i, d_i, D_{i+1})``, N sites.
-    phi : Tensor of shape (B, N, d), or a sequence of N tensors of shape (B, d_i)
-        Local vectors of each product state (the sequence form allows per-site dims).
-    log_scale : float or Tensor, default=0.0
-        Log of the MPS's overall scale, added to the result.
-
-    Returns
-    -------
-    mantissa : Tensor, shape (B,)
-        Unit modulus (sign or phase), or 0 where the amplitude vanishes, in the promoted
-        dtype of cores and ``phi``.
-    log_abs_scale : Tensor, shape (B,)
-        Real; the amplitude is ``mantissa * exp(log_abs_scale)``.
-    """
-    cores = _validate_cores(cores)
-    n = len(cores)
-    ref = cores[0]
-    if isinstance(phi, Tensor):
-        if phi.ndim != 3 or phi.shape[1] != n:
-            raise InvalidInputError(f"phi must have shape (B, N={n}, d), got {tuple(phi.shape)}")
-        phis = list(phi.unbind(1))
-    elif isinstance(phi, Sequence) and all(isinstance(p, Tensor) for p in phi):
-        phis = list(phi)
-        if len(phis) != n:
-            raise InvalidInputError(f"phi must be a sequence of N={n} tensors, got {len(phis)}")
-    else:
-        raise InvalidInputError(
-            f"phi must be a (B, N, d) tensor or a sequence of (B, d_i) tensors, "
-            f"got {type(phi).__name__}"
-        )
-    batch = phis[0].shape[0] if phis[0].ndim == 2 else -1
-    for i, (p, c) in enumerate(zip(phis, cores, strict=True)):
-        if p.ndim != 2 or p.shape[0] != batch or p.shape[1] != c.shape[1]:
-            raise InvalidInputError(
-                f"phi at site {i} must have shape (B, d_{i}={c.shape[1]}) with one B for all "
-                f"sites, got {tuple(p.shape)}"
-            )
-        if not (p.is_floating_point() or p.is_complex()):
-            raise InvalidInputError(f"phi must have a float or complex dtype, got {p.dtype}")
-        if p.device != ref.device:
-            raise InvalidInputError(f"phi is on {p.device} but the cores are on {ref.device}")
-    dtype = torch.promote_types(ref.dtype, phis[0].dtype)
-    ls = _as_log_scale(log_scale, torch.empty((), dtype=dtype, device=ref.device))
-    tiny = _tiny(dtype)
-    v = torch.ones((batch, 1), dtype=dtype, device=ref.device)
-    acc = torch.zeros((batch,), dtype=dtype.to_real(), device=ref.device)
-    for a, p in zip(cores, phis, strict=True):
-        dl, d, dr = a.shape
-        t = (v @ a.to(dtype).reshape(dl, d * dr)).reshape(batch, d, dr)
-        v = torch.einsum("bsr,bs->br", t, p.to(dtype))
-        nrm = torch.linalg.vector_norm(v, dim=1).clamp(min=tiny)
-        v = v / nrm.unsqueeze(1)
-        acc = acc + nrm.log()
-    return v[:, 0], acc + ls
 
 
 # --------------------------------------------------------------------------------------------
@@ -841,53 +719,19 @@ class MPS:
     center: int | None
 
     def __init__(self, cores: Sequence[Tensor], log_scale: float | Tensor = 0.0) -> None:
-        self.cores = _validate_cores(cores)
+        self.cores = validate_mps_cores(cores)
         self.log_scale = _as_log_scale(log_scale, self.cores[0])
         self.center = None
 
-    # ---- constructors ----------------------------------------------------------------------
+    # ---- the algebra of this module as methods (``psi.norm()`` is ``mps_norm(psi)``) --------
 
-    @classmethod
-    @_doc_from(random_mps)
-    def random(
-        cls,
-        n_sites: int,
-        phys_dim: int | Sequence[int],
-        bond_dim: int,
-        *,
-        generator: torch.Generator | None = None,
-        dtype: torch.dtype = torch.float64,
-        device: torch.device | str | None = None,
-        normalize: bool = True,
-    ) -> MPS:
-        return random_mps(
-            n_sites,
-            phys_dim,
-            bond_dim,
-            generator=generator,
-            dtype=dtype,
-            device=device,
-            normalize=normalize,
-        )
-
-    @classmethod
-    @_doc_from(mps_from_dense)
-    def from_dense(
-        cls,
-        psi: Tensor,
-        max_bond: int | None = None,
-        cutoff: float = 0.0,
-        cutoff_mode: str = "rel",
-    ) -> MPS:
-        return mps_from_dense(psi, max_bond=max_bond, cutoff=cutoff, cutoff_mode=cutoff_mode)
+    random = staticmethod(random_mps)
+    from_dense = staticmethod(mps_from_dense)
+    to_dense = mps_to_dense
 
     def copy(self) -> MPS:
         """A new MPS with the same core tensors, ``log_scale`` and ``center``."""
         return _result(self, list(self.cores), self.log_scale, self.center, inplace=False)
-
-    @_doc_from(mps_to_dense)
-    def to_dense(self) -> Tensor:
-        return mps_to_dense(self)
 
     # ---- properties ------------------------------------------------------------------------
 
@@ -921,70 +765,35 @@ class MPS:
         """Device of the cores."""
         return self.cores[0].device
 
-    # ---- canonical forms -------------------------------------------------------------------
+    left_canonicalize = mps_left_canonicalize
+    right_canonicalize = mps_right_canonicalize
+    canonicalize = mps_canonicalize
+    log_norm = mps_log_norm
+    norm = mps_norm
+    normalize = mps_normalize
+    log_overlap = mps_log_overlap
+    overlap = mps_overlap
+    truncate = mps_truncate
+    schmidt_values = mps_schmidt_values
+    entanglement_entropy = mps_entanglement_entropy
 
-    @_doc_from(mps_left_canonicalize)
-    def left_canonicalize(self, upto: int | None = None) -> MPS:
-        return mps_left_canonicalize(self, upto)
+    # ---- in place: the method's name plus ``_``, returning ``self`` ------------------------
 
     def left_canonicalize_(self, upto: int | None = None) -> MPS:
         """In-place :meth:`left_canonicalize`; returns ``self``."""
         return mps_left_canonicalize(self, upto, inplace=True)
 
-    @_doc_from(mps_right_canonicalize)
-    def right_canonicalize(self, downto: int | None = None) -> MPS:
-        return mps_right_canonicalize(self, downto)
-
     def right_canonicalize_(self, downto: int | None = None) -> MPS:
         """In-place :meth:`right_canonicalize`; returns ``self``."""
         return mps_right_canonicalize(self, downto, inplace=True)
-
-    @_doc_from(mps_canonicalize)
-    def canonicalize(self, center: int) -> MPS:
-        return mps_canonicalize(self, center)
 
     def canonicalize_(self, center: int) -> MPS:
         """In-place :meth:`canonicalize`; returns ``self``."""
         return mps_canonicalize(self, center, inplace=True)
 
-    # ---- norms and overlaps ----------------------------------------------------------------
-
-    @_doc_from(mps_log_norm)
-    def log_norm(self) -> Tensor:
-        return mps_log_norm(self)
-
-    @_doc_from(mps_norm)
-    def norm(self) -> Tensor:
-        return mps_norm(self)
-
-    @_doc_from(mps_normalize)
-    def normalize(self) -> MPS:
-        return mps_normalize(self)
-
     def normalize_(self) -> MPS:
         """In-place :meth:`normalize`; returns ``self``."""
         return mps_normalize(self, inplace=True)
-
-    @_doc_from(mps_log_overlap)
-    def log_overlap(self, other: MPS) -> tuple[Tensor, Tensor]:
-        return mps_log_overlap(self, other)
-
-    @_doc_from(mps_overlap)
-    def overlap(self, other: MPS) -> Tensor:
-        return mps_overlap(self, other)
-
-    # ---- compression and entanglement ------------------------------------------------------
-
-    @_doc_from(mps_truncate)
-    def truncate(
-        self,
-        max_bond: int | None = None,
-        cutoff: float = 0.0,
-        cutoff_mode: str = "rel",
-        *,
-        renorm: bool = False,
-    ) -> tuple[MPS, Tensor]:
-        return mps_truncate(self, max_bond, cutoff, cutoff_mode, renorm=renorm)
 
     def truncate_(
         self,
@@ -996,14 +805,6 @@ class MPS:
     ) -> tuple[MPS, Tensor]:
         """In-place :meth:`truncate`; returns ``(self, discarded_weight)``."""
         return mps_truncate(self, max_bond, cutoff, cutoff_mode, renorm=renorm, inplace=True)
-
-    @_doc_from(mps_schmidt_values)
-    def schmidt_values(self, bond: int) -> Tensor:
-        return mps_schmidt_values(self, bond)
-
-    @_doc_from(mps_entanglement_entropy)
-    def entanglement_entropy(self, bond: int, kind: str = "vn") -> Tensor:
-        return mps_entanglement_entropy(self, bond, kind)
 
     # ---- contraction -----------------------------------------------------------------------
 

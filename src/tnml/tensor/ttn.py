@@ -23,8 +23,8 @@ Conventions
   Functions that establish it set the flag; functions that break it clear it. If you replace
   tensors by hand, set ``is_canonical = False``.
 - The algebra is module-level functions (``ttn_*`` and the ``*_tree_*`` functions that work
-  on stacked node groups, for models whose parameters are stacked); :class:`TTN` methods are
-  thin wrappers with the same docstrings. Operations return a new :class:`TTN` (sharing
+  on stacked node groups, for models whose parameters are stacked); :class:`TTN` has them
+  as methods (``tree.norm()`` is ``ttn_norm(tree)``). Operations return a new :class:`TTN` (sharing
   unchanged tensors, which are never modified in place). Every QR/SVD goes through
   :func:`tnml.tensor.decomp.split_tensor`.
 """
@@ -38,7 +38,7 @@ import torch
 from torch import Tensor
 
 from tnml.exceptions import InvalidInputError
-from tnml.tensor._util import _as_log_scale, _doc_from, _safe_norm
+from tnml.tensor._util import _as_log_scale, _safe_norm
 from tnml.tensor.decomp import check_truncation_options, split_tensor
 from tnml.tensor.entropy import check_entropy_kind, schmidt_entropy
 from tnml.tensor.tree_contract import (
@@ -678,54 +678,17 @@ class TTN:
         self.log_scale = _as_log_scale(log_scale, self.tensors[0][0])
         self.is_canonical = False
 
-    # ---- constructors ----------------------------------------------------------------------
+    # ---- the algebra of this module as methods (``tree.norm()`` is ``ttn_norm(tree)``) ------
 
-    @classmethod
-    @_doc_from(random_ttn)
-    def random(
-        cls,
-        layout: TreeLayout,
-        phys_dim: int,
-        bond_dim: int,
-        *,
-        out_dim: int = 1,
-        generator: torch.Generator | None = None,
-        dtype: torch.dtype = torch.float64,
-        device: torch.device | str | None = None,
-        normalize: bool = True,
-    ) -> TTN:
-        return random_ttn(
-            layout,
-            phys_dim,
-            bond_dim,
-            out_dim=out_dim,
-            generator=generator,
-            dtype=dtype,
-            device=device,
-            normalize=normalize,
-        )
-
-    @classmethod
-    @_doc_from(ttn_from_dense)
-    def from_dense(
-        cls,
-        psi: Tensor,
-        layout: TreeLayout,
-        max_bond: int | None = None,
-        cutoff: float = 0.0,
-        cutoff_mode: str = "rel",
-    ) -> TTN:
-        return ttn_from_dense(psi, layout, max_bond, cutoff, cutoff_mode)
+    random = staticmethod(random_ttn)
+    from_dense = staticmethod(ttn_from_dense)
+    to_dense = ttn_to_dense
 
     def copy(self) -> TTN:
         """A new TTN with the same tensors, ``log_scale`` and ``is_canonical``."""
         return _result(
             self, [list(r) for r in self.tensors], self.log_scale, self.is_canonical, False
         )
-
-    @_doc_from(ttn_to_dense)
-    def to_dense(self) -> Tensor:
-        return ttn_to_dense(self)
 
     # ---- properties ------------------------------------------------------------------------
 
@@ -766,42 +729,25 @@ class TTN:
         """Device of the tensors."""
         return self.tensors[0][0].device
 
-    # ---- algebra ---------------------------------------------------------------------------
+    canonicalize = ttn_canonicalize
+    log_norm = ttn_log_norm
+    norm = ttn_norm
+    normalize = ttn_normalize
+    truncate = ttn_truncate
+    schmidt_values = ttn_schmidt_values
+    entanglement_entropy = ttn_entanglement_entropy
+    contract_product_states = contract_ttn_product_states
+    log_amplitudes = ttn_log_amplitudes
 
-    @_doc_from(ttn_canonicalize)
-    def canonicalize(self) -> TTN:
-        return ttn_canonicalize(self)
+    # ---- in place: the method's name plus ``_``, returning ``self`` ------------------------
 
     def canonicalize_(self) -> TTN:
         """In-place :meth:`canonicalize`; returns ``self``."""
         return ttn_canonicalize(self, inplace=True)
 
-    @_doc_from(ttn_log_norm)
-    def log_norm(self) -> Tensor:
-        return ttn_log_norm(self)
-
-    @_doc_from(ttn_norm)
-    def norm(self) -> Tensor:
-        return ttn_norm(self)
-
-    @_doc_from(ttn_normalize)
-    def normalize(self) -> TTN:
-        return ttn_normalize(self)
-
     def normalize_(self) -> TTN:
         """In-place :meth:`normalize`; returns ``self``."""
         return ttn_normalize(self, inplace=True)
-
-    @_doc_from(ttn_truncate)
-    def truncate(
-        self,
-        max_bond: int | None = None,
-        cutoff: float = 0.0,
-        cutoff_mode: str = "rel",
-        *,
-        renorm: bool = False,
-    ) -> tuple[TTN, Tensor]:
-        return ttn_truncate(self, max_bond, cutoff, cutoff_mode, renorm=renorm)
 
     def truncate_(
         self,
@@ -813,22 +759,6 @@ class TTN:
     ) -> tuple[TTN, Tensor]:
         """In-place :meth:`truncate`; returns ``(self, discarded_weight)``."""
         return ttn_truncate(self, max_bond, cutoff, cutoff_mode, renorm=renorm, inplace=True)
-
-    @_doc_from(ttn_schmidt_values)
-    def schmidt_values(self, node: NodeRef) -> Tensor:
-        return ttn_schmidt_values(self, node)
-
-    @_doc_from(ttn_entanglement_entropy)
-    def entanglement_entropy(self, node: NodeRef, kind: str = "vn") -> Tensor:
-        return ttn_entanglement_entropy(self, node, kind)
-
-    @_doc_from(contract_ttn_product_states)
-    def contract_product_states(self, phi: Tensor) -> tuple[Tensor, Tensor]:
-        return contract_ttn_product_states(self, phi)
-
-    @_doc_from(ttn_log_amplitudes)
-    def log_amplitudes(self, indices: Tensor) -> tuple[Tensor, Tensor]:
-        return ttn_log_amplitudes(self, indices)
 
     def __repr__(self) -> str:
         grid = "" if self.layout.grid is None else f", grid={self.layout.grid}"

@@ -26,18 +26,16 @@ from tnml.nn.mps import (
     normalized_logits,
 )
 from tnml.tensor.decomp import check_truncation_options
-from tnml.train.distributed import all_reduce_sum, distributed_context
-from tnml.train.labelled_mps import (
-    LabelledMPS,
-    _check_phi,
-    _extend_left,
-    _extend_right,
-    _merge,
-    _safe_norm,
-    _split,
+from tnml.tensor.environments import EnvironmentCache
+from tnml.train.distributed import (
+    all_reduce_,
+    all_reduce_sum,
+    broadcast_tensors,
+    distributed_context,
 )
+from tnml.train.labelled_mps import LabelledMPS, _check_phi, _safe_norm, _split
 
-__all__ = ["SWEEP_LOSSES", "SWEEP_LR_SCHEDULES", "SWEEP_SOLVERS", "BondSweeper", "shard_for_rank"]
+__all__ = ["SWEEP_LOSSES", "SWEEP_LR_SCHEDULES", "SWEEP_SOLVERS", "BondSweeper"]
 
 _GIB = 2**30
 # Largest number of samples projected at once: beyond this, bigger matrix products no longer
@@ -123,57 +121,6 @@ def _predictions(c: Tensor, readout: str) -> Tensor:
 # --------------------------------------------------------------------------------------------
 # distributed helpers
 # --------------------------------------------------------------------------------------------
-
-
-def shard_for_rank(n_samples: int, rank: int | None = None, world_size: int | None = None) -> slice:
-    """The contiguous block of ``n_samples`` that process ``rank`` trains on.
-
-    Blocks differ in size by at most one (as :meth:`torch.Tensor.tensor_split`). Defaults to
-    this process's rank and world size (``0`` and ``1`` when not distributed).
-
-    Examples
-    --------
-    >>> shard_for_rank(10, rank=1, world_size=3)
-    slice(4, 7, None)
-    """
-    cur_rank, cur_world = distributed_context()
-    rank = cur_rank if rank is None else rank
-    world = cur_world if world_size is None else world_size
-    if not 0 <= rank < world:
-        raise InvalidInputError(f"rank must lie in [0, {world}), got {rank}")
-    base, extra = divmod(int(n_samples), world)
-    start = rank * base + min(rank, extra)
-    return slice(start, start + base + (1 if rank < extra else 0))
-
-
-def _all_reduce_(t: Tensor) -> Tensor:
-    """Sum ``t`` over all processes in place (no-op when not distributed)."""
-    if distributed_context()[1] > 1:
-        dist.all_reduce(t, op=dist.ReduceOp.SUM)
-    return t
-
-
-def _broadcast_tensors(tensors: list[Tensor]) -> list[Tensor]:
-    """Rank 0's tensors on every process (shapes and dtypes may be unknown elsewhere)."""
-    rank, world = distributed_context()
-    if world == 1:
-        return tensors
-    ref = tensors[0]
-    meta = torch.zeros(1 + 8 * len(tensors), dtype=torch.int64, device=ref.device)
-    if rank == 0:
-        for j, t in enumerate(tensors):
-            meta[1 + 8 * j] = t.ndim
-            for axis, size in enumerate(t.shape):
-                meta[2 + 8 * j + axis] = size
-    dist.broadcast(meta, src=0)
-    out = []
-    for j, t in enumerate(tensors):
-        ndim = int(meta[1 + 8 * j])
-        shape = tuple(int(v) for v in meta[2 + 8 * j : 2 + 8 * j + ndim])
-        buffer = t.contiguous() if rank == 0 else t.new_empty(shape)
-        dist.broadcast(buffer, src=0)
-        out.append(buffer)
-    return out
 
 
 def _broadcast_model(model: LabelledMPS) -> LabelledMPS:
@@ -319,26 +266,21 @@ class BondSweeper:
             model.log_temperature = math.log(temperature)
         self.scale_matters = loss == "mse" or readout == "linear"
         if not model.canonical:
-            model.canonicalize_()
-            if not self.scale_matters:
-                c = model.label_site
-                norm = _safe_norm(model.cores[c])
-                model.cores[c] = model.cores[c] / norm
-                model.log_scale += math.log(norm)
-        if self.scale_matters and model.log_scale != 0.0:
-            factor = math.exp(model.log_scale)
+            model.canonicalize_()  # the label core normalised, its norm in log_scale
+        if self.scale_matters and float(model.log_scale) != 0.0:
+            factor = math.exp(float(model.log_scale))
             if not math.isfinite(factor):
                 raise TrainingError(
-                    f"the model's norm exp({model.log_scale:.1f}) is too large for the "
+                    f"the model's norm exp({float(model.log_scale):.1f}) is too large for the "
                     f"{loss!r} loss with readout {readout!r}; start from a normalised model "
                     "or use loss='cross_entropy' with the 'normalized' or 'born' readout"
                 )
             c = model.label_site
             model.cores[c] = model.cores[c] * factor
-            model.log_scale = 0.0
+            model.log_scale = torch.zeros_like(model.log_scale)
         self.model = _broadcast_model(model)
 
-        n, n_sites = phi.shape[0], model.n_sites
+        n = phi.shape[0]
         self.n_local = n
         self.n_total = int(all_reduce_sum([float(n)], phi.device)[0])
         if self.n_total == 0:
@@ -346,40 +288,8 @@ class BondSweeper:
         self.env_dtype = env_dtype
         self._phi = phi.transpose(0, 1).to(env_dtype).contiguous()  # (N, n, d)
         self._y = y
-        self.left_envs: list[Tensor | None] = [None] * n_sites
-        self.left_logs: list[Tensor | None] = [None] * n_sites
-        self.right_envs: list[Tensor | None] = [None] * n_sites
-        self.right_logs: list[Tensor | None] = [None] * n_sites
-        self._build_environments()
-
-    # ---- environments ------------------------------------------------------------------------
-
-    def _build_environments(self) -> None:
-        """Compute the valid environments once, from the ends towards the label site."""
-        n, c, last = self.n_local, self.model.label_site, self.model.n_sites - 1
-        ones = torch.ones(n, 1, dtype=self.env_dtype, device=self._phi.device)
-        zeros = torch.zeros(n, dtype=self.env_dtype, device=self._phi.device)
-        self.left_envs[0], self.left_logs[0] = ones, zeros
-        self.right_envs[last], self.right_logs[last] = ones.clone(), zeros.clone()
-        for i in range(c):
-            self._push_left(i)
-        for i in range(last, c, -1):
-            self._push_right(i)
-
-    def _push_left(self, site: int) -> None:
-        """Left environment of ``site + 1`` from that of ``site`` and core ``site``."""
-        env, log = self.left_envs[site], self.left_logs[site]
-        assert env is not None and log is not None
-        self.left_envs[site + 1], self.left_logs[site + 1] = _extend_left(
-            env, log, self.model.cores[site], self._phi[site], self.chunk_size
-        )
-
-    def _push_right(self, site: int) -> None:
-        """Right environment of ``site - 1`` from that of ``site`` and core ``site``."""
-        env, log = self.right_envs[site], self.right_logs[site]
-        assert env is not None and log is not None
-        self.right_envs[site - 1], self.right_logs[site - 1] = _extend_right(
-            env, log, self.model.cores[site], self._phi[site], self.chunk_size
+        self.envs = EnvironmentCache(
+            self._phi, model.cores, model.label_site, chunk=self.chunk_size
         )
 
     def environment(self, side: str, site: int) -> Tensor:
@@ -398,17 +308,7 @@ class BondSweeper:
         Tensor, shape (n, D)
             ``D`` the bond on that side of ``site``.
         """
-        envs, logs = (
-            (self.left_envs, self.left_logs)
-            if side == "left"
-            else (self.right_envs, self.right_logs)
-        )
-        env, log = envs[site], logs[site]
-        if env is None or log is None:
-            raise InvalidInputError(
-                f"the {side} environment of site {site} is not valid with the label on site "
-                f"{self.model.label_site}"
-            )
+        env, log = self.envs.left(site) if side == "left" else self.envs.right(site)
         return env * torch.exp(log)[:, None]
 
     # ---- one bond ----------------------------------------------------------------------------
@@ -419,8 +319,7 @@ class BondSweeper:
         """This shard's samples (or those at ``index``) a chunk at a time, projected onto bond
         ``(k, k + 1)``: ``(rows, x (B, Dl d), y_vec (B, d Dr), c (B, L))`` with ``c_il =
         x_i mat_l y_i`` for the bond tensor ``mat`` as a ``(Dl d, L d Dr)`` matrix."""
-        left, right = self.left_envs[k], self.right_envs[k + 1]
-        assert left is not None and right is not None
+        (left, _), (right, _) = self.envs.left(k), self.envs.right(k + 1)
         p1, p2 = self._phi[k], self._phi[k + 1]
         dl, dr = left.shape[1], right.shape[1]
         d = p1.shape[1]
@@ -437,8 +336,7 @@ class BondSweeper:
 
     def _log_scale_at(self, k: int) -> Tensor:
         """Per-sample log-scale of the amplitudes at bond ``(k, k + 1)``: (n,)."""
-        left_log, right_log = self.left_logs[k], self.right_logs[k + 1]
-        assert left_log is not None and right_log is not None
+        (_, left_log), (_, right_log) = self.envs.left(k), self.envs.right(k + 1)
         return left_log + right_log + self.model.log_scale
 
     def _loss_and_gradient(
@@ -513,7 +411,7 @@ class BondSweeper:
         def gradient(bond: Tensor) -> tuple[Tensor, float, float]:
             loss_sum, correct, grad = self._loss_and_gradient(bond, k, need_grad=True)
             assert grad is not None
-            _all_reduce_(grad)
+            all_reduce_(grad)
             loss_sum, correct = all_reduce_sum([loss_sum, correct], bond.device)
             if not math.isfinite(loss_sum):
                 raise TrainingError(f"the loss became {loss_sum / self.n_total} at bond {k}")
@@ -571,7 +469,7 @@ class BondSweeper:
                 )
                 n_local = self.n_local if index is None else index.numel()
                 if grad is not None:
-                    _all_reduce_(grad)
+                    all_reduce_(grad)
                 batch_loss, batch_correct, seen = all_reduce_sum(
                     [batch_loss, batch_correct, float(n_local)], bond.device
                 )
@@ -672,7 +570,7 @@ class BondSweeper:
         if direction == "left" and c == 0:
             raise InvalidInputError("the label is on site 0: it cannot move left")
         k = c if direction == "right" else c - 1
-        bond = _merge(model.cores[k], model.cores[k + 1])
+        bond = model.merged_bond(k)
         if solver == "cg":
             bond, loss_sum, correct = self._conjugate_gradient(
                 bond, k, steps_per_bond, l2, normalize
@@ -685,16 +583,12 @@ class BondSweeper:
             parts = list(_split(bond, direction, max_bond, cutoff, cutoff_mode))
         else:  # placeholders: rank 0's factors arrive by broadcast, so all ranks stay identical
             parts = [bond.new_empty(0), bond.new_empty(0), bond.new_zeros(()), bond.new_zeros(())]
-        left, right, discarded, relative = _broadcast_tensors(parts)
-        model.cores[k], model.cores[k + 1] = left, right
+        left, right, discarded, relative = broadcast_tensors(parts)
+        model.set_bond(k, left, right, k + 1 if direction == "right" else k)
         if direction == "right":
-            model.label_site = k + 1
-            self._push_left(k)
-            self.right_envs[k] = self.right_logs[k] = None
+            self.envs.push_left(k, model.cores[k])
         else:
-            model.label_site = k
-            self._push_right(k + 1)
-            self.left_envs[k + 1] = self.left_logs[k + 1] = None
+            self.envs.push_right(k + 1, model.cores[k + 1])
         return {
             "bond": k,
             "direction": direction,
@@ -720,11 +614,8 @@ class BondSweeper:
         label: amplitudes ``L_c . A_c(phi_c) . R_c`` (B, L), their log-scale (B,), labels (B,).
         Exact for the current model, with no pass over the chain."""
         c = self.model.label_site
-        left, right = self.left_envs[c], self.right_envs[c]
-        left_log, right_log = self.left_logs[c], self.right_logs[c]
-        assert left is not None and right is not None
-        assert left_log is not None and right_log is not None
-        core = self.model.cores[c].to(self.env_dtype)
+        (left, left_log), (right, right_log) = self.envs.left(c), self.envs.right(c)
+        core = self.model.label_core.to(self.env_dtype)
         for s in range(0, self.n_local, self.chunk_size):
             sl = slice(s, s + self.chunk_size)
             amp = torch.einsum("ba,aslr,bs,br->bl", left[sl], core, self._phi[c][sl], right[sl])

@@ -33,7 +33,7 @@ from tnml._validation import check_int
 from tnml.exceptions import InvalidInputError, TrainingError
 from tnml.tensor.born import check_indices, mps_log_density, one_hot_inputs
 from tnml.tensor.decomp import check_truncation_options, split_tensor
-from tnml.tensor.environments import extend_left, extend_right, normalized_rows
+from tnml.tensor.environments import EnvironmentCache, normalized_rows
 from tnml.tensor.mps import MPS, mps_canonicalize
 from tnml.train.loop import Callback, FitResult, UpdateRule, fit_loop
 
@@ -83,16 +83,6 @@ def mean_nll(mps: MPS, X: Tensor | Sequence[Tensor], batch_size: int = 4096) -> 
 def unit_rows(v: Tensor) -> Tensor:
     """Each row of ``v`` (T, D) divided by its 2-norm (zero rows stay zero)."""
     return normalized_rows(v)[0]
-
-
-def _extend_left(left: Tensor, core: Tensor, phi: Tensor) -> Tensor:
-    """Left environment one site further, as unit rows: (T, Dl) -> (T, Dr)."""
-    return unit_rows(extend_left(left, core, phi))
-
-
-def _extend_right(right: Tensor, core: Tensor, phi: Tensor) -> Tensor:
-    """Right environment one site further, as unit rows: (T, Dr) -> (T, Dl)."""
-    return unit_rows(extend_right(right, core, phi))
 
 
 def _bond_gradient(
@@ -221,21 +211,10 @@ class _Sweeper:
         # basis inputs: each sample meets one slice of a bond tensor (see update)
         discrete = isinstance(X, Tensor) and not (X.is_floating_point() or X.is_complex())
         self.indices = X.to(canon.device) if discrete else None
-        phis = self.phis
         self.cores = [c.detach().clone() for c in canon.cores]
         self.n = len(self.cores)
-        n_samples = phis[0].shape[0]
-        ones = torch.ones((n_samples, 1), dtype=canon.dtype, device=canon.device)
-        # left[k]: sites < k contracted; right[k]: sites >= k contracted (None: not valid)
-        self.left: list[Tensor | None] = [None] * (self.n + 1)
-        self.right: list[Tensor | None] = [None] * (self.n + 1)
-        self.left[0] = ones
-        self.right[self.n] = ones
         self.step: float | None = None  # the line search's last accepted step
-        for k in range(center):
-            self.left[k + 1] = _extend_left(self.left[k], self.cores[k], phis[k])
-        for k in range(self.n - 1, center, -1):
-            self.right[k] = _extend_right(self.right[k + 1], self.cores[k], phis[k])
+        self.envs = EnvironmentCache(self.phis, self.cores, center)
 
     def update(
         self,
@@ -255,7 +234,7 @@ class _Sweeper:
         if line_search:  # the search works on the unit sphere
             bond = bond / torch.linalg.vector_norm(bond)
         pair = (self.phis[k].unsqueeze(2) * self.phis[k + 1].unsqueeze(1)).flatten(1)
-        left, right = self.left[k], self.right[k + 2]
+        left, right = self.envs.left(k)[0], self.envs.right(k + 1)[0]
         pair_index = None
         if self.indices is not None:
             pair_index = self.indices[:, k] * bond.shape[2] + self.indices[:, k + 1]
@@ -283,11 +262,11 @@ class _Sweeper:
         if direction == "right":
             self.cores[k] = res.left
             self.cores[k + 1] = res.right / torch.linalg.vector_norm(res.right)
-            self.left[k + 1] = _extend_left(left, self.cores[k], self.phis[k])
+            self.envs.push_left(k, self.cores[k])
         else:
             self.cores[k] = res.left / torch.linalg.vector_norm(res.left)
             self.cores[k + 1] = res.right
-            self.right[k + 1] = _extend_right(right, self.cores[k + 1], self.phis[k + 1])
+            self.envs.push_right(k + 1, self.cores[k + 1])
 
     def _line_search(
         self, bond: Tensor, grad: Tensor, left: Tensor, right: Tensor, pair: Tensor, lr: float

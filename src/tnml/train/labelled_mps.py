@@ -1,29 +1,27 @@
 """The state of sweep training: an MPS classifier with its label index on one core.
 
-:class:`LabelledMPS` (cores ``(Dl, d, Dr)``, the label core ``(Dl, d, L, Dr)``), conversion
-to and from :class:`~tnml.nn.MPSClassifierModule`, and the bond algebra the sweeps use:
-merging two cores into a bond tensor ``(Dl, d, L, d, Dr)``, splitting it by truncated SVD,
-and :func:`move_label`. Conventions: :mod:`tnml.train.sweep`.
+:class:`LabelledMPS` is a :class:`~tnml.tensor.MPS` whose site ``label_site`` carries the label
+index fused with its physical index (dimension ``d * L``, the label fastest: the
+representation :meth:`tnml.nn.MPSClassifierModule.from_mps` takes), so every MPS operation
+applies to it. Here: conversion to and from :class:`~tnml.nn.MPSClassifierModule`, the
+amplitudes, and the bond algebra the sweeps use: merging two cores into a bond tensor
+``(Dl, d, L, d, Dr)``, splitting it by truncated SVD, and :func:`move_label`. Conventions:
+:mod:`tnml.train.sweep`.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import Tensor
 
 from tnml.exceptions import InvalidInputError
-from tnml.nn.mps import (
-    READOUTS,
-    MPSClassifierModule,
-)
+from tnml.nn.mps import READOUTS, MPSClassifierModule
 from tnml.tensor.decomp import check_truncation_options, split_tensor
-from tnml.tensor.environments import extend_left, extend_right, normalized_rows
-from tnml.tensor.mps import MPS
+from tnml.tensor.environments import EnvironmentCache
+from tnml.tensor.mps import MPS, mps_canonicalize
 
 __all__ = ["LabelledMPS", "move_label"]
 
@@ -32,22 +30,25 @@ __all__ = ["LabelledMPS", "move_label"]
 # --------------------------------------------------------------------------------------------
 
 
-@dataclass
-class LabelledMPS:
-    """An open-boundary MPS with the label index on one core: the state of sweep training.
+class LabelledMPS(MPS):
+    """An open-boundary MPS classifier with the label index on one core.
 
     Represents ``W = exp(log_scale) * contraction(cores)`` and the classifier
-    ``f_l(x) = <W_l | Phi(x)>``.
+    ``f_l(x) = <W_l | Phi(x)>``: an :class:`~tnml.tensor.MPS` whose site ``label_site`` has
+    physical dimension ``d * L`` (index ``s * L + l``) and every other site ``d``.
 
-    Attributes
+    Parameters
     ----------
-    cores : list of Tensor
-        ``N`` cores in site order: ``(Dl, d, Dr)``, except ``cores[label_site]`` of shape
-        ``(Dl, d, L, Dr)``. ``cores[0]`` has ``Dl = 1`` and ``cores[-1]`` has ``Dr = 1``;
-        internal bond dimensions may differ from bond to bond.
+    cores : sequence of Tensor
+        ``N`` real cores in site order, ``(Dl, d, Dr)``, with ``cores[label_site]`` either
+        ``(Dl, d, L, Dr)`` or already fused to ``(Dl, d * L, Dr)`` (then ``n_classes`` is
+        needed). ``cores[0]`` has ``Dl = 1`` and ``cores[-1]`` has ``Dr = 1``; internal bond
+        dimensions may differ from bond to bond.
     label_site : int
         The site carrying the label index.
-    log_scale : float, default=0.0
+    n_classes : int, optional
+        ``L``; read from a 4-dim label core.
+    log_scale : float or Tensor, default=0.0
         Log of an overall positive factor of ``W``.
     readout : {"normalized", "born", "linear"}, default="normalized"
         The readout of the module this model becomes (see
@@ -56,67 +57,71 @@ class LabelledMPS:
         ``log t`` of the ``"normalized"`` readout.
     feature_map : str, default="trig"
         The feature map the inputs were embedded with (kept for :meth:`to_module`).
-    canonical : bool, default=False
-        True when cores left of ``label_site`` are left isometries and cores right of it right
-        isometries. Set by :meth:`canonicalize`; replace cores by hand and set it to False.
+
+    Attributes
+    ----------
+    cores, log_scale, center
+        As for :class:`~tnml.tensor.MPS`; ``center == label_site`` (:attr:`canonical`) while
+        the sweeps run, the label core carrying the norm the training gives it.
+    label_site, n_classes, readout, log_temperature, feature_map
+        As given.
     """
 
-    cores: list[Tensor]
     label_site: int
-    log_scale: float = 0.0
-    readout: str = "normalized"
-    log_temperature: float = 0.0
-    feature_map: str = "trig"
-    canonical: bool = False
+    n_classes: int
+    readout: str
+    log_temperature: float
+    feature_map: str
 
-    def __post_init__(self) -> None:
-        _check_labelled_cores(self.cores, self.label_site)
-        self.cores = list(self.cores)
-        if self.readout not in READOUTS:
-            raise InvalidInputError(f"readout must be one of {READOUTS}, got {self.readout!r}")
-        self.log_scale = float(self.log_scale)
-        self.log_temperature = float(self.log_temperature)
-        if not math.isfinite(self.log_scale):
-            raise InvalidInputError(f"log_scale must be finite, got {self.log_scale}")
+    def __init__(
+        self,
+        cores: Sequence[Tensor],
+        label_site: int,
+        *,
+        n_classes: int | None = None,
+        log_scale: float | Tensor = 0.0,
+        readout: str = "normalized",
+        log_temperature: float = 0.0,
+        feature_map: str = "trig",
+    ) -> None:
+        cores, n_classes = _fused_cores(cores, label_site, n_classes)
+        super().__init__(cores, log_scale)
+        if not self.dtype.is_floating_point:
+            raise InvalidInputError(f"cores must be real floating point, got {self.dtype}")
+        if not bool(torch.isfinite(self.log_scale)):
+            raise InvalidInputError(f"log_scale must be finite, got {float(self.log_scale)}")
+        if readout not in READOUTS:
+            raise InvalidInputError(f"readout must be one of {READOUTS}, got {readout!r}")
+        self.label_site = label_site
+        self.n_classes = n_classes
+        self.readout = readout
+        self.log_temperature = float(log_temperature)
+        self.feature_map = feature_map
+        dims = set(self.phys_dims[:label_site] + self.phys_dims[label_site + 1 :])
+        if len(dims | {self.phys_dims[label_site] // n_classes}) != 1:
+            raise InvalidInputError(
+                f"every site must have one physical dimension d (the label site d * L), got "
+                f"{self.phys_dims} with L = {n_classes} on site {label_site}"
+            )
 
     # ---- shape information ------------------------------------------------------------------
 
     @property
-    def n_sites(self) -> int:
-        """Number of sites ``N``."""
-        return len(self.cores)
-
-    @property
-    def n_classes(self) -> int:
-        """Size ``L`` of the label index."""
-        return int(self.cores[self.label_site].shape[2])
-
-    @property
     def phys_dim(self) -> int:
-        """Local dimension ``d`` of every site."""
-        return int(self.cores[0].shape[1])
+        """Local dimension ``d`` of every site (the label site's is ``d * L``)."""
+        return self.phys_dims[self.label_site] // self.n_classes
 
     @property
-    def bond_dims(self) -> tuple[int, ...]:
-        """The ``N - 1`` internal bond dimensions; bond ``b`` joins sites ``b`` and ``b + 1``."""
-        return tuple(int(core.shape[-1]) for core in self.cores[:-1])
+    def label_core(self) -> Tensor:
+        """The label site's core as ``(Dl, d, L, Dr)`` (a view)."""
+        core = self.cores[self.label_site]
+        return core.view(core.shape[0], -1, self.n_classes, core.shape[2])
 
     @property
-    def max_bond_dim(self) -> int:
-        """The largest internal bond dimension (1 for a single site)."""
-        return max(self.bond_dims, default=1)
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return self.cores[0].dtype
-
-    @property
-    def device(self) -> torch.device:
-        return self.cores[0].device
-
-    def copy(self) -> LabelledMPS:
-        """A new model sharing the (never modified in place) core tensors."""
-        return dataclasses.replace(self, cores=list(self.cores))
+    def canonical(self) -> bool:
+        """True when cores left of ``label_site`` are left isometries and cores right of it
+        right isometries (``center == label_site``)."""
+        return self.center == self.label_site
 
     # ---- conversion to and from the module --------------------------------------------------
 
@@ -125,9 +130,8 @@ class LabelledMPS:
         """Take the weights of an :class:`~tnml.nn.MPSClassifierModule` (detached copies).
 
         The module closes its chain with the basis vector ``e_0`` on both ends; here it is
-        applied, so the first core is ``module.cores[0][:1]`` and the last one
-        ``module.cores[-1][..., :1]`` (the output core's slices if it sits at an end) and the
-        end bonds have dimension 1. Readout, temperature and feature map are carried over.
+        applied (:meth:`~tnml.nn.MPSClassifierModule.to_mps`), so the end bonds have
+        dimension 1. Readout, temperature and feature map are carried over.
 
         Parameters
         ----------
@@ -143,28 +147,20 @@ class LabelledMPS:
             raise InvalidInputError(
                 f"module must be an MPSClassifierModule, got {type(module).__name__}"
             )
-        k = module.output_site
-        plain = [core.clone() for core in module.cores.detach()]
-        cores = [*plain[:k], module.output_core.detach().clone(), *plain[k:]]
-        cores[0] = cores[0][:1].clone()
-        cores[-1] = cores[-1][..., :1].clone()
         log_t = module.log_temperature
         return cls(
-            cores=cores,
-            label_site=k,
+            module.to_mps().cores,
+            module.output_site,
+            n_classes=module.n_classes,
             readout=module.readout,
             log_temperature=0.0 if log_t is None else float(log_t.detach()),
             feature_map=module.feature_map if isinstance(module.feature_map, str) else "trig",
         )
 
     def to_module(self, **module_kwargs: Any) -> MPSClassifierModule:
-        """An :class:`~tnml.nn.MPSClassifierModule` computing the same amplitudes.
-
-        Every bond is zero-padded to the largest one, ``D_max``: a core ``(Dl, d, Dr)`` goes
-        into the block ``[:Dl, :, :Dr]`` of a zero ``(D_max, d, D_max)`` core, so the first core
-        fills row 0 and the last one column 0, which the module's ``e_0`` boundary vectors
-        select. The padding is exact (zero rows and columns contribute nothing).
-        ``exp(log_scale)`` is spread evenly over the cores.
+        """An :class:`~tnml.nn.MPSClassifierModule` computing the same amplitudes
+        (:meth:`~tnml.nn.MPSClassifierModule.from_mps`: every bond zero-padded to the largest
+        one, which is exact; ``exp(log_scale)`` spread evenly over the cores).
 
         Parameters
         ----------
@@ -191,11 +187,7 @@ class LabelledMPS:
             "device": self.device,
             **module_kwargs,
         }
-        cores = list(self.cores)
-        label = cores[self.label_site]
-        cores[self.label_site] = label.reshape(label.shape[0], -1, label.shape[-1])
-        mps = MPS(cores, log_scale=self.log_scale)
-        module = MPSClassifierModule.from_mps(mps, self.n_classes, self.label_site, **kwargs)
+        module = MPSClassifierModule.from_mps(self, self.n_classes, self.label_site, **kwargs)
         if module.log_temperature is not None:
             with torch.no_grad():
                 module.log_temperature.fill_(self.log_temperature)
@@ -220,13 +212,12 @@ class LabelledMPS:
         dtype = torch.promote_types(self.dtype, phi.dtype)
         v = torch.ones(phi.shape[0], 1, 1, dtype=dtype, device=phi.device)  # (B, L or 1, D)
         for i, core in enumerate(self.cores):
-            core = core.to(dtype)
             p = phi[:, i].to(dtype)
             if i == self.label_site:
-                v = torch.einsum("bka,aslr,bs->blr", v, core, p)
+                v = torch.einsum("bka,aslr,bs->blr", v, self.label_core.to(dtype), p)
             else:
-                v = torch.einsum("bla,asr,bs->blr", v, core, p)
-        return v[..., 0] * math.exp(self.log_scale)
+                v = torch.einsum("bla,asr,bs->blr", v, core.to(dtype), p)
+        return v[..., 0] * self.log_scale.exp().to(dtype)
 
     def projected_amplitudes(self, phi: Tensor) -> tuple[Tensor, Tensor]:
         """``f_l(x)`` as the amplitude of ``x`` projected into unit-norm environments at the
@@ -248,18 +239,12 @@ class LabelledMPS:
         self._check_phi(phi)
         dtype = torch.promote_types(self.dtype, phi.dtype)
         sites = phi.transpose(0, 1).to(dtype)
-        n = phi.shape[0]
-        chunk = max(n, 1)
-        left = torch.ones(n, 1, dtype=dtype, device=phi.device)
-        left_log = torch.zeros(n, dtype=dtype, device=phi.device)
-        right, right_log = left.clone(), left_log.clone()
-        for i in range(self.label_site):
-            left, left_log = _extend_left(left, left_log, self.cores[i], sites[i], chunk)
-        for i in range(self.n_sites - 1, self.label_site, -1):
-            right, right_log = _extend_right(right, right_log, self.cores[i], sites[i], chunk)
-        core = self.cores[self.label_site].to(dtype)
-        c = torch.einsum("ba,aslr,bs,br->bl", left, core, sites[self.label_site], right)
-        return c, left_log + right_log + self.log_scale
+        c = self.label_site
+        cache = EnvironmentCache(sites, self.cores, c, chunk=max(phi.shape[0], 1))
+        (left, left_log), (right, right_log) = cache.left(c), cache.right(c)
+        core = self.label_core.to(dtype)
+        amplitude = torch.einsum("ba,aslr,bs,br->bl", left, core, sites[c], right)
+        return amplitude, left_log + right_log + self.log_scale
 
     def log_amplitudes(self, phi: Tensor) -> tuple[Tensor, Tensor]:
         """``f_l(x)`` as a unit-norm mantissa and a log-scale, safe for hundreds of sites.
@@ -282,45 +267,52 @@ class LabelledMPS:
 
     # ---- canonical form ----------------------------------------------------------------------
 
-    def canonicalize(self) -> LabelledMPS:
-        """Mixed canonical form with the centre at ``label_site`` (a new model).
+    def canonicalize(self, center: int | None = None) -> LabelledMPS:
+        """Mixed canonical form about ``center``, default ``label_site`` (a new model; see
+        :func:`~tnml.tensor.mps_canonicalize`)."""
+        out = mps_canonicalize(self, self.label_site if center is None else center)
+        assert isinstance(out, LabelledMPS)
+        return out
 
-        QR from the left up to the label site and LQ from the right down to it
-        (:func:`~tnml.tensor.decomp.split_tensor`); every pushed factor is divided by its norm,
-        whose log goes to ``log_scale``, so the represented ``W`` is unchanged and long chains
-        stay finite. Bonds larger than the physical limit ``min(prod d left, prod d right)``
-        shrink to it.
-        """
-        return self.copy().canonicalize_()
-
-    def canonicalize_(self) -> LabelledMPS:
+    def canonicalize_(self, center: int | None = None) -> LabelledMPS:
         """In-place :meth:`canonicalize`; returns ``self``."""
-        cores, c = self.cores, self.label_site
-        log_scale = self.log_scale
-        for i in range(c):
-            res = split_tensor(cores[i], 2, method="qr")  # (Dl, d, k), (k, Dr)
-            norm = _safe_norm(res.right)
-            cores[i] = res.left
-            cores[i + 1] = torch.tensordot(res.right / norm, cores[i + 1], dims=([1], [0]))
-            log_scale += math.log(norm)
-        for i in range(self.n_sites - 1, c, -1):
-            res = split_tensor(cores[i], 1, method="lq")  # (Dl, k), (k, d, Dr)
-            norm = _safe_norm(res.left)
-            cores[i] = res.right
-            last = cores[i - 1].ndim - 1
-            cores[i - 1] = torch.tensordot(cores[i - 1], res.left / norm, dims=([last], [0]))
-            log_scale += math.log(norm)
-        self.log_scale = log_scale
-        self.canonical = True
+        mps_canonicalize(self, self.label_site if center is None else center, inplace=True)
         return self
+
+    # ---- bonds next to the label -------------------------------------------------------------
+
+    def merged_bond(self, k: int) -> Tensor:
+        """Cores ``k`` and ``k + 1``, one of which carries the label, merged into
+        ``(Dl, d, L, d, Dr)``."""
+        if self.label_site == k:  # label core (Dl, d, L, D), right (D, d, Dr)
+            return torch.einsum("aslb,btr->asltr", self.label_core, self.cores[k + 1])
+        if self.label_site != k + 1:
+            raise InvalidInputError(f"bond {k} is not next to the label on site {self.label_site}")
+        return torch.einsum("asb,btlr->asltr", self.cores[k], self.label_core)
+
+    def set_bond(self, k: int, left: Tensor, right: Tensor, label_site: int) -> None:
+        """Store the split of bond ``k``: ``left`` ``(Dl, d, D)`` or ``(Dl, d, L, D)`` and
+        ``right`` ``(D, d, L, Dr)`` or ``(D, d, Dr)``, the label on ``label_site`` (``k`` or
+        ``k + 1``), isometric towards it, which becomes the centre."""
+        self.cores[k] = left.reshape(left.shape[0], -1, left.shape[-1])
+        self.cores[k + 1] = right.reshape(right.shape[0], -1, right.shape[-1])
+        self.label_site = label_site
+        self.center = label_site
 
     # ---- checkpoints -------------------------------------------------------------------------
 
     def state_dict(self) -> dict[str, Any]:
         """Plain values and CPU tensors that :meth:`from_state_dict` turns back into the model."""
-        state = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
-        state["cores"] = [core.detach().cpu() for core in self.cores]
-        return state
+        return {
+            "cores": [core.detach().cpu() for core in self.cores],
+            "label_site": self.label_site,
+            "n_classes": self.n_classes,
+            "log_scale": self.log_scale.detach().cpu(),
+            "readout": self.readout,
+            "log_temperature": self.log_temperature,
+            "feature_map": self.feature_map,
+            "center": self.center,
+        }
 
     @classmethod
     def from_state_dict(
@@ -328,46 +320,46 @@ class LabelledMPS:
     ) -> LabelledMPS:
         """Rebuild a model written by :meth:`state_dict` (cores moved to ``device``)."""
         state = dict(state)
-        state["cores"] = [core.to(device) for core in state["cores"]]
-        return cls(**state)
+        cores = [core.to(device) for core in state.pop("cores")]
+        center = state.pop("center", None)
+        if state.pop("canonical", False):  # written before the label core was fused
+            center = state["label_site"]
+        model = cls(cores, state.pop("label_site"), **state)
+        model.center = center
+        return model
 
     def _check_phi(self, phi: Tensor) -> None:
         _check_phi("phi", phi, self.n_sites, self.phys_dim)
 
 
-def _check_labelled_cores(cores: object, label_site: object) -> None:
-    if isinstance(cores, Tensor) or not isinstance(cores, (list, tuple)) or not cores:
+def _fused_cores(
+    cores: object, label_site: object, n_classes: int | None
+) -> tuple[list[Tensor], int]:
+    """``cores`` with the label core fused to ``(Dl, d * L, Dr)``, and ``L``."""
+    if isinstance(cores, Tensor) or not isinstance(cores, Sequence) or not cores:
         raise InvalidInputError("cores must be a non-empty list of tensors")
     n = len(cores)
     if isinstance(label_site, bool) or not isinstance(label_site, int):
         raise InvalidInputError(f"label_site must be an int, got {label_site!r}")
     if not 0 <= label_site < n:
         raise InvalidInputError(f"label_site must lie in [0, {n}) for {n} cores, got {label_site}")
-    for i, core in enumerate(cores):
-        want = 4 if i == label_site else 3
-        if not isinstance(core, Tensor) or core.ndim != want:
-            shape = "(Dl, d, L, Dr)" if want == 4 else "(Dl, d, Dr)"
-            got = tuple(core.shape) if isinstance(core, Tensor) else type(core).__name__
-            raise InvalidInputError(f"cores[{i}] must be a tensor of shape {shape}, got {got}")
-        if not core.is_floating_point():
-            raise InvalidInputError(f"cores[{i}] must be real floating point, got {core.dtype}")
-        if core.dtype != cores[0].dtype or core.device != cores[0].device:
-            raise InvalidInputError("all cores must share one dtype and device")
-        if core.shape[1] != cores[0].shape[1]:
+    cores = list(cores)
+    label = cores[label_site]
+    if isinstance(label, Tensor) and label.ndim == 4:
+        if n_classes is not None and n_classes != label.shape[2]:
             raise InvalidInputError(
-                f"every core must have the same physical dimension {cores[0].shape[1]}, "
-                f"cores[{i}] has {core.shape[1]}"
+                f"n_classes={n_classes} does not match the label core {tuple(label.shape)}"
             )
-        if i + 1 < n and core.shape[-1] != cores[i + 1].shape[0]:
-            raise InvalidInputError(
-                f"bond {i} does not match: cores[{i}] ends with {core.shape[-1]}, "
-                f"cores[{i + 1}] starts with {cores[i + 1].shape[0]}"
-            )
-    if cores[0].shape[0] != 1 or cores[-1].shape[-1] != 1:
+        n_classes = int(label.shape[2])
+        cores[label_site] = label.reshape(label.shape[0], -1, label.shape[3])
+    elif n_classes is None:
         raise InvalidInputError(
-            "the end bonds must have dimension 1 (cores[0] of shape (1, d, ...), cores[-1] of "
-            f"shape (..., 1)), got {tuple(cores[0].shape)} and {tuple(cores[-1].shape)}"
+            f"cores[{label_site}] must have shape (Dl, d, L, Dr), or pass n_classes with a "
+            "fused (Dl, d * L, Dr) label core"
         )
+    if isinstance(n_classes, bool) or not isinstance(n_classes, int) or n_classes < 1:
+        raise InvalidInputError(f"n_classes must be an int >= 1, got {n_classes!r}")
+    return cores, n_classes
 
 
 def _check_phi(name: str, phi: object, n_sites: int, phys_dim: int) -> None:
@@ -388,15 +380,8 @@ def _safe_norm(t: Tensor) -> float:
 
 
 # --------------------------------------------------------------------------------------------
-# bond algebra: merge, split, environments
+# bond algebra: the truncated split and moving the label
 # --------------------------------------------------------------------------------------------
-
-
-def _merge(left: Tensor, right: Tensor) -> Tensor:
-    """Merge two neighbouring cores, one with the label, into ``(Dl, d, L, d, Dr)``."""
-    if left.ndim == 4:  # label on the left core (Dl, d, L, D), right (D, d, Dr)
-        return torch.einsum("aslb,btr->asltr", left, right)
-    return torch.einsum("asb,btlr->asltr", left, right)  # label on the right core
 
 
 def _split(
@@ -416,23 +401,6 @@ def _split(
         res = split_tensor(bond, 3, absorb="left", **options)
         left, right = res.left, res.right
     return left, right, res.discarded_weight, res.relative_discarded_weight
-
-
-def _extend_left(
-    env: Tensor, log: Tensor, core: Tensor, p: Tensor, chunk: int
-) -> tuple[Tensor, Tensor]:
-    """Left environment of the next site, ``(n, Dl)`` -> ``(n, Dr)`` through ``core``
-    ``(Dl, d, Dr)``, renormalised per sample; its log-norm is added to ``log``."""
-    rows, log_norm = normalized_rows(extend_left(env, core, p, chunk=chunk))
-    return rows, log + log_norm
-
-
-def _extend_right(
-    env: Tensor, log: Tensor, core: Tensor, p: Tensor, chunk: int
-) -> tuple[Tensor, Tensor]:
-    """Right environment of the previous site: ``(n, Dr)`` -> ``(n, Dl)`` through ``core``."""
-    rows, log_norm = normalized_rows(extend_right(env, core, p, chunk=chunk))
-    return rows, log + log_norm
 
 
 def move_label(
@@ -474,15 +442,14 @@ def move_label(
     out = model.copy()
     if not out.canonical:
         out.canonicalize_()
-    cores = out.cores
     while out.label_site != site:
         direction = "right" if site > out.label_site else "left"
         k = out.label_site if direction == "right" else out.label_site - 1
-        bond = _merge(cores[k], cores[k + 1])
+        bond = out.merged_bond(k)
         cut = cutoff
         if cut is None:
             m = bond.shape[0] * bond.shape[1]
             cut = max(m, bond.numel() // m) * torch.finfo(bond.dtype).eps
-        cores[k], cores[k + 1], _, _ = _split(bond, direction, max_bond, cut, cutoff_mode)
-        out.label_site = k + 1 if direction == "right" else k
+        left, right, _, _ = _split(bond, direction, max_bond, cut, cutoff_mode)
+        out.set_bond(k, left, right, k + 1 if direction == "right" else k)
     return out

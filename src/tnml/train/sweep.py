@@ -18,20 +18,23 @@ at a time:
 
 Conventions
 -----------
-- Cores are ``(Dl, d, Dr)``; the label core is ``(Dl, d, L, Dr)``; the end bonds have
-  dimension 1 and internal bonds may all differ. :class:`LabelledMPS` represents
+- Cores are ``(Dl, d, Dr)``; the label core is ``(Dl, d * L, Dr)`` (read as ``(Dl, d, L,
+  Dr)`` through :attr:`LabelledMPS.label_core`); the end bonds have dimension 1 and internal
+  bonds may all differ. :class:`LabelledMPS` is a :class:`~tnml.tensor.MPS` and represents
   ``W = exp(log_scale) * contraction(cores)``.
 - Canonical form: during sweeping cores left of the label are left isometries
   (``sum_{a,s} A[a,s,b] A[a,s,b'] = delta``) and cores right of it right isometries, so the
-  label core is the orthogonality centre.
-- Environments: for sample ``i`` the left environment of site ``j`` is the contraction of sites
-  ``0 .. j-1`` with ``phi(x_i)``, a vector over the left bond of ``j``; the right environment of
-  ``j`` contracts sites ``j+1 .. N-1``. Each is stored renormalised to unit norm with its
-  log-norm accumulated per sample, so nothing under- or overflows over hundreds of sites:
-  ``env_true[i] = exp(log[i]) * env[i]``. With the label on site ``c`` the left environments of
-  sites ``0 .. c`` and the right environments of ``c .. N-1`` are valid; a move to the right
-  adds the left environment of ``c + 1`` from that of ``c`` (one site, never from scratch) and
-  drops the right one of ``c``; a move to the left mirrors this.
+  label core is the orthogonality centre (``model.center == model.label_site``).
+- Environments (one :class:`~tnml.tensor.environments.EnvironmentCache`): for sample ``i`` the
+  left environment of site ``j`` is the contraction of sites ``0 .. j-1`` with ``phi(x_i)``, a
+  vector over the left bond of ``j``; the right environment of ``j`` contracts sites
+  ``j+1 .. N-1``. Each is stored renormalised to unit norm with its log-norm accumulated per
+  sample, so nothing under- or overflows over hundreds of sites:
+  ``env_true[i] = exp(log[i]) * env[i]``.
+  With the label on site ``c`` the left environments of sites ``0 .. c`` and the right
+  environments of ``c .. N-1`` are valid; a move to the right adds the left environment of
+  ``c + 1`` from that of ``c`` (one site, never from scratch) and drops the right one of ``c``;
+  a move to the left mirrors this.
 - Losses: ``"mse"`` is the paper's ``1/2 sum_l (f_l - delta_{l,y})^2`` averaged over samples, on
   the true amplitudes ``f = exp(log_scale + log_left + log_right) * contraction``;
   ``"cross_entropy"`` is the softmax cross-entropy on the readout logits of
@@ -64,9 +67,8 @@ from tnml.train.bond_sweeper import (
     SWEEP_SOLVERS,
     BondSweeper,
     check_solver,
-    shard_for_rank,
 )
-from tnml.train.distributed import distributed_context
+from tnml.train.distributed import distributed_context, shard_for_rank
 from tnml.train.labelled_mps import LabelledMPS, move_label
 from tnml.train.loop import SELECTIONS, Callback, FitResult, UpdateRule, fit_loop
 

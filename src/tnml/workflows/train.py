@@ -39,7 +39,6 @@ from tnml.workflows.data import (
 
 __all__ = [
     "MODEL_CLASSES",
-    "RENAMED_PARAMS",
     "TrainingInterrupted",
     "TrainingOptions",
     "check_or_record_run",
@@ -59,7 +58,6 @@ MODEL_CLASSES: dict[str, type] = {
     "circuit": CircuitClassifier,
 }
 # CLI option -> estimator parameter, where a model names it otherwise.
-RENAMED_PARAMS = {("ttn-born", "steps_per_bond"): "steps_per_node"}
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -134,15 +132,21 @@ _MPS_ONLY = {
     "max_bond": "--max-bond",
     "cutoff": "--cutoff",
     "loss": "--loss",
+    "steps_per_bond": "--steps-per-bond",
 }
+
+# Options of the MPS classifier's sweeps only.
+_MPS_CLASSIFIER_ONLY = {"solver": "--solver"}
 
 
 # Options of the Born machines' sweeps that the classifiers do not take.
 _BORN_ONLY = {
     "grad_floor": "--grad-floor",
     "lr_decay": "--lr-decay",
-    "steps_per_bond": "--steps-per-bond",
 }
+
+# Options of the tree Born machine's one-site sweeps only.
+_TREE_BORN_ONLY = {"steps_per_node": "--steps-per-node"}
 
 
 # Options of the tensor-network models that a circuit classifier does not take.
@@ -175,8 +179,8 @@ def make_estimator(
     model: str, params: dict[str, Any], image_shape: tuple[int, int] | None = None
 ) -> Any:
     """The estimator named by ``model`` (``tnml train --model``), built with the options the
-    user gave, in the CLI's vocabulary (``--steps-per-bond`` is the tree Born machine's
-    ``steps_per_node``).
+    user gave (named as the estimators name them); an option the model does not take is an
+    :class:`InvalidInputError` naming its flag.
 
     Tree models on images get the 2D layout (square patches) of ``image_shape``.
     """
@@ -185,6 +189,10 @@ def make_estimator(
         _reject(model, params, _NETWORK_ONLY, "the tensor-network models")
         return MODEL_CLASSES["circuit"](**params)
     _reject(model, params, _CIRCUIT_ONLY, "--model circuit")
+    if model != "ttn-born":
+        _reject(model, params, _TREE_BORN_ONLY, "--model ttn-born")
+    if model != "mps":
+        _reject(model, params, _MPS_CLASSIFIER_ONLY, "--model mps")
     if model in ("mps", "ttn"):
         _reject(model, params, _BORN_ONLY, "Born machines")
     if model == "mps":
@@ -198,9 +206,7 @@ def make_estimator(
     if model == "mps-born":
         _reject(model, params, {"loss": "--loss"}, "classifiers")
         return MODEL_CLASSES["mps-born"](**params)
-    if model == "ttn-born":  # the tree Born machine sweeps too, with fixed bonds
-        if "steps_per_bond" in params:  # its steps are taken per node
-            params["steps_per_node"] = params.pop("steps_per_bond")
+    if model == "ttn-born":  # the tree Born machine sweeps too, with fixed bonds, node by node
         _reject(
             model, params, {k: v for k, v in _MPS_ONLY.items() if k != "trainer"}, "the MPS models"
         )

@@ -39,6 +39,7 @@ from tnml.estimators.base import (
     DTYPES,
     FIT_TIME_CONSTRAINTS,
     checked_data,
+    record_fit,
     resolve_device,
     with_fit_time_params,
 )
@@ -353,8 +354,7 @@ class MPSAnomalyDetector(OutlierMixin, BaseEstimator):
             **train_kwargs,
         )
         self.module_ = MPSBornModule.from_mps(result.model)
-        self.history_ = result.history
-        self.n_iter_ = len(result.history)
+        record_fit(self, result)
         scores = self._score_vectors(vectors, np.zeros(len(columns[0]), dtype=bool))
         self.offset_ = float(np.quantile(scores, self.contamination))
         return self

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Any, ClassVar
 
@@ -26,6 +27,7 @@ from torch import nn
 from tnml.data import scale_unit
 from tnml.exceptions import InvalidInputError
 from tnml.train.autodiff import LR_SCHEDULES, OPTIMIZERS, SELECTIONS, train_classifier
+from tnml.train.loop import FitResult
 
 SCALINGS = ("auto", "minmax", "none")
 AUTODIFF_DEFAULT_LR = 2e-3
@@ -91,6 +93,13 @@ def with_fit_time_params(estimator: Any, train_kwargs: dict[str, Any]) -> dict[s
     return {**given, **train_kwargs}
 
 
+def record_fit(estimator: Any, result: FitResult) -> None:
+    """Copy a trainer's result onto ``estimator``: ``history_``, ``n_iter_``, ``best_epoch_``."""
+    estimator.history_ = result.history
+    estimator.n_iter_ = len(result.history)
+    estimator.best_epoch_ = result.best_epoch
+
+
 def resolve_device(device: str) -> torch.device:
     """``"auto"`` -> CUDA when available, else CPU; other strings as torch reads them."""
     if device == "auto":
@@ -114,6 +123,20 @@ def check_unitary_options(model: Any) -> None:
             f"it needs feature_map='trig' and feature_dim=2, got {model.feature_map!r} and "
             f"{model.feature_dim}"
         )
+
+
+@dataclass
+class ClassifierRun:
+    """What one ``fit`` hands a classifier's trainer: training inputs in [0, 1] ``(n, F)``
+    and class indices ``(n,)``, the validation split (or None), the seed and the keywords
+    for the trainer."""
+
+    X: torch.Tensor
+    y: torch.Tensor
+    X_val: torch.Tensor | None
+    y_val: torch.Tensor | None
+    seed: int
+    train_kwargs: dict[str, Any]
 
 
 class TNClassifierBase(ClassifierMixin, BaseEstimator):
@@ -155,24 +178,16 @@ class TNClassifierBase(ClassifierMixin, BaseEstimator):
     def _build_module(self, n_features: int, n_classes: int) -> nn.Module:
         raise NotImplementedError
 
-    def _train_module(
-        self,
-        X: torch.Tensor,
-        y: torch.Tensor,
-        X_val: torch.Tensor | None,
-        y_val: torch.Tensor | None,
-        seed: int,
-        train_kwargs: dict[str, Any],
-    ) -> None:
+    def _train_module(self, run: ClassifierRun) -> None:
         """Train ``self.module_`` by mini-batch autodiff; set ``history_``, ``n_iter_``, ..."""
         result = train_classifier(
             self.module_,
-            X,
-            y,
-            X_val=X_val,
-            y_val=y_val,
+            run.X,
+            run.y,
+            X_val=run.X_val,
+            y_val=run.y_val,
             epochs=self.epochs,
-            batch_size=default_batch_size(X.shape[0])
+            batch_size=default_batch_size(run.X.shape[0])
             if self.batch_size is None
             else self.batch_size,
             lr=self._default_lr() if self.lr is None else self.lr,
@@ -181,13 +196,11 @@ class TNClassifierBase(ClassifierMixin, BaseEstimator):
             lr_schedule="cosine" if self.lr_schedule is None else self.lr_schedule,
             patience=self.n_iter_no_change,
             select_by=self.select_by,
-            seed=seed,
+            seed=run.seed,
             progress=bool(self.verbose),
-            **train_kwargs,
+            **run.train_kwargs,
         )
-        self.history_ = result.history
-        self.n_iter_ = len(result.history)
-        self.best_epoch_ = result.best_epoch
+        record_fit(self, result)
 
     # -- fitting ----------------------------------------------------------------------------
     def _fit(self, X: Any, y: Any, **train_kwargs: Any) -> TNClassifierBase:
@@ -238,12 +251,14 @@ class TNClassifierBase(ClassifierMixin, BaseEstimator):
             return torch.as_tensor(np.ascontiguousarray(a), dtype=dtype, device=device)
 
         self._train_module(
-            as_tensor(X_train),
-            as_tensor(y_train, target=True),
-            as_tensor(X_val),
-            as_tensor(y_val, target=True),
-            seed,
-            train_kwargs,
+            ClassifierRun(
+                as_tensor(X_train),
+                as_tensor(y_train, target=True),
+                as_tensor(X_val),
+                as_tensor(y_val, target=True),
+                seed,
+                train_kwargs,
+            )
         )
         return self
 

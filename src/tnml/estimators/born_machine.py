@@ -16,6 +16,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Mapping
+from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Any, ClassVar
 
@@ -30,6 +31,7 @@ from tnml.estimators.base import (
     DTYPES,
     FIT_TIME_CONSTRAINTS,
     checked_data,
+    record_fit,
     resolve_device,
     with_fit_time_params,
 )
@@ -102,10 +104,25 @@ def _evidence_columns(evidence: object) -> dict[int, torch.Tensor]:
     return columns
 
 
+@dataclass
+class BornRun:
+    """What one ``fit`` hands a Born machine's trainer: the encoded data (and validation
+    data), the seeded generator and seed, where and in what dtype to train, and the keywords
+    for the trainer."""
+
+    data: torch.Tensor
+    val: torch.Tensor | None
+    generator: torch.Generator
+    seed: int
+    device: torch.device
+    dtype: torch.dtype
+    train_kwargs: dict[str, Any]
+
+
 class BornMachineBase(DensityMixin, BaseEstimator):
     """Shared face of the Born machines; subclasses say how to train and which algebra to use.
 
-    Subclasses provide ``_train(data, val, generator, seed, device, dtype, train_kwargs)``
+    Subclasses provide ``_train(run)`` (a :class:`BornRun`)
     (sets ``module_`` and ``history_``), ``_state()`` (the normalised network), and the
     functions ``_log_prob_fn``, ``_marginal_fn``, ``_sample_fn`` of their tensor algebra.
     """
@@ -148,39 +165,43 @@ class BornMachineBase(DensityMixin, BaseEstimator):
         if X_val is not None:
             X_val = self._check_input(X_val)
             val = torch.as_tensor(np.minimum(X_val, self.n_levels_ - 1), device=device)
-        self._train(data, val, generator, seed, device, dtype, train_kwargs)
-        self.n_iter_ = len(self.history_)
+        self._train(BornRun(data, val, generator, seed, device, dtype, train_kwargs))
         return self
 
     def _levels_for(self, X: np.ndarray) -> np.ndarray:
         return X.max(axis=0) + 1
 
-    def _train_autodiff(
-        self,
-        data: torch.Tensor,
-        val: torch.Tensor | None,
-        seed: int,
-        train_kwargs: dict[str, Any],
-    ) -> None:
+    def _sweep_kwargs(self, run: BornRun, default_lr: float) -> dict[str, Any]:
+        """The keywords both sweep trainers take from the estimator (and ``fit``)."""
+        return {
+            "X_val": run.val,
+            "n_sweeps": self.epochs,
+            "lr": default_lr if self.lr is None else self.lr,
+            "grad_floor": self.grad_floor,
+            "lr_decay": self.lr_decay,
+            "progress": bool(self.verbose),
+            **run.train_kwargs,
+        }
+
+    def _train_autodiff(self, run: BornRun) -> None:
         """Adam (or the chosen optimizer) on the mean NLL of ``module_``; sets ``history_``."""
         result = train_classifier(
             self.module_,
-            data,
+            run.data,
             None,
-            X_val=val,
+            X_val=run.val,
             epochs=self.epochs,
             batch_size=self.batch_size,
             lr=AUTODIFF_DEFAULT_LR if self.lr is None else self.lr,
             optimizer=self.optimizer,
             weight_decay=self.weight_decay,
             lr_schedule=self.lr_schedule,
-            seed=seed,
+            seed=run.seed,
             progress=bool(self.verbose),
             objective="nll",
-            **train_kwargs,
+            **run.train_kwargs,
         )
-        self.history_ = result.history
-        self.best_epoch_ = result.best_epoch
+        record_fit(self, result)
 
     # -- validation -------------------------------------------------------------------------
     def _check_input(self, X: Any, name: str = "X") -> np.ndarray:
@@ -488,16 +509,7 @@ class MPSBornMachine(BornMachineBase):
         check_is_fitted(self)
         return self._state()
 
-    def _train(
-        self,
-        data: torch.Tensor,
-        val: torch.Tensor | None,
-        generator: torch.Generator,
-        seed: int,
-        device: torch.device,
-        dtype: torch.dtype,
-        train_kwargs: dict[str, Any],
-    ) -> None:
+    def _train(self, run: BornRun) -> None:
         phys = self.n_levels_.tolist()
         previous = getattr(self, "module_", None) if self.warm_start else None
         if previous is not None and list(previous.phys_dims) != phys:
@@ -523,38 +535,31 @@ class MPSBornMachine(BornMachineBase):
         if self.trainer == "sweep":
             if previous is not None:
                 start = previous.to_mps()
-                start = MPS([c.to(device=device, dtype=dtype) for c in start.cores])
+                start = MPS([c.to(device=run.device, dtype=run.dtype) for c in start.cores])
             else:
                 start = MPS.random(
                     len(phys),
                     phys,
                     min(2, self.bond_dim if self.max_bond is None else self.max_bond),
-                    generator=generator,
-                    dtype=dtype,
-                    device=device,
+                    generator=run.generator,
+                    dtype=run.dtype,
+                    device=run.device,
                 )
             result = train_born_sweep(
                 start,
-                data,
-                X_val=val,
-                n_sweeps=self.epochs,
+                run.data,
                 max_bond=self.bond_dim if self.max_bond is None else self.max_bond,
                 cutoff=self.cutoff,
-                lr=SWEEP_DEFAULT_LR if self.lr is None else self.lr,
                 n_steps=self.steps_per_bond,
-                grad_floor=self.grad_floor,
-                lr_decay=self.lr_decay,
-                progress=bool(self.verbose),
-                **train_kwargs,
+                **self._sweep_kwargs(run, SWEEP_DEFAULT_LR),
             )
             if self.unitary:
                 self.module_ = UnitaryMPSBornModule.from_mps(
-                    result.model, self.bond_dim, device=device
+                    result.model, self.bond_dim, device=run.device
                 )
             else:
                 self.module_ = MPSBornModule.from_mps(result.model, init_std=self.init_std)
-            self.history_ = result.history
-            self.best_epoch_ = result.best_epoch
+            record_fit(self, result)
         else:
             if (
                 self.unitary
@@ -562,19 +567,23 @@ class MPSBornMachine(BornMachineBase):
                 and not isinstance(previous, UnitaryMPSBornModule)
             ):
                 previous = self.module_ = UnitaryMPSBornModule.from_mps(
-                    previous.to_mps(), self.bond_dim, device=device
+                    previous.to_mps(), self.bond_dim, device=run.device
                 )
             if previous is None and self.unitary:
                 self.module_ = UnitaryMPSBornModule(
-                    len(phys), self.bond_dim, init_std=self.init_std, device=device, dtype=dtype
+                    len(phys),
+                    self.bond_dim,
+                    init_std=self.init_std,
+                    device=run.device,
+                    dtype=run.dtype,
                 )
-                self.module_.reset_parameters(generator=generator)
+                self.module_.reset_parameters(generator=run.generator)
             elif previous is None:
                 self.module_ = MPSBornModule(
-                    phys, self.bond_dim, init_std=self.init_std, device=device, dtype=dtype
+                    phys, self.bond_dim, init_std=self.init_std, device=run.device, dtype=run.dtype
                 )
-                self.module_.reset_parameters(generator=generator)
-            self._train_autodiff(data, val, seed, train_kwargs)
+                self.module_.reset_parameters(generator=run.generator)
+            self._train_autodiff(run)
 
 
 class TTNBornMachine(BornMachineBase):
@@ -743,17 +752,8 @@ class TTNBornMachine(BornMachineBase):
         check_is_fitted(self)
         return self._state()
 
-    def _train(
-        self,
-        data: torch.Tensor,
-        val: torch.Tensor | None,
-        generator: torch.Generator,
-        seed: int,
-        device: torch.device,
-        dtype: torch.dtype,
-        train_kwargs: dict[str, Any],
-    ) -> None:
-        n_features = data.shape[1]
+    def _train(self, run: BornRun) -> None:
+        n_features = run.data.shape[1]
         phys_dim = int(self.n_levels_.max())
         previous = getattr(self, "module_", None) if self.warm_start else None
         if previous is not None and (
@@ -769,26 +769,19 @@ class TTNBornMachine(BornMachineBase):
                 self.bond_dim,
                 layout=self._layout_spec(n_features),
                 init_std=self.init_std,
-                device=device,
-                dtype=dtype,
+                device=run.device,
+                dtype=run.dtype,
             )
-            self.module_.reset_parameters(generator=generator)
+            self.module_.reset_parameters(generator=run.generator)
         if self.trainer == "sweep":
             result = train_ttn_born_sweep(
                 self.module_.to_ttn(),
-                data,
-                X_val=val,
-                n_sweeps=self.epochs,
-                lr=TTN_SWEEP_DEFAULT_LR if self.lr is None else self.lr,
+                run.data,
                 n_steps=self.steps_per_node,
-                grad_floor=self.grad_floor,
-                lr_decay=self.lr_decay,
-                progress=bool(self.verbose),
-                **train_kwargs,
+                **self._sweep_kwargs(run, TTN_SWEEP_DEFAULT_LR),
             )
             self.module_.load_ttn(result.model)
-            self.history_ = result.history
-            self.best_epoch_ = result.best_epoch
+            record_fit(self, result)
             return
-        train_kwargs.setdefault("max_grad_norm", self.max_grad_norm)
-        self._train_autodiff(data, val, seed, train_kwargs)
+        run.train_kwargs.setdefault("max_grad_norm", self.max_grad_norm)
+        self._train_autodiff(run)

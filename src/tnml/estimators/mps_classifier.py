@@ -13,7 +13,13 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import check_is_fitted
 
 from tnml._validation import check_int
-from tnml.estimators.base import Augment, TNClassifierBase, check_unitary_options
+from tnml.estimators.base import (
+    Augment,
+    ClassifierRun,
+    TNClassifierBase,
+    check_unitary_options,
+    record_fit,
+)
 from tnml.exceptions import InvalidInputError
 from tnml.features import embed
 from tnml.nn.mps import READOUTS, MPSClassifierModule
@@ -75,7 +81,7 @@ class MPSClassifier(TNClassifierBase):
         bond.
     solver : {"gradient", "cg"}, default="gradient"
         Sweeps: how a bond is optimised; ``"cg"`` needs the ``"mse"`` or ``"quadratic"``
-        loss and full batches (:data:`tnml.train.sweep.SWEEP_SOLVERS`).
+        loss and full batches (:data:`tnml.train.SWEEP_SOLVERS`).
     epochs : int, default=20
         Passes over the training data (sweeps, with ``trainer="sweep"``).
     batch_size : int or None, default=None
@@ -329,30 +335,22 @@ class MPSClassifier(TNClassifierBase):
             )
         return self._fit(X, y, **train_kwargs)
 
-    def _train_module(
-        self,
-        X: torch.Tensor,
-        y: torch.Tensor,
-        X_val: torch.Tensor | None,
-        y_val: torch.Tensor | None,
-        seed: int,
-        train_kwargs: dict[str, Any],
-    ) -> None:
+    def _train_module(self, run: ClassifierRun) -> None:
         if self.trainer == "autodiff":
-            super()._train_module(X, y, X_val, y_val, seed, train_kwargs)
+            super()._train_module(run)
             return
         # Each process sweeps over its own shard of the samples (all of them when alone).
-        shard = shard_for_rank(X.shape[0])
-        phi = embed(X[shard], self.feature_map, self.feature_dim)
+        shard = shard_for_rank(run.X.shape[0])
+        phi = embed(run.X[shard], self.feature_map, self.feature_dim)
         phi_val = y_val_shard = None
-        if X_val is not None:
-            val_shard = shard_for_rank(X_val.shape[0])
-            phi_val = embed(X_val[val_shard], self.feature_map, self.feature_dim)
-            y_val_shard = y_val[val_shard]
+        if run.X_val is not None:
+            val_shard = shard_for_rank(run.X_val.shape[0])
+            phi_val = embed(run.X_val[val_shard], self.feature_map, self.feature_dim)
+            y_val_shard = run.y_val[val_shard]
         result = train_sweep(
             LabelledMPS.from_module(self.module_),
             phi,
-            y[shard],
+            run.y[shard],
             n_sweeps=self.epochs,
             max_bond=self.max_bond or self.bond_dim,
             cutoff=self.cutoff,
@@ -364,19 +362,17 @@ class MPSClassifier(TNClassifierBase):
             progress=bool(self.verbose) and distributed_context()[0] == 0,
             # float64 models keep float64 envs
             **{
-                "env_dtype": X.dtype,
-                "seed": seed,
+                "env_dtype": run.X.dtype,
+                "seed": run.seed,
                 "batch_size": self.batch_size,
                 "lr_schedule": self.lr_schedule or "constant",
                 "steps_per_bond": self.steps_per_bond,
                 "solver": self.solver,
-                **train_kwargs,
+                **run.train_kwargs,
             },
         )
         self.module_ = result.model.to_module(contraction=self.contraction, init_std=self.init_std)
-        self.history_ = result.history
-        self.n_iter_ = len(result.history)
-        self.best_epoch_ = result.best_epoch
+        record_fit(self, result)
 
 
 def check_compressible(model: Any) -> None:

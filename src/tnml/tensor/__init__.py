@@ -39,6 +39,7 @@ from tnml.tensor.entropy import (
     probability_entropy,
     schmidt_entropy,
 )
+from tnml.tensor.environments import EnvironmentCache
 from tnml.tensor.gates import BLOCKS, Block, block_matrices, nearest_special_orthogonal
 from tnml.tensor.mps import (
     MPS,
@@ -103,6 +104,7 @@ __all__ = [
     "SPLIT_METHODS",
     "TTN",
     "Block",
+    "EnvironmentCache",
     "NetworkFit",
     "SplitResult",
     "TensorNetwork",

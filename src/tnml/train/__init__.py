@@ -16,13 +16,14 @@ from tnml.train.born_sweep import train_born_sweep
 from tnml.train.checkpoint import atomic_write, load_checkpoint, save_checkpoint
 from tnml.train.distributed import all_reduce_sum, distributed_context, init_distributed
 from tnml.train.loop import HISTORY_KEYS, FitResult, UpdateRule, fit_loop
-from tnml.train.sweep import LabelledMPS, move_label, train_sweep
+from tnml.train.sweep import SWEEP_SOLVERS, LabelledMPS, move_label, train_sweep
 from tnml.train.ttn_born_sweep import train_ttn_born_sweep
 
 __all__ = [
     "HISTORY_KEYS",
     "LR_SCHEDULES",
     "OPTIMIZERS",
+    "SWEEP_SOLVERS",
     "FitResult",
     "LabelledMPS",
     "RandomAffine",

@@ -213,7 +213,6 @@ def train_classifier(
         y = torch.zeros(X.shape[0], dtype=torch.long, device=X.device)
         if X_val is not None:
             y_val = torch.zeros(X_val.shape[0], dtype=torch.long, device=X_val.device)
-    _check_training_args(X, y, X_val, y_val, epochs, batch_size, lr, optimizer, lr_schedule)
     if resume and checkpoint_path is None:
         raise InvalidInputError("resume=True needs checkpoint_path")
     rule = AutodiffRule(
@@ -273,6 +272,27 @@ class AutodiffRule(UpdateRule):
         augment: Callable[[Tensor, torch.Generator], Tensor] | None,
         temperature_lr: float | None,
     ) -> None:
+        if X.dim() != 2 or y.dim() != 1 or X.shape[0] != y.shape[0]:
+            raise InvalidInputError(
+                f"X must have shape (n, F) and y shape (n,), got {tuple(X.shape)} and "
+                f"{tuple(y.shape)}"
+            )
+        if X.shape[0] == 0:
+            raise InvalidInputError("X holds no samples")
+        if (X_val is None) != (y_val is None):
+            raise InvalidInputError("give both X_val and y_val, or neither")
+        check_int("epochs", epochs, 1)
+        check_int("batch_size", batch_size, 1)
+        if not (lr > 0 and math.isfinite(lr)):
+            raise InvalidInputError(f"lr must be a finite number > 0, got {lr!r}")
+        if optimizer not in OPTIMIZERS:
+            raise InvalidInputError(
+                f"optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}"
+            )
+        if lr_schedule not in LR_SCHEDULES:
+            raise InvalidInputError(
+                f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}"
+            )
         self.module, self.X, self.y, self.X_val, self.y_val = module, X, y, X_val, y_val
         self.batch_size, self.objective, self.augment = batch_size, objective, augment
         self.max_grad_norm, self.lr_schedule = max_grad_norm, lr_schedule
@@ -468,32 +488,3 @@ def _make_scheduler(
     if lr_schedule == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(opt, factor=0.5, patience=2)
     return None
-
-
-def _check_training_args(
-    X: Tensor,
-    y: Tensor,
-    X_val: Tensor | None,
-    y_val: Tensor | None,
-    epochs: int,
-    batch_size: int,
-    lr: float,
-    optimizer: str,
-    lr_schedule: str,
-) -> None:
-    if X.dim() != 2 or y.dim() != 1 or X.shape[0] != y.shape[0]:
-        raise InvalidInputError(
-            f"X must have shape (n, F) and y shape (n,), got {tuple(X.shape)} and {tuple(y.shape)}"
-        )
-    if X.shape[0] == 0:
-        raise InvalidInputError("X holds no samples")
-    if (X_val is None) != (y_val is None):
-        raise InvalidInputError("give both X_val and y_val, or neither")
-    check_int("epochs", epochs, 1)
-    check_int("batch_size", batch_size, 1)
-    if not (lr > 0 and math.isfinite(lr)):
-        raise InvalidInputError(f"lr must be a finite number > 0, got {lr!r}")
-    if optimizer not in OPTIMIZERS:
-        raise InvalidInputError(f"optimizer must be one of {sorted(OPTIMIZERS)}, got {optimizer!r}")
-    if lr_schedule not in LR_SCHEDULES:
-        raise InvalidInputError(f"lr_schedule must be one of {LR_SCHEDULES}, got {lr_schedule!r}")

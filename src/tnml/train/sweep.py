@@ -18,14 +18,14 @@ at a time:
 
 Conventions
 -----------
-- Cores are ``(Dl, d, Dr)``; the label core is ``(Dl, d * L, Dr)`` (read as ``(Dl, d, L,
-  Dr)`` through :attr:`LabelledMPS.label_core`); the end bonds have dimension 1 and internal
-  bonds may all differ. :class:`LabelledMPS` is a :class:`~tnml.tensor.MPS` and represents
-  ``W = exp(log_scale) * contraction(cores)``.
+- Cores are ``(Dl, d, Dr)``; the label core is ``(Dl, d * L, Dr)`` (read as
+  ``(Dl, d, L, Dr)`` through :attr:`tnml.train.LabelledMPS.label_core`); the end bonds have
+  dimension 1 and internal bonds may all differ. :class:`LabelledMPS` is a
+  :class:`~tnml.tensor.MPS` and represents ``W = exp(log_scale) * contraction(cores)``.
 - Canonical form: during sweeping cores left of the label are left isometries
   (``sum_{a,s} A[a,s,b] A[a,s,b'] = delta``) and cores right of it right isometries, so the
   label core is the orthogonality centre (``model.center == model.label_site``).
-- Environments (one :class:`~tnml.tensor.environments.EnvironmentCache`): for sample ``i`` the
+- Environments (one :class:`~tnml.tensor.EnvironmentCache`): for sample ``i`` the
   left environment of site ``j`` is the contraction of sites ``0 .. j-1`` with ``phi(x_i)``, a
   vector over the left bond of ``j``; the right environment of ``j`` contracts sites
   ``j+1 .. N-1``. Each is stored renormalised to unit norm with its log-norm accumulated per

@@ -220,6 +220,16 @@ def test_short_help_is_the_long_help(command: list[str]) -> None:
     assert ok(run(*command, "-h")).stdout == ok(run(*command, "--help")).stdout
 
 
+@pytest.mark.parametrize("command", [["train"], ["compile"], ["anomaly", "fit"], ["evaluate"]])
+def test_help_gives_flags_no_value_type(command: list[str]) -> None:
+    """On/off flags take no value: the help shows none (recent Typer printed <bool>), while
+    options that take one keep theirs."""
+    text = ok(run(*command, "-h")).stdout
+    assert "--help" in text and "<bool>" not in text and "bool" not in text.lower().split()
+    if command == ["train"]:
+        assert "<int" in text and "--resume" in text
+
+
 def test_unknown_command_and_option_are_one_line() -> None:
     assert_error(run("trian"), "No such command", "(see: tnml -h)")
     assert_error(run("train", "--bond", 3), "No such option: --bond", "(see: tnml train -h)")

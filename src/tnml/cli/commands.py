@@ -38,6 +38,7 @@ from tnml.cli.options import (
     FileArg,
     TargetOpt,
     fraction,
+    hide_flag_types,
     output_file,
     positive,
 )
@@ -89,6 +90,7 @@ class OneLineErrors(TyperGroup):
         sys.exit(result if isinstance(result, int) else 0)
 
 
+hide_flag_types()
 app = typer.Typer(
     name="tnml",
     cls=OneLineErrors,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -17,6 +17,7 @@ __all__ = [
     "ModelDatasetArg",
     "TargetOpt",
     "fraction",
+    "hide_flag_types",
     "output_file",
     "positive",
 ]
@@ -28,6 +29,22 @@ def output_file(path: Path | None) -> Path | None:
     if path is not None and path.is_dir():
         raise typer.BadParameter(f"{path} is a folder; give a file name, e.g. {path / 'out'}")
     return path
+
+
+def hide_flag_types() -> None:
+    """Show no type beside on/off flags in ``--help``: they take no value, yet recent Typer
+    versions print ``<bool>`` there. Idempotent; a Typer without the hook is left alone."""
+    from typer.core import TyperOption
+
+    original = getattr(TyperOption, "display_type_rich", None)
+    if original is None or getattr(original, "flags_hidden", False):
+        return
+
+    def display_type_rich(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else original(self, ctx)
+
+    display_type_rich.flags_hidden = True  # type: ignore[attr-defined]
+    TyperOption.display_type_rich = display_type_rich  # type: ignore[method-assign]
 
 
 # -- option checks (Typer usage errors, exit 2) ---------------------------------------------

@@ -59,7 +59,7 @@ nitpick_ignore_regex = [
         r"py:class",
         r"(Tensor|Module|Parameter|Generator|Path|PathLike|ndarray|DTypeLike|ArrayLike"
         r"|Axes|Figure|QuantumCircuit|Target|BaseEstimator|Callable|Iterable|Iterator|Sequence"
-        r"|Mapping|Any|Literal|Self|Optional|Union|NDArray|dtype|device|optional|callable"
+        r"|Mapping|Any|Literal|Self|Optional|Union|Unpack|NDArray|dtype|device|optional|callable"
         r"|array-like|array_like|default|of|shape|or)",
     ),
     (

@@ -15,7 +15,7 @@ from tnml.train.autodiff import (
 from tnml.train.born_sweep import train_born_sweep
 from tnml.train.checkpoint import atomic_write, load_checkpoint, save_checkpoint
 from tnml.train.distributed import all_reduce_sum, distributed_context, init_distributed
-from tnml.train.loop import HISTORY_KEYS, FitResult, UpdateRule, fit_loop
+from tnml.train.loop import HISTORY_KEYS, FitResult, LoopOptions, UpdateRule, fit_loop
 from tnml.train.sweep import SWEEP_SOLVERS, LabelledMPS, move_label, train_sweep
 from tnml.train.ttn_born_sweep import train_ttn_born_sweep
 
@@ -26,6 +26,7 @@ __all__ = [
     "SWEEP_SOLVERS",
     "FitResult",
     "LabelledMPS",
+    "LoopOptions",
     "RandomAffine",
     "TrainResult",
     "UpdateRule",

@@ -19,9 +19,8 @@ from __future__ import annotations
 
 import copy
 import math
-import os
 from collections.abc import Callable
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Unpack
 
 import torch
 from torch import Tensor, nn
@@ -31,7 +30,14 @@ from torch.nn.parallel import DistributedDataParallel
 from tnml._validation import check_int
 from tnml.exceptions import InvalidInputError, TrainingError
 from tnml.train.distributed import all_reduce_sum, distributed_context
-from tnml.train.loop import SELECTIONS, Callback, FitResult, UpdateRule, fit_loop
+from tnml.train.loop import (
+    SELECTIONS,
+    FitResult,
+    LoopOptions,
+    UpdateRule,
+    check_loop_options,
+    fit_loop,
+)
 
 
 def _fused_where_possible(
@@ -134,13 +140,10 @@ def train_classifier(
     select_by: str = "loss",
     max_grad_norm: float | None = None,
     seed: int = 0,
-    callback: Callback | None = None,
-    progress: bool = False,
-    checkpoint_path: str | os.PathLike[str] | None = None,
-    resume: bool = False,
     objective: str = "cross_entropy",
     augment: Callable[[Tensor, torch.Generator], Tensor] | None = None,
     temperature_lr: float | None = None,
+    **loop: Unpack[LoopOptions],
 ) -> FitResult:
     """Train ``module`` (inputs -> logits) by mini-batch gradient descent on cross-entropy.
 
@@ -169,16 +172,11 @@ def train_classifier(
         Clip the global gradient norm to this value.
     seed : int
         Seeds the order of the batches.
-    callback : callable, optional
-        ``callback(state, metrics)`` after every epoch, with ``state`` holding ``epoch``,
-        ``module`` and ``optimizer`` and ``metrics`` the epoch's history entry; returning True
-        stops training.
-    progress : bool
-        Show a progress bar (loss, accuracy, time left) on stderr.
-    checkpoint_path : path, optional
-        Written atomically after every epoch and on Ctrl-C.
-    resume : bool
-        Continue from ``checkpoint_path``.
+    **loop
+        The loop's options (:class:`~tnml.train.LoopOptions`): ``callback(state, metrics)``
+        after every epoch, ``state`` holding ``epoch``, ``module`` and ``optimizer`` and
+        ``metrics`` the epoch's history entry (True stops); ``progress`` (loss, accuracy, time
+        left); ``checkpoint_path``, written after every epoch and on Ctrl-C; ``resume``.
     objective : {"cross_entropy", "nll"}
         ``"cross_entropy"``: the module returns (B, L) logits scored against ``y``.
         ``"nll"``: the module returns (B,) log-likelihoods of its inputs (a density model such
@@ -213,8 +211,7 @@ def train_classifier(
         y = torch.zeros(X.shape[0], dtype=torch.long, device=X.device)
         if X_val is not None:
             y_val = torch.zeros(X_val.shape[0], dtype=torch.long, device=X_val.device)
-    if resume and checkpoint_path is None:
-        raise InvalidInputError("resume=True needs checkpoint_path")
+    check_loop_options("train_classifier", loop)
     rule = AutodiffRule(
         module,
         X,
@@ -238,10 +235,7 @@ def train_classifier(
         epochs=epochs,
         select_by=select_by,
         patience=patience,
-        callback=callback,
-        progress=progress,
-        checkpoint_path=checkpoint_path,
-        resume=resume,
+        **loop,
     )
 
 

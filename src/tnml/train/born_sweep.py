@@ -22,9 +22,8 @@ batched matrix products.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Unpack
 
 import torch
 from torch import Tensor
@@ -35,7 +34,13 @@ from tnml.tensor.born import check_indices, mps_log_density, one_hot_inputs
 from tnml.tensor.decomp import check_truncation_options, split_tensor
 from tnml.tensor.environments import EnvironmentCache, normalized_rows
 from tnml.tensor.mps import MPS, mps_canonicalize
-from tnml.train.loop import Callback, FitResult, UpdateRule, fit_loop
+from tnml.train.loop import (
+    FitResult,
+    LoopOptions,
+    UpdateRule,
+    check_loop_options,
+    fit_loop,
+)
 
 __all__ = [
     "BornSweepRule",
@@ -305,10 +310,7 @@ def train_born_sweep(
     line_search: bool = False,
     grad_floor: bool = False,
     lr_decay: float | None = None,
-    callback: Callback | None = None,
-    progress: bool = False,
-    checkpoint_path: str | os.PathLike[str] | None = None,
-    resume: bool = False,
+    **loop: Unpack[LoopOptions],
 ) -> FitResult:
     """Train an MPS Born machine on discrete data by two-site sweeps with SVD bond adaptation.
 
@@ -346,15 +348,11 @@ def train_born_sweep(
     lr_decay : float, optional
         After a sweep whose training NLL is higher than the previous sweep's, multiply the
         step size by ``lr_decay`` (in (0, 1)); the history records each sweep's ``lr``.
-    callback : callable, optional
-        ``callback(state, metrics)`` after every sweep (``state``: ``sweep``, ``mps``); True
-        stops training.
-    progress : bool
-        Show a progress bar (bond, largest bond dimension, NLL) on stderr.
-    checkpoint_path : path, optional
-        Written atomically after every sweep and on Ctrl-C (mid-sweep: the bond reached).
-    resume : bool
-        Continue from ``checkpoint_path`` at the bond where it stopped.
+    **loop
+        The loop's options (:class:`~tnml.train.LoopOptions`): ``callback(state, metrics)``
+        after every sweep (``state``: ``sweep``, ``mps``; True stops); ``progress`` (bond,
+        largest bond dimension, NLL); ``checkpoint_path``, written after every sweep and on
+        Ctrl-C (mid-sweep: the bond reached); ``resume`` at that bond.
 
     Returns
     -------
@@ -373,8 +371,7 @@ def train_born_sweep(
         raise InvalidInputError("grad_floor and line_search cannot be combined")
     if mps.n_sites < 2:
         raise InvalidInputError("two-site sweeps need an MPS of at least 2 sites")
-    if resume and checkpoint_path is None:
-        raise InvalidInputError("resume=True needs checkpoint_path")
+    check_loop_options("train_born_sweep", loop)
     as_site_vectors(mps, X, name="X")  # checks X; the sweeper keeps basis inputs as indices
     if X_val is not None:
         X_val = as_site_vectors(mps, X_val, name="X_val")
@@ -393,10 +390,7 @@ def train_born_sweep(
     return fit_loop(
         rule,
         epochs=n_sweeps,
-        callback=callback,
-        progress=progress,
-        checkpoint_path=checkpoint_path,
-        resume=resume,
+        **loop,
     )
 
 

@@ -247,20 +247,9 @@ class LabelledMPS(MPS):
         return amplitude, left_log + right_log + self.log_scale
 
     def log_amplitudes(self, phi: Tensor) -> tuple[Tensor, Tensor]:
-        """``f_l(x)`` as a unit-norm mantissa and a log-scale, safe for hundreds of sites.
-
-        Parameters
-        ----------
-        phi : Tensor, shape (B, N, d)
-            Embedded inputs.
-
-        Returns
-        -------
-        mantissa : Tensor, shape (B, L)
-            Unit norm per sample (zero where ``f`` vanishes).
-        log_scale : Tensor, shape (B,)
-            ``f(x) = mantissa * exp(log_scale)[:, None]``.
-        """
+        """``f_l(x)`` as a unit-norm mantissa ``(B, L)`` (zero where ``f`` vanishes) and a
+        log-scale ``(B,)``, safe for hundreds of sites: :meth:`projected_amplitudes` with the
+        amplitude's norm moved into the scale."""
         c, log_scale = self.projected_amplitudes(phi)
         norm = torch.linalg.vector_norm(c, dim=1).clamp_min(torch.finfo(c.dtype).tiny)
         return c / norm[:, None], log_scale + norm.log()

@@ -25,9 +25,9 @@ import os
 import time
 import warnings
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypedDict
 
 import torch
 import torch.distributed as dist
@@ -44,7 +44,9 @@ __all__ = [
     "SELECTIONS",
     "Callback",
     "FitResult",
+    "LoopOptions",
     "UpdateRule",
+    "check_loop_options",
     "fit_loop",
     "selection_score",
 ]
@@ -169,6 +171,32 @@ def selection_score(entry: dict[str, float], select_by: str) -> tuple[float, flo
     if select_by == "accuracy":
         return (-entry["val_accuracy"], entry["val_loss"])
     return (entry["val_loss"], 0.0)
+
+
+class LoopOptions(TypedDict, total=False):
+    """The options every trainer passes to :func:`fit_loop` unchanged (``**loop``).
+
+    ``callback`` runs after every epoch (``callback(state, metrics)``, True stops; each
+    trainer says what ``state`` holds), ``progress`` shows a progress bar and an epoch log on
+    stderr, ``checkpoint_path`` is written atomically after every epoch, when a callback stops
+    and on Ctrl-C, and ``resume`` continues from it.
+    """
+
+    callback: Callback | None
+    progress: bool
+    checkpoint_path: str | os.PathLike[str] | None
+    resume: bool
+
+
+def check_loop_options(trainer: str, loop: Mapping[str, Any]) -> None:
+    """Raise ``TypeError`` for a keyword that is not a loop option (as Python would for the
+    trainer's own signature) and :class:`InvalidInputError` for ``resume`` without
+    ``checkpoint_path``, before the trainer does any work."""
+    unknown = sorted(set(loop) - set(LoopOptions.__annotations__))
+    if unknown:
+        raise TypeError(f"{trainer}() got unexpected keyword arguments {unknown}")
+    if loop.get("resume") and loop.get("checkpoint_path") is None:
+        raise InvalidInputError("resume=True needs checkpoint_path")
 
 
 def fit_loop(

@@ -49,9 +49,8 @@ Conventions
 from __future__ import annotations
 
 import math
-import os
 import time
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Unpack
 
 import torch
 from torch import Tensor
@@ -70,7 +69,14 @@ from tnml.train.bond_sweeper import (
 )
 from tnml.train.distributed import distributed_context, shard_for_rank
 from tnml.train.labelled_mps import LabelledMPS, move_label
-from tnml.train.loop import SELECTIONS, Callback, FitResult, UpdateRule, fit_loop
+from tnml.train.loop import (
+    SELECTIONS,
+    FitResult,
+    LoopOptions,
+    UpdateRule,
+    check_loop_options,
+    fit_loop,
+)
 
 __all__ = [
     "SWEEP_LOSSES",
@@ -122,10 +128,7 @@ def train_sweep(
     env_dtype: torch.dtype = torch.float32,
     memory_budget: int = 4 * _GIB,
     chunk_size: int | None = None,
-    callback: Callback | None = None,
-    progress: bool = False,
-    checkpoint_path: str | os.PathLike[str] | None = None,
-    resume: bool = False,
+    **loop: Unpack[LoopOptions],
 ) -> FitResult:
     """Train an MPS classifier by two-site sweeps with adaptive bond dimension.
 
@@ -221,19 +224,14 @@ def train_sweep(
         per-chunk intermediates may use; more raises :class:`InvalidInputError`.
     chunk_size : int, optional
         Samples projected at once (default: from the budget, at most 4096).
-    callback : callable, optional
-        ``callback(state, metrics)`` after every bond update, with ``state`` holding
-        ``sweep``, ``move``, ``model`` and ``sweeper`` and ``metrics`` the history entry;
-        returning True stops (a checkpoint is written first).
-    progress : bool, default=False
-        Show a progress bar: sweep, bond, largest bond dimension, loss, accuracy and the last
-        validation accuracy.
-    checkpoint_path : path, optional
-        Written atomically after every sweep, when a callback stops, and between two bond
-        updates on Ctrl-C (then ``KeyboardInterrupt`` is re-raised).
-    resume : bool, default=False
-        Continue from ``checkpoint_path`` (the model there replaces ``model``); an interrupted
-        and resumed run equals an uninterrupted one.
+    **loop
+        The loop's options (:class:`~tnml.train.LoopOptions`): ``callback(state, metrics)``
+        after every bond update, ``state`` holding ``sweep``, ``move``, ``model`` and
+        ``sweeper`` and ``metrics`` the history entry (True stops, a checkpoint written
+        first); ``progress`` (sweep, bond, largest bond dimension, loss, accuracy, last
+        validation accuracy); ``checkpoint_path``, written after every sweep, when a callback
+        stops and between two bond updates on Ctrl-C; ``resume`` (the model there replaces
+        ``model``; an interrupted and resumed run equals an uninterrupted one).
 
     Returns
     -------
@@ -290,8 +288,7 @@ def train_sweep(
         raise InvalidInputError("give both phi_val and y_val, or neither")
     if select_by not in SELECTIONS:
         raise InvalidInputError(f"select_by must be one of {SELECTIONS}, got {select_by!r}")
-    if resume and checkpoint_path is None:
-        raise InvalidInputError("resume=True needs checkpoint_path")
+    check_loop_options("train_sweep", loop)
     if l2 is None:
         l2 = 1e-3 if solver == "cg" else 0.0
     check_solver(solver, l2, loss, batch_size)
@@ -331,10 +328,8 @@ def train_sweep(
         rule,
         epochs=n_sweeps,
         select_by=select_by,
-        step_callback=callback,
-        progress=progress,
-        checkpoint_path=checkpoint_path,
-        resume=resume,
+        step_callback=loop.pop("callback", None),
+        **loop,
     )
 
 

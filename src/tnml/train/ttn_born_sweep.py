@@ -23,8 +23,7 @@ through ``(L (x) R (x) P) / psi``, which does not change when any of them is res
 from __future__ import annotations
 
 import math
-import os
-from typing import Any
+from typing import Any, Unpack
 
 import torch
 from torch import Tensor
@@ -48,7 +47,7 @@ from tnml.train.born_sweep import (
     floored_gradient,
     unit_rows,
 )
-from tnml.train.loop import Callback, FitResult, fit_loop
+from tnml.train.loop import FitResult, LoopOptions, check_loop_options, fit_loop
 
 __all__ = ["TreeBornSweepRule", "euler_tour", "train_ttn_born_sweep"]
 
@@ -205,10 +204,7 @@ def train_ttn_born_sweep(
     n_steps: int = 1,
     grad_floor: bool = True,
     lr_decay: float | None = None,
-    callback: Callback | None = None,
-    progress: bool = False,
-    checkpoint_path: str | os.PathLike[str] | None = None,
-    resume: bool = False,
+    **loop: Unpack[LoopOptions],
 ) -> FitResult:
     """Train a tree Born machine on discrete data by one-site sweeps over the tree.
 
@@ -236,15 +232,11 @@ def train_ttn_born_sweep(
     lr_decay : float, optional
         After a sweep whose training NLL is higher than the previous sweep's, multiply the
         step size by ``lr_decay`` (in (0, 1)).
-    callback : callable, optional
-        ``callback(state, metrics)`` after every sweep (``state``: ``sweep``, ``ttn``); True
-        stops training.
-    progress : bool
-        Show a progress bar on stderr.
-    checkpoint_path : path, optional
-        Written atomically after every sweep and on Ctrl-C (mid-sweep: the node reached).
-    resume : bool
-        Continue from ``checkpoint_path`` where it stopped.
+    **loop
+        The loop's options (:class:`~tnml.train.LoopOptions`): ``callback(state, metrics)``
+        after every sweep (``state``: ``sweep``, ``ttn``; True stops); ``progress``;
+        ``checkpoint_path``, written after every sweep and on Ctrl-C (mid-sweep: the node
+        reached); ``resume`` where it stopped.
 
     Returns
     -------
@@ -260,8 +252,7 @@ def train_ttn_born_sweep(
     n_sweeps = check_int("n_sweeps", n_sweeps, 1)
     n_steps = check_int("n_steps", n_steps, 1)
     check_step_options(lr, lr_decay)
-    if resume and checkpoint_path is None:
-        raise InvalidInputError("resume=True needs checkpoint_path")
+    check_loop_options("train_ttn_born_sweep", loop)
     layout = ttn.layout
     leaf_dims = [0] * layout.n_leaves
     for node in layout.nodes:
@@ -278,10 +269,7 @@ def train_ttn_born_sweep(
     return fit_loop(
         rule,
         epochs=n_sweeps,
-        callback=callback,
-        progress=progress,
-        checkpoint_path=checkpoint_path,
-        resume=resume,
+        **loop,
     )
 
 

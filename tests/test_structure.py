@@ -178,6 +178,38 @@ def test_learn_recovers_known_structures(make):
     assert net.edges == truth.edges
 
 
+def test_learn_recovers_a_tucker_network_with_its_core_node():
+    """A Tucker target needs an internal node, which rank growth does not reach: the truncated
+    higher-order SVD gives it, with the true ranks, at no more than the true parameters."""
+    truth = TensorNetwork.tucker((6,) * 4, (2, 3, 3, 2), generator=gen(21))
+    target = truth.to_dense().numpy()
+    net = learn(target, rse=1e-6, random_state=0)
+    assert net.rse <= 1e-6 and net.n_params <= truth.n_params
+    assert sorted(len(modes) for modes in net.modes) == [0, 1, 1, 1, 1]
+    assert sorted(net.edges.values()) == [2, 2, 3, 3]
+    dense = net.to_dense().numpy()
+    assert np.linalg.norm(dense - target) / np.linalg.norm(target) <= 1e-6
+    # without the closed-form candidates the search ends elsewhere, at more parameters
+    searched = learn(target, rse=1e-6, random_state=0, closed_form=False)
+    assert searched.rse <= 1e-6 and searched.n_params > net.n_params
+
+
+@pytest.mark.parametrize("rse", [1e-1, 1e-2, 1e-6])
+def test_closed_form_candidates_meet_the_error_they_are_given(rse):
+    """The HOSVD's and the TT-SVD's truncation bounds hold on a target of full rank: each
+    candidate's relative error is at most ``rse``, and exact structures come out exact."""
+    from tnml.structure.greedy import _closed_form_candidates
+
+    noise = torch.randn(5, 6, 4, 5, generator=gen(3), dtype=torch.float64)
+    for candidate in _closed_form_candidates(noise, rse):
+        error = float((candidate.to_dense() - noise).norm() / noise.norm())
+        assert error <= rse
+    chain = TensorNetwork.chain((5, 6, 4, 5), (2, 3, 2), generator=gen(4)).to_dense()
+    tucker, train = _closed_form_candidates(chain, 1e-9)
+    assert train.edges == {(0, 1): 2, (1, 2): 3, (2, 3): 2}
+    assert float((tucker.to_dense() - chain).norm() / chain.norm()) <= 1e-9
+
+
 def test_learn_respects_a_budget_and_records_its_path():
     image = np.add.outer(np.sin(np.arange(64) / 5.0), np.cos(np.arange(64) / 7.0)) ** 2
     target = image.reshape(4, 4, 4, 4, 4, 4)

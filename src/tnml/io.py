@@ -164,7 +164,10 @@ def _write(path: str | os.PathLike[str], tensors: dict, header: dict) -> Path:
 def _save_network(net: TensorNetwork, path: str | os.PathLike[str], metadata: dict | None) -> Path:
     """A :class:`TensorNetwork` (and a learned one's search path) as safetensors + header."""
     # clones: safetensors refuses tensors that share memory
-    tensors = {f"core.{i}": core.detach().cpu().clone() for i, core in enumerate(net.cores)}
+    tensors = {
+        f"core.{i}": core.detach().cpu().clone(memory_format=torch.contiguous_format)
+        for i, core in enumerate(net.cores)
+    }
     search = None
     if isinstance(net, LearnedNetwork):
         steps = [

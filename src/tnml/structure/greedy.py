@@ -218,6 +218,7 @@ def learn(
     patience: int = 5,
     internal_nodes: bool = True,
     split_tol: float = 1e-5,
+    closed_form: bool = True,
     callback: Callable[[StructureStep], None] | None = None,
     progress: bool = False,
     dtype: torch.dtype = torch.float64,
@@ -269,6 +270,12 @@ def learn(
         values below ``split_tol`` (relative to the largest) and the split saves parameters;
         kept while the refitted error stays at most ``rse``.
     split_tol : float
+    closed_form : bool
+        With ``rse`` and no ``mask``: also build the networks an SVD gives at that error (the
+        Tucker network of the truncated higher-order SVD, a core node without open modes, and
+        the TT-SVD chain in the modes' order) and return the cheapest of them when the search
+        finds nothing cheaper; the search's budget is capped below the cheapest, so it stops
+        once it cannot beat it.
     callback : callable(StructureStep) or None
         Called after every accepted step.
     progress : bool
@@ -321,6 +328,11 @@ def learn(
     seed = random_state if random_state is not None else np.random.SeedSequence().entropy
     generator = torch.Generator().manual_seed(int(seed) % 2**63)
     fit_mask, held_out = _split_observed(m, validation, generator)
+    closed: list[TensorNetwork] = []
+    if closed_form and rse is not None and m is None:
+        closed = [net for net in _closed_form_candidates(t, rse) if net.n_params <= budget]
+        if closed:  # only a cheaper network is worth the search
+            budget = min(budget, min(net.n_params for net in closed) - 1)
     search = _Search(
         t, fit_mask, method, generator, candidate_sweeps, refit_sweeps, tol, noise, callback
     )
@@ -368,8 +380,62 @@ def learn(
                 net, error = _split_nodes(search, net, error, split_tol, rse)
                 if prune and net.n_nodes > n_nodes:
                     net, error = _prune(search, net, error, rse)
+        if closed:
+            cheapest = min(closed, key=lambda candidate: candidate.n_params)
+            if error > rse or cheapest.n_params < net.n_params:
+                net, error = cheapest, observed_rse(cheapest, t, None)
+                search.record(net, error)
+                if prune:
+                    net, error = _prune(search, net, error, rse)
     net.cores[0] = net.cores[0] * scale
     return LearnedNetwork(net.without_unit_edges(), search.path, error, search.n_fits)
+
+
+def _truncated_basis(unfolding: Tensor, tail_budget: float) -> Tensor:
+    """The leading left singular vectors of ``unfolding`` (rows, cols): as few as leave a
+    squared tail of at most ``tail_budget`` (at least one)."""
+    u, s, _ = torch.linalg.svd(unfolding, full_matrices=False)
+    tails = torch.cumsum(s.flip(0).square(), 0).flip(0)  # tails[k]: energy beyond rank k
+    keep = max(int((tails > tail_budget).sum()), 1)
+    return u[:, :keep].contiguous()
+
+
+def _closed_form_candidates(target: Tensor, rse: float) -> list[TensorNetwork]:
+    """Networks an SVD gives directly at relative error <= ``rse``: the Tucker network of the
+    truncated higher-order SVD (a core node without open modes; squared error <= the sum of
+    the modes' discarded tails, each given ``rse^2 / n`` of the target's) and the tensor train
+    of the TT-SVD in the modes' order (each of the ``n - 1`` cuts given ``rse^2 / (n - 1)``).
+    Greedy rank growth rarely reaches a network with an internal node, and can grow an edge
+    early that a chain does not need; these are compared with what it found."""
+    n = target.ndim
+    budget = rse**2 * float(target.square().sum())
+    factors = []
+    for mode in range(n):
+        unfolding = target.movedim(mode, 0).reshape(target.shape[mode], -1)
+        factors.append(_truncated_basis(unfolding, budget / n))
+    core = target
+    for factor in factors:  # contracting the leading axis each time cycles the axes back
+        core = torch.tensordot(core, factor, dims=([0], [0]))
+    modes = [(k,) for k in range(n)]
+    tucker = TensorNetwork(
+        target.shape,
+        [*modes, ()],
+        {(k, n): factor.shape[1] for k, factor in enumerate(factors)},
+        [*factors, core],
+    )
+    cores, rest, left = [], target.reshape(1, -1), 1
+    for mode in range(n - 1):
+        rest = rest.reshape(left * target.shape[mode], -1)
+        basis = _truncated_basis(rest, budget / (n - 1))
+        cores.append(basis.reshape(left, target.shape[mode], -1))
+        rest, left = basis.T @ rest, basis.shape[1]
+    cores.append(rest.reshape(left, target.shape[-1], 1))
+    # this class's leg order: the open mode first, then the edges in sorted order
+    legs = [core.permute(1, 0, 2).contiguous() for core in cores]
+    legs[0], legs[-1] = legs[0][:, 0, :], legs[-1][:, :, 0]
+    bonds = {(k, k + 1): cores[k].shape[2] for k in range(n - 1)}
+    chain = TensorNetwork(target.shape, modes, bonds, legs)
+    return [tucker, chain]
 
 
 def _rank_one_start(target: Tensor) -> TensorNetwork:

@@ -219,6 +219,7 @@ def learn(
     internal_nodes: bool = True,
     split_tol: float = 1e-5,
     closed_form: bool = True,
+    regrow: bool = True,
     callback: Callable[[StructureStep], None] | None = None,
     progress: bool = False,
     dtype: torch.dtype = torch.float64,
@@ -276,6 +277,12 @@ def learn(
         the TT-SVD chain in the modes' order) and return the cheapest of them when the search
         finds nothing cheaper; the search's budget is capped below the cheapest, so it stops
         once it cannot beat it.
+    regrow : bool
+        With ``rse`` and no ``mask``, after shrinking: drop one edge at a time to rank one
+        (smallest ranks first) and grow the network back to ``rse`` within fewer parameters
+        than it has; keep the first that succeeds and start over. Rank growth can take an
+        edge early that a cheaper network does not need, and shrinking alone cannot give it
+        back.
     callback : callable(StructureStep) or None
         Called after every accepted step.
     progress : bool
@@ -375,6 +382,10 @@ def learn(
             # shrink first: a split judged on an oversized network can cost parameters later
             if prune:
                 net, error = _prune(search, net, error, rse)
+            if regrow:
+                net, error = _regrow(search, net, error, rse, increment, criterion, max_steps)
+                if prune:
+                    net, error = _prune(search, net, error, rse)
             if internal_nodes:
                 n_nodes = net.n_nodes
                 net, error = _split_nodes(search, net, error, split_tol, rse)
@@ -473,6 +484,69 @@ def _best_candidate(
         if best is None or score > best[0]:
             best = (score, edge, candidate)
     return None if best is None else (best[1], best[2])
+
+
+def _grow_to(
+    search: _Search,
+    net: TensorNetwork,
+    error: float,
+    rse: float,
+    budget: int,
+    increment: int,
+    criterion: str,
+    max_steps: int,
+) -> tuple[TensorNetwork, float] | None:
+    """Grow ``net`` as the search does until its error is at most ``rse`` (None when the
+    budget or ``max_steps`` runs out first); the steps are not recorded."""
+    for _ in range(max_steps):
+        if error <= rse:
+            return net, error
+        choice = _best_candidate(search, net, error, budget, increment, criterion)
+        if choice is None:
+            return None
+        net = choice[1]
+        error = search.refit(net)
+    return (net, error) if error <= rse else None
+
+
+def _regrow(
+    search: _Search,
+    net: TensorNetwork,
+    error: float,
+    rse: float,
+    increment: int,
+    criterion: str,
+    max_steps: int,
+) -> tuple[TensorNetwork, float]:
+    """Drop an edge to rank one and grow back to ``rse`` within fewer parameters (see
+    :func:`learn`, ``regrow``); repeat from the result until no edge gives a cheaper one."""
+    tried: set[tuple[tuple[tuple[int, int], int], ...]] = set()
+    improved = True
+    while improved:
+        improved = False
+        for edge in sorted((e for e, r in net.ranks.items() if r > 1), key=net.ranks.get):
+            dropped = net.with_rank(edge, 1)
+            key = tuple(sorted(dropped.ranks.items()))
+            if key in tried:
+                continue
+            tried.add(key)
+            dropped_error = search.refit(dropped)
+            grown = _grow_to(
+                search,
+                dropped,
+                dropped_error,
+                rse,
+                net.n_params - 1,
+                increment,
+                criterion,
+                max_steps,
+            )
+            if grown is not None:
+                net, error = grown
+                search.record(net, error)
+                improved = True
+                break
+    return net, error
 
 
 def _params_per_rank(net: TensorNetwork, edge: tuple[int, int]) -> int:

@@ -194,6 +194,25 @@ def test_learn_recovers_a_tucker_network_with_its_core_node():
     assert searched.rse <= 1e-6 and searched.n_params > net.n_params
 
 
+def test_regrow_gives_back_an_edge_that_rank_growth_took_early():
+    """Hashemizadeh et al.'s ring 2,3,4,5,5 (modes of 7, the benchmark's seed 0): rank growth
+    takes an edge the ring does not have and ends, shrunk, at 575 parameters; dropping edges
+    one at a time and growing back finds the ring itself (511)."""
+    g, shape = gen(0), (7,) * 5
+    # drawn after the benchmark's other seed-0 targets, from the same generator
+    TensorNetwork.tucker(shape, (2, 3, 4, 3, 2), generator=g)
+    triangle = {(0, 1): 5, (1, 2): 2, (1, 4): 2, (2, 3): 5, (2, 4): 2}
+    TensorNetwork(shape, [(i,) for i in range(5)], triangle, generator=g)
+    TensorNetwork.chain(shape, (2, 3, 6, 5), generator=g)
+    truth = TensorNetwork.ring(shape, (2, 3, 4, 5, 5), generator=g)
+    target = truth.to_dense().numpy()
+    target /= np.linalg.norm(target)
+    without = learn(target, rse=1e-6, random_state=0, regrow=False)
+    assert without.rse <= 1e-6 and without.n_params > truth.n_params
+    net = learn(target, rse=1e-6, random_state=0)
+    assert net.rse <= 1e-6 and net.n_params <= truth.n_params
+
+
 @pytest.mark.parametrize("rse", [1e-1, 1e-2, 1e-6])
 def test_closed_form_candidates_meet_the_error_they_are_given(rse):
     """The HOSVD's and the TT-SVD's truncation bounds hold on a target of full rank: each
@@ -205,8 +224,13 @@ def test_closed_form_candidates_meet_the_error_they_are_given(rse):
         error = float((candidate.to_dense() - noise).norm() / noise.norm())
         assert error <= rse
     chain = TensorNetwork.chain((5, 6, 4, 5), (2, 3, 2), generator=gen(4)).to_dense()
-    tucker, train = _closed_form_candidates(chain, 1e-9)
-    assert train.edges == {(0, 1): 2, (1, 2): 3, (2, 3): 2}
+    tucker, train, *rotated = _closed_form_candidates(chain, 1e-9)
+    assert train.edges == {(0, 1): 2, (1, 2): 3, (2, 3): 2} and len(rotated) == 3
+    # a ring with a rank-one edge is a chain in some cyclic order of its modes
+    ring = TensorNetwork.ring((5, 6, 4, 5), (2, 3, 1, 2), generator=gen(5))
+    cheapest = min(_closed_form_candidates(ring.to_dense(), 1e-9), key=lambda c: c.n_params)
+    assert cheapest.n_params <= ring.n_params
+    assert float((cheapest.to_dense() - ring.to_dense()).norm() / ring.to_dense().norm()) < 1e-9
     assert float((tucker.to_dense() - chain).norm() / chain.norm()) <= 1e-9
 
 

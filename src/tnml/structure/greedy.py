@@ -274,9 +274,9 @@ def learn(
     closed_form : bool
         With ``rse`` and no ``mask``: also build the networks an SVD gives at that error (the
         Tucker network of the truncated higher-order SVD, a core node without open modes, and
-        the TT-SVD chain in the modes' order) and return the cheapest of them when the search
-        finds nothing cheaper; the search's budget is capped below the cheapest, so it stops
-        once it cannot beat it.
+        the TT-SVD chain in each cyclic order of the modes) and return the cheapest of them
+        when the search finds nothing cheaper; the search's budget is capped below the
+        cheapest, so it stops once it cannot beat it.
     regrow : bool
         With ``rse`` and no ``mask``, after shrinking: drop one edge at a time to rank one
         (smallest ranks first) and grow the network back to ``rse`` within fewer parameters
@@ -415,9 +415,10 @@ def _closed_form_candidates(target: Tensor, rse: float) -> list[TensorNetwork]:
     """Networks an SVD gives directly at relative error <= ``rse``: the Tucker network of the
     truncated higher-order SVD (a core node without open modes; squared error <= the sum of
     the modes' discarded tails, each given ``rse^2 / n`` of the target's) and the tensor train
-    of the TT-SVD in the modes' order (each of the ``n - 1`` cuts given ``rse^2 / (n - 1)``).
-    Greedy rank growth rarely reaches a network with an internal node, and can grow an edge
-    early that a chain does not need; these are compared with what it found."""
+    of the TT-SVD in each cyclic order of the modes (each of the ``n - 1`` cuts given
+    ``rse^2 / (n - 1)``; a ring with a rank-one edge is such a chain). Greedy rank growth
+    rarely reaches a network with an internal node, and can grow an edge early that a chain
+    does not need; these are compared with what it found."""
     n = target.ndim
     budget = rse**2 * float(target.square().sum())
     factors = []
@@ -427,26 +428,34 @@ def _closed_form_candidates(target: Tensor, rse: float) -> list[TensorNetwork]:
     core = target
     for factor in factors:  # contracting the leading axis each time cycles the axes back
         core = torch.tensordot(core, factor, dims=([0], [0]))
-    modes = [(k,) for k in range(n)]
     tucker = TensorNetwork(
         target.shape,
-        [*modes, ()],
+        [*[(k,) for k in range(n)], ()],
         {(k, n): factor.shape[1] for k, factor in enumerate(factors)},
         [*factors, core],
     )
-    cores, rest, left = [], target.reshape(1, -1), 1
-    for mode in range(n - 1):
-        rest = rest.reshape(left * target.shape[mode], -1)
+    chains = [_tt_svd(target, [(k + shift) % n for k in range(n)], budget) for shift in range(n)]
+    return [tucker, *chains]
+
+
+def _tt_svd(target: Tensor, order: list[int], budget: float) -> TensorNetwork:
+    """The TT-SVD chain of ``target`` over its modes in ``order`` (node ``k`` holds mode
+    ``order[k]``), each of the ``n - 1`` cuts truncated to a squared tail of at most
+    ``budget / (n - 1)``."""
+    n = target.ndim
+    permuted = target.permute(*order)
+    cores, rest, left = [], permuted.reshape(1, -1), 1
+    for k in range(n - 1):
+        rest = rest.reshape(left * permuted.shape[k], -1)
         basis = _truncated_basis(rest, budget / (n - 1))
-        cores.append(basis.reshape(left, target.shape[mode], -1))
+        cores.append(basis.reshape(left, permuted.shape[k], -1))
         rest, left = basis.T @ rest, basis.shape[1]
-    cores.append(rest.reshape(left, target.shape[-1], 1))
+    cores.append(rest.reshape(left, permuted.shape[-1], 1))
     # this class's leg order: the open mode first, then the edges in sorted order
     legs = [core.permute(1, 0, 2).contiguous() for core in cores]
     legs[0], legs[-1] = legs[0][:, 0, :], legs[-1][:, :, 0]
     bonds = {(k, k + 1): cores[k].shape[2] for k in range(n - 1)}
-    chain = TensorNetwork(target.shape, modes, bonds, legs)
-    return [tucker, chain]
+    return TensorNetwork(target.shape, [(mode,) for mode in order], bonds, legs)
 
 
 def _rank_one_start(target: Tensor) -> TensorNetwork:

@@ -387,6 +387,12 @@ def test_cores_that_share_memory_save(tmp_path):
     net = TensorNetwork((3, 3), [(0,), (1,)], {(0, 1): 3}, [eye, eye])
     io.save(net, tmp_path / "shared.tnml")
     torch.testing.assert_close(io.load(tmp_path / "shared.tnml").to_dense(), eye)
+    # a core that is a transposed view (strided, as an SVD's factors come) saves too
+    factor = torch.randn(3, 4, generator=gen(1), dtype=torch.float64)
+    strided = TensorNetwork((4, 3), [(0,), (1,)], {(0, 1): 3}, [factor.T, eye])
+    assert not strided.cores[0].is_contiguous()
+    io.save(strided, tmp_path / "strided.tnml")
+    torch.testing.assert_close(io.load(tmp_path / "strided.tnml").to_dense(), factor.T)
 
 
 def test_completion_returns_the_network_best_on_held_out_entries():

@@ -634,6 +634,15 @@ def test_born_sweep_step_options(tmp_path: Path) -> None:
         run("train", "digits", "--model", "ttn", "--solver", "cg", "--out", tree),
         "--solver applies to --model mps",
     )
+    for flag, message in [
+        ("--steps-per-bond", "--steps-per-bond applies to the MPS models"),
+        ("--steps-per-node", "--steps-per-node applies to --model ttn-born"),
+    ]:
+        assert_error(run("train", "digits", "--model", "circuit", flag, 2, "--out", tree), message)
+    assert_error(
+        run("train", "digits", "--model", "circuit", "--solver", "cg", "--out", tree),
+        "--solver applies to --model mps",
+    )
     sweep = tmp_path / "cg.tnml"
     ok(run("train", "digits", "--model", "mps", "--trainer", "sweep", "--loss", "quadratic",
            "--solver", "cg", "--steps-per-bond", 2, "--bond-dim", 4, "--epochs", 1, "--quiet",

@@ -11,8 +11,10 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 import tnml
+from tnml.features import embed
 from tnml.nn import MPSClassifierModule
-from tnml.train import train_classifier
+from tnml.train import LabelledMPS, train_classifier, train_sweep
+from tnml.train.distributed import shard_for_rank
 
 GLOBAL_BATCH = 20
 
@@ -48,12 +50,28 @@ def train_both():
     sweeper = tnml.MPSClassifier(bond_dim=2, trainer="sweep", max_bond=6, epochs=2,
                                  dtype="float64", random_state=0)  # fmt: skip
     sweeper.fit(X.numpy(), y.numpy())
+    # processes that start from different models train rank 0's (it is broadcast, and every
+    # process's environments must come from it)
+    rank = dist.get_rank() if dist.is_initialized() else 0
+    start = MPSClassifierModule(7, 3, 2, dtype=torch.float64)
+    start.reset_parameters(generator=torch.Generator().manual_seed(5 + rank))
+    shard = shard_for_rank(X.shape[0])
+    swept = train_sweep(
+        LabelledMPS.from_module(start),
+        embed(X[shard]),
+        y[shard],
+        n_sweeps=1,
+        max_bond=6,
+        loss="cross_entropy",
+        env_dtype=torch.float64,
+    )
     return {
         "state": {k: v.clone() for k, v in module.state_dict().items()},
         "history": result.history,
         "proba": clf.predict_proba(X_val.numpy()),
         "sweep_proba": sweeper.predict_proba(X_val.numpy()),
         "sweep_history": sweeper.history_,
+        "swept": swept.model.amplitudes(embed(X_val)),
     }
 
 
@@ -86,6 +104,7 @@ def test_two_processes_match_one_process(tmp_path):
     for a, b in zip(single["sweep_history"], double["sweep_history"], strict=True):
         assert abs(a["train_loss"] - b["train_loss"]) < 1e-7
         assert a["train_accuracy"] == b["train_accuracy"]
+    torch.testing.assert_close(double["swept"], single["swept"], rtol=1e-6, atol=1e-9)
     # the training did something: the weights moved
     fresh = problem()[0].state_dict()
     assert not torch.allclose(fresh["cores"], single["state"]["cores"])

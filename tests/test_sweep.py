@@ -599,6 +599,8 @@ def test_bad_input_is_rejected_with_clear_messages():
         LabelledMPS([torch.ones(2, 2, 2), torch.ones(2, 2, 3, 1)], 1)
     with pytest.raises(InvalidInputError, match="pass n_classes"):
         LabelledMPS([torch.ones(1, 2, 2), torch.ones(2, 6, 1)], 1)
+    with pytest.raises(InvalidInputError, match="not d \\* n_classes"):
+        LabelledMPS([torch.ones(1, 2, 2), torch.ones(2, 5, 1)], 1, n_classes=2)
     with pytest.raises(InvalidInputError, match="one physical dimension"):
         LabelledMPS([torch.ones(1, 3, 2), torch.ones(2, 2, 3, 1)], 1)
 

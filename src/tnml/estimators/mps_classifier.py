@@ -131,7 +131,8 @@ class MPSClassifier(TNClassifierBase):
         Write a checkpoint here after every epoch; ``fit(..., resume=True)`` continues from it.
     callback : callable, optional
         ``callback(state, metrics)`` after every epoch (``metrics`` its ``history_`` entry);
-        returning True stops training.
+        with ``trainer="sweep"`` after every bond update (``metrics`` the bond's record, with
+        its ``epoch``); returning True stops training.
     augment : callable, optional
         ``augment(X_batch, generator) -> X_batch`` distorting every autodiff mini-batch, e.g.
         :class:`tnml.train.RandomAffine`.

@@ -278,9 +278,10 @@ def learn(
         when the search finds nothing cheaper; the search's budget is capped below the
         cheapest, so it stops once it cannot beat it.
     regrow : bool
-        With ``rse`` and no ``mask``, after shrinking: drop one edge at a time to rank one
-        (smallest ranks first) and grow the network back to ``rse`` within fewer parameters
-        than it has; keep the first that succeeds and start over. Rank growth can take an
+        With ``rse`` and nothing held out (no ``mask``, or ``validation=0``), after
+        shrinking: drop one edge at a time to rank one (smallest ranks first) and grow the
+        network back to ``rse`` within fewer parameters than it has; keep the first that
+        succeeds and start over. Rank growth can take an
         edge early that a cheaper network does not need, and shrinking alone cannot give it
         back.
     callback : callable(StructureStep) or None

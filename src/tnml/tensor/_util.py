@@ -41,16 +41,6 @@ def _safe_norm(t: Tensor) -> Tensor:
     return torch.where(n > 0, n, torch.ones_like(n))
 
 
-def _doc_from(fn: Callable[..., object]) -> Callable[[_F], _F]:
-    """Give a thin wrapper method the docstring of the module function it calls."""
-
-    def decorate(method: _F) -> _F:
-        method.__doc__ = fn.__doc__
-        return method
-
-    return decorate
-
-
 def validate_mps_cores(cores: Sequence[Tensor]) -> list[Tensor]:
     """Check MPS core shapes ``(D_left, d, D_right)``, bonds, dtype and device; return the cores
     as a new list."""

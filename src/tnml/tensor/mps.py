@@ -17,7 +17,8 @@ Conventions
   trainer that moves the centre may leave the norm on ``cores[c]``. Every function that
   breaks the isometries sets ``center = None``. If you replace cores by hand, set
   ``center = None``.
-- The algebra is module-level functions (``mps_*`` and :func:`contract_product_states`);
+- The algebra is module-level functions (``mps_*``; the contraction with product states is
+  :func:`tnml.tensor.contract_product_states`);
   :class:`MPS` has them as methods (``psi.norm()`` is ``mps_norm(psi)``). Operations return a new
   :class:`MPS` (sharing unchanged core tensors, which are never modified in place); each
   in-place twin has the method's name plus ``_`` and replaces ``self``'s cores list entries.
@@ -828,6 +829,6 @@ class MPS:
     def __repr__(self) -> str:
         center = "" if self.center is None else f", center={self.center}"
         return (
-            f"MPS(n_sites={self.n_sites}, phys_dims={_short(self.phys_dims)}, "
+            f"{type(self).__name__}(n_sites={self.n_sites}, phys_dims={_short(self.phys_dims)}, "
             f"bond_dims={_short(self.bond_dims)}, dtype={self.dtype}{center})"
         )

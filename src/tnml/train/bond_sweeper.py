@@ -2,9 +2,9 @@
 
 :class:`BondSweeper` holds a :class:`~tnml.train.labelled_mps.LabelledMPS`, the left and
 right environments of every training sample (unit rows with their log-norms, within a memory
-budget), and takes the gradient steps and the truncated split of one bond; its losses, the
-sharding of samples over processes and the broadcasting of the model. Conventions:
-:mod:`tnml.train.sweep`.
+budget), and takes the gradient steps and the truncated split of one bond; its losses and the
+broadcasting of the model (the sharding of samples: :mod:`tnml.train.distributed`).
+Conventions: :mod:`tnml.train.sweep`.
 """
 
 from __future__ import annotations
@@ -288,8 +288,8 @@ class BondSweeper:
         self.env_dtype = env_dtype
         self._phi = phi.transpose(0, 1).to(env_dtype).contiguous()  # (N, n, d)
         self._y = y
-        self.envs = EnvironmentCache(
-            self._phi, model.cores, model.label_site, chunk=self.chunk_size
+        self.envs = EnvironmentCache(  # rank 0's model, as every update uses
+            self._phi, self.model.cores, self.model.label_site, chunk=self.chunk_size
         )
 
     def environment(self, side: str, site: int) -> Tensor:

@@ -97,6 +97,11 @@ class LabelledMPS(MPS):
         self.readout = readout
         self.log_temperature = float(log_temperature)
         self.feature_map = feature_map
+        if self.phys_dims[label_site] % n_classes:
+            raise InvalidInputError(
+                f"the label core's physical dimension {self.phys_dims[label_site]} is not "
+                f"d * n_classes for n_classes={n_classes}"
+            )
         dims = set(self.phys_dims[:label_site] + self.phys_dims[label_site + 1 :])
         if len(dims | {self.phys_dims[label_site] // n_classes}) != 1:
             raise InvalidInputError(

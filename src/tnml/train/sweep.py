@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Any, ClassVar, Unpack
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import Tensor
@@ -77,6 +77,9 @@ from tnml.train.loop import (
     check_loop_options,
     fit_loop,
 )
+
+if TYPE_CHECKING:  # typing.Unpack is Python 3.11+; annotations are strings here
+    from typing_extensions import Unpack
 
 __all__ = [
     "SWEEP_LOSSES",

@@ -23,7 +23,7 @@ through ``(L (x) R (x) P) / psi``, which does not change when any of them is res
 from __future__ import annotations
 
 import math
-from typing import Any, Unpack
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import Tensor
@@ -48,6 +48,9 @@ from tnml.train.born_sweep import (
     unit_rows,
 )
 from tnml.train.loop import FitResult, LoopOptions, check_loop_options, fit_loop
+
+if TYPE_CHECKING:  # typing.Unpack is Python 3.11+; annotations are strings here
+    from typing_extensions import Unpack
 
 __all__ = ["TreeBornSweepRule", "euler_tour", "train_ttn_born_sweep"]
 

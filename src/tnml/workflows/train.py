@@ -57,7 +57,6 @@ MODEL_CLASSES: dict[str, type] = {
     "ttn-born": TTNBornMachine,
     "circuit": CircuitClassifier,
 }
-# CLI option -> estimator parameter, where a model names it otherwise.
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -76,8 +75,8 @@ class TrainingOptions:
     ----------
     model : {"mps", "ttn", "mps-born", "ttn-born", "circuit"}
     params : dict
-        Estimator options the user gave (the estimators' defaults apply to the rest), in the
-        CLI's vocabulary (see :func:`make_estimator`); ``random_state`` and ``verbose`` too.
+        Estimator options the user gave, by the estimators' parameter names (their defaults
+        apply to the rest; see :func:`make_estimator`); ``random_state`` and ``verbose`` too.
     out : Path
         Where the model is saved.
     checkpoint : Path or None
@@ -184,15 +183,16 @@ def make_estimator(
 
     Tree models on images get the 2D layout (square patches) of ``image_shape``.
     """
-    if model == "circuit":
-        _reject(model, params, _BORN_ONLY, "Born machines")
-        _reject(model, params, _NETWORK_ONLY, "the tensor-network models")
-        return MODEL_CLASSES["circuit"](**params)
-    _reject(model, params, _CIRCUIT_ONLY, "--model circuit")
     if model != "ttn-born":
         _reject(model, params, _TREE_BORN_ONLY, "--model ttn-born")
     if model != "mps":
         _reject(model, params, _MPS_CLASSIFIER_ONLY, "--model mps")
+    if model == "circuit":
+        _reject(model, params, _BORN_ONLY, "Born machines")
+        _reject(model, params, _MPS_ONLY, "the MPS models")
+        _reject(model, params, _NETWORK_ONLY, "the tensor-network models")
+        return MODEL_CLASSES["circuit"](**params)
+    _reject(model, params, _CIRCUIT_ONLY, "--model circuit")
     if model in ("mps", "ttn"):
         _reject(model, params, _BORN_ONLY, "Born machines")
     if model == "mps":

@@ -51,7 +51,7 @@ nitpicky = True
 nitpick_ignore_regex = [
     (
         r"py:.*",
-        r"(torch|numpy|np|scipy|sklearn|qiskit|qiskit_aer|matplotlib|pathlib|os|typing|"
+        r"(torch|nn|numpy|np|scipy|sklearn|qiskit|qiskit_aer|matplotlib|pathlib|os|typing|"
         r"collections|dataclasses|enum|safetensors|rich|typer|click|transformers|opt_einsum|"
         r"numbers|io|abc|builtins|types|contextlib|functools|concurrent)(\..*)?",
     ),

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
 from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Any, ClassVar
@@ -71,9 +70,6 @@ def checked_data(estimator: Any, X: Any, y: Any = "no_validation", **kwargs: Any
 #: reach them) and ``fit`` as keywords (which win): where checkpoints go, what runs after
 #: every epoch, how autodiff mini-batches are distorted.
 FIT_TIME_PARAMS = ("checkpoint_path", "callback", "augment")
-
-#: ``augment(X_batch, generator) -> X_batch``, e.g. :class:`tnml.train.RandomAffine`.
-Augment = Callable[[torch.Tensor, torch.Generator], torch.Tensor]
 
 FIT_TIME_CONSTRAINTS: dict[str, list[Any]] = {
     "checkpoint_path": [str, os.PathLike, None],

@@ -9,10 +9,11 @@ from typing import Any, ClassVar
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from tnml.estimators.base import UNITARY_DEFAULT_LR, Augment, TNClassifierBase
+from tnml.estimators.base import UNITARY_DEFAULT_LR, TNClassifierBase
 from tnml.exceptions import InvalidInputError
 from tnml.nn.circuit import LAYOUTS, CircuitClassifierModule, n_label_qubits
 from tnml.tensor.gates import BLOCKS
+from tnml.train.augment import Augment
 from tnml.train.loop import Callback
 
 

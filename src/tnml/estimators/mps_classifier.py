@@ -14,7 +14,6 @@ from sklearn.utils.validation import check_is_fitted
 
 from tnml._validation import check_int
 from tnml.estimators.base import (
-    Augment,
     ClassifierRun,
     TNClassifierBase,
     check_unitary_options,
@@ -26,6 +25,7 @@ from tnml.nn.mps import READOUTS, MPSClassifierModule
 from tnml.nn.unitary import UnitaryMPSClassifierModule
 from tnml.tensor.contract import CONTRACTION_PATHS
 from tnml.tensor.mps import MPS, mps_truncate
+from tnml.train.augment import Augment
 from tnml.train.distributed import distributed_context, shard_for_rank
 from tnml.train.loop import Callback
 from tnml.train.sweep import SWEEP_LR_SCHEDULES, SWEEP_SOLVERS, LabelledMPS, train_sweep

@@ -9,9 +9,10 @@ from typing import Any, ClassVar
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from tnml.estimators.base import Augment, TNClassifierBase, check_unitary_options
+from tnml.estimators.base import TNClassifierBase, check_unitary_options
 from tnml.nn.ttn import READOUTS, TTNClassifierModule, resolve_layout
 from tnml.nn.unitary import UnitaryTTNClassifierModule
+from tnml.train.augment import Augment
 from tnml.train.loop import Callback
 
 LAYOUTS = ("auto", "1d", "image")

@@ -27,6 +27,8 @@ from torch import Tensor
 
 from tnml._validation import check_int
 from tnml.exceptions import InvalidInputError
+from tnml.tensor.decomp import split_tensor
+from tnml.tensor.mps import mps_from_dense
 from tnml.tensor.network import TensorNetwork
 from tnml.tensor.network_fit import (
     fit_network,
@@ -281,9 +283,8 @@ def learn(
         With ``rse`` and nothing held out (no ``mask``, or ``validation=0``), after
         shrinking: drop one edge at a time to rank one (smallest ranks first) and grow the
         network back to ``rse`` within fewer parameters than it has; keep the first that
-        succeeds and start over. Rank growth can take an
-        edge early that a cheaper network does not need, and shrinking alone cannot give it
-        back.
+        succeeds and start over. Rank growth can take an edge early that a cheaper network
+        does not need, and shrinking alone cannot give it back.
     callback : callable(StructureStep) or None
         Called after every accepted step.
     progress : bool
@@ -358,11 +359,10 @@ def learn(
         for step in range(1, max_steps + 1):
             if rse is not None and error <= rse:
                 break
-            choice = _best_candidate(search, net, error, budget, increment, criterion)
-            if choice is None:
+            grown = _grow_step(search, net, error, budget, increment, criterion)
+            if grown is None:
                 break
-            edge, net = choice
-            error = search.refit(net)
+            edge, net, error = grown
             if held_out is not None:
                 held_error = observed_rse(net, t, held_out)
                 if held_error < best[0]:
@@ -403,15 +403,6 @@ def learn(
     return LearnedNetwork(net.without_unit_edges(), search.path, error, search.n_fits)
 
 
-def _truncated_basis(unfolding: Tensor, tail_budget: float) -> Tensor:
-    """The leading left singular vectors of ``unfolding`` (rows, cols): as few as leave a
-    squared tail of at most ``tail_budget`` (at least one)."""
-    u, s, _ = torch.linalg.svd(unfolding, full_matrices=False)
-    tails = torch.cumsum(s.flip(0).square(), 0).flip(0)  # tails[k]: energy beyond rank k
-    keep = max(int((tails > tail_budget).sum()), 1)
-    return u[:, :keep].contiguous()
-
-
 def _closed_form_candidates(target: Tensor, rse: float) -> list[TensorNetwork]:
     """Networks an SVD gives directly at relative error <= ``rse``: the Tucker network of the
     truncated higher-order SVD (a core node without open modes; squared error <= the sum of
@@ -421,11 +412,13 @@ def _closed_form_candidates(target: Tensor, rse: float) -> list[TensorNetwork]:
     rarely reaches a network with an internal node, and can grow an edge early that a chain
     does not need; these are compared with what it found."""
     n = target.ndim
-    budget = rse**2 * float(target.square().sum())
-    factors = []
-    for mode in range(n):
-        unfolding = target.movedim(mode, 0).reshape(target.shape[mode], -1)
-        factors.append(_truncated_basis(unfolding, budget / n))
+    # "sum2": the discarded squared tail relative to the unfolding's (the target's) norm
+    factors = [
+        split_tensor(
+            target.movedim(mode, 0), 1, method="svd", cutoff=rse**2 / n, cutoff_mode="sum2"
+        ).left
+        for mode in range(n)
+    ]
     core = target
     for factor in factors:  # contracting the leading axis each time cycles the axes back
         core = torch.tensordot(core, factor, dims=([0], [0]))
@@ -435,28 +428,17 @@ def _closed_form_candidates(target: Tensor, rse: float) -> list[TensorNetwork]:
         {(k, n): factor.shape[1] for k, factor in enumerate(factors)},
         [*factors, core],
     )
-    chains = [_tt_svd(target, [(k + shift) % n for k in range(n)], budget) for shift in range(n)]
+    chains = []
+    for shift in range(n):
+        order = [(k + shift) % n for k in range(n)]
+        # TT-SVD: each of the n - 1 cuts loses at most rse^2 / (n - 1) of the squared norm
+        chain = TensorNetwork.from_mps(
+            mps_from_dense(target.permute(*order), cutoff=rse**2 / (n - 1), cutoff_mode="sum2")
+        )
+        chains.append(
+            TensorNetwork(target.shape, [(mode,) for mode in order], chain.ranks, chain.cores)
+        )
     return [tucker, *chains]
-
-
-def _tt_svd(target: Tensor, order: list[int], budget: float) -> TensorNetwork:
-    """The TT-SVD chain of ``target`` over its modes in ``order`` (node ``k`` holds mode
-    ``order[k]``), each of the ``n - 1`` cuts truncated to a squared tail of at most
-    ``budget / (n - 1)``."""
-    n = target.ndim
-    permuted = target.permute(*order)
-    cores, rest, left = [], permuted.reshape(1, -1), 1
-    for k in range(n - 1):
-        rest = rest.reshape(left * permuted.shape[k], -1)
-        basis = _truncated_basis(rest, budget / (n - 1))
-        cores.append(basis.reshape(left, permuted.shape[k], -1))
-        rest, left = basis.T @ rest, basis.shape[1]
-    cores.append(rest.reshape(left, permuted.shape[-1], 1))
-    # this class's leg order: the open mode first, then the edges in sorted order
-    legs = [core.permute(1, 0, 2).contiguous() for core in cores]
-    legs[0], legs[-1] = legs[0][:, 0, :], legs[-1][:, :, 0]
-    bonds = {(k, k + 1): cores[k].shape[2] for k in range(n - 1)}
-    return TensorNetwork(target.shape, [(mode,) for mode in order], bonds, legs)
 
 
 def _rank_one_start(target: Tensor) -> TensorNetwork:
@@ -496,6 +478,23 @@ def _best_candidate(
     return None if best is None else (best[1], best[2])
 
 
+def _grow_step(
+    search: _Search,
+    net: TensorNetwork,
+    error: float,
+    budget: int,
+    increment: int,
+    criterion: str,
+) -> tuple[tuple[int, int], TensorNetwork, float] | None:
+    """One step of rank growth: the best edge within ``budget`` grown by ``increment`` and the
+    network refitted; ``(edge, network, error)``, or None when no edge fits the budget."""
+    choice = _best_candidate(search, net, error, budget, increment, criterion)
+    if choice is None:
+        return None
+    edge, grown = choice
+    return edge, grown, search.refit(grown)
+
+
 def _grow_to(
     search: _Search,
     net: TensorNetwork,
@@ -511,11 +510,10 @@ def _grow_to(
     for _ in range(max_steps):
         if error <= rse:
             return net, error
-        choice = _best_candidate(search, net, error, budget, increment, criterion)
-        if choice is None:
+        grown = _grow_step(search, net, error, budget, increment, criterion)
+        if grown is None:
             return None
-        net = choice[1]
-        error = search.refit(net)
+        _, net, error = grown
     return (net, error) if error <= rse else None
 
 

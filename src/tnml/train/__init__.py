@@ -4,7 +4,7 @@ plus checkpoints, progress, data parallel and image augmentation. Every trainer 
 :class:`FitResult`.
 """
 
-from tnml.train.augment import RandomAffine, affine_images
+from tnml.train.augment import Augment, RandomAffine, affine_images
 from tnml.train.autodiff import (
     LR_SCHEDULES,
     OPTIMIZERS,
@@ -24,6 +24,7 @@ __all__ = [
     "LR_SCHEDULES",
     "OPTIMIZERS",
     "SWEEP_SOLVERS",
+    "Augment",
     "FitResult",
     "LabelledMPS",
     "LoopOptions",

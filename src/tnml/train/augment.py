@@ -9,7 +9,7 @@ way to make a pixel-wise model (an MPS, an MLP) see that a digit moved is the sa
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from numbers import Integral, Real
 
 import torch
@@ -18,7 +18,11 @@ from torch import Tensor
 
 from tnml.exceptions import InvalidInputError
 
-__all__ = ["RandomAffine", "affine_images"]
+__all__ = ["Augment", "RandomAffine", "affine_images"]
+
+#: ``augment(X_batch, generator) -> X_batch``: distorts a training mini-batch, drawing its
+#: randomness from ``generator`` (e.g. :class:`RandomAffine`).
+Augment = Callable[[Tensor, torch.Generator], Tensor]
 
 
 def _check_image_shape(image_shape: object) -> tuple[int, int]:

@@ -29,6 +29,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from tnml._validation import check_int
 from tnml.exceptions import InvalidInputError, TrainingError
+from tnml.train.augment import Augment
 from tnml.train.distributed import all_reduce_sum, distributed_context
 from tnml.train.loop import (
     SELECTIONS,
@@ -144,7 +145,7 @@ def train_classifier(
     max_grad_norm: float | None = None,
     seed: int = 0,
     objective: str = "cross_entropy",
-    augment: Callable[[Tensor, torch.Generator], Tensor] | None = None,
+    augment: Augment | None = None,
     temperature_lr: float | None = None,
     **loop: Unpack[LoopOptions],
 ) -> FitResult:
@@ -266,7 +267,7 @@ class AutodiffRule(UpdateRule):
         max_grad_norm: float | None,
         seed: int,
         objective: str,
-        augment: Callable[[Tensor, torch.Generator], Tensor] | None,
+        augment: Augment | None,
         temperature_lr: float | None,
     ) -> None:
         if X.dim() != 2 or y.dim() != 1 or X.shape[0] != y.shape[0]:

@@ -33,7 +33,7 @@ from tnml.train.distributed import (
     broadcast_tensors,
     distributed_context,
 )
-from tnml.train.labelled_mps import LabelledMPS, _check_phi, _safe_norm, _split
+from tnml.train.labelled_mps import LabelledMPS, _check_phi, _split
 
 __all__ = ["SWEEP_LOSSES", "SWEEP_LR_SCHEDULES", "SWEEP_SOLVERS", "BondSweeper"]
 
@@ -121,6 +121,11 @@ def _predictions(c: Tensor, readout: str) -> Tensor:
 # --------------------------------------------------------------------------------------------
 # distributed helpers
 # --------------------------------------------------------------------------------------------
+
+
+def _safe_norm(t: Tensor) -> float:
+    """Frobenius norm as a float, clamped away from zero."""
+    return max(float(torch.linalg.vector_norm(t)), torch.finfo(t.dtype).tiny)
 
 
 def _broadcast_model(model: LabelledMPS) -> LabelledMPS:

@@ -368,11 +368,6 @@ def _check_phi(name: str, phi: object, n_sites: int, phys_dim: int) -> None:
         raise InvalidInputError(f"{name} must hold floating-point values, got {phi.dtype}")
 
 
-def _safe_norm(t: Tensor) -> float:
-    """Frobenius norm as a float, clamped away from zero."""
-    return max(float(torch.linalg.vector_norm(t)), torch.finfo(t.dtype).tiny)
-
-
 # --------------------------------------------------------------------------------------------
 # bond algebra: the truncated split and moving the label
 # --------------------------------------------------------------------------------------------

@@ -322,6 +322,7 @@ def learn(
         "patience": patience,
     }
     _check_options(t, rse, max_params, random_state, criterion, validation, counts)
+    rse = None if rse is None else float(rse)  # a NumPy scalar is welcome, kept a float
     # fit a target of unit RMS (errors are relative; Adam's step and the SVD cut-offs then
     # mean the same at any scale) and put the scale back into the result
     observed = t if m is None else t[m]

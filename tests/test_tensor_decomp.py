@@ -16,7 +16,9 @@ from tnml.tensor.decomp import (
     SplitResult,
     register_split_method,
     split,
+    gram_root,
     split_tensor,
+    split_tensor_in_metric,
     truncation_rank,
 )
 
@@ -313,3 +315,107 @@ def test_svd_falls_back_to_gesvd_when_gesdd_does_not_converge(monkeypatch, dtype
     tol = 1e-12 if dtype == torch.float64 else 1e-5
     torch.testing.assert_close(u @ torch.diag_embed(s) @ vh, a, atol=tol, rtol=tol)
     torch.testing.assert_close(s, original(a.double()).S.to(dtype), atol=tol, rtol=tol)
+
+
+# --------------------------------------------------------------------------------------------
+# split_tensor_in_metric
+# --------------------------------------------------------------------------------------------
+
+
+def _random_gram(n: int, generator: torch.Generator, rank: int | None = None) -> torch.Tensor:
+    x = torch.randn(rank or 3 * n, n, generator=generator, dtype=torch.float64)
+    x = x * torch.logspace(0, -3, n, dtype=torch.float64)  # ill-conditioned, as data are
+    return x.T @ x
+
+
+def _metric_error(t, approx, gl, gr) -> float:
+    """``tr(E^T G_L E G_R)`` over the outer axes, the middle axes unweighted, by einsum."""
+    p, q = gl.shape[0], gr.shape[0]
+    e = (t - approx).reshape(p, -1, q)
+    return float(torch.einsum("axq,ab,bxr,qr->", e, gl, e, gr))
+
+
+@pytest.mark.parametrize("absorb", ["right", "left"])
+def test_split_in_metric_reconstructs_exactly_and_leaves_an_isometry(absorb):
+    g = torch.Generator().manual_seed(0)
+    t = torch.randn(3, 2, 4, 2, 5, generator=g, dtype=torch.float64)  # (Dl, d, L, d, Dr)
+    n_left = 2 if absorb == "right" else 3
+    res = split_tensor_in_metric(
+        t, n_left, left_gram=_random_gram(6, g), right_gram=_random_gram(10, g), absorb=absorb
+    )
+    approx = torch.tensordot(res.left, res.right, dims=1)
+    torch.testing.assert_close(approx, t, rtol=0, atol=1e-9)
+    k = res.rank
+    if absorb == "right":
+        m = res.left.reshape(-1, k)
+        torch.testing.assert_close(m.T @ m, torch.eye(k, dtype=m.dtype), rtol=0, atol=1e-12)
+    else:
+        m = res.right.reshape(k, -1)
+        torch.testing.assert_close(m @ m.T, torch.eye(k, dtype=m.dtype), rtol=0, atol=1e-12)
+    assert float(res.discarded_weight) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_split_in_metric_without_metrics_is_the_plain_truncated_svd():
+    g = torch.Generator().manual_seed(1)
+    t = torch.randn(4, 3, 6, generator=g, dtype=torch.float64)
+    ours = split_tensor_in_metric(t, 2, max_bond=3)
+    plain = split_tensor(t, 2, method="svd", max_bond=3)
+    torch.testing.assert_close(
+        torch.tensordot(ours.left, ours.right, dims=1),
+        torch.tensordot(plain.left, plain.right, dims=1),
+        rtol=0,
+        atol=1e-12,
+    )
+    torch.testing.assert_close(ours.singular_values, plain.singular_values)
+    torch.testing.assert_close(ours.discarded_weight, plain.discarded_weight)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_split_in_metric_is_the_best_truncation_in_its_metric(seed):
+    """Eckart-Young in the metric: no other rank-k tensor (the plain SVD's, random ones near
+    the optimum) has a smaller ``tr(E^T G_L E G_R)``, and the reported discarded weight is
+    that error."""
+    g = torch.Generator().manual_seed(seed)
+    t = torch.randn(3, 2, 3, 2, 4, generator=g, dtype=torch.float64)
+    gl, gr = _random_gram(6, g), _random_gram(8, g)
+    k = 3
+    ours = split_tensor_in_metric(t, 2, left_gram=gl, right_gram=gr, max_bond=k)
+    assert ours.rank == k
+    best = _metric_error(t, torch.tensordot(ours.left, ours.right, dims=1), gl, gr)
+    assert float(ours.discarded_weight) == pytest.approx(best, rel=1e-8)
+    total = _metric_error(t, torch.zeros_like(t), gl, gr)
+    assert float(ours.relative_discarded_weight) == pytest.approx(best / total, rel=1e-8)
+    plain = split_tensor(t, 2, method="svd", max_bond=k)
+    assert best <= _metric_error(t, torch.tensordot(plain.left, plain.right, dims=1), gl, gr)
+    for _ in range(10):
+        left = ours.left + 1e-2 * torch.randn(ours.left.shape, generator=g, dtype=torch.float64)
+        right = ours.right + 1e-2 * torch.randn(ours.right.shape, generator=g, dtype=torch.float64)
+        assert best <= _metric_error(t, torch.tensordot(left, right, dims=1), gl, gr) + 1e-12
+
+
+def test_split_in_metric_handles_a_metric_the_data_do_not_span():
+    """Fewer samples than dimensions: the Gram is singular, the split still exact untruncated
+    and no worse than the plain SVD truncated."""
+    g = torch.Generator().manual_seed(5)
+    t = torch.randn(4, 3, 5, generator=g, dtype=torch.float64)
+    gl, gr = _random_gram(4, g, rank=2), _random_gram(5, g, rank=3)
+    full = split_tensor_in_metric(t, 1, left_gram=gl, right_gram=gr)
+    torch.testing.assert_close(torch.tensordot(full.left, full.right, dims=1), t, atol=1e-8, rtol=0)
+    ours = split_tensor_in_metric(t, 1, left_gram=gl, right_gram=gr, max_bond=2)
+    plain = split_tensor(t, 1, method="svd", max_bond=2)
+    ours_error = _metric_error(t, torch.tensordot(ours.left, ours.right, dims=1), gl, gr)
+    plain_error = _metric_error(t, torch.tensordot(plain.left, plain.right, dims=1), gl, gr)
+    assert ours_error <= plain_error * (1 + 1e-6)
+    assert torch.isfinite(ours.left).all() and torch.isfinite(ours.right).all()
+
+
+def test_split_in_metric_rejects_bad_input():
+    t = torch.randn(2, 3, 4, dtype=torch.float64)
+    with pytest.raises(InvalidInputError, match="left_gram"):
+        split_tensor_in_metric(t, 1, left_gram=torch.eye(4, dtype=torch.float64))
+    with pytest.raises(InvalidInputError, match="absorb"):
+        split_tensor_in_metric(t, 1, absorb="both")
+    with pytest.raises(InvalidInputError, match="real"):
+        split_tensor_in_metric(t.to(torch.complex128), 1)
+    with pytest.raises(InvalidInputError, match="gram must be a square"):
+        gram_root(torch.ones(2, 3))

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import warnings
 
+import numpy as np
 import pytest
 import torch
 
@@ -286,3 +287,28 @@ def test_progress_is_judged_after_the_learning_rate_warm_up():
     # a constant rate has no warm-up: the first epoch is judged
     with pytest.warns(TrainingWarning, match="next to no progress in the first epoch"):
         train_classifier(fresh_module(), X, y, epochs=40, lr=1e-12, lr_schedule="constant")
+
+
+def test_training_curves_plot_the_error_of_each_epoch(tmp_path):
+    pytest.importorskip("matplotlib")
+    from tnml.plot import plot_training_curves
+
+    history = [
+        {"epoch": 0, "train_accuracy": 0.9, "val_accuracy": 0.8},
+        {"epoch": 1, "train_accuracy": 0.99, "val_accuracy": float("nan")},
+        {"epoch": 2, "train_accuracy": 1.0, "val_accuracy": 0.95},
+    ]
+    fig = plot_training_curves({"D=10": history, "D=20": history[:1]}, tmp_path / "c.png")
+    assert (tmp_path / "c.png").read_bytes()[:4] == b"\x89PNG"
+    lines = {line.get_label(): line for line in fig.axes[0].get_lines()}
+    assert set(lines) == {"D=10 validation", "D=10 training", "D=20 validation", "D=20 training"}
+    np.testing.assert_allclose(lines["D=10 validation"].get_xdata(), [1, 3])
+    np.testing.assert_allclose(lines["D=10 validation"].get_ydata(), [0.2, 0.05])
+    # an error of 0 is drawn at the floor of the log axis
+    np.testing.assert_allclose(lines["D=10 training"].get_ydata(), [0.1, 0.01, 1e-5])
+    single = plot_training_curves(history, unit="sweep")
+    assert single.axes[0].get_xlabel() == "sweep"
+    with pytest.raises(InvalidInputError, match="no train_accuracy"):
+        plot_training_curves([{"epoch": 0}])
+    with pytest.raises(InvalidInputError, match="lists of per-epoch dicts"):
+        plot_training_curves({"a": "history"})

@@ -1,4 +1,4 @@
-"""Matplotlib figures: entropy profiles, mutual-information matrices, importance maps, image grids.
+"""Matplotlib figures: entropy profiles, mutual information, importance maps, image grids, curves.
 
 Every function builds a :class:`matplotlib.figure.Figure` directly (the Agg renderer, no
 ``pyplot``), so nothing global changes, no window opens and figures are freed like any
@@ -31,6 +31,7 @@ __all__ = [
     "plot_mutual_information",
     "plot_network_graph",
     "plot_structure_path",
+    "plot_training_curves",
     "save_image_grid",
 ]
 
@@ -487,5 +488,62 @@ def plot_structure_path(
     ax.set_ylabel("relative error")
     ax.legend(fontsize="small")
     ax.set_title(title or "Error against parameters")
+    _write(fig, path, dpi=120)
+    return fig
+
+
+def plot_training_curves(
+    histories: Any,
+    path: PathLike | None = None,
+    *,
+    unit: str = "epoch",
+    title: str | None = None,
+) -> Figure:
+    """Training and validation error (1 - accuracy, log axis) per epoch or sweep.
+
+    Parameters
+    ----------
+    histories : list of dict, or dict of name -> list of dict
+        One run's history (an estimator's ``history_``, entries with ``train_accuracy``
+        and ``val_accuracy``) or several, named for the legend. Validation is drawn solid,
+        training dashed in the same colour; missing or NaN values are skipped.
+    path : str or path-like, optional
+        Where to write the PNG.
+    unit : str, default="epoch"
+        What one history entry is, for the axis label (``"sweep"`` for sweeps).
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    runs = histories if isinstance(histories, dict) else {"": histories}
+    fig = _figure(figsize=(6.0, 3.8), layout="constrained")
+    ax = fig.add_subplot()
+    drawn = 0
+    for i, (name, history) in enumerate(runs.items()):
+        if isinstance(history, (str, bytes)) or not hasattr(history, "__iter__"):
+            raise InvalidInputError(
+                f"histories must be lists of per-epoch dicts, got {type(history).__name__}"
+            )
+        colour = f"C{i % 10}"
+        for key, style, part in (("val_accuracy", "-", "validation"), ("train_accuracy", "--", "training")):
+            points = [
+                (j + 1, 1.0 - float(entry[key]))
+                for j, entry in enumerate(history)
+                if isinstance(entry, dict) and math.isfinite(float(entry.get(key, math.nan)))
+            ]
+            if not points:
+                continue
+            xs, ys = zip(*points, strict=True)
+            label = f"{name} {part}".strip()
+            ax.plot(xs, [max(y, 1e-5) for y in ys], style, color=colour, marker="o", label=label)
+            drawn += 1
+    if drawn == 0:
+        raise InvalidInputError("histories hold no train_accuracy or val_accuracy values")
+    ax.set_yscale("log")
+    ax.set_xlabel(unit)
+    ax.set_ylabel("error (1 - accuracy)")
+    ax.legend(fontsize="small")
+    ax.set_title(title or f"Error per {unit}")
     _write(fig, path, dpi=120)
     return fig

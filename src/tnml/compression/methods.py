@@ -29,14 +29,13 @@ from torch import Tensor, nn
 from tnml.exceptions import InvalidInputError
 from tnml.nn.lowrank import LowRankLinear
 from tnml.nn.tt import TTLinear, _group_cost, contraction_plan, factorize
+from tnml.tensor.decomp import gram_root
 
 __all__ = ["METHODS", "Candidate", "build", "candidates"]
 
 METHODS = ("mpo", "svd")
 #: the batch at which TT layers' multiply-adds are counted (they depend on it)
 FLOP_BATCH = 64
-#: eigenvalues of a Gram matrix below this fraction of the largest are raised to it
-EIGEN_FLOOR = 1e-8
 
 
 @dataclass(frozen=True)
@@ -53,14 +52,6 @@ def _tt_modes(linear: nn.Linear, n_cores: int) -> tuple[list[int], list[int]]:
     return factorize(linear.in_features, n_cores), factorize(linear.out_features, n_cores)
 
 
-def _root(gram: Tensor) -> tuple[Tensor, Tensor]:
-    """``(L, L^{-1})`` with ``L L^T = gram`` (symmetric PSD, eigenvalues floored)."""
-    gram = (gram + gram.T) / 2
-    values, vectors = torch.linalg.eigh(gram)
-    values = values.clamp_min(EIGEN_FLOOR * max(float(values.max()), 1e-300))
-    return vectors * values.sqrt(), (vectors / values.sqrt()).T
-
-
 def _kronecker_roots(gram: Tensor, n1: int, n2: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """``(L1, L1^{-1}, L2, L2^{-1})`` for the Kronecker product ``C1 x C2`` nearest ``gram``
     in Frobenius norm (the top singular pair of ``gram`` rearranged to ``(n1^2, n2^2)``)."""
@@ -69,8 +60,8 @@ def _kronecker_roots(gram: Tensor, n1: int, n2: int) -> tuple[Tensor, Tensor, Te
     c1, c2 = u[:, 0].reshape(n1, n1), vh[0].reshape(n2, n2)
     if float(torch.trace(c1)) < 0:  # the pair's common sign: both PSD
         c1, c2 = -c1, -c2
-    l1, l1_inv = _root(c1 * s[0].sqrt())
-    l2, l2_inv = _root(c2 * s[0].sqrt())
+    l1, l1_inv = gram_root(c1 * s[0].sqrt())
+    l2, l2_inv = gram_root(c2 * s[0].sqrt())
     return l1, l1_inv, l2, l2_inv
 
 
@@ -121,7 +112,7 @@ def build(
     if method == "svd":
         if gram is None:
             return LowRankLinear.from_linear(linear, rank=size)
-        l_root, l_inv = _root(gram.double())
+        l_root, l_inv = gram_root(gram.double())
         u, s, vh = torch.linalg.svd(weight @ l_root, full_matrices=False)
         keep = min(size, len(s))
         layer = LowRankLinear(
@@ -213,7 +204,7 @@ def candidates(
     dense = out_f * in_f + bias
     if method == "svd":
         # E = sum_{i>r} s_i u_i v_i^T of W L, U orthonormal: ||E||^2 = sum_{i>r} s_i^2
-        whitened = weight if gram is None else weight @ _root(gram.double())[0]
+        whitened = weight if gram is None else weight @ gram_root(gram.double())[0]
         s = torch.linalg.svdvals(whitened)
         tail = (s**2).flip(0).cumsum(0).flip(0)  # tail[r] = sum_{i>=r} s_i^2
         total = max(float(tail[0]), 1e-300) if len(s) else 1.0

@@ -33,9 +33,11 @@ __all__ = [
     "SPLIT_METHODS",
     "SplitResult",
     "check_truncation_options",
+    "gram_root",
     "register_split_method",
     "split",
     "split_tensor",
+    "split_tensor_in_metric",
     "truncation_rank",
 ]
 
@@ -509,4 +511,143 @@ def split_tensor(t: Tensor, n_left_dims: int, **split_kwargs: object) -> SplitRe
         res.singular_values,
         res.discarded_weight,
         res.relative_discarded_weight,
+    )
+
+
+#: Eigenvalues of a Gram matrix below this fraction of the largest are raised to it before
+#: its root is taken, so directions the data never visit keep a finite inverse.
+GRAM_EIGEN_FLOOR = 1e-8
+
+
+def gram_root(gram: Tensor, floor: float = GRAM_EIGEN_FLOOR) -> tuple[Tensor, Tensor]:
+    """A root ``R`` of a symmetric positive semi-definite matrix and its inverse.
+
+    Parameters
+    ----------
+    gram : Tensor, shape (n, n)
+        Real symmetric PSD matrix (symmetrised here), e.g. ``X^T X`` for samples ``X``.
+    floor : float, default=GRAM_EIGEN_FLOOR
+        Eigenvalues below ``floor`` times the largest are raised to it.
+
+    Returns
+    -------
+    tuple of Tensor
+        ``(R, R^{-1})``, both (n, n), with ``R R^T = gram`` (up to the floor).
+    """
+    if not isinstance(gram, Tensor) or gram.ndim != 2 or gram.shape[0] != gram.shape[1]:
+        raise InvalidInputError("gram must be a square matrix (a torch.Tensor of shape (n, n))")
+    gram = (gram + gram.T) / 2
+    values, vectors = torch.linalg.eigh(gram)
+    values = values.clamp_min(floor * max(float(values.max()), 1e-300))
+    return vectors * values.sqrt(), (vectors / values.sqrt()).T
+
+
+def split_tensor_in_metric(
+    t: Tensor,
+    n_left_dims: int,
+    *,
+    left_gram: Tensor | None = None,
+    right_gram: Tensor | None = None,
+    max_bond: int | None = None,
+    cutoff: float = 0.0,
+    cutoff_mode: str = "rel",
+    absorb: str = "right",
+) -> SplitResult:
+    """Split a tensor like :func:`split_tensor`, truncating in a data metric, not in norm.
+
+    A plain truncated SVD keeps what carries most of ``||t||^2``. When ``t`` is only ever
+    contracted with particular vectors -- a bond tensor of a classifier with the training
+    samples' environments -- that can be a tiny part of the norm: truncating in norm then
+    discards what the data see. Here the error is measured as ``sum_i ||x_i^T (t - t') y_i||^2``
+    with ``x_i`` on the outer left axes and ``y_i`` on the outer right axes, in the Kronecker
+    approximation ``tr(E^T G_L E G_R)`` (``G_L = sum_i x_i x_i^T``, ``G_R = sum_i y_i y_i^T``),
+    whose minimiser at each rank is the truncated SVD of ``R_L^T t R_R`` mapped back
+    (``G = R R^T``). Axes between the two metric blocks (a label index) are unweighted.
+
+    Parameters
+    ----------
+    t : Tensor, shape (a_1, ..., a_p, b_1, ..., b_q)
+        Real tensor; ``p = n_left_dims``.
+    n_left_dims : int
+        Leading axes that go to the left factor, ``1 <= n_left_dims < t.ndim``.
+    left_gram : Tensor, shape (m, m), optional
+        Metric of the leading axes whose sizes multiply to ``m`` (``m`` must divide the left
+        size); None: the identity.
+    right_gram : Tensor, shape (n, n), optional
+        Metric of the trailing axes whose sizes multiply to ``n``; None: the identity.
+    max_bond, cutoff, cutoff_mode
+        Truncation (see :func:`truncation_rank`), applied to the singular values in the
+        metric.
+    absorb : {"right", "left"}, default="right"
+        ``"right"``: ``left`` is an isometry (orthonormal columns over the left axes) and
+        ``right`` holds the rest; ``"left"``: the mirror image.
+
+    Returns
+    -------
+    SplitResult
+        ``left`` (a_1, ..., a_p, k), ``right`` (k, b_1, ..., b_q), the singular values in the
+        metric (k,), and the discarded weight in the metric (absolute and relative to
+        ``tr(t^T G_L t G_R)``). With both Grams None this is :func:`split_tensor` with
+        ``method="svd"`` up to the gauge of the bond.
+
+    Raises
+    ------
+    InvalidInputError
+        Bad axes, truncation options or ``absorb``, a complex ``t``, or a Gram matrix whose
+        size does not divide the outer axes.
+    """
+    check_truncation_options(max_bond, cutoff, cutoff_mode)
+    if absorb not in ("left", "right"):
+        raise InvalidInputError(f"absorb must be 'left' or 'right', got {absorb!r}")
+    if not isinstance(t, Tensor) or not t.is_floating_point():
+        raise InvalidInputError("t must be a real floating-point torch.Tensor")
+    if isinstance(n_left_dims, bool) or not isinstance(n_left_dims, int):
+        raise InvalidInputError(f"n_left_dims must be an int, got {n_left_dims!r}")
+    if not 1 <= n_left_dims < t.ndim:
+        raise InvalidInputError(
+            f"n_left_dims must be in [1, {t.ndim - 1}] for a {t.ndim}-dim tensor, got {n_left_dims}"
+        )
+    left_shape, right_shape = tuple(t.shape[:n_left_dims]), tuple(t.shape[n_left_dims:])
+    m, n = math.prod(left_shape), math.prod(right_shape)
+    p = m if left_gram is None else int(left_gram.shape[0])
+    q = n if right_gram is None else int(right_gram.shape[0])
+    for name, size, whole in (("left_gram", p, m), ("right_gram", q, n)):
+        if size < 1 or whole % size:
+            raise InvalidInputError(
+                f"{name} must be square with a size dividing {whole}, got size {size}"
+            )
+    dtype = t.dtype
+    # the roots of ill-conditioned Grams need double precision
+    work = t.to(torch.float64).reshape(p, m // p, n // q, q)
+    roots = [
+        gram_root(g.to(device=t.device, dtype=torch.float64)) if g is not None else None
+        for g in (left_gram, right_gram)
+    ]
+    if roots[0] is not None:
+        work = torch.einsum("ap,pxyq->axyq", roots[0][0].T, work)
+    if roots[1] is not None:
+        work = torch.einsum("pxyq,qb->pxyb", work, roots[1][0])
+    u, s, vh = _svd(work.reshape(m, n))
+    k = truncation_rank(s, max_bond, cutoff, cutoff_mode) if s.shape[0] else 0
+    total = s.square().sum()
+    discarded = s[k:].square().sum()
+    u, s, vh = u[:, :k], s[:k], vh[:k]
+    # back from the metric: left rows through R_L^{-T}, right columns through R_R^{-1}
+    if roots[0] is not None:
+        u = torch.einsum("pa,axk->pxk", roots[0][1].T, u.reshape(p, m // p, k)).reshape(m, k)
+    if roots[1] is not None:
+        vh = torch.einsum("kyq,qb->kyb", vh.reshape(k, n // q, q), roots[1][1]).reshape(k, n)
+    if absorb == "right":
+        isometry, rest = torch.linalg.qr(u)
+        left, right = isometry, (rest * s) @ vh
+    else:
+        isometry, rest = torch.linalg.qr(vh.T)
+        left, right = (u * s) @ rest.T, isometry.T
+    relative = discarded / total if float(total) > 0 else torch.zeros_like(total)
+    return SplitResult(
+        left.to(dtype).reshape(*left_shape, k),
+        right.to(dtype).reshape(k, *right_shape),
+        s.to(dtype),
+        discarded.to(dtype),
+        relative.to(dtype),
     )

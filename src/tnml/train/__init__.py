@@ -16,7 +16,7 @@ from tnml.train.born_sweep import train_born_sweep
 from tnml.train.checkpoint import atomic_write, load_checkpoint, save_checkpoint
 from tnml.train.distributed import all_reduce_sum, distributed_context, init_distributed
 from tnml.train.loop import HISTORY_KEYS, FitResult, LoopOptions, UpdateRule, fit_loop
-from tnml.train.sweep import SWEEP_SOLVERS, LabelledMPS, move_label, train_sweep
+from tnml.train.sweep import SWEEP_SOLVERS, SWEEP_TRUNCATIONS, LabelledMPS, move_label, train_sweep
 from tnml.train.ttn_born_sweep import train_ttn_born_sweep
 
 __all__ = [
@@ -24,6 +24,7 @@ __all__ = [
     "LR_SCHEDULES",
     "OPTIMIZERS",
     "SWEEP_SOLVERS",
+    "SWEEP_TRUNCATIONS",
     "Augment",
     "FitResult",
     "LabelledMPS",

@@ -35,7 +35,7 @@ from tnml.train.distributed import (
 )
 from tnml.train.labelled_mps import LabelledMPS, _check_phi, _split
 
-__all__ = ["SWEEP_LOSSES", "SWEEP_LR_SCHEDULES", "SWEEP_SOLVERS", "BondSweeper"]
+__all__ = ["SWEEP_LOSSES", "SWEEP_LR_SCHEDULES", "SWEEP_SOLVERS", "SWEEP_TRUNCATIONS", "BondSweeper"]
 
 _GIB = 2**30
 # Largest number of samples projected at once: beyond this, bigger matrix products no longer
@@ -111,6 +111,13 @@ step of 2.0 times the gradient undid the model (training accuracy 85%, then 52-6
 96.2% to 95.3%; 10,000 MNIST images, two full-batch sweeps: 93.4% to 91.2%), 0.1 more (84.9%
 on MNIST)."""
 SWEEP_LR_SCHEDULES = ("constant", "cosine")
+SWEEP_TRUNCATIONS = ("data", "norm")
+"""Where a bond split truncates: ``"data"``, in the metric of the training samples'
+environments (:func:`tnml.tensor.decomp.split_tensor_in_metric`), or ``"norm"``, by the plain
+SVD of the bond tensor. A classifier's amplitudes on real inputs are an exponentially small
+part of its norm, so truncating in norm discards what the data see: an MPS trained to 96.3%
+on 9,000 MNIST images (D = 10) falls to 54% training accuracy after 40 label moves at bond
+10 truncated in norm, and stays at 93.6% truncated in the data's metric."""
 
 
 def _predictions(c: Tensor, readout: str) -> Tensor:
@@ -513,6 +520,7 @@ class BondSweeper:
         batch_seed: int = 0,
         solver: str = "gradient",
         l2: float = 0.0,
+        truncation: str = "norm",
     ) -> dict[str, Any]:
         """Train the bond next to the label and move the label across it.
 
@@ -545,6 +553,10 @@ class BondSweeper:
             as in Stoudenmire & Schwab's code (see :data:`SWEEP_SOLVERS`).
         l2 : float, default=0.0
             ``"cg"``: weight of ``1/2 ||B||^2`` added to the mean loss.
+        truncation : {"norm", "data"}, default="norm"
+            Truncate the split by the plain SVD, or in the metric of this bond's training
+            samples (:meth:`bond_grams`; see :data:`SWEEP_TRUNCATIONS`). The cutoff then
+            applies to singular values in that metric, on the scale of the amplitudes.
 
         Returns
         -------
@@ -569,6 +581,10 @@ class BondSweeper:
                 f"max_grad_norm must be a finite number > 0, got {max_grad_norm}"
             )
         check_solver(solver, l2, self.loss, batch_size)
+        if truncation not in SWEEP_TRUNCATIONS:
+            raise InvalidInputError(
+                f"truncation must be one of {SWEEP_TRUNCATIONS}, got {truncation!r}"
+            )
         model, c = self.model, self.model.label_site
         if direction == "right" and c == model.n_sites - 1:
             raise InvalidInputError("the label is on the last site: it cannot move right")
@@ -584,8 +600,9 @@ class BondSweeper:
             bond, loss_sum, correct = self._gradient_steps(
                 bond, k, lr, steps_per_bond, batch_size, batch_seed, normalize, max_grad_norm
             )
+        grams = self.bond_grams(k) if truncation == "data" else None
         if self.rank == 0:
-            parts = list(_split(bond, direction, max_bond, cutoff, cutoff_mode))
+            parts = list(_split(bond, direction, max_bond, cutoff, cutoff_mode, grams))
         else:  # placeholders: rank 0's factors arrive by broadcast, so all ranks stay identical
             parts = [bond.new_empty(0), bond.new_empty(0), bond.new_zeros(()), bond.new_zeros(())]
         left, right, discarded, relative = broadcast_tensors(parts)
@@ -604,6 +621,43 @@ class BondSweeper:
             "discarded_weight": float(discarded),
             "truncation_error": float(relative),
         }
+
+    def bond_grams(self, k: int) -> tuple[Tensor, Tensor]:
+        """The data metric of bond ``(k, k + 1)``, over all processes' samples.
+
+        With ``X_i = L_k[i] (x) phi_k[i]`` and ``Y_i = phi_{k+1}[i] (x) R_{k+1}[i]`` (unit-norm
+        environments), returns ``G_L = sum_i w_i X_i X_i^T / sum_i w_i`` (Dl d, Dl d) and
+        ``G_R`` likewise (d Dr, d Dr), in float64. ``w_i = 1`` when the loss ignores each
+        sample's scale; otherwise ``w_i`` is the squared scale of its amplitudes (relative to
+        the largest), as the loss weighs them.
+        """
+        (left, _), (right, _) = self.envs.left(k), self.envs.right(k + 1)
+        p1, p2 = self._phi[k], self._phi[k + 1]
+        dl, dr, d = left.shape[1], right.shape[1], p1.shape[1]
+        weights = None
+        if self.scale_matters:
+            log = self._log_scale_at(k).double()
+            top = log.max() if log.numel() else log.new_tensor(-math.inf)
+            if self.world_size > 1:
+                dist.all_reduce(top, op=dist.ReduceOp.MAX)
+            weights = torch.exp(2 * (log - top))
+        gram_left = left.new_zeros((dl * d, dl * d), dtype=torch.float64)
+        gram_right = left.new_zeros((d * dr, d * dr), dtype=torch.float64)
+        for s in range(0, self.n_local, self.chunk_size):
+            rows = slice(s, s + self.chunk_size)
+            x = (left[rows, :, None] * p1[rows, None, :]).reshape(-1, dl * d)
+            y = (p2[rows, :, None] * right[rows, None, :]).reshape(-1, d * dr)
+            if weights is not None:
+                w = weights[rows].to(x.dtype)[:, None]
+                gram_left += ((x * w).T @ x).double()
+                gram_right += ((y * w).T @ y).double()
+            else:
+                gram_left += (x.T @ x).double()
+                gram_right += (y.T @ y).double()
+        total = float(self.n_local) if weights is None else float(weights.sum())
+        gram_left, gram_right = all_reduce_(gram_left), all_reduce_(gram_right)
+        (total,) = all_reduce_sum([total], left.device)
+        return gram_left / max(total, 1e-300), gram_right / max(total, 1e-300)
 
     def _gradient_scale(self) -> float:
         """What the bond gradient grows with: the ``"normalized"`` readout's temperature (the

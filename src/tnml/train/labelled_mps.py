@@ -19,7 +19,7 @@ from torch import Tensor
 
 from tnml.exceptions import InvalidInputError
 from tnml.nn.mps import READOUTS, MPSClassifierModule
-from tnml.tensor.decomp import check_truncation_options, split_tensor
+from tnml.tensor.decomp import check_truncation_options, split_tensor, split_tensor_in_metric
 from tnml.tensor.environments import EnvironmentCache
 from tnml.tensor.mps import MPS, mps_canonicalize
 
@@ -374,21 +374,33 @@ def _check_phi(name: str, phi: object, n_sites: int, phys_dim: int) -> None:
 
 
 def _split(
-    bond: Tensor, direction: str, max_bond: int | None, cutoff: float, cutoff_mode: str
+    bond: Tensor,
+    direction: str,
+    max_bond: int | None,
+    cutoff: float,
+    cutoff_mode: str,
+    grams: tuple[Tensor, Tensor] | None = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Split ``(Dl, d, L, d, Dr)`` by truncated SVD so that the label moves ``direction``.
 
     ``"right"``: ``(Dl, d, k)`` left isometry and ``(k, d, L, Dr)`` holding the singular
     values; ``"left"``: ``(Dl, d, L, k)`` holding them and ``(k, d, Dr)`` right isometry.
+    ``grams``: the metrics ``(G_L (Dl d, Dl d), G_R (d Dr, d Dr))`` of the two sides to
+    truncate in (:func:`tnml.tensor.decomp.split_tensor_in_metric`); None: in norm.
     Returns the two cores, the discarded weight and the relative discarded weight.
     """
-    options = {"method": "svd", "max_bond": max_bond, "cutoff": cutoff, "cutoff_mode": cutoff_mode}
-    if direction == "right":
-        res = split_tensor(bond, 2, absorb="right", **options)
-        left, right = res.left, res.right.permute(0, 2, 1, 3).contiguous()
+    options = {"max_bond": max_bond, "cutoff": cutoff, "cutoff_mode": cutoff_mode}
+    n_left_dims = 2 if direction == "right" else 3
+    absorb = "right" if direction == "right" else "left"
+    if grams is None:
+        res = split_tensor(bond, n_left_dims, method="svd", absorb=absorb, **options)
     else:
-        res = split_tensor(bond, 3, absorb="left", **options)
-        left, right = res.left, res.right
+        res = split_tensor_in_metric(
+            bond, n_left_dims, left_gram=grams[0], right_gram=grams[1], absorb=absorb, **options
+        )
+    left, right = res.left, res.right
+    if direction == "right":
+        right = right.permute(0, 2, 1, 3).contiguous()
     return left, right, res.discarded_weight, res.relative_discarded_weight
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import platform
 import time
 from pathlib import Path
@@ -38,6 +39,9 @@ def main(argv: list[str] | None = None) -> None:
         "--sweep-batch-size", type=int, default=None, help="sweeps: mini-batch bond updates"
     )
     parser.add_argument("--steps-per-bond", type=int, default=1, help="sweeps")
+    parser.add_argument(
+        "--truncation", choices=["data", "norm"], default=None, help="sweeps (default: data)"
+    )
     parser.add_argument(
         "--loss", default="cross_entropy", choices=["cross_entropy", "mse", "quadratic"]
     )
@@ -72,6 +76,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N images")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--no-test",
+        action="store_true",
+        help="do not read or score the test set (runs that choose settings on validation)",
+    )
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -82,7 +91,6 @@ def main(argv: list[str] | None = None) -> None:
         return flatten_images(downsample(images, args.size)), labels
 
     X_train, y_train = load("train")
-    X_test, y_test = load("test")
     common = dict(
         bond_dim=args.bond_dim,
         epochs=args.epochs,
@@ -104,6 +112,8 @@ def main(argv: list[str] | None = None) -> None:
     fit_kwargs: dict = {} if args.temperature is None else {"temperature": args.temperature}
     if args.trainer == "sweep":
         fit_kwargs["steps_per_bond"] = args.steps_per_bond
+        if args.truncation is not None:
+            fit_kwargs["truncation"] = args.truncation
         if args.solver != "gradient":
             fit_kwargs["solver"] = args.solver
         if args.l2 is not None:
@@ -124,7 +134,10 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     clf.fit(X_train, y_train, **fit_kwargs)
     seconds = time.perf_counter() - started
-    accuracy = clf.score(X_test, y_test)
+    accuracy = math.nan
+    if not args.no_test:
+        X_test, y_test = load("test")
+        accuracy = clf.score(X_test, y_test)
     report = {
         "test_accuracy": accuracy,
         "test_error_percent": 100 * (1 - accuracy),
@@ -136,6 +149,8 @@ def main(argv: list[str] | None = None) -> None:
         f"threads, torch {torch.__version__}",
         "tnml_version": tnml.__version__,
     }
+    curve = " / ".join(f"{100 * e['val_accuracy']:.2f}" for e in clf.history_)
+    print(f"validation accuracy per epoch {curve}")
     print(f"test accuracy {accuracy:.4f}  train time {seconds:.0f}s  best epoch {clf.best_epoch_}")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)

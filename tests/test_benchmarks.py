@@ -55,6 +55,17 @@ def test_mnist_benchmark_runs(tmp_path):
     )  # fmt: skip
     report = json.loads(out.read_text())
     assert 0.1 < report["test_accuracy"] <= 1.0 and report["best_epoch"] == 1
+    # the validation curves of that run
+    figure = tmp_path / "c.png"
+    load_script("plot_curves").main([str(out), "--unit", "sweep", "--figure", str(figure)])
+    assert figure.read_bytes()[:4] == b"\x89PNG"
+    bench.main(
+        [*args, "--trainer", "sweep", "--bond-dim", "2", "--max-bond", "4", "--truncation", "norm",
+         "--no-test"]
+    )  # fmt: skip
+    report = json.loads(out.read_text())
+    assert report["test_accuracy"] != report["test_accuracy"]  # NaN: the test set was not read
+    assert 0.1 < report["history"][-1]["val_accuracy"] <= 1.0
     # the paper's quadratic cost with conjugate-gradient bond updates
     bench.main(
         [*args, "--trainer", "sweep", "--bond-dim", "2", "--max-bond", "4",

@@ -808,7 +808,8 @@ def test_sweeps_truncate_in_the_data_metric_by_default_and_in_norm_on_request():
     for a, b in zip(by_default.model.cores, in_data.model.cores, strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0)
     assert any(
-        not torch.allclose(a, b) for a, b in zip(in_data.model.cores, in_norm.model.cores, strict=True)
+        not torch.allclose(a, b)
+        for a, b in zip(in_data.model.cores, in_norm.model.cores, strict=True)
     )
     with pytest.raises(InvalidInputError, match="truncation must be one of"):
         train_sweep(model, phi, y, n_sweeps=1, truncation="svd")

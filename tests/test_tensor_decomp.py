@@ -14,9 +14,9 @@ from tnml.exceptions import InvalidInputError
 from tnml.tensor.decomp import (
     SPLIT_METHODS,
     SplitResult,
+    gram_root,
     register_split_method,
     split,
-    gram_root,
     split_tensor,
     split_tensor_in_metric,
     truncation_rank,

@@ -526,7 +526,10 @@ def plot_training_curves(
                 f"histories must be lists of per-epoch dicts, got {type(history).__name__}"
             )
         colour = f"C{i % 10}"
-        for key, style, part in (("val_accuracy", "-", "validation"), ("train_accuracy", "--", "training")):
+        for key, style, part in (
+            ("val_accuracy", "-", "validation"),
+            ("train_accuracy", "--", "training"),
+        ):
             points = [
                 (j + 1, 1.0 - float(entry[key]))
                 for j, entry in enumerate(history)

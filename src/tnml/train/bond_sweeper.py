@@ -35,7 +35,13 @@ from tnml.train.distributed import (
 )
 from tnml.train.labelled_mps import LabelledMPS, _check_phi, _split
 
-__all__ = ["SWEEP_LOSSES", "SWEEP_LR_SCHEDULES", "SWEEP_SOLVERS", "SWEEP_TRUNCATIONS", "BondSweeper"]
+__all__ = [
+    "SWEEP_LOSSES",
+    "SWEEP_LR_SCHEDULES",
+    "SWEEP_SOLVERS",
+    "SWEEP_TRUNCATIONS",
+    "BondSweeper",
+]
 
 _GIB = 2**30
 # Largest number of samples projected at once: beyond this, bigger matrix products no longer

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import time
 from pathlib import Path
@@ -83,6 +82,8 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
+    if args.truncation is not None and args.trainer != "sweep":
+        parser.error("--truncation is an option of --trainer sweep")
     torch.set_num_threads(args.threads)
 
     def load(split: str):
@@ -134,13 +135,13 @@ def main(argv: list[str] | None = None) -> None:
     started = time.perf_counter()
     clf.fit(X_train, y_train, **fit_kwargs)
     seconds = time.perf_counter() - started
-    accuracy = math.nan
+    accuracy = None  # JSON null: the test set was not read
     if not args.no_test:
         X_test, y_test = load("test")
         accuracy = clf.score(X_test, y_test)
     report = {
         "test_accuracy": accuracy,
-        "test_error_percent": 100 * (1 - accuracy),
+        "test_error_percent": None if accuracy is None else 100 * (1 - accuracy),
         "train_seconds": seconds,
         "best_epoch": clf.best_epoch_,
         "history": clf.history_,
@@ -151,7 +152,8 @@ def main(argv: list[str] | None = None) -> None:
     }
     curve = " / ".join(f"{100 * e['val_accuracy']:.2f}" for e in clf.history_)
     print(f"validation accuracy per epoch {curve}")
-    print(f"test accuracy {accuracy:.4f}  train time {seconds:.0f}s  best epoch {clf.best_epoch_}")
+    test = "not read" if accuracy is None else f"{accuracy:.4f}"
+    print(f"test accuracy {test}  train time {seconds:.0f}s  best epoch {clf.best_epoch_}")
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps(report, indent=1))

@@ -16,11 +16,11 @@ from pathlib import Path
 from tnml.plot import plot_training_curves
 
 
-def run_label(report: dict) -> str:
-    """``D=20`` (the largest bond the run allowed), or the file's own label."""
+def run_label(report: dict, path: str) -> str:
+    """``D=20`` (the largest bond the run allowed), else the file's name."""
     args = report.get("args", {})
     bond = args.get("max_bond") or args.get("bond_dim")
-    return f"D={bond}" if bond else "run"
+    return f"D={bond}" if bond else Path(path).stem
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -33,7 +33,9 @@ def main(argv: list[str] | None = None) -> None:
     runs = {}
     for path in args.reports:
         report = json.loads(Path(path).read_text())
-        runs[run_label(report)] = report["history"]
+        label = run_label(report, path)
+        # runs with the same bond (another loss, truncation, seed) keep their file names
+        runs[label if label not in runs else Path(path).stem] = report["history"]
     plot_training_curves(runs, args.figure, unit=args.unit, title=args.title)
     print(f"wrote {args.figure}")
 

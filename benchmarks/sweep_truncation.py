@@ -63,14 +63,26 @@ def main(argv: list[str] | None = None) -> None:
             )
             curve = [(0, sweeper.training_metrics()[1], sweeper.evaluate(phi_val, y_val)[1])]
             moves = ["right"] * args.moves + ["left"] * args.moves
+            discarded = []  # each split's discarded share of ||B||^2 (plain SVD's measure)
             for done, direction in enumerate(moves, start=1):
+                c = sweeper.model.label_site
+                before = sweeper.model.merged_bond(c if direction == "right" else c - 1)
                 sweeper.update_bond(direction, max_bond=max_bond, cutoff=0.0, truncation=truncation)
+                after = sweeper.model.merged_bond(c if direction == "right" else c - 1)
+                discarded.append(float((before - after).square().sum() / before.square().sum()))
                 if done % args.every == 0:
                     train = sweeper.training_metrics()[1]
                     curve.append((done, train, sweeper.evaluate(phi_val, y_val)[1]))
             text = "  ".join(f"{m}: {100 * a:.1f}/{100 * v:.1f}" for m, a, v in curve)
             print(f"bond {max_bond:3d}  {truncation:4s}  moves: train/held-out %  {text}")
-            rows.append({"max_bond": max_bond, "truncation": truncation, "curve": curve})
+            print(
+                f"          share of ||B||^2 discarded per split: median "
+                f"{np.median(discarded):.1e}, max {max(discarded):.1e}"
+            )
+            rows.append(
+                {"max_bond": max_bond, "truncation": truncation, "curve": curve,
+                 "discarded_share": discarded}
+            )  # fmt: skip
     if args.out:
         Path(args.out).parent.mkdir(parents=True, exist_ok=True)
         Path(args.out).write_text(json.dumps({"args": vars(args), "rows": rows}, indent=1))

@@ -295,7 +295,7 @@ def test_training_curves_plot_the_error_of_each_epoch(tmp_path):
 
     history = [
         {"epoch": 0, "train_accuracy": 0.9, "val_accuracy": 0.8},
-        {"epoch": 1, "train_accuracy": 0.99, "val_accuracy": float("nan")},
+        {"epoch": 1, "train_accuracy": 0.99, "val_accuracy": None},
         {"epoch": 2, "train_accuracy": 1.0, "val_accuracy": 0.95},
     ]
     fig = plot_training_curves({"D=10": history, "D=20": history[:1]}, tmp_path / "c.png")

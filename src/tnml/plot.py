@@ -11,6 +11,7 @@ called; without it the functions raise :class:`ImportError` saying how to instal
 from __future__ import annotations
 
 import math
+import numbers
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -533,7 +534,9 @@ def plot_training_curves(
             points = [
                 (j + 1, 1.0 - float(entry[key]))
                 for j, entry in enumerate(history)
-                if isinstance(entry, dict) and math.isfinite(float(entry.get(key, math.nan)))
+                if isinstance(entry, dict)
+                and isinstance(entry.get(key), numbers.Real)
+                and math.isfinite(entry[key])
             ]
             if not points:
                 continue

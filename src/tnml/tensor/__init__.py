@@ -28,9 +28,11 @@ from tnml.tensor.contract import (
 from tnml.tensor.decomp import (
     SPLIT_METHODS,
     SplitResult,
+    gram_root,
     register_split_method,
     split,
     split_tensor,
+    split_tensor_in_metric,
     truncation_rank,
 )
 from tnml.tensor.entropy import (
@@ -121,6 +123,7 @@ __all__ = [
     "contract_with_output",
     "density_matrix_entropy",
     "fit_network",
+    "gram_root",
     "group_node_tensors",
     "mps_canonicalize",
     "mps_entanglement_entropy",
@@ -149,6 +152,7 @@ __all__ = [
     "sequential_schedule",
     "split",
     "split_tensor",
+    "split_tensor_in_metric",
     "sweep_gates",
     "tree_layout_1d",
     "tree_layout_2d",

@@ -331,25 +331,30 @@ class BondSweeper:
 
     # ---- one bond ----------------------------------------------------------------------------
 
+    def _projections(self, k: int, rows: slice | Tensor) -> tuple[Tensor, Tensor]:
+        """The samples at ``rows`` projected onto bond ``(k, k + 1)`` through their unit-norm
+        environments: ``X = L_k (x) phi_k`` (B, Dl d) and ``Y = phi_{k+1} (x) R_{k+1}``
+        (B, d Dr)."""
+        (left, _), (right, _) = self.envs.left(k), self.envs.right(k + 1)
+        p1, p2 = self._phi[k][rows], self._phi[k + 1][rows]
+        d = p1.shape[1]
+        x = (left[rows, :, None] * p1[:, None, :]).reshape(-1, left.shape[1] * d)
+        y_vec = (p2[:, :, None] * right[rows, None, :]).reshape(-1, d * right.shape[1])
+        return x, y_vec
+
     def _bond_chunks(
         self, mat: Tensor, k: int, index: Tensor | None
     ) -> Iterator[tuple[slice | Tensor, Tensor, Tensor, Tensor]]:
         """This shard's samples (or those at ``index``) a chunk at a time, projected onto bond
         ``(k, k + 1)``: ``(rows, x (B, Dl d), y_vec (B, d Dr), c (B, L))`` with ``c_il =
         x_i mat_l y_i`` for the bond tensor ``mat`` as a ``(Dl d, L d Dr)`` matrix."""
-        (left, _), (right, _) = self.envs.left(k), self.envs.right(k + 1)
-        p1, p2 = self._phi[k], self._phi[k + 1]
-        dl, dr = left.shape[1], right.shape[1]
-        d = p1.shape[1]
-        n_labels = mat.shape[1] // (d * dr)
         count = self.n_local if index is None else index.numel()
         for s in range(0, count, self.chunk_size):
             rows: slice | Tensor = (
                 slice(s, s + self.chunk_size) if index is None else index[s : s + self.chunk_size]
             )
-            x = (left[rows, :, None] * p1[rows, None, :]).reshape(-1, dl * d)
-            y_vec = (p2[rows, :, None] * right[rows, None, :]).reshape(-1, d * dr)
-            t = (x @ mat).reshape(-1, n_labels, d * dr)
+            x, y_vec = self._projections(k, rows)
+            t = (x @ mat).reshape(-1, mat.shape[1] // y_vec.shape[1], y_vec.shape[1])
             yield rows, x, y_vec, torch.bmm(t, y_vec.unsqueeze(2)).squeeze(2)
 
     def _log_scale_at(self, k: int) -> Tensor:
@@ -562,7 +567,8 @@ class BondSweeper:
         truncation : {"norm", "data"}, default="norm"
             Truncate the split by the plain SVD, or in the metric of this bond's training
             samples (:meth:`bond_grams`; see :data:`SWEEP_TRUNCATIONS`). The cutoff then
-            applies to singular values in that metric, on the scale of the amplitudes.
+            applies to singular values in that metric, on the scale of the amplitudes, and the
+            discarded weights below are measured in it.
 
         Returns
         -------
@@ -571,8 +577,9 @@ class BondSweeper:
             ``max_bond_dim`` (largest bond of the model now), ``loss`` and ``accuracy`` (mean
             over all samples, evaluated before the last gradient step; with ``batch_size``,
             over the last pass, each mini-batch before its step), ``discarded_weight``
-            (sum of squared discarded singular values) and ``truncation_error`` (the same
-            relative to ``||B||^2``).
+            (sum of squared discarded singular values; with ``truncation="data"`` in the
+            data's metric, ``tr(E^T G_L E G_R)``) and ``truncation_error`` (the same relative
+            to ``||B||^2``, or to ``tr(B^T G_L B G_R)``).
         """
         if direction not in _DIRECTIONS:
             raise InvalidInputError(f"direction must be one of {_DIRECTIONS}, got {direction!r}")
@@ -587,10 +594,7 @@ class BondSweeper:
                 f"max_grad_norm must be a finite number > 0, got {max_grad_norm}"
             )
         check_solver(solver, l2, self.loss, batch_size)
-        if truncation not in SWEEP_TRUNCATIONS:
-            raise InvalidInputError(
-                f"truncation must be one of {SWEEP_TRUNCATIONS}, got {truncation!r}"
-            )
+        check_truncation(truncation)
         model, c = self.model, self.model.label_site
         if direction == "right" and c == model.n_sites - 1:
             raise InvalidInputError("the label is on the last site: it cannot move right")
@@ -631,15 +635,13 @@ class BondSweeper:
     def bond_grams(self, k: int) -> tuple[Tensor, Tensor]:
         """The data metric of bond ``(k, k + 1)``, over all processes' samples.
 
-        With ``X_i = L_k[i] (x) phi_k[i]`` and ``Y_i = phi_{k+1}[i] (x) R_{k+1}[i]`` (unit-norm
-        environments), returns ``G_L = sum_i w_i X_i X_i^T / sum_i w_i`` (Dl d, Dl d) and
-        ``G_R`` likewise (d Dr, d Dr), in float64. ``w_i = 1`` when the loss ignores each
-        sample's scale; otherwise ``w_i`` is the squared scale of its amplitudes (relative to
-        the largest), as the loss weighs them.
+        With ``X_i`` and ``Y_i`` the samples projected onto the bond through their unit-norm
+        environments (``L_k (x) phi_k`` and ``phi_{k+1} (x) R_{k+1}``), returns
+        ``G_L = sum_i w_i X_i X_i^T / sum_i w_i`` (Dl d, Dl d) and ``G_R`` likewise
+        (d Dr, d Dr), float64 (each chunk's products in the environments' dtype, summed in
+        float64). ``w_i = 1`` when the loss ignores each sample's scale; otherwise ``w_i`` is
+        the squared scale of its amplitudes (relative to the largest), as the loss weighs them.
         """
-        (left, _), (right, _) = self.envs.left(k), self.envs.right(k + 1)
-        p1, p2 = self._phi[k], self._phi[k + 1]
-        dl, dr, d = left.shape[1], right.shape[1], p1.shape[1]
         weights = None
         if self.scale_matters:
             log = self._log_scale_at(k).double()
@@ -647,22 +649,28 @@ class BondSweeper:
             if self.world_size > 1:
                 dist.all_reduce(top, op=dist.ReduceOp.MAX)
             weights = torch.exp(2 * (log - top))
-        gram_left = left.new_zeros((dl * d, dl * d), dtype=torch.float64)
-        gram_right = left.new_zeros((d * dr, d * dr), dtype=torch.float64)
+        grams: list[Tensor] = []
         for s in range(0, self.n_local, self.chunk_size):
             rows = slice(s, s + self.chunk_size)
-            x = (left[rows, :, None] * p1[rows, None, :]).reshape(-1, dl * d)
-            y = (p2[rows, :, None] * right[rows, None, :]).reshape(-1, d * dr)
+            x, y_vec = self._projections(k, rows)
             if weights is not None:
                 w = weights[rows].to(x.dtype)[:, None]
-                gram_left += ((x * w).T @ x).double()
-                gram_right += ((y * w).T @ y).double()
+                parts = [(x * w).T @ x, (y_vec * w).T @ y_vec]
             else:
-                gram_left += (x.T @ x).double()
-                gram_right += (y.T @ y).double()
+                parts = [x.T @ x, y_vec.T @ y_vec]
+            grams = (
+                [p.double() for p in parts]
+                if not grams
+                else [g + p.double() for g, p in zip(grams, parts, strict=True)]
+            )
+        if not grams:  # an empty shard still joins the all-reduce
+            (left, _), (right, _) = self.envs.left(k), self.envs.right(k + 1)
+            d = self._phi.shape[2]
+            sizes = (left.shape[1] * d, d * right.shape[1])
+            grams = [left.new_zeros((n, n), dtype=torch.float64) for n in sizes]
         total = float(self.n_local) if weights is None else float(weights.sum())
-        gram_left, gram_right = all_reduce_(gram_left), all_reduce_(gram_right)
-        (total,) = all_reduce_sum([total], left.device)
+        gram_left, gram_right = all_reduce_(grams[0]), all_reduce_(grams[1])
+        (total,) = all_reduce_sum([total], gram_left.device)
         return gram_left / max(total, 1e-300), gram_right / max(total, 1e-300)
 
     def _gradient_scale(self) -> float:
@@ -778,6 +786,15 @@ class BondSweeper:
         all-reduced, so every process returns the metrics of the whole set.
         """
         return self._mean_metrics(self._held_out_chunks(phi, y, ("phi_val", "y_val")), phi.shape[0])
+
+
+def check_truncation(truncation: str) -> None:
+    """Raise :class:`InvalidInputError` unless ``truncation`` is one of
+    :data:`SWEEP_TRUNCATIONS`."""
+    if truncation not in SWEEP_TRUNCATIONS:
+        raise InvalidInputError(
+            f"truncation must be one of {SWEEP_TRUNCATIONS}, got {truncation!r}"
+        )
 
 
 def check_solver(solver: str, l2: float, loss: str, batch_size: int | None) -> None:

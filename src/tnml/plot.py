@@ -546,9 +546,12 @@ def plot_training_curves(
             drawn += 1
     if drawn == 0:
         raise InvalidInputError("histories hold no train_accuracy or val_accuracy values")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_yscale("log")
     ax.set_xlabel(unit)
-    ax.set_ylabel("error (1 - accuracy)")
+    ax.set_ylabel("error (1 - accuracy; 0 drawn at 1e-5)")
     ax.legend(fontsize="small")
     ax.set_title(title or f"Error per {unit}")
     _write(fig, path, dpi=120)

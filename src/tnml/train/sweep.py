@@ -10,10 +10,11 @@ at a time:
    cores carried it);
 2. take ``steps_per_bond`` plain gradient steps on ``B`` with every training sample projected
    through its cached left and right environments;
-3. split ``B`` by a truncated SVD (:func:`tnml.tensor.decomp.split_tensor`, at most ``max_bond``
-   singular values above ``cutoff``), so the bond dimension grows where the data need it; the
-   factor behind the move becomes an isometry and the other one, holding the singular values,
-   takes the label;
+3. split ``B`` by a truncated SVD, at most ``max_bond`` singular values above ``cutoff``, in
+   the metric of the training samples' environments
+   (:func:`tnml.tensor.decomp.split_tensor_in_metric`; ``truncation="norm"``: the plain SVD
+   of :func:`tnml.tensor.decomp.split_tensor`), so the bond dimension grows where the data
+   need it; the factor behind the move becomes an isometry and the other one takes the label;
 4. extend the environment on the side just passed by one site.
 
 Conventions

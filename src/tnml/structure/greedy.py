@@ -457,14 +457,16 @@ def _rank_one_start(target: Tensor) -> TensorNetwork:
     return TensorNetwork(target.shape, [(k,) for k in range(n)], ranks, cores)
 
 
-def _best_candidate(
+def _grow_step(
     search: _Search,
     net: TensorNetwork,
     error: float,
     budget: int,
     increment: int,
     criterion: str,
-) -> tuple[tuple[int, int], TensorNetwork] | None:
+) -> tuple[tuple[int, int], TensorNetwork, float] | None:
+    """One step of rank growth: the best edge within ``budget`` grown by ``increment`` and the
+    network refitted; ``(edge, network, error)``, or None when no edge fits the budget."""
     best: tuple[float, tuple[int, int], TensorNetwork] | None = None
     filled = search.fitted_target(net) if search.method == "als" else (search.target, 0.0)
     for edge, rank in net.ranks.items():
@@ -476,23 +478,9 @@ def _best_candidate(
         score = gain / added if criterion == "per_param" else gain
         if best is None or score > best[0]:
             best = (score, edge, candidate)
-    return None if best is None else (best[1], best[2])
-
-
-def _grow_step(
-    search: _Search,
-    net: TensorNetwork,
-    error: float,
-    budget: int,
-    increment: int,
-    criterion: str,
-) -> tuple[tuple[int, int], TensorNetwork, float] | None:
-    """One step of rank growth: the best edge within ``budget`` grown by ``increment`` and the
-    network refitted; ``(edge, network, error)``, or None when no edge fits the budget."""
-    choice = _best_candidate(search, net, error, budget, increment, criterion)
-    if choice is None:
+    if best is None:
         return None
-    edge, grown = choice
+    _, edge, grown = best
     return edge, grown, search.refit(grown)
 
 

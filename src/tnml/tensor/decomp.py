@@ -628,7 +628,7 @@ def split_tensor_in_metric(
     if roots[1] is not None:
         work = torch.einsum("pxyq,qb->pxyb", work, roots[1][0])
     u, s, vh = _svd(work.reshape(m, n))
-    k = truncation_rank(s, max_bond, cutoff, cutoff_mode) if s.shape[0] else 0
+    k = truncation_rank(s, max_bond, cutoff, cutoff_mode)
     total = s.square().sum()
     discarded = s[k:].square().sum()
     u, s, vh = u[:, :k], s[:k], vh[:k]

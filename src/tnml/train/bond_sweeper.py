@@ -649,27 +649,21 @@ class BondSweeper:
             if self.world_size > 1:
                 dist.all_reduce(top, op=dist.ReduceOp.MAX)
             weights = torch.exp(2 * (log - top))
-        grams: list[Tensor] = []
+        (left, _), (right, _) = self.envs.left(k), self.envs.right(k + 1)
+        d = self._phi.shape[2]
+        gram_left = left.new_zeros((left.shape[1] * d,) * 2, dtype=torch.float64)
+        gram_right = left.new_zeros((d * right.shape[1],) * 2, dtype=torch.float64)
         for s in range(0, self.n_local, self.chunk_size):
             rows = slice(s, s + self.chunk_size)
             x, y_vec = self._projections(k, rows)
+            weighted_x, weighted_y = x, y_vec
             if weights is not None:
                 w = weights[rows].to(x.dtype)[:, None]
-                parts = [(x * w).T @ x, (y_vec * w).T @ y_vec]
-            else:
-                parts = [x.T @ x, y_vec.T @ y_vec]
-            grams = (
-                [p.double() for p in parts]
-                if not grams
-                else [g + p.double() for g, p in zip(grams, parts, strict=True)]
-            )
-        if not grams:  # an empty shard still joins the all-reduce
-            (left, _), (right, _) = self.envs.left(k), self.envs.right(k + 1)
-            d = self._phi.shape[2]
-            sizes = (left.shape[1] * d, d * right.shape[1])
-            grams = [left.new_zeros((n, n), dtype=torch.float64) for n in sizes]
+                weighted_x, weighted_y = x * w, y_vec * w
+            gram_left += (weighted_x.T @ x).double()
+            gram_right += (weighted_y.T @ y_vec).double()
         total = float(self.n_local) if weights is None else float(weights.sum())
-        gram_left, gram_right = all_reduce_(grams[0]), all_reduce_(grams[1])
+        gram_left, gram_right = all_reduce_(gram_left), all_reduce_(gram_right)
         (total,) = all_reduce_sum([total], gram_left.device)
         return gram_left / max(total, 1e-300), gram_right / max(total, 1e-300)
 

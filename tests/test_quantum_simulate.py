@@ -149,6 +149,8 @@ NOISES = [
     NoiseModel(dephasing=0.2),
     NoiseModel(readout_error=(0.05, 0.12)),
     NoiseModel(0.05, 0.1, 0.07, 0.12, (0.03, 0.08)),
+    # one-qubit gates folded into the next wider gate (nothing happens after them)
+    NoiseModel(depolarizing_2q=0.2, readout_error=(0.02, 0.05)),
 ]
 
 
@@ -190,7 +192,7 @@ def random_circuits(draw):
     return circuit, rng.random((2, 3)), draw(st.sampled_from(NOISES))
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=40, deadline=None)
 @given(random_circuits())
 def test_matches_dense_simulator(case):
     circuit, X, noise = case
@@ -407,6 +409,35 @@ def test_gradients_flow_to_gate_matrices():
         for d in (h, -h)
     )
     assert theta.grad.item() == pytest.approx(float(plus - minus) / (2 * h), abs=1e-7)
+
+
+@pytest.mark.parametrize("noise", [None, NoiseModel(depolarizing_2q=0.1)])
+def test_gradients_through_one_qubit_gates_folded_into_the_next_gate(noise):
+    """One-qubit gates (a data gate and a trainable one per qubit) ride on the CX after them
+    when no noise follows them; the gradient must still be the finite difference's."""
+
+    def circuit(t):
+        c, s = torch.cos(t), torch.sin(t)
+        flip = torch.stack([torch.stack([c, s]), torch.stack([s, -c])])  # no RY commutes
+        cx = torch.eye(4, dtype=torch.float64)[[0, 1, 3, 2]]
+        ops = [Gate((0,), feature=0), Gate((1,), feature=1), Gate((1,), flip), Gate((0,), flip)]
+        ops += [Gate((1, 0), cx), Gate((0,), flip), Measure(2, "aux", 0), Gate((2, 1), cx)]
+        ops += [Measure(1, "label", 0), Measure(0, "label", 1)]
+        return Circuit(3, ops, {"aux": 1, "label": 2}, n_features=2)
+
+    x = [[0.4, 0.7]]
+    theta = torch.tensor(0.3, dtype=torch.float64, requires_grad=True)
+    register_probabilities(circuit(theta), x, noise=noise)[0, 1].backward()
+    h = 1e-6
+    plus, minus = (
+        register_probabilities(circuit(torch.tensor(0.3 + d, dtype=torch.float64)), x, noise=noise)
+        for d in (h, -h)
+    )
+    assert theta.grad.item() == pytest.approx(float(plus[0, 1] - minus[0, 1]) / (2 * h), abs=1e-7)
+    expected = dense_register_probabilities(circuit(theta.detach()), x[0], noise, "label")
+    np.testing.assert_allclose(
+        register_probabilities(circuit(theta), x, noise=noise)[0].detach(), expected, atol=1e-12
+    )
 
 
 def test_a_factor_too_large_for_exact_simulation_is_refused_before_it_is_built() -> None:

@@ -72,7 +72,9 @@ def circuit_record(model, X_test, y_test, *, schedule: str = "efficient") -> tup
     return record, circuit
 
 
-def noise_curves(circuit, inputs, labels, levels, shots: int, seed: int) -> list[dict]:
+def noise_curves(
+    circuit, inputs, labels, levels, shots: int, seed: int, dtype: torch.dtype = torch.float64
+) -> list[dict]:
     """Exact and ``shots``-shot accuracy, and the mean probability of the true label, per
     two-qubit depolarising rate (noise after every native gate). The shots are drawn from
     the exact register distribution, as ``simulate(..., shots=)`` draws them, without
@@ -82,7 +84,8 @@ def noise_curves(circuit, inputs, labels, levels, shots: int, seed: int) -> list
     rows = []
     for level in (0.0, *levels):
         noise = noise_model("depolarizing_2q", level) if level else None
-        register = simulate(circuit, inputs, noise=noise, valid_only=False)
+        register = simulate(circuit, inputs, noise=noise, valid_only=False, dtype=dtype)
+        register = register.to(torch.float64)
         draws = torch.multinomial(register, shots, replacement=True, generator=generator)
         ones = torch.ones(draws.shape, dtype=register.dtype)
         counts = torch.zeros_like(register).scatter_add_(1, draws, ones)
@@ -200,7 +203,10 @@ def run_digits(args) -> dict:
             NOISE_LEVELS,
             args.noise_shots,
             args.seed,
+            getattr(torch, args.noise_dtype),
         )
+        record["circuit"]["noise_images"] = min(args.noise_images, len(labels))
+        record["circuit"]["noise_dtype"] = args.noise_dtype
         print(json.dumps(record["circuit"]["noise"]), flush=True)
     return {"digits": record}
 
@@ -219,6 +225,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--noise-shots", type=int, default=1000)
     parser.add_argument("--aer-images", type=int, default=40)
     parser.add_argument("--noise-images", type=int, default=450)
+    parser.add_argument(
+        "--noise-dtype",
+        choices=("float64", "float32"),
+        default="float64",
+        help="precision of the digits task's noisy density matrices (float32: half the memory "
+        "traffic, which bounds that simulation)",
+    )
     parser.add_argument("--limit", type=int, default=None, help="first N images per split")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2)

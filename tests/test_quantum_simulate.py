@@ -440,6 +440,30 @@ def test_gradients_through_one_qubit_gates_folded_into_the_next_gate(noise):
     )
 
 
+def test_rows_are_simulated_in_chunks_whose_largest_factor_fits_the_cache():
+    from tnml.quantum.simulate import _CACHE_BYTES, _largest_factor_entries, _rows_in_cache
+
+    cx = torch.eye(4, dtype=torch.float64)[[0, 1, 3, 2]]
+    # qubit 0 is traced out after the first CX, qubit 1 after the second: at most two
+    # qubits (16 entries) are ever entangled, then one qubit and one recorded bit (8)
+    chain = [Gate((0,), feature=0), Gate((0, 1), cx), Gate((1, 2), cx)]
+    circuit = Circuit(3, [*chain, Measure(2, "label", 0)], {"label": 1}, n_features=1)
+    assert _largest_factor_entries(circuit, "label") == 16
+    # measuring qubit 0 mid-circuit and keeping it: 3 qubits and 1 bit at once (2 * 4**3)
+    kept = [Gate((0,), feature=0), Gate((0, 1), cx), Measure(0, "label", 0), Gate((1, 2), cx)]
+    kept += [Gate((0, 2), cx), Measure(2, "label", 1)]
+    circuit = Circuit(3, kept, {"label": 2}, n_features=1)
+    assert _largest_factor_entries(circuit, "label") == 2 * 4**3
+    assert _rows_in_cache(circuit, "label", torch.complex128) == _CACHE_BYTES // (2 * 4**3 * 16)
+    X = torch.rand(300, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    noise = NoiseModel(depolarizing_2q=0.1)
+    chunked = register_probabilities(circuit, X, noise=noise)
+    expected = np.stack([dense_register_probabilities(circuit, x, noise, "label") for x in X[:5]])
+    np.testing.assert_allclose(chunked[:5].numpy(), expected, atol=1e-12)
+    one_by_one = torch.cat([register_probabilities(circuit, x[None], noise=noise) for x in X[-3:]])
+    torch.testing.assert_close(chunked[-3:], one_by_one)
+
+
 def test_a_factor_too_large_for_exact_simulation_is_refused_before_it_is_built() -> None:
     """Thirteen qubits entangled by a CX chain and kept alive, under gate noise: 4**13
     entries per input, for 64 inputs 64 GiB of density matrices, refused with advice."""

@@ -440,6 +440,47 @@ def _run(
     return _joint_distribution(state, size, _real_dtype(dtype))
 
 
+# Exact simulation makes several passes over its density matrices per gate, each bound by
+# memory traffic: rows simulated together are capped so that the largest factor stays within
+# a typical last-level cache (10 digits, 8 qubits, complex128: 4x faster per image at 8 rows
+# than at 40 on the development machine).
+_CACHE_BYTES = 2**23
+
+
+def _largest_factor_entries(circuit: Circuit, target: str) -> int:
+    """Entries ``2**bits * 4**qubits`` per input of the largest factor exact simulation of
+    ``circuit`` builds: the merges and discards of :class:`_State`, replayed on counts."""
+    last = _last_use(circuit)
+    owner: dict[int, int] = {}  # live qubit -> factor id
+    members: dict[int, list[int]] = {}  # factor id -> its live qubits
+    bits: dict[int, int] = {}  # factor id -> its recorded bits
+    largest = 1
+    for t, op in enumerate(circuit.ops):
+        touched = _qubits(op)
+        recording = isinstance(op, Measure) and op.register == target
+        if isinstance(op, Gate) or recording:
+            ids = {owner[q] for q in touched if q in owner}
+            members[t] = [q for i in ids for q in members.pop(i)]
+            members[t] += [q for q in touched if q not in owner]
+            bits[t] = sum(bits.pop(i) for i in ids) + recording
+            for q in members[t]:
+                owner[q] = t
+            largest = max(largest, 2 ** bits[t] * 4 ** len(members[t]))
+        for q in touched:
+            if (last[q] == t or isinstance(op, Reset)) and q in owner:
+                i = owner.pop(q)
+                members[i].remove(q)
+                if not members[i] and not bits[i]:
+                    del members[i], bits[i]
+    return largest
+
+
+def _rows_in_cache(circuit: Circuit, target: str, dtype: torch.dtype) -> int:
+    """Inputs whose largest factor fits :data:`_CACHE_BYTES` together (at least one)."""
+    per_row = _largest_factor_entries(circuit, target) * torch.empty((), dtype=dtype).element_size()
+    return max(1, _CACHE_BYTES // per_row)
+
+
 # Circuits this small, noiseless and without resets or mid-circuit measurements, run as
 # state vectors: 2**n amplitudes per input instead of a 4**m density matrix per factor.
 _PURE_MAX_QUBITS = 14
@@ -670,6 +711,8 @@ def register_probabilities(
     state_dtype = _state_dtype(circuit, dtype)
     rows = _rows(circuit, X)
     real_dtype = _real_dtype(state_dtype)
+    if not _pure_eligible(circuit, noise):
+        batch_size = min(batch_size, _rows_in_cache(circuit, register, state_dtype))
     parts = [
         _run(circuit, chunk, state_dtype, noise, register).to(real_dtype)
         for chunk in rows.split(batch_size)

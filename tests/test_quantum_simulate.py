@@ -441,20 +441,20 @@ def test_gradients_through_one_qubit_gates_folded_into_the_next_gate(noise):
 
 
 def test_rows_are_simulated_in_chunks_whose_largest_factor_fits_the_cache():
-    from tnml.quantum.simulate import _CACHE_BYTES, _largest_factor_entries, _rows_in_cache
+    from tnml.quantum.simulate import _CACHE_BYTES, _largest_factor, _rows_in_cache
 
     cx = torch.eye(4, dtype=torch.float64)[[0, 1, 3, 2]]
     # qubit 0 is traced out after the first CX, qubit 1 after the second: at most two
     # qubits (16 entries) are ever entangled, then one qubit and one recorded bit (8)
     chain = [Gate((0,), feature=0), Gate((0, 1), cx), Gate((1, 2), cx)]
     circuit = Circuit(3, [*chain, Measure(2, "label", 0)], {"label": 1}, n_features=1)
-    assert _largest_factor_entries(circuit, "label") == 16
+    assert _largest_factor(circuit, "label") == (2, 0)
     # measuring qubit 0 mid-circuit and keeping it: 3 qubits and 1 bit at once (2 * 4**3)
     kept = [Gate((0,), feature=0), Gate((0, 1), cx), Measure(0, "label", 0), Gate((1, 2), cx)]
     kept += [Gate((0, 2), cx), Measure(2, "label", 1)]
     circuit = Circuit(3, kept, {"label": 2}, n_features=1)
-    assert _largest_factor_entries(circuit, "label") == 2 * 4**3
-    assert _rows_in_cache(circuit, "label", torch.complex128) == _CACHE_BYTES // (2 * 4**3 * 16)
+    assert _largest_factor(circuit, "label") == (3, 1)
+    assert _rows_in_cache(3, 1, torch.complex128) == _CACHE_BYTES // (2 * 4**3 * 16)
     X = torch.rand(300, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     noise = NoiseModel(depolarizing_2q=0.1)
     chunked = register_probabilities(circuit, X, noise=noise)

@@ -447,14 +447,15 @@ def _run(
 _CACHE_BYTES = 2**23
 
 
-def _largest_factor_entries(circuit: Circuit, target: str) -> int:
-    """Entries ``2**bits * 4**qubits`` per input of the largest factor exact simulation of
-    ``circuit`` builds: the merges and discards of :class:`_State`, replayed on counts."""
+def _largest_factor(circuit: Circuit, target: str) -> tuple[int, int]:
+    """``(qubits, bits)`` of the largest factor (most entries ``2**bits * 4**qubits`` per
+    input) exact simulation of ``circuit`` builds: the merges and discards of
+    :class:`_State`, replayed on counts."""
     last = _last_use(circuit)
     owner: dict[int, int] = {}  # live qubit -> factor id
     members: dict[int, list[int]] = {}  # factor id -> its live qubits
     bits: dict[int, int] = {}  # factor id -> its recorded bits
-    largest = 1
+    largest = (0, 0)
     for t, op in enumerate(circuit.ops):
         touched = _qubits(op)
         recording = isinstance(op, Measure) and op.register == target
@@ -465,7 +466,7 @@ def _largest_factor_entries(circuit: Circuit, target: str) -> int:
             bits[t] = sum(bits.pop(i) for i in ids) + recording
             for q in members[t]:
                 owner[q] = t
-            largest = max(largest, 2 ** bits[t] * 4 ** len(members[t]))
+            largest = max(largest, (len(members[t]), bits[t]), key=lambda qb: 2 * qb[0] + qb[1])
         for q in touched:
             if (last[q] == t or isinstance(op, Reset)) and q in owner:
                 i = owner.pop(q)
@@ -475,9 +476,10 @@ def _largest_factor_entries(circuit: Circuit, target: str) -> int:
     return largest
 
 
-def _rows_in_cache(circuit: Circuit, target: str, dtype: torch.dtype) -> int:
-    """Inputs whose largest factor fits :data:`_CACHE_BYTES` together (at least one)."""
-    per_row = _largest_factor_entries(circuit, target) * torch.empty((), dtype=dtype).element_size()
+def _rows_in_cache(qubits: int, bits: int, dtype: torch.dtype) -> int:
+    """Inputs whose factors of ``qubits`` qubits and ``bits`` bits fit :data:`_CACHE_BYTES`
+    together (at least one)."""
+    per_row = 2**bits * 4**qubits * torch.empty((), dtype=dtype).element_size()
     return max(1, _CACHE_BYTES // per_row)
 
 
@@ -711,8 +713,11 @@ def register_probabilities(
     state_dtype = _state_dtype(circuit, dtype)
     rows = _rows(circuit, X)
     real_dtype = _real_dtype(state_dtype)
-    if not _pure_eligible(circuit, noise):
-        batch_size = min(batch_size, _rows_in_cache(circuit, register, state_dtype))
+    if not _pure_eligible(circuit, noise) and rows.shape[0]:
+        qubits, bits = _largest_factor(circuit, register)
+        # refused as before, for the inputs asked for at once, before anything is built
+        _check_factor_size(min(batch_size, rows.shape[0]), bits, qubits, state_dtype)
+        batch_size = min(batch_size, _rows_in_cache(qubits, bits, state_dtype))
     parts = [
         _run(circuit, chunk, state_dtype, noise, register).to(real_dtype)
         for chunk in rows.split(batch_size)

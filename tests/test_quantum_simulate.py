@@ -455,6 +455,10 @@ def test_rows_are_simulated_in_chunks_whose_largest_factor_fits_the_cache():
     circuit = Circuit(3, kept, {"label": 2}, n_features=1)
     assert _largest_factor(circuit, "label") == (3, 1)
     assert _rows_in_cache(3, 1, torch.complex128) == _CACHE_BYTES // (2 * 4**3 * 16)
+    # a last measurement turns its qubit into a bit: two qubits, then one qubit and one bit
+    h = torch.tensor([[1.0, 1.0], [1.0, -1.0]], dtype=torch.float64) / 2**0.5
+    bell = [Gate((0,), h), Gate((0, 1), cx), Measure(0, "label", 0), Measure(1, "label", 1)]
+    assert _largest_factor(Circuit(2, bell, {"label": 2}), "label") == (2, 0)
     X = torch.rand(300, 1, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
     noise = NoiseModel(depolarizing_2q=0.1)
     chunked = register_probabilities(circuit, X, noise=noise)
@@ -462,6 +466,35 @@ def test_rows_are_simulated_in_chunks_whose_largest_factor_fits_the_cache():
     np.testing.assert_allclose(chunked[:5].numpy(), expected, atol=1e-12)
     one_by_one = torch.cat([register_probabilities(circuit, x[None], noise=noise) for x in X[-3:]])
     torch.testing.assert_close(chunked[-3:], one_by_one)
+
+
+def test_gradient_by_gate_entries_under_depolarising_is_that_of_the_channel_as_written():
+    """The depolarising channel after a gate is ``(1-p) U rho U^+ + p I/4 (x) Tr(U rho U^+)``
+    as a function of any matrix ``U``: the gradient by the matrix's entries, in non-unitary
+    directions too, must match finite differences of the dense reference."""
+    u = random_unitary(np.random.default_rng(3), 2, False)
+
+    def circuit(matrix):
+        gate = Gate((1, 0), u)
+        object.__setattr__(gate, "matrix", matrix)  # past the unitarity check, on purpose
+        ops = [Gate((0,), feature=0), gate, Measure(1, "aux", 0), Measure(0, "label", 0)]
+        return Circuit(2, ops, {"aux": 1, "label": 1}, n_features=1)
+
+    noise = NoiseModel(depolarizing_2q=0.3)
+    x = [[0.35]]
+    entries = u.clone().requires_grad_(True)
+    register_probabilities(circuit(entries), x, noise=noise)[0, 1].backward()
+    h = 1e-6
+    expected = np.zeros((4, 4))
+    for i, j in itertools.product(range(4), range(4)):
+        step = torch.zeros(4, 4, dtype=torch.float64)
+        step[i, j] = h
+        plus, minus = (
+            dense_register_probabilities(circuit(u + sign * step), x[0], noise, "label")[1]
+            for sign in (1, -1)
+        )
+        expected[i, j] = (plus - minus) / (2 * h)
+    np.testing.assert_allclose(entries.grad.numpy(), expected, atol=1e-6)
 
 
 def test_a_factor_too_large_for_exact_simulation_is_refused_before_it_is_built() -> None:

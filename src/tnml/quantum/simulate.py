@@ -145,17 +145,24 @@ def _apply(f: _Factor, qubits: tuple[int, ...], u: Tensor, depolarizing: float =
     """``rho -> U rho U^dagger``, then depolarising with probability ``depolarizing``:
     ``(1 - p) U rho U^dagger + p (I / 2^k) x Tr_k rho`` on the gate's ``k`` qubits.
 
-    ``Tr_k`` does not see ``U``, so it is taken before the gate; ``1 - p`` rides on the
-    gate's matrix; the identity term touches only the ``2^k`` diagonal blocks. Together
-    they cost a ``1 / 2^k`` share of a pass over the state, not three passes.
+    ``1 - p`` rides on the gate's matrix; the trace is read from the output's ``2^k``
+    diagonal blocks and the identity term added to them only: a ``1 / 2^k`` share of a
+    pass over the state, not three passes.
     """
     pre, u = _locate(f, qubits, u)
     k = len(qubits)
     if not depolarizing:
         f.rho = _sandwich(f.rho, u, pre)
         return
-    reduced = sum(block for block in _diagonal_blocks(f.rho, pre, k))
-    f.rho = _sandwich(f.rho, u * math.sqrt(1 - depolarizing), pre)
+    if depolarizing == 1:
+        f.rho = _sandwich(f.rho, u, pre)
+        reduced = sum(_diagonal_blocks(f.rho, pre, k))
+        f.rho = torch.zeros_like(f.rho)
+    else:
+        f.rho = _sandwich(f.rho, u * math.sqrt(1 - depolarizing), pre)
+        # the trace of the gate's output, not of its input: equal for a unitary, but the
+        # gradient by the matrix's entries must see the channel as written
+        reduced = sum(_diagonal_blocks(f.rho, pre, k)) / (1 - depolarizing)
     for block in _diagonal_blocks(f.rho, pre, k):
         block.add_(reduced, alpha=depolarizing / 2**k)
 
@@ -465,7 +472,10 @@ def _largest_factor(circuit: Circuit, target: str) -> tuple[int, int]:
             bits[t] = sum(bits.pop(i) for i in ids) + recording
             for q in members[t]:
                 owner[q] = t
-            largest = max(largest, (len(members[t]), bits[t]), key=lambda qb: 2 * qb[0] + qb[1])
+            size = (len(members[t]), bits[t])
+            if recording and last[op.qubit] == t:  # the bit replaces the qubit
+                size = (len(members[t]), bits[t] - 1)
+            largest = max(largest, size, key=lambda qb: 2 * qb[0] + qb[1])
         for q in touched:
             if (last[q] == t or isinstance(op, Reset)) and q in owner:
                 i = owner.pop(q)

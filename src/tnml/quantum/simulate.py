@@ -233,10 +233,14 @@ def _project(f: _Factor, qubit: int, generator: torch.Generator) -> Tensor:
     return one.long()
 
 
+def _factor_bytes(batch: int, bits: int, qubits: int, dtype: torch.dtype) -> int:
+    """Bytes of a factor's density matrices: ``batch * 2**bits * 4**qubits`` entries."""
+    return batch * 2**bits * 4**qubits * torch.empty((), dtype=dtype).element_size()
+
+
 def _check_factor_size(batch: int, bits: int, qubits: int, dtype: torch.dtype) -> None:
     """Refuse a factor whose density matrices would outgrow :data:`MAX_FACTOR_BYTES`."""
-    entries = batch * 2**bits * 4**qubits
-    needed = entries * torch.empty((), dtype=dtype).element_size()
+    needed = _factor_bytes(batch, bits, qubits, dtype)
     if needed > MAX_FACTOR_BYTES:
         raise InvalidInputError(
             f"exact simulation would hold {qubits} entangled qubits and {bits} recorded bits "
@@ -488,8 +492,7 @@ def _largest_factor(circuit: Circuit, target: str) -> tuple[int, int]:
 def _rows_in_cache(qubits: int, bits: int, dtype: torch.dtype) -> int:
     """Inputs whose factors of ``qubits`` qubits and ``bits`` bits fit :data:`_CACHE_BYTES`
     together (at least one)."""
-    per_row = 2**bits * 4**qubits * torch.empty((), dtype=dtype).element_size()
-    return max(1, _CACHE_BYTES // per_row)
+    return max(1, _CACHE_BYTES // _factor_bytes(1, bits, qubits, dtype))
 
 
 # Circuits this small, noiseless and without resets or mid-circuit measurements, run as

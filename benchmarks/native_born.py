@@ -3,11 +3,12 @@
 For each bond dimension: train an MPS Born machine on binarised 8x8 images (64 qubits),
 compile it densely (one gate per tensor, Qiskit's synthesis of each: the baseline cost) and
 natively (staircase layers of SO(4) blocks, 2 CX each, found by the iterative protocol of
-Rudolph et al.), and record per number of layers the fidelity to the trained state, the
-held-out NLL of the circuit's distribution, the CX count (also after routing on IBM's
-heavy-hex lattice) and the time. With ``--aqc``, qiskit-addon-aqc-tensor optimises its KAK
-ansatz (3 CX per block) on the same target from the same starting circuit, at the same CX
-counts as tnml's circuits, side by side.
+Rudolph et al.; or with ``--window W`` brick layers in windows of W qubits, every gate
+re-optimised on the exact fidelity after each layer), and record per number of layers the
+fidelity to the trained state, the held-out NLL of the circuit's distribution, the CX count
+(also after routing on IBM's heavy-hex lattice) and the time. With ``--aqc``,
+qiskit-addon-aqc-tensor optimises its KAK ansatz (3 CX per block) on the same target from
+the same starting circuit, at the same CX counts as tnml's circuits, side by side.
 
 Usage (the commands recorded in benchmarks/RESULTS.md):
 
@@ -122,7 +123,7 @@ def stage_record(args, mps, stage, train, test, heavy_hex) -> dict:
     """Fidelity, held-out NLL and CX counts of one stage (exact up to EXACT_LAYERS)."""
     k = stage.n_layers
     row = {**stage.history[-1], "cx": stage.two_qubit_gates}
-    if k > EXACT_LAYERS:
+    if k > EXACT_LAYERS and not stage.window:
         approx = stage.state(max_bond=args.eval_bond)
         row["fidelity_eval"] = float(mps_overlap(mps, approx)) ** 2 / float(mps.norm()) ** 2
         row["eval_bond"] = args.eval_bond
@@ -169,16 +170,18 @@ def run_bond(args, D: int, train: np.ndarray, test: np.ndarray, save) -> dict:
         optimizer=args.optimizer,
         sweeps=args.sweeps,
         max_bond=args.max_bond,
+        window=args.window,
         callback=lambda r: print(f"  {r}", flush=True),
     )
     record["synthesis_seconds"] = round(time.perf_counter() - started, 1)
+    record["window"] = state.window
     record["active_sites"] = state.active
     record["product_sites"] = sorted(state.product)
     heavy_hex = heavy_hex_target()
     rows = []
     for k in range(1, state.n_layers + 1):
-        deep = k > EXACT_LAYERS
-        if deep and k % args.eval_every and k != state.n_layers:
+        deep = k > EXACT_LAYERS and not state.window
+        if (deep or state.window) and k % args.eval_every and k != state.n_layers:
             rows.append({**state.stage(k).history[-1], "cx": state.stage(k).two_qubit_gates})
             continue
         row = stage_record(args, mps, state.stage(k), train, test, heavy_hex)
@@ -221,15 +224,16 @@ def plot(paths: list[str], figure: str) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.0), layout="constrained")
-    drawn: set[int] = set()  # a bond dimension's layers are drawn once, from its first file
+    drawn: set[tuple[int, int]] = set()  # each (bond, window) is drawn once, from its first file
     for path in paths:
         for bond in json.loads(Path(path).read_text())["bonds"]:
             rows = bond["native"]
-            D = bond["bond_dim"]
-            if D not in drawn:
-                drawn.add(D)
+            D, window = bond["bond_dim"], bond.get("window", 0)
+            if (D, window) not in drawn:
+                drawn.add((D, window))
                 cx = [r.get("cx_heavy_hex", r["cx"]) for r in rows]
-                label = f"tnml, D={D} ({len(bond['active_sites'])} active qubits)"
+                layout = f"windows of {window}" if window else "staircase"
+                label = f"tnml {layout}, D={D} ({len(bond['active_sites'])} active qubits)"
                 ax.plot(cx, [r["fidelity"] for r in rows], "o-", ms=3, label=label)
             aqc = bond.get("aqc_tensor") or []
             if aqc:
@@ -266,6 +270,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sweeps", type=int, default=20)
     parser.add_argument("--max-bond", type=int, default=64)
     parser.add_argument("--product-threshold", type=float, default=1e-3)
+    parser.add_argument("--window", type=int, default=None, help="brick layers in windows")
     parser.add_argument("--eval-bond", type=int, default=256)
     parser.add_argument("--eval-every", type=int, default=5)
     parser.add_argument("--dense-level", type=int, default=3)
@@ -282,6 +287,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.plot:
         plot(args.plot, args.figure)
         return
+    if args.window is not None and args.aqc:
+        parser.error("--aqc starts qiskit-addon-aqc-tensor from staircase layers: drop --window")
     torch.set_num_threads(args.threads)
     train, test, description = load_binary(args)
     results = {

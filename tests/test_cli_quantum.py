@@ -133,6 +133,14 @@ def test_native_born_machine_circuit(tmp_path):
     )  # fmt: skip
     assert "2 staircase layer(s), fidelity to the model" in result.output
     assert "two-qubit gates 60" in result.output  # 2 layers x 15 blocks x 2 CX
+    result = ok(
+        run("compile", born, "--native", "--window", "3", "--layers", "2", "--out",
+            tmp_path / "w.qasm")
+    )  # fmt: skip
+    assert "2 brick layer(s) in windows of 3 qubits, fidelity" in result.output
+    assert "two-qubit gates 56" in result.output  # 14 windows x 2 layers x 1 block x 2 CX
+    result = run("compile", born, "--window", "3", "--out", tmp_path / "x.qasm")
+    assert result.exit_code == 2 and "--window needs --native" in result.stderr
 
 
 def test_born_machine_circuit(tmp_path):

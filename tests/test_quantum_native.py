@@ -21,6 +21,7 @@ from tnml.quantum.synthesis import (
     staircase_pairs,
     sweep_layers,
     synthesize_state,
+    window_pairs,
 )
 from tnml.quantum.targets import heavy_hex_target, resolve_target
 from tnml.tensor.circuit_mps import circuit_state
@@ -115,6 +116,60 @@ def test_synthesis_rejects_bad_input():
     three = MPS([torch.randn(1, 3, 2), torch.randn(2, 3, 1)])
     with pytest.raises(InvalidInputError, match="physical dimension 2"):
         synthesize_state(three, 1)
+
+
+def test_window_pairs_walk_the_chain_window_by_window():
+    # windows of 3 qubits, 2 brick layers: layer 0 on (t, t+1), layer 1 on (t+1, t+2); odd
+    # windows apply them in reverse, so no window ends on the pair the next one starts with
+    assert window_pairs(5, 3, 2) == [(0, 1), (1, 2), (2, 3), (1, 2), (2, 3), (3, 4)]
+    for window, depth in itertools.product((3, 4, 5), (1, 2, 3, 4)):
+        pairs = window_pairs(12, window, depth)
+        for g, pair in enumerate(pairs):  # the next gate on either qubit acts elsewhere too
+            later = [p for p in pairs[g + 1 :] if set(p) & set(pair)]
+            assert not later or later[0] != pair, (window, depth, g)
+    assert window_pairs(6, 4, 1) == [(0, 1), (2, 3), (1, 2), (3, 4), (2, 3), (4, 5)]
+    assert len(window_pairs(10, 5, 3)) == 6 * (2 + 2 + 2)
+
+
+def test_windows_reach_a_bond_two_state_and_match_the_dense_circuit():
+    psi = random_mps(10, 2, seed=1)
+    exact = synthesize_state(psi, 1, window=2, max_iter=300)
+    assert exact.fidelity >= 1 - 1e-7 and exact.two_qubit_gates == 2 * 9
+    psi = random_mps(8, 4, seed=6)
+    result = synthesize_state(psi, 4, window=3, max_iter=150)
+    values = [row["fidelity"] for row in result.history]
+    # every new layer starts a small turn away from the identity: nothing is lost
+    assert all(b >= a - 1e-3 for a, b in itertools.pairwise(values)) and values[-1] > 0.95
+    assert result.window == 3 and result.two_qubit_gates == 2 * 6 * 4
+    # independent truth: the state of the gates applied to a dense vector in their order
+    ops = [Gate(p, matrix=g) for p, g in zip(result.pairs, result.gates, strict=True)]
+    dense = gate_unitary(ops, 8)[:, 0].real
+    target = psi.to_dense().reshape(-1) / psi.norm()
+    assert float(target @ dense) ** 2 == pytest.approx(result.fidelity, abs=1e-10)
+    x = torch.tensor(list(itertools.product([0, 1], repeat=8))[::17])
+    index = (x * 2 ** torch.arange(7, -1, -1)).sum(1)
+    torch.testing.assert_close(result.log_prob(x).exp(), dense[index] ** 2, atol=1e-12, rtol=0)
+    stage = result.stage(2)
+    assert stage.window == 3 and fidelity(psi, stage.state()) == pytest.approx(values[1])
+    with pytest.raises(InvalidInputError, match="window"):
+        synthesize_state(psi, 2, window=1)
+    with pytest.raises(InvalidInputError, match="protocol='iterative'"):
+        synthesize_state(psi, 2, window=3, protocol="analytic")
+
+
+def test_native_born_windows_compile_qubit_efficiently():
+    psi = random_mps(7, 4, seed=5)
+    full = compile(psi, gates="native", layers=2, window=3)
+    efficient = compile(psi, "efficient", gates="native", layers=2, window=3)
+    assert full.num_qubits == 7 and efficient.num_qubits == 3
+    torch.testing.assert_close(register_probabilities(efficient), register_probabilities(full))
+    assert two_qubit_count(full) == 2 * 5 * 2  # 5 windows, one block per brick layer each
+    budget = compile(psi, gates="native", window=3, max_two_qubit_gates=25)
+    assert budget.metadata["layers"] == 2 and two_qubit_count(budget) <= 25
+    with pytest.raises(InvalidInputError, match="too small for one brick layer"):
+        compile(psi, gates="native", window=3, max_two_qubit_gates=9)
+    with pytest.raises(InvalidInputError, match="window= needs gates='native'"):
+        compile(psi, window=3)
 
 
 # -- synthesis into one-qubit gates and CX ---------------------------------------------------

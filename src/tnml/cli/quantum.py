@@ -96,6 +96,15 @@ def compile_command(
             "one-qubit rotation instead of two-qubit gates (shorter layers).",
         ),
     ] = 0.0,
+    window: Annotated[
+        int | None,
+        typer.Option(
+            min=2,
+            help="Born machines (--native): brick layers in windows of this many qubits "
+            "instead of staircase layers; --layers then counts brick layers per window.",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Compile MODEL (a unitary, circuit or Born-machine model) into a circuit."""
     suffix = out.suffix.lower()
@@ -111,6 +120,7 @@ def compile_command(
             ("--max-2q", max_2q),
             ("--layers", layers),
             ("--product-threshold", product_threshold or None),
+            ("--window", window),
         ):
             if value is not None:
                 raise InvalidInputError(f"{name} needs --native")
@@ -124,6 +134,7 @@ def compile_command(
         max_two_qubit_gates=max_2q,
         min_fidelity=min_fidelity,
         product_threshold=product_threshold,
+        window=window,
         callback=_report_layer,
     )
     from tnml.quantum.export import to_qasm3, to_qiskit, transpile_report
@@ -157,9 +168,12 @@ def compile_command(
         f"{circuit.registers}"
     )
     if "fidelity" in meta:
-        typer.echo(
-            f"{meta['layers']} staircase layer(s), fidelity to the model {meta['fidelity']:.6f}"
+        layout = (
+            f"brick layer(s) in windows of {meta['window']} qubits"
+            if meta.get("window")
+            else "staircase layer(s)"
         )
+        typer.echo(f"{meta['layers']} {layout}, fidelity to the model {meta['fidelity']:.6f}")
     typer.echo(
         f"two-qubit gates {report['two_qubit_gates']}, depth {report['depth']} "
         f"({','.join(basis_gates)}: {counts})"
@@ -168,7 +182,7 @@ def compile_command(
 
 
 def _report_layer(row: dict) -> None:
-    """One line per staircase layer on stderr while a Born machine is synthesised."""
+    """One line per layer on stderr while a Born machine is synthesised."""
     typer.echo(
         f"layer {row['layers']}: fidelity {row['fidelity']:.4f} ({row['seconds']:.1f} s)",
         err=True,

@@ -295,6 +295,7 @@ def compile(
     protocol: str = "iterative",
     block: str = "so4",
     product_threshold: float = 0.0,
+    window: int | None = None,
     callback: Any = None,
 ) -> Circuit:
     """Turn a fitted model into a gate-level :class:`~tnml.quantum.circuit.Circuit`.
@@ -335,6 +336,11 @@ def compile(
         eigenvalue of its density matrix) get a one-qubit rotation and no two-qubit gate, so
         each layer is shorter (``tnml.quantum.synthesis.product_sites``); the fidelity
         reported includes what they cost. 0 keeps every feature in the staircase.
+    window : int, optional
+        Born machines: brick layers in windows of this many qubits instead of staircase
+        layers (``layers`` then counts brick layers per window; see
+        :func:`tnml.quantum.synthesis.synthesize_state`). Deep circuits stay exactly
+        optimised, and the qubit-efficient schedule needs ``window`` qubits.
     callback : callable, optional
         Born machines: called with a dict (``layers``, ``fidelity``, ...) after each layer.
 
@@ -363,6 +369,7 @@ def compile(
             ("target", target),
             ("max_two_qubit_gates", max_two_qubit_gates),
             ("layers", layers),
+            ("window", window),
         ):
             if value is not None:
                 raise InvalidInputError(f"{name}= needs gates='native' (got gates='dense')")
@@ -386,6 +393,7 @@ def compile(
             protocol=protocol,
             block=block,
             product_threshold=product_threshold,
+            window=window,
             callback=callback,
         )
     if isinstance(module, TTN) and gates == "native":

@@ -6,7 +6,10 @@
   given) layers are added until the fidelity reaches ``min_fidelity`` (at most
   ``MAX_DEFAULT_LAYERS``). Full width: one qubit per feature, measured at the end.
   Qubit-efficient: the circuit's sequential order keeps ``layers + 1`` qubits live; each
-  feature's qubit is measured as soon as it is final, reset, and reused.
+  feature's qubit is measured as soon as it is final, reset, and reused. With ``window``,
+  brick layers in windows of that many qubits replace the staircase
+  (:func:`tnml.quantum.synthesis.window_pairs`); the qubit-efficient circuit then needs
+  ``window`` qubits whatever the depth.
 * A :class:`~tnml.CircuitClassifier` is its circuit (data rotations and blocks on a line).
 * Unitary classifiers (``MPSClassifier``/``TTNClassifier(unitary=True)``) keep their gates;
   gates of three or more qubits are synthesised exactly (``O(4**k)`` CX each).
@@ -44,7 +47,7 @@ MAX_DEFAULT_LAYERS = 8
 
 
 def born_layers_circuit(state: StateCircuit, schedule: str = "full") -> Circuit:
-    """The logical circuit of a staircase state circuit, measuring register ``"sample"``.
+    """The logical circuit of a state circuit (staircase or windows), measuring ``"sample"``.
 
     Parameters
     ----------
@@ -102,6 +105,7 @@ def born_layers_circuit(state: StateCircuit, schedule: str = "full") -> Circuit:
         "schedule": schedule,
         "gates": "native",
         "layers": state.n_layers,
+        "window": state.window,
         "block": state.block.name,
         "fidelity": state.fidelity,
         "product_sites": sorted(state.product),
@@ -164,6 +168,7 @@ def compile_born_native(
     block: str = "so4",
     max_iter: int = 200,
     product_threshold: float = 0.0,
+    window: int | None = None,
     callback: Any = None,
 ) -> Circuit:
     """A native circuit preparing the Born machine ``mps`` (see the module docstring)."""
@@ -175,17 +180,34 @@ def compile_born_native(
         raise InvalidInputError(f"layers must be an integer >= 1 (or None), got {layers!r}")
     if not 0.0 < min_fidelity <= 1.0:
         raise InvalidInputError(f"min_fidelity must lie in (0, 1], got {min_fidelity!r}")
-    width = n if schedule == "full" else min(n, (layers or MAX_DEFAULT_LAYERS) + 1)
+    if window is not None and (isinstance(window, bool) or not isinstance(window, int)):
+        raise InvalidInputError(f"window must be an integer >= 2 (or None), got {window!r}")
+    if window is not None and window < 2:
+        raise InvalidInputError(f"window must be an integer >= 2 (or None), got {window!r}")
+    if schedule == "full":
+        width = n
+    elif window is not None:
+        width = min(n, window)
+    else:
+        width = min(n, (layers or MAX_DEFAULT_LAYERS) + 1)
     device = resolve_target(target, width)
     product, _, _ = product_sites(mps_normalize(mps), product_threshold)
     n_active = n - len(product)
-    per_layer = (2 if block == "so4" else 3) * (n_active - 1)
-    if budget is not None and budget < per_layer and layers is None:
+    cx = 2 if block == "so4" else 3
+    if window is None:
+        first_layer = per_layer = cx * (n_active - 1)
+        shape = f"one staircase layer of {n_active} qubits"
+    else:
+        span = min(window, n_active)
+        first_layer = cx * (n_active - span + 1) * len(range(0, span - 1, 2))
+        per_layer = cx * (n_active - span + 1) * (span - 1) / 2  # brick layers alternate
+        shape = f"one brick layer in windows of {span} of {n_active} qubits"
+    if budget is not None and budget < first_layer and layers is None:
         raise InvalidInputError(
-            f"max_two_qubit_gates={budget} is too small for one staircase layer of {n_active} "
-            f"qubits ({per_layer} CX before routing)"
+            f"max_two_qubit_gates={budget} is too small for {shape} ({first_layer} CX before "
+            "routing)"
         )
-    most = layers or (max(1, budget // per_layer) if budget else MAX_DEFAULT_LAYERS)
+    most = layers or (max(1, int(budget // per_layer)) if budget else MAX_DEFAULT_LAYERS)
     state = synthesize_state(
         mps,
         most,
@@ -194,6 +216,7 @@ def compile_born_native(
         max_iter=max_iter,
         target_fidelity=min_fidelity if (layers is None and budget is None) else None,
         product_threshold=product_threshold,
+        window=window,
         callback=callback,
     )
     candidates = [state.stage(k) for k in range(1, state.n_layers + 1)]

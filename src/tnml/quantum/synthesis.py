@@ -51,11 +51,13 @@ __all__ = [
     "PROTOCOLS",
     "StateCircuit",
     "analytic_layer",
+    "optimize_gates",
     "optimize_layers",
     "product_sites",
     "staircase_pairs",
     "sweep_layers",
     "synthesize_state",
+    "window_pairs",
 ]
 
 PROTOCOLS = ("iterative", "analytic", "optimized")
@@ -70,6 +72,61 @@ def staircase_pairs(n_sites: int, n_layers: int) -> list[tuple[int, int]]:
         ``n_layers * (n_sites - 1)`` pairs: ``(0, 1), (1, 2), ..., (n-2, n-1)`` repeated.
     """
     return [(i, i + 1) for _ in range(n_layers) for i in range(n_sites - 1)]
+
+
+def window_pairs(n_sites: int, window: int, n_layers: int) -> list[tuple[int, int]]:
+    """Qubit pairs of a windowed circuit of brick layers, in time order.
+
+    Window ``t`` (``t = 0, ..., n_sites - window``) acts on qubits ``t, ..., t + window - 1``
+    after window ``t - 1``. Its brick layer ``j`` holds the pairs ``(t + a, t + a + 1)`` for
+    ``a = j % 2, j % 2 + 2, ... < window - 1``; even windows apply their layers in the order
+    ``0, 1, ..., n_layers - 1``, odd windows in reverse, so a window never ends on the pairs
+    the next one starts with (two gates in a row on one pair would be one gate), and a
+    circuit with one layer more is the same circuit with a layer added at the end of each
+    even window and at the start of each odd one. Qubit ``t`` gets no gate after window
+    ``t``: the circuit prepares an MPS of bond ``2**(window - 1)`` qubit by qubit, and its
+    contraction keeps at most ``window + 1`` qubits live.
+
+    Returns
+    -------
+    list of (int, int)
+        ``(n_sites - window + 1) * sum_j len(range(j % 2, window - 1, 2))`` pairs.
+    """
+    return [
+        (t + a, t + a + 1)
+        for t in range(n_sites - window + 1)
+        for layer in _window_order(t, n_layers)
+        for a in range(layer % 2, window - 1, 2)
+    ]
+
+
+def _window_order(t: int, n_layers: int) -> range:
+    """The order in which window ``t`` applies its layers (see :func:`window_pairs`)."""
+    return range(n_layers) if t % 2 == 0 else range(n_layers - 1, -1, -1)
+
+
+def _window_gates(layers: list[Tensor], n_windows: int) -> Tensor:
+    """Gates ``(G, 4, 4)`` in the time order of :func:`window_pairs` from per-layer tensors
+    ``(n_windows * per_layer, 4, 4)`` (window-major inside each layer)."""
+    per = [layer.shape[0] // n_windows for layer in layers]
+    return torch.cat(
+        [
+            layers[j][t * per[j] : (t + 1) * per[j]]
+            for t in range(n_windows)
+            for j in _window_order(t, len(layers))
+        ]
+    )
+
+
+def _window_layers(gates: Tensor, n_windows: int, per: list[int]) -> list[Tensor]:
+    """The inverse of :func:`_window_gates`: ``per[j]`` gates of layer ``j`` per window."""
+    parts: list[list[Tensor]] = [[] for _ in per]
+    start = 0
+    for t in range(n_windows):
+        for j in _window_order(t, len(per)):
+            parts[j].append(gates[start : start + per[j]])
+            start += per[j]
+    return [torch.cat(part).clone() for part in parts]
 
 
 def _check_state(mps: object) -> MPS:
@@ -145,7 +202,11 @@ def _complete(rows: Tensor, positions: list[int], size: int) -> Tensor:
 
 @dataclass
 class StateCircuit:
-    """A staircase circuit that approximates an MPS, and how it got there.
+    """A circuit of two-qubit blocks that approximates an MPS, and how it got there.
+
+    Two layouts: *staircase* layers (``window = 0``; each layer has a gate on every pair of
+    neighbouring active sites) or *windows* (``window >= 2``; :func:`window_pairs`: each
+    window of ``window`` active sites gets ``n_layers`` brick layers, window after window).
 
     Sites whose one-site state is (nearly) pure -- an image border that is almost always
     off -- may be *product sites*: a one-qubit rotation prepares their dominant state and no
@@ -156,8 +217,10 @@ class StateCircuit:
     n_sites : int
         Qubits (features) in all.
     layers : list of Tensor
-        Gates ``(n_active - 1, 4, 4)`` per layer in time order: ``layers[0]`` acts on
-        ``|0...0>`` first; gate ``i`` of a layer acts on active sites ``i, i+1``.
+        Staircase: gates ``(n_active - 1, 4, 4)`` per layer in time order (``layers[0]``
+        acts on ``|0...0>`` first; gate ``i`` of a layer acts on active sites ``i, i+1``).
+        Windows: brick layer ``l`` of every window, ``(n_windows * per_layer, 4, 4)``,
+        window by window (:attr:`gates` puts them in time order).
     block : Block
         The block kind (cost per gate).
     fidelity : float
@@ -172,6 +235,8 @@ class StateCircuit:
         The sites the staircase runs over, increasing (all sites when none is a product site).
     product : dict of int to Tensor
         Product site -> its one-qubit state ``(2,)`` (the rotation's first column).
+    window : int
+        0 for staircase layers, else the window width (qubits per window).
     """
 
     n_sites: int
@@ -182,6 +247,7 @@ class StateCircuit:
     stages: list[list[Tensor]] = field(default_factory=list)
     active: list[int] = field(default_factory=list)
     product: dict[int, Tensor] = field(default_factory=dict)
+    window: int = 0
 
     def __post_init__(self) -> None:
         if not self.active:
@@ -203,23 +269,36 @@ class StateCircuit:
             self.stages[:n_layers],
             list(self.active),
             dict(self.product),
+            self.window,
         )
 
     @property
     def n_layers(self) -> int:
-        """Number of staircase layers."""
+        """Number of staircase layers, or of brick layers per window."""
         return len(self.layers)
+
+    @property
+    def local_pairs(self) -> list[tuple[int, int]]:
+        """Pairs of every two-qubit gate in time order, as indices into :attr:`active`."""
+        n_active = len(self.active)
+        if self.window:
+            return window_pairs(n_active, self.window, self.n_layers)
+        return staircase_pairs(n_active, self.n_layers)
 
     @property
     def pairs(self) -> list[tuple[int, int]]:
         """Qubit pairs of every two-qubit gate in time order (site indices)."""
         act = self.active
-        return [(act[a], act[b]) for a, b in staircase_pairs(len(act), self.n_layers)]
+        return [(act[a], act[b]) for a, b in self.local_pairs]
 
     @property
     def gates(self) -> Tensor:
-        """All two-qubit gates in time order, ``(n_layers * (n_active - 1), 4, 4)``."""
-        return torch.cat(self.layers) if self.layers else torch.zeros(0, 4, 4)
+        """All two-qubit gates ``(G, 4, 4)`` in the time order of :attr:`pairs`."""
+        if not self.layers:
+            return torch.zeros(0, 4, 4)
+        if self.window:
+            return _window_gates(self.layers, len(self.active) - self.window + 1)
+        return torch.cat(self.layers)
 
     def product_rotation(self, site: int) -> Tensor:
         """The one-qubit gate ``(2, 2)`` that prepares product site ``site`` from ``|0>``."""
@@ -236,9 +315,7 @@ class StateCircuit:
         """``log |<x|C|0>|^2`` of basis states ``x`` (``(B, n_sites)`` of 0/1), ``(B,)``."""
         x = torch.as_tensor(x, dtype=torch.long)
         onehot = torch.nn.functional.one_hot(x, 2).to(self.gates.dtype)
-        n_active = len(self.active)
-        local = [(i, i + 1) for i in range(n_active - 1)] * self.n_layers
-        _, log_abs = circuit_amplitudes(onehot[:, self.active], local, self.gates)
+        _, log_abs = circuit_amplitudes(onehot[:, self.active], self.local_pairs, self.gates)
         out = 2 * log_abs
         for site, m in self.product.items():
             out = out + 2 * torch.log(m.abs().to(out.dtype)[x[:, site]])
@@ -247,14 +324,14 @@ class StateCircuit:
     def state(self, max_bond: int | None = None) -> MPS:
         """The prepared state ``C|0>`` as an MPS.
 
-        Exact by default (bond at most ``2**n_layers``); with ``max_bond`` the layers are
-        applied to ``|0...0>`` one by one with that bond cap instead (for deep circuits; the
-        truncation error is what the caller accepts).
+        Exact by default (bond at most ``2**n_layers`` for staircases, ``2**(window - 1)``
+        for windows); with ``max_bond`` staircase layers are applied to ``|0...0>`` one by
+        one with that bond cap instead (for deep circuits; the truncation error is what the
+        caller accepts).
         """
         n_active = len(self.active)
-        if max_bond is None:
-            local = [(i, i + 1) for i in range(n_active - 1)] * self.n_layers
-            reduced = circuit_state(local, self.gates, n_active)
+        if max_bond is None or self.window:
+            reduced = circuit_state(self.local_pairs, self.gates, n_active)
         else:
             check_int("max_bond", max_bond, 2)
             reduced = _zero_state(n_active, self.gates.dtype)
@@ -329,26 +406,31 @@ def _fidelity(target: MPS, pairs: list, gates: Tensor) -> Tensor:
     return torch.exp(2 * log_abs[0])
 
 
-def optimize_layers(
+def optimize_gates(
     target: MPS,
-    layers: list[Tensor],
+    pairs: list[tuple[int, int]],
+    gates: Tensor,
     *,
     block: str | Block = "so4",
     max_iter: int = 200,
     tol: float = 1e-10,
-) -> tuple[list[Tensor], dict[str, float]]:
-    """Maximise ``|<target|C|0>|^2`` over every gate of the staircase layers at once.
+) -> tuple[Tensor, dict[str, float]]:
+    """Maximise ``|<target|C|0>|^2`` over every gate of the circuit ``C`` at once.
 
     Each gate is ``G = G_0 @ expm(sum_j a_j E_j)`` with ``G_0`` its current value and ``a``
     its Lie-algebra coordinates (6 for ``so4``, 15 for ``u4``), optimised by L-BFGS with a
-    strong-Wolfe line search on ``-log F``; gates stay exactly in their group.
+    strong-Wolfe line search on ``-log F``; gates stay exactly in their group. The fidelity
+    is contracted exactly (:func:`tnml.tensor.circuit_mps.circuit_amplitudes`), so the cost
+    grows as ``2**live`` with the most qubits a circuit keeps live.
 
     Parameters
     ----------
     target : MPS
         The state (normalised here).
-    layers : list of Tensor
-        Starting gates, ``(n - 1, 4, 4)`` per layer in time order.
+    pairs : list of (int, int)
+        Qubits of each gate, in time order.
+    gates : Tensor
+        Starting gates ``(G, 4, 4)``.
     block : {"so4", "u4"}, default="so4"
     max_iter : int, default=200
         L-BFGS iterations (each one or a few fidelity evaluations).
@@ -357,24 +439,22 @@ def optimize_layers(
 
     Returns
     -------
-    layers : list of Tensor
-        The optimised gates.
+    gates : Tensor
+        The optimised gates ``(G, 4, 4)`` (the starting ones if nothing improved).
     info : dict
-        ``fidelity`` before and after, ``iterations``, ``evaluations``.
+        ``fidelity_start``, ``fidelity``, ``iterations``, ``evaluations``.
     """
     kind = check_block(block)
     check_int("max_iter", max_iter, 0)
     target = _check_state(target)
-    n = target.n_sites
-    pairs = staircase_pairs(n, len(layers))
-    base = torch.cat(layers).detach()
+    base = gates.detach()
     if not kind.is_complex and base.is_complex():
         raise InvalidInputError("so4 blocks need real gates; pass block='u4'")
     base = base.to(torch.complex128 if kind.is_complex else torch.float64)
     start = float(_fidelity(target, pairs, base))
     info = {"fidelity_start": start, "iterations": 0, "evaluations": 0, "fidelity": start}
-    if max_iter == 0 or not layers:
-        return layers, info
+    if max_iter == 0 or base.shape[0] == 0:
+        return base.clone(), info
     coords = torch.zeros(base.shape[0], kind.n_params, dtype=torch.float64, requires_grad=True)
     optimizer = torch.optim.LBFGS(
         [coords],
@@ -388,8 +468,7 @@ def optimize_layers(
 
     def closure() -> Tensor:
         optimizer.zero_grad()
-        gates = base @ block_matrices(coords, kind)
-        _, log_abs = circuit_amplitudes(target, pairs, gates)
+        _, log_abs = circuit_amplitudes(target, pairs, base @ block_matrices(coords, kind))
         loss = -2 * log_abs[0]
         loss.backward()
         info["evaluations"] += 1
@@ -399,12 +478,49 @@ def optimize_layers(
     state = optimizer.state[optimizer._params[0]]
     info["iterations"] = int(state.get("n_iter", 0))
     with torch.no_grad():
-        gates = base @ block_matrices(coords, kind)
-    info["fidelity"] = float(_fidelity(target, pairs, gates))
+        out = base @ block_matrices(coords, kind)
+    info["fidelity"] = float(_fidelity(target, pairs, out))
     if info["fidelity"] < start:  # L-BFGS never should; keep the better circuit if it did
-        gates, info["fidelity"] = base, start
-    size = n - 1
-    return [gates[i * size : (i + 1) * size].clone() for i in range(len(layers))], info
+        out, info["fidelity"] = base.clone(), start
+    return out, info
+
+
+def optimize_layers(
+    target: MPS,
+    layers: list[Tensor],
+    *,
+    block: str | Block = "so4",
+    max_iter: int = 200,
+    tol: float = 1e-10,
+) -> tuple[list[Tensor], dict[str, float]]:
+    """Maximise ``|<target|C|0>|^2`` over every gate of the staircase layers at once
+    (:func:`optimize_gates` on :func:`staircase_pairs`).
+
+    Parameters
+    ----------
+    target : MPS
+        The state (normalised here).
+    layers : list of Tensor
+        Starting gates, ``(n - 1, 4, 4)`` per layer in time order.
+    block : {"so4", "u4"}, default="so4"
+    max_iter : int, default=200
+    tol : float, default=1e-10
+
+    Returns
+    -------
+    layers : list of Tensor
+        The optimised gates.
+    info : dict
+        ``fidelity`` before and after, ``iterations``, ``evaluations``.
+    """
+    target = _check_state(target)
+    if not layers:
+        return [], optimize_gates(target, [], torch.zeros(0, 4, 4), block=block)[1]
+    pairs = staircase_pairs(target.n_sites, len(layers))
+    gates, info = optimize_gates(
+        target, pairs, torch.cat(layers), block=block, max_iter=max_iter, tol=tol
+    )
+    return list(gates.split(target.n_sites - 1)), info
 
 
 OPTIMIZERS = ("auto", "lbfgs", "sweep")
@@ -495,9 +611,11 @@ def synthesize_state(
     optimizer: str = "auto",
     sweeps: int = 20,
     max_bond: int = 64,
+    window: int | None = None,
     callback: Callable[[dict[str, float]], None] | None = None,
 ) -> StateCircuit:
-    """A circuit of ``n_layers`` staircase layers of two-qubit blocks approximating ``mps``.
+    """A circuit of ``n_layers`` staircase layers of two-qubit blocks approximating ``mps``,
+    or, with ``window``, of ``n_layers`` brick layers in each window of :func:`window_pairs`.
 
     Parameters
     ----------
@@ -520,6 +638,15 @@ def synthesize_state(
         Sites whose one-site state has its smaller eigenvalue below this are prepared by a
         one-qubit rotation and left out of the staircase (``product_sites``), so each
         layer costs fewer CX; their cost in fidelity is included.
+    window : int, optional
+        Windows of this many qubits (``>= 2``) instead of staircase layers: the circuit
+        prepares the state qubit by qubit with a register of ``window - 1`` qubits (bond
+        ``2**(window - 1)``), and each window gets ``n_layers`` brick layers. Layers are
+        added one at a time (the new layer of every window starts at the identity) and all
+        gates are optimised together by L-BFGS on the exact fidelity after each; the
+        contraction keeps at most ``window + 1`` qubits live, so deep circuits stay exact
+        where staircases past :data:`EXACT_LAYERS` layers need bond-capped sweeps. Only
+        ``protocol="iterative"`` with ``optimizer="auto"`` or ``"lbfgs"``.
     callback : callable, optional
         Called with each history row as it is made.
 
@@ -527,6 +654,14 @@ def synthesize_state(
     -------
     StateCircuit
     """
+    if window is not None:
+        check_int("window", window, 2)
+        if protocol != "iterative" or optimizer == "sweep":
+            raise InvalidInputError(
+                "window= grows brick layers one at a time, optimised by L-BFGS: it needs "
+                f"protocol='iterative' and optimizer 'auto' or 'lbfgs' (got {protocol!r}, "
+                f"{optimizer!r})"
+            )
     if protocol not in PROTOCOLS:
         raise InvalidInputError(f"protocol must be one of {PROTOCOLS}, got {protocol!r}")
     if optimizer not in OPTIMIZERS:
@@ -548,6 +683,22 @@ def synthesize_state(
             f"product_threshold must lie in [0, 0.5), got {product_threshold!r}"
         )
     product, target, weight = product_sites(whole, product_threshold)
+    active = [j for j in range(whole.n_sites) if j not in product]
+    if window is not None:
+        layers, history, stages, width = _grow_windows(
+            target, n_layers, window, kind, max_iter, weight, target_fidelity, callback
+        )
+        return StateCircuit(
+            whole.n_sites,
+            layers,
+            kind,
+            history[-1]["fidelity"],
+            history,
+            stages,
+            active,
+            product,
+            width,
+        )
     n = target.n_sites
     cap = residual_bond or max(16, 2 * target.max_bond_dim)
     check_int("residual_bond", cap, 2)
@@ -589,7 +740,6 @@ def synthesize_state(
                 residual = _undo(target, list(reversed(layers)), cap)
             else:
                 residual = _undo(residual, [new], cap)
-    active = [j for j in range(whole.n_sites) if j not in product]
     return StateCircuit(
         whole.n_sites, layers, kind, history[-1]["fidelity"], history, stages, active, product
     )
@@ -601,3 +751,55 @@ def _undo(state: MPS, layers: list[Tensor], cap: int) -> MPS:
     for gates in layers:
         out, _ = apply_layer(out, gates, inverse=True, max_bond=cap)
     return mps_normalize(out)
+
+
+def _grow_windows(
+    target: MPS,
+    n_layers: int,
+    window: int,
+    kind: Block,
+    max_iter: int,
+    weight: float,
+    target_fidelity: float | None,
+    callback: Callable[[dict[str, float]], None] | None,
+) -> tuple[list[Tensor], list[dict[str, float]], list[list[Tensor]], int]:
+    """Brick layers added to every window one at a time, all gates re-optimised after each.
+
+    Returns the layers, the history rows, the stages and the window width used (at most the
+    number of sites).
+    """
+    n = target.n_sites
+    width = min(window, n)
+    n_windows = n - width + 1
+    dtype = torch.complex128 if kind.is_complex else torch.float64
+    # A fixed seed: the small turn off the identity that starts each new layer is the same
+    # in every run.
+    generator = torch.Generator().manual_seed(0)
+    layers: list[Tensor] = []
+    history: list[dict[str, float]] = []
+    stages: list[list[Tensor]] = []
+    for k in range(1, n_layers + 1):
+        started = time.perf_counter()
+        per = [len(range(layer % 2, width - 1, 2)) for layer in range(k)]
+        angles = 1e-2 * torch.randn(n_windows * per[-1], kind.n_params, generator=generator)
+        layers.append(block_matrices(angles.to(torch.float64), kind).to(dtype))
+        pairs = window_pairs(n, width, k)
+        gates, info = optimize_gates(
+            target, pairs, _window_gates(layers, n_windows), block=kind, max_iter=max_iter
+        )
+        layers = _window_layers(gates, n_windows, per)
+        row = {
+            "layers": k,
+            "fidelity_analytic": nan,
+            "fidelity": weight * info["fidelity"],
+            "exact": True,
+            "iterations": info["iterations"],
+            "seconds": time.perf_counter() - started,
+        }
+        history.append(row)
+        stages.append([layer.clone() for layer in layers])
+        if callback is not None:
+            callback(dict(row))
+        if target_fidelity is not None and row["fidelity"] >= target_fidelity:
+            break
+    return layers, history, stages, width

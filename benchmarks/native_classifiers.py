@@ -173,8 +173,9 @@ def run_pairs(args) -> dict:
                     circuit, inputs, labels, NOISE_LEVELS, args.noise_shots, args.seed
                 )
                 record[name]["aer"] = aer_check(
-                    circuit, inputs, labels, 1e-2, args.shots, args.aer_images, args.seed
-                )
+                    circuit, inputs, labels, args.aer_level, args.shots, args.aer_images or 40,
+                    args.seed,
+                )  # fmt: skip
                 print(name, json.dumps(record[name]["noise"]), record[name]["aer"], flush=True)
         out.append(record)
     return {"pairs": out}
@@ -208,6 +209,13 @@ def run_digits(args) -> dict:
         record["circuit"]["noise_images"] = min(args.noise_images, len(labels))
         record["circuit"]["noise_dtype"] = args.noise_dtype
         print(json.dumps(record["circuit"]["noise"]), flush=True)
+    if args.aer_images:
+        inputs = circuit_inputs(model, X_test)
+        labels = np.searchsorted(model.classes_, y_test)
+        record["circuit"]["aer"] = aer_check(
+            circuit, inputs, labels, args.aer_level, args.shots, args.aer_images, args.seed
+        )
+        print(json.dumps(record["circuit"]["aer"]), flush=True)
     return {"digits": record}
 
 
@@ -223,7 +231,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--epochs", type=int, default=None)
     parser.add_argument("--shots", type=int, default=2000, help="shots of the Aer check")
     parser.add_argument("--noise-shots", type=int, default=1000)
-    parser.add_argument("--aer-images", type=int, default=40)
+    parser.add_argument(
+        "--aer-images", type=int, default=None,
+        help="images of the Aer check (pairs: default 40; digits: only when given)",
+    )  # fmt: skip
+    parser.add_argument("--aer-level", type=float, default=1e-2, help="p2 of the Aer check")
     parser.add_argument("--noise-images", type=int, default=450)
     parser.add_argument(
         "--noise-dtype",

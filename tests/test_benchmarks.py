@@ -166,7 +166,12 @@ def test_native_circuit_benchmarks_run(tmp_path):
     if "aqc_tensor" in bond:
         aqc = bond["aqc_tensor"][0]
         assert aqc["fidelity_start"] == pytest.approx(bond["native"][0]["fidelity"], abs=1e-6)
-    script.main(["--plot", str(born), "--figure", str(tmp_path / "f.png")])
+    windows = tmp_path / "windows.json"
+    script.main([*args[:16], "--window", "3", "--no-dense", "--out", str(windows)])
+    bond = json.loads(windows.read_text())["bonds"][0]
+    assert bond["window"] == 3 and [row["layers"] for row in bond["native"]] == [1, 2]
+    assert bond["native"][1]["cx_heavy_hex"] == bond["native"][1]["cx"]  # a path: no SWAP
+    script.main(["--plot", str(born), str(windows), "--figure", str(tmp_path / "f.png")])
     assert (tmp_path / "f.png").stat().st_size > 0
     digits = tmp_path / "digits.json"
     load_script("native_classifiers").main(

@@ -50,6 +50,7 @@ _MAX_SPLIT_LEGS = 8
 _MAX_RING_ORDER = 6
 # Ring structures fitted, cheapest first, before giving up on them.
 _RING_FITS = 4
+_RING_STARTS = 3
 
 
 @dataclass(frozen=True)
@@ -384,7 +385,8 @@ def learn(
         closed = [net for net in _closed_form_candidates(t, rse) if net.n_params <= budget]
         if rings and t.ndim <= _MAX_RING_ORDER:
             cap = min([budget + 1] + [net.n_params for net in closed])
-            closed += _fitted_rings(t, rse, cap, second_order)
+            ring_starts = torch.Generator().manual_seed(int(seed) % 2**63)
+            closed += _fitted_rings(t, rse, cap, second_order, ring_starts)
         if closed:  # only a cheaper network is worth the search
             budget = min(budget, min(net.n_params for net in closed) - 1)
     search = _Search(
@@ -488,16 +490,24 @@ def _closed_form_candidates(target: Tensor, rse: float) -> list[TensorNetwork]:
     return [tucker, *chains]
 
 
-def _fitted_rings(target: Tensor, rse: float, budget: int, limit: int) -> list[TensorNetwork]:
-    """The first of the cheapest rings under ``budget`` parameters that the target's
-    unfoldings allow (at most ``_RING_FITS`` tried, those with entries x parameters at most
-    ``limit``) that a Levenberg-Marquardt fit brings to ``rse``; an empty list if none."""
+def _fitted_rings(
+    target: Tensor, rse: float, budget: int, limit: int, generator: torch.Generator
+) -> list[TensorNetwork]:
+    """The first of the cheapest rings under ``budget`` parameters whose generic unfolding
+    ranks are the target's (at most ``_RING_FITS`` tried, those with entries x parameters at
+    most ``limit``) that a Levenberg-Marquardt fit brings to ``rse``; an empty list if none.
+    LM from random cores lands in a wrong basin of the true ring often (about half the time
+    on TnALE's rings), so each ring gets ``_RING_STARTS`` random starts."""
     for net in ring_structures(target, rse, budget, limit=_RING_FITS):
         if target.numel() * net.n_params > limit:
             continue
-        fit = fit_network(net, target, method="lm", max_sweeps=150, tol=1e-4)
-        if fit.rse <= rse:
-            return [net]
+        for _ in range(_RING_STARTS):
+            with torch.no_grad():
+                for core in net.cores:
+                    core.copy_(torch.randn(core.shape, generator=generator, dtype=core.dtype))
+            fit = fit_network(net, target, method="lm", max_sweeps=150, tol=1e-4)
+            if fit.rse <= rse:
+                return [net]
     return []
 
 

@@ -284,8 +284,10 @@ def main() -> None:
     comp.add_argument("--missing", type=float, nargs="+", default=[0.7, 0.9])
     crit = sub.add_parser("criteria")
     crit.add_argument("--seeds", type=int, nargs="+", default=list(range(100, 106)))
+    for task in (syn, img, comp, crit):
+        task.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     args = parser.parse_args()
-    torch.set_num_threads(2)
+    torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, tensorly {tl.__version__}, {time.strftime('%Y-%m-%d')}")
     if args.task == "synthetic":
         run_synthetic(args.runs)

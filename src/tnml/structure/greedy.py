@@ -27,6 +27,7 @@ from torch import Tensor
 
 from tnml._validation import check_int
 from tnml.exceptions import InvalidInputError
+from tnml.structure.rings import ring_structures
 from tnml.tensor.decomp import split_tensor
 from tnml.tensor.mps import mps_from_dense
 from tnml.tensor.network import TensorNetwork
@@ -44,6 +45,12 @@ CRITERIA = ("per_param", "loss")
 
 # Cuts of a node's legs are enumerated (2^(legs-1) of them): nodes with more legs are not split.
 _MAX_SPLIT_LEGS = 8
+
+# Rings are enumerated over every cyclic order of the modes ((n - 1)! / 2 of them).
+_MAX_RING_ORDER = 6
+# Ring structures fitted, cheapest first, before giving up on them.
+_RING_FITS = 4
+_RING_STARTS = 3
 
 
 @dataclass(frozen=True)
@@ -96,6 +103,8 @@ class _Search:
     tol: float
     noise: float
     callback: Callable[[StructureStep], None] | None
+    rse: float | None = None
+    second_order: int = 0
     start: float = field(default_factory=time.perf_counter)
     n_fits: int = 0
     path: list[StructureStep] = field(default_factory=list)
@@ -159,7 +168,27 @@ class _Search:
         steps = self.refit_sweeps * (20 if self.method == "adam" else 1) * (10 if thorough else 1)
         tol = self.tol / 100 if thorough else self.tol
         fit_network(net, self.target, self.mask, method=self.method, max_sweeps=steps, tol=tol)
-        return observed_rse(net, self.target, self.mask)
+        error = observed_rse(net, self.target, self.mask)
+        if self._polish(net, error, thorough):
+            before = net.copy()
+            fit_network(net, self.target, method="lm", max_sweeps=steps, tol=tol)
+            polished = observed_rse(net, self.target, None)
+            if polished < error:
+                return polished
+            net.cores = before.cores
+        return error
+
+    def _polish(self, net: TensorNetwork, error: float, thorough: bool) -> bool:
+        """Whether a refit that ended at ``error`` goes on by Levenberg-Marquardt: a thorough
+        refit of a full target with an error to reach, still above it, and entries x
+        parameters at most ``second_order``."""
+        return (
+            thorough
+            and self.mask is None
+            and self.rse is not None
+            and error > self.rse
+            and self.target.numel() * net.n_params <= self.second_order
+        )
 
 
 def _check_options(
@@ -197,7 +226,7 @@ def _check_options(
     if criterion not in CRITERIA:
         raise InvalidInputError(f"criterion must be one of {CRITERIA}, got {criterion!r}")
     for name, value in counts.items():
-        check_int(name, value, 0 if name == "max_steps" else 1)
+        check_int(name, value, 0 if name in ("max_steps", "second_order") else 1)
 
 
 def learn(
@@ -221,6 +250,8 @@ def learn(
     internal_nodes: bool = True,
     split_tol: float = 1e-5,
     closed_form: bool = True,
+    rings: bool = True,
+    second_order: int = 2**20,
     regrow: bool = True,
     callback: Callable[[StructureStep], None] | None = None,
     progress: bool = False,
@@ -279,6 +310,16 @@ def learn(
         the TT-SVD chain in each cyclic order of the modes) and return the cheapest of them
         when the search finds nothing cheaper; the search's budget is capped below the
         cheapest, so it stops once it cannot beat it.
+    rings : bool
+        With ``closed_form`` and at most ``_MAX_RING_ORDER`` modes: also fit (by
+        Levenberg-Marquardt, within ``second_order``) the few cheapest rings, in any order of
+        the modes, whose generic unfolding ranks match the target's
+        (:func:`tnml.structure.rings.ring_structures`); one that reaches ``rse`` joins the
+        closed-form candidates.
+    second_order : int
+        With ``rse`` and no ``mask``: a thorough refit (shrinking, splitting) that stops above
+        ``rse`` goes on by Levenberg-Marquardt when entries x parameters is at most this (its
+        Jacobian's size); 0: never.
     regrow : bool
         With ``rse`` and nothing held out (no ``mask``, or ``validation=0``), after
         shrinking: drop one edge at a time to rank one (smallest ranks first) and grow the
@@ -320,6 +361,7 @@ def learn(
         "candidate_sweeps": candidate_sweeps,
         "refit_sweeps": refit_sweeps,
         "patience": patience,
+        "second_order": second_order,
     }
     _check_options(t, rse, max_params, random_state, criterion, validation, counts)
     rse = None if rse is None else float(rse)  # a NumPy scalar is welcome, kept a float
@@ -341,11 +383,17 @@ def learn(
     closed: list[TensorNetwork] = []
     if closed_form and rse is not None and m is None:
         closed = [net for net in _closed_form_candidates(t, rse) if net.n_params <= budget]
+        if rings and t.ndim <= _MAX_RING_ORDER:
+            cap = min([budget + 1] + [net.n_params for net in closed])
+            ring_starts = torch.Generator().manual_seed(int(seed) % 2**63)
+            closed += _fitted_rings(t, rse, cap, second_order, ring_starts)
         if closed:  # only a cheaper network is worth the search
             budget = min(budget, min(net.n_params for net in closed) - 1)
     search = _Search(
         t, fit_mask, method, generator, candidate_sweeps, refit_sweeps, tol, noise, callback
     )
+    search.rse = rse
+    search.second_order = second_order
     # gradient steps from random signs stall at the zero tensor, and ALS from them can creep:
     # start from the leading singular vector of every mode (unseen entries set to the mean of
     # the fitted ones) and its ALS fit
@@ -440,6 +488,27 @@ def _closed_form_candidates(target: Tensor, rse: float) -> list[TensorNetwork]:
             TensorNetwork(target.shape, [(mode,) for mode in order], chain.ranks, chain.cores)
         )
     return [tucker, *chains]
+
+
+def _fitted_rings(
+    target: Tensor, rse: float, budget: int, limit: int, generator: torch.Generator
+) -> list[TensorNetwork]:
+    """The first of the cheapest rings under ``budget`` parameters whose generic unfolding
+    ranks are the target's (at most ``_RING_FITS`` tried, those with entries x parameters at
+    most ``limit``) that a Levenberg-Marquardt fit brings to ``rse``; an empty list if none.
+    LM from random cores lands in a wrong basin of the true ring often (about half the time
+    on TnALE's rings), so each ring gets ``_RING_STARTS`` random starts."""
+    for net in ring_structures(target, rse, budget, limit=_RING_FITS):
+        if target.numel() * net.n_params > limit:
+            continue
+        for _ in range(_RING_STARTS):
+            with torch.no_grad():
+                for core in net.cores:
+                    core.copy_(torch.randn(core.shape, generator=generator, dtype=core.dtype))
+            fit = fit_network(net, target, method="lm", max_sweeps=150, tol=1e-4)
+            if fit.rse <= rse:
+                return [net]
+    return []
 
 
 def _rank_one_start(target: Tensor) -> TensorNetwork:

@@ -116,9 +116,13 @@ def aer_check(circuit, inputs, labels, level: float, shots: int, n: int, seed: i
     ours_shots = simulate(circuit, X, noise=noise, shots=shots, seed=seed)
     aer_shots = run_aer(circuit, X, noise=noise, shots=shots, seed=seed)
     acc = [float((p.argmax(1).numpy() == y).mean()) for p in (ours_shots, aer_shots)]
-    # Per-image label probability: difference of two shot estimates, in standard errors.
+    # Per-image label probability: difference of two shot estimates, in standard errors. Both
+    # renormalise over the valid labels, so each estimate rests on the shots that gave one
+    # (10 labels in 4 bits: the other 6 values take some shots), not on all of them.
     p_true = ours.gather(1, torch.as_tensor(y)[:, None]).squeeze(1).numpy()
-    se = np.sqrt(2 * p_true * (1 - p_true) / shots) + 1e-12
+    raw = simulate(circuit, X, noise=noise, valid_only=False)
+    p_valid = raw[:, : ours.shape[1]].sum(1).numpy()
+    se = np.sqrt(2 * p_true * (1 - p_true) / (shots * p_valid)) + 1e-12
     z = (
         np.abs(
             ours_shots.gather(1, torch.as_tensor(y)[:, None]).squeeze(1).numpy()
@@ -134,6 +138,7 @@ def aer_check(circuit, inputs, labels, level: float, shots: int, n: int, seed: i
         "accuracy_tnml_shots": acc[0],
         "accuracy_aer_shots": acc[1],
         "fraction_within_2_se": float((z <= 2).mean()),
+        "mean_valid_fraction": float(p_valid.mean()),
         "seconds": round(time.perf_counter() - started, 1),
     }
 

@@ -728,11 +728,7 @@ def synthesize_state(
                 iterations=info["sweeps"],
             )
         row["seconds"] = time.perf_counter() - started
-        history.append(row)
-        stages.append([layer.clone() for layer in layers])
-        if callback is not None:
-            callback(dict(row))
-        if target_fidelity is not None and row["fidelity"] >= target_fidelity:
+        if _record_stage(row, layers, history, stages, callback, target_fidelity):
             break
         if k < n_layers:
             # C = layers[-1] ... layers[0]: C^dagger undoes the last layer in time first.
@@ -796,10 +792,23 @@ def _grow_windows(
             "iterations": info["iterations"],
             "seconds": time.perf_counter() - started,
         }
-        history.append(row)
-        stages.append([layer.clone() for layer in layers])
-        if callback is not None:
-            callback(dict(row))
-        if target_fidelity is not None and row["fidelity"] >= target_fidelity:
+        if _record_stage(row, layers, history, stages, callback, target_fidelity):
             break
     return layers, history, stages, width
+
+
+def _record_stage(
+    row: dict[str, float],
+    layers: list[Tensor],
+    history: list[dict[str, float]],
+    stages: list[list[Tensor]],
+    callback: Callable[[dict[str, float]], None] | None,
+    target_fidelity: float | None,
+) -> bool:
+    """Keep a finished stage (its row and a copy of its layers), report it, and say whether
+    it reached ``target_fidelity`` (no more layers are then added)."""
+    history.append(row)
+    stages.append([layer.clone() for layer in layers])
+    if callback is not None:
+        callback(dict(row))
+    return target_fidelity is not None and row["fidelity"] >= target_fidelity

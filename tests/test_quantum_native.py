@@ -36,7 +36,7 @@ def random_mps(n, bond, seed=0):
 
 
 def fidelity(a: MPS, b: MPS) -> float:
-    return float(mps_overlap(a, b)) ** 2 / (float(a.norm()) ** 2 * float(b.norm()) ** 2)
+    return float(mps_overlap(a, b).abs()) ** 2 / (float(a.norm()) ** 2 * float(b.norm()) ** 2)
 
 
 def gate_unitary(gates, n):
@@ -104,6 +104,10 @@ def test_complex_states_need_complex_blocks():
         synthesize_state(psi, 1)
     result = synthesize_state(psi, 1, block="u4", protocol="analytic")
     assert result.fidelity >= 1 - 1e-10
+    # windows stay exact at any depth: more than EXACT_LAYERS complex layers are fine
+    deep = synthesize_state(psi, 11, block="u4", window=3, max_iter=2)
+    assert deep.n_layers == 11 and deep.gates.is_complex()
+    assert fidelity(psi, deep.state()) == pytest.approx(deep.fidelity, abs=1e-10)
 
 
 def test_synthesis_rejects_bad_input():
@@ -133,8 +137,8 @@ def test_window_pairs_walk_the_chain_window_by_window():
 
 def test_windows_reach_a_bond_two_state_and_match_the_dense_circuit():
     psi = random_mps(10, 2, seed=1)
-    exact = synthesize_state(psi, 1, window=2, max_iter=300)
-    assert exact.fidelity >= 1 - 1e-7 and exact.two_qubit_gates == 2 * 9
+    exact = synthesize_state(psi, 2, window=3, max_iter=300)
+    assert exact.fidelity >= 1 - 1e-7 and exact.two_qubit_gates == 2 * 8 * 2
     psi = random_mps(8, 4, seed=6)
     result = synthesize_state(psi, 4, window=3, max_iter=150)
     values = [row["fidelity"] for row in result.history]
@@ -152,7 +156,11 @@ def test_windows_reach_a_bond_two_state_and_match_the_dense_circuit():
     stage = result.stage(2)
     assert stage.window == 3 and fidelity(psi, stage.state()) == pytest.approx(values[1])
     with pytest.raises(InvalidInputError, match="window"):
-        synthesize_state(psi, 2, window=1)
+        synthesize_state(psi, 2, window=2)  # one staircase layer: no room for more
+    with pytest.raises(InvalidInputError, match="n_layers must be >= 2"):
+        synthesize_state(psi, 1, window=3)  # one layer of an odd window skips the last qubit
+    with pytest.raises(InvalidInputError, match="window must be at most"):
+        window_pairs(5, 7, 2)
     with pytest.raises(InvalidInputError, match="protocol='iterative'"):
         synthesize_state(psi, 2, window=3, protocol="analytic")
 
@@ -166,8 +174,12 @@ def test_native_born_windows_compile_qubit_efficiently():
     assert two_qubit_count(full) == 2 * 5 * 2  # 5 windows, one block per brick layer each
     budget = compile(psi, gates="native", window=3, max_two_qubit_gates=25)
     assert budget.metadata["layers"] == 2 and two_qubit_count(budget) <= 25
-    with pytest.raises(InvalidInputError, match="too small for one brick layer"):
-        compile(psi, gates="native", window=3, max_two_qubit_gates=9)
+    with pytest.raises(InvalidInputError, match="too small for 2 brick layer"):
+        compile(psi, gates="native", window=3, max_two_qubit_gates=19)
+    with pytest.raises(InvalidInputError, match="layers must be >= 2"):
+        compile(psi, gates="native", window=3, layers=1)
+    one = compile(psi, gates="native", window=4, layers=1)  # an even window: every qubit
+    assert one.metadata["layers"] == 1 and two_qubit_count(one) == 2 * 4 * 2
     with pytest.raises(InvalidInputError, match="window= needs gates='native'"):
         compile(psi, window=3)
 

@@ -99,7 +99,7 @@ def compile_command(
     window: Annotated[
         int | None,
         typer.Option(
-            min=2,
+            min=3,
             help="Born machines (--native): brick layers in windows of this many qubits "
             "instead of staircase layers; --layers then counts brick layers per window.",
             show_default=False,

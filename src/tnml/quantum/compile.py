@@ -339,8 +339,9 @@ def compile(
     window : int, optional
         Born machines: brick layers in windows of this many qubits instead of staircase
         layers (``layers`` then counts brick layers per window; see
-        :func:`tnml.quantum.synthesis.synthesize_state`). Deep circuits stay exactly
-        optimised, and the qubit-efficient schedule needs ``window`` qubits.
+        :func:`tnml.quantum.synthesis.synthesize_state`; ``>= 3``, and at least two layers
+        for an odd window). Deep circuits stay exactly optimised, and the qubit-efficient
+        schedule needs at most ``window`` qubits.
     callback : callable, optional
         Born machines: called with a dict (``layers``, ``fidelity``, ...) after each layer.
 

@@ -8,8 +8,8 @@
   Qubit-efficient: the circuit's sequential order keeps ``layers + 1`` qubits live; each
   feature's qubit is measured as soon as it is final, reset, and reused. With ``window``,
   brick layers in windows of that many qubits replace the staircase
-  (:func:`tnml.quantum.synthesis.window_pairs`); the qubit-efficient circuit then needs
-  ``window`` qubits whatever the depth.
+  (:func:`tnml.quantum.synthesis.window_pairs`); the qubit-efficient circuit then needs at
+  most ``window`` qubits whatever the depth.
 * A :class:`~tnml.CircuitClassifier` is its circuit (data rotations and blocks on a line).
 * Unitary classifiers (``MPSClassifier``/``TTNClassifier(unitary=True)``) keep their gates;
   gates of three or more qubits are synthesised exactly (``O(4**k)`` CX each).
@@ -56,7 +56,8 @@ def born_layers_circuit(state: StateCircuit, schedule: str = "full") -> Circuit:
         ``"full"``: qubit ``j`` holds feature ``j``, all measured at the end.
         ``"efficient"``: gates in the sequential order of
         :func:`~tnml.tensor.circuit_mps.sequential_schedule`; a feature's qubit is measured
-        into bit ``j`` once final, then reset and reused (``layers + 1`` qubits).
+        into bit ``j`` once final, then reset and reused (at most ``layers + 1`` qubits for
+        staircases, ``window`` for windows).
 
     Returns
     -------
@@ -180,10 +181,10 @@ def compile_born_native(
         raise InvalidInputError(f"layers must be an integer >= 1 (or None), got {layers!r}")
     if not 0.0 < min_fidelity <= 1.0:
         raise InvalidInputError(f"min_fidelity must lie in (0, 1], got {min_fidelity!r}")
-    if window is not None and (isinstance(window, bool) or not isinstance(window, int)):
-        raise InvalidInputError(f"window must be an integer >= 2 (or None), got {window!r}")
-    if window is not None and window < 2:
-        raise InvalidInputError(f"window must be an integer >= 2 (or None), got {window!r}")
+    if window is not None and (
+        isinstance(window, bool) or not isinstance(window, int) or window < 3
+    ):
+        raise InvalidInputError(f"window must be an integer >= 3 (or None), got {window!r}")
     if schedule == "full":
         width = n
     elif window is not None:
@@ -199,15 +200,26 @@ def compile_born_native(
         shape = f"one staircase layer of {n_active} qubits"
     else:
         span = min(window, n_active)
-        first_layer = cx * (n_active - span + 1) * len(range(0, span - 1, 2))
-        per_layer = cx * (n_active - span + 1) * (span - 1) / 2  # brick layers alternate
-        shape = f"one brick layer in windows of {span} of {n_active} qubits"
+        # brick layers alternate between ceil and floor of (span - 1) / 2 blocks a window; one
+        # layer of an odd window leaves its last qubit alone, so two are the least
+        per_layer = cx * (n_active - span + 1) * (span - 1) / 2
+        fewest = 2 if span % 2 and span > 2 else 1
+        first_layer = (
+            cx * (n_active - span + 1) * sum(len(range(j % 2, span - 1, 2)) for j in range(fewest))
+        )
+        shape = f"{fewest} brick layer(s) in windows of {span} of {n_active} qubits"
+        if layers is not None and layers < fewest:
+            raise InvalidInputError(
+                f"layers must be >= {fewest} for windows of {span} qubits (one brick layer of "
+                f"an odd window leaves the last qubit without a gate), got {layers}"
+            )
     if budget is not None and budget < first_layer and layers is None:
         raise InvalidInputError(
             f"max_two_qubit_gates={budget} is too small for {shape} ({first_layer} CX before "
             "routing)"
         )
-    most = layers or (max(1, int(budget // per_layer)) if budget else MAX_DEFAULT_LAYERS)
+    least = 1 if window is None else fewest
+    most = layers or (max(least, int(budget // per_layer)) if budget else MAX_DEFAULT_LAYERS)
     state = synthesize_state(
         mps,
         most,
@@ -219,7 +231,7 @@ def compile_born_native(
         window=window,
         callback=callback,
     )
-    candidates = [state.stage(k) for k in range(1, state.n_layers + 1)]
+    candidates = [state.stage(k) for k in range(least, state.n_layers + 1)]
     if layers is not None:
         candidates = candidates[-1:]
     chosen: Circuit | None = None

@@ -92,6 +92,11 @@ def window_pairs(n_sites: int, window: int, n_layers: int) -> list[tuple[int, in
     list of (int, int)
         ``(n_sites - window + 1) * sum_j len(range(j % 2, window - 1, 2))`` pairs.
     """
+    check_int("n_sites", n_sites, 2)
+    check_int("window", window, 2)
+    check_int("n_layers", n_layers, 1)
+    if window > n_sites:
+        raise InvalidInputError(f"window must be at most n_sites={n_sites}, got {window}")
     return [
         (t + a, t + a + 1)
         for t in range(n_sites - window + 1)
@@ -330,10 +335,11 @@ class StateCircuit:
         caller accepts).
         """
         n_active = len(self.active)
+        if max_bond is not None:
+            check_int("max_bond", max_bond, 2)
         if max_bond is None or self.window:
             reduced = circuit_state(self.local_pairs, self.gates, n_active)
         else:
-            check_int("max_bond", max_bond, 2)
             reduced = _zero_state(n_active, self.gates.dtype)
             for layer in self.layers:
                 reduced, _ = apply_layer(reduced, layer, max_bond=max_bond)
@@ -622,7 +628,9 @@ def synthesize_state(
     mps : MPS
         Target state on ``n >= 2`` qubits (normalised here).
     n_layers : int
-        Staircase layers, ``>= 1``; each has ``n - 1`` blocks.
+        Staircase layers, ``>= 1``; each has ``n - 1`` blocks. With ``window``: brick layers
+        per window, ``>= 2`` for an odd window (one layer of an odd window leaves the last
+        qubit without a gate; the first stage of such a circuit is only a starting point).
     protocol : {"iterative", "analytic", "optimized"}, default="iterative"
         See the module docstring.
     block : {"so4", "u4"}, default="so4"
@@ -639,7 +647,8 @@ def synthesize_state(
         one-qubit rotation and left out of the staircase (``product_sites``), so each
         layer costs fewer CX; their cost in fidelity is included.
     window : int, optional
-        Windows of this many qubits (``>= 2``) instead of staircase layers: the circuit
+        Windows of this many qubits (``>= 3``; 2 would be one staircase layer) instead of
+        staircase layers: the circuit
         prepares the state qubit by qubit with a register of ``window - 1`` qubits (bond
         ``2**(window - 1)``), and each window gets ``n_layers`` brick layers. Layers are
         added one at a time (the new layer of every window starts at the identity) and all
@@ -655,7 +664,7 @@ def synthesize_state(
     StateCircuit
     """
     if window is not None:
-        check_int("window", window, 2)
+        check_int("window", window, 3)
         if protocol != "iterative" or optimizer == "sweep":
             raise InvalidInputError(
                 "window= grows brick layers one at a time, optimised by L-BFGS: it needs "
@@ -669,7 +678,8 @@ def synthesize_state(
     kind = check_block(block)
     if optimizer == "sweep" and kind.is_complex:
         raise InvalidInputError("optimizer='sweep' handles real states: use block='so4'")
-    if optimizer == "auto" and n_layers > EXACT_LAYERS and kind.is_complex:
+    deep = window is None and n_layers > EXACT_LAYERS
+    if optimizer == "auto" and deep and kind.is_complex:
         raise InvalidInputError(
             f"more than {EXACT_LAYERS} layers of complex blocks: the deep optimiser handles "
             "real states (block='so4')"
@@ -766,6 +776,11 @@ def _grow_windows(
     """
     n = target.n_sites
     width = min(window, n)
+    if width % 2 and width > 2 and n_layers < 2:
+        raise InvalidInputError(
+            f"n_layers must be >= 2 for windows of {width} qubits: one brick layer of an odd "
+            "window leaves the last qubit without a gate"
+        )
     n_windows = n - width + 1
     dtype = torch.complex128 if kind.is_complex else torch.float64
     # A fixed seed: the small turn off the identity that starts each new layer is the same

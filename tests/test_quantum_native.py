@@ -178,6 +178,8 @@ def test_native_born_windows_compile_qubit_efficiently():
         compile(psi, gates="native", window=3, max_two_qubit_gates=19)
     with pytest.raises(InvalidInputError, match="layers must be >= 2"):
         compile(psi, gates="native", window=3, layers=1)
+    # a fidelity the first layer already reaches still gets the two an odd window needs
+    assert compile(psi, gates="native", window=3, min_fidelity=0.01).metadata["layers"] == 2
     one = compile(psi, gates="native", window=4, layers=1)  # an even window: every qubit
     assert one.metadata["layers"] == 1 and two_qubit_count(one) == 2 * 4 * 2
     with pytest.raises(InvalidInputError, match="window= needs gates='native'"):

@@ -783,7 +783,8 @@ def _grow_windows(
     """
     n = target.n_sites
     width = min(window, n)
-    if width % 2 and width > 2 and n_layers < 2:
+    least = 2 if width % 2 and width > 2 else 1
+    if n_layers < least:
         raise InvalidInputError(
             f"n_layers must be >= 2 for windows of {width} qubits: one brick layer of an odd "
             "window leaves the last qubit without a gate"
@@ -814,7 +815,8 @@ def _grow_windows(
             "iterations": info["iterations"],
             "seconds": time.perf_counter() - started,
         }
-        if _record_stage(row, layers, history, stages, callback, target_fidelity):
+        reached = _record_stage(row, layers, history, stages, callback, target_fidelity)
+        if reached and k >= least:  # an odd window's first layer is only a start
             break
     return layers, history, stages, width
 

@@ -41,7 +41,7 @@ from tnml.quantum.native import decompose, two_qubit_count
 from tnml.quantum.noise import NoiseModel
 from tnml.quantum.routing import route
 from tnml.quantum.simulate import register_probabilities, sample, simulate
-from tnml.quantum.synthesis import StateCircuit, synthesize_state
+from tnml.quantum.synthesis import StateCircuit, synthesize_state, window_pairs
 from tnml.quantum.targets import TARGET_NAMES, DeviceTarget, heavy_hex_target, resolve_target
 
 __all__ = [
@@ -81,4 +81,5 @@ __all__ = [
     "to_unitary",
     "transpile_report",
     "two_qubit_count",
+    "window_pairs",
 ]

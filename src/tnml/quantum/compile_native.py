@@ -8,7 +8,7 @@
   Qubit-efficient: the circuit's sequential order keeps ``layers + 1`` qubits live; each
   feature's qubit is measured as soon as it is final, reset, and reused. With ``window``,
   brick layers in windows of that many qubits replace the staircase
-  (:func:`tnml.quantum.synthesis.window_pairs`); the qubit-efficient circuit then needs at
+  (:func:`tnml.quantum.window_pairs`); the qubit-efficient circuit then needs at
   most ``window`` qubits whatever the depth.
 * A :class:`~tnml.CircuitClassifier` is its circuit (data rotations and blocks on a line).
 * Unitary classifiers (``MPSClassifier``/``TTNClassifier(unitary=True)``) keep their gates;

@@ -21,7 +21,7 @@ optimiser is L-BFGS on the Lie-algebra coordinates of each block around its curr
 Deeper circuits are optimised gate by gate between bond-capped states
 (:func:`sweep_layers`, :mod:`tnml.tensor.staircase`).
 
-*Windows* (``window=W``, :func:`window_pairs`) replace the staircase by brick layers in
+*Windows* (``window=W``, :func:`tnml.quantum.window_pairs`) replace the staircase by brick layers in
 windows of ``W`` neighbouring qubits, one window after another: the state is prepared qubit by
 qubit through a register of ``W - 1`` qubits, the contraction keeps at most ``W + 1`` qubits
 live at any depth, so every gate of a deep circuit stays optimised on the exact fidelity
@@ -113,12 +113,12 @@ def window_pairs(n_sites: int, window: int, n_layers: int) -> list[tuple[int, in
 
 
 def _window_order(t: int, n_layers: int) -> range:
-    """The order in which window ``t`` applies its layers (see :func:`window_pairs`)."""
+    """The order in which window ``t`` applies its layers (see ``window_pairs``)."""
     return range(n_layers) if t % 2 == 0 else range(n_layers - 1, -1, -1)
 
 
 def _window_gates(layers: list[Tensor], n_windows: int) -> Tensor:
-    """Gates ``(G, 4, 4)`` in the time order of :func:`window_pairs` from per-layer tensors
+    """Gates ``(G, 4, 4)`` in the time order of ``window_pairs`` from per-layer tensors
     ``(n_windows * per_layer, 4, 4)`` (window-major inside each layer)."""
     per = [layer.shape[0] // n_windows for layer in layers]
     return torch.cat(
@@ -217,8 +217,9 @@ class StateCircuit:
     """A circuit of two-qubit blocks that approximates an MPS, and how it got there.
 
     Two layouts: *staircase* layers (``window = 0``; each layer has a gate on every pair of
-    neighbouring active sites) or *windows* (``window >= 2``; :func:`window_pairs`: each
-    window of ``window`` active sites gets ``n_layers`` brick layers, window after window).
+    neighbouring active sites) or *windows* (``window >= 3``;
+    :func:`tnml.quantum.window_pairs`: each window of ``window`` active sites gets
+    ``n_layers`` brick layers, window after window).
 
     Sites whose one-site state is (nearly) pure -- an image border that is almost always
     off -- may be *product sites*: a one-qubit rotation prepares their dominant state and no
@@ -291,7 +292,7 @@ class StateCircuit:
 
     @property
     def local_pairs(self) -> list[tuple[int, int]]:
-        """Pairs of every two-qubit gate in time order, as indices into :attr:`active`."""
+        """Pairs of every two-qubit gate in time order, as indices into ``active``."""
         n_active = len(self.active)
         if self.window:
             return window_pairs(n_active, self.window, self.n_layers)
@@ -628,7 +629,8 @@ def synthesize_state(
     callback: Callable[[dict[str, float]], None] | None = None,
 ) -> StateCircuit:
     """A circuit of ``n_layers`` staircase layers of two-qubit blocks approximating ``mps``,
-    or, with ``window``, of ``n_layers`` brick layers in each window of :func:`window_pairs`.
+    or, with ``window``, of ``n_layers`` brick layers in each window of
+    :func:`tnml.quantum.window_pairs`.
 
     Parameters
     ----------
@@ -661,7 +663,7 @@ def synthesize_state(
         turn off the identity, the same in every run) and all gates are optimised together
         by L-BFGS on the exact fidelity after each; the contraction keeps at most
         ``window + 1`` qubits live, so deep circuits stay exact where staircases past
-        :data:`EXACT_LAYERS` layers need bond-capped sweeps. Only ``protocol="iterative"``
+        ``EXACT_LAYERS`` layers need bond-capped sweeps. Only ``protocol="iterative"``
         with ``optimizer="auto"`` or ``"lbfgs"``.
     callback : callable, optional
         Called with each history row as it is made.

@@ -314,7 +314,7 @@ def learn(
         With ``closed_form`` and at most ``_MAX_RING_ORDER`` modes: also fit (by
         Levenberg-Marquardt, within ``second_order``) the few cheapest rings, in any order of
         the modes, whose generic unfolding ranks match the target's
-        (:func:`tnml.structure.rings.ring_structures`); one that reaches ``rse`` joins the
+        (``tnml.structure.rings.ring_structures``); one that reaches ``rse`` joins the
         closed-form candidates.
     second_order : int
         With ``rse`` and no ``mask``: a thorough refit (shrinking, splitting) that stops above

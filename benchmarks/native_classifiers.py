@@ -110,7 +110,8 @@ def aer_check(circuit, inputs, labels, level: float, shots: int, n: int, seed: i
 
     noise = noise_model("depolarizing_2q", level)
     X, y = inputs[:n], labels[:n]
-    ours = simulate(circuit, X, noise=noise)
+    raw = simulate(circuit, X, noise=noise, valid_only=False)  # every register value
+    ours = valid_label_probabilities(raw, circuit.n_labels or raw.shape[1])
     theirs = run_aer(circuit, X, noise=noise)
     started = time.perf_counter()
     ours_shots = simulate(circuit, X, noise=noise, shots=shots, seed=seed)
@@ -120,7 +121,6 @@ def aer_check(circuit, inputs, labels, level: float, shots: int, n: int, seed: i
     # renormalise over the valid labels, so each estimate rests on the shots that gave one
     # (10 labels in 4 bits: the other 6 values take some shots), not on all of them.
     p_true = ours.gather(1, torch.as_tensor(y)[:, None]).squeeze(1).numpy()
-    raw = simulate(circuit, X, noise=noise, valid_only=False)
     p_valid = raw[:, : ours.shape[1]].sum(1).numpy()
     se = np.sqrt(2 * p_true * (1 - p_true) / (shots * p_valid)) + 1e-12
     z = (

@@ -30,7 +30,13 @@ from tnml.nn.circuit import CircuitClassifierModule
 from tnml.quantum.circuit import Circuit, Gate, Measure, Operation, Reset, classifier_circuit
 from tnml.quantum.native import decompose, two_qubit_count
 from tnml.quantum.routing import route
-from tnml.quantum.synthesis import StateCircuit, product_sites, synthesize_state
+from tnml.quantum.synthesis import (
+    StateCircuit,
+    min_window_layers,
+    product_sites,
+    synthesize_state,
+    window_pairs,
+)
 from tnml.quantum.targets import DeviceTarget, resolve_target
 from tnml.tensor.circuit_mps import sequential_schedule
 from tnml.tensor.mps import MPS, mps_normalize
@@ -200,13 +206,10 @@ def compile_born_native(
         shape = f"one staircase layer of {n_active} qubits"
     else:
         span = min(window, n_active)
-        # brick layers alternate between ceil and floor of (span - 1) / 2 blocks a window; one
-        # layer of an odd window leaves its last qubit alone, so two are the least
-        per_layer = cx * (n_active - span + 1) * (span - 1) / 2
-        fewest = 2 if span % 2 and span > 2 else 1
-        first_layer = (
-            cx * (n_active - span + 1) * sum(len(range(j % 2, span - 1, 2)) for j in range(fewest))
-        )
+        # brick layers alternate between ceil and floor of (span - 1) / 2 blocks a window
+        per_layer = cx * len(window_pairs(n_active, span, 2)) / 2
+        fewest = min_window_layers(span)
+        first_layer = cx * len(window_pairs(n_active, span, fewest))
         shape = f"{fewest} brick layer(s) in windows of {span} of {n_active} qubits"
         if layers is not None and layers < fewest:
             raise InvalidInputError(

@@ -58,6 +58,7 @@ __all__ = [
     "PROTOCOLS",
     "StateCircuit",
     "analytic_layer",
+    "min_window_layers",
     "optimize_gates",
     "optimize_layers",
     "product_sites",
@@ -108,8 +109,20 @@ def window_pairs(n_sites: int, window: int, n_layers: int) -> list[tuple[int, in
         (t + a, t + a + 1)
         for t in range(n_sites - window + 1)
         for layer in _window_order(t, n_layers)
-        for a in range(layer % 2, window - 1, 2)
+        for a in _layer_offsets(window, layer)
     ]
+
+
+def _layer_offsets(window: int, layer: int) -> range:
+    """Where brick layer ``layer`` of a window of ``window`` qubits puts its gates: pairs
+    ``(t + a, t + a + 1)`` for ``a`` in the range returned (``t`` the window's first qubit)."""
+    return range(layer % 2, window - 1, 2)
+
+
+def min_window_layers(window: int) -> int:
+    """The fewest brick layers a window of ``window`` qubits takes: 2 for an odd window (one
+    layer of it leaves the last qubit without a gate), else 1."""
+    return 2 if window % 2 and window > 2 else 1
 
 
 def _window_order(t: int, n_layers: int) -> range:
@@ -785,7 +798,7 @@ def _grow_windows(
     """
     n = target.n_sites
     width = min(window, n)
-    least = 2 if width % 2 and width > 2 else 1
+    least = min_window_layers(width)
     if n_layers < least:
         raise InvalidInputError(
             f"n_layers must be >= 2 for windows of {width} qubits: one brick layer of an odd "
@@ -801,7 +814,7 @@ def _grow_windows(
     stages: list[list[Tensor]] = []
     for k in range(1, n_layers + 1):
         started = time.perf_counter()
-        per = [len(range(layer % 2, width - 1, 2)) for layer in range(k)]
+        per = [len(_layer_offsets(width, layer)) for layer in range(k)]
         angles = 1e-2 * torch.randn(n_windows * per[-1], kind.n_params, generator=generator)
         layers.append(block_matrices(angles.to(torch.float64), kind).to(dtype))
         pairs = window_pairs(n, width, k)

@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from tnml.tensor.decomp import truncation_rank
 from tnml.tensor.network import TensorNetwork
 
 __all__ = ["ring_structures", "unfolding_ranks"]
@@ -46,18 +47,14 @@ def unfolding_ranks(target: Tensor, rse: float) -> dict[frozenset[int], int]:
         their rank).
     """
     n = target.ndim
-    total = float((target * target).sum())
     ranks: dict[frozenset[int], int] = {}
     for size in range(1, n // 2 + 1):
         for subset in itertools.combinations(range(n), size):
             rest = [k for k in range(n) if k not in subset]
             rows = math.prod(target.shape[k] for k in subset)
             matrix = target.permute(*subset, *rest).reshape(rows, -1)
-            values = torch.linalg.svdvals(matrix) ** 2
-            tails = values.flip(0).cumsum(0).flip(0)  # tails[k]: what ranks k.. hold
-            within = tails <= rse**2 / n * total
-            rank = int(within.nonzero()[0]) if bool(within.any()) else len(values)
-            rank = max(rank, 1)
+            values = torch.linalg.svdvals(matrix)
+            rank = truncation_rank(values, cutoff=rse**2 / n, cutoff_mode="sum2")
             ranks[frozenset(subset)] = rank
             ranks[frozenset(rest)] = rank
     return ranks
@@ -136,7 +133,8 @@ def _cuts_allow(
     """Which rings (rows of ``ranks``, leg cuts ``legs`` of shape ``(m, sets, 2^n)`` from
     :func:`_leg_cuts`) have, for every set of modes, a cheapest cut (the product of the
     capacities, edge ranks and open legs, of a split separating the set's legs from the
-    others') between the target's unfolding rank (``targets``) and :func:`_slack` above.
+    others') between the target's unfolding rank (``targets``) and a slack above it
+    (``max(2, rank // 8)``).
     The rank of a network's unfolding is at most its cheapest cut, so a ring below is ruled
     out; the bound is not always reached, but misses it by little, so a ring far above has
     too large ranks (and a cheaper ring would do). A filter before the exact check."""
@@ -145,12 +143,6 @@ def _cuts_allow(
     cut = np.exp((edge_cost[:, None, :] + legs).min(axis=2))  # (m, sets)
     slack = np.maximum(2, targets // 8)
     return ((cut >= targets - 1e-6) & (cut <= targets + slack)).all(axis=1)
-
-
-def _slack(rank: int) -> int:
-    """How far above a target's unfolding rank a ring's cut may lie for the ring to be
-    checked (the cut bound is not always reached, but misses it by little)."""
-    return max(2, rank // 8)
 
 
 def _generic_ranks_match(
@@ -214,14 +206,13 @@ def ring_structures(
     n = target.ndim
     shape = tuple(target.shape)
     bounds = unfolding_ranks(target, rse)
-    cuts = _cut_table(n)
     rng = np.random.default_rng(0)
     orders = [
         (0, *rest)
         for rest in itertools.permutations(range(1, n))
         if n <= 2 or rest[0] < rest[-1]  # else the same ring read backwards
     ]
-    sides, subsets = cuts
+    sides, subsets = _cut_table(n)
     targets = np.array([bounds[s] for s in subsets])
     legs = np.stack([_leg_cuts(shape, order, sides, subsets) for order in orders])
     found: list[tuple[tuple[int, ...], tuple[int, ...]]] = []

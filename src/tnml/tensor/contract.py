@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from tnml.exceptions import InvalidInputError
+from tnml.tensor._memory import retain_freed_memory
 from tnml.tensor._util import _as_log_scale, _tiny, validate_mps_cores
 
 CONTRACTION_PATHS = ("auto", "sequential", "pairwise")
@@ -207,15 +208,19 @@ class _SequentialChains(torch.autograd.Function):
         steps = set(_renormalised_steps(n))
         norms = chain_phi.new_empty(len(steps), n_chains, batch, 1)
         norm_list = iter(norms.unbind(0))
-        env_list, mat_list, phi_list = envs.unbind(0), mats.unbind(0), phis.unbind(0)
+        # every view the loop needs is made once: at D <= 64 a step's kernels take a few
+        # microseconds each, about what making a view costs
+        env_list, mat_list = envs.unbind(0), mats.unbind(0)
+        moved_s = moved.unbind(2)  # (2, B, D) per physical index
+        phi_s = [phis[:, :, :, s].unbind(0) for s in range(phys_dim)]  # (2, B, 1) per step
         for t in range(n):
             torch.bmm(env_list[t], mat_list[t], out=flat_moved)
             # the sum over s as one product and d - 1 fused multiply-adds: half the time of a
             # product over the whole block and a reduction
-            phi_t, env = phi_list[t], env_list[t + 1]
-            torch.mul(moved[:, :, 0], phi_t[:, :, 0], out=env)
+            env = env_list[t + 1]
+            torch.mul(moved_s[0], phi_s[0][t], out=env)
             for s in range(1, phys_dim):
-                env.addcmul_(moved[:, :, s], phi_t[:, :, s])
+                env.addcmul_(moved_s[s], phi_s[s][t])
             if t in steps:
                 norm = next(norm_list)
                 torch.linalg.vector_norm(env, dim=-1, keepdim=True, out=norm)
@@ -238,7 +243,6 @@ class _SequentialChains(torch.autograd.Function):
         mats = ctx.step_matrices
         if not ctx.step_matrices_intact:  # a second backward pass (retain_graph=True)
             mats = _step_matrices(cores.detach(), ctx.output_site, n)
-        g = grad_env if grad_env is not None else envs.new_zeros(n_chains, batch, bond_dim)
         grad_log_norm = grad_log.unsqueeze(-1) if grad_log is not None else None
         want_cores, want_phi = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         grad_phi = envs.new_empty(n, n_chains, batch, phys_dim) if want_phi else None
@@ -246,6 +250,14 @@ class _SequentialChains(torch.autograd.Function):
         env_t_list, mat_t_list = envs.transpose(2, 3).unbind(0), mats.transpose(2, 3).unbind(0)
         grad_moved = envs.new_empty(n_chains, batch, phys_dim, bond_dim)
         flat_grad_moved = grad_moved.view(n_chains, batch, phys_dim * bond_dim)
+        # the gradient in the environment lives in one buffer, seen as (2, B, 1, D) by the
+        # product with phi, so no step makes a view or a new tensor for it
+        g_buffer = envs.new_empty(n_chains, batch, bond_dim)
+        g_row = g_buffer.unsqueeze(-2)
+        if grad_env is not None:
+            g_buffer.copy_(grad_env)
+        else:
+            g_buffer.zero_()
         steps = set(_renormalised_steps(n))
         norm_list = iter(norms.unbind(0)[::-1])
         ctx.step_matrices_intact = not want_cores
@@ -253,15 +265,15 @@ class _SequentialChains(torch.autograd.Function):
             if t in steps:
                 # env = u / |u| and log_scale += log |u|: back to the gradient in u
                 unit = env_list[t + 1]
-                radial = (g * unit).sum(dim=-1, keepdim=True)
+                radial = (g_buffer * unit).sum(dim=-1, keepdim=True)
                 if grad_log_norm is not None:
                     radial = radial - grad_log_norm
-                g = (g - radial * unit) / next(norm_list)
+                g_buffer.sub_(radial * unit).div_(next(norm_list))
             if grad_phi is not None:
                 moved = torch.bmm(env_list[t], mat_list[t]).view_as(grad_moved)
-                grad_phi[t] = (moved * g.unsqueeze(-2)).sum(dim=-1)
-            torch.mul(g.unsqueeze(-2), phi_list[t], out=grad_moved)
-            g = torch.bmm(flat_grad_moved, mat_t_list[t])
+                grad_phi[t] = (moved * g_row).sum(dim=-1)
+            torch.mul(g_row, phi_list[t], out=grad_moved)
+            torch.bmm(flat_grad_moved, mat_t_list[t], out=g_buffer)
             if want_cores:  # step matrix t is not needed any more: its gradient goes there
                 torch.bmm(env_t_list[t], flat_grad_moved, out=mat_list[t])
         grad_cores = None
@@ -299,6 +311,8 @@ def reduce_sequential(cores: Tensor, phi: Tensor, output_site: int) -> tuple[Ten
     if cores.is_complex() or phi.is_complex():
         # the hand-written backward pass is for real tensors; autograd handles the rest
         return reduce_pairwise(cores, phi, output_site)
+    # every step allocates and frees the same large buffers: keep them in the process
+    retain_freed_memory()
     chain_phi = _chain_phi(phi, output_site).permute(2, 0, 1, 3).contiguous()  # (n, 2, B, d)
     return _SequentialChains.apply(cores, chain_phi, output_site)
 

@@ -34,6 +34,7 @@ import torch.distributed as dist
 
 from tnml._validation import check_int
 from tnml.exceptions import InvalidInputError, TrainingWarning
+from tnml.tensor import retain_freed_memory
 from tnml.train.checkpoint import check_resume_length, load_checkpoint, save_checkpoint
 from tnml.train.distributed import all_reduce_sum, distributed_context
 from tnml.train.interrupt import DeferredInterrupt
@@ -248,6 +249,7 @@ def fit_loop(
         check_int("patience", patience, 1)
     if resume and checkpoint_path is None:
         raise InvalidInputError("resume=True needs checkpoint_path")
+    retain_freed_memory()  # every step frees and re-allocates the same buffers
     rank, world = distributed_context()
     state: dict[str, Any] = {
         "epoch": 0,  # epochs finished

@@ -12,6 +12,8 @@ the same tensors in one run.
               hidden: RSE and PSNR on the hidden entries; TensorLy's masked CP and Tucker.
 
 Usage: python benchmarks/structure_vs_tensorly.py synthetic --runs 30
+       python benchmarks/structure_vs_tensorly.py synthetic --runs 50 --first-seed 100 \
+           --targets TnALE
        python benchmarks/structure_vs_tensorly.py criteria
        python benchmarks/structure_vs_tensorly.py images --budgets 500 1000 2000 4000
        python benchmarks/structure_vs_tensorly.py completion --size 64
@@ -59,11 +61,18 @@ def synthetic_targets(seed: int) -> dict[str, TensorNetwork]:
     }
 
 
-def run_synthetic(runs: int) -> None:
-    print(f"synthetic: {runs} targets per structure, success = RSE <= 1e-5 at <= true params")
+def run_synthetic(runs: int, first_seed: int = 0, targets: list[str] | None = None) -> None:
+    """Seeds ``first_seed .. first_seed + runs - 1``; ``targets``: names starting with one of
+    these only (all when None)."""
+    seeds = range(first_seed, first_seed + runs)
+    print(
+        f"synthetic: seeds {seeds.start}-{seeds.stop - 1}, success = RSE <= 1e-5 at <= true params"
+    )
     rows: dict[str, list[tuple[bool, int, int, int, float, float]]] = {}
-    for seed in range(runs):
+    for seed in seeds:
         for name, truth in synthetic_targets(seed).items():
+            if targets is not None and not any(name.startswith(t) for t in targets):
+                continue
             target = truth.to_dense().numpy()
             target /= np.linalg.norm(target)
             start = time.perf_counter()
@@ -75,7 +84,7 @@ def run_synthetic(runs: int) -> None:
                 (ok, net.n_params, truth.n_params, net.n_fits, seconds, error)
             )
             print(
-                f"  {name:18s} seed {seed:2d}: {'ok  ' if ok else 'MISS'} params {net.n_params:5d}"
+                f"  {name:18s} seed {seed:3d}: {'ok  ' if ok else 'MISS'} params {net.n_params:5d}"
                 f" (true {truth.n_params}) rse {error:.1e} fits {net.n_fits} {seconds:.1f}s",
                 flush=True,
             )
@@ -274,6 +283,10 @@ def main() -> None:
     sub = parser.add_subparsers(dest="task", required=True)
     syn = sub.add_parser("synthetic")
     syn.add_argument("--runs", type=int, default=50)
+    syn.add_argument("--first-seed", type=int, default=0, help="seeds from this one (default 0)")
+    syn.add_argument(
+        "--targets", nargs="+", default=None, help="only targets whose names start so, e.g. TnALE"
+    )
     img = sub.add_parser("images")
     img.add_argument("--budgets", type=int, nargs="+", default=[500, 1000, 2000, 4000])
     img.add_argument("--names", nargs="+", default=["china.jpg", "flower.jpg"])
@@ -290,7 +303,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, tensorly {tl.__version__}, {time.strftime('%Y-%m-%d')}")
     if args.task == "synthetic":
-        run_synthetic(args.runs)
+        run_synthetic(args.runs, args.first_seed, args.targets)
     elif args.task == "criteria":
         run_criteria(args.seeds)
     elif args.task == "images":

@@ -1,0 +1,55 @@
+"""Probe autodiff settings for ``MPSClassifier(bond_dim=10, epochs=2)`` on 10,000 MNIST images,
+on validation data only (issue 17's 10,000-image goal; the test set is never read).
+
+Usage (the commands behind the probe recorded in benchmarks/RESULTS.md):
+
+    python benchmarks/defaults_probe_10k.py --data-dir DIR --subsets 1,2,3,4 \
+        --configs '[{}, {"lr": 1.5e-3}, {"lr": 3e-3}, {"lr": 4e-3}, {"batch_size": 8}]'
+
+Each configuration (keyword arguments of ``MPSClassifier``, over its defaults) is fitted with
+``random_state=0`` on training images ``[10,000 s, 10,000 (s + 1))`` for each subset ``s`` and
+scored on training images 50,000-59,999; one thread.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+import numpy as np
+import torch
+
+import tnml
+from tnml.data import downsample, flatten_images, load_mnist
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", default="../shared/data/mnist")
+    parser.add_argument("--subsets", default="1,2,3,4")
+    parser.add_argument("--configs", default="[{}]", help="a JSON list of keyword dicts")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    images, labels = load_mnist(args.data_dir, "train")
+    x = flatten_images(downsample(images, 14))
+    x_val, y_val = x[50000:60000], labels[50000:60000]
+    subsets = [int(s) for s in args.subsets.split(",")]
+    for config in json.loads(args.configs):
+        accuracies, started = [], time.perf_counter()
+        for s in subsets:
+            rows = slice(s * 10000, (s + 1) * 10000)
+            clf = tnml.MPSClassifier(bond_dim=10, epochs=2, random_state=0, **config)
+            clf.fit(x[rows], labels[rows])
+            accuracies.append(float((clf.predict(x_val) == y_val).mean()))
+        print(
+            json.dumps(config),
+            " ".join(f"{a:.4f}" for a in accuracies),
+            f"mean {np.mean(accuracies):.4f}",
+            f"{time.perf_counter() - started:.0f}s",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

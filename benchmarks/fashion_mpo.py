@@ -55,11 +55,15 @@ EXAMPLE_BUDGET = 27_384  # TensorKrowch's example: 27,944 parameters less fc2 (5
 BATCH = 64
 
 
-def load(data_dir: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Training and test images as (n, 784) float32 in [0, 1], and their labels."""
+def load(
+    data_dir: str, limit: int | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Training and test images as (n, 784) float32 in [0, 1], and their labels (the first
+    ``limit`` of each split when given)."""
     out = []
     for split in ("train", "test"):
         images, labels = load_mnist(data_dir, split)
+        images, labels = images[:limit], labels[:limit]
         out += [torch.as_tensor(images, dtype=torch.float32).reshape(len(images), -1)]
         out += [torch.as_tensor(labels, dtype=torch.long)]
     return out[0], out[1], out[2], out[3]
@@ -176,7 +180,7 @@ def seconds_per_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, steps: 
     return sorted(times)[len(times) // 2]
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data-dir", required=True, help="folder of Fashion-MNIST's IDX files")
     parser.add_argument("--ratios", default="4,8,16", help="fc1 compressions besides the example")
@@ -186,11 +190,12 @@ def main() -> None:
     parser.add_argument("--no-tensorkrowch", action="store_true")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--limit", type=int, default=None, help="first N images of each split")
     parser.add_argument("--out", default="benchmarks/out/fashion_mpo.json")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    x, y, x_test, y_test = load(args.data_dir)
+    x, y, x_test, y_test = load(args.data_dir, args.limit)
 
     dense = Network()
     seconds = train(dense, x, y, args.epochs, 1e-3, args.seed)

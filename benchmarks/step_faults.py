@@ -24,14 +24,14 @@ from tnml.nn import MPSClassifierModule
 from tnml.train import OPTIMIZERS
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bond-dim", type=int, default=64)
     parser.add_argument("--sites", type=int, default=196)
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
     module = MPSClassifierModule(args.sites, 10, args.bond_dim)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -211,3 +212,42 @@ def test_state_preparation_side_by_side_runs(tmp_path):
     for row in record.get("aqc_tensor", []):
         assert row["fidelity"] == pytest.approx(row["fidelity_statevector"], abs=1e-6)
         assert row["fidelity"] >= row["fidelity_start"] - 1e-9
+
+
+def _fashion_mnist_dir() -> Path | None:
+    """Fashion-MNIST's IDX files: ``TNML_FASHION_MNIST_DIR``, ``../shared/data/fashion-mnist``
+    beside the repository, or where Debian's ``dataset-fashion-mnist`` package puts them."""
+    candidates = [os.environ.get("TNML_FASHION_MNIST_DIR")]
+    candidates += [BENCHMARKS.parent.parent / "shared" / "data" / "fashion-mnist"]
+    candidates += ["/usr/share/datasets/fashion-mnist"]
+    for candidate in candidates:
+        if candidate and (Path(candidate) / "train-images-idx3-ubyte.gz").exists():
+            return Path(candidate)
+    return None
+
+
+def test_fashion_mpo_benchmark_runs(tmp_path):
+    directory = _fashion_mnist_dir()
+    if directory is None:
+        pytest.skip("Fashion-MNIST not found (set TNML_FASHION_MNIST_DIR)")
+    out = tmp_path / "fashion.json"
+    load_script("fashion_mpo").main(
+        ["--data-dir", str(directory), "--limit", "1000", "--epochs", "1", "--retrain-epochs",
+         "1", "--ratios", "16", "--tk-steps", "2", "--threads", "1", "--out", str(out)]
+    )  # fmt: skip
+    report = json.loads(out.read_text())
+    rows = report["rows"]
+    assert [r["budget"] for r in rows] == ["example"] * 3 + ["16x"] * 3
+    for budget, weights in (("example", 27_384), ("16x", 784 * 50 // 16)):
+        mpo, below, above = (r for r in rows if r["budget"] == budget)
+        assert mpo["method"] == "mpo" and mpo["weights"] <= weights
+        # the two SVD ranks bracket the MPO's size
+        assert below["weights"] <= mpo["weights"] < above["weights"]
+        assert all(0.0 < r["accuracy_after"] <= 1.0 for r in (mpo, below, above))
+
+
+def test_step_faults_benchmark_runs(capsys):
+    load_script("step_faults").main(
+        ["--bond-dim", "4", "--sites", "12", "--batch", "8", "--steps", "2", "--threads", "1"]
+    )
+    assert "ms a step" in capsys.readouterr().out

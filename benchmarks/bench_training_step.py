@@ -37,7 +37,10 @@ throughput (float32 ``torch.mm`` of 1024^2 and 2048^2 matrices) is measured at t
 end of the same run; the best is the "peak". tnml's GFLOP/s counts the multiply-adds of the
 contraction path it runs (see :func:`tnml_forward_flops`) and assumes backward = 2 x forward.
 
-The machine should be idle: the 1-minute load average at start and end is recorded.
+The process first calls ``tnml.train.retain_freed_memory`` (what tnml's training loop does:
+glibc keeps freed memory instead of faulting it in again every step), which applies to both
+libraries' steps. The machine should be idle: the 1-minute load average at start and end is
+recorded.
 """
 
 from __future__ import annotations
@@ -473,6 +476,11 @@ def main(argv: list[str] | None = None) -> None:
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
+    # what tnml's training loop does first (the same process: TensorKrowch's steps get it too);
+    # libraries before it lack the function
+    retain = getattr(tnml.train, "retain_freed_memory", None)
+    if retain is not None:
+        retain()
     bond_dims = [int(v) for v in args.bond_dims.split(",") if v.strip()]
     use_tk = tk is not None and not args.no_tensorkrowch
     if tk is None:

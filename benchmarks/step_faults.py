@@ -9,7 +9,8 @@ Usage (the commands behind the before/after figures in benchmarks/RESULTS.md, is
 A step is what ``benchmarks/bench_training_step.py`` times (196 sites, batch 100, float32,
 the normalized readout, cross-entropy against random labels, backward, tnml's Adam); here
 5 warm-up steps, then ``--steps`` timed ones in one stretch, with the minor page faults and
-the user and system CPU time over them (``getrusage``), per step.
+the user and system CPU time over them (``getrusage``), per step. Like tnml's training loop,
+it first calls ``tnml.train.retain_freed_memory`` where the library has it.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import time
 
 import torch
 
+import tnml.train
 from tnml.nn import MPSClassifierModule
 from tnml.train import OPTIMIZERS
 
@@ -34,6 +36,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
+    # what tnml's training loop does first; libraries before it lack the function
+    retain = getattr(tnml.train, "retain_freed_memory", None)
+    if retain is not None:
+        retain()
     module = MPSClassifierModule(args.sites, 10, args.bond_dim)
     x, y = torch.rand(args.batch, args.sites), torch.randint(0, 10, (args.batch,))
     opt = OPTIMIZERS["adam"](module.parameters(), lr=1e-4, weight_decay=0.0)

@@ -3,7 +3,6 @@
 Pure functions of tensors (device and dtype come from the inputs); no models, no training.
 """
 
-from tnml.tensor._memory import retain_freed_memory
 from tnml.tensor.born import (
     check_indices,
     mps_log_amplitudes,
@@ -149,7 +148,6 @@ __all__ = [
     "reduce_pairwise",
     "reduce_sequential",
     "register_split_method",
-    "retain_freed_memory",
     "schmidt_entropy",
     "sequential_schedule",
     "split",

@@ -28,7 +28,6 @@ import torch
 from torch import Tensor
 
 from tnml.exceptions import InvalidInputError
-from tnml.tensor._memory import retain_freed_memory
 from tnml.tensor._util import _as_log_scale, _tiny, validate_mps_cores
 
 CONTRACTION_PATHS = ("auto", "sequential", "pairwise")
@@ -311,8 +310,6 @@ def reduce_sequential(cores: Tensor, phi: Tensor, output_site: int) -> tuple[Ten
     if cores.is_complex() or phi.is_complex():
         # the hand-written backward pass is for real tensors; autograd handles the rest
         return reduce_pairwise(cores, phi, output_site)
-    # every step allocates and frees the same large buffers: keep them in the process
-    retain_freed_memory()
     chain_phi = _chain_phi(phi, output_site).permute(2, 0, 1, 3).contiguous()  # (n, 2, B, d)
     return _SequentialChains.apply(cores, chain_phi, output_site)
 

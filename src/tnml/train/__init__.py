@@ -16,6 +16,7 @@ from tnml.train.born_sweep import train_born_sweep
 from tnml.train.checkpoint import atomic_write, load_checkpoint, save_checkpoint
 from tnml.train.distributed import all_reduce_sum, distributed_context, init_distributed
 from tnml.train.loop import HISTORY_KEYS, FitResult, LoopOptions, UpdateRule, fit_loop
+from tnml.train.memory import retain_freed_memory
 from tnml.train.sweep import SWEEP_SOLVERS, SWEEP_TRUNCATIONS, LabelledMPS, move_label, train_sweep
 from tnml.train.ttn_born_sweep import train_ttn_born_sweep
 
@@ -41,6 +42,7 @@ __all__ = [
     "init_distributed",
     "load_checkpoint",
     "move_label",
+    "retain_freed_memory",
     "save_checkpoint",
     "train_born_sweep",
     "train_classifier",

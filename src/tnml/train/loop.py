@@ -34,10 +34,10 @@ import torch.distributed as dist
 
 from tnml._validation import check_int
 from tnml.exceptions import InvalidInputError, TrainingWarning
-from tnml.tensor import retain_freed_memory
 from tnml.train.checkpoint import check_resume_length, load_checkpoint, save_checkpoint
 from tnml.train.distributed import all_reduce_sum, distributed_context
 from tnml.train.interrupt import DeferredInterrupt
+from tnml.train.memory import retain_freed_memory
 from tnml.train.progress import TrainingProgress
 
 __all__ = [

@@ -6,8 +6,9 @@ Usage (the commands behind the before/after figures in benchmarks/RESULTS.md, is
     # the previous library, from a checkout of it, alternating with the current one:
     PYTHONPATH=OLD_CHECKOUT/src python benchmarks/step_faults.py --bond-dim 64 --threads 2
 
-A step is what ``benchmarks/bench_training_step.py`` times (196 sites, batch 100, float32,
-the normalized readout, cross-entropy against random labels, backward, tnml's Adam); here
+A step is the one ``benchmarks/bench_training_step.py`` times (its ``build_tnml``: 196 sites,
+batch 100, float32, the normalized readout, cross-entropy against random labels, backward,
+tnml's Adam); here
 5 warm-up steps, then ``--steps`` timed ones in one stretch, with the minor page faults and
 the user and system CPU time over them (``getrusage``), per step. Like tnml's training loop,
 it first calls ``tnml.train.retain_freed_memory`` where the library has it.
@@ -17,13 +18,17 @@ from __future__ import annotations
 
 import argparse
 import resource
+import sys
 import time
+from pathlib import Path
 
 import torch
 
 import tnml.train
-from tnml.nn import MPSClassifierModule
-from tnml.train import OPTIMIZERS
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+# the same step that script times
+from bench_training_step import build_tnml
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -40,15 +45,8 @@ def main(argv: list[str] | None = None) -> None:
     retain = getattr(tnml.train, "retain_freed_memory", None)
     if retain is not None:
         retain()
-    module = MPSClassifierModule(args.sites, 10, args.bond_dim)
     x, y = torch.rand(args.batch, args.sites), torch.randint(0, 10, (args.batch,))
-    opt = OPTIMIZERS["adam"](module.parameters(), lr=1e-4, weight_decay=0.0)
-
-    def step() -> None:
-        opt.zero_grad(set_to_none=True)
-        torch.nn.functional.cross_entropy(module(x), y).backward()
-        opt.step()
-
+    _, step = build_tnml(x, y, args.bond_dim, "auto")
     for _ in range(5):
         step()
     before, started = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()

@@ -80,10 +80,11 @@ def test_training_asks_for_it() -> None:
         "X = np.random.default_rng(0).random((20, 4))\n"
         "clf = tnml.MPSClassifier(bond_dim=2, epochs=1, validation_fraction=0)\n"
         "clf.fit(X, np.arange(20) % 2)\n"
-        "print(memory._state['applied'])\n"
+        "called = memory.retain_freed_memory.cache_info().currsize == 1\n"
+        "print(called, memory.retain_freed_memory())\n"
     )
     env = dict(os.environ, TNML_RETAIN_FREED_MEMORY="1")
     out = subprocess.run(
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
     ).stdout.strip()
-    assert out.splitlines()[-1] == "True"
+    assert out.splitlines()[-1] == "True True"  # called during fit, and it applied

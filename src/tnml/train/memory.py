@@ -22,6 +22,7 @@ is.
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import platform
 import sys
@@ -39,9 +40,8 @@ TRIM_THRESHOLD = 512 * 1024**2
 
 _OPT_OUT = {"0", "false", "no", "off"}
 
-_state: dict[str, bool | None] = {"applied": None}
 
-
+@functools.cache
 def retain_freed_memory() -> bool:
     """Ask glibc to keep freed memory for reuse; once per process, later calls are free.
 
@@ -54,12 +54,6 @@ def retain_freed_memory() -> bool:
         True when the thresholds were set (Linux with glibc, not opted out by
         ``TNML_RETAIN_FREED_MEMORY`` set to 0, false, no or off), False otherwise.
     """
-    if _state["applied"] is None:
-        _state["applied"] = _apply()
-    return bool(_state["applied"])
-
-
-def _apply() -> bool:
     if os.environ.get("TNML_RETAIN_FREED_MEMORY", "1").strip().lower() in _OPT_OUT:
         return False
     if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":

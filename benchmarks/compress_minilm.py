@@ -189,6 +189,7 @@ def main() -> None:
                 "heal_seconds": round(report.heal.seconds, 1),
                 "best_step": report.heal.best_step,
                 "cosine_before_healing": report.metric_truncated,
+                "fit_seconds": round(report.seconds - report.heal.seconds, 1),
                 **healed,
             }
             rows.append(row)

@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from tnml._validation import check_int
 from tnml.compression.allocate import allocate
 from tnml.compression.heal import HealResult, call_model, default_output, distill
-from tnml.compression.methods import METHODS, build, candidates
+from tnml.compression.methods import METHODS, build, candidates, relative_error, two_core_size
 from tnml.compression.select import replace_module, select_linear_layers
 from tnml.exceptions import InvalidInputError
 from tnml.nn.lowrank import LowRankLinear
@@ -229,7 +229,11 @@ def compress(
     allocation : {"profile", "uniform"}
         ``"profile"``: one global budget, spent greedily where each layer's relative output
         error falls most per parameter (its sensitivity profile); ``"uniform"``: each layer
-        compressed by ``ratio`` on its own.
+        compressed by ``ratio`` on its own. For ``"mpo"`` with calibration data (two cores,
+        ``cost="params"``) the profile is the SVD's, exact at every rank, and each TT layer
+        takes the largest rank within its SVD counterpart's parameters before its fit is
+        refined in the input metric (its error is known only once fitted); so MPO and SVD
+        compete layer by layer at equal parameters.
     n_cores : int, default=2
         TT cores per layer (``"mpo"``).
     heal_steps, heal_lr, hidden_weight, patience, eval_every, max_seconds
@@ -329,7 +333,6 @@ def _replace(
 ) -> tuple[nn.Module, CompressionReport]:
     """A copy of ``model`` with the chosen layers replaced at allocated sizes, and its report
     (without healing)."""
-    tables = [candidates(lin, method, grams.get(n), n_cores) for n, lin in chosen]
 
     def dense_cost(lin: nn.Linear) -> int:
         return lin.weight.numel() + (
@@ -337,18 +340,33 @@ def _replace(
         )
 
     before = [dense_cost(lin) for _, lin in chosen]
+    # MPO fitted in the input metric: each layer's parameter budget from the SVD's profile
+    # (closed form at every rank), since the refined fit's error is known only once fitted
+    svd_budgets = method == "mpo" and cost == "params" and n_cores == 2 and bool(grams)
+    tables = [
+        candidates(lin, "svd" if svd_budgets else method, grams.get(n), n_cores)
+        for n, lin in chosen
+    ]
     picks = allocate(
         tables,
         sum(before) / ratio,
         cost=cost,
         uniform_budgets=[b / ratio for b in before] if allocation == "uniform" else None,
     )
+    if svd_budgets:
+        picks = [
+            two_core_size(lin, pick.params) for (_, lin), pick in zip(chosen, picks, strict=True)
+        ]
     compressed = copy.deepcopy(model)
     reports = []
     for (name, lin), pick in zip(chosen, picks, strict=True):
-        new = build(lin, method, pick.size, n_cores, grams.get(name))
+        new = build(lin, method, pick.size, n_cores, grams.get(name), refine=True)
         for alias in aliases[name]:
             replace_module(compressed, alias, new)
+        error = pick.error
+        if isinstance(new, TTLinear):  # refined: its own error, not the table's
+            approx = new.weight().detach().double()
+            error = relative_error(lin.weight.detach().double(), approx, grams.get(name))
         reports.append(
             LayerReport(
                 name=name,
@@ -359,7 +377,7 @@ def _replace(
                 params_after=sum(p.numel() for p in new.parameters()),
                 flops_before=lin.in_features * lin.out_features,
                 flops_after=pick.flops,
-                error=pick.error,
+                error=error,
             )
         )
     return compressed, CompressionReport(

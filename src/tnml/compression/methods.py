@@ -14,7 +14,11 @@ With ``C``, each method fits in the metric it defines (whitening, as in SVD-LLM)
 form: ``"svd"`` truncates the SVD of ``W L`` with ``C = L L^T``, which minimises ``e`` exactly
 among rank-``r`` matrices; ``"mpo"`` (two cores) truncates the TT-SVD of ``W (L_1 x L_2)``
 where ``C_1 x C_2`` is the Kronecker product nearest ``C`` (Van Loan and Pitsianis), whose
-square root keeps the tensor-train form. More cores fit the weight alone.
+square root keeps the tensor-train form (or the plain TT-SVD, where that fits ``C`` better).
+``C`` is seldom near a Kronecker product, so :func:`fit_two_cores` then refines the two cores
+in ``C`` itself by alternating least squares (``build(..., refine=True)``, what
+:func:`tnml.compress` uses); the tables count the unrefined fit. More cores fit the weight
+alone.
 """
 
 from __future__ import annotations
@@ -31,7 +35,16 @@ from tnml.nn.lowrank import LowRankLinear
 from tnml.nn.tt import TTLinear, _group_cost, contraction_plan, factorize
 from tnml.tensor.decomp import gram_root
 
-__all__ = ["METHODS", "Candidate", "build", "candidates"]
+__all__ = [
+    "METHODS",
+    "Candidate",
+    "build",
+    "candidates",
+    "fit_two_cores",
+    "refine_two_cores",
+    "relative_error",
+    "two_core_size",
+]
 
 METHODS = ("mpo", "svd")
 #: the batch at which TT layers' multiply-adds are counted (they depend on it)
@@ -103,10 +116,20 @@ def _two_core_cores(
 
 
 def build(
-    linear: nn.Linear, method: str, size: int, n_cores: int = 2, gram: Tensor | None = None
+    linear: nn.Linear,
+    method: str,
+    size: int,
+    n_cores: int = 2,
+    gram: Tensor | None = None,
+    *,
+    refine: bool = False,
 ) -> nn.Module:
     """The compressed replacement of ``linear`` at ``size`` (rank or bond cap), fitted in the
-    metric of ``gram`` when given (see the module's notes)."""
+    metric of ``gram`` when given (see the module's notes).
+
+    ``refine``: two ``"mpo"`` cores with ``gram`` are refined in ``gram`` itself by
+    :func:`fit_two_cores` (else the better of the Kronecker-whitened and the plain TT-SVD, as
+    :func:`candidates` counts them)."""
     weight = linear.weight.detach().double()
     dtype = linear.weight.dtype
     if method == "svd":
@@ -133,15 +156,7 @@ def build(
     in_modes, out_modes = _tt_modes(linear, n_cores)
     if n_cores != 2 or gram is None:
         return TTLinear.from_linear(linear, max_bond=size, in_modes=in_modes, out_modes=out_modes)
-    gram = gram.double()
-    best, best_error = None, math.inf
-    for metric in (gram, None):  # the Kronecker whitening is a stand-in for C: keep the better
-        u, s, vh, inverse = _two_core_svd(weight, in_modes, out_modes, metric)
-        keep = min(size, len(s))
-        cores = _two_core_cores(u, s, vh, keep, in_modes, out_modes, inverse)
-        err = _relative_error(weight, _two_core_weight(*cores, weight.shape), gram)
-        if err < best_error:
-            best, best_error = cores, err
+    best, _ = fit_two_cores(weight, in_modes, out_modes, size, gram, refine=refine)
     layer = TTLinear(
         linear.in_features,
         linear.out_features,
@@ -160,12 +175,135 @@ def build(
     return layer
 
 
+def refine_two_cores(
+    weight: Tensor,
+    first: Tensor,
+    second: Tensor,
+    gram: Tensor,
+    *,
+    sweeps: int = 8,
+    tol: float = 1e-3,
+) -> tuple[Tensor, Tensor]:
+    """Two TT cores fitted to ``weight`` in the input metric ``gram`` by alternating least
+    squares, from ``(first, second)``.
+
+    Parameters
+    ----------
+    weight : Tensor, shape (m1 m2, n1 n2)
+    first, second : Tensor, shapes (1, m1, n1, r) and (r, m2, n2, 1)
+        The start (e.g. the TT-SVD); ``r`` is kept.
+    gram : Tensor, shape (n1 n2, n1 n2)
+        ``C``, symmetric positive semi-definite.
+    sweeps : int
+        Largest number of (first, second) update pairs.
+    tol : float
+        Stop when a sweep lowers the error by less than this fraction.
+
+    Returns
+    -------
+    (first, second) : the refined cores, float64, with ``e = tr(E C E^T) / tr(W C W^T)`` no
+    larger than the start's.
+
+    Notes
+    -----
+    With one core fixed the error is quadratic in the other, and its normal equations share
+    one matrix across the free core's output index: updating ``A = first`` solves one system
+    of size ``n1 r``, ``B = second`` one of size ``r n2``. The Kronecker whitening of
+    :func:`build` is exact only when ``C`` is a Kronecker product; this fits in ``C`` itself,
+    as the SVD layer's whitening does.
+    """
+    _, m1, n1, r = first.shape
+    _, m2, n2, _ = second.shape
+    c = gram.double()
+    c = (c + c.T) / 2
+    c4 = c.reshape(n1, n2, n1, n2)
+    target = (weight.double().reshape(m1 * m2, n1 * n2) @ c).reshape(m1, m2, n1, n2)
+    total = float((target.reshape(m1 * m2, -1) * weight.double().reshape(m1 * m2, -1)).sum())
+    a = first.double().reshape(m1, n1, r)
+    b = second.double().reshape(r, m2, n2)
+
+    def error(a: Tensor, b: Tensor) -> float:
+        diff = weight.double().reshape(m1 * m2, -1) - torch.einsum("xar,ryb->xyab", a, b).reshape(
+            m1 * m2, -1
+        )
+        return float(((diff @ c) * diff).sum()) / max(total, 1e-300)
+
+    def solve(h: Tensor, rhs: Tensor) -> Tensor:
+        ridge = 1e-12 * float(h.diagonal().sum()) / h.shape[0] + 1e-300
+        h = h + ridge * torch.eye(h.shape[0], dtype=h.dtype)
+        factor, info = torch.linalg.cholesky_ex(h)  # h is PSD: half an LU's work
+        if int(info) == 0:
+            return torch.cholesky_solve(rhs, factor)
+        return torch.linalg.lstsq(h, rhs).solution
+
+    best = (error(a, b), a, b)
+    for _ in range(sweeps):
+        k = torch.einsum("ryb,syd->rbsd", b, b)
+        h = torch.einsum("abcd,rbsd->arcs", c4, k).reshape(n1 * r, n1 * r)
+        rhs = torch.einsum("xyab,ryb->arx", target, b).reshape(n1 * r, m1)
+        a = solve(h, rhs).reshape(n1, r, m1).permute(2, 0, 1)
+        k = torch.einsum("xar,xcs->arcs", a, a)
+        h = torch.einsum("abcd,arcs->rbsd", c4, k).reshape(r * n2, r * n2)
+        rhs = torch.einsum("xyab,xar->rby", target, a).reshape(r * n2, m2)
+        b = solve(h, rhs).reshape(r, n2, m2).permute(0, 2, 1)
+        err = error(a, b)
+        improved = err < best[0] * (1 - tol)
+        if err < best[0]:
+            best = (err, a, b)
+        if not improved:
+            break
+    _, a, b = best
+    # the gauge: equal norms on the two sides
+    scale = (b.norm() / a.norm().clamp_min(1e-300)).sqrt()
+    return (a * scale).reshape(1, m1, n1, r), (b / scale).reshape(r, m2, n2, 1)
+
+
+#: the largest normal-equations system (``n r``) that ``fit_two_cores`` refines by ALS
+ALS_MAX_SYSTEM = 4096
+
+
+def fit_two_cores(
+    weight: Tensor,
+    in_modes: list[int],
+    out_modes: list[int],
+    size: int,
+    gram: Tensor,
+    *,
+    refine: bool = True,
+) -> tuple[tuple[Tensor, Tensor], float]:
+    """The two cores ``(1, m1, n1, r)``, ``(r, m2, n2, 1)`` of rank ``r <= size`` fitted to
+    ``weight`` (float64, ``(m1 m2, n1 n2)``) in the input metric ``gram``, and their relative
+    error ``e``.
+
+    The better of the Kronecker-whitened and the plain TT-SVD (measured in ``gram``); with
+    ``refine``, :func:`refine_two_cores` then fits in ``gram`` itself where its systems have
+    at most ``ALS_MAX_SYSTEM`` unknowns (``r`` times the longest input mode: balanced modes
+    qualify at the usual ranks, skewed ones would need systems of ``r`` times a long mode).
+    """
+    gram = gram.double()
+    best, best_error = None, math.inf
+    for metric in (gram, None):  # the Kronecker whitening is a stand-in for C: keep the better
+        u, s, vh, inverse = _two_core_svd(weight, in_modes, out_modes, metric)
+        keep = min(size, len(s))
+        cores = _two_core_cores(u, s, vh, keep, in_modes, out_modes, inverse)
+        err = relative_error(weight, _two_core_weight(*cores, weight.shape), gram)
+        if err < best_error:
+            best, best_error = cores, err
+    rank = best[0].shape[-1]
+    if refine and best_error > 0 and max(in_modes) * rank <= ALS_MAX_SYSTEM:
+        best = refine_two_cores(weight, *best, gram)
+        best_error = relative_error(weight, _two_core_weight(*best, weight.shape), gram)
+    return best, best_error
+
+
 def _two_core_weight(first: Tensor, second: Tensor, shape: torch.Size) -> Tensor:
     """The dense ``(out, in)`` matrix of two cores ``(1, m1, n1, r)`` and ``(r, m2, n2, 1)``."""
     return torch.einsum("xmar,rnby->mnab", first, second).reshape(shape)
 
 
-def _relative_error(weight: Tensor, approx: Tensor, gram: Tensor | None) -> float:
+def relative_error(weight: Tensor, approx: Tensor, gram: Tensor | None) -> float:
+    """``e = tr(E C E^T) / tr(W C W^T)`` with ``E = weight - approx`` (both ``(out, in)``) and
+    ``C = gram`` (the identity when None)."""
     diff = (weight - approx).double()
     w = weight.double()
     if gram is None:
@@ -179,8 +317,26 @@ def _bias_params(linear: nn.Linear) -> int:
     return 0 if linear.bias is None else linear.out_features
 
 
+def two_core_size(linear: nn.Linear, params: int) -> Candidate:
+    """The largest two-core TT of ``linear`` (balanced modes) with at most ``params``
+    parameters, bias included (rank 1 where even that has more); its ``error`` is NaN, as it
+    is known only once fitted."""
+    (n1, n2), (m1, m2) = _tt_modes(linear, 2)
+    per_rank = m1 * n1 + m2 * n2
+    rank = max(1, min((params - _bias_params(linear)) // per_rank, m1 * n1, m2 * n2))
+    shapes = ((1, m1, n1, rank), (rank, m2, n2, 1))
+    plan = contraction_plan(shapes, FLOP_BATCH)
+    flops = sum(_group_cost(shapes, FLOP_BATCH, i, j)[0] for i, j in plan)
+    return Candidate(
+        rank, rank * per_rank + _bias_params(linear), math.ceil(flops / FLOP_BATCH), math.nan
+    )
+
+
 def candidates(
-    linear: nn.Linear, method: str, gram: Tensor | None = None, n_cores: int = 2
+    linear: nn.Linear,
+    method: str,
+    gram: Tensor | None = None,
+    n_cores: int = 2,
 ) -> list[Candidate]:
     """Every useful size of ``linear`` under ``method``: those with fewer parameters than the
     dense layer, smallest first, each with the error of :func:`build` at that size.
@@ -232,7 +388,7 @@ def candidates(
         if params + bias >= dense:
             break
         layer = build(linear, "mpo", b, n_cores)
-        err = _relative_error(weight, layer.weight().detach(), gram)
+        err = relative_error(weight, layer.weight().detach(), gram)
         flops = math.ceil(layer.flops(FLOP_BATCH) / FLOP_BATCH)
         result.append(Candidate(b, layer.parameter_count(), flops, err))
     return result
@@ -261,7 +417,7 @@ def _two_core_candidates(
         if params >= dense:
             break
         err = min(
-            _relative_error(
+            relative_error(
                 weight,
                 _two_core_weight(
                     *_two_core_cores(u, s, vh, keep, in_modes, out_modes, inv), weight.shape

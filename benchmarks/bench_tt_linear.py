@@ -6,7 +6,9 @@ Usage (the command behind the numbers reported from this file):
     python benchmarks/bench_tt_linear.py --shapes "1024x1024:4,4,4,4,4;1024x1024:32,32" \
         --bonds 4,8,16,32,64 --batches 64,256 --threads 2
 
-A shape is ``INxOUT:in_modes`` (the same modes out) or ``INxOUT:in_modes/out_modes``.
+A shape is ``INxOUT:in_modes`` (the same modes out), ``INxOUT:in_modes/out_modes``, or
+``INxOUT:fast,K``: ``K`` cores with the modes ``tnml.nn.tt.fast_modes`` picks at each bond
+(what ``TTLinear(..., modes="fast")`` uses).
 
 For each shape, TT bond and batch: parameters of the TT cores and their compression against
 the dense weight, the multiply-adds of nn.Linear over those of TTLinear's forward (its cores
@@ -28,7 +30,7 @@ import torch
 from torch import nn
 
 from tnml.nn import TTLinear
-from tnml.nn.tt import contraction_plan
+from tnml.nn.tt import contraction_plan, fast_modes
 
 
 def median_ms(fn, repeats: int = 30) -> float:
@@ -82,18 +84,23 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     print(
-        f"{'shape':>10} {'D':>3} {'batch':>5} {'params x':>8} {'flops x':>7} {'plan':>9} "
+        f"{'shape':>10} {'modes in/out':>13} {'D':>3} {'batch':>5} {'params x':>8} "
+        f"{'flops x':>7} {'plan':>9} "
         f"{'Linear ms':>9} {'TTLinear ms':>11} {'per-core ms':>11} {'SVD ms':>7} "
         f"{'tltorch ms':>10}"
     )
     for spec in args.shapes.split(";"):
         size, modes_text = spec.split(":")
         n_in, n_out = (int(v) for v in size.split("x"))
-        in_text, _, out_text = modes_text.partition("/")
-        modes = [int(m) for m in in_text.split(",")]
-        out_modes = [int(m) for m in (out_text or in_text).split(",")]
         linear = nn.Linear(n_in, n_out)
         for bond in (int(b) for b in args.bonds.split(",")):
+            if modes_text.startswith("fast"):
+                n_cores = int(modes_text.partition(",")[2] or 2)
+                modes, out_modes = fast_modes(n_in, n_out, n_cores, bond)
+            else:
+                in_text, _, out_text = modes_text.partition("/")
+                modes = [int(m) for m in in_text.split(",")]
+                out_modes = [int(m) for m in (out_text or in_text).split(",")]
             tt = TTLinear.from_linear(linear, max_bond=bond, in_modes=modes, out_modes=out_modes)
             tt_params = sum(c.numel() for c in tt.cores)
             rank = max(1, round(tt_params / (n_in + n_out)))
@@ -105,7 +112,8 @@ def main() -> None:
                 plan = "+".join(str(j - i) for i, j in contraction_plan(shapes, batch))
                 tl_ms = f"{median_ms(lambda: tl(x)):10.3f}" if tl is not None else f"{'-':>10}"  # noqa: B023
                 print(
-                    f"{size:>10} {bond:>3} {batch:>5} {n_in * n_out / tt_params:8.1f} "
+                    f"{size:>10} {'x'.join(map(str, modes))}/{'x'.join(map(str, out_modes))} "
+                    f"{bond:>3} {batch:>5} {n_in * n_out / tt_params:8.1f} "
                     f"{n_in * n_out * batch / tt.flops(batch):7.2f} {plan:>9} "
                     f"{median_ms(lambda: linear(x)):9.3f} {median_ms(lambda: tt(x)):11.3f} "  # noqa: B023
                     f"{median_ms(lambda: tt._factorized(x)):11.3f} "  # noqa: B023

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -12,7 +13,7 @@ from torch import nn
 
 from tnml.exceptions import InvalidInputError
 from tnml.nn import TTEmbedding, TTLinear
-from tnml.nn.tt import _group_cost, contraction_plan, factorize
+from tnml.nn.tt import _group_cost, contraction_plan, factorize, fast_modes
 
 F64 = torch.float64
 
@@ -30,6 +31,7 @@ def test_factorize_multiplies_back(n: int, k: int) -> None:
         (30, 10, {"n_cores": 4}),  # modes of 1 pad the shorter factorisation
         (24, 35, {"in_modes": [2, 3, 4], "out_modes": [5, 7, 1]}),
         (17, 13, {"n_cores": 2}),  # primes
+        (96, 40, {"n_cores": 3, "modes": "fast"}),
     ],
 )
 def test_full_rank_tt_svd_reproduces_the_layer(in_f: int, out_f: int, kwargs: dict) -> None:
@@ -134,6 +136,57 @@ def test_bad_arguments_are_named() -> None:
         TTLinear.from_linear(nn.Conv1d(2, 2, 1))  # type: ignore[arg-type]
     with pytest.raises(InvalidInputError, match="expects inputs with 12 features"):
         TTLinear(12, 4)(torch.randn(3, 10))
+    with pytest.raises(InvalidInputError, match="modes must be 'balanced' or 'fast'"):
+        TTLinear(12, 4, modes="skewed")
+
+
+def _ordered_factorizations(n: int, k: int) -> list[tuple[int, ...]]:
+    """Brute force: every k-tuple of divisors >= 2 of n whose product is n."""
+    divisors = [d for d in range(2, n + 1) if n % d == 0]
+    return [t for t in itertools.product(divisors, repeat=k) if math.prod(t) == n]
+
+
+@pytest.mark.parametrize(("in_f", "out_f", "k", "bond"), [(24, 36, 2, 3), (48, 16, 3, 4)])
+def test_fast_modes_are_the_cheapest_within_the_balanced_parameters(
+    in_f: int, out_f: int, k: int, bond: int
+) -> None:
+    """Against every factorisation, each counted by a layer built on it."""
+
+    def cost(in_modes: tuple[int, ...], out_modes: tuple[int, ...]) -> tuple[int, int]:
+        layer = TTLinear(in_f, out_f, bond, in_modes=in_modes, out_modes=out_modes, bias=False)
+        return layer.factorized_flops(64), sum(c.numel() for c in layer.cores)
+
+    budget = cost(tuple(factorize(in_f, k)), tuple(factorize(out_f, k)))[1]
+    best = min(
+        cost(i, o)
+        for i in _ordered_factorizations(in_f, k)
+        for o in _ordered_factorizations(out_f, k)
+        if cost(i, o)[1] <= budget
+    )
+    in_modes, out_modes = fast_modes(in_f, out_f, k, bond)
+    assert cost(tuple(in_modes), tuple(out_modes)) == best
+    layer = TTLinear(in_f, out_f, bond, n_cores=k, modes="fast")
+    assert (layer.in_modes, layer.out_modes) == (in_modes, out_modes)
+
+
+@pytest.mark.parametrize("k", [2, 3])
+def test_fast_modes_take_fewer_flops_than_dense_at_four_times_compression(k: int) -> None:
+    """The issue's bar for the factorised forward, on a grid of shapes and ranks: wherever the
+    layer holds 4x fewer weights, it takes fewer multiply-adds than the dense product, at
+    every batch (the balanced modes do not: two cores at 8x take twice the dense count)."""
+    shapes = [(1024, 1024), (384, 1536), (1536, 384), (784, 256), (512, 100), (300, 300)]
+    checked = 0
+    for in_f, out_f in shapes:
+        for bond in (1, 2, 4, 8, 16, 32, 64, 128, 256):
+            layer = TTLinear(in_f, out_f, bond, n_cores=k, modes="fast", bias=False)
+            if in_f * out_f < 4 * sum(c.numel() for c in layer.cores):
+                continue
+            checked += 1
+            for batch in (1, 64, 1024):
+                assert layer.flops(batch) < in_f * out_f * batch, (in_f, out_f, bond, batch)
+    assert checked >= 30
+    balanced = TTLinear(1024, 1024, 64, n_cores=2, bias=False)  # 8x fewer weights
+    assert balanced.flops(64) == 2 * 1024 * 1024 * 64
 
 
 # ---- TTEmbedding ---------------------------------------------------------------------------

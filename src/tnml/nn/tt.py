@@ -14,6 +14,7 @@ ranks), the layer takes the dense path. Both give the same result.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 
@@ -25,7 +26,14 @@ from tnml.exceptions import InvalidInputError
 from tnml.nn.factorized import FactorizedLinear
 from tnml.tensor.mps import mps_from_dense
 
-__all__ = ["TTLinear", "contraction_plan", "factorize", "prime_factors", "tt_svd_matrix"]
+__all__ = [
+    "TTLinear",
+    "contraction_plan",
+    "factorize",
+    "fast_modes",
+    "prime_factors",
+    "tt_svd_matrix",
+]
 
 
 def prime_factors(n: int) -> list[int]:
@@ -53,6 +61,87 @@ def factorize(n: int, k: int) -> list[int]:
     for p in sorted(prime_factors(n), reverse=True):  # largest primes first, into the
         modes[modes.index(min(modes))] *= p  # currently smallest mode
     return sorted(modes, reverse=True)
+
+
+@functools.cache
+def _factorizations(n: int, k: int, smallest: int) -> tuple[tuple[int, ...], ...]:
+    """Every ordered way to write ``n`` as ``k`` factors, each at least ``smallest``."""
+    if k == 1:
+        return ((n,),) if n >= smallest else ()
+    return tuple(
+        (d, *tail)
+        for d in range(max(smallest, 1), n + 1)
+        if n % d == 0
+        for tail in _factorizations(n // d, k - 1, smallest)
+    )
+
+
+def _tt_ranks(sizes: Sequence[int], max_bond: int) -> list[int]:
+    """``r_0 .. r_k`` of cores with ``m_j n_j = sizes[j]``: ``max_bond``, capped by what either
+    side of each cut can carry."""
+    k = len(sizes)
+    return [
+        min(max_bond, math.prod(sizes[:j]), math.prod(sizes[j:])) if 0 < j < k else 1
+        for j in range(k + 1)
+    ]
+
+
+def fast_modes(
+    in_features: int, out_features: int, n_cores: int, max_bond: int, batch: int = 64
+) -> tuple[list[int], list[int]]:
+    """The factorisation ``(in_modes, out_modes)`` into ``n_cores`` modes each (all >= 2 where
+    the sizes allow) whose forward takes the fewest multiply-adds for ``batch`` inputs at TT
+    rank ``max_bond``, among those with no more parameters than the balanced
+    :func:`factorize` pair (ties: fewer parameters).
+
+    The factorised forward contracts the input modes one core after the other; its cost
+    falls when the first output modes and the last input modes are small, so the choice is
+    skewed: for two cores ``in = (n/2, 2)``, ``out = (2, m/2)``, whose ``r (n + m)``
+    parameters are the balanced pair's and whose ``2 r (n + m)`` multiply-adds are a fraction
+    of its ``r (n sqrt(m) + m sqrt(n))``.
+
+    >>> fast_modes(1024, 1024, 2, 64)
+    ([512, 2], [2, 512])
+    """
+    check_int("in_features", in_features, 1)
+    check_int("out_features", out_features, 1)
+    check_int("n_cores", n_cores, 1)
+    check_int("max_bond", max_bond, 1)
+    check_int("batch", batch, 1)
+    in_modes, out_modes = _fast_modes(in_features, out_features, n_cores, max_bond, batch)
+    return list(in_modes), list(out_modes)
+
+
+@functools.cache  # the search enumerates every factorisation: once per shape
+def _fast_modes(
+    in_features: int, out_features: int, n_cores: int, max_bond: int, batch: int
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    def cost(in_modes: Sequence[int], out_modes: Sequence[int]) -> tuple[int, int]:
+        ranks = _tt_ranks([m * n for m, n in zip(out_modes, in_modes, strict=True)], max_bond)
+        shapes = tuple(
+            (ranks[j], m, n, ranks[j + 1])
+            for j, (m, n) in enumerate(zip(out_modes, in_modes, strict=True))
+        )
+        params = sum(r * m * n * q for r, m, n, q in shapes)
+        flops = sum(_group_cost(shapes, batch, j, j + 1)[0] for j in range(n_cores))
+        return flops, params
+
+    balanced = tuple(factorize(in_features, n_cores)), tuple(factorize(out_features, n_cores))
+    best_flops, budget = cost(*balanced)
+    best, best_key = balanced, (best_flops, budget)
+    ins = _factorizations(in_features, n_cores, 2 if _enough(in_features, n_cores) else 1)
+    outs = _factorizations(out_features, n_cores, 2 if _enough(out_features, n_cores) else 1)
+    for in_modes in ins:
+        for out_modes in outs:
+            flops, params = cost(in_modes, out_modes)
+            if params <= budget and (flops, params) < best_key:
+                best, best_key = (in_modes, out_modes), (flops, params)
+    return best
+
+
+def _enough(n: int, k: int) -> bool:
+    """Whether ``n`` has at least ``k`` prime factors (so ``k`` modes can all be >= 2)."""
+    return len(prime_factors(n)) >= k
 
 
 #: the cost model of a contraction step, in multiply-add equivalents per element that the
@@ -174,10 +263,19 @@ class TTLinear(FactorizedLinear):
     max_bond : int
         Largest TT-rank ``r_j`` (ranks near the ends are capped by what the modes can carry).
     in_modes, out_modes : sequence of int, optional
-        Factorisations of ``in_features`` and ``out_features`` (same length); default
-        ``factorize`` into ``n_cores`` near-equal factors.
+        Factorisations of ``in_features`` and ``out_features`` (same length); default by
+        ``modes``.
     n_cores : int, default=3
         Number of cores when the modes are not given.
+    modes : {"balanced", "fast"}, default="balanced"
+        How the sizes are factorised when the modes are not given: ``"balanced"``, near-equal
+        factors (``tnml.nn.tt.factorize``, the tensorizing tradition, which suits weights on
+        a grid such as images' pixels, but at 4x or more compression usually costs more
+        multiply-adds than the dense layer); ``"fast"``, the factorisation with the fewest
+        multiply-adds at ``max_bond`` among those with no more parameters
+        (``tnml.nn.tt.fast_modes``); with two or three cores it takes fewer multiply-adds
+        than the dense layer wherever it holds 4x fewer weights (a test checks a grid of
+        shapes and ranks; with more cores, high ranks can still cost more).
     ranks : sequence of int, optional
         The inner TT-ranks ``r_1 .. r_{k-1}`` exactly (``max_bond`` is then their largest);
         what a saved layer is rebuilt from.
@@ -204,6 +302,7 @@ class TTLinear(FactorizedLinear):
         in_modes: Sequence[int] | None = None,
         out_modes: Sequence[int] | None = None,
         n_cores: int = 3,
+        modes: str = "balanced",
         ranks: Sequence[int] | None = None,
         bias: bool = True,
         device: torch.device | str | None = None,
@@ -213,6 +312,10 @@ class TTLinear(FactorizedLinear):
         super().__init__(in_features, out_features)
         self.max_bond = check_int("max_bond", max_bond, 1)
         k = check_int("n_cores", n_cores, 1) if in_modes is None else len(in_modes)
+        if modes not in ("balanced", "fast"):
+            raise InvalidInputError(f"modes must be 'balanced' or 'fast', got {modes!r}")
+        if modes == "fast" and in_modes is None and out_modes is None:
+            in_modes, out_modes = fast_modes(in_features, out_features, k, self.max_bond)
         self.in_modes = self._modes("in_modes", in_modes, in_features, k)
         self.out_modes = self._modes("out_modes", out_modes, out_features, k)
         if ranks is None:
@@ -247,12 +350,9 @@ class TTLinear(FactorizedLinear):
 
     def _ranks(self, max_bond: int) -> list[int]:
         """``r_0 .. r_k``: ``max_bond``, capped by what either side of each cut can carry."""
-        sizes = [m * n for m, n in zip(self.out_modes, self.in_modes, strict=True)]
-        k = len(sizes)
-        return [
-            min(max_bond, math.prod(sizes[:j]), math.prod(sizes[j:])) if 0 < j < k else 1
-            for j in range(k + 1)
-        ]
+        return _tt_ranks(
+            [m * n for m, n in zip(self.out_modes, self.in_modes, strict=True)], max_bond
+        )
 
     # ---- construction from and to dense layers ---------------------------------------------
 
@@ -266,16 +366,21 @@ class TTLinear(FactorizedLinear):
         in_modes: Sequence[int] | None = None,
         out_modes: Sequence[int] | None = None,
         n_cores: int = 3,
+        modes: str = "balanced",
     ) -> TTLinear:
         """The TT-SVD of ``linear.weight``: sequential SVDs keeping at most ``max_bond``
         singular values above ``cutoff`` (relative to the largest); None keeps every one, so
-        the layer equals ``linear`` to float precision. The bias is copied."""
+        the layer equals ``linear`` to float precision. The bias is copied. ``in_modes``,
+        ``out_modes``, ``n_cores``, ``modes``: as the constructor's (``"fast"`` chooses for
+        ``max_bond``, or for full rank when it is None)."""
         if not isinstance(linear, nn.Linear):
             raise InvalidInputError(
                 f"linear must be a torch.nn.Linear, got {type(linear).__name__}"
             )
         weight = linear.weight.detach()
         out_f, in_f = weight.shape
+        if modes == "fast" and in_modes is None and out_modes is None:
+            in_modes, out_modes = fast_modes(in_f, out_f, n_cores, max_bond or in_f * out_f)
         layer = cls(
             in_f,
             out_f,
@@ -283,6 +388,7 @@ class TTLinear(FactorizedLinear):
             in_modes=in_modes,
             out_modes=out_modes,
             n_cores=n_cores,
+            modes=modes,
             bias=linear.bias is not None,
             device=weight.device,
             dtype=weight.dtype,

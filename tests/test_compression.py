@@ -486,7 +486,7 @@ def test_refinement_lowers_the_error_and_each_half_step_is_an_exact_minimiser() 
         start, start_error = fit_two_cores(w, [5, 4], [4, 3], rank, gram, refine=False)
         errors = []
         for sweeps in (1, 5, 25):
-            first, second = refine_two_cores(w, *start, gram, sweeps=sweeps, tol=0.0)
+            first, second = refine_two_cores(w, *start, gram, sweeps=sweeps, tol=0.0, ridge=0.0)
             a = first.clone().requires_grad_()
             b = second.clone().requires_grad_()
             err = _metric_error(w, torch.einsum("xmar,rnby->mnab", a, b).reshape(12, 20), gram)
@@ -511,8 +511,42 @@ def test_refinement_keeps_the_optimum_where_the_tt_svd_is_exact() -> None:
     s = torch.linalg.svdvals(whitened.permute(0, 2, 1, 3).reshape(20, 12))
     for rank in (1, 2, 5):
         optimum = float((s[rank:] ** 2).sum() / (s**2).sum())
-        _, refined = fit_two_cores(w, [5, 4], [4, 3], rank, gram)
-        assert refined == pytest.approx(optimum, rel=1e-8, abs=1e-14)
+        start, start_error = fit_two_cores(w, [5, 4], [4, 3], rank, gram, refine=False)
+        assert start_error == pytest.approx(optimum, rel=1e-8, abs=1e-14)
+        first, second = refine_two_cores(w, *start, gram, ridge=0.0)
+        approx = torch.einsum("xmar,rnby->mnab", first, second).reshape(12, 20)
+        assert _metric_error(w, approx, gram).item() == pytest.approx(optimum, rel=1e-8, abs=1e-14)
+
+
+def test_refinement_does_not_blow_up_where_calibration_inputs_are_few() -> None:
+    """Fewer calibration inputs than features leave directions C never sees: the ridge keeps
+    the cores bounded, and with a held-out Gram the refinement is kept only where it fits
+    those inputs better, so the held-out error never rises above the TT-SVD's."""
+    torch.manual_seed(0)
+    w = torch.randn(64, 64, dtype=F64)
+    mix = torch.randn(64, 64, dtype=F64)
+
+    def gram_of(k: int) -> torch.Tensor:
+        x = torch.randn(k, 64, dtype=F64) @ mix
+        return x.T @ x
+
+    held_out = gram_of(20_000)
+    for k in (16, 40, 2000):
+        calibration, check = gram_of(k), gram_of(k)
+        start, _ = fit_two_cores(w, [8, 8], [8, 8], 4, calibration, refine=False)
+        kept, _ = fit_two_cores(w, [8, 8], [8, 8], 4, calibration, check_gram=check)
+
+        def held(cores: tuple[torch.Tensor, torch.Tensor]) -> float:
+            return _metric_error(
+                w, torch.einsum("xmar,rnby->mnab", *cores).reshape(64, 64), held_out
+            ).item()
+
+        assert held(kept) <= held(start) * 1.05
+        refined = refine_two_cores(w, *start, calibration)
+        assert max(c.abs().max().item() for c in refined) < 10 * max(
+            c.abs().max().item() for c in start
+        )
+    assert held(kept) < held(start)  # with enough inputs the refinement is kept and helps
 
 
 def test_compress_mpo_takes_the_svd_profiles_budgets_and_reports_measured_errors() -> None:
@@ -536,3 +570,19 @@ def test_compress_mpo_takes_the_svd_profiles_budgets_and_reports_measured_errors
         assert mpo_layer.error == pytest.approx(measured, rel=1e-4, abs=1e-7)
         unrefined = build(lin, "mpo", new.ranks[0], 2, gram).weight().detach().double()
         assert measured <= float(_metric_error(w, unrefined, gram)) * (1 + 1e-5) + 1e-9
+
+
+def test_mpo_falls_back_to_its_own_tables_where_the_svd_shares_do_not_fit() -> None:
+    """A layer SVD cannot shrink (one output) or a share below the smallest TT: the TT tables
+    allocate, so the budget holds or the ratio is refused, never exceeded silently."""
+    torch.manual_seed(0)
+    narrow = nn.Sequential(nn.Linear(64, 1))
+    data = [torch.randn(16, 64) for _ in range(6)]
+    _, report = tnml.compress(narrow, ratio=2.0, method="mpo", heal_data=data, heal_steps=0)
+    assert report.params_after * 2.0 <= report.params_before
+    square = nn.Sequential(nn.Linear(12, 12, bias=False))
+    data = [torch.randn(16, 12) for _ in range(6)]
+    _, report = tnml.compress(square, ratio=4.0, method="mpo", heal_data=data, heal_steps=0)
+    assert report.params_after * 4.0 <= report.params_before
+    with pytest.raises(InvalidInputError, match="ratio: the budget of 24 params is below"):
+        tnml.compress(square, ratio=6.0, method="mpo", heal_data=data, heal_steps=0)

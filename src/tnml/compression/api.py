@@ -16,7 +16,16 @@ from torch import Tensor, nn
 from tnml._validation import check_int
 from tnml.compression.allocate import allocate
 from tnml.compression.heal import HealResult, call_model, default_output, distill
-from tnml.compression.methods import METHODS, build, candidates, relative_error, two_core_size
+from tnml.compression.methods import (
+    ALS_MAX_SYSTEM,
+    METHODS,
+    Candidate,
+    build,
+    candidates,
+    refinable,
+    relative_error,
+    two_core_size,
+)
 from tnml.compression.select import replace_module, select_linear_layers
 from tnml.exceptions import InvalidInputError
 from tnml.nn.lowrank import LowRankLinear
@@ -214,7 +223,8 @@ def compress(
         Parameters (or multiply-adds, ``cost="flops"``) of the chosen layers before, divided by
         after; must exceed 1.
     method : {"mpo", "svd"}
-        ``"mpo"``: :class:`~tnml.nn.TTLinear` by TT-SVD (``n_cores`` cores, near-equal modes);
+        ``"mpo"``: :class:`~tnml.nn.TTLinear` by TT-SVD (``n_cores`` cores, near-equal modes;
+        two cores with calibration data are then refined in the input metric);
         ``"svd"``: :class:`~tnml.nn.lowrank.LowRankLinear` by truncated SVD, the baseline.
     layers : str or sequence of str, optional
         ``fnmatch`` patterns of layer names; default every ``nn.Linear``.
@@ -232,8 +242,10 @@ def compress(
         compressed by ``ratio`` on its own. For ``"mpo"`` with calibration data (two cores,
         ``cost="params"``) the profile is the SVD's, exact at every rank, and each TT layer
         takes the largest rank within its SVD counterpart's parameters before its fit is
-        refined in the input metric (its error is known only once fitted); so MPO and SVD
-        compete layer by layer at equal parameters.
+        refined in the input metric (its error is known only once fitted; the refinement is
+        kept where it also fits the held-out batches better, and the report notes layers too
+        large to refine); so MPO and SVD compete layer by layer at equal parameters. Where a
+        layer has no SVD size or no TT rank within its SVD share, the TT tables allocate.
     n_cores : int, default=2
         TT cores per layer (``"mpo"``).
     heal_steps, heal_lr, hidden_weight, patience, eval_every, max_seconds
@@ -285,8 +297,11 @@ def compress(
         grams = (
             _input_grams(model, names, train_batches[:calibration_batches]) if train_batches else {}
         )
+        check_grams = (  # the refined MPO fit is kept where it also fits held-out inputs
+            _input_grams(model, names, val_batches) if method == "mpo" and val_batches else {}
+        )
         compressed, report = _replace(
-            model, chosen, aliases, grams, method, ratio, cost, allocation, n_cores
+            model, chosen, aliases, grams, check_grams, method, ratio, cost, allocation, n_cores
         )
         if metric is not None:
             report.metric_before = float(metric(model))
@@ -325,6 +340,7 @@ def _replace(
     chosen: list[tuple[str, nn.Linear]],
     aliases: dict[str, list[str]],
     grams: dict[str, Tensor],
+    check_grams: dict[str, Tensor],
     method: str,
     ratio: float,
     cost: str,
@@ -342,31 +358,34 @@ def _replace(
     before = [dense_cost(lin) for _, lin in chosen]
     # MPO fitted in the input metric: each layer's parameter budget from the SVD's profile
     # (closed form at every rank), since the refined fit's error is known only once fitted
-    svd_budgets = method == "mpo" and cost == "params" and n_cores == 2 and bool(grams)
-    tables = [
-        candidates(lin, "svd" if svd_budgets else method, grams.get(n), n_cores)
-        for n, lin in chosen
-    ]
-    picks = allocate(
-        tables,
-        sum(before) / ratio,
-        cost=cost,
-        uniform_budgets=[b / ratio for b in before] if allocation == "uniform" else None,
-    )
-    if svd_budgets:
-        picks = [
-            two_core_size(lin, pick.params) for (_, lin), pick in zip(chosen, picks, strict=True)
-        ]
+    budget = sum(before) / ratio
+    uniform = [b / ratio for b in before] if allocation == "uniform" else None
+    picks = None
+    if method == "mpo" and cost == "params" and n_cores == 2 and grams:
+        picks = _mpo_within_svd_budgets(chosen, grams, budget, uniform)
+    if picks is None:
+        tables = [candidates(lin, method, grams.get(n), n_cores) for n, lin in chosen]
+        picks = allocate(tables, budget, cost=cost, uniform_budgets=uniform)
     compressed = copy.deepcopy(model)
-    reports = []
+    reports, unrefined = [], []
     for (name, lin), pick in zip(chosen, picks, strict=True):
-        new = build(lin, method, pick.size, n_cores, grams.get(name), refine=True)
+        new = build(
+            lin,
+            method,
+            pick.size,
+            n_cores,
+            grams.get(name),
+            refine=True,
+            check_gram=check_grams.get(name),
+        )
         for alias in aliases[name]:
             replace_module(compressed, alias, new)
         error = pick.error
         if isinstance(new, TTLinear):  # refined: its own error, not the table's
             approx = new.weight().detach().double()
             error = relative_error(lin.weight.detach().double(), approx, grams.get(name))
+            if n_cores == 2 and name in grams and not refinable(new.in_modes, new.ranks[0]):
+                unrefined.append(name)
         reports.append(
             LayerReport(
                 name=name,
@@ -386,4 +405,31 @@ def _replace(
         layers=reports,
         model_params_before=sum(p.numel() for p in model.parameters()),
         model_params_after=sum(p.numel() for p in compressed.parameters()),
+        notes=[
+            f"not refined in the input metric (system above {ALS_MAX_SYSTEM} unknowns): "
+            + ", ".join(unrefined)
+        ]
+        if unrefined
+        else [],
     )
+
+
+def _mpo_within_svd_budgets(
+    chosen: list[tuple[str, nn.Linear]],
+    grams: dict[str, Tensor],
+    budget: float,
+    uniform: list[float] | None,
+) -> list[Candidate] | None:
+    """Per layer, the largest two-core TT within the parameters the SVD's allocation gives
+    the same layer; None (allocate by the TT tables instead) where some layer has no SVD size
+    or no TT rank fits its SVD share."""
+    tables = [candidates(lin, "svd", grams.get(n)) for n, lin in chosen]
+    if not all(tables):
+        return None
+    picks = [
+        two_core_size(lin, pick.params)
+        for (_, lin), pick in zip(
+            chosen, allocate(tables, budget, uniform_budgets=uniform), strict=True
+        )
+    ]
+    return None if any(p is None for p in picks) else picks

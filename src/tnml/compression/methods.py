@@ -41,6 +41,7 @@ __all__ = [
     "build",
     "candidates",
     "fit_two_cores",
+    "refinable",
     "refine_two_cores",
     "relative_error",
     "two_core_size",
@@ -123,13 +124,15 @@ def build(
     gram: Tensor | None = None,
     *,
     refine: bool = False,
+    check_gram: Tensor | None = None,
 ) -> nn.Module:
     """The compressed replacement of ``linear`` at ``size`` (rank or bond cap), fitted in the
     metric of ``gram`` when given (see the module's notes).
 
     ``refine``: two ``"mpo"`` cores with ``gram`` are refined in ``gram`` itself by
-    :func:`fit_two_cores` (else the better of the Kronecker-whitened and the plain TT-SVD, as
-    :func:`candidates` counts them)."""
+    :func:`fit_two_cores` (kept where they also fit ``check_gram``'s inputs better, when
+    given); else the better of the Kronecker-whitened and the plain TT-SVD, as
+    :func:`candidates` counts them."""
     weight = linear.weight.detach().double()
     dtype = linear.weight.dtype
     if method == "svd":
@@ -156,7 +159,9 @@ def build(
     in_modes, out_modes = _tt_modes(linear, n_cores)
     if n_cores != 2 or gram is None:
         return TTLinear.from_linear(linear, max_bond=size, in_modes=in_modes, out_modes=out_modes)
-    best, _ = fit_two_cores(weight, in_modes, out_modes, size, gram, refine=refine)
+    best, _ = fit_two_cores(
+        weight, in_modes, out_modes, size, gram, refine=refine, check_gram=check_gram
+    )
     layer = TTLinear(
         linear.in_features,
         linear.out_features,
@@ -183,6 +188,7 @@ def refine_two_cores(
     *,
     sweeps: int = 8,
     tol: float = 1e-3,
+    ridge: float = 1e-3,
 ) -> tuple[Tensor, Tensor]:
     """Two TT cores fitted to ``weight`` in the input metric ``gram`` by alternating least
     squares, from ``(first, second)``.
@@ -198,11 +204,16 @@ def refine_two_cores(
         Largest number of (first, second) update pairs.
     tol : float
         Stop when a sweep lowers the error by less than this fraction.
+    ridge : float
+        The fit is in ``C + ridge * mean(diag C) * I``: directions the calibration inputs
+        barely visit still cost something, so the cores cannot grow without bound along them
+        (with ``ridge=0`` and a rank-deficient ``C`` they do, and the layer fails on new
+        inputs).
 
     Returns
     -------
-    (first, second) : the refined cores, float64, with ``e = tr(E C E^T) / tr(W C W^T)`` no
-    larger than the start's.
+    (first, second) : the refined cores, float64, with ``e = tr(E C' E^T) / tr(W C' W^T)``
+    in that metric ``C'`` no larger than the start's.
 
     Notes
     -----
@@ -216,6 +227,8 @@ def refine_two_cores(
     _, m2, n2, _ = second.shape
     c = gram.double()
     c = (c + c.T) / 2
+    eye = torch.eye(c.shape[0], dtype=c.dtype, device=c.device)
+    c = c + ridge * float(c.diagonal().mean()) * eye
     c4 = c.reshape(n1, n2, n1, n2)
     target = (weight.double().reshape(m1 * m2, n1 * n2) @ c).reshape(m1, m2, n1, n2)
     total = float((target.reshape(m1 * m2, -1) * weight.double().reshape(m1 * m2, -1)).sum())
@@ -229,8 +242,8 @@ def refine_two_cores(
         return float(((diff @ c) * diff).sum()) / max(total, 1e-300)
 
     def solve(h: Tensor, rhs: Tensor) -> Tensor:
-        ridge = 1e-12 * float(h.diagonal().sum()) / h.shape[0] + 1e-300
-        h = h + ridge * torch.eye(h.shape[0], dtype=h.dtype)
+        floor = 1e-12 * float(h.diagonal().sum()) / h.shape[0] + 1e-300
+        h = h + floor * torch.eye(h.shape[0], dtype=h.dtype, device=h.device)
         factor, info = torch.linalg.cholesky_ex(h)  # h is PSD: half an LU's work
         if int(info) == 0:
             return torch.cholesky_solve(rhs, factor)
@@ -262,6 +275,11 @@ def refine_two_cores(
 ALS_MAX_SYSTEM = 4096
 
 
+def refinable(in_modes: list[int], rank: int) -> bool:
+    """Whether :func:`fit_two_cores` refines two cores of these input modes and rank."""
+    return max(in_modes) * rank <= ALS_MAX_SYSTEM
+
+
 def fit_two_cores(
     weight: Tensor,
     in_modes: list[int],
@@ -270,15 +288,19 @@ def fit_two_cores(
     gram: Tensor,
     *,
     refine: bool = True,
+    check_gram: Tensor | None = None,
 ) -> tuple[tuple[Tensor, Tensor], float]:
     """The two cores ``(1, m1, n1, r)``, ``(r, m2, n2, 1)`` of rank ``r <= size`` fitted to
     ``weight`` (float64, ``(m1 m2, n1 n2)``) in the input metric ``gram``, and their relative
     error ``e``.
 
     The better of the Kronecker-whitened and the plain TT-SVD (measured in ``gram``); with
-    ``refine``, :func:`refine_two_cores` then fits in ``gram`` itself where its systems have
-    at most ``ALS_MAX_SYSTEM`` unknowns (``r`` times the longest input mode: balanced modes
-    qualify at the usual ranks, skewed ones would need systems of ``r`` times a long mode).
+    ``refine``, :func:`refine_two_cores` then fits in ``gram`` itself (with its small ridge)
+    where its systems have at most ``ALS_MAX_SYSTEM`` unknowns (``r`` times the longest input
+    mode: balanced modes qualify at moderate ranks, skewed ones would need systems of ``r``
+    times a long mode); :func:`refinable` says which. With ``check_gram`` (the Gram matrix
+    of other inputs, e.g. validation batches) the refinement is kept only where it lowers the
+    error there too: fitted to few calibration inputs, it can fit them at the others' cost.
     """
     gram = gram.double()
     best, best_error = None, math.inf
@@ -290,9 +312,14 @@ def fit_two_cores(
         if err < best_error:
             best, best_error = cores, err
     rank = best[0].shape[-1]
-    if refine and best_error > 0 and max(in_modes) * rank <= ALS_MAX_SYSTEM:
-        best = refine_two_cores(weight, *best, gram)
-        best_error = relative_error(weight, _two_core_weight(*best, weight.shape), gram)
+    if refine and best_error > 0 and refinable(in_modes, rank):
+        refined = refine_two_cores(weight, *best, gram)
+        keep = check_gram is None or relative_error(
+            weight, _two_core_weight(*refined, weight.shape), check_gram
+        ) < relative_error(weight, _two_core_weight(*best, weight.shape), check_gram)
+        if keep:
+            best = refined
+            best_error = relative_error(weight, _two_core_weight(*best, weight.shape), gram)
     return best, best_error
 
 
@@ -317,13 +344,15 @@ def _bias_params(linear: nn.Linear) -> int:
     return 0 if linear.bias is None else linear.out_features
 
 
-def two_core_size(linear: nn.Linear, params: int) -> Candidate:
+def two_core_size(linear: nn.Linear, params: int) -> Candidate | None:
     """The largest two-core TT of ``linear`` (balanced modes) with at most ``params``
-    parameters, bias included (rank 1 where even that has more); its ``error`` is NaN, as it
-    is known only once fitted."""
+    parameters, bias included, or None where even rank 1 has more; its ``error`` is NaN, as
+    it is known only once fitted."""
     (n1, n2), (m1, m2) = _tt_modes(linear, 2)
     per_rank = m1 * n1 + m2 * n2
-    rank = max(1, min((params - _bias_params(linear)) // per_rank, m1 * n1, m2 * n2))
+    rank = min((params - _bias_params(linear)) // per_rank, m1 * n1, m2 * n2)
+    if rank < 1:
+        return None
     shapes = ((1, m1, n1, rank), (rank, m2, n2, 1))
     plan = contraction_plan(shapes, FLOP_BATCH)
     flops = sum(_group_cost(shapes, FLOP_BATCH, i, j)[0] for i, j in plan)

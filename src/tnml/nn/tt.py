@@ -63,7 +63,7 @@ def factorize(n: int, k: int) -> list[int]:
     return sorted(modes, reverse=True)
 
 
-@functools.cache
+@functools.lru_cache(maxsize=4096)
 def _factorizations(n: int, k: int, smallest: int) -> tuple[tuple[int, ...], ...]:
     """Every ordered way to write ``n`` as ``k`` factors, each at least ``smallest``."""
     if k == 1:
@@ -96,9 +96,12 @@ def fast_modes(
 
     The factorised forward contracts the input modes one core after the other; its cost
     falls when the first output modes and the last input modes are small, so the choice is
-    skewed: for two cores ``in = (n/2, 2)``, ``out = (2, m/2)``, whose ``r (n + m)``
-    parameters are the balanced pair's and whose ``2 r (n + m)`` multiply-adds are a fraction
-    of its ``r (n sqrt(m) + m sqrt(n))``.
+    skewed: for a square layer and two cores ``in = (n/2, 2)``, ``out = (2, n/2)``, whose
+    ``2 r n`` parameters are the balanced pair's and whose ``4 r n`` multiply-adds are a
+    fraction of its ``2 r n sqrt(n)``; for unequal sizes the skewed pair holds more
+    parameters than the balanced one, so a less skewed pair wins (384 -> 1536: 192x2 / 3x512).
+    Every factorisation pair is tried: milliseconds for two or three cores, seconds for six
+    cores of sizes near 8,192 (the result is cached per arguments).
 
     >>> fast_modes(1024, 1024, 2, 64)
     ([512, 2], [2, 512])
@@ -112,7 +115,7 @@ def fast_modes(
     return list(in_modes), list(out_modes)
 
 
-@functools.cache  # the search enumerates every factorisation: once per shape
+@functools.lru_cache(maxsize=1024)  # the search enumerates every factorisation
 def _fast_modes(
     in_features: int, out_features: int, n_cores: int, max_bond: int, batch: int
 ) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -273,9 +276,10 @@ class TTLinear(FactorizedLinear):
         a grid such as images' pixels, but at 4x or more compression usually costs more
         multiply-adds than the dense layer); ``"fast"``, the factorisation with the fewest
         multiply-adds at ``max_bond`` among those with no more parameters
-        (``tnml.nn.tt.fast_modes``); with two or three cores it takes fewer multiply-adds
-        than the dense layer wherever it holds 4x fewer weights (a test checks a grid of
-        shapes and ranks; with more cores, high ranks can still cost more).
+        (``tnml.nn.tt.fast_modes``). On the shapes measured (a grid of common layer sizes,
+        two or three cores) it takes fewer multiply-adds than the dense layer wherever it
+        holds 4x fewer weights; not always: sizes with a large prime factor, very unequal
+        sizes, more cores at high ranks can still cost more (``flops`` says).
     ranks : sequence of int, optional
         The inner TT-ranks ``r_1 .. r_{k-1}`` exactly (``max_bond`` is then their largest);
         what a saved layer is rebuilt from.

@@ -421,15 +421,16 @@ def _mpo_within_svd_budgets(
     uniform: list[float] | None,
 ) -> list[Candidate] | None:
     """Per layer, the largest two-core TT within the parameters the SVD's allocation gives
-    the same layer; None (allocate by the TT tables instead) where some layer has no SVD size
-    or no TT rank fits its SVD share."""
+    the same layer; None (allocate by the TT tables instead) where the SVD cannot meet the
+    budget, some layer has no SVD size, or no TT rank fits a layer's SVD share."""
     tables = [candidates(lin, "svd", grams.get(n)) for n, lin in chosen]
     if not all(tables):
         return None
+    try:
+        svd_picks = allocate(tables, budget, uniform_budgets=uniform)
+    except InvalidInputError:  # below SVD's smallest sizes; the TT tables may still fit
+        return None
     picks = [
-        two_core_size(lin, pick.params)
-        for (_, lin), pick in zip(
-            chosen, allocate(tables, budget, uniform_budgets=uniform), strict=True
-        )
+        two_core_size(lin, pick.params) for (_, lin), pick in zip(chosen, svd_picks, strict=True)
     ]
     return None if any(p is None for p in picks) else picks

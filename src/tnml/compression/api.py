@@ -298,7 +298,9 @@ def compress(
             _input_grams(model, names, train_batches[:calibration_batches]) if train_batches else {}
         )
         check_grams = (  # the refined MPO fit is kept where it also fits held-out inputs
-            _input_grams(model, names, val_batches) if method == "mpo" and val_batches else {}
+            _input_grams(model, names, val_batches)
+            if method == "mpo" and n_cores == 2 and val_batches
+            else {}
         )
         compressed, report = _replace(
             model, chosen, aliases, grams, check_grams, method, ratio, cost, allocation, n_cores

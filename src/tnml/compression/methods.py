@@ -32,7 +32,7 @@ from torch import Tensor, nn
 
 from tnml.exceptions import InvalidInputError
 from tnml.nn.lowrank import LowRankLinear
-from tnml.nn.tt import TTLinear, _group_cost, contraction_plan, factorize
+from tnml.nn.tt import TTLinear, factorize, plan_flops
 from tnml.tensor.decomp import gram_root
 
 __all__ = [
@@ -230,16 +230,13 @@ def refine_two_cores(
     eye = torch.eye(c.shape[0], dtype=c.dtype, device=c.device)
     c = c + ridge * float(c.diagonal().mean()) * eye
     c4 = c.reshape(n1, n2, n1, n2)
-    target = (weight.double().reshape(m1 * m2, n1 * n2) @ c).reshape(m1, m2, n1, n2)
-    total = float((target.reshape(m1 * m2, -1) * weight.double().reshape(m1 * m2, -1)).sum())
+    shape = (m1 * m2, n1 * n2)
+    target = (weight.double().reshape(shape) @ c).reshape(m1, m2, n1, n2)
     a = first.double().reshape(m1, n1, r)
     b = second.double().reshape(r, m2, n2)
 
     def error(a: Tensor, b: Tensor) -> float:
-        diff = weight.double().reshape(m1 * m2, -1) - torch.einsum("xar,ryb->xyab", a, b).reshape(
-            m1 * m2, -1
-        )
-        return float(((diff @ c) * diff).sum()) / max(total, 1e-300)
+        return relative_error(weight, torch.einsum("xar,ryb->xyab", a, b).reshape(shape), c)
 
     def solve(h: Tensor, rhs: Tensor) -> Tensor:
         floor = 1e-12 * float(h.diagonal().sum()) / h.shape[0] + 1e-300
@@ -303,23 +300,21 @@ def fit_two_cores(
     error there too: fitted to few calibration inputs, it can fit them at the others' cost.
     """
     gram = gram.double()
+
+    def error(cores: tuple[Tensor, Tensor], metric: Tensor) -> float:
+        return relative_error(weight, _two_core_weight(*cores, weight.shape), metric)
+
     best, best_error = None, math.inf
     for metric in (gram, None):  # the Kronecker whitening is a stand-in for C: keep the better
         u, s, vh, inverse = _two_core_svd(weight, in_modes, out_modes, metric)
-        keep = min(size, len(s))
-        cores = _two_core_cores(u, s, vh, keep, in_modes, out_modes, inverse)
-        err = relative_error(weight, _two_core_weight(*cores, weight.shape), gram)
+        cores = _two_core_cores(u, s, vh, min(size, len(s)), in_modes, out_modes, inverse)
+        err = error(cores, gram)
         if err < best_error:
             best, best_error = cores, err
-    rank = best[0].shape[-1]
-    if refine and best_error > 0 and refinable(in_modes, rank):
+    if refine and best_error > 0 and refinable(in_modes, best[0].shape[-1]):
         refined = refine_two_cores(weight, *best, gram)
-        keep = check_gram is None or relative_error(
-            weight, _two_core_weight(*refined, weight.shape), check_gram
-        ) < relative_error(weight, _two_core_weight(*best, weight.shape), check_gram)
-        if keep:
-            best = refined
-            best_error = relative_error(weight, _two_core_weight(*best, weight.shape), gram)
+        if check_gram is None or error(refined, check_gram) < error(best, check_gram):
+            best, best_error = refined, error(refined, gram)
     return best, best_error
 
 
@@ -354,8 +349,7 @@ def two_core_size(linear: nn.Linear, params: int) -> Candidate | None:
     if rank < 1:
         return None
     shapes = ((1, m1, n1, rank), (rank, m2, n2, 1))
-    plan = contraction_plan(shapes, FLOP_BATCH)
-    flops = sum(_group_cost(shapes, FLOP_BATCH, i, j)[0] for i, j in plan)
+    flops = plan_flops(shapes, FLOP_BATCH)
     return Candidate(
         rank, rank * per_rank + _bias_params(linear), math.ceil(flops / FLOP_BATCH), math.nan
     )
@@ -456,7 +450,6 @@ def _two_core_candidates(
             for u, s, vh, inv in fits
         )
         shapes = ((1, m1, n1, keep), (keep, m2, n2, 1))
-        plan = contraction_plan(shapes, FLOP_BATCH)
-        flops = sum(_group_cost(shapes, FLOP_BATCH, i, j)[0] for i, j in plan)
+        flops = plan_flops(shapes, FLOP_BATCH)
         result.append(Candidate(keep, params, math.ceil(flops / FLOP_BATCH), err))
     return result

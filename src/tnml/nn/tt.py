@@ -31,6 +31,7 @@ __all__ = [
     "contraction_plan",
     "factorize",
     "fast_modes",
+    "plan_flops",
     "prime_factors",
     "tt_svd_matrix",
 ]
@@ -126,7 +127,7 @@ def _fast_modes(
             for j, (m, n) in enumerate(zip(out_modes, in_modes, strict=True))
         )
         params = sum(r * m * n * q for r, m, n, q in shapes)
-        flops = sum(_group_cost(shapes, batch, j, j + 1)[0] for j in range(n_cores))
+        flops = plan_flops(shapes, batch, tuple((j, j + 1) for j in range(n_cores)))
         return flops, params
 
     balanced = tuple(factorize(in_features, n_cores)), tuple(factorize(out_features, n_cores))
@@ -195,6 +196,17 @@ def cached_plan(
             _PLANS.clear()
         plan = _PLANS[(shapes, batch)] = contraction_plan(shapes, batch)
     return plan
+
+
+def plan_flops(
+    shapes: tuple[tuple[int, int, int, int], ...],
+    batch: int,
+    plan: tuple[tuple[int, int], ...] | None = None,
+) -> int:
+    """Multiply-adds of contracting ``batch`` inputs with cores of ``shapes`` grouped by
+    ``plan`` (merging included); default the cheapest, ``contraction_plan``'s."""
+    plan = contraction_plan(shapes, batch) if plan is None else plan
+    return sum(_group_cost(shapes, batch, i, j)[0] for i, j in plan)
 
 
 def contraction_plan(
@@ -436,9 +448,7 @@ class TTLinear(FactorizedLinear):
     def flops(self, batch: int) -> int:
         """Multiply-adds of the forward for ``batch`` inputs, as ``contraction_plan``
         groups the cores (merging included)."""
-        shapes = tuple([tuple(core.shape) for core in self.cores])
-        plan = contraction_plan(shapes, batch)
-        return sum(_group_cost(shapes, batch, i, j)[0] for i, j in plan)
+        return plan_flops(tuple([tuple(core.shape) for core in self.cores]), batch)
 
     @property
     def ranks(self) -> list[int]:

@@ -48,15 +48,14 @@ _MAX_SPLIT_LEGS = 8
 
 # Rings are enumerated over every cyclic order of the modes ((n - 1)! / 2 of them).
 _MAX_RING_ORDER = 6
-# Ring structures are screened cheapest first: each random start gets a short
-# Levenberg-Marquardt fit, and only one that comes near the target is fitted on to ``rse``. A
-# ring that cannot hold the target stalls at a relative error of 1e-2 to 0.4 within those
-# steps; the right one from a good start is below 1e-5 after 30 (TnALE's order-6 rings).
+# Ring structures are fitted cheapest first, each from a few random starts, until one reaches
+# the target error or the work runs out. Each fit is allowed its slow phase: LM from a good start
+# on TnALE's rings can sit at 1e-3 to 0.1 for 30 to 60 steps before it converges, so a fit ends
+# only at ``_RING_FIT_STEPS`` or when three steps in a row gain less than ``_RING_FIT_TOL``.
 _RING_CANDIDATES = 200
 _RING_STARTS = 3
-_RING_SCREEN_STEPS = 40
-_RING_SCREEN_PASS = 1e-3
-_RING_POLISH_STEPS = 300
+_RING_FIT_STEPS = 150
+_RING_FIT_TOL = 1e-4
 # Multiply-adds of the normal equations (entries x parameters^2 per LM step) all ring fits of
 # one search may spend: about 12,000 steps on a 729-entry target with 400-parameter rings.
 _RING_WORK = 1.5e12
@@ -508,26 +507,24 @@ def _fitted_rings(
     none does within ``_RING_WORK``.
 
     LM from random cores lands in a wrong basin of the right ring often (a third to a half of
-    the starts on TnALE's rings), and cheaper rings that cannot hold the target pass the rank
-    test by the dozen, so every ring gets ``_RING_STARTS`` short screening fits and only a
-    start that gets below ``_RING_SCREEN_PASS`` is fitted on."""
+    the starts on TnALE's rings), so each ring gets ``_RING_STARTS`` random starts; and rings
+    that cannot hold the target pass the rank test by the dozen, cheaper than the right one,
+    so many rings are tried: a wrong one stalls, and its fit ends after 40 to 100 steps."""
     work = 0.0
     entries = target.numel()
     for net in ring_structures(target, rse, budget, limit=_RING_CANDIDATES):
         if entries * net.n_params > limit:
             continue
-        step_work = float(entries) * net.n_params**2
         for _ in range(_RING_STARTS):
             if work >= _RING_WORK:
                 return []
             with torch.no_grad():
                 for core in net.cores:
                     core.copy_(torch.randn(core.shape, generator=generator, dtype=core.dtype))
-            fit = fit_network(net, target, method="lm", max_sweeps=_RING_SCREEN_STEPS, tol=0.0)
-            work += step_work * max(fit.n_sweeps, 1)
-            if fit.rse <= _RING_SCREEN_PASS and fit.rse > rse:
-                fit = fit_network(net, target, method="lm", max_sweeps=_RING_POLISH_STEPS, tol=1e-6)
-                work += step_work * max(fit.n_sweeps, 1)
+            fit = fit_network(
+                net, target, method="lm", max_sweeps=_RING_FIT_STEPS, tol=_RING_FIT_TOL
+            )
+            work += float(entries) * net.n_params**2 * max(fit.n_sweeps, 1)
             if fit.rse <= rse:
                 return [net]
     return []

@@ -530,3 +530,26 @@ def test_fitted_rings_reach_an_exact_ring_from_the_generators_cores():
     fitted = _fitted_rings(target, 1e-6, truth.n_params + 1, 2**20, starts)
     assert fitted and fitted[0].n_params <= truth.n_params
     assert float((fitted[0].to_dense() - target).norm()) < 1e-6
+
+
+def test_fitted_rings_reach_a_ring_behind_cheaper_candidates_that_pass_the_rank_test():
+    # ranks 2,4,4,4,3 on modes of 3: five cheaper rings have the target's generic unfolding
+    # ranks and cannot hold it; they are fitted, fail and are passed over
+    from tnml.structure.greedy import _fitted_rings
+    from tnml.structure.rings import ring_structures
+
+    ranks = (2, 4, 4, 4, 3)
+    truth = TensorNetwork.ring((3,) * 5, ranks, generator=torch.Generator().manual_seed(37))
+    target = truth.to_dense() / truth.to_dense().norm()
+
+    def edges(net):
+        return {frozenset((net.modes[i][0], net.modes[j][0])): r for (i, j), r in net.edges.items()}
+
+    candidates = ring_structures(target, 1e-6, truth.n_params + 1, limit=12)
+    assert [edges(net) for net in candidates[:5]].count(edges(truth)) == 0
+    assert edges(truth) in [edges(net) for net in candidates]
+    fitted = _fitted_rings(
+        target, 1e-6, truth.n_params + 1, 2**20, torch.Generator().manual_seed(1)
+    )
+    assert fitted and fitted[0].n_params <= truth.n_params
+    assert float((fitted[0].to_dense() - target).norm()) < 1e-6

@@ -56,6 +56,11 @@ _RING_CANDIDATES = 200
 _RING_STARTS = 3
 _RING_FIT_STEPS = 150
 _RING_FIT_TOL = 1e-4
+# A fit that the stall test ends near the target (below this error) is in the right basin's
+# swamp, not in a wrong basin: it goes on, to a finer stall test.
+_RING_POLISH_BELOW = 1e-2
+_RING_POLISH_STEPS = 300
+_RING_POLISH_TOL = 1e-7
 # Multiply-adds of the normal equations (entries x parameters^2 per LM step) all ring fits of
 # one search may spend: about 12,000 steps on a 729-entry target with 400-parameter rings.
 _RING_WORK = 1.5e12
@@ -509,7 +514,8 @@ def _fitted_rings(
     LM from random cores lands in a wrong basin of the right ring often (a third to a half of
     the starts on TnALE's rings), so each ring gets ``_RING_STARTS`` random starts; and rings
     that cannot hold the target pass the rank test by the dozen, cheaper than the right one,
-    so many rings are tried: a wrong one stalls, and its fit ends after 40 to 100 steps."""
+    so many rings are tried: a wrong one stalls, and its fit ends after 40 to 100 steps. A
+    fit that stalls below ``_RING_POLISH_BELOW`` goes on to a finer stall test."""
     work = 0.0
     entries = target.numel()
     for net in ring_structures(target, rse, budget, limit=_RING_CANDIDATES):
@@ -525,6 +531,11 @@ def _fitted_rings(
                 net, target, method="lm", max_sweeps=_RING_FIT_STEPS, tol=_RING_FIT_TOL
             )
             work += float(entries) * net.n_params**2 * max(fit.n_sweeps, 1)
+            if rse < fit.rse <= _RING_POLISH_BELOW:
+                fit = fit_network(
+                    net, target, method="lm", max_sweeps=_RING_POLISH_STEPS, tol=_RING_POLISH_TOL
+                )
+                work += float(entries) * net.n_params**2 * max(fit.n_sweeps, 1)
             if fit.rse <= rse:
                 return [net]
     return []

@@ -399,7 +399,7 @@ def learn(
         if rings and t.ndim <= _MAX_RING_ORDER:
             cap = min([budget + 1] + [net.n_params for net in closed])
             ring_starts = torch.Generator().manual_seed(int(seed) % 2**63)
-            closed += _fitted_rings(t, rse, cap, second_order, ring_starts)
+            closed += _fitted_rings(t, rse, cap, second_order, ring_starts, progress)
         if closed:  # only a cheaper network is worth the search
             budget = min(budget, min(net.n_params for net in closed) - 1)
     search = _Search(
@@ -504,7 +504,12 @@ def _closed_form_candidates(target: Tensor, rse: float) -> list[TensorNetwork]:
 
 
 def _fitted_rings(
-    target: Tensor, rse: float, budget: int, limit: int, generator: torch.Generator
+    target: Tensor,
+    rse: float,
+    budget: int,
+    limit: int,
+    generator: torch.Generator,
+    progress: bool = False,
 ) -> list[TensorNetwork]:
     """The first ring, cheapest first, under ``budget`` parameters whose generic unfolding
     ranks are the target's (at most ``_RING_CANDIDATES`` of them, those with entries x
@@ -517,28 +522,48 @@ def _fitted_rings(
     so many rings are tried: a wrong one stalls, and its fit ends after 40 to 100 steps. A
     fit that stalls below ``_RING_POLISH_BELOW`` goes on to a finer stall test."""
     work = 0.0
-    entries = target.numel()
-    for net in ring_structures(target, rse, budget, limit=_RING_CANDIDATES):
-        if entries * net.n_params > limit:
-            continue
-        for _ in range(_RING_STARTS):
-            if work >= _RING_WORK:
+    candidates = ring_structures(target, rse, budget, limit=_RING_CANDIDATES)
+    with TrainingProgress(len(candidates), enabled=progress) as bar:
+        for net in candidates:
+            bar.update("rings", f"{net.n_params} params")
+            ring = _fit_ring(net, target, rse, limit, generator, work)
+            if ring is None:
                 return []
-            with torch.no_grad():
-                for core in net.cores:
-                    core.copy_(torch.randn(core.shape, generator=generator, dtype=core.dtype))
-            fit = fit_network(
-                net, target, method="lm", max_sweeps=_RING_FIT_STEPS, tol=_RING_FIT_TOL
-            )
-            work += float(entries) * net.n_params**2 * max(fit.n_sweeps, 1)
-            if rse < fit.rse <= _RING_POLISH_BELOW:
-                fit = fit_network(
-                    net, target, method="lm", max_sweeps=_RING_POLISH_STEPS, tol=_RING_POLISH_TOL
-                )
-                work += float(entries) * net.n_params**2 * max(fit.n_sweeps, 1)
-            if fit.rse <= rse:
+            work = ring[1]
+            if ring[0]:
                 return [net]
     return []
+
+
+def _fit_ring(
+    net: TensorNetwork,
+    target: Tensor,
+    rse: float,
+    limit: int,
+    generator: torch.Generator,
+    work: float,
+) -> tuple[bool, float] | None:
+    """:func:`_fitted_rings`' fits of one ring from ``_RING_STARTS`` random starts: whether one
+    reached ``rse`` and the work spent so far, or None once ``_RING_WORK`` is spent."""
+    entries = target.numel()
+    if entries * net.n_params > limit:
+        return False, work
+    for _ in range(_RING_STARTS):
+        if work >= _RING_WORK:
+            return None
+        with torch.no_grad():
+            for core in net.cores:
+                core.copy_(torch.randn(core.shape, generator=generator, dtype=core.dtype))
+        fit = fit_network(net, target, method="lm", max_sweeps=_RING_FIT_STEPS, tol=_RING_FIT_TOL)
+        work += float(entries) * net.n_params**2 * max(fit.n_sweeps, 1)
+        if rse < fit.rse <= _RING_POLISH_BELOW:
+            fit = fit_network(
+                net, target, method="lm", max_sweeps=_RING_POLISH_STEPS, tol=_RING_POLISH_TOL
+            )
+            work += float(entries) * net.n_params**2 * max(fit.n_sweeps, 1)
+        if fit.rse <= rse:
+            return True, work
+    return False, work
 
 
 def _rank_one_start(target: Tensor) -> TensorNetwork:

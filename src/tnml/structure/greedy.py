@@ -61,8 +61,10 @@ _RING_FIT_TOL = 1e-4
 _RING_POLISH_BELOW = 1e-2
 _RING_POLISH_STEPS = 300
 _RING_POLISH_TOL = 1e-7
-# Multiply-adds of the normal equations (entries x parameters^2 per LM step) all ring fits of
-# one search may spend: about 12,000 steps on a 729-entry target with 400-parameter rings.
+# Multiply-adds of the normal equations (entries x parameters^2 per LM step; the steps counted
+# are those that form the normal equations, rejected damped steps are not) all ring fits of one
+# search may spend: about 12,000 steps on a 729-entry target with 400-parameter rings. It does
+# not bound small targets, where each step's fixed cost dominates (see ``rings`` in `learn`).
 _RING_WORK = 1.5e12
 
 
@@ -327,8 +329,10 @@ def learn(
         With ``closed_form`` and at most ``_MAX_RING_ORDER`` modes: also fit (by
         Levenberg-Marquardt, within ``second_order``) rings in any order of the modes whose
         generic unfolding ranks match the target's (``tnml.structure.rings.ring_structures``),
-        cheapest first, each from a few random starts screened by a short fit, under a fixed
-        amount of work; the first that reaches ``rse`` joins the closed-form candidates.
+        cheapest first (up to 200), each from three random starts, under a fixed amount of
+        work; the first that reaches ``rse`` joins the closed-form candidates. On a small
+        target that no ring holds this can take a minute or more (all 200 are fitted; a
+        progress bar shows them with ``progress``).
     second_order : int
         With ``rse`` and no ``mask``: a thorough refit (shrinking, splitting) that stops above
         ``rse`` goes on by Levenberg-Marquardt when entries x parameters is at most this (its
@@ -523,13 +527,13 @@ def _fitted_rings(
     fit that stalls below ``_RING_POLISH_BELOW`` goes on to a finer stall test."""
     work = 0.0
     candidates = ring_structures(target, rse, budget, limit=_RING_CANDIDATES)
-    with TrainingProgress(len(candidates), enabled=progress) as bar:
+    with TrainingProgress(len(candidates), enabled=progress and bool(candidates)) as bar:
         for net in candidates:
-            bar.update("rings", f"{net.n_params} params")
             ring = _fit_ring(net, target, rse, limit, generator, work)
             if ring is None:
                 return []
             work = ring[1]
+            bar.update("rings", f"{net.n_params} params")
             if ring[0]:
                 return [net]
     return []

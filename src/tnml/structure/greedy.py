@@ -526,48 +526,39 @@ def _fitted_rings(
     so many rings are tried: a wrong one stalls, and its fit ends after 40 to 100 steps. A
     fit that stalls below ``_RING_POLISH_BELOW`` goes on to a finer stall test."""
     work = 0.0
+    entries = target.numel()
     candidates = ring_structures(target, rse, budget, limit=_RING_CANDIDATES)
     with TrainingProgress(len(candidates), enabled=progress and bool(candidates)) as bar:
         for net in candidates:
-            ring = _fit_ring(net, target, rse, limit, generator, work)
-            if ring is None:
-                return []
-            work = ring[1]
+            if entries * net.n_params <= limit:
+                for _ in range(_RING_STARTS):
+                    if work >= _RING_WORK:
+                        return []
+                    error, steps = _fit_ring_from_random_cores(net, target, rse, generator)
+                    work += float(entries) * net.n_params**2 * steps
+                    if error <= rse:
+                        return [net]
             bar.update("rings", f"{net.n_params} params")
-            if ring[0]:
-                return [net]
     return []
 
 
-def _fit_ring(
-    net: TensorNetwork,
-    target: Tensor,
-    rse: float,
-    limit: int,
-    generator: torch.Generator,
-    work: float,
-) -> tuple[bool, float] | None:
-    """:func:`_fitted_rings`' fits of one ring from ``_RING_STARTS`` random starts: whether one
-    reached ``rse`` and the work spent so far, or None once ``_RING_WORK`` is spent."""
-    entries = target.numel()
-    if entries * net.n_params > limit:
-        return False, work
-    for _ in range(_RING_STARTS):
-        if work >= _RING_WORK:
-            return None
-        with torch.no_grad():
-            for core in net.cores:
-                core.copy_(torch.randn(core.shape, generator=generator, dtype=core.dtype))
-        fit = fit_network(net, target, method="lm", max_sweeps=_RING_FIT_STEPS, tol=_RING_FIT_TOL)
-        work += float(entries) * net.n_params**2 * max(fit.n_sweeps, 1)
-        if rse < fit.rse <= _RING_POLISH_BELOW:
-            fit = fit_network(
-                net, target, method="lm", max_sweeps=_RING_POLISH_STEPS, tol=_RING_POLISH_TOL
-            )
-            work += float(entries) * net.n_params**2 * max(fit.n_sweeps, 1)
-        if fit.rse <= rse:
-            return True, work
-    return False, work
+def _fit_ring_from_random_cores(
+    net: TensorNetwork, target: Tensor, rse: float, generator: torch.Generator
+) -> tuple[float, int]:
+    """Fit ``net`` (in place) from standard normal cores by LM, going on to a finer stall test
+    when the first stops below ``_RING_POLISH_BELOW``; returns its relative error and the LM
+    steps that formed normal equations (at least one per fit)."""
+    with torch.no_grad():
+        for core in net.cores:
+            core.copy_(torch.randn(core.shape, generator=generator, dtype=core.dtype))
+    fit = fit_network(net, target, method="lm", max_sweeps=_RING_FIT_STEPS, tol=_RING_FIT_TOL)
+    steps = max(fit.n_sweeps, 1)
+    if rse < fit.rse <= _RING_POLISH_BELOW:
+        fit = fit_network(
+            net, target, method="lm", max_sweeps=_RING_POLISH_STEPS, tol=_RING_POLISH_TOL
+        )
+        steps += max(fit.n_sweeps, 1)
+    return fit.rse, steps
 
 
 def _rank_one_start(target: Tensor) -> TensorNetwork:

@@ -463,6 +463,57 @@ def test_network_jacobian_matches_autograd_and_lm_reaches_an_exact_ring():
         fit_network(start, target, torch.ones(target.shape, dtype=torch.bool), method="lm")
 
 
+def test_network_hessian_matches_autograd_on_a_loop_and_a_shared_edge():
+    from tnml.tensor.network_fit import network_hessian
+
+    g = torch.Generator().manual_seed(1)
+    net = TensorNetwork(
+        (3, 4, 2, 3),
+        [(0,), (1, 2), (), (3,)],
+        {(0, 1): 2, (1, 2): 3, (0, 2): 2, (2, 3): 2},
+        generator=g,
+    )
+    target = torch.randn(net.shape, generator=g, dtype=torch.float64)
+    flat = torch.cat([c.reshape(-1) for c in net.cores])
+
+    def loss(x):
+        parts = torch.split(x, [c.numel() for c in net.cores])
+        cores = [p.reshape(c.shape) for p, c in zip(parts, net.cores, strict=True)]
+        dense = TensorNetwork(net.shape, net.modes, net.ranks, cores).to_dense()
+        return 0.5 * ((dense - target) ** 2).sum()
+
+    gradient, hessian, value = network_hessian(net, target)
+    torch.testing.assert_close(hessian, torch.func.hessian(loss)(flat), rtol=0, atol=1e-12)
+    torch.testing.assert_close(gradient, torch.func.grad(loss)(flat), rtol=0, atol=1e-12)
+    assert value == pytest.approx(float(loss(flat)), rel=1e-12)
+
+
+def test_negative_curvature_step_leaves_a_saddle_that_lm_cannot():
+    from tnml.tensor.network_fit import negative_curvature_step, network_hessian
+
+    # A B = T from A = B = 0: no gradient, no Jacobian, so LM has no step; the residual's
+    # curvature points along T's leading singular vectors.
+    g = torch.Generator().manual_seed(2)
+    target = torch.randn(5, 4, generator=g, dtype=torch.float64)
+    net = TensorNetwork((5, 4), [(0,), (1,)], {(0, 1): 2}, generator=g)
+    net.cores = [torch.zeros_like(c) for c in net.cores]
+    gradient, hessian, before = network_hessian(net, target)
+    assert float(gradient.abs().max()) == 0 and float(torch.linalg.eigvalsh(hessian)[0]) < 0
+    stuck = fit_network(TensorNetwork((5, 4), net.modes, net.ranks, net.cores), target, method="lm")
+    assert stuck.rse == pytest.approx(1.0)
+    assert negative_curvature_step(net, target)
+    after = 0.5 * float(((net.to_dense() - target) ** 2).sum())
+    assert after < before
+    fit = fit_network(net, target, method="lm", max_sweeps=200, tol=1e-12)
+    s = torch.linalg.svdvals(target)
+    best = float(s[2:].norm() / s.norm())  # Eckart-Young at rank 2
+    assert fit.rse == pytest.approx(best, rel=1e-6)
+    # at the optimum no direction lowers the error, so nothing moves
+    cores = [c.clone() for c in net.cores]
+    assert not negative_curvature_step(net, target)
+    assert all(torch.equal(a, b) for a, b in zip(cores, net.cores, strict=True))
+
+
 def test_ring_candidates_find_a_ring_in_a_shuffled_mode_order():
     from tnml.structure.greedy import _fitted_rings
     from tnml.structure.rings import ring_structures

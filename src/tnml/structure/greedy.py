@@ -33,6 +33,7 @@ from tnml.tensor.mps import mps_from_dense
 from tnml.tensor.network import TensorNetwork
 from tnml.tensor.network_fit import (
     fit_network,
+    negative_curvature_step,
     observed_rse,
     prepare_target,
     update_node,
@@ -61,6 +62,10 @@ _RING_FIT_TOL = 1e-4
 _RING_POLISH_BELOW = 1e-2
 _RING_POLISH_STEPS = 300
 _RING_POLISH_TOL = 1e-7
+# A fit that stalls above the target but below this error is often beside a saddle that LM
+# cannot see (its model has no negative curvature): one step down the Hessian's most negative
+# direction, and LM goes on from there.
+_RING_ESCAPE_BELOW = 0.08
 # Multiply-adds of the normal equations (entries x parameters^2 per LM step; the steps counted
 # are those that form the normal equations, rejected damped steps are not) all ring fits of one
 # search may spend: about 12,000 steps on a 729-entry target with 400-parameter rings. It does
@@ -329,10 +334,11 @@ def learn(
         With ``closed_form`` and at most ``_MAX_RING_ORDER`` modes: also fit (by
         Levenberg-Marquardt, within ``second_order``) rings in any order of the modes whose
         generic unfolding ranks match the target's (``tnml.structure.rings.ring_structures``),
-        cheapest first (up to 200), each from three random starts, under a fixed amount of
-        work; the first that reaches ``rse`` joins the closed-form candidates. On a small
-        target that no ring holds this can take a minute or more (all 200 are fitted; a
-        progress bar shows them with ``progress``).
+        cheapest first (up to 200), each from three random starts (a start that stalls a
+        little above ``rse`` takes one step down the error's most negative curvature and is
+        fitted on), under a fixed amount of work; the first that reaches ``rse`` joins the
+        closed-form candidates. On a small target that no ring holds this can take a minute
+        or more (all 200 are fitted; a progress bar shows them with ``progress``).
     second_order : int
         With ``rse`` and no ``mask``: a thorough refit (shrinking, splitting) that stops above
         ``rse`` goes on by Levenberg-Marquardt when entries x parameters is at most this (its
@@ -524,7 +530,9 @@ def _fitted_rings(
     the starts on TnALE's rings), so each ring gets ``_RING_STARTS`` random starts; and rings
     that cannot hold the target pass the rank test by the dozen, cheaper than the right one,
     so many rings are tried: a wrong one stalls, and its fit ends after 40 to 100 steps. A
-    fit that stalls below ``_RING_POLISH_BELOW`` goes on to a finer stall test."""
+    fit that stalls below ``_RING_POLISH_BELOW`` goes on to a finer stall test, and one that
+    stalls below ``_RING_ESCAPE_BELOW`` then leaves its saddle
+    (:func:`_fit_ring_from_random_cores`)."""
     work = 0.0
     entries = target.numel()
     candidates = ring_structures(target, rse, budget, limit=_RING_CANDIDATES)
@@ -545,12 +553,25 @@ def _fitted_rings(
 def _fit_ring_from_random_cores(
     net: TensorNetwork, target: Tensor, rse: float, generator: torch.Generator
 ) -> tuple[float, int]:
-    """Fit ``net`` (in place) from standard normal cores by LM, going on to a finer stall test
-    when the first stops below ``_RING_POLISH_BELOW``; returns its relative error and the LM
-    steps that formed normal equations (at least one per fit)."""
+    """Fit ``net`` (in place) from standard normal cores by LM (:func:`_fit_ring_lm`); when it
+    stalls between ``rse`` and ``_RING_ESCAPE_BELOW``, take one negative-curvature step and fit
+    on. Returns the relative error and the steps that formed normal equations or a Hessian."""
     with torch.no_grad():
         for core in net.cores:
             core.copy_(torch.randn(core.shape, generator=generator, dtype=core.dtype))
+    error, steps = _fit_ring_lm(net, target, rse)
+    if rse < error <= _RING_ESCAPE_BELOW:
+        steps += 1  # the Hessian costs about one LM step
+        if negative_curvature_step(net, target):
+            error, more = _fit_ring_lm(net, target, rse)
+            steps += more
+    return error, steps
+
+
+def _fit_ring_lm(net: TensorNetwork, target: Tensor, rse: float) -> tuple[float, int]:
+    """LM on ``net`` from its cores, going on to a finer stall test when the first stops below
+    ``_RING_POLISH_BELOW``; returns its relative error and the LM steps that formed normal
+    equations (at least one per fit)."""
     fit = fit_network(net, target, method="lm", max_sweeps=_RING_FIT_STEPS, tol=_RING_FIT_TOL)
     steps = max(fit.n_sweeps, 1)
     if rse < fit.rse <= _RING_POLISH_BELOW:

@@ -14,6 +14,10 @@ Two methods, one loss: the squared error over the observed entries.
   Jacobian (entries x parameters) built from each core's environment. It moves all cores
   together, so it leaves the swamps where ALS creeps for thousands of sweeps; each step
   forms and solves a parameters x parameters system, so it is meant for small problems.
+- Negative curvature (:func:`negative_curvature_step`): the full Hessian (:func:`network_hessian`,
+  ``J^T J`` plus the residual's curvature between pairs of cores) shows directions in which the
+  error falls that LM's model cannot, at saddles where it stalls; one step along the most
+  negative one, then LM again.
 
 A hidden entry is never read: the target is zeroed outside the mask before anything else.
 """
@@ -38,6 +42,8 @@ __all__ = [
     "NetworkFit",
     "als_sweep",
     "fit_network",
+    "negative_curvature_step",
+    "network_hessian",
     "network_jacobian",
     "prepare_target",
     "update_node",
@@ -324,6 +330,101 @@ def network_jacobian(net: TensorNetwork) -> Tensor:
         env = _jacobian_expression(s, node)(*others, *eyes, backend="torch")
         blocks.append(env.reshape(n_entries, -1))
     return torch.cat(blocks, dim=1)
+
+
+@lru_cache(maxsize=1024)
+def _pair_expression(
+    structure: Structure, first: int, second: int
+) -> opt_einsum.contract.ContractExpression:
+    """Contraction of a tensor over all modes with the network without nodes ``first`` and
+    ``second``: operands ``(tensor, *other cores, *identities)`` (one identity per edge the two
+    nodes share), output of shape ``(*core_shape(first), *core_shape(second))``: the
+    tensor's inner product with the network, differentiated by both cores."""
+    symbols = iter(opt_einsum.get_symbol(k) for k in itertools.count())
+    mode_sym = [next(symbols) for _ in structure.shape]
+    edge_sym = {edge: next(symbols) for edge, _ in structure.ranks}
+    terms, shapes = ["".join(mode_sym)], [structure.shape]
+    for i in range(structure.n_nodes):
+        if i in (first, second):
+            continue
+        terms.append("".join([mode_sym[m] for m in structure.modes[i]]))
+        terms[-1] += "".join(edge_sym[e] for e in structure.node_edges(i))
+        shapes.append(structure.core_shape(i))
+    shared = set(structure.node_edges(first)) & set(structure.node_edges(second))
+    second_sym = dict(edge_sym)
+    rank = dict(structure.ranks)
+    for edge in sorted(shared):
+        second_sym[edge] = next(symbols)
+        terms.append(edge_sym[edge] + second_sym[edge])
+        shapes.append((rank[edge], rank[edge]))
+    out = "".join(mode_sym[m] for m in structure.modes[first])
+    out += "".join(edge_sym[e] for e in structure.node_edges(first))
+    out += "".join(mode_sym[m] for m in structure.modes[second])
+    out += "".join(second_sym[e] for e in structure.node_edges(second))
+    equation = ",".join(terms) + "->" + out
+    return opt_einsum.contract_expression(equation, *shapes, optimize="auto-hq")
+
+
+def network_hessian(net: TensorNetwork, target: Tensor) -> tuple[Tensor, Tensor, float]:
+    """Gradient and Hessian of ``0.5 ||net.to_dense() - target||^2`` by every core entry.
+
+    The Hessian is the Gauss-Newton part ``J^T J`` plus the residual's curvature: the
+    network is linear in each core, so that part has no diagonal blocks, and its block of
+    nodes ``a, b`` is the residual contracted with the network without ``a`` and ``b``.
+
+    Parameters
+    ----------
+    net : TensorNetwork
+    target : Tensor, shape ``net.shape``
+
+    Returns
+    -------
+    (gradient, hessian, loss) : Tensor ``(n_params,)``, Tensor ``(n_params, n_params)``, float
+        Entries in the order of ``torch.cat([c.reshape(-1) for c in net.cores])``.
+    """
+    s = net.structure
+    residual = net.to_dense() - target
+    jac = network_jacobian(net)
+    gradient = jac.T @ residual.reshape(-1)
+    hessian = jac.T @ jac
+    offsets = [0, *itertools.accumulate(c.numel() for c in net.cores)]
+    eyes = {edge: torch.eye(r, dtype=net.dtype, device=residual.device) for edge, r in s.ranks}
+    for a, b in itertools.combinations(range(net.n_nodes), 2):
+        others = [c for k, c in enumerate(net.cores) if k not in (a, b)]
+        shared = sorted(set(s.node_edges(a)) & set(s.node_edges(b)))
+        block = _pair_expression(s, a, b)(
+            residual, *others, *(eyes[e] for e in shared), backend="torch"
+        ).reshape(net.cores[a].numel(), net.cores[b].numel())
+        hessian[offsets[a] : offsets[a + 1], offsets[b] : offsets[b + 1]] += block
+        hessian[offsets[b] : offsets[b + 1], offsets[a] : offsets[a + 1]] += block.T
+    return gradient, hessian, 0.5 * float(residual.reshape(-1) @ residual.reshape(-1))
+
+
+def negative_curvature_step(net: TensorNetwork, target: Tensor) -> bool:
+    """Move ``net`` (in place) along the Hessian's most negative direction, if any lowers the
+    squared error; return whether it moved.
+
+    Levenberg-Marquardt sees only ``J^T J``, which is never negative, so it slows to a halt
+    where the error curves down in a direction the Jacobian barely feels: on rings, near a
+    sum of two smaller rings (the derivative by the coupling blocks vanishes there). The
+    step lengths tried are ``2^-14 .. 2^2`` times the norm of all parameters, both signs."""
+    _, hessian, loss = network_hessian(net, target)
+    values, vectors = torch.linalg.eigh(hessian)
+    if float(values[0]) >= 0:
+        return False
+    direction = vectors[:, 0]
+    flat = torch.cat([c.reshape(-1) for c in net.cores])
+    scale = float(flat.norm()) or 1.0
+    best, best_step = loss, 0.0
+    for sign in (1.0, -1.0):
+        for power in range(-14, 3):
+            step = sign * scale * 2.0**power
+            _set_flat(net, flat + step * direction)
+            value = 0.5 * float(((net.to_dense() - target) ** 2).sum())
+            if value < best:
+                best, best_step = value, step
+    _set_flat(net, flat + best_step * direction)
+    return best_step != 0.0
 
 
 def _set_flat(net: TensorNetwork, flat: Tensor) -> None:

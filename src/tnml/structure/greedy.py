@@ -68,9 +68,9 @@ _RING_POLISH_TOL = 1e-7
 _RING_ESCAPE_BELOW = 0.08
 # Multiply-adds of the normal equations (entries x parameters^2 per LM step; the steps counted
 # are those that form the normal equations, rejected damped steps are not) all ring fits of one
-# search may spend: about 12,000 steps on a 729-entry target with 400-parameter rings. It does
+# search may spend: about 24,000 steps on a 729-entry target with 400-parameter rings. It does
 # not bound small targets, where each step's fixed cost dominates (see ``rings`` in `learn`).
-_RING_WORK = 1.5e12
+_RING_WORK = 3e12
 
 
 @dataclass(frozen=True)

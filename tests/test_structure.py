@@ -514,6 +514,30 @@ def test_negative_curvature_step_leaves_a_saddle_that_lm_cannot():
     assert all(torch.equal(a, b) for a, b in zip(cores, net.cores, strict=True))
 
 
+def test_ring_fit_takes_the_negative_curvature_step_only_between_rse_and_its_bound(monkeypatch):
+    from tnml.structure import greedy
+
+    net = TensorNetwork.ring((3,) * 4, 2)
+    target = net.to_dense()
+    for first, step_moves, expected in [
+        ((0.05, 10), True, (1e-9, 10 + greedy._HESSIAN_STEPS + 5)),
+        ((0.05, 10), False, (0.05, 10 + greedy._HESSIAN_STEPS)),
+        ((0.2, 10), True, (0.2, 10)),  # above the bound: a wrong basin, left alone
+        ((1e-7, 10), True, (1e-7, 10)),  # at the target already
+    ]:
+        fits = iter([first, (1e-9, 5)])
+        calls = []
+        monkeypatch.setattr(greedy, "_fit_ring_lm", lambda *args, fits=fits: next(fits))
+        monkeypatch.setattr(
+            greedy,
+            "negative_curvature_step",
+            lambda *args, moves=step_moves, calls=calls: calls.append(args) or moves,
+        )
+        result = greedy._fit_ring_from_random_cores(net, target, 1e-6, torch.Generator())
+        assert result == expected
+        assert len(calls) == (1 if first[0] == 0.05 else 0)
+
+
 def test_ring_candidates_find_a_ring_in_a_shuffled_mode_order():
     from tnml.structure.greedy import _fitted_rings
     from tnml.structure.rings import ring_structures

@@ -66,11 +66,15 @@ _RING_POLISH_TOL = 1e-7
 # cannot see (its model has no negative curvature): one step down the Hessian's most negative
 # direction, and LM goes on from there.
 _RING_ESCAPE_BELOW = 0.08
+# What that step costs in LM steps: the Hessian (about one), its eigendecomposition and the
+# line search (measured on 3^6 rings of 420-470 parameters: three to three and a half).
+_HESSIAN_STEPS = 3
 # Multiply-adds of the normal equations (entries x parameters^2 per LM step; the steps counted
-# are those that form the normal equations, rejected damped steps are not) all ring fits of one
-# search may spend: about 24,000 steps on a 729-entry target with 400-parameter rings. It does
+# are those that form the normal equations, and a negative-curvature step as
+# ``_HESSIAN_STEPS``; rejected damped steps are not) all ring fits of one
+# search may spend: about 12,000 steps on a 729-entry target with 400-parameter rings. It does
 # not bound small targets, where each step's fixed cost dominates (see ``rings`` in `learn`).
-_RING_WORK = 3e12
+_RING_WORK = 1.5e12
 
 
 @dataclass(frozen=True)
@@ -334,9 +338,9 @@ def learn(
         With ``closed_form`` and at most ``_MAX_RING_ORDER`` modes: also fit (by
         Levenberg-Marquardt, within ``second_order``) rings in any order of the modes whose
         generic unfolding ranks match the target's (``tnml.structure.rings.ring_structures``),
-        cheapest first (up to 200), each from three random starts (a start that stalls a
-        little above ``rse`` takes one step down the error's most negative curvature and is
-        fitted on), under a fixed amount of work; the first that reaches ``rse`` joins the
+        cheapest first (up to 200), each from three random starts (a start whose fit ends
+        between ``rse`` and 0.08 takes one step down the error's most negative curvature and
+        is fitted on), under a fixed amount of work; the first that reaches ``rse`` joins the
         closed-form candidates. On a small target that no ring holds this can take a minute
         or more (all 200 are fitted; a progress bar shows them with ``progress``).
     second_order : int
@@ -531,8 +535,8 @@ def _fitted_rings(
     that cannot hold the target pass the rank test by the dozen, cheaper than the right one,
     so many rings are tried: a wrong one stalls, and its fit ends after 40 to 100 steps. A
     fit that stalls below ``_RING_POLISH_BELOW`` goes on to a finer stall test, and one that
-    stalls below ``_RING_ESCAPE_BELOW`` then leaves its saddle
-    (:func:`_fit_ring_from_random_cores`)."""
+    ends (stalled or at its step limit) below ``_RING_ESCAPE_BELOW`` then takes a
+    negative-curvature step (:func:`_fit_ring_from_random_cores`)."""
     work = 0.0
     entries = target.numel()
     candidates = ring_structures(target, rse, budget, limit=_RING_CANDIDATES)
@@ -554,14 +558,15 @@ def _fit_ring_from_random_cores(
     net: TensorNetwork, target: Tensor, rse: float, generator: torch.Generator
 ) -> tuple[float, int]:
     """Fit ``net`` (in place) from standard normal cores by LM (:func:`_fit_ring_lm`); when it
-    stalls between ``rse`` and ``_RING_ESCAPE_BELOW``, take one negative-curvature step and fit
-    on. Returns the relative error and the steps that formed normal equations or a Hessian."""
+    ends (stalled or at its step limit) between ``rse`` and ``_RING_ESCAPE_BELOW``, take one
+    negative-curvature step and fit on. Returns the relative error and the work in LM steps
+    (the steps that formed normal equations, and the Hessian's share)."""
     with torch.no_grad():
         for core in net.cores:
             core.copy_(torch.randn(core.shape, generator=generator, dtype=core.dtype))
     error, steps = _fit_ring_lm(net, target, rse)
     if rse < error <= _RING_ESCAPE_BELOW:
-        steps += 1  # the Hessian costs about one LM step
+        steps += _HESSIAN_STEPS
         if negative_curvature_step(net, target):
             error, more = _fit_ring_lm(net, target, rse)
             steps += more

@@ -1,6 +1,7 @@
 """Fitting a :class:`~tnml.tensor.network.TensorNetwork` to a target tensor.
 
-Two methods, one loss: the squared error over the observed entries.
+Three methods, one loss: the squared error over the observed entries; and a step that leaves
+saddles.
 
 - ALS (:func:`als_sweep`): each core in turn is set to its least-squares optimum with the
   others fixed. The normal equations need the target contracted with every other core and the
@@ -401,30 +402,51 @@ def network_hessian(net: TensorNetwork, target: Tensor) -> tuple[Tensor, Tensor,
 
 
 def negative_curvature_step(net: TensorNetwork, target: Tensor) -> bool:
-    """Move ``net`` (in place) along the Hessian's most negative direction, if any lowers the
-    squared error; return whether it moved.
+    """Move ``net`` (in place) along the Hessian's most negative direction, if a step there
+    lowers the squared error by more than rounding; return whether it moved.
 
     Levenberg-Marquardt sees only ``J^T J``, which is never negative, so it slows to a halt
     where the error curves down in a direction the Jacobian barely feels: on rings, near a
     sum of two smaller rings (the derivative by the coupling blocks vanishes there). The
-    step lengths tried are ``2^-14 .. 2^2`` times the norm of all parameters, both signs."""
-    _, hessian, loss = network_hessian(net, target)
-    values, vectors = torch.linalg.eigh(hessian)
-    if float(values[0]) >= 0:
-        return False
-    direction = vectors[:, 0]
-    flat = torch.cat([c.reshape(-1) for c in net.cores])
-    scale = float(flat.norm()) or 1.0
-    best, best_step = loss, 0.0
-    for sign in (1.0, -1.0):
-        for power in range(-14, 3):
-            step = sign * scale * 2.0**power
-            _set_flat(net, flat + step * direction)
-            value = 0.5 * float(((net.to_dense() - target) ** 2).sum())
-            if value < best:
-                best, best_step = value, step
-    _set_flat(net, flat + best_step * direction)
-    return best_step != 0.0
+    step lengths tried are ``2^-14 .. 2^2`` times the norm of all parameters, both signs.
+
+    Parameters
+    ----------
+    net : TensorNetwork
+        Its cores are replaced when it moves, left as they are otherwise.
+    target : Tensor, shape ``net.shape``, the cores' dtype
+
+    Returns
+    -------
+    bool
+        Whether the cores moved: the Hessian has a negative eigenvalue and a step along its
+        eigenvector lowers ``0.5 ||net - target||^2`` by more than a ``1e-8`` fraction.
+    """
+    with torch.no_grad():
+        _, hessian, loss = network_hessian(net, target)
+        if not bool(torch.isfinite(hessian).all()):
+            return False
+        values, vectors = torch.linalg.eigh(hessian)
+        if float(values[0]) >= 0:
+            return False
+        direction = vectors[:, 0]
+        start = list(net.cores)
+        flat = torch.cat([c.reshape(-1) for c in start])
+        scale = float(flat.norm()) or 1.0
+        best, best_step = loss * (1 - 1e-8), 0.0
+        for sign in (1.0, -1.0):
+            for power in range(-14, 3):
+                step = sign * scale * 2.0**power
+                _set_flat(net, flat + step * direction)
+                residual = (net.to_dense() - target).reshape(-1)
+                value = 0.5 * float(residual @ residual)
+                if value < best:
+                    best, best_step = value, step
+        if best_step == 0.0:
+            net.cores = start
+            return False
+        _set_flat(net, flat + best_step * direction)
+        return True
 
 
 def _set_flat(net: TensorNetwork, flat: Tensor) -> None:

@@ -67,7 +67,7 @@ _RING_POLISH_TOL = 1e-7
 # direction, and LM goes on from there.
 _RING_ESCAPE_BELOW = 0.08
 # What that step costs in LM steps: the Hessian (about one), its eigendecomposition and the
-# line search (measured on 3^6 rings of 420-470 parameters: three to three and a half).
+# line search (3.3-3.4 on 3^6 rings of 423 and 465 parameters, benchmarks/hessian_step_cost.py).
 _HESSIAN_STEPS = 3
 # Multiply-adds of the normal equations (entries x parameters^2 per LM step; the steps counted
 # are those that form the normal equations, and a negative-curvature step as

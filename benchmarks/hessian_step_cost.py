@@ -18,8 +18,7 @@ import time
 
 import torch
 
-from ring_candidate_positions import reduced
-from structure_vs_tensorly import synthetic_targets
+from ring_candidate_positions import true_ring
 from tnml.tensor.network import TensorNetwork
 from tnml.tensor.network_fit import negative_curvature_step, network_jacobian
 
@@ -41,9 +40,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     for seed in args.seeds:
-        truth = synthetic_targets(seed)["TnALE TR order 6"]
-        cut = reduced([truth.edges[(k, k + 1) if k < 5 else (0, 5)] for k in range(6)])
-        target = truth.to_dense() / truth.to_dense().norm()
+        _, _, cut, target = true_ring(seed)
         generator = torch.Generator().manual_seed(seed)
         times: dict[str, list[float]] = {"lm": [], "negative curvature": []}
         for _ in range(args.repeats + 1):  # the first of each warms caches, not counted

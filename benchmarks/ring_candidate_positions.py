@@ -17,6 +17,7 @@ import torch
 
 from structure_vs_tensorly import synthetic_targets
 from tnml.structure.rings import ring_structures
+from tnml.tensor.network import TensorNetwork
 
 
 def reduced(ranks: list[int], dim: int = 3) -> list[int]:
@@ -26,6 +27,15 @@ def reduced(ranks: list[int], dim: int = 3) -> list[int]:
         for k in range(len(r)):
             r[k] = min(r[k], dim * r[k - 1], dim * r[(k + 1) % len(r)])
     return r
+
+
+def true_ring(seed: int) -> tuple[TensorNetwork, list[int], list[int], torch.Tensor]:
+    """TnALE's ring of ``seed`` (``structure_vs_tensorly.synthetic_targets``), its ranks
+    around the ring (edge ``k`` between modes ``k`` and ``k + 1``), those ranks with every
+    reducible edge cut, and its dense tensor scaled to norm 1."""
+    truth = synthetic_targets(seed)["TnALE TR order 6"]
+    ranks = [truth.edges[(k, k + 1) if k < 5 else (0, 5)] for k in range(6)]
+    return truth, ranks, reduced(ranks), truth.to_dense() / truth.to_dense().norm()
 
 
 def edges_by_mode(net) -> frozenset:
@@ -41,11 +51,8 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     for seed in args.seeds:
-        truth = synthetic_targets(seed)["TnALE TR order 6"]
-        ranks = [truth.edges[(k, k + 1) if k < 5 else (0, 5)] for k in range(6)]
-        cut = reduced(ranks)
+        _, ranks, cut, target = true_ring(seed)
         n_params = sum(cut[k - 1] * 3 * cut[k] for k in range(6))
-        target = truth.to_dense() / truth.to_dense().norm()
         start = time.perf_counter()
         candidates = ring_structures(target, 1e-6, n_params + 1, limit=args.limit)
         wanted = frozenset((frozenset((k, (k + 1) % 6)), cut[k]) for k in range(6))

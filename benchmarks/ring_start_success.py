@@ -23,8 +23,7 @@ import time
 
 import torch
 
-from ring_candidate_positions import reduced
-from structure_vs_tensorly import synthetic_targets
+from ring_candidate_positions import true_ring
 from tnml.structure import greedy
 from tnml.tensor.network import TensorNetwork
 
@@ -55,9 +54,7 @@ def main() -> None:
     totals = {"with the step": [0, 0, 0.0], "without": [0, 0, 0.0]}
     try:
         for seed in args.seeds:
-            truth = synthetic_targets(seed)["TnALE TR order 6"]
-            cut = reduced([truth.edges[(k, k + 1) if k < 5 else (0, 5)] for k in range(6)])
-            target = truth.to_dense() / truth.to_dense().norm()
+            truth, _, cut, target = true_ring(seed)
             print(f"seed {seed:3d}: the target's ring, transfer ratio {transfer_ratio(truth):.2f}")
             for arm, below in (("with the step", escape), ("without", 0.0)):
                 greedy._RING_ESCAPE_BELOW = below

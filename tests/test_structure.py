@@ -436,6 +436,14 @@ def test_learn_without_a_seed_leaves_the_global_generator_alone():
     assert torch.equal(torch.rand(3), expected)
 
 
+def _with_flat_cores(net: TensorNetwork, flat: torch.Tensor) -> TensorNetwork:
+    """``net``'s structure with the cores read from ``flat`` (in ``torch.cat`` order), so that
+    autograd can differentiate through them."""
+    parts = torch.split(flat, [c.numel() for c in net.cores])
+    cores = [p.reshape(c.shape) for p, c in zip(parts, net.cores, strict=True)]
+    return TensorNetwork(net.shape, net.modes, net.ranks, cores)
+
+
 def test_network_jacobian_matches_autograd_and_lm_reaches_an_exact_ring():
     from tnml.tensor.network_fit import network_jacobian
 
@@ -449,9 +457,7 @@ def test_network_jacobian_matches_autograd_and_lm_reaches_an_exact_ring():
     flat = torch.cat([c.reshape(-1) for c in net.cores])
 
     def dense(x):
-        parts = torch.split(x, [c.numel() for c in net.cores])
-        cores = [p.reshape(c.shape) for p, c in zip(parts, net.cores, strict=True)]
-        return TensorNetwork(net.shape, net.modes, net.ranks, cores).to_dense().reshape(-1)
+        return _with_flat_cores(net, x).to_dense().reshape(-1)
 
     assert torch.allclose(network_jacobian(net), torch.func.jacrev(dense)(flat), atol=1e-12)
     truth = TensorNetwork.ring((3,) * 5, (2, 4, 3, 2, 3), generator=g)
@@ -477,10 +483,7 @@ def test_network_hessian_matches_autograd_on_a_loop_and_a_shared_edge():
     flat = torch.cat([c.reshape(-1) for c in net.cores])
 
     def loss(x):
-        parts = torch.split(x, [c.numel() for c in net.cores])
-        cores = [p.reshape(c.shape) for p, c in zip(parts, net.cores, strict=True)]
-        dense = TensorNetwork(net.shape, net.modes, net.ranks, cores).to_dense()
-        return 0.5 * ((dense - target) ** 2).sum()
+        return 0.5 * ((_with_flat_cores(net, x).to_dense() - target) ** 2).sum()
 
     gradient, hessian, value = network_hessian(net, target)
     torch.testing.assert_close(hessian, torch.func.hessian(loss)(flat), rtol=0, atol=1e-12)

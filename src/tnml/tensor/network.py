@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -63,6 +63,22 @@ class Structure:
             ranks[e] for e in self.node_edges(node)
         )
 
+    def einsum_symbols(self) -> tuple[Iterator[str], list[str], dict[Edge, str]]:
+        """Einsum symbols for a contraction of this structure: an iterator of fresh symbols,
+        one symbol per open mode and one per edge (both drawn from the iterator first)."""
+        symbols = iter(opt_einsum.get_symbol(k) for k in itertools.count())
+        mode_sym = [next(symbols) for _ in self.shape]
+        edge_sym = {edge: next(symbols) for edge, _ in self.ranks}
+        return symbols, mode_sym, edge_sym
+
+    def node_legs(
+        self, node: int, mode_sym: Sequence[str] | Mapping[int, str], edge_sym: Mapping[Edge, str]
+    ) -> str:
+        """The einsum term of ``node``'s core: its open modes, then its edges (its core's
+        axis order, :meth:`core_shape`)."""
+        legs = "".join(mode_sym[m] for m in self.modes[node])
+        return legs + "".join(edge_sym[e] for e in self.node_edges(node))
+
 
 def network_equation(
     structure: Structure,
@@ -93,9 +109,7 @@ def network_equation(
     (str, list of tuple of int)
         The equation and the shapes of its operands, in order.
     """
-    symbols = iter(opt_einsum.get_symbol(k) for k in itertools.count())
-    mode_sym = [next(symbols) for _ in structure.shape]
-    edge_sym = {edge: next(symbols) for edge, _ in structure.ranks}
+    symbols, mode_sym, edge_sym = structure.einsum_symbols()
     edge_sym2 = {edge: next(symbols) for edge, _ in structure.ranks} if double else {}
     terms: list[str] = []
     shapes: list[tuple[int, ...]] = []
@@ -105,17 +119,14 @@ def network_equation(
     nodes = [i for i in range(structure.n_nodes) if i != skip]
     for copy in (edge_sym, edge_sym2) if double else (edge_sym,):
         for i in nodes:
-            legs = [mode_sym[m] for m in structure.modes[i]]
-            legs += [copy[e] for e in structure.node_edges(i)]
-            terms.append("".join(legs))
+            terms.append(structure.node_legs(i, mode_sym, copy))
             shapes.append(structure.core_shape(i))
     if double:
         assert skip is not None
         out = "".join(edge_sym[e] for e in structure.node_edges(skip))
         out += "".join(edge_sym2[e] for e in structure.node_edges(skip))
     elif output_node is not None:
-        out = "".join(mode_sym[m] for m in structure.modes[output_node])
-        out += "".join(edge_sym[e] for e in structure.node_edges(output_node))
+        out = structure.node_legs(output_node, mode_sym, edge_sym)
     else:
         out = "".join(mode_sym)
     return ",".join(terms) + "->" + out, shapes

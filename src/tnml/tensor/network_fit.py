@@ -290,23 +290,18 @@ def _jacobian_expression(structure: Structure, node: int) -> opt_einsum.contract
     """Contraction of the network without ``node``, with an identity per open mode of
     ``node``: operands ``(*other cores, *identities)``, output of shape
     ``(*shape, *core_shape(node))``, the derivative of the dense tensor by ``node``'s core."""
-    symbols = iter(opt_einsum.get_symbol(k) for k in itertools.count())
-    mode_sym = [next(symbols) for _ in structure.shape]
-    edge_sym = {edge: next(symbols) for edge, _ in structure.ranks}
+    symbols, mode_sym, edge_sym = structure.einsum_symbols()
     primed = {m: next(symbols) for m in structure.modes[node]}
     terms, shapes = [], []
     for i in range(structure.n_nodes):
         if i == node:
             continue
-        legs = [mode_sym[m] for m in structure.modes[i]]
-        legs += [edge_sym[e] for e in structure.node_edges(i)]
-        terms.append("".join(legs))
+        terms.append(structure.node_legs(i, mode_sym, edge_sym))
         shapes.append(structure.core_shape(i))
     for m in structure.modes[node]:
         terms.append(mode_sym[m] + primed[m])
         shapes.append((structure.shape[m], structure.shape[m]))
-    out = "".join(mode_sym) + "".join(primed[m] for m in structure.modes[node])
-    out += "".join(edge_sym[e] for e in structure.node_edges(node))
+    out = "".join(mode_sym) + structure.node_legs(node, primed, edge_sym)
     equation = ",".join(terms) + "->" + out
     return opt_einsum.contract_expression(equation, *shapes, optimize="auto-hq")
 
@@ -341,15 +336,12 @@ def _pair_expression(
     ``second``: operands ``(tensor, *other cores, *identities)`` (one identity per edge the two
     nodes share), output of shape ``(*core_shape(first), *core_shape(second))``: the
     tensor's inner product with the network, differentiated by both cores."""
-    symbols = iter(opt_einsum.get_symbol(k) for k in itertools.count())
-    mode_sym = [next(symbols) for _ in structure.shape]
-    edge_sym = {edge: next(symbols) for edge, _ in structure.ranks}
+    symbols, mode_sym, edge_sym = structure.einsum_symbols()
     terms, shapes = ["".join(mode_sym)], [structure.shape]
     for i in range(structure.n_nodes):
         if i in (first, second):
             continue
-        terms.append("".join([mode_sym[m] for m in structure.modes[i]]))
-        terms[-1] += "".join(edge_sym[e] for e in structure.node_edges(i))
+        terms.append(structure.node_legs(i, mode_sym, edge_sym))
         shapes.append(structure.core_shape(i))
     shared = set(structure.node_edges(first)) & set(structure.node_edges(second))
     second_sym = dict(edge_sym)
@@ -358,10 +350,8 @@ def _pair_expression(
         second_sym[edge] = next(symbols)
         terms.append(edge_sym[edge] + second_sym[edge])
         shapes.append((rank[edge], rank[edge]))
-    out = "".join(mode_sym[m] for m in structure.modes[first])
-    out += "".join(edge_sym[e] for e in structure.node_edges(first))
-    out += "".join(mode_sym[m] for m in structure.modes[second])
-    out += "".join(second_sym[e] for e in structure.node_edges(second))
+    out = structure.node_legs(first, mode_sym, edge_sym)
+    out += structure.node_legs(second, mode_sym, second_sym)
     equation = ",".join(terms) + "->" + out
     return opt_einsum.contract_expression(equation, *shapes, optimize="auto-hq")
 

@@ -46,7 +46,8 @@ def train_both():
         bond_dim=3, epochs=2, batch_size=GLOBAL_BATCH, dtype="float64", random_state=0
     )
     clf.fit(X.numpy(), y.numpy())
-    # sweeps: each process keeps the environments of its own shard of the samples
+    # sweeps: each process keeps the environments of its own shard of the samples; their
+    # default mini-batches are drawn from all processes' samples, the same for any number
     sweeper = tnml.MPSClassifier(bond_dim=2, trainer="sweep", max_bond=6, epochs=2,
                                  dtype="float64", random_state=0)  # fmt: skip
     sweeper.fit(X.numpy(), y.numpy())

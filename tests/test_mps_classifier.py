@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -11,6 +13,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 
 import tnml
 import tnml.data
+from tnml.estimators.base import default_sweep_batch_size
 from tnml.exceptions import InvalidInputError
 from tnml.features import embed
 from tnml.nn import MPSClassifierModule
@@ -195,11 +198,30 @@ def test_sweep_trainer_grows_bonds_and_round_trips(digits_split, tmp_path):
 def test_sweep_trainer_takes_mini_batch_bond_steps(digits_split):
     X_tr, X_te, y_tr, y_te = digits_split
     params = dict(bond_dim=2, trainer="sweep", max_bond=8, epochs=2, random_state=0)
-    full = tnml.MPSClassifier(**params).fit(X_tr, y_tr)
+    n_fit = X_tr.shape[0] - math.floor(0.1 * X_tr.shape[0])  # the validation split held out
+    full = tnml.MPSClassifier(**params, batch_size=n_fit).fit(X_tr, y_tr)  # a step per bond
     mini = tnml.MPSClassifier(**params, batch_size=50).fit(X_tr, y_tr)  # step 2.0 * sqrt(50 / n)
     # 1,212 samples: 25 steps per bond instead of one, at the same cost per sweep
     assert mini.history_[0]["train_loss"] < full.history_[0]["train_loss"]
     assert mini.score(X_te, y_te) > 0.9
+    # by default a bond's pass takes at least 40 steps: batches of n // 40 samples
+    default = tnml.MPSClassifier(**params).fit(X_tr, y_tr)
+    batch = default_sweep_batch_size(n_fit)
+    assert batch == n_fit // 40
+    same = tnml.MPSClassifier(**params, batch_size=batch).fit(X_tr, y_tr)
+    assert [e["train_loss"] for e in default.history_] == [e["train_loss"] for e in same.history_]
+    assert default.history_[0]["train_loss"] < full.history_[0]["train_loss"]
+
+
+def test_default_sweep_batch_size_bounds():
+    assert [default_sweep_batch_size(n) for n in (1, 10, 640, 1212, 4000, 60000)] == [
+        1,
+        10,
+        16,
+        30,
+        100,
+        100,
+    ]
 
 
 def test_compress_bonds_is_exact_when_nothing_is_cut_and_truncates_otherwise(digits_split):

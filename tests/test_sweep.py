@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import math
 import signal
+import warnings
 
 import pytest
 import torch
 from torch.nn import functional as F
 
-from tnml.exceptions import InvalidInputError
+from tnml.exceptions import InvalidInputError, TrainingWarning
 from tnml.features import embed
 from tnml.nn import MPSClassifierModule
 from tnml.tensor import MPS
@@ -71,6 +72,8 @@ def reference_loss(f: torch.Tensor, y: torch.Tensor, loss: str, readout: str, t:
         return 0.5 * (f - F.one_hot(y, f.shape[1]).to(f.dtype)).square().sum(1).mean()
     if readout == "normalized":
         logits = t * f / f.norm(dim=1, keepdim=True)
+    elif readout == "linear":
+        logits = f
     else:
         p = f.square() / f.square().sum(1, keepdim=True)
         logits = torch.log(p + 1e-12)
@@ -841,3 +844,112 @@ def test_each_split_discards_exactly_its_weight_in_the_data_metric(env_dtype):
         assert record["discarded_weight"] == pytest.approx(
             error, rel=1e-4 if env_dtype == F64 else 1e-3, abs=1e-12
         )
+
+
+# --------------------------------------------------------------------------------------------
+# the losses on the raw amplitudes: scale and step
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("loss", "readout"), [("mse", "linear"), ("cross_entropy", "linear")])
+def test_fit_scale_minimises_the_loss_over_the_scale_of_the_model(loss, readout):
+    _, phi, y = make_problem(n=80)
+    _, model = make_model(readout=readout)
+    with torch.no_grad():  # amplitudes far off their targets, as a fresh long chain's are
+        model.cores[model.label_site].mul_(300.0)
+    sweeper = BondSweeper(model, phi, y, loss=loss, readout=readout, env_dtype=F64)
+    before = reference_amplitudes(sweeper.model, phi)
+    sweeper.fit_scale()
+    after = reference_amplitudes(sweeper.model, phi)
+    factor = (after / before).mean()
+    torch.testing.assert_close(after, factor * before)  # only the scale changed
+
+    scale = torch.tensor(1.0, dtype=F64, requires_grad=True)
+    value = reference_loss(scale * after, y, loss, readout)
+    (slope,) = torch.autograd.grad(value, scale)
+    assert abs(float(slope)) < 1e-6  # stationary in the scale
+    assert float(value) < float(reference_loss(before, y, loss, readout))
+
+
+def test_fit_scale_leaves_scale_free_losses_alone():
+    _, phi, y = make_problem(n=40)
+    _, model = make_model()
+    sweeper = BondSweeper(model, phi, y, loss="cross_entropy", env_dtype=F64)
+    before = reference_amplitudes(sweeper.model, phi)
+    sweeper.fit_scale()
+    torch.testing.assert_close(reference_amplitudes(sweeper.model, phi), before)
+
+
+@pytest.mark.parametrize("k", [0, 3, 6])
+def test_mse_gradient_scale_bounds_the_hessian(k):
+    _, phi, y = make_problem(n=60)
+    _, model = make_model(n_sites=8, readout="linear")
+    sweeper = BondSweeper(model, phi, y, loss="mse", readout="linear", env_dtype=F64)
+    while sweeper.model.label_site > k:  # the label to site k: bond (k, k + 1) is trained
+        sweeper.update_bond("left", lr=0.0, max_bond=None)
+    while sweeper.model.label_site < k:
+        sweeper.update_bond("right", lr=0.0, max_bond=None)
+    bond = sweeper.model.merged_bond(k)
+
+    def mean_loss(b: torch.Tensor) -> torch.Tensor:
+        x_left, _ = sweeper.envs.left(k)
+        x_right, _ = sweeper.envs.right(k + 1)
+        c = torch.einsum("na,ns,asltr,nt,nr->nl", x_left, phi[:, k], b, phi[:, k + 1], x_right)
+        f = c * torch.exp(sweeper._log_scale_at(k))[:, None]
+        return reference_loss(f, y, "mse", "linear")
+
+    hessian = torch.autograd.functional.hessian(mean_loss, bond).reshape(bond.numel(), -1)
+    largest = float(torch.linalg.eigvalsh(hessian).max())
+    bound = sweeper._gradient_scale(sweeper._log_scale_at(k))
+    assert 0 < largest <= bound * (1 + 1e-9)
+    assert largest > 1e-3 * bound  # a bound on the scale of the curvature, not a loose one
+
+
+def test_raw_amplitude_losses_train_on_a_long_chain():
+    # 64 sites: a fresh chain's raw amplitudes are ~1,000 and their scales ~1e-6 to 1e-8;
+    # before the scale fit and the scaled step these sweeps stayed at chance (10%)
+    from sklearn.datasets import load_digits
+
+    x, y = load_digits(return_X_y=True)
+    x, y = torch.tensor(x / 16.0), torch.tensor(y)
+    phi = embed(x[:600])
+    module = MPSClassifierModule(64, 10, 2, readout="linear", dtype=F64)
+    module.reset_parameters(generator=torch.Generator().manual_seed(0))
+    start = LabelledMPS.from_module(module)
+    for loss in ("mse", "cross_entropy"):
+        result = train_sweep(
+            start,
+            phi,
+            y[:600],
+            n_sweeps=1,
+            max_bond=8,
+            loss=loss,
+            readout="linear",
+            batch_size=20,
+            env_dtype=F64,
+        )
+        predicted = result.model.amplitudes(embed(x[600:900])).argmax(1)  # tested above
+        assert float((predicted == y[600:900]).double().mean()) > 0.6, loss  # chance: 0.1
+
+
+def test_a_sweep_that_learns_nothing_says_so():
+    _, phi, y = make_problem(n=120)
+    _, model = make_model()
+    with pytest.warns(TrainingWarning, match="next to no progress in the first sweep"):
+        train_sweep(model, phi, y, n_sweeps=2, max_bond=4, loss="cross_entropy", lr=1e-12)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", TrainingWarning)
+        train_sweep(model, phi, y, n_sweeps=2, max_bond=4, loss="cross_entropy", batch_size=20)
+
+
+def test_the_quadratic_loss_trains_the_same_with_any_readout():
+    # its amplitudes live in unit-norm environments: the readout only picks the argmax
+    _, phi, y = make_problem(n=120)
+    models = {}
+    for readout in ("normalized", "linear"):
+        _, start = make_model(readout=readout)
+        result = train_sweep(start, phi, y, n_sweeps=1, max_bond=4, loss="quadratic", batch_size=30)
+        models[readout] = result.model
+    for a, b in zip(models["normalized"].cores, models["linear"].cores, strict=True):
+        torch.testing.assert_close(a, b)
+    assert float((models["linear"].amplitudes(phi).argmax(1) == y).double().mean()) > 0.8

@@ -48,6 +48,25 @@ def default_batch_size(n_samples: int) -> int:
     return batch
 
 
+SWEEP_STEPS_PER_PASS = 40
+SWEEP_MIN_BATCH_SIZE = 16
+SWEEP_MAX_BATCH_SIZE = 100
+"""The sweeps' default mini-batch (``trainer="sweep"``, ``batch_size=None``, gradient steps):
+``n // 40`` samples, at least 16 and at most 100, so a bond's pass takes at least 40 steps on
+small data sets and costs least per sample on large ones. One full-batch step per bond, the
+default before, left the bonds far from their optimum: digits (the quickstart's training part,
+12 stratified 75/25 splits, 3 sweeps to bond 16, validation accuracy) full batch 96.27%,
+batch 16 96.81%, 32 96.93%, 64 96.88%, 100 96.56%; MNIST 14x14, 10,000 images, bond 10, 3
+sweeps: batch 100 92.4% in 41 s, batch 16 91.7% in 168 s; 54,000 images, bond 20: batch 100
+2.15% test error, full batch 3.12%."""
+
+
+def default_sweep_batch_size(n_samples: int) -> int:
+    """The sweeps' mini-batch for ``n_samples`` training samples (see SWEEP_STEPS_PER_PASS)."""
+    batch = min(max(n_samples // SWEEP_STEPS_PER_PASS, SWEEP_MIN_BATCH_SIZE), SWEEP_MAX_BATCH_SIZE)
+    return min(batch, max(n_samples, 1))
+
+
 # Adam on the generators of orthogonal gates: on digits pairs (8x8, tree and MPS circuits,
 # 20 epochs) 0.02 reached 95-100% test accuracy where 2e-3 was still far from converged.
 UNITARY_DEFAULT_LR = 2e-2

@@ -17,6 +17,7 @@ from tnml.estimators.base import (
     ClassifierRun,
     TNClassifierBase,
     check_unitary_options,
+    default_sweep_batch_size,
     record_fit,
 )
 from tnml.exceptions import InvalidInputError
@@ -87,8 +88,9 @@ class MPSClassifier(TNClassifierBase):
     batch_size : int or None, default=None
         Mini-batch size: autodiff's (None: 16, doubled up to 64 while an epoch would take
         more than 1,000 steps); the sweeps' bond updates take one step per
-        mini-batch of this many samples, a pass over the data per bond (None: one full-batch
-        step per bond).
+        mini-batch of this many samples, a pass over the data per bond (None: ``n // 40``
+        samples, at least 16 and at most 100, so a pass takes at least 40 steps;
+        full batches with ``solver="cg"``).
     lr : float or None, default=None
         Step size: Adam's (default 2e-3; long chains need smaller steps, 1e-3 for 196 MNIST
         pixels) or the sweeps' gradient step (default 2.0 for cross-entropy, on the loss
@@ -365,7 +367,9 @@ class MPSClassifier(TNClassifierBase):
             **{
                 "env_dtype": run.X.dtype,
                 "seed": run.seed,
-                "batch_size": self.batch_size,
+                "batch_size": self._sweep_batch_size(
+                    run.X.shape[0], run.train_kwargs.get("solver", self.solver)
+                ),
                 "lr_schedule": self.lr_schedule or "constant",
                 "steps_per_bond": self.steps_per_bond,
                 "solver": self.solver,
@@ -374,6 +378,13 @@ class MPSClassifier(TNClassifierBase):
         )
         self.module_ = result.model.to_module(contraction=self.contraction, init_std=self.init_std)
         record_fit(self, result)
+
+    def _sweep_batch_size(self, n_samples: int, solver: str) -> int | None:
+        """The sweeps' mini-batch: the one given, else ``default_sweep_batch_size`` for
+        gradient steps and full batches for the conjugate-gradient solver."""
+        if self.batch_size is not None or solver == "cg":
+            return self.batch_size
+        return default_sweep_batch_size(n_samples)
 
 
 def check_compressible(model: Any) -> None:

@@ -38,6 +38,8 @@ from tnml.train.loop import (
     UpdateRule,
     check_loop_options,
     fit_loop,
+    majority_share,
+    no_progress_advice,
 )
 
 if TYPE_CHECKING:  # typing.Unpack is Python 3.11+; annotations are strings here
@@ -319,9 +321,7 @@ class AutodiffRule(UpdateRule):
         self.has_val = X_val is not None and X_val.shape[0] > 0
         self.base_lr = lr
         # what always predicting this shard's most common class scores
-        self.majority_share = (
-            float(torch.bincount(y).max()) / y.numel() if objective != "nll" and y.numel() else 0.0
-        )
+        self.majority_share = majority_share(y) if objective != "nll" else 0.0
 
     def steps_in_epoch(self, epoch: int) -> int:
         return self.steps_per_epoch
@@ -422,21 +422,22 @@ class AutodiffRule(UpdateRule):
         (training accuracy less than a tenth of the way from the majority class's share to 1),
         or, at the end, a training loss that fell by more than a third over the last epoch
         (mean of its last tenth of steps against its first tenth)."""
-        floor = self.majority_share + 0.1 * (1.0 - self.majority_share)
         judge_progress = len(history) == self.progress_epoch and not self.progress_judged
         self.progress_judged = self.progress_judged or judge_progress
-        if judge_progress and history[-1]["train_accuracy"] < floor:
+        if judge_progress and self.objective != "nll":
             epochs = (
                 "the first epoch"
                 if self.progress_epoch == 1
                 else f"the first {self.progress_epoch} epochs (the learning-rate warm-up)"
             )
-            return (
-                f"next to no progress in {epochs}: training accuracy "
-                f"{history[-1]['train_accuracy']:.3f}, where always predicting the most common "
-                f"class gives {self.majority_share:.3f}; try another learning rate "
-                f"(lr {self.base_lr:g}) and check the inputs and labels"
+            message = no_progress_advice(
+                history[-1]["train_accuracy"],
+                self.majority_share,
+                epochs,
+                f"try another learning rate (lr {self.base_lr:g}) and check the inputs and labels",
             )
+            if message is not None:
+                return message
         tenth = len(self.batch_losses) // 10
         if not finished or tenth < 2:
             return None

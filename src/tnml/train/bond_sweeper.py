@@ -99,8 +99,9 @@ SWEEP_LOSSES: dict[str, Callable[..., Tensor]] = {
     "cross_entropy": _cross_entropy_loss,
 }
 
-# Default step size per loss: for "mse" in canonical form the Hessian in the bond tensor has
-# largest eigenvalue <= 1 (unit-norm inputs, isometric environments), so lr < 2 is stable.
+# Default step size per loss: for "mse" the step is on the gradient divided by a bound on the
+# largest eigenvalue of the Hessian in the bond tensor (BondSweeper._gradient_scale), so
+# lr < 2 is stable.
 # cross-entropy (the step is on the loss divided by the temperature): on digits, 3 sweeps from
 # bond 2 to 16, eight validation splits of the training data, 2.0 reached 96.2% mean accuracy
 # and 3.0 96.4%; 5.0 fell to 87.5% on the first four
@@ -124,6 +125,23 @@ SVD of the bond tensor. A classifier's amplitudes on real inputs are an exponent
 part of its norm, so truncating in norm discards what the data see: an MPS trained to 96.3%
 on 9,000 MNIST images (D = 10) falls to 54% training accuracy after 40 label moves at bond
 10 truncated in norm, and stays at 93.6% truncated in the data's metric."""
+
+
+def _cross_entropy_scale(u: Tensor, y: Tensor, t: float, n_steps: int = 10) -> float:
+    """The factor ``t > 0`` that minimises the cross-entropy of the logits ``t * u``
+    (``u`` (n, L), ``y`` (n,) class indices), summed over all processes: the loss is convex
+    in ``t``; safeguarded Newton steps (each at most a factor 4) from ``t``."""
+    u_target = u.gather(1, y.to(u.device).view(-1, 1)).squeeze(1)
+    for _ in range(n_steps):
+        p = torch.softmax(t * u, dim=1)
+        mean_u = (p * u).sum(1)
+        grad_sum = float((mean_u - u_target).sum())
+        curv_sum = float(((p * u.square()).sum(1) - mean_u.square()).sum())
+        grad, curv = all_reduce_sum([grad_sum, curv_sum], u.device)
+        if curv <= 0:
+            break
+        t = min(max(t - grad / curv, t / 4), 4 * t)
+    return t
 
 
 def _predictions(c: Tensor, readout: str) -> Tensor:
@@ -195,10 +213,10 @@ class BondSweeper:
     Parameters
     ----------
     model : LabelledMPS
-        The starting model (not modified). Brought to canonical form if it is not. When the
-        loss depends on the scale of ``W`` (``"mse"``, or the ``"linear"`` readout), its
-        ``log_scale`` is absorbed into the label core so that the gradient step acts on ``W``
-        itself; otherwise the label core is normalised (the readout ignores the scale).
+        The starting model (not modified). Brought to canonical form if it is not (the label
+        core normalised, its norm in ``log_scale``, which stays in log space: the gradient
+        steps of the losses that depend on the scale of ``W`` are scaled by it,
+        ``BondSweeper._gradient_scale``).
     phi : Tensor, shape (n, N, d)
         Embedded training inputs of this process.
     y : Tensor, shape (n,), int64
@@ -218,6 +236,9 @@ class BondSweeper:
         Bytes the environments and per-chunk intermediates may use.
     chunk_size : int, optional
         Samples projected at once; default: as many as the budget allows, at most 4096.
+    fit_start_scale : bool, default=False
+        When the loss depends on the scale of ``W``: start from the scale that minimises the
+        loss (:meth:`fit_scale`), as :func:`train_sweep` does.
 
     Raises
     ------
@@ -238,6 +259,7 @@ class BondSweeper:
         env_dtype: torch.dtype = torch.float32,
         memory_budget: int = 4 * _GIB,
         chunk_size: int | None = None,
+        fit_start_scale: bool = False,
     ) -> None:
         if not isinstance(model, LabelledMPS):
             raise InvalidInputError(f"model must be a LabelledMPS, got {type(model).__name__}")
@@ -282,25 +304,23 @@ class BondSweeper:
         model.readout = readout
         if temperature is not None:
             model.log_temperature = math.log(temperature)
-        self.scale_matters = loss == "mse" or readout == "linear"
+        # the quadratic loss reads amplitudes in unit-norm environments: only the argmax of
+        # its predictions depends on the readout, never on the scale of W
+        self.scale_matters = loss == "mse" or (loss == "cross_entropy" and readout == "linear")
         if not model.canonical:
             model.canonicalize_()  # the label core normalised, its norm in log_scale
-        if self.scale_matters and float(model.log_scale) != 0.0:
-            factor = math.exp(float(model.log_scale))
-            if not math.isfinite(factor):
-                raise TrainingError(
-                    f"the model's norm exp({float(model.log_scale):.1f}) is too large for the "
-                    f"{loss!r} loss with readout {readout!r}; start from a normalised model "
-                    "or use loss='cross_entropy' with the 'normalized' or 'born' readout"
-                )
-            c = model.label_site
-            model.cores[c] = model.cores[c] * factor
-            model.log_scale = torch.zeros_like(model.log_scale)
         self.model = _broadcast_model(model)
 
         n = phi.shape[0]
         self.n_local = n
-        self.n_total = int(all_reduce_sum([float(n)], phi.device)[0])
+        counts = [0.0] * self.world_size
+        counts[self.rank] = float(n)
+        counts = all_reduce_sum(counts, phi.device)
+        self.n_total = int(sum(counts))
+        # the samples of all processes in rank order (shard_for_rank's blocks: the data's
+        # order), so that mini-batches drawn from one permutation of all of them are the same
+        # whatever the number of processes
+        self.first_sample = int(sum(counts[: self.rank]))
         if self.n_total == 0:
             raise InvalidInputError("phi holds no samples")
         self.env_dtype = env_dtype
@@ -309,6 +329,40 @@ class BondSweeper:
         self.envs = EnvironmentCache(  # rank 0's model, as every update uses
             self._phi, self.model.cores, self.model.label_site, chunk=self.chunk_size
         )
+        if fit_start_scale:
+            self.fit_scale()
+
+    def fit_scale(self) -> None:
+        """Scale the label core by the factor that minimises the loss of the amplitudes ``f``
+        (all processes' samples): ``sum_i f_i,y_i / sum_i ||f_i||^2`` for ``"mse"``, the
+        cross-entropy's minimiser over positive factors for the ``"linear"`` readout.
+
+        A freshly initialised MPS's amplitudes can be orders of magnitude off the targets
+        (digits, 64 sites: ~1,000, where the softmax saturates); gradient steps, whose size
+        the smallest amplitudes set, cannot rescale the network from there. The factor goes
+        into ``log_scale`` (on a 196-site chain it is ~``exp(57)``, whose square overflows
+        float32). Run at the start with ``fit_start_scale=True`` (as :func:`train_sweep`
+        does). Does nothing for the losses that ignore the scale of ``W``.
+        """
+        if not self.scale_matters:
+            return
+        amps = [torch.zeros(0, self.model.n_classes, dtype=torch.float64, device=self._y.device)]
+        labels = [self._y[:0]]
+        for amp, log_scale, target in self._label_chunks():
+            amps.append(amp.double() * torch.exp(log_scale.double())[:, None])
+            labels.append(target)
+        f, y = torch.cat(amps), torch.cat(labels)
+        if self.loss == "mse":
+            aligned = float(f.gather(1, y.view(-1, 1)).sum())
+            aligned, squared = all_reduce_sum([aligned, float(f.square().sum())], f.device)
+            factor = aligned / squared if squared > 0 else 0.0
+        else:
+            factor = _cross_entropy_scale(f, y, 1.0, n_steps=30)
+        if factor != 0.0 and math.isfinite(factor):
+            if factor < 0:  # the sign goes into the cores, the size into the log-scale
+                c = self.model.label_site
+                self.model.cores[c] = -self.model.cores[c]
+            self.model.log_scale = self.model.log_scale + math.log(abs(factor))
 
     def environment(self, side: str, site: int) -> Tensor:
         """The true (unnormalised) environment of ``site``: ``exp(log) * env``.
@@ -477,14 +531,18 @@ class BondSweeper:
         the summed loss and number correct of its last pass (each mini-batch before its step),
         over all processes."""
         n_batches = 1 if batch_size is None or lr == 0 else -(-self.n_total // batch_size)
+        log_scale = self._log_scale_at(k)
         generator = torch.Generator().manual_seed(int(batch_seed))
         loss_sum = correct = 0.0
         for _ in range(steps_per_bond if lr > 0 else 1):
             if n_batches == 1:
                 batches: list[Tensor | None] = [None]
-            else:  # the same number of batches on every process keeps the all-reduces paired
-                order = torch.randperm(self.n_local, generator=generator).to(bond.device)
-                batches = list(order.tensor_split(n_batches))
+            else:  # the same batches of all processes' samples, each process its own part
+                order = torch.randperm(self.n_total, generator=generator).to(bond.device)
+                batches = []
+                for batch in order.tensor_split(n_batches):
+                    local = batch - self.first_sample
+                    batches.append(local[(local >= 0) & (local < self.n_local)])
             loss_sum = correct = 0.0
             for index in batches:
                 batch_loss, batch_correct, grad = self._loss_and_gradient(
@@ -504,7 +562,8 @@ class BondSweeper:
                 loss_sum += batch_loss
                 correct += batch_correct
                 if grad is not None and seen > 0:
-                    grad = grad / (seen * self._gradient_scale())
+                    scales = log_scale if index is None else log_scale[index]
+                    grad = grad / (seen * self._gradient_scale(scales))
                     if max_grad_norm is not None:
                         grad = grad * min(1.0, max_grad_norm / _safe_norm(grad))
                     step = lr * grad
@@ -667,13 +726,26 @@ class BondSweeper:
         (total,) = all_reduce_sum([total], gram_left.device)
         return gram_left / max(total, 1e-300), gram_right / max(total, 1e-300)
 
-    def _gradient_scale(self) -> float:
-        """What the bond gradient grows with: the ``"normalized"`` readout's temperature (the
-        logits are ``t f / ||f||``), else 1. Steps on the gradient divided by it do not grow
-        when the temperature does (fitted on training data that the model separates, it
-        grows without bound)."""
+    def _gradient_scale(self, log_scale: Tensor) -> float:
+        """What the bond gradient of samples with amplitude log-scales ``log_scale`` (m,)
+        (``_log_scale_at``) grows with. Cross-entropy with the ``"normalized"`` readout:
+        its temperature (the logits are ``t f / ||f||``; steps on the gradient divided by it
+        do not grow when the temperature does, which, fitted on training data that the model
+        separates, grows without bound).
+        ``"mse"``, or cross-entropy on the ``"linear"`` readout (the raw amplitudes):
+        ``mean_i exp(2 log_scale_i)`` over these samples of all processes, which bounds the
+        largest eigenvalue of their mean loss's Hessian in the bond tensor (unit-norm projected
+        inputs; the cross-entropy's Hessian in the logits is at most 1/2), so a step below 2 is
+        stable. The scales of the amplitudes shrink exponentially with the chain and spread
+        over orders of magnitude between samples: unscaled steps would barely move the bond
+        (digits, 64 sites: ~1e-12 of its norm), and one scale for all mini-batches would
+        overshoot on those that hold the largest amplitudes (MNIST, 196 sites). Otherwise 1."""
         if self.readout == "normalized" and self.loss == "cross_entropy":
             return math.exp(self.model.log_temperature)
+        if self.scale_matters:
+            squared = float(torch.exp(2 * log_scale.double()).sum())
+            squared, count = all_reduce_sum([squared, float(log_scale.numel())], self._y.device)
+            return squared / count if squared > 0 else 1.0
         return 1.0
 
     def _label_chunks(self) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
@@ -759,17 +831,9 @@ class BondSweeper:
             labels.append(torch.zeros(0, dtype=torch.int64))
         u = torch.cat(amps).to(self._y.device)
         u = u / torch.linalg.vector_norm(u, dim=1, keepdim=True).clamp_min(1e-300)
-        u_target = u.gather(1, torch.cat(labels).to(u.device).view(-1, 1)).squeeze(1)
-        t = math.exp(self.model.log_temperature)
-        for _ in range(n_steps):
-            p = torch.softmax(t * u, dim=1)
-            mean_u = (p * u).sum(1)
-            grad_sum = float((mean_u - u_target).sum())
-            curv_sum = float(((p * u.square()).sum(1) - mean_u.square()).sum())
-            grad, curv = all_reduce_sum([grad_sum, curv_sum], u.device)
-            if curv <= 0:
-                break
-            t = min(max(t - grad / curv, t / 4), 4 * t)
+        t = _cross_entropy_scale(
+            u, torch.cat(labels), math.exp(self.model.log_temperature), n_steps
+        )
         self.model.log_temperature = math.log(t)
         return t
 

@@ -31,6 +31,7 @@ from typing import Any, ClassVar, TypedDict
 
 import torch
 import torch.distributed as dist
+from torch import Tensor
 
 from tnml._validation import check_int
 from tnml.exceptions import InvalidInputError, TrainingWarning
@@ -164,6 +165,22 @@ class UpdateRule(ABC):
     def result(self) -> Any:
         """The trained model, for ``FitResult.model``."""
         return None
+
+
+def majority_share(y: Tensor) -> float:
+    """What always predicting the most common class of ``y`` (int64 class indices) scores."""
+    return float(torch.bincount(y).max()) / y.numel() if y.numel() else 0.0
+
+
+def no_progress_advice(accuracy: float, majority: float, span: str, hint: str) -> str | None:
+    """The warning for a training accuracy after ``span`` (e.g. "the first epoch") less than a
+    tenth of the way from ``majority`` (:func:`majority_share`) to 1, or None."""
+    if accuracy >= majority + 0.1 * (1.0 - majority):
+        return None
+    return (
+        f"next to no progress in {span}: training accuracy {accuracy:.3f}, where always "
+        f"predicting the most common class gives {majority:.3f}; {hint}"
+    )
 
 
 def selection_score(entry: dict[str, float], select_by: str) -> tuple[float, float]:

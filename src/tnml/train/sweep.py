@@ -79,6 +79,8 @@ from tnml.train.loop import (
     UpdateRule,
     check_loop_options,
     fit_loop,
+    majority_share,
+    no_progress_advice,
 )
 
 if TYPE_CHECKING:  # typing.Unpack is Python 3.11+; annotations are strings here
@@ -165,7 +167,10 @@ def train_sweep(
     cutoff_mode : {"rel", "abs", "sum2"}, default="rel"
     loss : {"mse", "quadratic", "cross_entropy"}, default="mse"
         ``"mse"``: ``1/2 sum_l (f_l - delta_{l,y})^2`` averaged over samples, on the true
-        amplitudes ``f``; ``"quadratic"``: the same on the amplitudes of each input projected
+        amplitudes ``f`` (the starting model is first scaled by the factor that minimises it,
+        as is the ``"linear"`` readout's cross-entropy, ``BondSweeper.fit_scale``; a fresh
+        chain's raw amplitudes can be orders of magnitude off); ``"quadratic"``: the same on
+        the amplitudes of each input projected
         into unit-norm environments at the bond, as Stoudenmire & Schwab's code evaluates
         its cost (ITensor ``fixedL``); ``"cross_entropy"``: softmax cross-entropy on the
         readout logits.
@@ -184,10 +189,12 @@ def train_sweep(
         which scale with it, undo the model (digits, 6 sweeps: training accuracy 100%, then
         53%).
     lr : float, optional
-        Gradient step on the mean loss; default 1.0 for ``"mse"`` (stable below 2 in
-        canonical form) and 2.0 for ``"cross_entropy"`` (with the bond tensor normalised;
-        the step is taken on the loss divided by the readout's temperature), times
-        ``sqrt(batch_size / n)`` with mini-batches.
+        Gradient step on the mean loss; default 1.0 for ``"mse"`` (the step is taken on the
+        gradient divided by a bound on the curvature, ``mean_i exp(2 log_scale_i)``, so it is
+        stable below 2; the same with the ``"linear"`` readout) and 2.0 for
+        ``"cross_entropy"`` (with the bond tensor normalised; the step is taken on the loss
+        divided by the readout's temperature), times ``sqrt(batch_size / n)`` with
+        mini-batches.
     steps_per_bond : int, default=1
         Gradient steps (full batch) or passes over the samples (``batch_size``) per bond.
     batch_size : int, optional
@@ -408,10 +415,21 @@ class ClassifierSweepRule(UpdateRule):
             n_sweeps - 1
         ) * 2 * (n_sites - 1)
         self.last_val_accuracy = math.nan
+        self.majority_share = majority_share(y)
+        self.start_scaled = False  # the starting model's scale has been fitted
 
     def _ready_sweeper(self) -> BondSweeper:
         if self.sweeper is None:
-            self.sweeper = BondSweeper(self.model, self.phi, self.y, **self.sweeper_options)
+            # lr = 0 only moves the label: the scale is fitted once, before training starts
+            trains = self.lr > 0 or self.update_options["solver"] == "cg"
+            self.sweeper = BondSweeper(
+                self.model,
+                self.phi,
+                self.y,
+                fit_start_scale=trains and not self.start_scaled,
+                **self.sweeper_options,
+            )
+            self.start_scaled = True
             if self.update_options["normalize"] is None:
                 self.update_options["normalize"] = (
                     not self.sweeper.scale_matters and self.update_options["solver"] != "cg"
@@ -486,6 +504,7 @@ class ClassifierSweepRule(UpdateRule):
             "moves_done": self.moves_done,
             "total_moves": self.total_moves,
             "last_val_accuracy": self.last_val_accuracy,
+            "start_scaled": self.start_scaled,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -495,12 +514,26 @@ class ClassifierSweepRule(UpdateRule):
         self.moves_done = state["moves_done"]
         self.total_moves = state["total_moves"]
         self.last_val_accuracy = state["last_val_accuracy"]
+        self.start_scaled = state.get("start_scaled", True)
 
     def weights(self) -> dict[str, Any]:
         return self._ready_sweeper().model.state_dict()
 
     def load_weights(self, weights: dict[str, Any]) -> None:
         self.final = LabelledMPS.from_state_dict(weights, device=self._ready_sweeper().model.device)
+
+    def advice(self, history: list[dict[str, Any]], finished: bool) -> str | None:
+        """Next to no progress in the first sweep (training accuracy less than a tenth of the
+        way from the majority class's share to 1)."""
+        if len(history) != 1:
+            return None
+        return no_progress_advice(
+            history[0]["train_accuracy"],
+            self.majority_share,
+            "the first sweep",
+            f"try another step (lr {self.lr:g}) or loss ({self.loss!r}), and check the inputs "
+            "and labels",
+        )
 
     def callback_info(self) -> dict[str, Any]:
         sweeper = self._ready_sweeper()

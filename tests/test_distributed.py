@@ -50,7 +50,7 @@ def train_both():
     # default mini-batches are drawn from all processes' samples, the same for any number
     sweeper = tnml.MPSClassifier(bond_dim=2, trainer="sweep", max_bond=6, epochs=2,
                                  dtype="float64", random_state=0)  # fmt: skip
-    sweeper.fit(X.numpy(), y.numpy())
+    sweeper.fit(X.numpy()[:-1], y.numpy()[:-1])  # 81 training samples: shards of 41 and 40
     # processes that start from different models train rank 0's (it is broadcast, and every
     # process's environments must come from it)
     rank = dist.get_rank() if dist.is_initialized() else 0
@@ -66,6 +66,20 @@ def train_both():
         loss="cross_entropy",
         env_dtype=torch.float64,
     )
+    # shards of unequal size (45 and 44): mini-batch steps of raw-amplitude losses, which no
+    # step cap evens out, with the default step computed from the number of all samples
+    uneven = shard_for_rank(X.shape[0] - 1)
+    raw = train_sweep(
+        LabelledMPS.from_module(start),
+        embed(X[:-1][uneven]),
+        y[:-1][uneven],
+        n_sweeps=1,
+        max_bond=4,
+        loss="mse",
+        readout="linear",
+        batch_size=16,
+        env_dtype=torch.float64,
+    )
     return {
         "state": {k: v.clone() for k, v in module.state_dict().items()},
         "history": result.history,
@@ -73,6 +87,8 @@ def train_both():
         "sweep_proba": sweeper.predict_proba(X_val.numpy()),
         "sweep_history": sweeper.history_,
         "swept": swept.model.amplitudes(embed(X_val)),
+        "raw": raw.model.amplitudes(embed(X_val)),
+        "raw_lr": raw.steps[0]["lr"],
     }
 
 
@@ -106,6 +122,8 @@ def test_two_processes_match_one_process(tmp_path):
         assert abs(a["train_loss"] - b["train_loss"]) < 1e-7
         assert a["train_accuracy"] == b["train_accuracy"]
     torch.testing.assert_close(double["swept"], single["swept"], rtol=1e-6, atol=1e-9)
+    assert double["raw_lr"] == single["raw_lr"]
+    torch.testing.assert_close(double["raw"], single["raw"], rtol=1e-6, atol=1e-9)
     # the training did something: the weights moved
     fresh = problem()[0].state_dict()
     assert not torch.allclose(fresh["cores"], single["state"]["cores"])

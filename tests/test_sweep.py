@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
+import tnml
 from tnml.exceptions import InvalidInputError, TrainingWarning
 from tnml.features import embed
 from tnml.nn import MPSClassifierModule
@@ -953,3 +954,19 @@ def test_the_quadratic_loss_trains_the_same_with_any_readout():
     for a, b in zip(models["normalized"].cores, models["linear"].cores, strict=True):
         torch.testing.assert_close(a, b)
     assert float((models["linear"].amplitudes(phi).argmax(1) == y).double().mean()) > 0.8
+
+
+def test_a_warm_start_keeps_the_fitted_scale_of_raw_amplitudes():
+    # the cross-entropy of raw amplitudes that separate the training set is lowest at an
+    # infinite scale: refitting it on every warm fit froze the model at saturated outputs
+    x, _, y = make_problem(n=200, n_classes=2)
+    clf = tnml.MPSClassifier(
+        bond_dim=2, trainer="sweep", max_bond=6, epochs=3, loss="cross_entropy",
+        readout="linear", dtype="float64", random_state=0, warm_start=True,
+    )  # fmt: skip
+    losses = []
+    for _ in range(3):
+        clf.fit(x[:150].numpy(), y[:150].numpy())
+        losses.append([entry["val_loss"] for entry in clf.history_])
+    assert losses[2][-1] < losses[1][-1] < losses[0][-1]  # each warm fit goes on improving
+    assert float(clf.predict_proba(x[150:].numpy()).max(1).min()) < 0.99

@@ -330,8 +330,9 @@ def train(
         int | None,
         typer.Option(
             min=1,
-            help="MPS sweeps (mps --trainer sweep, mps-born): gradient steps each time the "
-            "sweep reaches a bond. " + model_defaults("steps_per_bond"),
+            help="MPS sweeps (mps --trainer sweep, mps-born): gradient steps (for mps, passes "
+            "of mini-batch steps) each time the sweep reaches a bond. "
+            + model_defaults("steps_per_bond"),
             show_default=False,
         ),
     ] = None,

@@ -64,9 +64,10 @@ class MPSClassifier(TNClassifierBase):
     trainer : {"autodiff", "sweep"}, default="autodiff"
         ``"autodiff"``: mini-batch Adam on all cores at once (:func:`tnml.train.train_classifier`).
         ``"sweep"``: two-site sweeps (:func:`tnml.train.sweep.train_sweep`): the label moves
-        along the chain, each merged bond tensor takes a gradient step on every training sample
-        and is split by SVD, keeping at most ``max_bond`` singular values above ``cutoff``, so
-        the bonds grow from ``bond_dim`` where the data need it.
+        along the chain, each merged bond tensor takes a pass of mini-batch gradient steps over
+        the training samples (see ``batch_size``) and is split by SVD, keeping at most
+        ``max_bond`` singular values above ``cutoff``, so the bonds grow from ``bond_dim``
+        where the data need it.
     max_bond : int or None, default=None
         Largest bond the sweeps may grow to; None means ``bond_dim``.
     cutoff : float, default=1e-10
@@ -78,8 +79,9 @@ class MPSClassifier(TNClassifierBase):
         with either, ``solver="cg"`` and ``steps_per_bond=2`` optimise each bond by
         conjugate gradient as the paper's code does (:func:`tnml.train.sweep.train_sweep`).
     steps_per_bond : int, default=1
-        Sweeps: gradient steps (or conjugate-gradient passes) each time a sweep reaches a
-        bond.
+        Sweeps: passes of mini-batch gradient steps (full-batch steps when ``batch_size``
+        covers the data; conjugate-gradient passes with ``solver="cg"``) each time a sweep
+        reaches a bond.
     solver : {"gradient", "cg"}, default="gradient"
         Sweeps: how a bond is optimised; ``"cg"`` needs the ``"mse"`` or ``"quadratic"``
         loss and full batches (:data:`tnml.train.SWEEP_SOLVERS`).
@@ -89,8 +91,7 @@ class MPSClassifier(TNClassifierBase):
         Mini-batch size: autodiff's (None: 16, doubled up to 64 while an epoch would take
         more than 1,000 steps); the sweeps' bond updates take one step per
         mini-batch of this many samples, a pass over the data per bond (None: ``n // 40``
-        samples, at least 16 and at most 100, so a pass takes at least 40 steps;
-        full batches with ``solver="cg"``).
+        samples, at least 16 and at most 100; full batches with ``solver="cg"``).
     lr : float or None, default=None
         Step size: Adam's (default 2e-3; long chains need smaller steps, 1e-3 for 196 MNIST
         pixels) or the sweeps' gradient step (default 2.0 for cross-entropy, on the loss
@@ -364,6 +365,9 @@ class MPSClassifier(TNClassifierBase):
             select_by=self.select_by,
             progress=bool(self.verbose) and distributed_context()[0] == 0,
             # float64 models keep float64 envs
+            # a warm start's scale is the fitted model's (the cross-entropy of raw amplitudes
+            # that separate the training set is lowest at an infinite scale)
+            fit_scale=not run.warm,
             **{
                 "env_dtype": run.X.dtype,
                 "seed": run.seed,

@@ -321,7 +321,9 @@ class AutodiffRule(UpdateRule):
         self.has_val = X_val is not None and X_val.shape[0] > 0
         self.base_lr = lr
         # what always predicting this shard's most common class scores
-        self.majority_share = majority_share(y) if objective != "nll" else 0.0
+        self.majority_share = (
+            majority_share(y, getattr(module, "n_classes", None)) if objective != "nll" else 0.0
+        )
 
     def steps_in_epoch(self, epoch: int) -> int:
         return self.steps_per_epoch

@@ -333,16 +333,19 @@ class BondSweeper:
             self.fit_scale()
 
     def fit_scale(self) -> None:
-        """Scale the label core by the factor that minimises the loss of the amplitudes ``f``
-        (all processes' samples): ``sum_i f_i,y_i / sum_i ||f_i||^2`` for ``"mse"``, the
-        cross-entropy's minimiser over positive factors for the ``"linear"`` readout.
+        """Scale the model by the factor that minimises the loss of the amplitudes ``f`` (all
+        processes' samples): ``sum_i f_i,y_i / sum_i ||f_i||^2`` for ``"mse"``, the
+        cross-entropy's minimiser over positive factors (at most ``4^30`` either way) for the
+        ``"linear"`` readout.
 
-        A freshly initialised MPS's amplitudes can be orders of magnitude off the targets
-        (digits, 64 sites: ~1,000, where the softmax saturates); gradient steps, whose size
-        the smallest amplitudes set, cannot rescale the network from there. The factor goes
-        into ``log_scale`` (on a 196-site chain it is ~``exp(57)``, whose square overflows
-        float32). Run at the start with ``fit_start_scale=True`` (as :func:`train_sweep`
-        does). Does nothing for the losses that ignore the scale of ``W``.
+        A freshly initialised MPS's amplitudes can be orders of magnitude off the targets (on
+        digits' 64 sites they saturate the softmax); gradient steps, whose size the smallest
+        amplitudes set, cannot rescale the network from there. The factor goes into
+        ``log_scale`` (on long chains its square overflows float32; its sign into the label
+        core). Run at the start with ``fit_start_scale=True`` (as :func:`train_sweep` does,
+        not on a warm start: on training data the model separates, the cross-entropy's
+        minimum lies at an infinite scale). Does nothing for the losses that ignore the scale
+        of ``W``.
         """
         if not self.scale_matters:
             return
@@ -737,9 +740,9 @@ class BondSweeper:
         largest eigenvalue of their mean loss's Hessian in the bond tensor (unit-norm projected
         inputs; the cross-entropy's Hessian in the logits is at most 1/2), so a step below 2 is
         stable. The scales of the amplitudes shrink exponentially with the chain and spread
-        over orders of magnitude between samples: unscaled steps would barely move the bond
-        (digits, 64 sites: ~1e-12 of its norm), and one scale for all mini-batches would
-        overshoot on those that hold the largest amplitudes (MNIST, 196 sites). Otherwise 1."""
+        over orders of magnitude between samples: unscaled steps would barely move the bond,
+        and one scale for all mini-batches would overshoot on those that hold the largest
+        amplitudes. Otherwise 1."""
         if self.readout == "normalized" and self.loss == "cross_entropy":
             return math.exp(self.model.log_temperature)
         if self.scale_matters:

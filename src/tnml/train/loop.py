@@ -167,9 +167,18 @@ class UpdateRule(ABC):
         return None
 
 
-def majority_share(y: Tensor) -> float:
-    """What always predicting the most common class of ``y`` (int64 class indices) scores."""
-    return float(torch.bincount(y).max()) / y.numel() if y.numel() else 0.0
+def majority_share(y: Tensor, n_classes: int | None = None) -> float:
+    """What always predicting the most common class scores, over all processes' labels ``y``
+    (int64 class indices in ``[0, n_classes)``, this process's shard; None: up to the largest
+    label of any process)."""
+    if n_classes is None:
+        largest = torch.tensor([int(y.max()) if y.numel() else -1], device=y.device)
+        if dist.is_available() and dist.is_initialized():
+            dist.all_reduce(largest, op=dist.ReduceOp.MAX)
+        n_classes = int(largest) + 1
+    counts = torch.bincount(y.cpu(), minlength=n_classes).tolist()
+    counts = all_reduce_sum([float(c) for c in counts], y.device)
+    return max(counts) / sum(counts) if sum(counts) else 0.0
 
 
 def no_progress_advice(accuracy: float, majority: float, span: str, hint: str) -> str | None:

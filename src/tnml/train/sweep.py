@@ -70,7 +70,7 @@ from tnml.train.bond_sweeper import (
     check_solver,
     check_truncation,
 )
-from tnml.train.distributed import distributed_context, shard_for_rank
+from tnml.train.distributed import all_reduce_sum, shard_for_rank
 from tnml.train.labelled_mps import LabelledMPS, move_label
 from tnml.train.loop import (
     SELECTIONS,
@@ -138,6 +138,7 @@ def train_sweep(
     env_dtype: torch.dtype = torch.float32,
     memory_budget: int = 4 * _GIB,
     chunk_size: int | None = None,
+    fit_scale: bool = True,
     **loop: Unpack[LoopOptions],
 ) -> FitResult:
     """Train an MPS classifier by two-site sweeps with adaptive bond dimension.
@@ -189,12 +190,13 @@ def train_sweep(
         which scale with it, undo the model (digits, 6 sweeps: training accuracy 100%, then
         53%).
     lr : float, optional
-        Gradient step on the mean loss; default 1.0 for ``"mse"`` (the step is taken on the
-        gradient divided by a bound on the curvature, ``mean_i exp(2 log_scale_i)``, so it is
-        stable below 2; the same with the ``"linear"`` readout) and 2.0 for
-        ``"cross_entropy"`` (with the bond tensor normalised; the step is taken on the loss
-        divided by the readout's temperature), times ``sqrt(batch_size / n)`` with
-        mini-batches.
+        Gradient step on the mean loss; default 1.0 for ``"mse"`` and 2.0 for
+        ``"cross_entropy"``, times ``sqrt(batch_size / n)`` with mini-batches (``n`` over all
+        processes). With the ``"normalized"`` or ``"born"`` readout the bond tensor is
+        normalised and the cross-entropy's step is taken on the loss divided by the readout's
+        temperature; on the raw amplitudes (``"mse"``, or the ``"linear"`` readout) the step
+        is taken on the gradient divided by a bound on the curvature, the mean of
+        ``exp(2 log_scale_i)`` over the batch's samples, so it is stable below 2.
     steps_per_bond : int, default=1
         Gradient steps (full batch) or passes over the samples (``batch_size``) per bond.
     batch_size : int, optional
@@ -212,8 +214,9 @@ def train_sweep(
         scale of ``W`` (cross-entropy with the ``"normalized"`` or ``"born"`` readout) or
         with ``loss="quadratic"`` and gradient steps; False with ``solver="cg"``.
     max_grad_norm : float, optional
-        Clip the norm of the bond gradient (of the mean loss) to this value before each step;
-        helps the ``"born"`` readout, whose gradient grows like ``1 / f_l`` for small ``f_l``.
+        Clip the norm of the bond gradient (of the mean loss, on the raw amplitudes after its
+        division by the curvature bound above) to this value before each step; helps the
+        ``"born"`` readout, whose gradient grows like ``1 / f_l`` for small ``f_l``.
     solver : {"gradient", "cg"}, default="gradient"
         ``"cg"``: each bond takes ``steps_per_bond`` conjugate-gradient passes with exact line
         search on the (quadratic) loss plus ``l2 / 2 ||B||^2`` -- the paper's code uses 2
@@ -223,7 +226,10 @@ def train_sweep(
         validation accuracy 79.8% with it, 86.8% without).
     l2 : float, optional
         ``"cg"``: weight of the ``1/2 ||B||^2`` penalty on each bond tensor, on the mean loss;
-        default 1e-3 (the same runs: 88.5% against 86.8% with 0).
+        default 1e-3 (the same runs: 88.5% against 86.8% with 0). ``B`` is the tensor as
+        stored: with ``"mse"`` the model's scale ``exp(log_scale)`` stays apart from it
+        (``W``'s norm grows like the inverse of the amplitudes' scale, exponentially in the
+        chain, so a penalty on ``W`` itself would mean something else on every chain).
     truncation : {"data", "norm"}, optional
         How each split truncates to ``max_bond``: ``"data"`` keeps what the training samples
         see (the bond tensor's truncated SVD in the metric of their environments,
@@ -247,6 +253,12 @@ def train_sweep(
         per-chunk intermediates may use; more raises :class:`InvalidInputError`.
     chunk_size : int, optional
         Samples projected at once (default: from the budget, at most 4096).
+    fit_scale : bool, default=True
+        For the losses on the raw amplitudes (``"mse"``, or the ``"linear"`` readout): scale
+        the starting model to the loss's minimum over its scale before the first bond update
+        (``BondSweeper.fit_scale``), not when ``lr=0`` only moves the label. Turn it off to
+        continue training a fitted model: on training data the model separates, the
+        cross-entropy's minimum lies at an infinite scale.
     **loop
         The loop's options (:class:`~tnml.train.LoopOptions`): ``callback(state, metrics)``
         after every bond update, ``state`` holding ``sweep``, ``move``, ``model`` and
@@ -298,7 +310,7 @@ def train_sweep(
     if lr is None:
         # mini-batches: the gradient's noise grows as the batch shrinks, the step with its
         # square root (MNIST, 10,000 images, batch 100: 0.5 reached 91%, 0.2 94%)
-        n_total = phi.shape[0] * distributed_context()[1]
+        n_total = int(all_reduce_sum([float(phi.shape[0])], phi.device)[0])
         share = 1.0 if batch_size is None else min(1.0, batch_size / max(n_total, 1))
         lr = _DEFAULT_LR[loss] * math.sqrt(share)
     if not (lr >= 0 and math.isfinite(lr)):
@@ -340,6 +352,7 @@ def train_sweep(
         env_dtype=env_dtype,
         memory_budget=memory_budget,
         chunk_size=chunk_size,
+        fit_scale=fit_scale,
         update_options={
             "steps_per_bond": steps_per_bond,
             "max_bond": max_bond,
@@ -389,6 +402,7 @@ class ClassifierSweepRule(UpdateRule):
         env_dtype: torch.dtype,
         memory_budget: int,
         chunk_size: int | None,
+        fit_scale: bool,
         update_options: dict[str, Any],
     ) -> None:
         self.model, self.phi, self.y, self.phi_val, self.y_val = model, phi, y, phi_val, y_val
@@ -415,8 +429,8 @@ class ClassifierSweepRule(UpdateRule):
             n_sweeps - 1
         ) * 2 * (n_sites - 1)
         self.last_val_accuracy = math.nan
-        self.majority_share = majority_share(y)
-        self.start_scaled = False  # the starting model's scale has been fitted
+        self.majority_share = majority_share(y, model.n_classes)
+        self.start_scaled = not fit_scale  # the starting model's scale is settled
 
     def _ready_sweeper(self) -> BondSweeper:
         if self.sweeper is None:
@@ -524,8 +538,9 @@ class ClassifierSweepRule(UpdateRule):
 
     def advice(self, history: list[dict[str, Any]], finished: bool) -> str | None:
         """Next to no progress in the first sweep (training accuracy less than a tenth of the
-        way from the majority class's share to 1)."""
-        if len(history) != 1:
+        way from the majority class's share to 1), unless the sweeps only move the label."""
+        trains = self.lr > 0 or self.update_options["solver"] == "cg"
+        if len(history) != 1 or not trains:
             return None
         return no_progress_advice(
             history[0]["train_accuracy"],

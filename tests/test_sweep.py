@@ -882,33 +882,39 @@ def test_fit_scale_leaves_scale_free_losses_alone():
 
 
 @pytest.mark.parametrize("k", [0, 3, 6])
-def test_mse_gradient_scale_bounds_the_hessian(k):
+@pytest.mark.parametrize("loss", ["mse", "cross_entropy"])
+@pytest.mark.parametrize("batch", [None, 7])
+def test_raw_amplitude_gradient_scale_bounds_the_hessian(k, loss, batch):
     _, phi, y = make_problem(n=60)
     _, model = make_model(n_sites=8, readout="linear")
-    sweeper = BondSweeper(model, phi, y, loss="mse", readout="linear", env_dtype=F64)
+    sweeper = BondSweeper(model, phi, y, loss=loss, readout="linear", env_dtype=F64)
+    sweeper.fit_scale()
     while sweeper.model.label_site > k:  # the label to site k: bond (k, k + 1) is trained
         sweeper.update_bond("left", lr=0.0, max_bond=None)
     while sweeper.model.label_site < k:
         sweeper.update_bond("right", lr=0.0, max_bond=None)
     bond = sweeper.model.merged_bond(k)
+    rows = slice(None) if batch is None else torch.arange(5, 5 + batch)  # a mini-batch
+    log_scale = sweeper._log_scale_at(k)[rows]
 
     def mean_loss(b: torch.Tensor) -> torch.Tensor:
-        x_left, _ = sweeper.envs.left(k)
-        x_right, _ = sweeper.envs.right(k + 1)
-        c = torch.einsum("na,ns,asltr,nt,nr->nl", x_left, phi[:, k], b, phi[:, k + 1], x_right)
-        f = c * torch.exp(sweeper._log_scale_at(k))[:, None]
-        return reference_loss(f, y, "mse", "linear")
+        x_left, x_right = sweeper.envs.left(k)[0][rows], sweeper.envs.right(k + 1)[0][rows]
+        c = torch.einsum(
+            "na,ns,asltr,nt,nr->nl", x_left, phi[rows, k], b, phi[rows, k + 1], x_right
+        )
+        return reference_loss(c * torch.exp(log_scale)[:, None], y[rows], loss, "linear")
 
     hessian = torch.autograd.functional.hessian(mean_loss, bond).reshape(bond.numel(), -1)
     largest = float(torch.linalg.eigvalsh(hessian).max())
-    bound = sweeper._gradient_scale(sweeper._log_scale_at(k))
+    bound = sweeper._gradient_scale(log_scale)
     assert 0 < largest <= bound * (1 + 1e-9)
     assert largest > 1e-3 * bound  # a bound on the scale of the curvature, not a loose one
 
 
 def test_raw_amplitude_losses_train_on_a_long_chain():
-    # 64 sites: a fresh chain's raw amplitudes are ~1,000 and their scales ~1e-6 to 1e-8;
-    # before the scale fit and the scaled step these sweeps stayed at chance (10%)
+    # 64 sites: a fresh chain's raw amplitudes are far off their targets and their scales
+    # orders of magnitude below 1; before the scale fit and the scaled step these sweeps
+    # stayed at chance (10%)
     from sklearn.datasets import load_digits
 
     x, y = load_digits(return_X_y=True)

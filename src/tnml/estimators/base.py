@@ -54,8 +54,8 @@ SWEEP_MAX_BATCH_SIZE = 100
 """The sweeps' default mini-batch (``trainer="sweep"``, ``batch_size=None``, gradient steps):
 ``n // 40`` samples, at least 16 and at most 100 (and at most ``n``): a bond's pass takes 40
 steps from 640 to 4,000 samples, fewer below (n / 16), more above (n / 100), where batches of
-100 cost least per sample. One full-batch step per bond, the
-default before, left the bonds far from their optimum: digits (the quickstart's training part,
+100 cost least per sample. One full-batch step per bond, the default before, left the bonds
+far from their optimum: digits (the quickstart's training part,
 12 stratified 75/25 splits, 3 sweeps to bond 16, validation accuracy) full batch 96.27%,
 batch 16 96.81%, 32 96.93%, 64 96.88%, 100 96.56%; MNIST 14x14, 10,000 images, bond 10, 3
 sweeps: batch 100 92.4% in 41 s, batch 16 91.7% in 168 s; 54,000 images, bond 20: batch 100

@@ -364,10 +364,10 @@ class MPSClassifier(TNClassifierBase):
             y_val=y_val_shard,
             select_by=self.select_by,
             progress=bool(self.verbose) and distributed_context()[0] == 0,
-            # float64 models keep float64 envs
             # a warm start's scale is the fitted model's (the cross-entropy of raw amplitudes
             # that separate the training set is lowest at an infinite scale)
             fit_scale=not run.warm,
+            # float64 models keep float64 envs
             **{
                 "env_dtype": run.X.dtype,
                 "seed": run.seed,

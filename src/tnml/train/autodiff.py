@@ -320,7 +320,7 @@ class AutodiffRule(UpdateRule):
         self.batch_losses: list[float] = []  # mean loss of each step of the current epoch
         self.has_val = X_val is not None and X_val.shape[0] > 0
         self.base_lr = lr
-        # what always predicting this shard's most common class scores
+        # what always predicting the most common class scores (all processes' labels)
         self.majority_share = (
             majority_share(y, getattr(module, "n_classes", None)) if objective != "nll" else 0.0
         )

@@ -171,10 +171,9 @@ def train_sweep(
         amplitudes ``f`` (the starting model is first scaled by the factor that minimises it,
         as is the ``"linear"`` readout's cross-entropy, ``BondSweeper.fit_scale``; a fresh
         chain's raw amplitudes can be orders of magnitude off); ``"quadratic"``: the same on
-        the amplitudes of each input projected
-        into unit-norm environments at the bond, as Stoudenmire & Schwab's code evaluates
-        its cost (ITensor ``fixedL``); ``"cross_entropy"``: softmax cross-entropy on the
-        readout logits.
+        the amplitudes of each input projected into unit-norm environments at the bond, as
+        Stoudenmire & Schwab's code evaluates its cost (ITensor ``fixedL``);
+        ``"cross_entropy"``: softmax cross-entropy on the readout logits.
     readout : {"normalized", "born", "linear"}, optional
         Default ``model.readout``.
     temperature : float, optional

@@ -444,16 +444,22 @@ def _with_flat_cores(net: TensorNetwork, flat: torch.Tensor) -> TensorNetwork:
     return TensorNetwork(net.shape, net.modes, net.ranks, cores)
 
 
-def test_network_jacobian_matches_autograd_and_lm_reaches_an_exact_ring():
-    from tnml.tensor.network_fit import network_jacobian
-
-    g = torch.Generator().manual_seed(0)
-    net = TensorNetwork(
+def _loop_network(g: torch.Generator) -> TensorNetwork:
+    """Four nodes with a loop (0-1-2), a node without modes and one with two: the cases the
+    derivatives by cores must get right."""
+    return TensorNetwork(
         (3, 4, 2, 3),
         [(0,), (1, 2), (), (3,)],
         {(0, 1): 2, (1, 2): 3, (0, 2): 2, (2, 3): 2},
         generator=g,
     )
+
+
+def test_network_jacobian_matches_autograd_and_lm_reaches_an_exact_ring():
+    from tnml.tensor.network_fit import network_jacobian
+
+    g = torch.Generator().manual_seed(0)
+    net = _loop_network(g)
     flat = torch.cat([c.reshape(-1) for c in net.cores])
 
     def dense(x):
@@ -473,12 +479,7 @@ def test_network_hessian_matches_autograd_on_a_loop_and_a_shared_edge():
     from tnml.tensor.network_fit import network_hessian
 
     g = torch.Generator().manual_seed(1)
-    net = TensorNetwork(
-        (3, 4, 2, 3),
-        [(0,), (1, 2), (), (3,)],
-        {(0, 1): 2, (1, 2): 3, (0, 2): 2, (2, 3): 2},
-        generator=g,
-    )
+    net = _loop_network(g)
     target = torch.randn(net.shape, generator=g, dtype=torch.float64)
     flat = torch.cat([c.reshape(-1) for c in net.cores])
 

@@ -420,10 +420,16 @@ class BondSweeper:
         return left_log + right_log + self.model.log_scale
 
     def _loss_and_gradient(
-        self, bond: Tensor, k: int, need_grad: bool, index: Tensor | None = None
+        self,
+        bond: Tensor,
+        k: int,
+        need_grad: bool,
+        index: Tensor | None = None,
+        log_scale: Tensor | None = None,
     ) -> tuple[float, float, Tensor | None]:
         """Summed loss, number correct and summed gradient (in ``bond``'s shape) of this shard,
-        or of its samples at ``index`` (a mini-batch).
+        or of its samples at ``index`` (a mini-batch). ``log_scale``: :meth:`_log_scale_at`
+        of bond ``k`` when the caller has it (a pass of mini-batches reads it once).
 
         For sample ``i`` the projected input is ``X_i = L_k[i] (x) phi_k[i]`` (``Dl d``) and
         ``Y_i = phi_{k+1}[i] (x) R_{k+1}[i]`` (``d Dr``); with ``B`` as the matrix
@@ -433,7 +439,8 @@ class BondSweeper:
         """
         dl, d, n_labels, _, dr = bond.shape
         mat = bond.to(self.env_dtype).reshape(dl * d, n_labels * d * dr)
-        log_scale = self._log_scale_at(k)
+        if log_scale is None:
+            log_scale = self._log_scale_at(k)
         loss_fn = SWEEP_LOSSES[self.loss]
         grad = torch.zeros_like(mat) if need_grad else None
         loss_sum, correct = 0.0, 0.0
@@ -549,7 +556,7 @@ class BondSweeper:
             loss_sum = correct = 0.0
             for index in batches:
                 batch_loss, batch_correct, grad = self._loss_and_gradient(
-                    bond, k, need_grad=lr > 0, index=index
+                    bond, k, need_grad=lr > 0, index=index, log_scale=log_scale
                 )
                 n_local = self.n_local if index is None else index.numel()
                 if grad is not None:

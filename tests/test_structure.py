@@ -542,6 +542,35 @@ def test_ring_fit_takes_the_negative_curvature_step_only_between_rse_and_its_bou
         assert len(calls) == (1 if first[0] == 0.05 else 0)
 
 
+def test_ring_starts_go_in_rounds_and_the_cheapest_fitted_ring_is_kept(monkeypatch):
+    """One start per ring, cheapest first; once a ring fits, the next rounds go over the
+    cheaper rings only, and a cheaper ring that fits there replaces it."""
+    from tnml.structure import greedy
+
+    rings = [TensorNetwork.ring((3,) * 4, r) for r in (2, 2, 3, 3)]
+    target = rings[0].to_dense()
+    # fits that succeed, by (ring, its how-many-th start)
+    successes = {(2, 1), (1, 2), (3, 1)}
+    calls: list[int] = []
+
+    def fit(net, target, rse, generator):
+        index = next(i for i, ring in enumerate(rings) if ring is net)
+        calls.append(index)
+        return (1e-9 if (index, calls.count(index)) in successes else 0.1), 10
+
+    monkeypatch.setattr(greedy, "ring_structures", lambda *args, **kwargs: list(rings))
+    monkeypatch.setattr(greedy, "_fit_ring_from_random_cores", fit)
+    found = greedy._fitted_rings(target, 1e-6, 10**6, 10**9, torch.Generator())
+    # round 1: rings 0, 1, 2 (fits); round 2: 0, 1 (fits); round 3: 0
+    assert calls == [0, 1, 2, 0, 1, 0]
+    assert found == [rings[1]]
+    # out of work after the first fit: nothing found, nothing more fitted
+    calls.clear()
+    monkeypatch.setattr(greedy, "_RING_WORK", 1.0)
+    assert greedy._fitted_rings(target, 1e-6, 10**6, 10**9, torch.Generator()) == []
+    assert calls == [0]
+
+
 def test_ring_candidates_find_a_ring_in_a_shuffled_mode_order():
     from tnml.structure.greedy import _fitted_rings
     from tnml.structure.rings import ring_structures

@@ -338,11 +338,12 @@ def learn(
         With ``closed_form`` and at most ``_MAX_RING_ORDER`` modes: also fit (by
         Levenberg-Marquardt, within ``second_order``) rings in any order of the modes whose
         generic unfolding ranks match the target's (``tnml.structure.rings.ring_structures``),
-        cheapest first (up to 200), each from three random starts (a start whose fit ends
-        between ``rse`` and 0.08 takes one step down the error's most negative curvature and
-        is fitted on), under a fixed amount of work; the first that reaches ``rse`` joins the
-        closed-form candidates. On a small target that no ring holds this can take a minute
-        or more (all 200 are fitted; a progress bar shows them with ``progress``).
+        cheapest first (up to 200), each from up to three random starts, given in rounds of
+        one start per ring (a start whose fit ends between ``rse`` and 0.08 takes one step
+        down the error's most negative curvature and is fitted on), under a fixed amount of
+        work; the cheapest that reaches ``rse`` joins the closed-form candidates. On a small
+        target that no ring holds this can take a minute or more (all 200 are fitted three
+        times; a progress bar shows the fits with ``progress``).
     second_order : int
         With ``rse`` and no ``mask``: a thorough refit (shrinking, splitting) that stops above
         ``rse`` goes on by Levenberg-Marquardt when entries x parameters is at most this (its
@@ -525,33 +526,43 @@ def _fitted_rings(
     generator: torch.Generator,
     progress: bool = False,
 ) -> list[TensorNetwork]:
-    """The first ring, cheapest first, under ``budget`` parameters whose generic unfolding
-    ranks are the target's (at most ``_RING_CANDIDATES`` of them, those with entries x
-    parameters at most ``limit``) that Levenberg-Marquardt brings to ``rse``; an empty list if
-    none does within ``_RING_WORK``.
+    """The cheapest ring found under ``budget`` parameters whose generic unfolding ranks are
+    the target's (at most ``_RING_CANDIDATES`` of them, those with entries x parameters at
+    most ``limit``) that Levenberg-Marquardt brings to ``rse``; an empty list if none does
+    within ``_RING_WORK``.
 
     LM from random cores lands in a wrong basin of the right ring often (a third to a half of
-    the starts on TnALE's rings), so each ring gets ``_RING_STARTS`` random starts; and rings
-    that cannot hold the target pass the rank test by the dozen, cheaper than the right one,
-    so many rings are tried: a wrong one stalls, and its fit ends after 40 to 100 steps. A
-    fit that stalls below ``_RING_POLISH_BELOW`` goes on to a finer stall test, and one that
-    ends (stalled or at its step limit) below ``_RING_ESCAPE_BELOW`` then takes a
-    negative-curvature step (:func:`_fit_ring_from_random_cores`)."""
+    the starts on TnALE's rings), so each ring gets up to ``_RING_STARTS`` random starts; and
+    rings that cannot hold the target pass the rank test by the dozen, cheaper than the right
+    one, so many rings are tried: a wrong one stalls, and its fit ends after 40 to 100 steps.
+    The starts go breadth first: one start for every ring, cheapest first, then a second
+    round, and so on; once a ring fits, later rounds go over the cheaper rings only. (Three
+    starts per ring before the next reached a third as many rings within the work, and on
+    TnALE's targets the right ring can lie past the 100th.) A fit that stalls below
+    ``_RING_POLISH_BELOW`` goes on to a finer stall test, and one that ends (stalled or at its
+    step limit) below ``_RING_ESCAPE_BELOW`` then takes a negative-curvature step
+    (:func:`_fit_ring_from_random_cores`)."""
     work = 0.0
     entries = target.numel()
-    candidates = ring_structures(target, rse, budget, limit=_RING_CANDIDATES)
-    with TrainingProgress(len(candidates), enabled=progress and bool(candidates)) as bar:
-        for net in candidates:
-            if entries * net.n_params <= limit:
-                for _ in range(_RING_STARTS):
-                    if work >= _RING_WORK:
-                        return []
-                    error, steps = _fit_ring_from_random_cores(net, target, rse, generator)
-                    work += float(entries) * net.n_params**2 * steps
-                    if error <= rse:
-                        return [net]
-            bar.update("rings", f"{net.n_params} params")
-    return []
+    candidates = [
+        net
+        for net in ring_structures(target, rse, budget, limit=_RING_CANDIDATES)
+        if entries * net.n_params <= limit
+    ]
+    found: int | None = None  # the cheapest candidate fitted so far
+    fits = len(candidates) * _RING_STARTS
+    with TrainingProgress(fits, enabled=progress and bool(candidates)) as bar:
+        for _ in range(_RING_STARTS):
+            for index, net in enumerate(candidates[:found]):
+                if work >= _RING_WORK:
+                    return [] if found is None else [candidates[found]]
+                error, steps = _fit_ring_from_random_cores(net, target, rse, generator)
+                work += float(entries) * net.n_params**2 * steps
+                bar.update("rings", f"{net.n_params} params")
+                if error <= rse:
+                    found = index
+                    break
+    return [] if found is None else [candidates[found]]
 
 
 def _fit_ring_from_random_cores(

@@ -571,41 +571,6 @@ def test_ring_starts_go_in_rounds_and_the_cheapest_fitted_ring_is_kept(monkeypat
     assert calls == [0]
 
 
-def test_a_ring_fit_far_from_its_target_at_the_give_up_step_ends_there():
-    from tnml.structure import greedy
-    from tnml.tensor.network_fit import fit_network
-
-    target = torch.randn((3,) * 4, generator=gen(21), dtype=torch.float64)
-    net = TensorNetwork.ring((3,) * 4, 2, dtype=torch.float64, generator=gen(22))
-    start = [c.clone() for c in net.cores]
-    full = fit_network(net, target, method="lm", max_sweeps=greedy._RING_FIT_STEPS, tol=0.0)
-    assert full.history[greedy._RING_GIVE_UP_STEP - 1] > greedy._RING_GIVE_UP_ABOVE
-    assert full.n_sweeps > greedy._RING_GIVE_UP_STEP
-    net.cores = start
-    error, steps = greedy._fit_ring_lm(net, target, 1e-6)
-    assert steps == greedy._RING_GIVE_UP_STEP
-    assert error == pytest.approx(full.history[greedy._RING_GIVE_UP_STEP - 1], rel=1e-9)
-
-
-@pytest.mark.parametrize("method", ["als", "adam", "lm"])
-def test_fit_network_ends_where_its_callback_says(method):
-    from tnml.tensor.network_fit import fit_network
-
-    truth = TensorNetwork.ring((3,) * 4, 2, dtype=torch.float64, generator=gen(23))
-    net = TensorNetwork.ring((3,) * 4, 2, dtype=torch.float64, generator=gen(24))
-    seen: list[tuple[int, float]] = []
-    fit = fit_network(
-        net,
-        truth.to_dense(),
-        method=method,
-        max_sweeps=50,
-        tol=0.0,
-        callback=lambda step, rse: seen.append((step, rse)) or step == 4,
-    )
-    assert [step for step, _ in seen] == [0, 1, 2, 3, 4]
-    assert fit.n_sweeps == 5 and fit.history == [rse for _, rse in seen]
-
-
 def test_ring_candidates_find_a_ring_in_a_shuffled_mode_order():
     from tnml.structure.greedy import _fitted_rings
     from tnml.structure.rings import ring_structures

@@ -57,14 +57,6 @@ _RING_CANDIDATES = 200
 _RING_STARTS = 3
 _RING_FIT_STEPS = 150
 _RING_FIT_TOL = 1e-4
-# ... but a fit still above this error after this many accepted steps is given up. On the true
-# rings of TnALE development seeds 109, 128, 131 and 140 (eight starts each), every start that
-# reached the target, or came within the negative-curvature step of it, was below 0.13 at step
-# 40; the fits of 60 cheaper rings of those seeds that cannot hold their targets stood at 0.13
-# to 0.44 there (all but one above 0.2) and most ran on to the step limit (about 87 accepted
-# steps) for a few hundredths more.
-_RING_GIVE_UP_STEP = 40
-_RING_GIVE_UP_ABOVE = 0.15
 # A fit that the stall test ends near the target (below this error) is in the right basin's
 # swamp, not in a wrong basin: it goes on, to a finer stall test.
 _RING_POLISH_BELOW = 1e-2
@@ -596,14 +588,7 @@ def _fit_ring_lm(net: TensorNetwork, target: Tensor, rse: float) -> tuple[float,
     """LM on ``net`` from its cores, going on to a finer stall test when the first stops below
     ``_RING_POLISH_BELOW``; returns its relative error and the LM steps that formed normal
     equations (at least one per fit)."""
-    fit = fit_network(
-        net,
-        target,
-        method="lm",
-        max_sweeps=_RING_FIT_STEPS,
-        tol=_RING_FIT_TOL,
-        callback=_give_up_on_ring_fit,
-    )
+    fit = fit_network(net, target, method="lm", max_sweeps=_RING_FIT_STEPS, tol=_RING_FIT_TOL)
     steps = max(fit.n_sweeps, 1)
     if rse < fit.rse <= _RING_POLISH_BELOW:
         fit = fit_network(
@@ -611,12 +596,6 @@ def _fit_ring_lm(net: TensorNetwork, target: Tensor, rse: float) -> tuple[float,
         )
         steps += max(fit.n_sweeps, 1)
     return fit.rse, steps
-
-
-def _give_up_on_ring_fit(step: int, error: float) -> bool:
-    """Whether an LM ring fit at accepted step ``step`` (from 0) with relative error ``error``
-    is too far from any fit that reaches the target to be worth its remaining steps."""
-    return step + 1 == _RING_GIVE_UP_STEP and error > _RING_GIVE_UP_ABOVE
 
 
 def _rank_one_start(target: Tensor) -> TensorNetwork:

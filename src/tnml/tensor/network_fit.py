@@ -199,7 +199,7 @@ def fit_network(
     max_sweeps: int = 50,
     tol: float = 1e-5,
     lr: float = 1e-2,
-    callback: Callable[[int, float], bool | None] | None = None,
+    callback: Callable[[int, float], None] | None = None,
 ) -> NetworkFit:
     """Fit ``net`` (in place) to ``target`` on the observed entries.
 
@@ -219,8 +219,6 @@ def fit_network(
     lr : float
         Adam's learning rate.
     callback : callable(sweep, rse) or None
-        Called after each sweep (ALS), step (Adam) or accepted step (LM) with its index and
-        relative error; a true return value ends the fit there.
 
     Returns
     -------
@@ -244,8 +242,8 @@ def fit_network(
     for sweep in range(max_sweeps):
         rse = als_sweep(net, target, mask)
         history.append(rse)
-        if callback is not None and callback(sweep, rse):
-            break
+        if callback is not None:
+            callback(sweep, rse)
         if rse < 1e-13 or (math.isfinite(previous) and previous - rse <= tol * previous):
             break
         previous = rse
@@ -260,7 +258,7 @@ def _fit_adam(
     mask: Tensor | None,
     steps: int,
     lr: float,
-    callback: Callable[[int, float], bool | None] | None,
+    callback: Callable[[int, float], None] | None,
 ) -> NetworkFit:
     params = [c.detach().clone().requires_grad_(True) for c in net.cores]
     opt = torch.optim.Adam(params, lr=lr)
@@ -279,8 +277,8 @@ def _fit_adam(
         history.append(rse)
         if rse < best[0]:  # the parameters this error was measured at, before the step
             best = (rse, [p.detach().clone() for p in params])
-        if callback is not None and callback(step, rse):
-            break
+        if callback is not None:
+            callback(step, rse)
         loss.backward()
         opt.step()
     net.cores = best[1]
@@ -454,7 +452,7 @@ def _fit_lm(
     target: Tensor,
     steps: int,
     tol: float,
-    callback: Callable[[int, float], bool | None] | None,
+    callback: Callable[[int, float], None] | None,
 ) -> NetworkFit:
     """Levenberg-Marquardt on ``||net - target||^2``: solve ``(J^T J + lam mu I) d = -J^T r``
     (``mu`` the mean of ``diag(J^T J)``), accept ``d`` when it lowers the error (then
@@ -489,8 +487,8 @@ def _fit_lm(
         _set_flat(net, flat)
         rse = math.sqrt(error_sq / target_sq)
         history.append(rse)
-        if callback is not None and callback(len(history) - 1, rse):
-            break
+        if callback is not None:
+            callback(len(history) - 1, rse)
     _set_flat(net, flat)
     _balance(net)
     return NetworkFit(net, observed_rse(net, target, None), history, len(history))

@@ -544,30 +544,46 @@ def test_ring_fit_takes_the_negative_curvature_step_only_between_rse_and_its_bou
 
 def test_ring_starts_go_in_rounds_and_the_cheapest_fitted_ring_is_kept(monkeypatch):
     """One start per ring, cheapest first; once a ring fits, the next rounds go over the
-    cheaper rings only, and a cheaper ring that fits there replaces it."""
+    strictly cheaper rings only, and a cheaper ring that fits there replaces it."""
     from tnml.structure import greedy
 
-    rings = [TensorNetwork.ring((3,) * 4, r) for r in (2, 2, 3, 3)]
+    # costs 48, 48, 108, 192, 192: rings 3 and 4 cost the same
+    rings = [TensorNetwork.ring((3,) * 4, r) for r in (2, 2, 3, 4, 4)]
     target = rings[0].to_dense()
-    # fits that succeed, by (ring, its how-many-th start)
-    successes = {(2, 1), (1, 2), (3, 1)}
     calls: list[int] = []
 
-    def fit(net, target, rse, generator):
-        index = next(i for i, ring in enumerate(rings) if ring is net)
-        calls.append(index)
-        return (1e-9 if (index, calls.count(index)) in successes else 0.1), 10
+    def fitting(successes):
+        """A fit that reaches the target on the given (ring, how-many-th start) pairs."""
+
+        def fit(net, target, rse, generator):
+            index = next(i for i, ring in enumerate(rings) if ring is net)
+            calls.append(index)
+            return (1e-9 if (index, calls.count(index)) in successes else 0.1), 10
+
+        return fit
 
     monkeypatch.setattr(greedy, "ring_structures", lambda *args, **kwargs: list(rings))
-    monkeypatch.setattr(greedy, "_fit_ring_from_random_cores", fit)
-    found = greedy._fitted_rings(target, 1e-6, 10**6, 10**9, torch.Generator())
-    # round 1: rings 0, 1, 2 (fits); round 2: 0, 1 (fits); round 3: 0
-    assert calls == [0, 1, 2, 0, 1, 0]
-    assert found == [rings[1]]
-    # out of work after the first fit: nothing found, nothing more fitted
-    calls.clear()
+
+    def search():
+        calls.clear()
+        return greedy._fitted_rings(target, 1e-6, 10**6, 10**9, torch.Generator())
+
+    # round 1: rings 0-3, ring 3 fits (ring 4, of its cost, is not tried); round 2: rings 0
+    # and 1, which fits; round 3: no ring is cheaper than ring 1 (ring 0 costs the same)
+    monkeypatch.setattr(greedy, "_fit_ring_from_random_cores", fitting({(3, 1), (1, 2)}))
+    assert search() == [rings[1]]
+    assert calls == [0, 1, 2, 3, 0, 1]
+    # ring 2 fits in round 1; rounds 2 and 3 try rings 0 and 1, which never fit
+    monkeypatch.setattr(greedy, "_fit_ring_from_random_cores", fitting({(2, 1)}))
+    assert search() == [rings[2]]
+    assert calls == [0, 1, 2, 0, 1, 0, 1]
+    # out of work after the third fit: the ring found so far is returned
+    monkeypatch.setattr(greedy, "_RING_WORK", float(81 * 48**2 * 10 * 2 + 81 * 108**2 * 10))
+    assert search() == [rings[2]]
+    assert calls == [0, 1, 2]
+    # out of work after the first fit, nothing found: nothing
     monkeypatch.setattr(greedy, "_RING_WORK", 1.0)
-    assert greedy._fitted_rings(target, 1e-6, 10**6, 10**9, torch.Generator()) == []
+    assert search() == []
     assert calls == [0]
 
 

@@ -49,8 +49,9 @@ _MAX_SPLIT_LEGS = 8
 
 # Rings are enumerated over every cyclic order of the modes ((n - 1)! / 2 of them).
 _MAX_RING_ORDER = 6
-# Ring structures are fitted cheapest first, each from a few random starts, until one reaches
-# the target error or the work runs out. Each fit is allowed its slow phase: LM from a good start
+# Ring structures are fitted cheapest first, in rounds of one random start per ring; once one
+# reaches the target error, later rounds try only cheaper rings, until the rounds or the work
+# run out. Each fit is allowed its slow phase: LM from a good start
 # on TnALE's rings can sit at 1e-3 to 0.1 for 30 to 60 steps before it converges, so a fit ends
 # only at ``_RING_FIT_STEPS`` or when three steps in a row gain less than ``_RING_FIT_TOL``.
 _RING_CANDIDATES = 200
@@ -549,20 +550,23 @@ def _fitted_rings(
         for net in ring_structures(target, rse, budget, limit=_RING_CANDIDATES)
         if entries * net.n_params <= limit
     ]
-    found: int | None = None  # the cheapest candidate fitted so far
+    found: TensorNetwork | None = None  # the cheapest ring fitted so far
+    tried = candidates  # the rings a round visits: all, then those cheaper than ``found``
     fits = len(candidates) * _RING_STARTS
     with TrainingProgress(fits, enabled=progress and bool(candidates)) as bar:
         for _ in range(_RING_STARTS):
-            for index, net in enumerate(candidates[:found]):
+            for net in tried:
                 if work >= _RING_WORK:
-                    return [] if found is None else [candidates[found]]
+                    return [] if found is None else [found]
                 error, steps = _fit_ring_from_random_cores(net, target, rse, generator)
                 work += float(entries) * net.n_params**2 * steps
                 bar.update("rings", f"{net.n_params} params")
                 if error <= rse:
-                    found = index
+                    found = net
+                    # rings of its cost cannot improve on it: cheaper ones only
+                    tried = [ring for ring in candidates if ring.n_params < net.n_params]
                     break
-    return [] if found is None else [candidates[found]]
+    return [] if found is None else [found]
 
 
 def _fit_ring_from_random_cores(

@@ -577,7 +577,16 @@ def test_ring_starts_go_in_rounds_and_the_cheapest_fitted_ring_is_kept(monkeypat
     monkeypatch.setattr(greedy, "_fit_ring_from_random_cores", fitting({(2, 1)}))
     assert search() == [rings[2]]
     assert calls == [0, 1, 2, 0, 1, 0, 1]
+    # while nothing fits, rounds go on past three (and end with the round in which a ring
+    # fits, the cheaper rings having had as many starts), up to a cap on fits in all
+    monkeypatch.setattr(greedy, "_fit_ring_from_random_cores", fitting({(2, 5)}))
+    assert search() == [rings[2]]
+    assert calls == [0, 1, 2, 3, 4] * 4 + [0, 1, 2]
+    monkeypatch.setattr(greedy, "_fit_ring_from_random_cores", fitting(set()))
+    assert search() == []
+    assert len(calls) == greedy._RING_MAX_FITS
     # out of work after the third fit: the ring found so far is returned
+    monkeypatch.setattr(greedy, "_fit_ring_from_random_cores", fitting({(2, 1)}))
     monkeypatch.setattr(greedy, "_RING_WORK", float(81 * 48**2 * 10 * 2 + 81 * 108**2 * 10))
     assert search() == [rings[2]]
     assert calls == [0, 1, 2]

@@ -56,6 +56,10 @@ _MAX_RING_ORDER = 6
 # ``_RING_FIT_STEPS`` or when three steps in a row gain less than ``_RING_FIT_TOL``.
 _RING_CANDIDATES = 200
 _RING_STARTS = 3
+# While no ring has fitted, rounds go on past ``_RING_STARTS`` (when the candidates are few and
+# work is left) up to this many fits in all, the most that ``_RING_STARTS`` rounds over a full
+# list of candidates take: a short list gets more starts per ring, not a longer search.
+_RING_MAX_FITS = _RING_CANDIDATES * _RING_STARTS
 _RING_FIT_STEPS = 150
 _RING_FIT_TOL = 1e-4
 # A fit that the stall test ends near the target (below this error) is in the right basin's
@@ -553,14 +557,16 @@ def _fitted_rings(
     ]
     found: TensorNetwork | None = None  # the cheapest ring fitted so far
     tried = candidates  # the rings a round visits: all, then those cheaper than ``found``
-    fits = len(candidates) * _RING_STARTS
-    with TrainingProgress(fits, enabled=progress and bool(candidates)) as bar:
-        for _ in range(_RING_STARTS):
+    fits, round_ = 0, 0
+    with TrainingProgress(_RING_MAX_FITS, enabled=progress and bool(candidates)) as bar:
+        while tried and (round_ < _RING_STARTS or found is None):
+            round_ += 1
             for net in tried:
-                if work >= _RING_WORK:
+                if work >= _RING_WORK or fits >= _RING_MAX_FITS:
                     return [] if found is None else [found]
                 error, steps = _fit_ring_from_random_cores(net, target, rse, generator)
                 work += float(entries) * net.n_params**2 * steps
+                fits += 1
                 bar.update("rings", f"{net.n_params} params")
                 if error <= rse:
                     found = net

@@ -343,12 +343,13 @@ def learn(
         With ``closed_form`` and at most ``_MAX_RING_ORDER`` modes: also fit (by
         Levenberg-Marquardt, within ``second_order``) rings in any order of the modes whose
         generic unfolding ranks match the target's (``tnml.structure.rings.ring_structures``),
-        cheapest first (up to 200), each from up to three random starts, given in rounds of
-        one start per ring (a start whose fit ends between ``rse`` and 0.08 takes one step
-        down the error's most negative curvature and is fitted on), under a fixed amount of
-        work; the cheapest that reaches ``rse`` joins the closed-form candidates. On a small
-        target that no ring holds this can take a minute or more (all 200 are fitted three
-        times; a progress bar shows the fits with ``progress``).
+        cheapest first (up to 200), in rounds of one random start per ring (a start whose fit
+        ends between ``rse`` and 0.08 takes one step down the error's most negative curvature
+        and is fitted on): three rounds once a ring has fitted (the later ones over cheaper
+        rings), more while none has, within a fixed amount of work and at most 600 fits; the
+        cheapest that reaches ``rse`` joins the closed-form candidates. On a small target that
+        no ring holds this can take a minute or more (600 fits; a progress bar shows them with
+        ``progress``).
     second_order : int
         With ``rse`` and no ``mask``: a thorough refit (shrinking, splitting) that stops above
         ``rse`` goes on by Levenberg-Marquardt when entries x parameters is at most this (its
@@ -534,19 +535,20 @@ def _fitted_rings(
     """The cheapest ring found under ``budget`` parameters whose generic unfolding ranks are
     the target's (at most ``_RING_CANDIDATES`` of them, those with entries x parameters at
     most ``limit``) that Levenberg-Marquardt brings to ``rse``; an empty list if none does
-    within ``_RING_WORK``.
+    within ``_RING_WORK`` and ``_RING_MAX_FITS`` fits.
 
     LM from random cores lands in a wrong basin of the right ring more often than not (on the
     true rings of six TnALE targets 16 of 48 starts reached the target, with the
-    negative-curvature step below), so each ring gets up to ``_RING_STARTS`` random starts; and
-    rings that cannot hold the target pass the rank test by the dozen, cheaper than the right
-    one, so many rings are tried: a wrong one stalls, and its fit ends after 40 to 100 steps.
-    The starts go breadth first: one start for every ring, cheapest first, then a second
-    round, and so on; once a ring fits, later rounds go over the cheaper rings only. (Three
-    starts per ring before the next reached a third as many rings within the work, and on
-    TnALE's targets the right ring can lie past the 100th.) A fit that stalls below
-    ``_RING_POLISH_BELOW`` goes on to a finer stall test, and one that ends (stalled or at its
-    step limit) below ``_RING_ESCAPE_BELOW`` then takes a negative-curvature step
+    negative-curvature step below), so each ring gets several random starts; and rings that
+    cannot hold the target pass the rank test by the dozen, cheaper than the right one, so
+    many rings are tried: a wrong one stalls, and its fit ends after 40 to 100 steps. The
+    starts go breadth first: one start for every ring, cheapest first, then a second round,
+    and so on. Once a ring fits, the rounds up to ``_RING_STARTS`` go over the cheaper rings
+    only; while none has fitted, rounds go on until the work or ``_RING_MAX_FITS`` fits run
+    out. (Three starts per ring before the next reached a third as many rings within the
+    work, and on TnALE's targets the right ring can lie past the 100th.) A fit that stalls
+    below ``_RING_POLISH_BELOW`` goes on to a finer stall test, and one that ends (stalled or
+    at its step limit) below ``_RING_ESCAPE_BELOW`` then takes a negative-curvature step
     (:func:`_fit_ring_from_random_cores`)."""
     work = 0.0
     entries = target.numel()

@@ -50,10 +50,10 @@ _MAX_SPLIT_LEGS = 8
 # Rings are enumerated over every cyclic order of the modes ((n - 1)! / 2 of them).
 _MAX_RING_ORDER = 6
 # Ring structures are fitted cheapest first, in rounds of one random start per ring; once one
-# reaches the target error, later rounds try only cheaper rings, until the rounds or the work
-# run out. Each fit is allowed its slow phase: LM from a good start on TnALE's rings can sit at
-# 1e-3 to 0.1 for 30 to 60 steps before it converges, so a fit ends only at
-# ``_RING_FIT_STEPS`` or when three steps in a row gain less than ``_RING_FIT_TOL``.
+# reaches the target error, later rounds try only cheaper rings, until the rounds, the fits
+# (below) or the work run out. Each fit is allowed its slow phase: LM from a good start on
+# TnALE's rings can sit at 1e-3 to 0.1 for 30 to 60 steps before it converges, so a fit ends
+# only at ``_RING_FIT_STEPS`` or when three steps in a row gain less than ``_RING_FIT_TOL``.
 _RING_CANDIDATES = 200
 _RING_STARTS = 3
 # While no ring has fitted, rounds go on past ``_RING_STARTS`` (when the candidates are few and
@@ -345,9 +345,10 @@ def learn(
         generic unfolding ranks match the target's (``tnml.structure.rings.ring_structures``),
         cheapest first (up to 200), in rounds of one random start per ring (a start whose fit
         ends between ``rse`` and 0.08 takes one step down the error's most negative curvature
-        and is fitted on): three rounds once a ring has fitted (the later ones over cheaper
-        rings), more while none has, within a fixed amount of work and at most 600 fits; the
-        cheapest that reaches ``rse`` joins the closed-form candidates. On a small target that
+        and is fitted on): three rounds in all when a ring fits within them (the later ones
+        over strictly cheaper rings); while none has, further rounds until one fits (that
+        round is the last), within a fixed amount of work and at most 600 fits; the cheapest
+        that reaches ``rse`` joins the closed-form candidates. On a small target that
         no ring holds this can take a minute or more (600 fits; a progress bar shows them with
         ``progress``).
     second_order : int
@@ -544,11 +545,12 @@ def _fitted_rings(
     many rings are tried: a wrong one stalls, and its fit ends after 40 to 100 steps. The
     starts go breadth first: one start for every ring, cheapest first, then a second round,
     and so on. Once a ring fits, the rounds up to ``_RING_STARTS`` go over the cheaper rings
-    only; while none has fitted, rounds go on until the work or ``_RING_MAX_FITS`` fits run
-    out. (Three starts per ring before the next reached a third as many rings within the
-    work, and on TnALE's targets the right ring can lie past the 100th.) A fit that stalls
-    below ``_RING_POLISH_BELOW`` goes on to a finer stall test, and one that ends (stalled or
-    at its step limit) below ``_RING_ESCAPE_BELOW`` then takes a negative-curvature step
+    only; while none has fitted, rounds go on until one fits (the search ends with that
+    round) or the work or ``_RING_MAX_FITS`` fits run out. (Three starts per ring before the
+    next reached a third as many rings within the work, and on TnALE's targets the right
+    ring can lie past the 100th.) A fit that stalls below ``_RING_POLISH_BELOW`` goes on to a
+    finer stall test, and one that ends (stalled or at its step limit) below
+    ``_RING_ESCAPE_BELOW`` then takes a negative-curvature step
     (:func:`_fit_ring_from_random_cores`)."""
     work = 0.0
     entries = target.numel()

@@ -349,12 +349,8 @@ class BondSweeper:
         """
         if not self.scale_matters:
             return
-        amps = [torch.zeros(0, self.model.n_classes, dtype=torch.float64, device=self._y.device)]
-        labels = [self._y[:0]]
-        for amp, log_scale, target in self._label_chunks():
-            amps.append(amp.double() * torch.exp(log_scale.double())[:, None])
-            labels.append(target)
-        f, y = torch.cat(amps), torch.cat(labels)
+        amps, log_scales, y = self._gathered(self._label_chunks())
+        f = amps * torch.exp(log_scales)[:, None]
         if self.loss == "mse":
             aligned = float(f.gather(1, y.view(-1, 1)).sum())
             aligned, squared = all_reduce_sum([aligned, float(f.square().sum())], f.device)
@@ -770,6 +766,21 @@ class BondSweeper:
             amp = torch.einsum("ba,aslr,bs,br->bl", left[sl], core, self._phi[c][sl], right[sl])
             yield amp, left_log[sl] + right_log[sl] + self.model.log_scale, self._y[sl]
 
+    def _gathered(
+        self, chunks: Iterator[tuple[Tensor, Tensor, Tensor]]
+    ) -> tuple[Tensor, Tensor, Tensor]:
+        """The chunks of :meth:`_label_chunks` or :meth:`_held_out_chunks` in one piece, on the
+        labels' device: amplitudes (n, L) and log-scales (n,) in float64, labels (n,) (empty
+        where a process holds no samples: its sums are then zero)."""
+        amps = [torch.zeros(0, self.model.n_classes, dtype=torch.float64, device=self._y.device)]
+        log_scales = [torch.zeros(0, dtype=torch.float64, device=self._y.device)]
+        labels = [self._y[:0]]
+        for amp, log_scale, target in chunks:
+            amps.append(amp.double().to(self._y.device))
+            log_scales.append(log_scale.double().to(self._y.device))
+            labels.append(target.to(self._y.device))
+        return torch.cat(amps), torch.cat(log_scales), torch.cat(labels)
+
     def _held_out_chunks(
         self, phi: Tensor, y: Tensor, names: tuple[str, str]
     ) -> Iterator[tuple[Tensor, Tensor, Tensor]]:
@@ -832,18 +843,9 @@ class BondSweeper:
             chunks = self._label_chunks()
         else:
             chunks = self._held_out_chunks(phi, y, ("phi", "y"))
-        amps, labels = [], []
-        for amp, _, target in chunks:
-            amps.append(amp.double())
-            labels.append(target)
-        if not amps:  # a process may hold no validation samples: its sums are zero
-            amps.append(torch.zeros(0, self.model.n_classes, dtype=torch.float64))
-            labels.append(torch.zeros(0, dtype=torch.int64))
-        u = torch.cat(amps).to(self._y.device)
-        u = u / torch.linalg.vector_norm(u, dim=1, keepdim=True).clamp_min(1e-300)
-        t = _cross_entropy_scale(
-            u, torch.cat(labels), math.exp(self.model.log_temperature), n_steps
-        )
+        amps, _, labels = self._gathered(chunks)
+        u = amps / torch.linalg.vector_norm(amps, dim=1, keepdim=True).clamp_min(1e-300)
+        t = _cross_entropy_scale(u, labels, math.exp(self.model.log_temperature), n_steps)
         self.model.log_temperature = math.log(t)
         return t
 

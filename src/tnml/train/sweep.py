@@ -431,15 +431,20 @@ class ClassifierSweepRule(UpdateRule):
         self.majority_share = majority_share(y, model.n_classes)
         self.start_scaled = not fit_scale  # the starting model's scale is settled
 
+    @property
+    def _trains(self) -> bool:
+        """Whether the bond updates change the model (``lr=0`` with gradient steps only
+        moves the label)."""
+        return self.lr > 0 or self.update_options["solver"] == "cg"
+
     def _ready_sweeper(self) -> BondSweeper:
         if self.sweeper is None:
             # lr = 0 only moves the label: the scale is fitted once, before training starts
-            trains = self.lr > 0 or self.update_options["solver"] == "cg"
             self.sweeper = BondSweeper(
                 self.model,
                 self.phi,
                 self.y,
-                fit_start_scale=trains and not self.start_scaled,
+                fit_start_scale=self._trains and not self.start_scaled,
                 **self.sweeper_options,
             )
             self.start_scaled = True
@@ -538,8 +543,7 @@ class ClassifierSweepRule(UpdateRule):
     def advice(self, history: list[dict[str, Any]], finished: bool) -> str | None:
         """Next to no progress in the first sweep (training accuracy less than a tenth of the
         way from the majority class's share to 1), unless the sweeps only move the label."""
-        trains = self.lr > 0 or self.update_options["solver"] == "cg"
-        if len(history) != 1 or not trains:
+        if len(history) != 1 or not self._trains:
             return None
         return no_progress_advice(
             history[0]["train_accuracy"],

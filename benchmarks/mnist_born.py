@@ -27,12 +27,19 @@ from tnml.data import load_mnist
 
 
 def binarised(
-    data_dir: str, split: str, limit: int | None, random_seed: int | None = None
+    data_dir: str,
+    split: str,
+    limit: int | None,
+    random_seed: int | None = None,
+    indices: np.ndarray | None = None,
 ) -> np.ndarray:
     """The first ``limit`` images of ``split`` (all: None), or ``limit`` drawn at random
-    without replacement with ``random_seed``, binarised at 0.5, flattened (n, 784)."""
+    without replacement with ``random_seed``, or those at ``indices`` (0-based, in that
+    order), binarised at 0.5, flattened (n, 784)."""
     images, _ = load_mnist(data_dir, split)
-    if limit and random_seed is not None:
+    if indices is not None:
+        images = images[indices]
+    elif limit and random_seed is not None:
         rng = np.random.default_rng(random_seed)
         images = images[rng.choice(len(images), size=limit, replace=False)]
     elif limit:
@@ -65,6 +72,14 @@ def main(argv: list[str] | None = None) -> None:
         metavar="SEED",
         help="draw the training (and validation) images at random with this seed, as Han et "
         "al. did, instead of taking the first ones",
+    )
+    parser.add_argument(
+        "--train-indices",
+        default=None,
+        metavar="FILE",
+        help="train on the training images at these 0-based indices (a text file, one a line, "
+        "'#' comments), e.g. benchmarks/data/han2018_rand1k_train_indices.txt: Han et al.'s "
+        "own 1,000; overrides --n-train and --random-subset; no validation images",
     )
     parser.add_argument("--bond-dim", type=int, default=100)
     parser.add_argument("--epochs", type=int, default=20)
@@ -104,7 +119,14 @@ def main(argv: list[str] | None = None) -> None:
         args.trainer = "sweep" if args.model == "mps" else "autodiff"
     torch.set_num_threads(args.threads)
 
-    X_train = binarised(args.data_dir, "train", args.n_train + args.n_val, args.random_subset)
+    if args.train_indices:
+        if args.n_val:
+            parser.error("--train-indices takes no --n-val")
+        indices = np.loadtxt(args.train_indices, dtype=np.int64, comments="#", ndmin=1)
+        X_train = binarised(args.data_dir, "train", None, indices=indices)
+        args.n_train = len(X_train)
+    else:
+        X_train = binarised(args.data_dir, "train", args.n_train + args.n_val, args.random_subset)
     X_train, X_val = X_train[: args.n_train], X_train[args.n_train :]
     X_test = binarised(args.data_dir, "test", args.n_test)
     common = {

@@ -103,6 +103,12 @@ def main(argv: list[str] | None = None) -> None:
         default=None,
         help="sweeps: multiply the step by this after a sweep that raised the training NLL",
     )
+    parser.add_argument(
+        "--truncation",
+        choices=["norm", "data"],
+        default="norm",
+        help="MPS sweeps: truncate each split in norm (Han et al.) or in the data's metric",
+    )
     parser.add_argument("--batch-size", type=int, default=100)
     parser.add_argument("--cutoff", type=float, default=1e-7)
     parser.add_argument("--dtype", default="float64")
@@ -169,6 +175,10 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(metrics), flush=True)
 
     fit_kwargs: dict = {"line_search": True} if args.line_search else {}
+    if args.truncation != "norm":
+        if args.model != "mps" or args.trainer != "sweep":
+            parser.error("--truncation applies to --model mps --trainer sweep")
+        fit_kwargs["truncation"] = args.truncation
     if args.n_val:
         fit_kwargs["X_val"] = X_val
     model.fit(X_train, callback=report, **fit_kwargs)
@@ -181,6 +191,7 @@ def main(argv: list[str] | None = None) -> None:
         "line_search": args.line_search,
         "grad_floor": args.grad_floor,
         "lr_decay": args.lr_decay,
+        "truncation": args.truncation,
         "train_nll": train_nll,
         "test_nll": test_nll,
         "n_parameters": int(sum(p.numel() for p in model.module_.parameters())),

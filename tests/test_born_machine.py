@@ -14,6 +14,7 @@ from sklearn.utils.estimator_checks import parametrize_with_checks
 import tnml
 from tnml.exceptions import InvalidInputError
 from tnml.tensor.born import mps_log_prob
+from tnml.tensor.decomp import split_tensor, split_tensor_in_metric
 from tnml.train.born_sweep import _Sweeper, mean_nll, train_born_sweep
 
 N_SITES = 10
@@ -300,6 +301,69 @@ def test_floored_bond_step_matches_autograd_on_the_dense_nll():
     sweeper.update(k, "right", lr=lr, n_steps=1, max_bond=64, cutoff=0.0, grad_floor=True)
     got = torch.tensordot(sweeper.cores[k], sweeper.cores[k + 1], dims=([2], [0]))
     torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-11)
+
+
+def test_data_truncation_is_the_metric_split_of_the_samples_environments():
+    # truncation="data": the stepped bond tensor is split in the metric of the samples' unit
+    # environments, built here by dense contraction of each sample's left and right halves
+    X = torch.as_tensor(correlated_bits(300, seed=6))
+    mps = tnml.tensor.MPS.random(N_SITES, 2, 3, generator=torch.Generator().manual_seed(4))
+    warm = train_born_sweep(mps, X, n_sweeps=2, max_bond=8, lr=0.05, n_steps=3).model
+    k, lr, keep = 4, 0.01, 3
+    sweeper = _Sweeper(warm, X, center=k)
+    cores = [c.clone() for c in sweeper.cores]
+    bond = torch.tensordot(cores[k], cores[k + 1], dims=([2], [0])).requires_grad_(True)
+    merged = [*cores[:k], bond.flatten(1, 2), *cores[k + 2 :]]
+    pairs = torch.cat([X[:, :k], (2 * X[:, k] + X[:, k + 1])[:, None], X[:, k + 2 :]], dim=1)
+    (grad,) = torch.autograd.grad(dense_nll(merged, pairs), bond)
+    stepped = bond.detach() - lr * grad
+    stepped = stepped / stepped.norm()
+
+    def contracted(chain: list[torch.Tensor]) -> torch.Tensor:
+        state = chain[0]  # every input of the chain's sites at once, densely
+        for core in chain[1:]:
+            state = torch.tensordot(state, core, dims=([state.ndim - 1], [0]))
+        return state
+
+    left_dense = contracted(cores[:k]).squeeze(0)  # (2,) * k + (Dl,)
+    right_dense = contracted(cores[k + 2 :]).squeeze(-1)  # (Dr,) + (2,) * (N - k - 2)
+    lefts = torch.stack([left_dense[tuple(x[:k])] for x in X])
+    rights = torch.stack([right_dense[(slice(None), *x[k + 2 :])] for x in X])
+    eye = torch.eye(2, dtype=lefts.dtype)
+    x_vecs = torch.einsum("ta,ts->tas", lefts, eye[X[:, k]]).flatten(1)
+    y_vecs = torch.einsum("ts,tb->tsb", eye[X[:, k + 1]], rights).flatten(1)
+    x_vecs = x_vecs / x_vecs.norm(dim=1, keepdim=True)
+    y_vecs = y_vecs / y_vecs.norm(dim=1, keepdim=True)
+    expected = split_tensor_in_metric(
+        stepped,
+        2,
+        left_gram=x_vecs.T @ x_vecs / len(X),
+        right_gram=y_vecs.T @ y_vecs / len(X),
+        max_bond=keep,
+        absorb="right",
+    )
+    plain = split_tensor(stepped, 2, method="svd", max_bond=keep, absorb="right")
+
+    sweeper.update(k, "right", lr=lr, n_steps=1, max_bond=keep, cutoff=0.0, truncation="data")
+    got = torch.tensordot(sweeper.cores[k], sweeper.cores[k + 1], dims=([2], [0]))
+    want = torch.tensordot(expected.left, expected.right, dims=([2], [0]))
+    want = want / want.norm()  # the sweeper keeps the bond tensor at unit norm
+    torch.testing.assert_close(got, want, rtol=1e-8, atol=1e-10)
+    unlike = torch.tensordot(plain.left, plain.right, dims=([2], [0]))
+    assert float((unlike / unlike.norm() - want).norm()) > 1e-3  # the metric changed the split
+    assert sweeper.cores[k].shape[2] == keep
+
+
+def test_data_truncation_changes_nothing_without_truncation():
+    X = torch.as_tensor(correlated_bits(200, seed=3))
+    mps = tnml.tensor.MPS.random(N_SITES, 2, 2, generator=torch.Generator().manual_seed(2))
+    kwargs = dict(n_sweeps=2, max_bond=64, lr=0.05, n_steps=2, cutoff=0.0)
+    norm = train_born_sweep(mps, X, **kwargs)
+    data = train_born_sweep(mps, X, truncation="data", **kwargs)
+    for a, b in zip(norm.history, data.history, strict=True):
+        assert a["train_loss"] == pytest.approx(b["train_loss"], rel=1e-9)
+    with pytest.raises(InvalidInputError, match="truncation"):
+        train_born_sweep(mps, X, truncation="entropy")
 
 
 def test_lr_decay_follows_the_training_nll_and_survives_resume(tmp_path):

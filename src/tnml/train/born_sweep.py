@@ -31,9 +31,10 @@ from torch import Tensor
 from tnml._validation import check_int
 from tnml.exceptions import InvalidInputError, TrainingError
 from tnml.tensor.born import check_indices, mps_log_density, one_hot_inputs
-from tnml.tensor.decomp import check_truncation_options, split_tensor
+from tnml.tensor.decomp import check_truncation_options, split_tensor, split_tensor_in_metric
 from tnml.tensor.environments import EnvironmentCache, normalized_rows
 from tnml.tensor.mps import MPS, mps_canonicalize
+from tnml.train.bond_sweeper import check_truncation
 from tnml.train.loop import (
     FitResult,
     LoopOptions,
@@ -206,6 +207,25 @@ def _bond_nll(bond: Tensor, left: Tensor, right: Tensor, pair: Tensor) -> Tensor
     return -torch.log(psi.square().clamp_min(tiny)).mean() + torch.log(bond.square().sum())
 
 
+def _data_grams(
+    left: Tensor, phi_left: Tensor, phi_right: Tensor, right: Tensor, chunk: int = 8192
+) -> tuple[Tensor, Tensor]:
+    """The data metric of a bond: ``G_L = sum_i X_i X_i^T / T`` (Dl d, Dl d) and ``G_R``
+    (d Dr, d Dr) likewise, with ``X_i`` the unit vector along ``left_i (x) phi_left_i`` and
+    ``Y_i`` along ``phi_right_i (x) right_i`` (``left`` (T, Dl), ``phi_*`` (T, d), ``right``
+    (T, Dr)). Unit rows because each sample's NLL term ignores its scale."""
+    n = left.shape[0]
+    gram_left = left.new_zeros((left.shape[1] * phi_left.shape[1],) * 2)
+    gram_right = left.new_zeros((phi_right.shape[1] * right.shape[1],) * 2)
+    for s in range(0, n, chunk):
+        rows = slice(s, s + chunk)
+        x = unit_rows((left[rows, :, None] * phi_left[rows, None, :]).flatten(1))
+        y = unit_rows((phi_right[rows, :, None] * right[rows, None, :]).flatten(1))
+        gram_left += x.T @ x
+        gram_right += y.T @ y
+    return gram_left / max(n, 1), gram_right / max(n, 1)
+
+
 class _Sweeper:
     """Cores, the centre and the cached environments of one Born-machine sweep run."""
 
@@ -235,8 +255,10 @@ class _Sweeper:
         cutoff: float,
         line_search: bool = False,
         grad_floor: bool = False,
+        truncation: str = "norm",
     ) -> None:
-        """Optimise the bond tensor of sites (k, k+1) and split it, moving the centre along."""
+        """Optimise the bond tensor of sites (k, k+1) and split it (truncating in norm or in
+        the data's metric, see :func:`train_born_sweep`), moving the centre along."""
         a, b = self.cores[k], self.cores[k + 1]
         bond = torch.tensordot(a, b, dims=([2], [0]))  # (Dl, d, d', Dr)
         if line_search:  # the search works on the unit sphere
@@ -266,7 +288,21 @@ class _Sweeper:
                 f"learning rate (lr={lr})"
             )
         absorb = "right" if direction == "right" else "left"
-        res = split_tensor(bond, 2, method="svd", max_bond=max_bond, cutoff=cutoff, absorb=absorb)
+        if truncation == "data":
+            gram_left, gram_right = _data_grams(left, self.phis[k], self.phis[k + 1], right)
+            res = split_tensor_in_metric(
+                bond,
+                2,
+                left_gram=gram_left,
+                right_gram=gram_right,
+                max_bond=max_bond,
+                cutoff=cutoff,
+                absorb=absorb,
+            )
+        else:
+            res = split_tensor(
+                bond, 2, method="svd", max_bond=max_bond, cutoff=cutoff, absorb=absorb
+            )
         if direction == "right":
             self.cores[k] = res.left
             self.cores[k + 1] = res.right / torch.linalg.vector_norm(res.right)
@@ -313,6 +349,7 @@ def train_born_sweep(
     line_search: bool = False,
     grad_floor: bool = False,
     lr_decay: float | None = None,
+    truncation: str = "norm",
     **loop: Unpack[LoopOptions],
 ) -> FitResult:
     """Train an MPS Born machine on discrete data by two-site sweeps with SVD bond adaptation.
@@ -351,6 +388,12 @@ def train_born_sweep(
     lr_decay : float, optional
         After a sweep whose training NLL is higher than the previous sweep's, multiply the
         step size by ``lr_decay`` (in (0, 1)); the history records each sweep's ``lr``.
+    truncation : {"norm", "data"}, default="norm"
+        How each split truncates: ``"norm"`` keeps the largest singular values of the bond
+        tensor (Han et al.); ``"data"`` those in the metric of the training samples'
+        unit-norm environments (:func:`tnml.tensor.decomp.split_tensor_in_metric`), which
+        keeps what the data's amplitudes see rather than norm no sample sees (with 1,000
+        images the training set holds a vanishing part of ``Z``).
     **loop
         The loop's options (:class:`~tnml.train.LoopOptions`): ``callback(state, metrics)``
         after every sweep (``state``: ``sweep``, ``mps``; True stops); ``progress`` (bond,
@@ -370,6 +413,7 @@ def train_born_sweep(
     check_int("max_bond", max_bond, 1)
     check_truncation_options(max_bond, cutoff, "rel")
     check_step_options(lr, lr_decay)
+    check_truncation(truncation)
     if grad_floor and line_search:
         raise InvalidInputError("grad_floor and line_search cannot be combined")
     if mps.n_sites < 2:
@@ -389,6 +433,7 @@ def train_born_sweep(
         line_search=line_search,
         grad_floor=grad_floor,
         lr_decay=lr_decay,
+        truncation=truncation,
     )
     return fit_loop(
         rule,
@@ -417,6 +462,7 @@ class BornSweepRule(NLLSweepRule):
         line_search: bool,
         grad_floor: bool,
         lr_decay: float | None,
+        truncation: str = "norm",
     ) -> None:
         self.start, self.X, self.X_val = mps, X, X_val
         self.step_options = {
@@ -425,6 +471,7 @@ class BornSweepRule(NLLSweepRule):
             "cutoff": cutoff,
             "line_search": line_search,
             "grad_floor": grad_floor,
+            "truncation": truncation,
         }
         self.lr, self.lr_decay = float(lr), lr_decay
         self.previous_nll = math.inf

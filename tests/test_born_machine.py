@@ -341,6 +341,7 @@ def test_data_truncation_is_the_metric_split_of_the_samples_environments():
         right_gram=y_vecs.T @ y_vecs / len(X),
         max_bond=keep,
         absorb="right",
+        root="cholesky",
     )
     plain = split_tensor(stepped, 2, method="svd", max_bond=keep, absorb="right")
 

@@ -419,3 +419,36 @@ def test_split_in_metric_rejects_bad_input():
         split_tensor_in_metric(t.to(torch.complex128), 1)
     with pytest.raises(InvalidInputError, match="gram must be a square"):
         gram_root(torch.ones(2, 3))
+
+
+@pytest.mark.parametrize("rank", [None, 3])
+def test_cholesky_root_is_a_root_and_gives_the_same_split(rank):
+    """``R R^T`` is the Gram (plus the ridge), ``R^{-1}`` its inverse, and splitting with it
+    truncates exactly as with the symmetric root (roots differ by an orthogonal factor);
+    a singular Gram (``rank`` 3 of 6) still gives an exact untruncated split."""
+    g = torch.Generator().manual_seed(7)
+    gram = _random_gram(6, g, rank=rank) if rank else _random_gram(6, g)
+    root, inverse = gram_root(gram, method="cholesky")
+    ridge = 1e-8 * float(gram.diagonal().max())
+    torch.testing.assert_close(root @ root.T, gram + ridge * torch.eye(6, dtype=gram.dtype))
+    torch.testing.assert_close(inverse @ root, torch.eye(6, dtype=gram.dtype))
+    t = torch.randn(3, 2, 4, 2, generator=g, dtype=torch.float64)
+    gr = _random_gram(8, g)
+    full = split_tensor_in_metric(t, 2, left_gram=gram, right_gram=gr, root="cholesky")
+    torch.testing.assert_close(torch.tensordot(full.left, full.right, dims=1), t, atol=1e-8, rtol=0)
+    if rank is None:  # well-conditioned metrics, where neither root's floor acts
+        x, y = (torch.randn(24, n, generator=g, dtype=torch.float64) for n in (6, 8))
+        gl, gr = x.T @ x, y.T @ y
+        fast = split_tensor_in_metric(
+            t, 2, left_gram=gl, right_gram=gr, max_bond=2, root="cholesky"
+        )
+        slow = split_tensor_in_metric(t, 2, left_gram=gl, right_gram=gr, max_bond=2)
+        torch.testing.assert_close(
+            torch.tensordot(fast.left, fast.right, dims=1),
+            torch.tensordot(slow.left, slow.right, dims=1),
+            rtol=1e-6,  # the ridge moves every eigenvalue by 1e-8 of the largest
+            atol=1e-7,
+        )
+        torch.testing.assert_close(fast.singular_values, slow.singular_values, rtol=1e-6, atol=0)
+    with pytest.raises(InvalidInputError, match="method must be one of"):
+        gram_root(gram, method="qr")

@@ -519,7 +519,12 @@ def split_tensor(t: Tensor, n_left_dims: int, **split_kwargs: object) -> SplitRe
 GRAM_EIGEN_FLOOR = 1e-8
 
 
-def gram_root(gram: Tensor, floor: float = GRAM_EIGEN_FLOOR) -> tuple[Tensor, Tensor]:
+GRAM_ROOTS = ("eigh", "cholesky")
+
+
+def gram_root(
+    gram: Tensor, floor: float = GRAM_EIGEN_FLOOR, method: str = "eigh"
+) -> tuple[Tensor, Tensor]:
     """A root ``R`` of a symmetric positive semi-definite matrix and its inverse.
 
     Parameters
@@ -527,7 +532,12 @@ def gram_root(gram: Tensor, floor: float = GRAM_EIGEN_FLOOR) -> tuple[Tensor, Te
     gram : Tensor, shape (n, n)
         Real symmetric PSD matrix (symmetrised here), e.g. ``X^T X`` for samples ``X``.
     floor : float, default=GRAM_EIGEN_FLOOR
-        Eigenvalues below ``floor`` times the largest are raised to it.
+        ``"eigh"``: eigenvalues below ``floor`` times the largest are raised to it;
+        ``"cholesky"``: ``floor`` times the largest diagonal entry is added to the diagonal.
+    method : {"eigh", "cholesky"}, default="eigh"
+        ``"cholesky"``: the lower Cholesky factor, several times faster than the symmetric
+        root (a metric's roots differ by an orthogonal factor, which a truncated SVD in the
+        metric does not see); falls back to ``"eigh"`` when the factorisation fails.
 
     Returns
     -------
@@ -536,7 +546,15 @@ def gram_root(gram: Tensor, floor: float = GRAM_EIGEN_FLOOR) -> tuple[Tensor, Te
     """
     if not isinstance(gram, Tensor) or gram.ndim != 2 or gram.shape[0] != gram.shape[1]:
         raise InvalidInputError("gram must be a square matrix (a torch.Tensor of shape (n, n))")
+    if method not in GRAM_ROOTS:
+        raise InvalidInputError(f"method must be one of {GRAM_ROOTS}, got {method!r}")
     gram = (gram + gram.T) / 2
+    if method == "cholesky":
+        ridge = floor * max(float(gram.diagonal().max()), 1e-300)
+        eye = torch.eye(gram.shape[0], dtype=gram.dtype, device=gram.device)
+        lower, info = torch.linalg.cholesky_ex(gram + ridge * eye)
+        if int(info) == 0:
+            return lower, torch.linalg.solve_triangular(lower, eye, upper=False)
     values, vectors = torch.linalg.eigh(gram)
     values = values.clamp_min(floor * max(float(values.max()), 1e-300))
     return vectors * values.sqrt(), (vectors / values.sqrt()).T
@@ -552,6 +570,7 @@ def split_tensor_in_metric(
     cutoff: float = 0.0,
     cutoff_mode: str = "rel",
     absorb: str = "right",
+    root: str = "eigh",
 ) -> SplitResult:
     """Split a tensor like :func:`split_tensor`, truncating in a data metric, not in norm.
 
@@ -581,6 +600,9 @@ def split_tensor_in_metric(
     absorb : {"right", "left"}, default="right"
         ``"right"``: ``left`` is an isometry (orthonormal columns over the left axes) and
         ``right`` holds the rest; ``"left"``: the mirror image.
+    root : {"eigh", "cholesky"}, default="eigh"
+        How the Grams' roots are taken (:func:`gram_root`); the split is the same up to the
+        floor's regularisation, ``"cholesky"`` is faster.
 
     Returns
     -------
@@ -620,7 +642,9 @@ def split_tensor_in_metric(
     # the roots of ill-conditioned Grams need double precision
     work = t.to(torch.float64).reshape(p, m // p, n // q, q)
     roots = [
-        gram_root(g.to(device=t.device, dtype=torch.float64)) if g is not None else None
+        gram_root(g.to(device=t.device, dtype=torch.float64), method=root)
+        if g is not None
+        else None
         for g in (left_gram, right_gram)
     ]
     if roots[0] is not None:

@@ -298,6 +298,7 @@ class _Sweeper:
                 max_bond=max_bond,
                 cutoff=cutoff,
                 absorb=absorb,
+                root="cholesky",
             )
         else:
             res = split_tensor(

@@ -123,12 +123,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.trainer is None:
         args.trainer = "sweep" if args.model == "mps" else "autodiff"
+    if args.truncation != "norm" and (args.model != "mps" or args.trainer != "sweep"):
+        parser.error("--truncation applies to --model mps --trainer sweep")
+    if args.train_indices and args.n_val:
+        parser.error("--train-indices takes no --n-val")
     torch.set_num_threads(args.threads)
 
     if args.train_indices:
-        if args.n_val:
-            parser.error("--train-indices takes no --n-val")
         indices = np.loadtxt(args.train_indices, dtype=np.int64, comments="#", ndmin=1)
+        if indices.min() < 0 or indices.max() >= 60_000 or len(np.unique(indices)) < len(indices):
+            parser.error("--train-indices: expected distinct indices in [0, 60000)")
         X_train = binarised(args.data_dir, "train", None, indices=indices)
         args.n_train = len(X_train)
     else:
@@ -176,8 +180,6 @@ def main(argv: list[str] | None = None) -> None:
 
     fit_kwargs: dict = {"line_search": True} if args.line_search else {}
     if args.truncation != "norm":
-        if args.model != "mps" or args.trainer != "sweep":
-            parser.error("--truncation applies to --model mps --trainer sweep")
         fit_kwargs["truncation"] = args.truncation
     if args.n_val:
         fit_kwargs["X_val"] = X_val

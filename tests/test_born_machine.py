@@ -355,6 +355,48 @@ def test_data_truncation_is_the_metric_split_of_the_samples_environments():
     assert sweeper.cores[k].shape[2] == keep
 
 
+@pytest.mark.parametrize("direction", ["right", "left"])
+def test_data_truncation_keeps_the_canonical_form_where_an_input_never_occurs(direction):
+    # sites 0, 1, 4, 5 and 9 are always 0 (as MNIST's border pixels): half of those sites'
+    # Gram blocks are zero; the splits stay finite, the moved-past core an isometry, and the
+    # state normalised with Z = ||B||^2 at the next bond
+    X = correlated_bits(300, seed=2)
+    X[:, [0, 1, 4, 5, 9]] = 0
+    X = torch.as_tensor(X)
+    mps = tnml.tensor.MPS.random(N_SITES, 2, 3, generator=torch.Generator().manual_seed(3))
+    sweeper = _Sweeper(mps, X, center=4 if direction == "right" else 5)
+    sweeper.update(4, direction, lr=0.05, n_steps=2, max_bond=2, cutoff=0.0, truncation="data")
+    left, right = sweeper.cores[4], sweeper.cores[5]
+    assert torch.isfinite(left).all() and torch.isfinite(right).all()
+    eye = torch.eye(2, dtype=left.dtype)
+    if direction == "right":
+        torch.testing.assert_close(left.reshape(-1, 2).T @ left.reshape(-1, 2), eye)
+        assert float(right.norm()) == pytest.approx(1.0)
+    else:
+        torch.testing.assert_close(right.reshape(2, -1) @ right.reshape(2, -1).T, eye)
+        assert float(left.norm()) == pytest.approx(1.0)
+    state = sweeper.mps(center=5 if direction == "right" else 4)
+    grid = torch.as_tensor(all_inputs(N_SITES))
+    assert float(mps_log_prob(state, grid).exp().sum()) == pytest.approx(1.0, rel=1e-9)
+
+
+def test_data_truncation_is_checked_where_it_cannot_apply(tmp_path):
+    X = correlated_bits(60)
+    with pytest.raises(InvalidInputError, match="trainer='autodiff' does not split"):
+        tnml.MPSBornMachine(bond_dim=2, trainer="autodiff", epochs=1).fit(X, truncation="data")
+    with pytest.raises(InvalidInputError, match="do not split"):
+        tnml.TTNBornMachine(bond_dim=2, trainer="sweep", epochs=1).fit(X, truncation="data")
+    # a checkpoint of norm splits does not resume as data splits (it would mix two runs)
+    mps = tnml.tensor.MPS.random(N_SITES, 2, 2, generator=torch.Generator().manual_seed(0))
+    path = tmp_path / "ck.pt"
+    data = torch.as_tensor(X)
+    train_born_sweep(mps, data, n_sweeps=1, max_bond=4, checkpoint_path=path)
+    with pytest.raises(InvalidInputError, match="truncation='norm', now 'data'"):
+        train_born_sweep(
+            mps, data, n_sweeps=2, max_bond=4, checkpoint_path=path, resume=True, truncation="data"
+        )
+
+
 def test_data_truncation_changes_nothing_without_truncation():
     X = torch.as_tensor(correlated_bits(200, seed=3))
     mps = tnml.tensor.MPS.random(N_SITES, 2, 2, generator=torch.Generator().manual_seed(2))

@@ -497,7 +497,9 @@ class MPSBornMachine(BornMachineBase):
         """Fit to ``X`` of shape (n_samples, n_features), integer values ``0 .. d - 1``.
 
         ``y`` is ignored. ``train_kwargs`` go to the trainer (``X_val``: an array like ``X``
-        whose NLL is tracked; ``checkpoint_path``, ``resume``, ``callback``).
+        whose NLL is tracked; ``checkpoint_path``, ``resume``, ``callback``; for the sweeps
+        also ``truncation="data"``, which truncates each split in the training samples'
+        metric instead of in norm: see :func:`tnml.train.train_born_sweep`).
         """
         return self._fit(X, train_kwargs)
 
@@ -510,6 +512,11 @@ class MPSBornMachine(BornMachineBase):
         return self._state()
 
     def _train(self, run: BornRun) -> None:
+        if "truncation" in run.train_kwargs and self.trainer != "sweep":
+            raise InvalidInputError(
+                f"truncation chooses how the sweeps split bond tensors; trainer="
+                f"{self.trainer!r} does not split (use trainer='sweep')"
+            )
         phys = self.n_levels_.tolist()
         previous = getattr(self, "module_", None) if self.warm_start else None
         if previous is not None and list(previous.phys_dims) != phys:
@@ -753,6 +760,11 @@ class TTNBornMachine(BornMachineBase):
         return self._state()
 
     def _train(self, run: BornRun) -> None:
+        if "truncation" in run.train_kwargs:
+            raise InvalidInputError(
+                "truncation chooses how MPSBornMachine's two-site sweeps split bond tensors; "
+                "the tree's sweeps update one node at a time and do not split"
+            )
         n_features = run.data.shape[1]
         phys_dim = int(self.n_levels_.max())
         previous = getattr(self, "module_", None) if self.warm_start else None

@@ -10,7 +10,9 @@ with ``L_x`` (``R_x``) the contraction of the cores left (right) of the bond wit
 Its gradient is ``2 B / Z - (2 / |T|) sum_x (L_x (x) e_{x_k} (x) e_{x_{k+1}} (x) R_x) / psi(x)``.
 After ``n_steps`` gradient steps the bond tensor is split by SVD keeping at most ``max_bond``
 singular values above ``cutoff`` (relative to the largest), so bonds grow where the data need
-it, and the centre moves on. Sweeps go left to right and back.
+it, and the centre moves on; the SVD is either of ``B`` itself (the norm) or of ``B`` in the
+metric of the training samples' environments (``truncation="data"``). Sweeps go left to
+right and back.
 
 The per-sample environments ``L_x`` and ``R_x`` are cached for every bond and updated
 incrementally as the centre moves (one (T, D) product per bond). They enter the gradient only
@@ -34,7 +36,6 @@ from tnml.tensor.born import check_indices, mps_log_density, one_hot_inputs
 from tnml.tensor.decomp import check_truncation_options, split_tensor, split_tensor_in_metric
 from tnml.tensor.environments import EnvironmentCache, normalized_rows
 from tnml.tensor.mps import MPS, mps_canonicalize
-from tnml.train.bond_sweeper import check_truncation
 from tnml.train.loop import (
     FitResult,
     LoopOptions,
@@ -47,6 +48,7 @@ if TYPE_CHECKING:  # typing.Unpack is Python 3.11+; annotations are strings here
     from typing_extensions import Unpack
 
 __all__ = [
+    "BORN_TRUNCATIONS",
     "BornSweepRule",
     "NLLSweepRule",
     "check_step_options",
@@ -207,22 +209,27 @@ def _bond_nll(bond: Tensor, left: Tensor, right: Tensor, pair: Tensor) -> Tensor
     return -torch.log(psi.square().clamp_min(tiny)).mean() + torch.log(bond.square().sum())
 
 
+BORN_TRUNCATIONS = ("norm", "data")
+
+
 def _data_grams(
     left: Tensor, phi_left: Tensor, phi_right: Tensor, right: Tensor, chunk: int = 8192
 ) -> tuple[Tensor, Tensor]:
     """The data metric of a bond: ``G_L = sum_i X_i X_i^T / T`` (Dl d, Dl d) and ``G_R``
     (d Dr, d Dr) likewise, with ``X_i`` the unit vector along ``left_i (x) phi_left_i`` and
     ``Y_i`` along ``phi_right_i (x) right_i`` (``left`` (T, Dl), ``phi_*`` (T, d), ``right``
-    (T, Dr)). Unit rows because each sample's NLL term ignores its scale."""
+    (T, Dr)), float64 (each chunk's products in the environments' dtype, summed in float64,
+    as the Grams' small eigenvalues need). Unit rows because each sample's NLL term ignores
+    its scale."""
     n = left.shape[0]
-    gram_left = left.new_zeros((left.shape[1] * phi_left.shape[1],) * 2)
-    gram_right = left.new_zeros((phi_right.shape[1] * right.shape[1],) * 2)
+    gram_left = left.new_zeros((left.shape[1] * phi_left.shape[1],) * 2, dtype=torch.float64)
+    gram_right = left.new_zeros((phi_right.shape[1] * right.shape[1],) * 2, dtype=torch.float64)
     for s in range(0, n, chunk):
         rows = slice(s, s + chunk)
         x = unit_rows((left[rows, :, None] * phi_left[rows, None, :]).flatten(1))
         y = unit_rows((phi_right[rows, :, None] * right[rows, None, :]).flatten(1))
-        gram_left += x.T @ x
-        gram_right += y.T @ y
+        gram_left += (x.T @ x).double()
+        gram_right += (y.T @ y).double()
     return gram_left / max(n, 1), gram_right / max(n, 1)
 
 
@@ -392,9 +399,14 @@ def train_born_sweep(
     truncation : {"norm", "data"}, default="norm"
         How each split truncates: ``"norm"`` keeps the largest singular values of the bond
         tensor (Han et al.); ``"data"`` those in the metric of the training samples'
-        unit-norm environments (:func:`tnml.tensor.decomp.split_tensor_in_metric`), which
-        keeps what the data's amplitudes see rather than norm no sample sees (with 1,000
-        images the training set holds a vanishing part of ``Z``).
+        unit-norm environments (:func:`tnml.tensor.decomp.split_tensor_in_metric`, Cholesky
+        roots), which keeps what the data's amplitudes see rather than norm no sample sees
+        (1,000 binarised MNIST images hold a vanishing part of ``Z``). The metric leaves out
+        the ``log Z`` term of the NLL: it keeps the amplitudes, not their share of ``Z``, so a
+        split can also keep norm in directions no sample visits (an input value that never
+        occurs at a site); the next gradient steps shrink it, and on binarised MNIST the
+        sweeps fit better in this metric than in norm (benchmarks/RESULTS.md), but on small
+        problems single splits can come out worse than the plain SVD's.
     **loop
         The loop's options (:class:`~tnml.train.LoopOptions`): ``callback(state, metrics)``
         after every sweep (``state``: ``sweep``, ``mps``; True stops); ``progress`` (bond,
@@ -414,7 +426,8 @@ def train_born_sweep(
     check_int("max_bond", max_bond, 1)
     check_truncation_options(max_bond, cutoff, "rel")
     check_step_options(lr, lr_decay)
-    check_truncation(truncation)
+    if truncation not in BORN_TRUNCATIONS:
+        raise InvalidInputError(f"truncation must be one of {BORN_TRUNCATIONS}, got {truncation!r}")
     if grad_floor and line_search:
         raise InvalidInputError("grad_floor and line_search cannot be combined")
     if mps.n_sites < 2:
@@ -525,9 +538,18 @@ class BornSweepRule(NLLSweepRule):
             "lr": self.lr,
             "previous_nll": self.previous_nll,
             "line_step": self.sweeper.step if self.sweeper is not None else self.line_step,
+            "step_options": dict(self.step_options),
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        saved = state.get("step_options")  # absent from checkpoints of older versions
+        if saved is not None and saved != self.step_options:
+            changed = sorted(k for k in self.step_options if saved.get(k) != self.step_options[k])
+            raise InvalidInputError(
+                "the checkpoint was written by sweeps with other options ("
+                + ", ".join(f"{k}={saved.get(k)!r}, now {self.step_options[k]!r}" for k in changed)
+                + "); resume with the same options or start a new run"
+            )
         device, dtype = self.start.device, self.start.dtype
         self.start = MPS([c.to(device=device, dtype=dtype) for c in state["cores"]])
         self.sweeper = None

@@ -156,6 +156,7 @@ def main(argv: list[str] | None = None) -> None:
             steps_per_bond=args.steps_per_bond,
             grad_floor=args.grad_floor,
             lr_decay=args.lr_decay,
+            truncation=args.truncation,
             **common,
         )
     else:
@@ -179,8 +180,6 @@ def main(argv: list[str] | None = None) -> None:
         print(json.dumps(metrics), flush=True)
 
     fit_kwargs: dict = {"line_search": True} if args.line_search else {}
-    if args.truncation != "norm":
-        fit_kwargs["truncation"] = args.truncation
     if args.n_val:
         fit_kwargs["X_val"] = X_val
     model.fit(X_train, callback=report, **fit_kwargs)

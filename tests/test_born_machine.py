@@ -383,7 +383,11 @@ def test_data_truncation_keeps_the_canonical_form_where_an_input_never_occurs(di
 def test_data_truncation_is_checked_where_it_cannot_apply(tmp_path):
     X = correlated_bits(60)
     with pytest.raises(InvalidInputError, match="trainer='autodiff' does not split"):
-        tnml.MPSBornMachine(bond_dim=2, trainer="autodiff", epochs=1).fit(X, truncation="data")
+        tnml.MPSBornMachine(bond_dim=2, trainer="autodiff", epochs=1, truncation="data").fit(X)
+    with pytest.raises(InvalidInputError, match="parameter of the estimator"):
+        tnml.MPSBornMachine(bond_dim=2, epochs=1).fit(X, truncation="data")
+    with pytest.raises(ValueError, match="truncation"):
+        tnml.MPSBornMachine(truncation="entropy").fit(X)
     with pytest.raises(InvalidInputError, match="do not split"):
         tnml.TTNBornMachine(bond_dim=2, trainer="sweep", epochs=1).fit(X, truncation="data")
     # a checkpoint of norm splits does not resume as data splits (it would mix two runs)

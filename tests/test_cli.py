@@ -611,11 +611,12 @@ def test_born_train_evaluate_info(born_model: Path) -> None:
 def test_born_sweep_step_options(tmp_path: Path) -> None:
     out = tmp_path / "floored.tnml"
     result = ok(run("train", "digits", "--model", "mps-born", "--grad-floor", "--lr-decay", 0.5,
-                    "--steps-per-bond", 2, "--n-train", 300, "--bond-dim", 4, "--epochs", 1,
-                    "--quiet", "--out", out))  # fmt: skip
+                    "--steps-per-bond", 2, "--truncation", "data", "--n-train", 300, "--bond-dim",
+                    4, "--epochs", 1, "--quiet", "--out", out))  # fmt: skip
     assert "(300 samples)" in result.output
     model = tnml.io.load(out)
     assert model.grad_floor is True and model.lr_decay == 0.5 and model.steps_per_bond == 2
+    assert model.truncation == "data"
     assert model.metadata_["split"]["n_train"] == 300
     tree = tmp_path / "tree.tnml"
     ok(run("train", "digits", "--model", "ttn-born", "--trainer", "sweep", "--steps-per-node", 2,
@@ -629,6 +630,10 @@ def test_born_sweep_step_options(tmp_path: Path) -> None:
     assert_error(
         run("train", "digits", "--model", "mps-born", "--steps-per-node", 2, "--out", tree),
         "--steps-per-node applies to --model ttn-born",
+    )
+    assert_error(
+        run("train", "digits", "--model", "ttn-born", "--truncation", "data", "--out", tree),
+        "--truncation applies to --model mps-born",
     )
     assert_error(
         run("train", "digits", "--model", "ttn", "--solver", "cg", "--out", tree),

@@ -326,6 +326,15 @@ def train(
             show_default=False,
         ),
     ] = None,
+    truncation: Annotated[
+        Literal["norm", "data"] | None,
+        typer.Option(
+            help="MPS Born-machine sweeps: truncate each split in the bond tensor's norm or "
+            "in the training data's metric (fits binarised MNIST better). "
+            + model_defaults("truncation"),
+            show_default=False,
+        ),
+    ] = None,
     steps_per_bond: Annotated[
         int | None,
         typer.Option(
@@ -491,6 +500,7 @@ def train(
         loss=loss,
         grad_floor=grad_floor,
         lr_decay=lr_decay,
+        truncation=truncation,
         steps_per_bond=steps_per_bond,
         steps_per_node=steps_per_node,
         solver=solver,

@@ -44,7 +44,7 @@ from tnml.tensor.ttn import TTN
 from tnml.tensor.ttn_born import ttn_log_prob, ttn_marginal_log_prob, ttn_sample
 from tnml.tensor.unitary import n_qubits_of
 from tnml.train.autodiff import LR_SCHEDULES, OPTIMIZERS, train_classifier
-from tnml.train.born_sweep import train_born_sweep
+from tnml.train.born_sweep import BORN_TRUNCATIONS, train_born_sweep
 from tnml.train.loop import Callback
 from tnml.train.ttn_born_sweep import train_ttn_born_sweep
 
@@ -349,6 +349,10 @@ class MPSBornMachine(BornMachineBase):
         and ``cutoff=0`` (benchmarks/RESULTS.md).
     lr_decay : float or None, default=None
         Sweeps: multiply the step size by this after a sweep that raised the training NLL.
+    truncation : {"norm", "data"}, default="norm"
+        Sweeps: how each split truncates, in the bond tensor's norm (Han et al.) or in the
+        metric of the training samples' environments, which keeps what the data see (see
+        :func:`tnml.train.train_born_sweep`; on binarised MNIST it fits better, RESULTS.md).
     batch_size : int, default=64
         Autodiff mini-batch size.
     optimizer, lr_schedule, weight_decay : str, str, float
@@ -417,6 +421,7 @@ class MPSBornMachine(BornMachineBase):
         "steps_per_bond": [Interval(Integral, 1, None, closed="left")],
         "grad_floor": ["boolean"],
         "lr_decay": [Interval(Real, 0, 1, closed="neither"), None],
+        "truncation": [StrOptions(set(BORN_TRUNCATIONS))],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "optimizer": [StrOptions(set(OPTIMIZERS))],
         "lr_schedule": [StrOptions(set(LR_SCHEDULES))],
@@ -450,6 +455,7 @@ class MPSBornMachine(BornMachineBase):
         steps_per_bond: int = 5,
         grad_floor: bool = False,
         lr_decay: float | None = None,
+        truncation: str = "norm",
         batch_size: int = 64,
         optimizer: str = "adam",
         lr_schedule: str = "cosine",
@@ -474,6 +480,7 @@ class MPSBornMachine(BornMachineBase):
         self.steps_per_bond = steps_per_bond
         self.grad_floor = grad_floor
         self.lr_decay = lr_decay
+        self.truncation = truncation
         self.batch_size = batch_size
         self.optimizer = optimizer
         self.lr_schedule = lr_schedule
@@ -497,9 +504,7 @@ class MPSBornMachine(BornMachineBase):
         """Fit to ``X`` of shape (n_samples, n_features), integer values ``0 .. d - 1``.
 
         ``y`` is ignored. ``train_kwargs`` go to the trainer (``X_val``: an array like ``X``
-        whose NLL is tracked; ``checkpoint_path``, ``resume``, ``callback``; for the sweeps
-        also ``truncation="data"``, which truncates each split in the training samples'
-        metric instead of in norm: see :func:`tnml.train.train_born_sweep`).
+        whose NLL is tracked; ``checkpoint_path``, ``resume``, ``callback``).
         """
         return self._fit(X, train_kwargs)
 
@@ -512,7 +517,11 @@ class MPSBornMachine(BornMachineBase):
         return self._state()
 
     def _train(self, run: BornRun) -> None:
-        if "truncation" in run.train_kwargs and self.trainer != "sweep":
+        if "truncation" in run.train_kwargs:
+            raise InvalidInputError(
+                "truncation is a parameter of the estimator: MPSBornMachine(truncation=...)"
+            )
+        if self.truncation != "norm" and self.trainer != "sweep":
             raise InvalidInputError(
                 f"truncation chooses how the sweeps split bond tensors; trainer="
                 f"{self.trainer!r} does not split (use trainer='sweep')"
@@ -558,6 +567,7 @@ class MPSBornMachine(BornMachineBase):
                 max_bond=self.bond_dim if self.max_bond is None else self.max_bond,
                 cutoff=self.cutoff,
                 n_steps=self.steps_per_bond,
+                truncation=self.truncation,
                 **self._sweep_kwargs(run, SWEEP_DEFAULT_LR),
             )
             if self.unitary:

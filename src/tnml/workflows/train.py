@@ -147,6 +147,9 @@ _BORN_ONLY = {
 # Options of the tree Born machine's one-site sweeps only.
 _TREE_BORN_ONLY = {"steps_per_node": "--steps-per-node"}
 
+# Options of the MPS Born machine's two-site sweeps only.
+_MPS_BORN_ONLY = {"truncation": "--truncation"}
+
 
 # Options of the tensor-network models that a circuit classifier does not take.
 _NETWORK_ONLY = {
@@ -185,6 +188,8 @@ def make_estimator(
     """
     if model != "ttn-born":
         _reject(model, params, _TREE_BORN_ONLY, "--model ttn-born")
+    if model != "mps-born":
+        _reject(model, params, _MPS_BORN_ONLY, "--model mps-born")
     if model != "mps":
         _reject(model, params, _MPS_CLASSIFIER_ONLY, "--model mps")
     if model == "circuit":

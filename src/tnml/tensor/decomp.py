@@ -536,8 +536,11 @@ def gram_root(
         ``"cholesky"``: ``floor`` times the largest diagonal entry is added to the diagonal.
     method : {"eigh", "cholesky"}, default="eigh"
         ``"cholesky"``: the lower Cholesky factor, several times faster than the symmetric
-        root (a metric's roots differ by an orthogonal factor, which a truncated SVD in the
-        metric does not see); falls back to ``"eigh"`` when the factorisation fails.
+        root; falls back to ``"eigh"`` when the factorisation fails. Two roots of one matrix
+        differ by an orthogonal factor, which a truncated SVD in the metric does not see, but
+        the two floors regularise differently (the ridge moves every eigenvalue, the
+        eigenvalue floor only the small ones), so splits in a nearly singular metric differ
+        in the directions the floor governs.
 
     Returns
     -------
@@ -601,8 +604,8 @@ def split_tensor_in_metric(
         ``"right"``: ``left`` is an isometry (orthonormal columns over the left axes) and
         ``right`` holds the rest; ``"left"``: the mirror image.
     root : {"eigh", "cholesky"}, default="eigh"
-        How the Grams' roots are taken (:func:`gram_root`); the split is the same up to the
-        floor's regularisation, ``"cholesky"`` is faster.
+        How the Grams' roots are taken (:func:`gram_root`): the same split where neither
+        floor acts (well-conditioned Grams); ``"cholesky"`` is faster.
 
     Returns
     -------

@@ -18,11 +18,22 @@ from torch import Tensor
 
 from tnml.exceptions import InvalidInputError
 
-__all__ = ["EnvironmentCache", "extend_left", "extend_right", "normalized_rows"]
+__all__ = ["EnvironmentCache", "bond_projections", "extend_left", "extend_right", "normalized_rows"]
 
 # Samples per product: beyond this, bigger matrix products no longer run faster on a CPU and
 # only cost memory.
 DEFAULT_CHUNK = 4096
+
+
+def bond_projections(
+    left: Tensor, phi_left: Tensor, phi_right: Tensor, right: Tensor
+) -> tuple[Tensor, Tensor]:
+    """Samples projected onto the bond of sites ``(k, k + 1)``: ``X_i = left_i (x) phi_k,i``
+    (B, Dl d) and ``Y_i = phi_{k+1},i (x) right_i`` (B, d Dr), for ``left`` (B, Dl), ``phi_*``
+    (B, d) and ``right`` (B, Dr); a bond tensor ``W`` (Dl d, d Dr) gives ``X_i^T W Y_i``."""
+    x = (left[:, :, None] * phi_left[:, None, :]).flatten(1)
+    y = (phi_right[:, :, None] * right[:, None, :]).flatten(1)
+    return x, y
 
 
 def extend_left(env: Tensor, core: Tensor, phi: Tensor, *, chunk: int = DEFAULT_CHUNK) -> Tensor:

@@ -26,7 +26,7 @@ from tnml.nn.mps import (
     normalized_logits,
 )
 from tnml.tensor.decomp import check_truncation_options
-from tnml.tensor.environments import EnvironmentCache
+from tnml.tensor.environments import EnvironmentCache, bond_projections
 from tnml.train.distributed import (
     all_reduce_,
     all_reduce_sum,
@@ -389,11 +389,7 @@ class BondSweeper:
         environments: ``X = L_k (x) phi_k`` (B, Dl d) and ``Y = phi_{k+1} (x) R_{k+1}``
         (B, d Dr)."""
         (left, _), (right, _) = self.envs.left(k), self.envs.right(k + 1)
-        p1, p2 = self._phi[k][rows], self._phi[k + 1][rows]
-        d = p1.shape[1]
-        x = (left[rows, :, None] * p1[:, None, :]).reshape(-1, left.shape[1] * d)
-        y_vec = (p2[:, :, None] * right[rows, None, :]).reshape(-1, d * right.shape[1])
-        return x, y_vec
+        return bond_projections(left[rows], self._phi[k][rows], self._phi[k + 1][rows], right[rows])
 
     def _bond_chunks(
         self, mat: Tensor, k: int, index: Tensor | None

@@ -34,7 +34,7 @@ from tnml._validation import check_int
 from tnml.exceptions import InvalidInputError, TrainingError
 from tnml.tensor.born import check_indices, mps_log_density, one_hot_inputs
 from tnml.tensor.decomp import check_truncation_options, split_tensor, split_tensor_in_metric
-from tnml.tensor.environments import EnvironmentCache, normalized_rows
+from tnml.tensor.environments import EnvironmentCache, bond_projections, normalized_rows
 from tnml.tensor.mps import MPS, mps_canonicalize
 from tnml.train.loop import (
     FitResult,
@@ -226,8 +226,8 @@ def _data_grams(
     gram_right = left.new_zeros((phi_right.shape[1] * right.shape[1],) * 2, dtype=torch.float64)
     for s in range(0, n, chunk):
         rows = slice(s, s + chunk)
-        x = unit_rows((left[rows, :, None] * phi_left[rows, None, :]).flatten(1))
-        y = unit_rows((phi_right[rows, :, None] * right[rows, None, :]).flatten(1))
+        x, y = bond_projections(left[rows], phi_left[rows], phi_right[rows], right[rows])
+        x, y = unit_rows(x), unit_rows(y)
         gram_left += (x.T @ x).double()
         gram_right += (y.T @ y).double()
     return gram_left / max(n, 1), gram_right / max(n, 1)
@@ -538,18 +538,12 @@ class BornSweepRule(NLLSweepRule):
             "lr": self.lr,
             "previous_nll": self.previous_nll,
             "line_step": self.sweeper.step if self.sweeper is not None else self.line_step,
-            "step_options": dict(self.step_options),
         }
 
+    def settings(self) -> dict[str, Any]:
+        return dict(self.step_options)
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        saved = state.get("step_options")  # absent from checkpoints of older versions
-        if saved is not None and saved != self.step_options:
-            changed = sorted(k for k in self.step_options if saved.get(k) != self.step_options[k])
-            raise InvalidInputError(
-                "the checkpoint was written by sweeps with other options ("
-                + ", ".join(f"{k}={saved.get(k)!r}, now {self.step_options[k]!r}" for k in changed)
-                + "); resume with the same options or start a new run"
-            )
         device, dtype = self.start.device, self.start.dtype
         self.start = MPS([c.to(device=device, dtype=dtype) for c in state["cores"]])
         self.sweeper = None

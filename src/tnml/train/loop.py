@@ -151,6 +151,11 @@ class UpdateRule(ABC):
     def load_weights(self, weights: Any) -> None:
         """Put back weights from :meth:`weights`."""
 
+    def settings(self) -> dict[str, Any]:
+        """The options (plain values) a resumed run must share with the run that wrote the
+        checkpoint; :func:`fit_loop` records them and refuses to resume under others."""
+        return {}
+
     def callback_info(self) -> dict[str, Any]:
         """What callbacks see besides the epoch number (e.g. the module and its optimizer)."""
         return {}
@@ -295,6 +300,14 @@ def fit_loop(
                 f"{checkpoint_path} is not a checkpoint of this trainer ({rule.name}); it was "
                 f"written by {saved.get('trainer', 'an older tnml')!s}"
             )
+        recorded, current = saved.get("settings"), rule.settings()
+        if recorded is not None and recorded != current:  # absent: an older checkpoint
+            changed = sorted(k for k in {*recorded, *current} if recorded.get(k) != current.get(k))
+            raise InvalidInputError(
+                f"{checkpoint_path} was written by a run with other options ("
+                + ", ".join(f"{k}={recorded.get(k)!r}, now {current.get(k)!r}" for k in changed)
+                + "); resume with the same options or start a new run"
+            )
         state.update(saved["loop"])
         rule.load_state_dict(saved["rule"])
         check_resume_length(state["epoch"], epochs, checkpoint_path, f"{rule.unit}s")
@@ -308,6 +321,7 @@ def fit_loop(
                 {
                     "kind": "tnml-checkpoint",
                     "trainer": rule.name,
+                    "settings": rule.settings(),
                     "loop": state,
                     "rule": rule.state_dict(),
                 },

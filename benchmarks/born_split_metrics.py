@@ -32,6 +32,7 @@ import torch
 from torch import Tensor
 
 import tnml
+from mnist_born import binarised
 from tnml.tensor.decomp import split_tensor, split_tensor_in_metric
 from tnml.tensor.environments import bond_projections
 from tnml.train.born_sweep import (
@@ -41,8 +42,6 @@ from tnml.train.born_sweep import (
     floored_gradient,
     unit_rows,
 )
-
-from mnist_born import binarised
 
 
 def local_nll(bond: Tensor, left: Tensor, right: Tensor, pair_index: Tensor) -> float:

@@ -5,7 +5,9 @@ Usage (the commands recorded in benchmarks/RESULTS.md):
     python benchmarks/defaults_mnist.py --runs tnml-10k,tnml-full,tensorkrowch \
         --threads 2 --out benchmarks/out/defaults_mnist.json
 
-Runs, each on MNIST downsampled to 14x14 (196 sites), scored on the 10,000 test images:
+Runs, each on MNIST downsampled to 14x14 (196 sites; ``--size 28``: the full 784 pixels),
+scored on the 10,000 test images (``--tnml-lr``: tnml's Adam step instead of its default;
+``--tnml-bond``: tnml's bond dimension instead of 10):
 
 * ``tnml-10k``: ``MPSClassifier(bond_dim=10, epochs=2)`` on the first 10,000 training images,
   every other setting at its default (so 10% of them are held out for validation).
@@ -40,19 +42,28 @@ from tnml.data import downsample, flatten_images, load_mnist
 TARGET = 0.97
 
 
-def mnist_14(data_dir: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Train and test images as (n, 196) float32 in [0, 1], with their labels."""
+def mnist_images(
+    data_dir: str, size: int = 14
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Train and test images as (n, size * size) float32 in [0, 1], with their labels."""
     splits = []
     for split in ("train", "test"):
         images, labels = load_mnist(data_dir, split)
-        splits += [flatten_images(downsample(images, 14)), labels]
+        splits += [flatten_images(downsample(images, size)), labels]
     return splits[0], splits[1], splits[2], splits[3]
 
 
 def run_tnml(
-    X: np.ndarray, y: np.ndarray, X_test: np.ndarray, y_test: np.ndarray, epochs: int
+    X: np.ndarray,
+    y: np.ndarray,
+    X_test: np.ndarray,
+    y_test: np.ndarray,
+    epochs: int,
+    lr: float | None = None,
+    bond_dim: int = 10,
 ) -> dict[str, Any]:
-    """Fit ``MPSClassifier(bond_dim=10, epochs=epochs)`` with defaults; test after each epoch."""
+    """Fit ``MPSClassifier(bond_dim=bond_dim, epochs=epochs, lr=lr)``, every other setting at
+    its default (``lr=None``: the default too); test after each epoch."""
     X_test_t = torch.as_tensor(X_test)
     curve: list[dict[str, float]] = []
     clock = {"scoring": 0.0}
@@ -73,7 +84,7 @@ def run_tnml(
             flush=True,
         )
 
-    clf = tnml.MPSClassifier(bond_dim=10, epochs=epochs, random_state=0)
+    clf = tnml.MPSClassifier(bond_dim=bond_dim, epochs=epochs, lr=lr, random_state=0)
     clf.fit(X, y, callback=score_epoch)
     train_seconds = time.perf_counter() - started - clock["scoring"]
     return {
@@ -170,24 +181,46 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tk-batch", type=int, default=100)
     parser.add_argument("--tk-degree", type=int, default=2)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--size", type=int, default=14, help="images downsampled to size x size")
+    parser.add_argument("--tnml-lr", type=float, default=None, help="default: tnml's own")
+    parser.add_argument("--tnml-bond", type=int, default=10, help="tnml's bond dimension")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
-    X, y, X_test, y_test = mnist_14(args.data_dir)
+    X, y, X_test, y_test = mnist_images(args.data_dir, args.size)
     report: dict[str, Any] = {
         "date": time.strftime("%Y-%m-%d"),
         "machine": platform.processor() or platform.machine(),
         "torch": torch.__version__,
         "tnml": tnml.__version__,
         "threads": args.threads,
+        "size": args.size,
+        "tnml_lr": args.tnml_lr,
+        "tnml_bond": args.tnml_bond,
         "runs": {},
     }
     for name in args.runs.split(","):
         print(f"{name}:", flush=True)
         if name == "tnml-10k":
-            result = run_tnml(X[:10000], y[:10000], X_test, y_test, epochs=2)
+            result = run_tnml(
+                X[:10000],
+                y[:10000],
+                X_test,
+                y_test,
+                epochs=2,
+                lr=args.tnml_lr,
+                bond_dim=args.tnml_bond,
+            )
         elif name == "tnml-full":
-            result = run_tnml(X, y, X_test, y_test, epochs=args.full_epochs)
+            result = run_tnml(
+                X,
+                y,
+                X_test,
+                y_test,
+                epochs=args.full_epochs,
+                lr=args.tnml_lr,
+                bond_dim=args.tnml_bond,
+            )
         elif name == "tensorkrowch":
             result = run_tensorkrowch(
                 X,

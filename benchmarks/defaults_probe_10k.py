@@ -6,7 +6,8 @@ Usage (the commands behind the probe recorded in benchmarks/RESULTS.md):
     python benchmarks/defaults_probe_10k.py --data-dir DIR --subsets 1,2,3,4 \
         --configs '[{}, {"lr": 1.5e-3}, {"lr": 3e-3}, {"lr": 4e-3}, {"batch_size": 8}]'
 
-Each configuration (keyword arguments of ``MPSClassifier``, over its defaults) is fitted with
+Each configuration (keyword arguments of ``MPSClassifier``, or with ``--model ttn`` of
+``TTNClassifier``, over its defaults) is fitted with
 each ``random_state`` in ``--seeds`` (default 0) on training images ``[10,000 s, 10,000 (s + 1))``
 for each subset ``s`` and scored on training images 50,000-59,999; one thread. Accuracies
 are printed subset by subset, seed by seed within a subset.
@@ -30,11 +31,13 @@ def main() -> None:
     parser.add_argument("--data-dir", default="../shared/data/mnist")
     parser.add_argument("--subsets", default="1,2,3,4")
     parser.add_argument("--configs", default="[{}]", help="a JSON list of keyword dicts")
+    parser.add_argument("--model", choices=["mps", "ttn"], default="mps")
+    parser.add_argument("--size", type=int, default=14, help="images downsampled to size x size")
     parser.add_argument("--seeds", default="0", help="random_state values, comma-separated")
     args = parser.parse_args()
     torch.set_num_threads(1)
     images, labels = load_mnist(args.data_dir, "train")
-    x = flatten_images(downsample(images, 14))
+    x = flatten_images(downsample(images, args.size))
     x_val, y_val = x[50000:60000], labels[50000:60000]
     subsets = [int(s) for s in args.subsets.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
@@ -43,7 +46,8 @@ def main() -> None:
         for s in subsets:
             rows = slice(s * 10000, (s + 1) * 10000)
             for seed in seeds:
-                clf = tnml.MPSClassifier(bond_dim=10, epochs=2, random_state=seed, **config)
+                estimator = tnml.MPSClassifier if args.model == "mps" else tnml.TTNClassifier
+                clf = estimator(**{"bond_dim": 10, "epochs": 2, "random_state": seed, **config})
                 clf.fit(x[rows], labels[rows])
                 accuracies.append(float((clf.predict(x_val) == y_val).mean()))
         print(

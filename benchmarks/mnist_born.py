@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument(
         "--truncation",
-        choices=["norm", "data", "nll"],
+        choices=["norm", "data"],
         default="norm",
         help="MPS sweeps: truncate each split in norm (Han et al.) or in the data's metric",
     )

@@ -279,3 +279,46 @@ def test_default_batch_grows_with_the_data_to_keep_epochs_near_a_thousand_steps(
     from tnml.estimators.base import default_batch_size
 
     assert [default_batch_size(n) for n in (100, 9000, 16001, 54000, 10**6)] == [16, 16, 32, 64, 64]
+
+
+def test_default_adam_step_shrinks_with_the_chain_beyond_196_sites_and_bond_10():
+    from tnml.estimators.base import default_chain_lr
+
+    assert [default_chain_lr(n, d) for n, d in ((8, 2), (64, 10), (196, 4))] == [2e-3] * 3
+    assert default_chain_lr(784, 10) == pytest.approx(5e-4)
+    assert default_chain_lr(392, 5) == pytest.approx(1e-3)
+    assert default_chain_lr(196, 40) == pytest.approx(5e-4)
+    assert default_chain_lr(784, 20) == pytest.approx(2.5e-4)
+
+
+@pytest.mark.parametrize(
+    ("estimator", "n_features", "expected"),
+    [
+        (lambda: tnml.MPSClassifier(bond_dim=2, epochs=1), 392, 1e-3),
+        (lambda: tnml.MPSClassifier(bond_dim=2, epochs=1), 30, 2e-3),
+        (lambda: tnml.MPSClassifier(bond_dim=20, epochs=1), 30, 1e-3),
+        (lambda: tnml.MPSClassifier(bond_dim=2, epochs=1, lr=3e-3), 392, 3e-3),
+        (lambda: tnml.MPSClassifier(bond_dim=2, epochs=1, unitary=True), 392, 2e-2),
+        (lambda: tnml.TTNClassifier(bond_dim=2, epochs=1), 392, 2e-3),
+    ],
+)
+def test_estimators_hand_the_default_step_for_their_chain_to_adam(
+    monkeypatch, estimator, n_features, expected
+):
+    import tnml.estimators.base as base
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def capture(*args, **kwargs):
+        seen.update(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(base, "train_classifier", capture)
+    rng = np.random.default_rng(0)
+    X, y = rng.random((40, n_features)), np.arange(40) % 2
+    with pytest.raises(Stop):
+        estimator().fit(X, y)
+    assert seen["lr"] == pytest.approx(expected)

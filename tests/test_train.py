@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import signal
 import warnings
 
@@ -266,11 +267,33 @@ def test_training_warns_when_the_loss_still_falls_fast_at_the_end():
     from tnml.exceptions import TrainingWarning
 
     X, y = make_problem(n=400)
-    with pytest.warns(TrainingWarning, match="still falling fast"):
+    with pytest.warns(TrainingWarning, match="still falling when"):
         train_classifier(fresh_module(), X, y, epochs=1, batch_size=4, lr=2e-2)
     with warnings.catch_warnings():  # trained to convergence: silent
         warnings.simplefilter("error", TrainingWarning)
         train_classifier(fresh_module(), X, y, epochs=15, batch_size=8, lr=2e-2)
+
+
+@pytest.mark.parametrize(
+    ("tail", "accuracy", "warns"),
+    [
+        (1.2, 0.95, True),  # fell by more than a third: always
+        (1.8, 0.42, True),  # by a fifth, far from fitting the training data
+        (1.8, 0.95, False),  # by a fifth, near a fit: a cosine run's usual last epoch
+        (2.2, 0.42, False),  # hardly falling: more epochs would not help
+        (1.8, math.nan, False),  # no accuracy (a density model): the one-third rule only
+    ],
+)
+def test_end_of_training_advice_weighs_the_fall_of_the_loss_by_the_training_accuracy(
+    tail, accuracy, warns
+):
+    from tnml.train.autodiff import AutodiffRule
+
+    rule = object.__new__(AutodiffRule)  # only the state ``advice`` reads
+    rule.progress_epoch, rule.progress_judged, rule.objective = 1, True, "cross_entropy"
+    rule.batch_losses = [2.3] * 20 + [2.0] * 60 + [tail] * 20
+    advice = rule.advice([{"epoch": 1, "train_accuracy": accuracy}], finished=True)
+    assert (advice is not None and "still falling when training stopped" in advice) == warns
 
 
 def test_progress_is_judged_after_the_learning_rate_warm_up():

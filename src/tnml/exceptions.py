@@ -38,4 +38,5 @@ class TrainingError(TnmlError, RuntimeError):
 
 class TrainingWarning(UserWarning):
     """Training ran but did not do what was asked: no progress in the first epoch after the
-    learning-rate warm-up, or the loss still falling fast when the epochs ran out."""
+    learning-rate warm-up, or the loss still falling when the epochs ran out (fast, or while
+    the training accuracy is below 90%)."""

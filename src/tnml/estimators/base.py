@@ -30,6 +30,21 @@ from tnml.train.loop import FitResult
 
 SCALINGS = ("auto", "minmax", "none")
 AUTODIFF_DEFAULT_LR = 2e-3
+LR_REFERENCE_SITES = 196
+LR_REFERENCE_BOND = 10
+"""Adam moves every entry of every core at once, so the change of the model's log-amplitudes
+in one step grows with the number of cores and with their size: the default step of an MPS is
+``AUTODIFF_DEFAULT_LR`` up to this many sites and this bond, and shrinks as ``1 / n_sites``
+and as ``1 / bond_dim`` beyond (:func:`default_chain_lr`; the D table's hand-picked steps
+were ``0.01 / D`` already). Measured on validation data (MNIST training images,
+``benchmarks/defaults_probe_10k.py``: 10,000 images, two epochs, two subsets, scored on images
+50,000-59,999; benchmarks/RESULTS.md): 784 sites (28x28), bond 10: 87.7% at 2e-3, 94.3% at
+1e-3, 95.2% at 7.5e-4, **95.4% at 5e-4** (the rule's), 93.9% at 2.5e-4; bond 20: 93.6% at 1e-3,
+96.2% at 5e-4, **96.3% at 2.5e-4**; 196 sites (14x14), bond 20: 95.9% at 2e-3, **96.4% at
+1e-3**, 95.8% at 5e-4; bond 40: 72.9% at 2e-3 (one run diverged), **96.8% at 5e-4**, 96.4% at
+2.5e-4; bond 10: 2e-3 best (1.5e-3 and 3e-3 lower, four subsets); digits' 64 sites, bond 10
+(12 splits of the quickstart's training part): 98.1% at 2e-3, 97.6% at 4e-3, 97.1% at 6e-3, so
+short chains and small bonds keep 2e-3."""
 AUTODIFF_DEFAULT_BATCH_SIZE = 16
 MAX_DEFAULT_BATCH_SIZE = 64
 STEPS_PER_EPOCH = 1000
@@ -38,6 +53,15 @@ epoch would take more than this many steps: small data sets need the steps, larg
 throughput (MNIST 14x14, 50,000 images, D = 10, three epochs, validation accuracy and training
 seconds per epoch: batch 16 93.8 / 97.1 / 97.8% at 28 s, batch 64 96.4 / 97.6 / 97.9% at 8 s;
 10,000 images, two epochs: batch 16 95.3-95.7%, batch 32 94.8-95.1%)."""
+
+
+def default_chain_lr(n_sites: int, bond_dim: int) -> float:
+    """Adam's default step for a chain (MPS) of ``n_sites`` feature sites and bond
+    ``bond_dim`` (see LR_REFERENCE_SITES): ``2e-3 * min(1, 196 / n_sites) * min(1, 10 /
+    bond_dim)``."""
+    sites = min(1.0, LR_REFERENCE_SITES / max(n_sites, 1))
+    bond = min(1.0, LR_REFERENCE_BOND / max(bond_dim, 1))
+    return AUTODIFF_DEFAULT_LR * sites * bond
 
 
 def default_batch_size(n_samples: int) -> int:
@@ -189,7 +213,8 @@ class TNClassifierBase(ClassifierMixin, BaseEstimator):
             return cls._unitary_module_class
         return cls._module_class
 
-    def _default_lr(self) -> float:
+    def _default_lr(self, n_features: int) -> float:
+        """Adam's step when ``lr=None``, for ``n_features`` input features."""
         return UNITARY_DEFAULT_LR if getattr(self, "unitary", False) else AUTODIFF_DEFAULT_LR
 
     def _build_module(self, n_features: int, n_classes: int) -> nn.Module:
@@ -207,7 +232,7 @@ class TNClassifierBase(ClassifierMixin, BaseEstimator):
             batch_size=default_batch_size(run.X.shape[0])
             if self.batch_size is None
             else self.batch_size,
-            lr=self._default_lr() if self.lr is None else self.lr,
+            lr=self._default_lr(run.X.shape[1]) if self.lr is None else self.lr,
             optimizer=self.optimizer,
             weight_decay=self.weight_decay,
             lr_schedule="cosine" if self.lr_schedule is None else self.lr_schedule,

@@ -158,7 +158,7 @@ class CircuitClassifier(TNClassifierBase):
         self.callback = callback
         self.augment = augment
 
-    def _default_lr(self) -> float:
+    def _default_lr(self, n_features: int) -> float:
         return UNITARY_DEFAULT_LR
 
     def _build_module(self, n_features: int, n_classes: int) -> CircuitClassifierModule:

@@ -209,7 +209,7 @@ def _bond_nll(bond: Tensor, left: Tensor, right: Tensor, pair: Tensor) -> Tensor
     return -torch.log(psi.square().clamp_min(tiny)).mean() + torch.log(bond.square().sum())
 
 
-BORN_TRUNCATIONS = ("norm", "data", "nll")
+BORN_TRUNCATIONS = ("norm", "data")
 
 
 def _data_grams(
@@ -231,52 +231,6 @@ def _data_grams(
         gram_left += (x.T @ x).double()
         gram_right += (y.T @ y).double()
     return gram_left / max(n, 1), gram_right / max(n, 1)
-
-
-def _nll_grams(
-    bond: Tensor,
-    left: Tensor,
-    phi_left: Tensor,
-    phi_right: Tensor,
-    right: Tensor,
-    chunk: int = 8192,
-) -> tuple[Tensor, Tensor]:
-    """Kronecker factors of the NLL's second-order change under a change ``E`` of a unit-norm
-    bond tensor ``B`` at a stationary point, ``mean_i (X_i^T E Y_i / psi_i)^2 + ||E||^2``
-    (``X_i``, ``Y_i`` the unit vectors of :func:`_data_grams`, ``psi_i = X_i^T B Y_i``; the
-    second term is ``log Z``'s): the data term's nearest Kronecker product ``A (x) C`` (one
-    pass of Van Loan's alternation from ``C = I``) and the identity, as
-    ``(A + a I) (x) (C + I / a)`` with ``a`` balancing the two cross terms' traces. float64.
-    ``bond`` (Dl, d, d', Dr); the rest as in :func:`_data_grams`."""
-    n = left.shape[0]
-    b = bond.to(torch.float64).reshape(left.shape[1] * phi_left.shape[1], -1)
-    b = b / torch.linalg.vector_norm(b)
-    gram_left = b.new_zeros((b.shape[0],) * 2)
-    gram_right = b.new_zeros((b.shape[1],) * 2)
-    weights = []
-    for s in range(0, n, chunk):
-        rows = slice(s, s + chunk)
-        x, y = bond_projections(left[rows], phi_left[rows], phi_right[rows], right[rows])
-        x, y = unit_rows(x).double(), unit_rows(y).double()
-        w = 1.0 / ((x @ b) * y).sum(1).square().clamp_min(1e-300)
-        weights.append(w)
-        gram_left += (x * w[:, None]).T @ x
-    gram_left /= max(n, 1)
-    scale = gram_left.square().sum().clamp_min(1e-300)
-    for s, w in zip(range(0, n, chunk), weights, strict=True):
-        rows = slice(s, s + chunk)
-        x, y = bond_projections(left[rows], phi_left[rows], phi_right[rows], right[rows])
-        x, y = unit_rows(x).double(), unit_rows(y).double()
-        seen = ((x @ gram_left) * x).sum(1)
-        gram_right += (y * (w * seen)[:, None]).T @ y
-    gram_right /= max(n, 1) * scale
-    n_left, n_right = gram_left.shape[0], gram_right.shape[0]
-    trace_left = float(torch.trace(gram_left)) / n_left
-    trace_right = float(torch.trace(gram_right)) / n_right
-    a = math.sqrt(max(trace_left, 1e-300) / max(trace_right, 1e-300))
-    gram_left += a * torch.eye(n_left, dtype=gram_left.dtype, device=gram_left.device)
-    gram_right += torch.eye(n_right, dtype=gram_right.dtype, device=gram_right.device) / a
-    return gram_left, gram_right
 
 
 class _Sweeper:
@@ -341,13 +295,8 @@ class _Sweeper:
                 f"learning rate (lr={lr})"
             )
         absorb = "right" if direction == "right" else "left"
-        if truncation in ("data", "nll"):
-            if truncation == "data":
-                gram_left, gram_right = _data_grams(left, self.phis[k], self.phis[k + 1], right)
-            else:
-                gram_left, gram_right = _nll_grams(
-                    bond, left, self.phis[k], self.phis[k + 1], right
-                )
+        if truncation == "data":
+            gram_left, gram_right = _data_grams(left, self.phis[k], self.phis[k + 1], right)
             res = split_tensor_in_metric(
                 bond,
                 2,

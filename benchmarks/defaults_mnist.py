@@ -7,7 +7,8 @@ Usage (the commands recorded in benchmarks/RESULTS.md):
 
 Runs, each on MNIST downsampled to 14x14 (196 sites; ``--size 28``: the full 784 pixels),
 scored on the 10,000 test images (``--tnml-lr``: tnml's Adam step instead of its default;
-``--tnml-bond``: tnml's bond dimension instead of 10):
+``--tnml-bond``: tnml's bond dimension instead of 10; ``--tnml-model ttn``: ``TTNClassifier``
+in the tnml runs):
 
 * ``tnml-10k``: ``MPSClassifier(bond_dim=10, epochs=2)`` on the first 10,000 training images,
   every other setting at its default (so 10% of them are held out for validation).
@@ -61,9 +62,11 @@ def run_tnml(
     epochs: int,
     lr: float | None = None,
     bond_dim: int = 10,
+    model: str = "mps",
 ) -> dict[str, Any]:
-    """Fit ``MPSClassifier(bond_dim=bond_dim, epochs=epochs, lr=lr)``, every other setting at
-    its default (``lr=None``: the default too); test after each epoch."""
+    """Fit ``MPSClassifier(bond_dim=bond_dim, epochs=epochs, lr=lr)`` (``model="ttn"``:
+    ``TTNClassifier``), every other setting at its default (``lr=None``: the default too);
+    test after each epoch."""
     X_test_t = torch.as_tensor(X_test)
     curve: list[dict[str, float]] = []
     clock = {"scoring": 0.0}
@@ -84,7 +87,8 @@ def run_tnml(
             flush=True,
         )
 
-    clf = tnml.MPSClassifier(bond_dim=bond_dim, epochs=epochs, lr=lr, random_state=0)
+    estimator = tnml.MPSClassifier if model == "mps" else tnml.TTNClassifier
+    clf = estimator(bond_dim=bond_dim, epochs=epochs, lr=lr, random_state=0)
     clf.fit(X, y, callback=score_epoch)
     train_seconds = time.perf_counter() - started - clock["scoring"]
     return {
@@ -184,6 +188,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--size", type=int, default=14, help="images downsampled to size x size")
     parser.add_argument("--tnml-lr", type=float, default=None, help="default: tnml's own")
     parser.add_argument("--tnml-bond", type=int, default=10, help="tnml's bond dimension")
+    parser.add_argument("--tnml-model", choices=["mps", "ttn"], default="mps")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -197,6 +202,7 @@ def main(argv: list[str] | None = None) -> None:
         "size": args.size,
         "tnml_lr": args.tnml_lr,
         "tnml_bond": args.tnml_bond,
+        "tnml_model": args.tnml_model,
         "runs": {},
     }
     for name in args.runs.split(","):
@@ -210,6 +216,7 @@ def main(argv: list[str] | None = None) -> None:
                 epochs=2,
                 lr=args.tnml_lr,
                 bond_dim=args.tnml_bond,
+                model=args.tnml_model,
             )
         elif name == "tnml-full":
             result = run_tnml(
@@ -220,6 +227,7 @@ def main(argv: list[str] | None = None) -> None:
                 epochs=args.full_epochs,
                 lr=args.tnml_lr,
                 bond_dim=args.tnml_bond,
+                model=args.tnml_model,
             )
         elif name == "tensorkrowch":
             result = run_tensorkrowch(

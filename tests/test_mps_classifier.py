@@ -282,13 +282,15 @@ def test_default_batch_grows_with_the_data_to_keep_epochs_near_a_thousand_steps(
 
 
 def test_default_adam_step_shrinks_with_the_chain_beyond_196_sites_and_bond_10():
-    from tnml.estimators.base import default_chain_lr
+    from tnml.estimators.base import default_adam_lr
 
-    assert [default_chain_lr(n, d) for n, d in ((8, 2), (64, 10), (196, 4))] == [2e-3] * 3
-    assert default_chain_lr(784, 10) == pytest.approx(5e-4)
-    assert default_chain_lr(392, 5) == pytest.approx(1e-3)
-    assert default_chain_lr(196, 40) == pytest.approx(5e-4)
-    assert default_chain_lr(784, 20) == pytest.approx(2.5e-4)
+    assert [default_adam_lr(n, d) for n, d in ((8, 2), (64, 10), (196, 4))] == [2e-3] * 3
+    assert default_adam_lr(784, 10) == pytest.approx(5e-4)
+    assert default_adam_lr(392, 5) == pytest.approx(1e-3)
+    assert default_adam_lr(196, 40) == pytest.approx(5e-4)
+    assert default_adam_lr(784, 20) == pytest.approx(2.5e-4)
+    assert default_adam_lr(784) == pytest.approx(5e-4)  # a tree: no bond factor
+    assert default_adam_lr(196) == 2e-3
 
 
 @pytest.mark.parametrize(
@@ -299,7 +301,9 @@ def test_default_adam_step_shrinks_with_the_chain_beyond_196_sites_and_bond_10()
         (lambda: tnml.MPSClassifier(bond_dim=20, epochs=1), 30, 1e-3),
         (lambda: tnml.MPSClassifier(bond_dim=2, epochs=1, lr=3e-3), 392, 3e-3),
         (lambda: tnml.MPSClassifier(bond_dim=2, epochs=1, unitary=True), 392, 2e-2),
-        (lambda: tnml.TTNClassifier(bond_dim=2, epochs=1), 392, 2e-3),
+        (lambda: tnml.TTNClassifier(bond_dim=2, epochs=1), 392, 1e-3),
+        (lambda: tnml.TTNClassifier(bond_dim=20, epochs=1), 64, 2e-3),
+        (lambda: tnml.TTNClassifier(bond_dim=2, epochs=1, unitary=True), 64, 2e-2),
     ],
 )
 def test_estimators_hand_the_default_step_for_their_chain_to_adam(

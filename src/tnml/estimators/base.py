@@ -35,7 +35,7 @@ LR_REFERENCE_BOND = 10
 """Adam moves every entry of every core at once, so the change of the model's log-amplitudes
 in one step grows with the number of cores and with their size: the default step of an MPS is
 ``AUTODIFF_DEFAULT_LR`` up to this many sites and this bond, and shrinks as ``1 / n_sites``
-and as ``1 / bond_dim`` beyond (:func:`default_chain_lr`; the D table's hand-picked steps
+and as ``1 / bond_dim`` beyond (``default_adam_lr``; the D table's hand-picked steps
 were ``0.01 / D`` already). Measured on validation data (MNIST training images,
 ``benchmarks/defaults_probe_10k.py``: 10,000 images, two epochs, two subsets, scored on images
 50,000-59,999; benchmarks/RESULTS.md): 784 sites (28x28), bond 10: 87.7% at 2e-3, 94.3% at
@@ -55,12 +55,13 @@ seconds per epoch: batch 16 93.8 / 97.1 / 97.8% at 28 s, batch 64 96.4 / 97.6 / 
 10,000 images, two epochs: batch 16 95.3-95.7%, batch 32 94.8-95.1%)."""
 
 
-def default_chain_lr(n_sites: int, bond_dim: int) -> float:
-    """Adam's default step for a chain (MPS) of ``n_sites`` feature sites and bond
-    ``bond_dim`` (see LR_REFERENCE_SITES): ``2e-3 * min(1, 196 / n_sites) * min(1, 10 /
-    bond_dim)``."""
+def default_adam_lr(n_sites: int, bond_dim: int | None = None) -> float:
+    """Adam's default step for a network of ``n_sites`` feature sites (chain sites, tree
+    leaves) and bond ``bond_dim`` (see LR_REFERENCE_SITES): ``2e-3 * min(1, 196 / n_sites) *
+    min(1, 10 / bond_dim)``; ``bond_dim=None`` leaves out the bond's factor (trees, where it
+    was not measured)."""
     sites = min(1.0, LR_REFERENCE_SITES / max(n_sites, 1))
-    bond = min(1.0, LR_REFERENCE_BOND / max(bond_dim, 1))
+    bond = 1.0 if bond_dim is None else min(1.0, LR_REFERENCE_BOND / max(bond_dim, 1))
     return AUTODIFF_DEFAULT_LR * sites * bond
 
 

@@ -17,7 +17,7 @@ from tnml.estimators.base import (
     ClassifierRun,
     TNClassifierBase,
     check_unitary_options,
-    default_chain_lr,
+    default_adam_lr,
     default_sweep_batch_size,
     record_fit,
 )
@@ -286,7 +286,7 @@ class MPSClassifier(TNClassifierBase):
     def _default_lr(self, n_features: int) -> float:
         if self.unitary:
             return super()._default_lr(n_features)
-        return default_chain_lr(n_features, self.bond_dim)
+        return default_adam_lr(n_features, self.bond_dim)
 
     def _build_module(
         self, n_features: int, n_classes: int

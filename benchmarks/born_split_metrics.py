@@ -19,7 +19,7 @@ Usage (the command behind the figures in benchmarks/RESULTS.md):
 
     python benchmarks/born_split_metrics.py \
         --model benchmarks/out/mnist_born_mps_random1_data_stage1.tnml --random-subset 1 \
-        --bonds 100,200,300,400,500,600,700
+        --bonds 100,200,250,300,350,400,450,500,600,700
 """
 
 from __future__ import annotations

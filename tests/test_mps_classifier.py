@@ -326,3 +326,27 @@ def test_estimators_hand_the_default_step_for_their_chain_to_adam(
     with pytest.raises(Stop):
         estimator().fit(X, y)
     assert seen["lr"] == pytest.approx(expected)
+
+
+def test_a_warm_start_takes_the_default_step_of_the_bond_the_sweeps_grew(monkeypatch):
+    import tnml.estimators.base as base
+
+    X, y = load_digits(return_X_y=True)
+    clf = tnml.MPSClassifier(trainer="sweep", bond_dim=2, max_bond=24, epochs=1, random_state=0)
+    clf.fit(X[:300] / 16, y[:300])
+    grown = clf.module_.bond_dim
+    assert grown > 10
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def capture(*args, **kwargs):
+        seen.update(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(base, "train_classifier", capture)
+    clf.set_params(trainer="autodiff", warm_start=True)
+    with pytest.raises(Stop):
+        clf.fit(X[:300] / 16, y[:300])
+    assert seen["lr"] == pytest.approx(2e-3 * 10 / grown)

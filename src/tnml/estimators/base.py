@@ -41,7 +41,7 @@ were ``0.01 / D`` already). Measured on validation data (MNIST training images,
 50,000-59,999; benchmarks/RESULTS.md): 784 sites (28x28), bond 10: 87.7% at 2e-3, 94.3% at
 1e-3, 95.2% at 7.5e-4, **95.4% at 5e-4** (the rule's), 93.9% at 2.5e-4; bond 20: 93.6% at 1e-3,
 96.2% at 5e-4, **96.3% at 2.5e-4**; 196 sites (14x14), bond 20: 95.9% at 2e-3, **96.4% at
-1e-3**, 95.8% at 5e-4; bond 40: 72.9% at 2e-3 (one run diverged), **96.8% at 5e-4**, 96.4% at
+1e-3**, 95.8% at 5e-4; bond 40: 73.0% at 2e-3 (one run diverged), **96.8% at 5e-4**, 96.4% at
 2.5e-4; bond 10: 2e-3 best (1.5e-3 and 3e-3 lower, four subsets); digits' 64 sites, bond 10
 (12 splits of the quickstart's training part): 98.1% at 2e-3, 97.6% at 4e-3, 97.1% at 6e-3, so
 short chains and small bonds keep 2e-3."""

@@ -286,7 +286,10 @@ class MPSClassifier(TNClassifierBase):
     def _default_lr(self, n_features: int) -> float:
         if self.unitary:
             return super()._default_lr(n_features)
-        return default_adam_lr(n_features, self.bond_dim)
+        # the module's bond, not the parameter: a warm start continues sweeps that grew the
+        # bonds past ``bond_dim`` (up to ``max_bond``), or bonds compressed below it
+        bond = getattr(getattr(self, "module_", None), "bond_dim", self.bond_dim)
+        return default_adam_lr(n_features, bond)
 
     def _build_module(
         self, n_features: int, n_classes: int

@@ -207,24 +207,14 @@ def main(argv: list[str] | None = None) -> None:
     }
     for name in args.runs.split(","):
         print(f"{name}:", flush=True)
-        if name == "tnml-10k":
+        if name in ("tnml-10k", "tnml-full"):
+            rows, epochs = (10000, 2) if name == "tnml-10k" else (None, args.full_epochs)
             result = run_tnml(
-                X[:10000],
-                y[:10000],
+                X[:rows],
+                y[:rows],
                 X_test,
                 y_test,
-                epochs=2,
-                lr=args.tnml_lr,
-                bond_dim=args.tnml_bond,
-                model=args.tnml_model,
-            )
-        elif name == "tnml-full":
-            result = run_tnml(
-                X,
-                y,
-                X_test,
-                y_test,
-                epochs=args.full_epochs,
+                epochs=epochs,
                 lr=args.tnml_lr,
                 bond_dim=args.tnml_bond,
                 model=args.tnml_model,

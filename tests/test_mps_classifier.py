@@ -293,6 +293,25 @@ def test_default_adam_step_shrinks_with_the_chain_beyond_196_sites_and_bond_10()
     assert default_adam_lr(196) == 2e-3
 
 
+def adam_step_of_fit(monkeypatch, clf, X, y) -> float:
+    """The ``lr`` that ``clf.fit(X, y)`` hands to the autodiff trainer (which is not run)."""
+    import tnml.estimators.base as base
+
+    seen = {}
+
+    class Stop(Exception):
+        pass
+
+    def capture(*args, **kwargs):
+        seen.update(kwargs)
+        raise Stop
+
+    monkeypatch.setattr(base, "train_classifier", capture)
+    with pytest.raises(Stop):
+        clf.fit(X, y)
+    return seen["lr"]
+
+
 @pytest.mark.parametrize(
     ("estimator", "n_features", "expected"),
     [
@@ -309,44 +328,17 @@ def test_default_adam_step_shrinks_with_the_chain_beyond_196_sites_and_bond_10()
 def test_estimators_hand_the_default_step_for_their_chain_to_adam(
     monkeypatch, estimator, n_features, expected
 ):
-    import tnml.estimators.base as base
-
-    seen = {}
-
-    class Stop(Exception):
-        pass
-
-    def capture(*args, **kwargs):
-        seen.update(kwargs)
-        raise Stop
-
-    monkeypatch.setattr(base, "train_classifier", capture)
     rng = np.random.default_rng(0)
     X, y = rng.random((40, n_features)), np.arange(40) % 2
-    with pytest.raises(Stop):
-        estimator().fit(X, y)
-    assert seen["lr"] == pytest.approx(expected)
+    assert adam_step_of_fit(monkeypatch, estimator(), X, y) == pytest.approx(expected)
 
 
 def test_a_warm_start_takes_the_default_step_of_the_bond_the_sweeps_grew(monkeypatch):
-    import tnml.estimators.base as base
-
     X, y = load_digits(return_X_y=True)
     clf = tnml.MPSClassifier(trainer="sweep", bond_dim=2, max_bond=24, epochs=1, random_state=0)
     clf.fit(X[:300] / 16, y[:300])
     grown = clf.module_.bond_dim
     assert grown > 10
-    seen = {}
-
-    class Stop(Exception):
-        pass
-
-    def capture(*args, **kwargs):
-        seen.update(kwargs)
-        raise Stop
-
-    monkeypatch.setattr(base, "train_classifier", capture)
     clf.set_params(trainer="autodiff", warm_start=True)
-    with pytest.raises(Stop):
-        clf.fit(X[:300] / 16, y[:300])
-    assert seen["lr"] == pytest.approx(2e-3 * 10 / grown)
+    step = adam_step_of_fit(monkeypatch, clf, X[:300] / 16, y[:300])
+    assert step == pytest.approx(2e-3 * 10 / grown)

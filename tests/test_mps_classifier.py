@@ -347,7 +347,7 @@ def test_a_warm_start_takes_the_default_step_of_the_bond_the_sweeps_grew(monkeyp
 def test_a_long_chain_with_a_large_bond_trains_with_the_default_step():
     """Digits upscaled to 24x24 (576 sites), bond 20: the default step (3.4e-4 here) reaches
     97.3% on the held-out quarter in 4 epochs; the old fixed 2e-3 gave 65.1% (seeds 1-3:
-    89-94% against 98-98.7%)."""
+    89-94% against 98-98.7%; benchmarks/long_chain_digits.py)."""
     X, y = load_digits(return_X_y=True)
     X = np.kron(X.reshape(-1, 8, 8), np.ones((1, 3, 3))).reshape(len(X), -1) / 16
     X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)

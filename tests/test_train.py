@@ -304,13 +304,39 @@ def test_end_of_training_advice_weighs_the_fall_of_the_loss_by_the_training_accu
     assert (advice is not None and "still falling when training stopped" in advice) == warns
 
 
+@pytest.mark.parametrize(
+    ("n_losses", "epoch_losses", "val_losses", "warns"),
+    [
+        (50, [2.0], [math.nan], False),  # one epoch of 50 steps: its tenths are too noisy
+        (100, [2.0], [None], True),  # no validation: None is not a loss
+        (17, [2.5, 1.8], [1.0, 0.9], True),  # short epochs: the epoch means still count
+        (100, [2.2, 1.9], [0.9, math.inf], False),  # the validation loss blew up
+    ],
+)
+def test_end_of_training_advice_on_short_epochs_and_missing_validation(
+    n_losses, epoch_losses, val_losses, warns
+):
+    from tnml.train.autodiff import AutodiffRule
+
+    rule = object.__new__(AutodiffRule)
+    rule.progress_epoch, rule.progress_judged, rule.objective = 1, True, "cross_entropy"
+    fifth = n_losses // 5
+    rule.batch_losses = [2.3] * fifth + [2.0] * (n_losses - 2 * fifth) + [1.8] * fifth
+    history = [
+        {"epoch": i + 1, "train_loss": loss, "val_loss": val, "train_accuracy": 0.42}
+        for i, (loss, val) in enumerate(zip(epoch_losses, val_losses, strict=True))
+    ]
+    advice = rule.advice(history, finished=True)
+    assert (advice is not None and "still falling when training stopped" in advice) == warns
+
+
 def test_converged_runs_on_noisy_labels_end_without_advice():
     """A quarter of the labels flipped: training accuracy stays near 75% once converged, and
     the last epoch's few batches are noisy; no "still falling" warning (a review found the
     tenth-of-an-epoch rule warning on 3 of 10 such runs)."""
     from tnml.exceptions import TrainingWarning
 
-    for seed in (0, 1):
+    for seed in (0, 6):  # seed 6: validation not past its best, where only epoch means help
         rng = np.random.default_rng(100 + seed)
         X = rng.random((400, 6))
         y = ((X[:, 0] + X[:, 3]) > 1).astype(int)

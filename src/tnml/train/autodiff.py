@@ -452,15 +452,15 @@ class AutodiffRule(UpdateRule):
             )
             if message is not None:
                 return message
-        tenth = len(self.batch_losses) // 10
-        if not finished or tenth < 2 or _validation_past_its_best(history):
+        if not finished or not history or _validation_past_its_best(history):
             return None
-        head = sum(self.batch_losses[:tenth]) / tenth
-        tail = sum(self.batch_losses[-tenth:]) / tenth
-        accuracy = history[-1].get("train_accuracy", math.nan) if history else math.nan
+        tenth = len(self.batch_losses) // 10
+        accuracy = history[-1].get("train_accuracy", math.nan)
         poor = accuracy < UNDERTRAINED_ACCURACY  # False for NaN (no accuracy: the NLL)
         fit = f", training accuracy {accuracy:.3g}" if poor else ""
-        if tail < 2 / 3 * head:
+        head = sum(self.batch_losses[:tenth]) / tenth if tenth >= 2 else math.nan
+        tail = sum(self.batch_losses[-tenth:]) / tenth if tenth >= 2 else math.nan
+        if head > 0 and tail < 2 / 3 * head:  # a loss below 0 (a density) has no such ratio
             seen = f"{head:.3g} at the start of the last epoch, {tail:.3g} at its end{fit}"
         elif poor and len(history) >= 2:  # epoch means: a tenth can be a few noisy batches
             before, last = history[-2]["train_loss"], history[-1]["train_loss"]
@@ -483,12 +483,13 @@ class AutodiffRule(UpdateRule):
 
 
 def _validation_past_its_best(history: list[dict[str, Any]]) -> bool:
-    """Whether the last epoch's validation loss is above the best so far: then more epochs
-    would not help, however the training loss fell (early stopping ends such runs)."""
+    """Whether the last epoch's validation loss is above the best so far (None and NaN: no
+    validation): then more epochs would not help, however the training loss fell (early
+    stopping on the validation loss ends such runs)."""
     losses = [h.get("val_loss") for h in history]
-    finite = [v for v in losses if v is not None and math.isfinite(v)]
+    seen = [v for v in losses if v is not None and not math.isnan(v)]  # +inf counts: it blew up
     last = losses[-1] if losses else None
-    return bool(finite) and last is not None and math.isfinite(last) and last > min(finite)
+    return last is not None and not math.isnan(last) and last > min(seen)
 
 
 def _parameter_groups(module: nn.Module, temperature_lr: float | None) -> Any:

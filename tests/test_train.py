@@ -275,6 +275,21 @@ def test_training_warns_when_the_loss_still_falls_fast_at_the_end():
         train_classifier(fresh_module(), X, y, epochs=15, batch_size=8, lr=2e-2)
 
 
+def final_advice(batch_losses, epoch_losses, val_losses, accuracy):
+    """What the autodiff rule says at the end of training, given the last epoch's batch
+    losses and each epoch's mean training loss, validation loss and final accuracy."""
+    from tnml.train.autodiff import AutodiffRule
+
+    rule = object.__new__(AutodiffRule)  # only the state ``advice`` reads
+    rule.progress_epoch, rule.progress_judged, rule.objective = 1, True, "cross_entropy"
+    rule.batch_losses = batch_losses
+    history = [
+        {"epoch": i + 1, "train_loss": loss, "val_loss": val, "train_accuracy": accuracy}
+        for i, (loss, val) in enumerate(zip(epoch_losses, val_losses, strict=True))
+    ]
+    return rule.advice(history, finished=True)
+
+
 @pytest.mark.parametrize(
     ("tail", "accuracy", "epoch_losses", "val_losses", "warns"),
     [
@@ -291,16 +306,8 @@ def test_training_warns_when_the_loss_still_falls_fast_at_the_end():
 def test_end_of_training_advice_weighs_the_fall_of_the_loss_by_the_training_accuracy(
     tail, accuracy, epoch_losses, val_losses, warns
 ):
-    from tnml.train.autodiff import AutodiffRule
-
-    rule = object.__new__(AutodiffRule)  # only the state ``advice`` reads
-    rule.progress_epoch, rule.progress_judged, rule.objective = 1, True, "cross_entropy"
-    rule.batch_losses = [2.3] * 20 + [2.0] * 60 + [tail] * 20
-    history = [
-        {"epoch": i + 1, "train_loss": loss, "val_loss": val, "train_accuracy": accuracy}
-        for i, (loss, val) in enumerate(zip(epoch_losses, val_losses, strict=True))
-    ]
-    advice = rule.advice(history, finished=True)
+    batch_losses = [2.3] * 20 + [2.0] * 60 + [tail] * 20
+    advice = final_advice(batch_losses, epoch_losses, val_losses, accuracy)
     assert (advice is not None and "still falling when training stopped" in advice) == warns
 
 
@@ -316,17 +323,9 @@ def test_end_of_training_advice_weighs_the_fall_of_the_loss_by_the_training_accu
 def test_end_of_training_advice_on_short_epochs_and_missing_validation(
     n_losses, epoch_losses, val_losses, warns
 ):
-    from tnml.train.autodiff import AutodiffRule
-
-    rule = object.__new__(AutodiffRule)
-    rule.progress_epoch, rule.progress_judged, rule.objective = 1, True, "cross_entropy"
     fifth = n_losses // 5
-    rule.batch_losses = [2.3] * fifth + [2.0] * (n_losses - 2 * fifth) + [1.8] * fifth
-    history = [
-        {"epoch": i + 1, "train_loss": loss, "val_loss": val, "train_accuracy": 0.42}
-        for i, (loss, val) in enumerate(zip(epoch_losses, val_losses, strict=True))
-    ]
-    advice = rule.advice(history, finished=True)
+    batch_losses = [2.3] * fifth + [2.0] * (n_losses - 2 * fifth) + [1.8] * fifth
+    advice = final_advice(batch_losses, epoch_losses, val_losses, 0.42)
     assert (advice is not None and "still falling when training stopped" in advice) == warns
 
 

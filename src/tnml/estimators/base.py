@@ -215,8 +215,15 @@ class TNClassifierBase(ClassifierMixin, BaseEstimator):
         return cls._module_class
 
     def _default_lr(self, n_features: int) -> float:
-        """Adam's step when ``lr=None``, for ``n_features`` input features."""
-        return UNITARY_DEFAULT_LR if getattr(self, "unitary", False) else AUTODIFF_DEFAULT_LR
+        """Adam's step when ``lr=None``, for ``n_features`` input features
+        (``default_adam_lr`` with ``_default_lr_bond``; 0.02 for circuit forms)."""
+        if getattr(self, "unitary", False):
+            return UNITARY_DEFAULT_LR
+        return default_adam_lr(n_features, self._default_lr_bond())
+
+    def _default_lr_bond(self) -> int | None:
+        """The bond the default step shrinks with; None: the step does not (trees)."""
+        return None
 
     def _build_module(self, n_features: int, n_classes: int) -> nn.Module:
         raise NotImplementedError

@@ -44,7 +44,8 @@ from tnml.tensor.ttn import TTN
 from tnml.tensor.ttn_born import ttn_log_prob, ttn_marginal_log_prob, ttn_sample
 from tnml.tensor.unitary import n_qubits_of
 from tnml.train.autodiff import LR_SCHEDULES, OPTIMIZERS, train_classifier
-from tnml.train.born_sweep import BORN_TRUNCATIONS, train_born_sweep
+from tnml.train.bond_sweeper import SWEEP_TRUNCATIONS
+from tnml.train.born_sweep import train_born_sweep
 from tnml.train.loop import Callback
 from tnml.train.ttn_born_sweep import train_ttn_born_sweep
 
@@ -421,7 +422,7 @@ class MPSBornMachine(BornMachineBase):
         "steps_per_bond": [Interval(Integral, 1, None, closed="left")],
         "grad_floor": ["boolean"],
         "lr_decay": [Interval(Real, 0, 1, closed="neither"), None],
-        "truncation": [StrOptions(set(BORN_TRUNCATIONS))],
+        "truncation": [StrOptions(set(SWEEP_TRUNCATIONS))],
         "batch_size": [Interval(Integral, 1, None, closed="left")],
         "optimizer": [StrOptions(set(OPTIMIZERS))],
         "lr_schedule": [StrOptions(set(LR_SCHEDULES))],

@@ -17,7 +17,6 @@ from tnml.estimators.base import (
     ClassifierRun,
     TNClassifierBase,
     check_unitary_options,
-    default_adam_lr,
     default_sweep_batch_size,
     record_fit,
 )
@@ -283,13 +282,10 @@ class MPSClassifier(TNClassifierBase):
         self.augment = augment
         self.unitary = unitary
 
-    def _default_lr(self, n_features: int) -> float:
-        if self.unitary:
-            return super()._default_lr(n_features)
+    def _default_lr_bond(self) -> int:
         # the module's bond, not the parameter: a warm start continues sweeps that grew the
         # bonds past ``bond_dim`` (up to ``max_bond``), or bonds compressed below it
-        bond = getattr(getattr(self, "module_", None), "bond_dim", self.bond_dim)
-        return default_adam_lr(n_features, bond)
+        return getattr(getattr(self, "module_", None), "bond_dim", self.bond_dim)
 
     def _build_module(
         self, n_features: int, n_classes: int

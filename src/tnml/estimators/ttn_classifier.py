@@ -9,7 +9,7 @@ from typing import Any, ClassVar
 from sklearn.base import _fit_context
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from tnml.estimators.base import TNClassifierBase, check_unitary_options, default_adam_lr
+from tnml.estimators.base import TNClassifierBase, check_unitary_options
 from tnml.nn.ttn import READOUTS, TTNClassifierModule, resolve_layout
 from tnml.nn.unitary import UnitaryTTNClassifierModule
 from tnml.train.augment import Augment
@@ -235,11 +235,6 @@ class TTNClassifier(TNClassifierBase):
         if self.layout in ("auto", "1d"):
             return "1d"
         return resolve_layout(self.layout, n_features)
-
-    def _default_lr(self, n_features: int) -> float:
-        if self.unitary:
-            return super()._default_lr(n_features)
-        return default_adam_lr(n_features)
 
     def _build_module(
         self, n_features: int, n_classes: int

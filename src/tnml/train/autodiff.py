@@ -460,8 +460,9 @@ class AutodiffRule(UpdateRule):
         fit = f", training accuracy {accuracy:.3g}" if poor else ""
         head = sum(self.batch_losses[:tenth]) / tenth if tenth >= 2 else math.nan
         tail = sum(self.batch_losses[-tenth:]) / tenth if tenth >= 2 else math.nan
+        tenths = f"{head:.3g} at the start of the last epoch, {tail:.3g} at its end{fit}"
         if head > 0 and tail < 2 / 3 * head:  # a loss below 0 (a density) has no such ratio
-            seen = f"{head:.3g} at the start of the last epoch, {tail:.3g} at its end{fit}"
+            seen = tenths
         elif poor and len(history) >= 2:  # epoch means: a tenth can be a few noisy batches
             before, last = history[-2]["train_loss"], history[-1]["train_loss"]
             if not last < 0.9 * before:
@@ -470,7 +471,7 @@ class AutodiffRule(UpdateRule):
                 f"mean {before:.3g} over the epoch before the last, {last:.3g} over the last{fit}"
             )
         elif poor and tenth >= UNDERTRAINED_MIN_STEPS and tail < 0.9 * head:
-            seen = f"{head:.3g} at the start of the last epoch, {tail:.3g} at its end{fit}"
+            seen = tenths
         else:
             return None
         return (

@@ -36,6 +36,7 @@ from tnml.tensor.born import check_indices, mps_log_density, one_hot_inputs
 from tnml.tensor.decomp import check_truncation_options, split_tensor, split_tensor_in_metric
 from tnml.tensor.environments import EnvironmentCache, bond_projections, normalized_rows
 from tnml.tensor.mps import MPS, mps_canonicalize
+from tnml.train.bond_sweeper import check_truncation
 from tnml.train.loop import (
     FitResult,
     LoopOptions,
@@ -48,7 +49,6 @@ if TYPE_CHECKING:  # typing.Unpack is Python 3.11+; annotations are strings here
     from typing_extensions import Unpack
 
 __all__ = [
-    "BORN_TRUNCATIONS",
     "BornSweepRule",
     "NLLSweepRule",
     "check_step_options",
@@ -207,9 +207,6 @@ def _bond_nll(bond: Tensor, left: Tensor, right: Tensor, pair: Tensor) -> Tensor
     psi = (torch.einsum("tqr,tq->tr", opened, pair) * right).sum(1)
     tiny = torch.finfo(psi.dtype).tiny
     return -torch.log(psi.square().clamp_min(tiny)).mean() + torch.log(bond.square().sum())
-
-
-BORN_TRUNCATIONS = ("norm", "data")
 
 
 def _data_grams(
@@ -426,8 +423,7 @@ def train_born_sweep(
     check_int("max_bond", max_bond, 1)
     check_truncation_options(max_bond, cutoff, "rel")
     check_step_options(lr, lr_decay)
-    if truncation not in BORN_TRUNCATIONS:
-        raise InvalidInputError(f"truncation must be one of {BORN_TRUNCATIONS}, got {truncation!r}")
+    check_truncation(truncation)
     if grad_floor and line_search:
         raise InvalidInputError("grad_floor and line_search cannot be combined")
     if mps.n_sites < 2:

@@ -275,17 +275,29 @@ def test_training_warns_when_the_loss_still_falls_fast_at_the_end():
         train_classifier(fresh_module(), X, y, epochs=15, batch_size=8, lr=2e-2)
 
 
-def final_advice(batch_losses, epoch_losses, val_losses, accuracy):
+def final_advice(
+    batch_losses, epoch_losses, val_losses, accuracy, val_accuracies=None, select_by="loss"
+):
     """What the autodiff rule says at the end of training, given the last epoch's batch
-    losses and each epoch's mean training loss, validation loss and final accuracy."""
+    losses and each epoch's mean training loss, validation loss (and accuracy) and final
+    training accuracy."""
     from tnml.train.autodiff import AutodiffRule
 
     rule = object.__new__(AutodiffRule)  # only the state ``advice`` reads
     rule.progress_epoch, rule.progress_judged, rule.objective = 1, True, "cross_entropy"
-    rule.batch_losses = batch_losses
+    rule.batch_losses, rule.select_by = batch_losses, select_by
+    val_accuracies = val_accuracies or [math.nan] * len(val_losses)
     history = [
-        {"epoch": i + 1, "train_loss": loss, "val_loss": val, "train_accuracy": accuracy}
-        for i, (loss, val) in enumerate(zip(epoch_losses, val_losses, strict=True))
+        {
+            "epoch": i + 1,
+            "train_loss": loss,
+            "val_loss": val,
+            "val_accuracy": val_accuracy,
+            "train_accuracy": accuracy,
+        }
+        for i, (loss, val, val_accuracy) in enumerate(
+            zip(epoch_losses, val_losses, val_accuracies, strict=True)
+        )
     ]
     return rule.advice(history, finished=True)
 
@@ -309,6 +321,26 @@ def test_end_of_training_advice_weighs_the_fall_of_the_loss_by_the_training_accu
     batch_losses = [2.3] * 20 + [2.0] * 60 + [tail] * 20
     advice = final_advice(batch_losses, epoch_losses, val_losses, accuracy)
     assert (advice is not None and "still falling when training stopped" in advice) == warns
+
+
+@pytest.mark.parametrize(
+    ("select_by", "val_accuracies", "warns"),
+    [
+        ("loss", [0.60, 0.70], False),  # the validation loss rose: past its best
+        ("accuracy", [0.60, 0.70], True),  # the score that picks the epoch still improves
+        ("accuracy", [0.70, 0.60], False),
+    ],
+)
+def test_end_of_training_advice_judges_the_validation_by_the_selection_score(
+    select_by, val_accuracies, warns
+):
+    """With ``select_by="accuracy"`` the kept epoch and early stopping follow the validation
+    accuracy, so "past its best" does too: a validation loss that rose while the accuracy
+    still improved (overconfident logits) does not silence the advice."""
+    advice = final_advice(
+        [2.0] * 10 + [1.2] * 10, [2.2, 1.6], [0.9, 1.0], 0.42, val_accuracies, select_by
+    )
+    assert (advice is not None) == warns
 
 
 @pytest.mark.parametrize(

@@ -40,6 +40,7 @@ from tnml.train.loop import (
     fit_loop,
     majority_share,
     no_progress_advice,
+    selection_score,
 )
 
 if TYPE_CHECKING:  # typing.Unpack is Python 3.11+; annotations are strings here
@@ -86,8 +87,9 @@ is worth a warning at the end (above it, only one that fell by a third): 784-pix
 first tenth of steps and 1.62 over its last, on the edge of the one-third rule, which passed
 it in silence. Measured on the mean losses of the last two epochs when there are two (a tenth
 of an epoch on small data is a few noisy batches), else on the tenths of an epoch of at least
-``10 * UNDERTRAINED_MIN_STEPS`` steps; never when the last epoch's validation loss is above
-the best (more epochs would not help)."""
+``10 * UNDERTRAINED_MIN_STEPS`` steps; never when the last epoch's validation score
+(``select_by``: the loss, or the accuracy) is worse than the best (more epochs would not
+help)."""
 UNDERTRAINED_MIN_STEPS = 10
 # "cross_entropy": the module maps (B, F) inputs to (B, L) logits, scored against labels y.
 # "nll": the module maps (B, F) inputs to (B,) log-likelihoods (a density model; y is None).
@@ -245,6 +247,7 @@ def train_classifier(
         objective=objective,
         augment=augment,
         temperature_lr=temperature_lr,
+        select_by=select_by,
     )
     return fit_loop(
         rule,
@@ -281,6 +284,7 @@ class AutodiffRule(UpdateRule):
         objective: str,
         augment: Augment | None,
         temperature_lr: float | None,
+        select_by: str = "loss",
     ) -> None:
         if X.dim() != 2 or y.dim() != 1 or X.shape[0] != y.shape[0]:
             raise InvalidInputError(
@@ -306,6 +310,7 @@ class AutodiffRule(UpdateRule):
         self.module, self.X, self.y, self.X_val, self.y_val = module, X, y, X_val, y_val
         self.batch_size, self.objective, self.augment = batch_size, objective, augment
         self.max_grad_norm, self.lr_schedule = max_grad_norm, lr_schedule
+        self.select_by = select_by
         self.loss_name = "NLL" if objective == "nll" else "loss"
         self.device = X.device
         self.steps_per_epoch = math.ceil(X.shape[0] / batch_size)
@@ -435,7 +440,8 @@ class AutodiffRule(UpdateRule):
         or, at the end, a training loss that fell by more than a third over the last epoch
         (mean of its last tenth of steps against its first tenth), or by more than a tenth
         while the training accuracy is still below ``UNDERTRAINED_ACCURACY`` (see there);
-        nothing at the end when the validation loss is past its best."""
+        nothing at the end when the validation score that picks the kept epoch (``select_by``)
+        is past its best."""
         judge_progress = len(history) == self.progress_epoch and not self.progress_judged
         self.progress_judged = self.progress_judged or judge_progress
         if judge_progress and self.objective != "nll":
@@ -452,7 +458,7 @@ class AutodiffRule(UpdateRule):
             )
             if message is not None:
                 return message
-        if not finished or not history or _validation_past_its_best(history):
+        if not finished or not history or _validation_past_its_best(history, self.select_by):
             return None
         tenth = len(self.batch_losses) // 10
         accuracy = history[-1].get("train_accuracy", math.nan)
@@ -483,14 +489,20 @@ class AutodiffRule(UpdateRule):
         return self.module
 
 
-def _validation_past_its_best(history: list[dict[str, Any]]) -> bool:
-    """Whether the last epoch's validation loss is above the best so far (None and NaN: no
-    validation): then more epochs would not help, however the training loss fell (early
-    stopping on the validation loss ends such runs)."""
-    losses = [h.get("val_loss") for h in history]
-    seen = [v for v in losses if v is not None and not math.isnan(v)]  # +inf counts: it blew up
-    last = losses[-1] if losses else None
-    return last is not None and not math.isnan(last) and last > min(seen)
+def _validation_past_its_best(history: list[dict[str, Any]], select_by: str = "loss") -> bool:
+    """Whether the last epoch's validation score (:func:`~tnml.train.loop.selection_score`
+    by ``select_by``, what picks the epoch kept and stops early) is worse than the best so far
+    (a validation loss of None or NaN: no validation): then more epochs would not help,
+    however the training loss fell."""
+
+    def validated(entry: dict[str, Any]) -> bool:
+        loss = entry.get("val_loss")
+        return loss is not None and not math.isnan(loss)  # +inf counts: it blew up
+
+    if not history or not validated(history[-1]):
+        return False
+    scores = [selection_score(h, select_by) for h in history if validated(h)]
+    return scores[-1] > min(scores)
 
 
 def _parameter_groups(module: nn.Module, temperature_lr: float | None) -> Any:

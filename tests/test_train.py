@@ -324,23 +324,52 @@ def test_end_of_training_advice_weighs_the_fall_of_the_loss_by_the_training_accu
 
 
 @pytest.mark.parametrize(
-    ("select_by", "val_accuracies", "warns"),
+    ("select_by", "val_losses", "val_accuracies", "warns"),
     [
-        ("loss", [0.60, 0.70], False),  # the validation loss rose: past its best
-        ("accuracy", [0.60, 0.70], True),  # the score that picks the epoch still improves
-        ("accuracy", [0.70, 0.60], False),
+        ("loss", [0.9, 1.0], [0.60, 0.70], False),  # the validation loss rose: past its best
+        ("accuracy", [0.9, 1.0], [0.60, 0.70], True),  # what picks the epoch still improves
+        ("loss", [1.0, 0.9], [0.70, 0.60], True),  # the loss still falls: not past its best
+        ("accuracy", [1.0, 0.9], [0.70, 0.60], False),  # the accuracy fell: past its best
+        ("accuracy", [0.9, math.inf], [0.60, 0.70], False),  # blew up, whatever the accuracy
     ],
 )
 def test_end_of_training_advice_judges_the_validation_by_the_selection_score(
-    select_by, val_accuracies, warns
+    select_by, val_losses, val_accuracies, warns
 ):
     """With ``select_by="accuracy"`` the kept epoch and early stopping follow the validation
     accuracy, so "past its best" does too: a validation loss that rose while the accuracy
-    still improved (overconfident logits) does not silence the advice."""
+    still improved (overconfident logits) does not silence the advice, and a falling loss
+    with a falling accuracy does."""
     advice = final_advice(
-        [2.0] * 10 + [1.2] * 10, [2.2, 1.6], [0.9, 1.0], 0.42, val_accuracies, select_by
+        [2.0] * 10 + [1.2] * 10, [2.2, 1.6], val_losses, 0.42, val_accuracies, select_by
     )
     assert (advice is not None) == warns
+
+
+def test_training_hands_its_selection_to_the_end_of_training_advice(monkeypatch):
+    """``train_classifier(select_by=...)`` reaches the advice's "past its best" test, and an
+    unknown selection is refused by the rule itself."""
+    from tnml.train import autodiff
+
+    seen = []
+
+    def record(history, select_by="loss"):
+        seen.append(select_by)
+        return True
+
+    monkeypatch.setattr(autodiff, "_validation_past_its_best", record)
+    X, y = make_problem()
+    train_classifier(
+        fresh_module(), X[30:], y[30:], X_val=X[:30], y_val=y[:30], epochs=2, batch_size=16,
+        lr=1e-2, seed=0, select_by="accuracy",
+    )  # fmt: skip
+    assert seen == ["accuracy"]
+    with pytest.raises(InvalidInputError, match="select_by"):
+        autodiff.AutodiffRule(
+            fresh_module(), X, y, X_val=None, y_val=None, epochs=1, batch_size=16, lr=1e-2,
+            optimizer="adam", weight_decay=0.0, lr_schedule="constant", max_grad_norm=None,
+            seed=0, objective="cross_entropy", augment=None, temperature_lr=None, select_by="acc",
+        )  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -219,10 +219,7 @@ def train_classifier(
     """
     if objective not in OBJECTIVES:
         raise InvalidInputError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
-    if select_by not in SELECTIONS or (select_by == "accuracy" and objective == "nll"):
-        raise InvalidInputError(
-            f"select_by must be one of {SELECTIONS} ('loss' for a density model), got {select_by!r}"
-        )
+    _check_select_by(select_by, objective)
     if objective == "nll":
         if y is not None or y_val is not None:
             raise InvalidInputError('objective="nll" trains a density model: pass y=None')
@@ -310,6 +307,7 @@ class AutodiffRule(UpdateRule):
         self.module, self.X, self.y, self.X_val, self.y_val = module, X, y, X_val, y_val
         self.batch_size, self.objective, self.augment = batch_size, objective, augment
         self.max_grad_norm, self.lr_schedule = max_grad_norm, lr_schedule
+        _check_select_by(select_by, objective)
         self.select_by = select_by
         self.loss_name = "NLL" if objective == "nll" else "loss"
         self.device = X.device
@@ -489,19 +487,30 @@ class AutodiffRule(UpdateRule):
         return self.module
 
 
+def _check_select_by(select_by: str, objective: str) -> None:
+    if select_by not in SELECTIONS or (select_by == "accuracy" and objective == "nll"):
+        raise InvalidInputError(
+            f"select_by must be one of {SELECTIONS} ('loss' for a density model), got {select_by!r}"
+        )
+
+
 def _validation_past_its_best(history: list[dict[str, Any]], select_by: str = "loss") -> bool:
     """Whether the last epoch's validation score (:func:`~tnml.train.loop.selection_score`
     by ``select_by``, what picks the epoch kept and stops early) is worse than the best so far
-    (a validation loss of None or NaN: no validation): then more epochs would not help,
-    however the training loss fell."""
+    (a validation loss of None or NaN: no validation; an infinite one after a finite one is
+    past its best under either selection): then more epochs would not help, however the
+    training loss fell."""
 
     def validated(entry: dict[str, Any]) -> bool:
         loss = entry.get("val_loss")
-        return loss is not None and not math.isnan(loss)  # +inf counts: it blew up
+        return loss is not None and not math.isnan(loss)
 
     if not history or not validated(history[-1]):
         return False
-    scores = [selection_score(h, select_by) for h in history if validated(h)]
+    seen = [h for h in history if validated(h)]
+    if math.isinf(seen[-1]["val_loss"]):  # it blew up, whatever its accuracy says
+        return min(h["val_loss"] for h in seen) < math.inf
+    scores = [selection_score(h, select_by) for h in seen]
     return scores[-1] > min(scores)
 
 

@@ -8,7 +8,7 @@ Usage (the commands recorded in benchmarks/RESULTS.md):
 Runs, each on MNIST downsampled to 14x14 (196 sites; ``--size 28``: the full 784 pixels),
 scored on the 10,000 test images (``--tnml-lr``: tnml's Adam step instead of its default;
 ``--tnml-bond``: tnml's bond dimension instead of 10; ``--tnml-model ttn``: ``TTNClassifier``
-in the tnml runs):
+in the tnml runs; ``--seed``: tnml's ``random_state``, 0 by default):
 
 * ``tnml-10k``: ``MPSClassifier(bond_dim=10, epochs=2)`` on the first 10,000 training images,
   every other setting at its default (so 10% of them are held out for validation).
@@ -63,10 +63,11 @@ def run_tnml(
     lr: float | None = None,
     bond_dim: int = 10,
     model: str = "mps",
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """Fit ``MPSClassifier(bond_dim=bond_dim, epochs=epochs, lr=lr)`` (``model="ttn"``:
-    ``TTNClassifier``), every other setting at its default (``lr=None``: the default too);
-    test after each epoch."""
+    """Fit ``MPSClassifier(bond_dim=bond_dim, epochs=epochs, lr=lr, random_state=seed)``
+    (``model="ttn"``: ``TTNClassifier``), every other setting at its default (``lr=None``: the
+    default too); test after each epoch."""
     X_test_t = torch.as_tensor(X_test)
     curve: list[dict[str, float]] = []
     clock = {"scoring": 0.0}
@@ -88,7 +89,7 @@ def run_tnml(
         )
 
     estimator = tnml.MPSClassifier if model == "mps" else tnml.TTNClassifier
-    clf = estimator(bond_dim=bond_dim, epochs=epochs, lr=lr, random_state=0)
+    clf = estimator(bond_dim=bond_dim, epochs=epochs, lr=lr, random_state=seed)
     clf.fit(X, y, callback=score_epoch)
     train_seconds = time.perf_counter() - started - clock["scoring"]
     return {
@@ -189,6 +190,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--tnml-lr", type=float, default=None, help="default: tnml's own")
     parser.add_argument("--tnml-bond", type=int, default=10, help="tnml's bond dimension")
     parser.add_argument("--tnml-model", choices=["mps", "ttn"], default="mps")
+    parser.add_argument("--seed", type=int, default=0, help="tnml's random_state")
     parser.add_argument("--out", default=None)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -203,10 +205,12 @@ def main(argv: list[str] | None = None) -> None:
         "tnml_lr": args.tnml_lr,
         "tnml_bond": args.tnml_bond,
         "tnml_model": args.tnml_model,
+        "seed": args.seed,
         "runs": {},
     }
     for name in args.runs.split(","):
-        print(f"{name}:", flush=True)
+        seed = f" (random_state {args.seed})" if name.startswith("tnml") else ""
+        print(f"{name}:{seed}", flush=True)
         if name in ("tnml-10k", "tnml-full"):
             rows, epochs = (10000, 2) if name == "tnml-10k" else (None, args.full_epochs)
             result = run_tnml(
@@ -218,6 +222,7 @@ def main(argv: list[str] | None = None) -> None:
                 lr=args.tnml_lr,
                 bond_dim=args.tnml_bond,
                 model=args.tnml_model,
+                seed=args.seed,
             )
         elif name == "tensorkrowch":
             result = run_tensorkrowch(

@@ -38,6 +38,19 @@ def true_ring(seed: int) -> tuple[TensorNetwork, list[int], list[int], torch.Ten
     return truth, ranks, reduced(ranks), truth.to_dense() / truth.to_dense().norm()
 
 
+def candidates_and_key(
+    seed: int, limit: int
+) -> tuple[list[int], list[int], torch.Tensor, list[TensorNetwork], frozenset]:
+    """TnALE's ring of ``seed``: its ranks, the ranks cut, the target, the ring candidates
+    ``learn`` would fit (``ring_structures`` at rse 1e-6 under the cut ring's parameters plus
+    one, at most ``limit``) and the true ring's ``edges_by_mode`` key."""
+    _, ranks, cut, target = true_ring(seed)
+    n_params = sum(cut[k - 1] * 3 * cut[k] for k in range(6))
+    candidates = ring_structures(target, 1e-6, n_params + 1, limit=limit)
+    wanted = frozenset((frozenset((k, (k + 1) % 6)), cut[k]) for k in range(6))
+    return ranks, cut, target, candidates, wanted
+
+
 def edges_by_mode(net) -> frozenset:
     return frozenset(
         (frozenset((net.modes[i][0], net.modes[j][0])), rank) for (i, j), rank in net.edges.items()
@@ -51,11 +64,9 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
     for seed in args.seeds:
-        _, ranks, cut, target = true_ring(seed)
-        n_params = sum(cut[k - 1] * 3 * cut[k] for k in range(6))
         start = time.perf_counter()
-        candidates = ring_structures(target, 1e-6, n_params + 1, limit=args.limit)
-        wanted = frozenset((frozenset((k, (k + 1) % 6)), cut[k]) for k in range(6))
+        ranks, cut, _, candidates, wanted = candidates_and_key(seed, args.limit)
+        n_params = sum(cut[k - 1] * 3 * cut[k] for k in range(6))
         position = next(
             (i + 1 for i, net in enumerate(candidates) if edges_by_mode(net) == wanted), None
         )

@@ -18,6 +18,8 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -38,25 +40,48 @@ def main() -> None:
     torch.set_num_threads(1)
     images, labels = load_mnist(args.data_dir, "train")
     x = flatten_images(downsample(images, args.size))
-    x_val, y_val = x[50000:60000], labels[50000:60000]
     subsets = [int(s) for s in args.subsets.split(",")]
     seeds = [int(s) for s in args.seeds.split(",")]
+    estimator = tnml.MPSClassifier if args.model == "mps" else tnml.TTNClassifier
     for config in json.loads(args.configs):
-        accuracies, started = [], time.perf_counter()
-        for s in subsets:
-            rows = slice(s * 10000, (s + 1) * 10000)
-            for seed in seeds:
-                estimator = tnml.MPSClassifier if args.model == "mps" else tnml.TTNClassifier
-                clf = estimator(**{"bond_dim": 10, "epochs": 2, "random_state": seed, **config})
-                clf.fit(x[rows], labels[rows])
-                accuracies.append(float((clf.predict(x_val) == y_val).mean()))
-        print(
-            json.dumps(config),
-            " ".join(f"{a:.4f}" for a in accuracies),
-            f"mean {np.mean(accuracies):.4f}",
-            f"{time.perf_counter() - started:.0f}s",
-            flush=True,
-        )
+        started = time.perf_counter()
+
+        def fit(X: np.ndarray, y: np.ndarray, seed: int, config: dict = config) -> Any:
+            clf = estimator(**{"bond_dim": 10, "epochs": 2, "random_state": seed, **config})
+            return clf.fit(X, y)
+
+        accuracies = validation_accuracies(fit, x, labels, subsets, seeds)
+        print_row(json.dumps(config), accuracies, started)
+
+
+def validation_accuracies(
+    fit: Callable[[np.ndarray, np.ndarray, int], Any],
+    x: np.ndarray,
+    labels: np.ndarray,
+    subsets: list[int],
+    seeds: list[int],
+) -> list[float]:
+    """``fit(X, y, seed)`` on training images ``[10,000 s, 10,000 (s + 1))`` for each subset
+    ``s`` and seed; the fitted classifiers' accuracies on training images 50,000-59,999, subset
+    by subset, seed by seed within a subset."""
+    x_val, y_val = x[50000:60000], labels[50000:60000]
+    accuracies = []
+    for s in subsets:
+        rows = slice(s * 10000, (s + 1) * 10000)
+        for seed in seeds:
+            clf = fit(x[rows], labels[rows], seed)
+            accuracies.append(float((clf.predict(x_val) == y_val).mean()))
+    return accuracies
+
+
+def print_row(label: str, accuracies: list[float], started: float) -> None:
+    print(
+        label,
+        " ".join(f"{a:.4f}" for a in accuracies),
+        f"mean {np.mean(accuracies):.4f}",
+        f"{time.perf_counter() - started:.0f}s",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

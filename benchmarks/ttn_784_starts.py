@@ -34,11 +34,13 @@ from __future__ import annotations
 import argparse
 import math
 import time
+from typing import Any
 
 import numpy as np
 import torch
 
 import tnml
+from defaults_probe_10k import print_row, validation_accuracies
 from tnml.data import downsample, flatten_images, load_mnist
 from tnml.features import embed
 from tnml.nn.ttn import TTNClassifierModule
@@ -157,21 +159,18 @@ def main() -> None:
         temperature = float(clf.module_.log_temperature.detach().exp())
         print(f"validation accuracy {accuracy:.4f}, final temperature {temperature:.3f}")
         return
+    subsets = [int(v) for v in args.subsets.split(",")]
     for variant in args.variants.split(","):
-        accuracies, started = [], time.perf_counter()
-        for s in (int(v) for v in args.subsets.split(",")):
-            rows = slice(s * 10000, (s + 1) * 10000)
-            use_variant(variant, torch.as_tensor(x[rows][:2000]))
-            clf = tnml.TTNClassifier(bond_dim=20, epochs=2, random_state=0, lr=args.lr)
-            clf.fit(x[rows], labels[rows], **fit_kwargs)
-            accuracies.append(float((clf.predict(x_val) == y_val).mean()))
-        print(
-            f"{variant} temperature_lr {args.temperature_lr} lr {args.lr}:",
-            " ".join(f"{a:.4f}" for a in accuracies),
-            f"mean {np.mean(accuracies):.4f}",
-            f"{time.perf_counter() - started:.0f}s",
-            flush=True,
-        )
+        started = time.perf_counter()
+
+        def fit(X: np.ndarray, y: np.ndarray, seed: int, variant: str = variant) -> Any:
+            use_variant(variant, torch.as_tensor(X[:2000]))
+            clf = tnml.TTNClassifier(bond_dim=20, epochs=2, random_state=seed, lr=args.lr)
+            return clf.fit(X, y, **fit_kwargs)
+
+        accuracies = validation_accuracies(fit, x, labels, subsets, [0])
+        label = f"{variant} temperature_lr {args.temperature_lr} lr {args.lr}:"
+        print_row(label, accuracies, started)
 
 
 if __name__ == "__main__":

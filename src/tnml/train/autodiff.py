@@ -219,7 +219,6 @@ def train_classifier(
     """
     if objective not in OBJECTIVES:
         raise InvalidInputError(f"objective must be one of {OBJECTIVES}, got {objective!r}")
-    _check_select_by(select_by, objective)
     if objective == "nll":
         if y is not None or y_val is not None:
             raise InvalidInputError('objective="nll" trains a density model: pass y=None')

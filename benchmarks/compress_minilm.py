@@ -125,6 +125,12 @@ def main() -> None:
     parser.add_argument("--heal-steps", type=int, default=2000)
     parser.add_argument("--heal-seconds", type=float, default=540.0)
     parser.add_argument("--heal-lr", type=float, default=None, help="default: tnml's")
+    parser.add_argument(
+        "--val-batches",
+        type=int,
+        default=None,
+        help="healing batches held out to validate (default: tnml's tenth of them)",
+    )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=None, help="write the rows as JSON here")
     args = parser.parse_args()
@@ -160,6 +166,8 @@ def main() -> None:
     rows.append({"method": "original", "ratio": 1.0, **base})
     print(json.dumps(rows[-1]), flush=True)
     kwargs = {} if args.heal_lr is None else {"heal_lr": args.heal_lr}
+    if args.val_batches is not None:
+        kwargs["val_fraction"] = args.val_batches / len(heal)
 
     def held_out_cosine(m) -> float:
         return evaluate_cosine(m, tokenizer, held_out, data["held_out_reference"])

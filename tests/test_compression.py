@@ -13,7 +13,7 @@ from torch import nn
 
 import tnml
 from tnml.compression.allocate import allocate
-from tnml.compression.api import _input_grams
+from tnml.compression.api import _input_grams, _split
 from tnml.compression.methods import (
     Candidate,
     build,
@@ -328,11 +328,21 @@ def test_metric_is_measured_before_after_replacement_and_after_healing() -> None
         ({"method": "cp"}, "method must be one of"),
         ({"heal_data": [torch.randn(4, 24)]}, "at least 2 batches"),
         ({"cost": "time"}, "cost must be"),
+        ({"max_val_batches": 0}, "max_val_batches"),
     ],
 )
 def test_bad_input_is_named(kwargs: dict, match: str) -> None:
     with pytest.raises(InvalidInputError, match=match):
         tnml.compress(mlp(), **kwargs)
+
+
+def test_validation_holds_out_a_tenth_of_the_batches_and_at_most_max_val_batches() -> None:
+    # every evaluation runs all validation batches: a tenth of 400 would cost more than the
+    # 25 training steps between evaluations
+    train, val = _split(range(400), 0.1, 16)
+    assert val == list(range(16)) and train == list(range(16, 400))
+    assert len(_split(range(50), 0.1, 16)[1]) == 5
+    assert _split(range(2), 0.9, 16) == ([1], [0])  # one batch always trains
 
 
 # ---- saving and loading -------------------------------------------------------------------

@@ -181,13 +181,15 @@ def _latency_ms(model: nn.Module, batch: Any, repeats: int = 5) -> float:
     return 1e3 * statistics.median(times)
 
 
-def _split(heal_data: Any, val_fraction: float) -> tuple[list, list]:
+def _split(heal_data: Any, val_fraction: float, max_val_batches: int) -> tuple[list, list]:
+    """``(train, validation)`` batches: the first ``val_fraction`` of them, at least one and
+    at most ``max_val_batches``, validate."""
     batches = list(heal_data)
     if len(batches) < 2:
         raise InvalidInputError(
             f"heal_data must hold at least 2 batches (train and validation), got {len(batches)}"
         )
-    n_val = min(max(1, round(val_fraction * len(batches))), len(batches) - 1)
+    n_val = min(max(1, round(val_fraction * len(batches))), max_val_batches, len(batches) - 1)
     return batches[n_val:], batches[:n_val]
 
 
@@ -206,6 +208,7 @@ def compress(
     heal_lr: float = 5e-4,
     hidden_weight: float = 1.0,
     val_fraction: float = 0.1,
+    max_val_batches: int = 16,
     patience: int = 4,
     eval_every: int = 25,
     max_seconds: float | None = None,
@@ -232,8 +235,10 @@ def compress(
         Inputs the model takes (a tensor, a tuple of positional arguments, or a mapping of
         keyword arguments per batch). The first ``calibration_batches`` give each layer's
         input statistics for the rank allocation; the first ``val_fraction`` of the batches
-        are held out to validate healing, the rest train it. None: no data, allocation by
-        weight error alone, no healing.
+        (at least one, at most ``max_val_batches``: each evaluation runs them all, so many
+        would cost more than the healing steps between evaluations) are held out to validate
+        healing, the rest train it. None: no data, allocation by weight error alone, no
+        healing.
     cost : {"params", "flops"}
         What the budget counts.
     allocation : {"profile", "uniform"}
@@ -279,6 +284,7 @@ def compress(
     check_int("calibration_batches", calibration_batches, 1)
     check_int("eval_every", eval_every, 1)
     check_int("patience", patience, 1)
+    check_int("max_val_batches", max_val_batches, 1)
     if not 0 < val_fraction < 1:
         raise InvalidInputError(f"val_fraction must be in (0, 1), got {val_fraction!r}")
 
@@ -290,7 +296,7 @@ def compress(
     }
     train_batches = val_batches = None
     if heal_data is not None:
-        train_batches, val_batches = _split(heal_data, val_fraction)
+        train_batches, val_batches = _split(heal_data, val_fraction, max_val_batches)
     modes = {m: m.training for m in model.modules()}
     model.eval()  # statistics and the teacher without dropout; BatchNorm statistics kept
     try:

@@ -129,7 +129,7 @@ def main() -> None:
         "--val-batches",
         type=int,
         default=None,
-        help="healing batches held out to validate (default: tnml's tenth of them)",
+        help="healing batches held out to validate (default: tnml's, a tenth of them, at most 16)",
     )
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--out", default=None, help="write the rows as JSON here")
@@ -167,7 +167,10 @@ def main() -> None:
     print(json.dumps(rows[-1]), flush=True)
     kwargs = {} if args.heal_lr is None else {"heal_lr": args.heal_lr}
     if args.val_batches is not None:
+        if not 1 <= args.val_batches < len(heal):
+            parser.error(f"--val-batches must be in [1, {len(heal) - 1}], got {args.val_batches}")
         kwargs["val_fraction"] = args.val_batches / len(heal)
+        kwargs["max_val_batches"] = args.val_batches
 
     def held_out_cosine(m) -> float:
         return evaluate_cosine(m, tokenizer, held_out, data["held_out_reference"])

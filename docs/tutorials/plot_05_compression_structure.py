@@ -99,7 +99,7 @@ for method in ("mpo", "svd"):
 # further from the original (see "after replacement") and heal more per step. On a sentence
 # encoder (all-MiniLM-L6-v2, the project's ``benchmarks/RESULTS.md``) TT was ahead at 2x
 # compression; at 4x and 8x, healed for ten minutes, it led on held-out cosine and trailed
-# by hundredths or less on the word-similarity scores. Which wins depends on the model and
+# by hundredths or less on the other scores (one run each). Which wins depends on the model and
 # the budget, which is why every report has its baseline.
 fig, ax = plt.subplots(figsize=(5.5, 3.2))
 stages = ["before", "replaced", "healed"]

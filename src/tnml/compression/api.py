@@ -233,11 +233,12 @@ def compress(
         ``fnmatch`` patterns of layer names; default every ``nn.Linear``.
     heal_data : sequence of batches, optional
         Inputs the model takes (a tensor, a tuple of positional arguments, or a mapping of
-        keyword arguments per batch). The first ``calibration_batches`` give each layer's
-        input statistics for the rank allocation; the first ``val_fraction`` of the batches
-        (at least one, at most ``max_val_batches``: each evaluation runs them all, so many
-        would cost more than the healing steps between evaluations) are held out to validate
-        healing, the rest train it. None: no data, allocation by weight error alone, no
+        keyword arguments per batch). The first ``val_fraction`` of the batches (at least
+        one, at most ``max_val_batches``: each evaluation runs them all, so many would cost
+        more than the healing steps between evaluations) are held out: they validate healing
+        and decide whether a refined MPO fit is kept. The rest train healing, and the first
+        ``calibration_batches`` of those give each layer's input statistics for the rank
+        allocation and the fits. None: no data, allocation by weight error alone, no
         healing.
     cost : {"params", "flops"}
         What the budget counts.

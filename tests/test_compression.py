@@ -345,6 +345,18 @@ def test_validation_holds_out_a_tenth_of_the_batches_and_at_most_max_val_batches
     assert _split(range(2), 0.9, 16) == ([1], [0])  # one batch always trains
 
 
+def test_compress_validates_on_at_most_max_val_batches() -> None:
+    # which batches the original model sees: one calibration batch, the training step's,
+    # and the held-out ones, capped at 5 of the 200 batches
+    model, data = mlp(), batches(200)
+    seen: set[int] = set()
+    model.register_forward_pre_hook(lambda module, args: seen.add(id(args[0])))
+    tnml.compress(
+        model, 2.0, "svd", heal_data=data, calibration_batches=1, heal_steps=1, max_val_batches=5
+    )
+    assert seen == {id(b) for b in data[:6]}
+
+
 # ---- saving and loading -------------------------------------------------------------------
 
 

@@ -98,9 +98,10 @@ for method in ("mpo", "svd"):
 # baseline keeps more accuracy at the same budget and runs faster; the TT layers start
 # further from the original (see "after replacement") and heal more per step. On a sentence
 # encoder (all-MiniLM-L6-v2, the project's ``benchmarks/RESULTS.md``) TT was ahead at 2x
-# compression; at 4x and 8x, healed for ten minutes, it led on held-out cosine and trailed
-# by hundredths or less on the other scores (one run each). Which wins depends on the model and
-# the budget, which is why every report has its baseline.
+# compression; at 4x and 8x, healed for ten minutes, it led on held-out cosine, and on the
+# other scores the two were within a few hundredths, less than two draws of the healing data
+# moved them. Which wins depends on the model and the budget, which is why every report has
+# its baseline.
 fig, ax = plt.subplots(figsize=(5.5, 3.2))
 stages = ["before", "replaced", "healed"]
 for method, report in results.items():

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
-
 from compress_minilm import bbc_split, sentences
+from minilm_heal_probes import screen_split
 
 
 def main() -> None:
@@ -29,16 +28,9 @@ def main() -> None:
     for n in (2048, 8192):
         heal = set(sentences(train_docs, n, 1))
         print(f"  ... among the {n} healing sentences: {sum(s in heal for s in held)}")
-    pieces = [
-        s.strip()
-        for d in train_docs
-        for s in re.split(r"(?<=[.!?])\s+|\n+", d)
-        if len(s.split()) >= 6
-    ]
-    order = np.random.default_rng(7).permutation(len(pieces))
-    val = [pieces[i] for i in order[:256]]
     for n in (2048, 8192):
-        pool = {pieces[i] for i in order[256 : 256 + n]}
+        val, pool = screen_split(train_docs, n)
+        pool = set(pool)
         print(
             f"probe validation sentences (256) also in its {n}-sentence pool: "
             f"{sum(s in pool for s in val)}"

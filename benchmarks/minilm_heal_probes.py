@@ -67,10 +67,9 @@ def mask_pads_in_hidden_loss() -> None:
     heal_module.call_model, heal_module.distill_loss = recording_call, masked_loss
 
 
-def screen(args: argparse.Namespace, model, tokenizer, train_docs: list[str]) -> None:
-    """Compress at 4x and heal with the given settings; cosine on held-out sentences."""
-    if args.mask_pads:
-        mask_pads_in_hidden_loss()
+def screen_split(train_docs: list[str], n: int) -> tuple[list[str], list[str]]:
+    """``screen``'s 256 validation sentences and the ``n`` healing sentences after them, from
+    one shuffle of the training documents' sentences."""
     pieces = [
         s.strip()
         for d in train_docs
@@ -78,8 +77,14 @@ def screen(args: argparse.Namespace, model, tokenizer, train_docs: list[str]) ->
         if len(s.split()) >= 6
     ]
     order = np.random.default_rng(7).permutation(len(pieces))
-    val = [pieces[i] for i in order[:256]]
-    pool = [pieces[i] for i in order[256 : 256 + args.sentences]]
+    return [pieces[i] for i in order[:256]], [pieces[i] for i in order[256 : 256 + n]]
+
+
+def screen(args: argparse.Namespace, model, tokenizer, train_docs: list[str]) -> None:
+    """Compress at 4x and heal with the given settings; cosine on held-out sentences."""
+    if args.mask_pads:
+        mask_pads_in_hidden_loss()
+    val, pool = screen_split(train_docs, args.sentences)
     heal = text_batches(tokenizer, pool, 16, 64)
     reference = embed(model, tokenizer, val)
     start = time.time()

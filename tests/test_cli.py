@@ -468,6 +468,18 @@ ERROR_CASES = {
         ["train", "digits", "--resume", "--checkpoint", "{mnist}/none.ckpt"],
         ["none.ckpt"],
     ),
+    "checkpoint is the output file": (
+        ["train", "digits", "--out", "{mnist}/same.tnml", "--checkpoint", "{mnist}/same.tnml"],
+        ["--checkpoint", "same.tnml", "--out"],
+    ),
+    "checkpoint is a file no run wrote": (
+        ["train", "digits", "--out", "{mnist}/m.tnml", "--checkpoint", "{iris}"],
+        ["--checkpoint", "iris.csv", "no tnml run wrote it"],
+    ),
+    "checkpoint is a folder": (
+        ["train", "digits", "--out", "{mnist}/m.tnml", "--checkpoint", "{mnist}"],
+        ["--checkpoint", "is a folder"],
+    ),
     "missing model file": (["evaluate", "{mnist}/no-model.tnml", "digits"], ["no-model.tnml"]),
     "missing model file (info)": (["info", "{mnist}/no-model.tnml"], ["not found"]),
     "corrupt model file": (["info", "{random_bytes}"], ["random.tnml", "not a tnml model"]),
@@ -525,6 +537,21 @@ def test_errors_are_one_line_exit_2(
     paths = {**files, "digits_model": digits_model, "mnist_model": mnist_model,
              "iris_model": iris_model}  # fmt: skip
     assert_error(run(*(arg.format(**paths) for arg in args)), *fragments)
+
+
+def test_checkpoint_never_deletes_what_no_run_wrote(tmp_path: Path) -> None:
+    precious = tmp_path / "precious.csv"
+    precious.write_text("a,b\n1,2\n")
+    out = tmp_path / "m.tnml"
+    args = ("train", "digits", "--downsample", 2, "--epochs", 1, "--out", out, "--quiet")
+    assert_error(run(*args, "--checkpoint", precious), "precious.csv")
+    assert precious.read_text() == "a,b\n1,2\n" and not out.exists()
+    # a checkpoint that a run left behind (its record beside it) is replaced by a fresh run
+    left = tmp_path / "left.ckpt"
+    left.write_bytes(b"old")
+    left.with_name("left.ckpt.run.json").write_text("{}")
+    ok(run(*args, "--checkpoint", left))
+    assert out.is_file() and not left.exists()
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")

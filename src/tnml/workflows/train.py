@@ -41,6 +41,7 @@ __all__ = [
     "MODEL_CLASSES",
     "TrainingInterrupted",
     "TrainingOptions",
+    "check_checkpoint_path",
     "check_or_record_run",
     "first_samples",
     "flatten_record",
@@ -267,6 +268,26 @@ def run_identity(model: str, estimator: Any, data: Any, fit_options: dict) -> di
     )
 
 
+def check_checkpoint_path(checkpoint: Path, out: Path, resume: bool) -> None:
+    """Refuse a checkpoint path that a run would destroy something at: a fresh run deletes
+    the old checkpoint and a finished run its own, so ``--checkpoint`` must not be ``--out``
+    or a folder, and a fresh run overwrites only a file that a tnml run wrote (its record,
+    ``<checkpoint>.run.json``, beside it)."""
+    if checkpoint.resolve() == out.resolve():
+        raise InvalidInputError(
+            f"--checkpoint {checkpoint} is the --out file: the checkpoint is deleted once the "
+            "model is saved; give another path (default: <out>.ckpt)"
+        )
+    if checkpoint.is_dir():
+        raise InvalidInputError(f"--checkpoint {checkpoint} is a folder; give a file name")
+    record = run_record_path(checkpoint)
+    if not resume and checkpoint.exists() and not record.is_file():
+        raise InvalidInputError(
+            f"--checkpoint {checkpoint} exists and no tnml run wrote it (no {record.name} "
+            "beside it); a fresh run would delete it: give another path or remove the file"
+        )
+
+
 def check_or_record_run(checkpoint: Path, identity: dict[str, Any], resume: bool) -> None:
     """A fresh run records its identity beside the checkpoint; ``--resume`` refuses, in one
     line naming each difference, a command that differs from the recorded one."""
@@ -334,6 +355,8 @@ def train_model(
         On Ctrl-C, with the checkpoint the trainer wrote.
     """
     model, out, resume = options.model, options.out, options.resume
+    checkpoint = options.checkpoint or out.with_name(out.name + ".ckpt")
+    check_checkpoint_path(checkpoint, out, resume)
     params = dict(options.params)
     if options.unitary:
         if model not in ("mps", "ttn", "mps-born"):
@@ -363,7 +386,6 @@ def train_model(
             shape, max_shift=options.augment_shift, max_rotation=options.augment_rotation
         )
     estimator = make_estimator(model, params, shape)
-    checkpoint = options.checkpoint or out.with_name(out.name + ".ckpt")
     if rank == 0:
         check_or_record_run(checkpoint, run_identity(model, estimator, data, fit_options), resume)
     if is_born_machine(estimator):

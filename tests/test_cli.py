@@ -781,12 +781,36 @@ def test_anomaly_fit_and_score(tmp_path: Path) -> None:
                         [[i % 3, "red" if i % 2 else "blue"] for i in range(60)])  # fmt: skip
     ok(run("anomaly", "fit", "csv", mixed, "--epochs", 1, "--quiet", "--out", model))
     assert tnml.io.load(model).categories_[1] is not None
-    assert "60 samples (m.csv)" in ok(run("anomaly", "score", model, "csv", mixed)).output
+    scored = ok(run("anomaly", "score", model, "csv", mixed)).output
+    assert "60 samples (m.csv, all 60 rows, every one fitted" in scored
     assert_error(
         run("anomaly", "fit", "digits", "--normal-class", 11, "--out", model), "--normal-class"
     )
     assert_error(run("anomaly", "score", tmp_path / "missing.tnml"), "not found")
     assert_error(run("predict", model, table, "--proba"), "--proba needs a classifier")
+
+
+def test_anomaly_score_csv_matches_columns_by_name_and_holds_out(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    rows = [[*(int(v) for v in rng.integers(0, 4, 3)), i % 2] for i in range(80)]
+    table = write_table(tmp_path / "t.csv", ["a", "b", "c", "label"], rows)
+    model = tmp_path / "d.tnml"
+    ok(run("anomaly", "fit", "csv", table, "--target", "label", "--normal-class", 1,
+           "--epochs", 1, "--quiet", "--out", model))  # fmt: skip
+    # by default the training file's held-out rows, not the rows the detector was fitted on
+    scored = ok(run("anomaly", "score", model)).output
+    n_scored = int(re.search(r"(\d+) samples \(t\.csv, test split", scored).group(1))
+    assert 0 < n_scored < 80
+    # columns are matched by name: a file with its columns in another order scores the same
+    copy = write_table(tmp_path / "copy.csv", ["a", "b", "c", "label"], rows)
+    permuted = write_table(tmp_path / "perm.csv", ["c", "label", "a", "b"],
+                           [[r[2], r[3], r[0], r[1]] for r in rows])  # fmt: skip
+    first, second = tmp_path / "s1.csv", tmp_path / "s2.csv"
+    ok(run("anomaly", "score", model, "csv", copy, "--out", first))
+    ok(run("anomaly", "score", model, "csv", permuted, "--out", second))
+    assert first.read_text() == second.read_text()
+    other = write_table(tmp_path / "other.csv", ["a", "b", "d", "label"], rows)
+    assert_error(run("anomaly", "score", model, "csv", other), "missing ['c']", "unknown ['d']")
 
 
 def test_tree_models_train_with_the_image_layout(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ from tnml.workflows.data import (
     ModelSpec,
     load_evaluation_data,
     load_training_data,
+    split_part,
 )
 
 __all__ = ["anomaly_app", "anomaly_fit", "anomaly_score", "explain"]
@@ -214,11 +215,37 @@ def anomaly_fit(
     typer.echo(f"saved detector to {out}")
 
 
+def _fitted_columns(X: np.ndarray, names: list[str], spec: ModelSpec, source: str) -> np.ndarray:
+    """The columns of ``X`` (n, F) in the order the detector was fitted on, matched by name
+    (``names``, the file's header); a missing or unknown column is an error."""
+    fitted = list((spec.metadata.get("preprocessing") or {}).get("feature_names") or [])
+    if not fitted or names == fitted:
+        return X
+    missing = [name for name in fitted if name not in names]
+    unknown = [name for name in names if name not in fitted]
+    if missing or unknown:
+        raise InvalidInputError(
+            f"{source}: the detector was fitted on the columns {fitted}; "
+            + "; ".join(
+                text
+                for text in (
+                    f"missing {missing}" if missing else "",
+                    f"unknown {unknown}" if unknown else "",
+                )
+                if text
+            )
+        )
+    return X[:, [names.index(name) for name in fitted]]
+
+
 def anomaly_score(
     model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="A saved detector.")],
     dataset: Annotated[
         str | None,
-        typer.Argument(help="digits, mnist or csv (default: the training data's test split)."),
+        typer.Argument(
+            help="digits, mnist or csv (default: the training data's test split; a CSV "
+            "detector fitted without --target has none, and scores its whole file)."
+        ),
     ] = None,
     file: Annotated[Path | None, typer.Argument(help="CSV file.", show_default=False)] = None,
     data_dir: Annotated[Path | None, typer.Option(help="MNIST folder.")] = None,
@@ -242,10 +269,18 @@ def anomaly_score(
         path = file if file is not None else Path(spec.metadata.get("source") or "")
         if not path.is_file():
             raise InvalidInputError("give the CSV file to score: tnml anomaly score MODEL csv FILE")
-        target = spec.target
-        X, y, _ = load_csv(path, target, text_columns=True)
-        labels = y if target is not None else None
-        description = path.name
+        X, y, names = load_csv(path, spec.target, text_columns=True)
+        X = _fitted_columns(X, names, spec, path.name)
+        source = spec.metadata.get("source")
+        trained_on_file = source is not None and Path(source) == path.resolve()
+        if spec.target is not None:
+            part = split_part(X, y, spec.metadata, "test" if trained_on_file else "all", path.name)
+            X, labels, description = part.X, part.y, part.description
+        else:  # fitted on every row: this file has no held-out part
+            labels = None
+            description = f"{path.name}, all {len(X)} rows"
+            if trained_on_file:
+                description += ", every one fitted (the detector was fitted without --target)"
     else:
         data = load_evaluation_data(spec, dataset, file, data_dir=data_dir, split="test")
         X, labels, description = data.X, data.y, data.description

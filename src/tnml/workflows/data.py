@@ -49,6 +49,7 @@ __all__ = [
     "prepare_images",
     "read_feature_csv",
     "split_indices",
+    "split_part",
     "table_to_features",
 ]
 
@@ -679,6 +680,15 @@ def load_evaluation_data(
         )
         split = split or ("test" if trained_on_file else "all")
         name = Path(file).name
+    return split_part(X, y, meta, split, name)
+
+
+def split_part(
+    X: np.ndarray, y: np.ndarray, meta: dict[str, Any], split: str, name: str
+) -> EvaluationData:
+    """The ``split`` (``"test"``, ``"train"`` or ``"all"``) of samples ``X`` (n, F) with
+    labels ``y`` (n,), redoing the seeded split that the training recorded in ``meta``;
+    ``name`` names the data in the description and in errors."""
     if split == "all":
         return EvaluationData(X, y, f"{name}, all {len(y)} samples")
     settings = meta.get("split") or {}

@@ -704,6 +704,23 @@ def test_sample_writes_png_grid_and_csv(born_model: Path, tmp_path: Path) -> Non
     assert rows.read_text() == again.read_text()
 
 
+def test_sample_csv_is_written_whole_or_not_at_all(
+    born_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = tmp_path / "samples.csv"
+    ok(run("sample", born_model, "--n", 5, "--out", rows, "--seed", 1))
+    before = rows.read_text()
+
+    def dies_half_way(path: str, *args: object, **kwargs: object) -> None:
+        Path(path).write_text("0,0,")
+        raise OSError("File too large")
+
+    monkeypatch.setattr(np, "savetxt", dies_half_way)
+    assert run("sample", born_model, "--n", 5, "--out", rows, "--seed", 2).exit_code != 0
+    assert rows.read_text() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["samples.csv"]
+
+
 def test_inpaint_keeps_visible_pixels(born_model: Path, tmp_path: Path) -> None:
     out = tmp_path / "inpaint.png"
     result = ok(run("inpaint", born_model, "--mask", "bottom-half", "--n", 4, "--out", out))
@@ -713,6 +730,7 @@ def test_inpaint_keeps_visible_pixels(born_model: Path, tmp_path: Path) -> None:
 def test_born_errors_are_one_line(born_model: Path, digits_model: Path, tmp_path: Path) -> None:
     assert_error(run("sample", digits_model, "--out", tmp_path / "x.png"), "not a Born machine")
     assert_error(run("sample", born_model, "--out", tmp_path / "x.txt"), ".png or .csv")
+    assert_error(run("inpaint", born_model, "--out", tmp_path / "x.csv"), ".png", "x.csv")
     assert_error(
         run(
             "train",

@@ -13,6 +13,7 @@ import numpy as np
 import typer
 
 from tnml import io as tnml_io
+from tnml._files import atomic_write
 from tnml.cli.options import output_file
 from tnml.exceptions import InvalidInputError
 from tnml.workflows.data import (
@@ -93,7 +94,13 @@ def sample(
         save_image_grid(samples.reshape(n, *shape).astype(float), out, n_cols=n_cols)
     else:  # with the model's column names, so the file reads back into tnml evaluate
         names = spec.feature_names or [f"x{j}" for j in range(samples.shape[1])]
-        np.savetxt(out, samples, fmt="%d", delimiter=",", header=",".join(names), comments="")
+        header = ",".join(names)
+        atomic_write(
+            out,
+            lambda tmp: np.savetxt(
+                tmp, samples, fmt="%d", delimiter=",", header=header, comments=""
+            ),
+        )
     typer.echo(f"wrote {n} samples to {out}")
 
 
@@ -120,6 +127,8 @@ def inpaint(
     """
     from tnml.plot import save_image_grid
 
+    if out.suffix.lower() != ".png":
+        raise InvalidInputError(f"--out must end in .png (a PNG grid), got {out.name!r}")
     model, spec = _load_born(model_path)
     height, width = image_shape(spec)
     data = load_evaluation_data(spec, data_dir=data_dir, split="test")

@@ -5,6 +5,7 @@ state, and a saved compressed model loads back to the same outputs."""
 from __future__ import annotations
 
 import itertools
+import json
 
 import numpy as np
 import pytest
@@ -343,6 +344,25 @@ def test_validation_holds_out_a_tenth_of_the_batches_and_at_most_max_val_batches
     assert val == list(range(16)) and train == list(range(16, 400))
     assert len(_split(range(50), 0.1, 16)[1]) == 5
     assert _split(range(2), 0.9, 16) == ([1], [0])  # one batch always trains
+
+
+def test_heal_data_with_nan_is_refused_and_reports_are_strict_json() -> None:
+    data = batches(20)
+    data[3] = data[3].clone()
+    data[3][1, 2] = float("nan")
+    with pytest.raises(InvalidInputError, match="batch 3 holds NaN or inf"):
+        tnml.compress(mlp(), 2.0, "svd", heal_data=data, heal_steps=1)
+    keyed = [{"x": b} for b in batches(20)]
+    keyed[0]["x"] = keyed[0]["x"].clone()
+    keyed[0]["x"][0, 0] = float("inf")
+    with pytest.raises(InvalidInputError, match="batch 0 holds NaN or inf"):
+        tnml.compress(mlp(), 2.0, "svd", heal_data=keyed, heal_steps=1)
+    # a value that is not a finite number is None in to_dict (strict JSON has no NaN)
+    _, report = tnml.compress(mlp(), 2.0, "svd", heal_data=batches(20), heal_steps=1)
+    report.metric_before = float("nan")
+    data_out = report.to_dict()
+    assert data_out["metric_before"] is None
+    json.dumps(data_out, allow_nan=False)
 
 
 def test_compress_validates_on_at_most_max_val_batches() -> None:

@@ -4,6 +4,7 @@ layers under one parameter budget, then heal by distillation against the origina
 from __future__ import annotations
 
 import copy
+import math
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -78,10 +79,11 @@ class CompressionReport:
         return sum(r.params_after for r in self.layers)
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain JSON-ready data."""
+        """Plain JSON-ready data (a value that is not a finite number is None: strict JSON
+        has no NaN)."""
         data = asdict(self)
         data["params_before"], data["params_after"] = self.params_before, self.params_after
-        return data
+        return _finite_or_none(data)
 
     def __str__(self) -> str:
         lines = [
@@ -181,14 +183,40 @@ def _latency_ms(model: nn.Module, batch: Any, repeats: int = 5) -> float:
     return 1e3 * statistics.median(times)
 
 
+def _finite_or_none(value: Any) -> Any:
+    """``value`` with every float that is NaN or infinite, in nested dicts and lists, None."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {key: _finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite_or_none(item) for item in value]
+    return value
+
+
+def _batch_tensors(batch: Any) -> list[Tensor]:
+    """The tensors of a batch: itself, or the tensor values of a dict, list or tuple."""
+    if isinstance(batch, Tensor):
+        return [batch]
+    items = batch.values() if isinstance(batch, dict) else batch
+    if isinstance(items, (list, tuple)) or isinstance(batch, dict):
+        return [item for item in items if isinstance(item, Tensor)]
+    return []
+
+
 def _split(heal_data: Any, val_fraction: float, max_val_batches: int) -> tuple[list, list]:
     """``(train, validation)`` batches: the first ``val_fraction`` of them, at least one and
-    at most ``max_val_batches``, validate."""
+    at most ``max_val_batches``, validate. A floating-point tensor with NaN or inf in any
+    batch is an error: distillation on it trains the model to NaN."""
     batches = list(heal_data)
     if len(batches) < 2:
         raise InvalidInputError(
             f"heal_data must hold at least 2 batches (train and validation), got {len(batches)}"
         )
+    for i, batch in enumerate(batches):
+        for tensor in _batch_tensors(batch):
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                raise InvalidInputError(f"heal_data: batch {i} holds NaN or inf")
     n_val = min(max(1, round(val_fraction * len(batches))), max_val_batches, len(batches) - 1)
     return batches[n_val:], batches[:n_val]
 

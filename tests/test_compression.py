@@ -392,6 +392,33 @@ def test_saved_compressed_model_loads_back_to_the_same_outputs(tmp_path, method:
         load_compressed(tmp_path, nn.Sequential(nn.Linear(24, 6)))
 
 
+def test_the_workflow_replaces_its_own_output_and_refuses_other_folders(tmp_path) -> None:
+    from tnml.workflows.compress import compress_saved_model, load_compressed_model
+
+    torch.save(mlp(), tmp_path / "model.pt")
+    out = tmp_path / "out"
+    out.mkdir()
+    # an earlier run's folder (here as a Hugging Face model's would be) is replaced whole:
+    # its config.json made the loader rebuild the wrong architecture
+    (out / "config.json").write_text("{}")
+    (out / "compression.json").write_text("{}")
+    compress_saved_model(tmp_path / "model.pt", out, ratio=2.0, method="svd")
+    assert sorted(p.name for p in out.iterdir()) == [
+        "base_module.pt", "compression.json", "model.safetensors"
+    ]  # fmt: skip
+    x = torch.randn(3, 24)
+    assert load_compressed_model(out)(x).shape == (3, 6)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(InvalidInputError, match="not a compressed model"):
+        compress_saved_model(tmp_path / "model.pt", other, ratio=2.0, method="svd")
+    assert [p.name for p in other.iterdir()] == ["notes.txt"]
+    with pytest.raises(InvalidInputError, match="is a file"):
+        compress_saved_model(tmp_path / "model.pt", other / "notes.txt", ratio=2.0)
+
+
 def test_saved_torch_module_round_trip_through_the_workflow(tmp_path) -> None:
     from tnml.workflows.compress import compress_saved_model, load_compressed_model
 

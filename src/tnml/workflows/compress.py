@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import os
 import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from torch import Tensor, nn
 
 from tnml.compression import compress, load_compressed, save_compressed
 from tnml.compression.api import CompressionReport
+from tnml.compression.store import LAYERS_FILE
 from tnml.exceptions import InvalidInputError
 
 __all__ = [
@@ -163,7 +165,14 @@ def compress_saved_model(
     **options: Any,
 ) -> CompressionReport:
     """Compress the model at ``model_path`` (see :func:`load_model`) with
-    :func:`tnml.compress` (``options`` are its keywords) and write it to ``out_dir``."""
+    :func:`tnml.compress` (``options`` are its keywords) and write it to ``out_dir``.
+
+    ``out_dir`` is written whole or not at all: the files go to a new folder beside it that
+    then takes its place. It must be new, empty, or an earlier output of this function (which
+    is replaced); a folder holding other files is refused before any work, so that no run's
+    files are left beside another's."""
+    out = Path(out_dir)
+    _check_out_dir(out)
     model, tokenizer = load_model(model_path)
     batches = None
     if heal_data is not None:
@@ -176,19 +185,45 @@ def compress_saved_model(
     if is_hf and tokenizer is not None and batches and isinstance(batches[0], dict):
         options.setdefault("output_fn", mean_pool)
     compressed, report = compress(model, heal_data=batches, **options)
-    out = Path(out_dir)
     extra = {"base": "huggingface" if is_hf else "torch", "report": report.to_dict()}
-    if is_hf:
-        for name in HF_FILES:
-            if (Path(model_path) / name).is_file():
-                out.mkdir(parents=True, exist_ok=True)
-                shutil.copy2(Path(model_path) / name, out / name)
-    else:
-        out.mkdir(parents=True, exist_ok=True)
-        # the architecture to rebuild onto, without its weights (they are in the safetensors)
-        torch.save(_without_weights(model), out / "base_module.pt")
-    save_compressed(compressed, out, extra=extra)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        if is_hf:
+            for name in HF_FILES:
+                if (Path(model_path) / name).is_file():
+                    shutil.copy2(Path(model_path) / name, staging / name)
+        else:
+            # the architecture to rebuild onto, without its weights (in the safetensors)
+            torch.save(_without_weights(model), staging / "base_module.pt")
+        save_compressed(compressed, staging, extra=extra)
+        _replace_dir(staging, out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return report
+
+
+def _check_out_dir(out: Path) -> None:
+    """Refuse an output folder that is a file or holds files of something else."""
+    if out.exists() and not out.is_dir():
+        raise InvalidInputError(f"out_dir: {out} is a file; give a folder")
+    if out.is_dir() and any(out.iterdir()) and not (out / LAYERS_FILE).is_file():
+        raise InvalidInputError(
+            f"out_dir: {out} holds files that are not a compressed model (no {LAYERS_FILE}); "
+            "give a new or empty folder"
+        )
+
+
+def _replace_dir(staging: Path, out: Path) -> None:
+    """Put the finished folder ``staging`` at ``out``, removing an earlier ``out``."""
+    if not out.exists():
+        staging.rename(out)
+        return
+    old = out.with_name(f".{out.name}.old-{os.getpid()}")
+    out.rename(old)
+    staging.rename(out)
+    shutil.rmtree(old, ignore_errors=True)
 
 
 def load_compressed_model(directory: str | os.PathLike[str]) -> nn.Module:

@@ -171,6 +171,22 @@ def test_quantum_commands_reject_bad_input(unitary_model, tmp_path):
     assert result.exit_code == 2 and "--unitary" in result.stderr
 
 
+def test_noise_study_refuses_models_scored_on_different_data(unitary_model, tmp_path):
+    other = tmp_path / "other.tnml"
+    ok(
+        run(
+            "train", "digits", "--model", "mps", "--unitary", "--bond-dim", "16",
+            "--downsample", "4", "--epochs", "1", "--quiet", "--test-fraction", "0.5",
+            "--seed", "3", "--out", other,
+        )
+    )  # fmt: skip
+    result = run("noise-study", unitary_model, "--also", other, "--levels", "1e-2",
+                 "--n-samples", "5", "--out", tmp_path / "ns")  # fmt: skip
+    assert result.exit_code == 2 and "same data" in result.stderr
+    assert "test fraction 0.5, seed 3" in result.stderr
+    assert not (tmp_path / "ns").exists()
+
+
 def test_circuit_model_options_are_checked(tmp_path):
     out = tmp_path / "x.tnml"
     result = run("train", "digits", "--model", "circuit", "--bond-dim", "4", "--out", out)

@@ -272,6 +272,7 @@ def noise_study_command(
     values = _levels(levels)
     paths = [model_path, *(also or [])]
     results = []
+    first_data = ""
     started = time.perf_counter()
     for path in paths:
         model = tnml_io.load(path)
@@ -293,6 +294,13 @@ def noise_study_command(
             command="noise-study",
             label_option="--label-column",
         )
+        if results and data.description != first_data:
+            raise InvalidInputError(
+                f"--also compares models on the same data: {model_path} is scored on "
+                f"{first_data}, {path} on {data.description}; train them on the same split "
+                "(--test-fraction, --seed) or give a DATASET both are scored on"
+            )
+        first_data = data.description
         X, y = data.X, np.asarray(data.y)
         if n_samples is not None:
             X, y = X[:n_samples], y[:n_samples]

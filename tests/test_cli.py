@@ -539,6 +539,20 @@ def test_errors_are_one_line_exit_2(
     assert_error(run(*(arg.format(**paths) for arg in args)), *fragments)
 
 
+def test_info_shows_a_history_without_its_loss(digits_model: Path, tmp_path: Path) -> None:
+    from safetensors import safe_open
+    from safetensors.torch import save_file as save_torch_file
+
+    with safe_open(str(digits_model), framework="pt") as handle:
+        meta = handle.metadata()
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    header = json.loads(meta["tnml"])
+    header["fitted"]["history_"][-1]["train_loss"] = None
+    edited = tmp_path / "edited.tnml"
+    save_torch_file(tensors, str(edited), metadata={**meta, "tnml": json.dumps(header)})
+    assert "last train loss not recorded" in ok(run("info", edited)).output
+
+
 def test_checkpoint_never_deletes_what_no_run_wrote(tmp_path: Path) -> None:
     precious = tmp_path / "precious.csv"
     precious.write_text("a,b\n1,2\n")

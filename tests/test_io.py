@@ -75,6 +75,35 @@ def test_bad_files(tmp_path):
         tnml.io.save(tnml.MPSClassifier(), tmp_path / "unfitted.tnml")
 
 
+def test_edited_headers_are_refused_as_model_file_errors(fitted, tmp_path):
+    import json
+
+    from safetensors import safe_open
+
+    clf, _ = fitted
+    path = tmp_path / "model.tnml"
+    tnml.io.save(clf, path)
+    with safe_open(str(path), framework="pt") as handle:
+        meta = handle.metadata()
+        tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    header = json.loads(meta["tnml"])
+
+    def with_header(name: str, value: object) -> object:
+        edited = tmp_path / name
+        save_file(tensors, str(edited), metadata={**meta, "tnml": json.dumps(value)})
+        return edited
+
+    with pytest.raises(ModelFileError, match="a JSON list, not an object"):
+        tnml.io.load(with_header("list.tnml", [1, 2]))
+    with pytest.raises(ModelFileError, match="a JSON list, not an object"):
+        tnml.io.read_header(with_header("list.tnml", [1, 2]))
+    without_fitted = {k: v for k, v in header.items() if k != "fitted"}
+    with pytest.raises(ModelFileError, match="inconsistent tnml model: KeyError: 'fitted'"):
+        tnml.io.load(with_header("no_fitted.tnml", without_fitted))
+    with pytest.raises(ModelFileError, match="inconsistent tnml model"):
+        tnml.io.load(with_header("bad_fitted.tnml", {**header, "fitted": [1]}))
+
+
 def test_damaged_weights_and_directories_are_refused(fitted, tmp_path):
     clf, _ = fitted
     path = tmp_path / "model.tnml"

@@ -239,6 +239,19 @@ def load(path: str | os.PathLike[str], *, device: str | None = None) -> Any:
     header, tensors = _read(path, tensors=True)
     if header["estimator"] in _NETWORKS:
         return _load_network(path, header, tensors)
+    try:
+        return _load_estimator(path, header, tensors, device)
+    except (KeyError, TypeError, AttributeError) as err:
+        # a header with a field missing or of the wrong kind (edited, or cut short)
+        raise ModelFileError(
+            f"{path} holds an inconsistent tnml model: {type(err).__name__}: {err}"
+        ) from err
+
+
+def _load_estimator(
+    path: str | os.PathLike[str], header: dict, tensors: dict, device: str | None
+) -> Any:
+    """The estimator of a model file's checked ``header`` and ``tensors``."""
     cls = ESTIMATORS[header["estimator"]]
     try:
         model = cls(**header["params"])
@@ -307,6 +320,10 @@ def _read(path: str | os.PathLike[str], *, tensors: bool) -> tuple[dict, dict]:
         header = json.loads(meta["tnml"])
     except json.JSONDecodeError as err:
         raise ModelFileError(f"{path} has a corrupt tnml header: {err}") from err
+    if not isinstance(header, dict):
+        raise ModelFileError(
+            f"{path} has a corrupt tnml header: a JSON {type(header).__name__}, not an object"
+        )
     if header.get("format") != FORMAT_NAME:
         raise ModelFileError(f"{path} is not a tnml model file (format {header.get('format')!r})")
     if header.get("format_version", 0) > FORMAT_VERSION:

@@ -284,10 +284,12 @@ def info(
     if history:
         last = history[-1]
         best = fitted.get("best_epoch_")
+        loss = last.get("train_loss") if isinstance(last, dict) else None
+        loss_value = f"{loss:.4f}" if isinstance(loss, (int, float)) else "not recorded"
         if header.get("estimator") in DENSITY_ESTIMATORS:
-            loss_text = f"last train NLL {last.get('train_loss', float('nan')):.4f}"
+            loss_text = f"last train NLL {loss_value}"
         else:
-            loss_text = f"last train loss {last.get('train_loss', float('nan')):.4f}"
+            loss_text = f"last train loss {loss_value}"
         text = f"{len(history)} epoch{'s' * (len(history) != 1)}, {loss_text}"
         if best is not None:
             text += f", best epoch {best}"

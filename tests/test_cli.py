@@ -680,6 +680,24 @@ def test_born_sweep_step_options(tmp_path: Path) -> None:
         run("train", "digits", "--model", "ttn", "--solver", "cg", "--out", tree),
         "--solver applies to --model mps",
     )
+    # options the chosen trainer would ignore
+    for model, trainer, flag in (
+        ("mps", "autodiff", ["--max-bond", 7]),
+        ("mps", "autodiff", ["--cutoff", 0.5]),
+        ("mps-born", "autodiff", ["--lr-decay", 0.5]),
+        ("mps-born", "autodiff", ["--grad-floor"]),
+        ("mps-born", "autodiff", ["--steps-per-bond", 2]),
+    ):
+        assert_error(
+            run("train", "digits", "--model", model, "--trainer", trainer, *flag, "--out", tree),
+            f"{flag[0]} applies to --trainer sweep",
+        )
+    assert_error(
+        run("train", "digits", "--model", "mps-born", "--batch-size", 7, "--out", tree),
+        "--batch-size is the autodiff mini-batch",
+    )
+    assert_error(run("train", "digits", "--target", "foo", "--out", tree), "--target", "digits")
+    assert_error(run("train", "digits", "--data-dir", tmp_path, "--out", tree), "--data-dir")
     for flag, message in [
         ("--steps-per-bond", "--steps-per-bond applies to the MPS models"),
         ("--steps-per-node", "--steps-per-node applies to --model ttn-born"),

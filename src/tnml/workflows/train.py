@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import json
 import time
 from collections.abc import Callable
@@ -135,6 +136,17 @@ _MPS_ONLY = {
     "steps_per_bond": "--steps-per-bond",
 }
 
+# Options that only the sweeps read, for the models that train by sweeps or by autodiff.
+_SWEEP_ONLY = {
+    "max_bond": "--max-bond",
+    "cutoff": "--cutoff",
+    "steps_per_bond": "--steps-per-bond",
+    "solver": "--solver",
+    "grad_floor": "--grad-floor",
+    "lr_decay": "--lr-decay",
+    "truncation": "--truncation",
+}
+
 # Options of the MPS classifier's sweeps only.
 _MPS_CLASSIFIER_ONLY = {"solver": "--solver"}
 
@@ -178,6 +190,26 @@ def _reject(model: str, params: dict[str, Any], options: dict[str, str], kind: s
             raise InvalidInputError(f"{flag} applies to {kind}, not --model {model}")
 
 
+def _check_trainer_options(model: str, params: dict[str, Any]) -> None:
+    """Refuse options that the chosen trainer of ``--model mps`` or ``mps-born`` would
+    ignore: the sweeps' options under autodiff, and the Born machine's autodiff mini-batch
+    under its sweeps (the classifier's sweeps take mini-batches too)."""
+    default = inspect.signature(MODEL_CLASSES[model]).parameters.get("trainer")
+    trainer = params.get("trainer", None if default is None else default.default)
+    if trainer == "autodiff":
+        for name, flag in _SWEEP_ONLY.items():
+            if name in params:
+                raise InvalidInputError(
+                    f"{flag} applies to --trainer sweep; --model {model} trains by autodiff "
+                    f"here (add --trainer sweep, or drop {flag})"
+                )
+    elif model == "mps-born" and "batch_size" in params:
+        raise InvalidInputError(
+            "--batch-size is the autodiff mini-batch; --model mps-born trains by sweeps here "
+            "(add --trainer autodiff, or drop --batch-size)"
+        )
+
+
 def make_estimator(
     model: str, params: dict[str, Any], image_shape: tuple[int, int] | None = None
 ) -> Any:
@@ -202,6 +234,7 @@ def make_estimator(
     if model in ("mps", "ttn"):
         _reject(model, params, _BORN_ONLY, "Born machines")
     if model == "mps":
+        _check_trainer_options(model, params)
         return MODEL_CLASSES["mps"](**params)
     if model == "ttn":
         _reject(model, params, _MPS_ONLY, "the MPS models")
@@ -211,6 +244,7 @@ def make_estimator(
     _reject(model, params, _CLASSIFIER_ONLY, "classifiers")
     if model == "mps-born":
         _reject(model, params, {"loss": "--loss"}, "classifiers")
+        _check_trainer_options(model, params)
         return MODEL_CLASSES["mps-born"](**params)
     if model == "ttn-born":  # the tree Born machine sweeps too, with fixed bonds, node by node
         _reject(

@@ -163,6 +163,17 @@ def test_quantum_commands_reject_bad_input(unitary_model, tmp_path):
     result = run("compile", unitary_model, "--basis", "foo,bar", "--out", tmp_path / "x.qasm")
     assert result.exit_code == 2 and "basis_gates" in result.stderr
     assert "Traceback" not in result.output
+    # options of the Born machines' native compilation, given where they do nothing
+    result = run(
+        "compile", unitary_model, "--native", "--layers", "3", "--out", tmp_path / "l.qasm"
+    )
+    assert result.exit_code == 2 and "--layers applies to Born machines" in result.stderr
+    result = run(
+        "compile", unitary_model, "--native", "--window", "5", "--out", tmp_path / "w.qasm"
+    )
+    assert result.exit_code == 2 and "--window applies to Born machines" in result.stderr
+    result = run("compile", unitary_model, "--min-fidelity", "0.5", "--out", tmp_path / "m.qasm")
+    assert result.exit_code == 2 and "--min-fidelity needs --native" in result.stderr
     result = run("noise-study", unitary_model, "--levels", "2")
     assert result.exit_code == 2 and "--levels" in result.stderr
     result = run("noise-study", unitary_model, "--noise", "cosmic")

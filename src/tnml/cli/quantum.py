@@ -20,7 +20,7 @@ from tnml.data import MNIST_ENV_VAR
 from tnml.exceptions import InvalidInputError
 from tnml.quantum.compile import compile as compile_circuit
 from tnml.quantum.evaluate import NOISE_CHANNELS, circuit_inputs, noise_study
-from tnml.workflows.data import ModelSpec, load_evaluation_data
+from tnml.workflows.data import ModelSpec, is_born_machine, load_evaluation_data
 
 DEFAULT_LEVELS = "1e-4,3e-4,1e-3,3e-3,1e-2,3e-2,1e-1"
 
@@ -84,9 +84,14 @@ def compile_command(
         ),
     ] = None,
     min_fidelity: Annotated[
-        float,
-        typer.Option(min=0.0, max=1.0, help="Born machines without --layers or --max-2q."),
-    ] = 0.99,
+        float | None,
+        typer.Option(
+            min=0.0,
+            max=1.0,
+            help="Born machines (--native) without --layers or --max-2q (default 0.99).",
+            show_default=False,
+        ),
+    ] = None,
     product_threshold: Annotated[
         float,
         typer.Option(
@@ -121,10 +126,22 @@ def compile_command(
             ("--layers", layers),
             ("--product-threshold", product_threshold or None),
             ("--window", window),
+            ("--min-fidelity", min_fidelity),
         ):
             if value is not None:
                 raise InvalidInputError(f"{name} needs --native")
     model = tnml_io.load(model_path)
+    if not is_born_machine(model):
+        for name, value in (
+            ("--layers", layers),
+            ("--min-fidelity", min_fidelity),
+            ("--product-threshold", product_threshold or None),
+            ("--window", window),
+        ):
+            if value is not None:
+                raise InvalidInputError(
+                    f"{name} applies to Born machines; {model_path} holds a {type(model).__name__}"
+                )
     circuit = compile_circuit(
         model,
         schedule,
@@ -132,7 +149,7 @@ def compile_command(
         layers=layers,
         target=target,
         max_two_qubit_gates=max_2q,
-        min_fidelity=min_fidelity,
+        min_fidelity=0.99 if min_fidelity is None else min_fidelity,
         product_threshold=product_threshold,
         window=window,
         callback=_report_layer,

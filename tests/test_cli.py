@@ -837,6 +837,14 @@ def test_anomaly_fit_and_score(tmp_path: Path) -> None:
         run("anomaly", "fit", "digits", "--normal-class", 11, "--out", model), "--normal-class"
     )
     assert_error(run("anomaly", "score", tmp_path / "missing.tnml"), "not found")
+    # options that an unlabelled CSV, or images, would ignore
+    for option, fragment in (
+        (["--normal-class", 1], "--normal-class picks a value of --target"),
+        (["--downsample", 7], "--downsample applies to images"),
+        (["--data-dir", tmp_path], "--data-dir is the MNIST folder"),
+    ):
+        assert_error(run("anomaly", "fit", "csv", table, *option, "--out", model), fragment)
+    assert_error(run("anomaly", "fit", "digits", "--n-bins", 5, "--out", model), "--n-bins")
     assert_error(run("predict", model, table, "--proba"), "--proba needs a classifier")
 
 

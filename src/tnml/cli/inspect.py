@@ -160,8 +160,13 @@ def anomaly_fit(
     ] = None,
     bond_dim: Annotated[int, typer.Option(min=1, help="Largest bond dimension.")] = 16,
     n_bins: Annotated[
-        int, typer.Option(min=2, help="Tabular data: levels per numeric column (quantiles).")
-    ] = 3,
+        int | None,
+        typer.Option(
+            min=2,
+            help="Tabular data: levels per numeric column (quantiles; default 3).",
+            show_default=False,
+        ),
+    ] = None,
     epochs: Annotated[int, typer.Option(min=1, help="Sweeps.")] = 4,
     contamination: Annotated[
         float, typer.Option(min=0.0001, max=0.5, help="Expected outlier share (threshold).")
@@ -180,9 +185,21 @@ def anomaly_fit(
 ) -> None:
     """Fit an MPSAnomalyDetector on normal data and save it."""
     image = dataset in ("digits", "mnist")
+    if image and n_bins is not None:
+        raise InvalidInputError(
+            f"--n-bins applies to tabular data; dataset {dataset}'s images are encoded by the "
+            "trigonometric map"
+        )
     if dataset == "csv" and target is None:
         if file is None:
             raise InvalidInputError("dataset csv needs a FILE argument")
+        for name, value, why in (
+            ("--normal-class", normal_class, "picks a value of --target COL; give the column"),
+            ("--downsample", downsample, "applies to images; dataset csv is a table"),
+            ("--data-dir", data_dir, "is the MNIST folder; dataset csv reads FILE"),
+        ):
+            if value is not None:
+                raise InvalidInputError(f"{name} {why}")
         X, _, names = load_csv(file, None, text_columns=True)
         y = np.zeros(len(X))
         metadata = {
@@ -200,7 +217,7 @@ def anomaly_fit(
     detector = MPSAnomalyDetector(
         bond_dim=bond_dim,
         encoding="trig" if image else "bins",
-        n_bins=n_bins,
+        n_bins=3 if n_bins is None else n_bins,
         epochs=epochs,
         contamination=contamination,
         random_state=seed,

@@ -795,6 +795,10 @@ def test_explain_writes_plots_and_numbers(digits_model: Path, born_model: Path, 
     report = json.loads((out / "explain.json").read_text())
     assert "mutual_information" not in report and "feature_importance" not in report
     np.testing.assert_allclose(np.asarray(report["marginals"]).sum(1), 1.0, atol=1e-9)
+    # a Born machine explained into the classifier's folder leaves none of its plots behind
+    out = tmp_path / "clf"
+    ok(run("explain", born_model, "--out", out, "--no-mutual-information"))
+    assert sorted(p.name for p in out.iterdir()) == ["entropy.png", "explain.json"]
 
 
 def test_anomaly_fit_and_score(tmp_path: Path) -> None:

@@ -174,6 +174,12 @@ def test_quantum_commands_reject_bad_input(unitary_model, tmp_path):
     assert result.exit_code == 2 and "--window applies to Born machines" in result.stderr
     result = run("compile", unitary_model, "--min-fidelity", "0.5", "--out", tmp_path / "m.qasm")
     assert result.exit_code == 2 and "--min-fidelity needs --native" in result.stderr
+    a_file = tmp_path / "a_file"
+    a_file.write_text("x")
+    for command in (["noise-study", unitary_model], ["explain", unitary_model],
+                    ["structure", a_file], ["compress", a_file]):  # fmt: skip
+        result = run(*command, "--out", a_file)
+        assert result.exit_code == 2 and "is a file; give a folder" in result.stderr
     result = run("noise-study", unitary_model, "--levels", "2")
     assert result.exit_code == 2 and "--levels" in result.stderr
     result = run("noise-study", unitary_model, "--noise", "cosmic")

@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from tnml._files import atomic_write
+from tnml.cli.options import output_folder
 from tnml.workflows.compress import compress_saved_model
 
 __all__ = ["compress_command"]
@@ -38,9 +39,10 @@ def compress_command(
     method: Annotated[
         Method, typer.Option(help="mpo: tensor-train layers; svd: low-rank, the baseline.")
     ] = Method.mpo,
-    out: Annotated[Path, typer.Option(help="Folder for model.safetensors and the report.")] = (
-        Path("compressed")
-    ),
+    out: Annotated[
+        Path,
+        typer.Option(help="Folder for model.safetensors and the report.", callback=output_folder),
+    ] = Path("compressed"),
     heal_data: Annotated[
         Path | None,
         typer.Option(

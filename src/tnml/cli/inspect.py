@@ -19,7 +19,7 @@ from tnml import io as tnml_io
 from tnml import plot as tn_plot
 from tnml._files import atomic_write
 from tnml.cli.generative import image_shape, is_born_machine
-from tnml.cli.options import output_file
+from tnml.cli.options import output_file, output_folder
 from tnml.data import load_csv
 from tnml.estimators import MPSAnomalyDetector
 from tnml.exceptions import InvalidInputError
@@ -45,11 +45,15 @@ def _write_json(path: Path, value: Any) -> None:
     atomic_write(path, lambda tmp: Path(tmp).write_text(text))
 
 
+EXPLAIN_PLOTS = ("entropy.png", "mutual_information.png", "importance.png")
+"""The plots :func:`explain` may write."""
+
+
 def explain(
     model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="A .tnml model file.")],
-    out: Annotated[Path, typer.Option(help="Folder for the plots and explain.json.")] = Path(
-        "explain"
-    ),
+    out: Annotated[
+        Path, typer.Option(help="Folder for the plots and explain.json.", callback=output_folder)
+    ] = Path("explain"),
     mutual_information: Annotated[
         bool,
         typer.Option(
@@ -69,10 +73,10 @@ def explain(
     feature importance of MODEL: PNG plots and one JSON of the numbers in --out."""
     model = tnml_io.load(model_path)
     spec = ModelSpec.from_model(model)
-    out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    # everything is computed (and the data read) before anything is written, so a failure
+    # leaves --out as it was
     profile = tn_explain.entanglement_entropy(model)
-    tn_plot.plot_entropy_profile(profile, out / "entropy.png", title=model_path.name)
     report: dict[str, Any] = {
         "model": str(model_path),
         "estimator": type(model).__name__,
@@ -88,15 +92,13 @@ def explain(
         },
         "marginals": tn_explain.marginals(model).tolist(),
     }
-    written = ["entropy.png"]
-    if mutual_information:
-        mi = tn_explain.mutual_information(model)
-        tn_plot.plot_mutual_information(mi, out / "mutual_information.png")
+    mi = tn_explain.mutual_information(model) if mutual_information else None
+    if mi is not None:
         report["mutual_information"] = mi.tolist()
-        written.append("mutual_information.png")
     is_image = (spec.preprocessing or {}).get("kind") == "image"
     module = getattr(model, "module_", None)
     explainable = isinstance(module, (MPSClassifierModule, TTNClassifierModule))
+    importance = None
     if not is_born_machine(model) and hasattr(model, "classes_") and explainable:
         data = load_evaluation_data(spec, data_dir=data_dir, split="test")
         X = data.X[:n_samples]
@@ -106,14 +108,24 @@ def explain(
             "n_samples": int(X.shape[0]),
             "data": data.description,
         }
-        if is_image:
-            tn_plot.plot_importance_map(
-                importance, image_shape(spec), out / "importance.png", title="mean |importance|"
-            )
-            written.append("importance.png")
     report["seconds"] = round(time.perf_counter() - started, 3)
+
+    out.mkdir(parents=True, exist_ok=True)
+    tn_plot.plot_entropy_profile(profile, out / "entropy.png", title=model_path.name)
+    written = ["entropy.png"]
+    if mi is not None:
+        tn_plot.plot_mutual_information(mi, out / "mutual_information.png")
+        written.append("mutual_information.png")
+    if importance is not None and is_image:
+        tn_plot.plot_importance_map(
+            importance, image_shape(spec), out / "importance.png", title="mean |importance|"
+        )
+        written.append("importance.png")
     _write_json(out / "explain.json", report)
     written.append("explain.json")
+    for stale in EXPLAIN_PLOTS:  # an earlier run's plot that this one does not replace
+        if stale not in written:
+            (out / stale).unlink(missing_ok=True)
     largest = int(np.argmax(profile.von_neumann)) if profile.von_neumann.size else None
     if largest is not None:
         where = (

@@ -31,6 +31,14 @@ def output_file(path: Path | None) -> Path | None:
     return path
 
 
+def output_folder(path: Path | None) -> Path | None:
+    """Typer callback for ``--out DIR``: refuse a path that is a file before any work is
+    done (a long run would otherwise end by failing to write its folder)."""
+    if path is not None and path.exists() and not path.is_dir():
+        raise typer.BadParameter(f"{path} is a file; give a folder")
+    return path
+
+
 def hide_flag_types() -> None:
     """Show no type beside on/off flags in ``--help``: they take no value, yet recent Typer
     versions print ``<bool>`` there. Idempotent; a Typer without the hook is left alone."""

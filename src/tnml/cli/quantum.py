@@ -15,7 +15,7 @@ from rich.table import Table
 from tnml import io as tnml_io
 from tnml import plot as tn_plot
 from tnml._files import atomic_write
-from tnml.cli.options import output_file
+from tnml.cli.options import output_file, output_folder
 from tnml.data import MNIST_ENV_VAR
 from tnml.exceptions import InvalidInputError
 from tnml.quantum.compile import compile as compile_circuit
@@ -276,9 +276,9 @@ def noise_study_command(
             show_default=False,
         ),
     ] = None,
-    out: Annotated[Path, typer.Option(help="Folder for noise.png and noise.json.")] = Path(
-        "noise-study"
-    ),
+    out: Annotated[
+        Path, typer.Option(help="Folder for noise.png and noise.json.", callback=output_folder)
+    ] = Path("noise-study"),
 ) -> None:
     """Accuracy of MODEL's circuit on its test data against the noise strength per native
     gate (every circuit is synthesised into one-qubit gates and CX first)."""

@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from tnml.cli.options import output_folder
 from tnml.workflows.structure import run_structure
 
 __all__ = ["structure_command"]
@@ -33,9 +34,10 @@ def structure_command(
     params: Annotated[
         int | None, typer.Option(help="Stop before the network exceeds this many parameters.")
     ] = None,
-    out: Annotated[Path, typer.Option(help="Folder for the network, report and figures.")] = (
-        Path("structure")
-    ),
+    out: Annotated[
+        Path,
+        typer.Option(help="Folder for the network, report and figures.", callback=output_folder),
+    ] = Path("structure"),
     missing: Annotated[
         float,
         typer.Option(help="Hide this fraction of entries at random and complete them."),

@@ -597,6 +597,7 @@ def test_compress_bonds_reports_accuracy_per_bond(digits_model: Path, tmp_path: 
     assert_error(run("compress-bonds", tmp_path / "missing.tnml", "--bond-dims", "2"),
                  "missing.tnml")  # fmt: skip
     assert run("compress-bonds", digits_model, "--bond-dims", "two").exit_code == 2
+    assert_error(run("compress-bonds", digits_model, "--bond-dims", "0"), "--bond-dims", ">= 1")
 
 
 def test_train_forwards_sweep_options(recorder: Recorder, tmp_path: Path) -> None:

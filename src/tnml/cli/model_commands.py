@@ -140,9 +140,13 @@ def _bond_dims(value: str) -> list[int]:
     try:
         dims = [int(part) for part in value.split(",") if part.strip()]
     except ValueError:
-        raise typer.BadParameter(f"expected comma-separated integers, got {value!r}") from None
+        raise typer.BadParameter(
+            f"expected comma-separated integers, got {value!r}", param_hint="'--bond-dims'"
+        ) from None
     if not dims or min(dims) < 1:
-        raise typer.BadParameter(f"expected bond dimensions >= 1, got {value!r}")
+        raise typer.BadParameter(
+            f"expected bond dimensions >= 1, got {value!r}", param_hint="'--bond-dims'"
+        )
     return dims
 
 
@@ -167,7 +171,7 @@ def compress_bonds_command(
     check_compressible(model)  # before loading data for it
     data = load_evaluation_data(
         ModelSpec.from_model(model), dataset, file, data_dir=data_dir, target=target,
-        split=None, downsample=None,
+        split=None, downsample=None, command="compress-bonds",
     )  # fmt: skip
     rows = [
         {

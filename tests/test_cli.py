@@ -553,6 +553,15 @@ def test_info_shows_a_history_without_its_loss(digits_model: Path, tmp_path: Pat
     assert "last train loss not recorded" in ok(run("info", edited)).output
 
 
+def test_digits_trains_with_the_mnist_folder_set(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the README's way of pointing at MNIST fills --data-dir; digits ignores it
+    monkeypatch.setenv(MNIST_ENV_VAR, str(tmp_path))
+    ok(run("train", "digits", "--downsample", 2, "--epochs", 1, "--bond-dim", 2, "--quiet",
+           "--out", tmp_path / "m.tnml"))  # fmt: skip
+
+
 def test_checkpoint_never_deletes_what_no_run_wrote(tmp_path: Path) -> None:
     precious = tmp_path / "precious.csv"
     precious.write_text("a,b\n1,2\n")
@@ -698,7 +707,6 @@ def test_born_sweep_step_options(tmp_path: Path) -> None:
         "--batch-size is the autodiff mini-batch",
     )
     assert_error(run("train", "digits", "--target", "foo", "--out", tree), "--target", "digits")
-    assert_error(run("train", "digits", "--data-dir", tmp_path, "--out", tree), "--data-dir")
     for flag, message in [
         ("--steps-per-bond", "--steps-per-bond applies to the MPS models"),
         ("--steps-per-node", "--steps-per-node applies to --model ttn-born"),

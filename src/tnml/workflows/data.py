@@ -173,10 +173,6 @@ def check_dataset_args(
         )
     if dataset == "digits" and file is not None:
         raise InvalidInputError(f"dataset digits takes no FILE argument (got {file})")
-    if dataset == "digits" and data_dir is not None:
-        raise InvalidInputError(
-            f"--data-dir is the MNIST folder; dataset digits ships with tnml (got {data_dir})"
-        )
     if dataset in ("digits", "mnist") and target is not None:
         raise InvalidInputError(
             f"{label_option} names a CSV file's label column; dataset {dataset} has its own "

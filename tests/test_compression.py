@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 
 import numpy as np
 import pytest
@@ -398,9 +399,11 @@ def test_the_workflow_replaces_its_own_output_and_refuses_other_folders(tmp_path
     torch.save(mlp(), tmp_path / "model.pt")
     out = tmp_path / "out"
     out.mkdir()
-    # an earlier run's folder (here as a Hugging Face model's would be) is replaced whole:
-    # its config.json made the loader rebuild the wrong architecture
+    # an earlier run's files (here a Hugging Face model's config.json and the CLI's report)
+    # that this run does not write are removed: config.json made the loader rebuild the
+    # wrong architecture
     (out / "config.json").write_text("{}")
+    (out / "report.json").write_text("{}")
     (out / "compression.json").write_text("{}")
     compress_saved_model(tmp_path / "model.pt", out, ratio=2.0, method="svd")
     assert sorted(p.name for p in out.iterdir()) == [
@@ -408,15 +411,26 @@ def test_the_workflow_replaces_its_own_output_and_refuses_other_folders(tmp_path
     ]  # fmt: skip
     x = torch.randn(3, 24)
     assert load_compressed_model(out)(x).shape == (3, 6)
-    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
-    other = tmp_path / "other"
-    other.mkdir()
-    (other / "notes.txt").write_text("mine")
-    with pytest.raises(InvalidInputError, match="not a compressed model"):
-        compress_saved_model(tmp_path / "model.pt", other, ratio=2.0, method="svd")
-    assert [p.name for p in other.iterdir()] == ["notes.txt"]
+    # a folder with anything else in it is refused before any work, and left as it was
+    for folder in (tmp_path / "other", out):
+        folder.mkdir(exist_ok=True)
+        (folder / "notes.txt").write_text("mine")
+        before = sorted(p.name for p in folder.iterdir())
+        with pytest.raises(InvalidInputError, match=r"notes\.txt"):
+            compress_saved_model(tmp_path / "model.pt", folder, ratio=2.0, method="svd")
+        assert sorted(p.name for p in folder.iterdir()) == before
     with pytest.raises(InvalidInputError, match="is a file"):
-        compress_saved_model(tmp_path / "model.pt", other / "notes.txt", ratio=2.0)
+        compress_saved_model(tmp_path / "model.pt", tmp_path / "other" / "notes.txt", ratio=2.0)
+    # the current folder, as --out . gives it
+    here = tmp_path / "here"
+    here.mkdir()
+    cwd = os.getcwd()
+    try:
+        os.chdir(here)
+        compress_saved_model(tmp_path / "model.pt", ".", ratio=2.0, method="svd")
+    finally:
+        os.chdir(cwd)
+    assert (here / "model.safetensors").is_file()
 
 
 def test_saved_torch_module_round_trip_through_the_workflow(tmp_path) -> None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import copy
 import os
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -15,18 +14,23 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from tnml._files import atomic_write
 from tnml.compression import compress, load_compressed, save_compressed
 from tnml.compression.api import CompressionReport
-from tnml.compression.store import LAYERS_FILE
+from tnml.compression.store import LAYERS_FILE, WEIGHTS_FILE
 from tnml.exceptions import InvalidInputError
 
 __all__ = [
+    "OUTPUT_FILES",
     "compress_saved_model",
     "load_compressed_model",
     "load_model",
     "mean_pool",
     "text_batches",
 ]
+
+BASE_MODULE_FILE = "base_module.pt"
+REPORT_FILE = "report.json"  # the CLI's, written after the model: an old one goes first
 
 HF_FILES = (
     "config.json",
@@ -37,6 +41,9 @@ HF_FILES = (
     "modules.json",
     "sentence_bert_config.json",
 )
+
+#: Every file :func:`compress_saved_model` (and the CLI's report) may write into its folder.
+OUTPUT_FILES = frozenset({*HF_FILES, WEIGHTS_FILE, LAYERS_FILE, BASE_MODULE_FILE, REPORT_FILE})
 
 
 def _transformers() -> Any:
@@ -167,10 +174,10 @@ def compress_saved_model(
     """Compress the model at ``model_path`` (see :func:`load_model`) with
     :func:`tnml.compress` (``options`` are its keywords) and write it to ``out_dir``.
 
-    ``out_dir`` is written whole or not at all: the files go to a new folder beside it that
-    then takes its place. It must be new, empty, or an earlier output of this function (which
-    is replaced); a folder holding other files is refused before any work, so that no run's
-    files are left beside another's."""
+    ``out_dir`` must be new, empty, or an earlier output of this function holding only the
+    files it writes (:data:`OUTPUT_FILES`); anything else is refused before any work. Each
+    file is written whole or not at all, and an earlier output's files that this run does not
+    write are removed, so that no run's files are left beside another's."""
     out = Path(out_dir)
     _check_out_dir(out)
     model, tokenizer = load_model(model_path)
@@ -186,44 +193,34 @@ def compress_saved_model(
         options.setdefault("output_fn", mean_pool)
     compressed, report = compress(model, heal_data=batches, **options)
     extra = {"base": "huggingface" if is_hf else "torch", "report": report.to_dict()}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
-    try:
-        if is_hf:
-            for name in HF_FILES:
-                if (Path(model_path) / name).is_file():
-                    shutil.copy2(Path(model_path) / name, staging / name)
-        else:
-            # the architecture to rebuild onto, without its weights (in the safetensors)
-            torch.save(_without_weights(model), staging / "base_module.pt")
-        save_compressed(compressed, staging, extra=extra)
-        _replace_dir(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
+    copied = [n for n in HF_FILES if is_hf and (Path(model_path) / n).is_file()]
+    writes = {*copied, WEIGHTS_FILE, LAYERS_FILE, *(() if is_hf else (BASE_MODULE_FILE,))}
+    out.mkdir(parents=True, exist_ok=True)
+    for name in OUTPUT_FILES:  # an earlier run's files that this one does not replace
+        if name not in writes:
+            (out / name).unlink(missing_ok=True)
+    for name in copied:
+        atomic_write(out / name, lambda tmp, name=name: shutil.copy2(Path(model_path) / name, tmp))
+    if not is_hf:
+        # the architecture to rebuild onto, without its weights (they are in the safetensors)
+        skeleton = _without_weights(model)
+        atomic_write(out / BASE_MODULE_FILE, lambda tmp: torch.save(skeleton, tmp))
+    save_compressed(compressed, out, extra=extra)
     return report
 
 
 def _check_out_dir(out: Path) -> None:
-    """Refuse an output folder that is a file or holds files of something else."""
+    """Refuse an output folder that is a file or holds anything but this workflow's files."""
     if out.exists() and not out.is_dir():
         raise InvalidInputError(f"out_dir: {out} is a file; give a folder")
-    if out.is_dir() and any(out.iterdir()) and not (out / LAYERS_FILE).is_file():
-        raise InvalidInputError(
-            f"out_dir: {out} holds files that are not a compressed model (no {LAYERS_FILE}); "
-            "give a new or empty folder"
-        )
-
-
-def _replace_dir(staging: Path, out: Path) -> None:
-    """Put the finished folder ``staging`` at ``out``, removing an earlier ``out``."""
-    if not out.exists():
-        staging.rename(out)
-        return
-    old = out.with_name(f".{out.name}.old-{os.getpid()}")
-    out.rename(old)
-    staging.rename(out)
-    shutil.rmtree(old, ignore_errors=True)
+    if out.is_dir():
+        others = sorted(p.name for p in out.iterdir() if p.name not in OUTPUT_FILES)
+        if others:
+            shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+            raise InvalidInputError(
+                f"out_dir: {out} holds files a compressed model does not ({shown}); give a new "
+                "or empty folder, or one that an earlier tnml compress wrote"
+            )
 
 
 def load_compressed_model(directory: str | os.PathLike[str]) -> nn.Module:
@@ -233,8 +230,8 @@ def load_compressed_model(directory: str | os.PathLike[str]) -> nn.Module:
         transformers = _transformers()
         config = transformers.AutoConfig.from_pretrained(directory)
         base = transformers.AutoModel.from_config(config)
-    elif (directory / "base_module.pt").is_file():
-        base, _ = load_model(directory / "base_module.pt")
+    elif (directory / BASE_MODULE_FILE).is_file():
+        base, _ = load_model(directory / BASE_MODULE_FILE)
     else:
         raise InvalidInputError(f"{directory} holds no compressed model (no config.json)")
     return load_compressed(directory, base).eval()

@@ -808,6 +808,12 @@ def test_explain_writes_plots_and_numbers(digits_model: Path, born_model: Path, 
     out = tmp_path / "clf"
     ok(run("explain", born_model, "--out", out, "--no-mutual-information"))
     assert sorted(p.name for p in out.iterdir()) == ["entropy.png", "explain.json"]
+    # a folder no explain wrote keeps its files, whatever their names
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "importance.png").write_text("my own picture")
+    ok(run("explain", born_model, "--out", mine, "--no-mutual-information"))
+    assert (mine / "importance.png").read_text() == "my own picture"
 
 
 def test_anomaly_fit_and_score(tmp_path: Path) -> None:

@@ -110,6 +110,8 @@ def explain(
         }
     report["seconds"] = round(time.perf_counter() - started, 3)
 
+    # a folder an earlier explain wrote (its explain.json there): its plots are this command's
+    earlier_run = (out / "explain.json").is_file()
     out.mkdir(parents=True, exist_ok=True)
     tn_plot.plot_entropy_profile(profile, out / "entropy.png", title=model_path.name)
     written = ["entropy.png"]
@@ -123,7 +125,7 @@ def explain(
         written.append("importance.png")
     _write_json(out / "explain.json", report)
     written.append("explain.json")
-    for stale in EXPLAIN_PLOTS:  # an earlier run's plot that this one does not replace
+    for stale in EXPLAIN_PLOTS if earlier_run else ():  # the earlier run's, not replaced
         if stale not in written:
             (out / stale).unlink(missing_ok=True)
     largest = int(np.argmax(profile.von_neumann)) if profile.von_neumann.size else None

@@ -288,20 +288,13 @@ def noise_study_command(
         )
     values = _levels(levels)
     paths = [model_path, *(also or [])]
-    results = []
-    first_data = ""
-    started = time.perf_counter()
+    # every model and its data first: the models must be scored on the same samples, which is
+    # checked before any simulation
+    loaded = []
     for path in paths:
         model = tnml_io.load(path)
         if not hasattr(model, "classes_"):
             raise InvalidInputError(f"noise-study scores classifiers; {path} is not one")
-        circuit = compile_circuit(
-            model, schedule, gates="native" if target else "dense", target=target
-        )
-        if not circuit.metadata.get("native"):
-            from tnml.quantum.native import decompose
-
-            circuit = decompose(circuit)
         data = load_evaluation_data(
             ModelSpec.from_model(model),
             dataset,
@@ -311,21 +304,33 @@ def noise_study_command(
             command="noise-study",
             label_option="--label-column",
         )
-        if results and data.description != first_data:
-            raise InvalidInputError(
-                f"--also compares models on the same data: {model_path} is scored on "
-                f"{first_data}, {path} on {data.description}; train them on the same split "
-                "(--test-fraction, --seed) or give a DATASET both are scored on"
-            )
-        first_data = data.description
         X, y = data.X, np.asarray(data.y)
         if n_samples is not None:
             X, y = X[:n_samples], y[:n_samples]
+        if loaded and (
+            data.description != loaded[0][2].description or not np.array_equal(y, loaded[0][4])
+        ):
+            raise InvalidInputError(
+                f"--also compares models on the same data: {model_path} is scored on "
+                f"{loaded[0][2].description}, {path} on {data.description}; train them on the "
+                "same data and split (the same --test-fraction and --seed)"
+            )
         unknown = ~np.isin(y, model.classes_)
         if unknown.any():
             raise InvalidInputError(
                 f"the data hold labels {path} never saw: {np.unique(y[unknown]).tolist()}"
             )
+        loaded.append((path, model, data, X, y))
+    results = []
+    started = time.perf_counter()
+    for path, model, data, X, y in loaded:
+        circuit = compile_circuit(
+            model, schedule, gates="native" if target else "dense", target=target
+        )
+        if not circuit.metadata.get("native"):
+            from tnml.quantum.native import decompose
+
+            circuit = decompose(circuit)
         labels = np.searchsorted(model.classes_, y)
         rows = noise_study(
             circuit, circuit_inputs(model, X), labels, values, channel=noise, shots=shots

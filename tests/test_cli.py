@@ -697,15 +697,22 @@ def test_born_sweep_step_options(tmp_path: Path) -> None:
         ("mps-born", "autodiff", ["--lr-decay", 0.5]),
         ("mps-born", "autodiff", ["--grad-floor"]),
         ("mps-born", "autodiff", ["--steps-per-bond", 2]),
+        ("ttn-born", "autodiff", ["--grad-floor"]),
+        ("ttn-born", "autodiff", ["--steps-per-node", 3]),
     ):
         assert_error(
             run("train", "digits", "--model", model, "--trainer", trainer, *flag, "--out", tree),
             f"{flag[0]} applies to --trainer sweep",
         )
-    assert_error(
-        run("train", "digits", "--model", "mps-born", "--batch-size", 7, "--out", tree),
-        "--batch-size is the autodiff mini-batch",
-    )
+    for model, trainer in (("mps-born", []), ("ttn-born", ["--trainer", "sweep"])):
+        assert_error(
+            run("train", "digits", "--model", model, *trainer, "--batch-size", 7, "--out", tree),
+            "--batch-size is the autodiff mini-batch",
+        )
+    # a flag turned off asks for what autodiff does: accepted
+    ok(run("train", "digits", "--model", "mps-born", "--trainer", "autodiff",
+           "--no-grad-floor", "--downsample", 4, "--bond-dim", 2, "--epochs", 1, "--quiet",
+           "--out", tree))  # fmt: skip
     assert_error(run("train", "digits", "--target", "foo", "--out", tree), "--target", "digits")
     for flag, message in [
         ("--steps-per-bond", "--steps-per-bond applies to the MPS models"),

@@ -358,6 +358,14 @@ def test_heal_data_with_nan_is_refused_and_reports_are_strict_json() -> None:
     keyed[0]["x"][0, 0] = float("inf")
     with pytest.raises(InvalidInputError, match="batch 0 holds NaN or inf"):
         tnml.compress(mlp(), 2.0, "svd", heal_data=keyed, heal_steps=1)
+    # nested batches and mappings that are not dicts (a Hugging Face BatchEncoding) too
+    from collections import UserDict
+
+    bad = batches(1)[0].clone()
+    bad[0, 0] = float("nan")
+    for nested in (((bad,),), UserDict(x=bad), [{"x": bad}], {"x": [bad]}):
+        with pytest.raises(InvalidInputError, match="batch 1 holds NaN or inf"):
+            _split([batches(1)[0], nested, batches(1)[0]], 0.1, 16)
     # a value that is not a finite number is None in to_dict (strict JSON has no NaN)
     _, report = tnml.compress(mlp(), 2.0, "svd", heal_data=batches(20), heal_steps=1)
     report.metric_before = float("nan")

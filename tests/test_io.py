@@ -97,6 +97,9 @@ def test_edited_headers_are_refused_as_model_file_errors(fitted, tmp_path):
         tnml.io.load(with_header("list.tnml", [1, 2]))
     with pytest.raises(ModelFileError, match="a JSON list, not an object"):
         tnml.io.read_header(with_header("list.tnml", [1, 2]))
+    for key, value in (("estimator", ["MPSClassifier"]), ("format_version", "2")):
+        with pytest.raises(ModelFileError, match=f"'{key}' is a"):
+            tnml.io.read_header(with_header("typed.tnml", {**header, key: value}))
     without_fitted = {k: v for k, v in header.items() if k != "fitted"}
     with pytest.raises(ModelFileError, match="inconsistent tnml model: KeyError: 'fitted'"):
         tnml.io.load(with_header("no_fitted.tnml", without_fitted))

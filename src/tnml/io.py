@@ -324,6 +324,12 @@ def _read(path: str | os.PathLike[str], *, tensors: bool) -> tuple[dict, dict]:
         raise ModelFileError(
             f"{path} has a corrupt tnml header: a JSON {type(header).__name__}, not an object"
         )
+    for key, kind in (("estimator", str), ("format_version", int), ("metadata", dict)):
+        if key in header and not isinstance(header[key], kind) and header[key] is not None:
+            raise ModelFileError(
+                f"{path} has a corrupt tnml header: {key!r} is a {type(header[key]).__name__}, "
+                f"not a {kind.__name__}"
+            )
     if header.get("format") != FORMAT_NAME:
         raise ModelFileError(f"{path} is not a tnml model file (format {header.get('format')!r})")
     if header.get("format_version", 0) > FORMAT_VERSION:

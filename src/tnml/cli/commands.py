@@ -228,7 +228,10 @@ def train(
     batch_size: Annotated[
         int | None,
         typer.Option(
-            min=1, help="Mini-batch size. " + model_defaults("batch_size"), show_default=False
+            min=1,
+            help="Mini-batch size (the Born machines': --trainer autodiff only). "
+            + model_defaults("batch_size"),
+            show_default=False,
         ),
     ] = None,
     lr: Annotated[

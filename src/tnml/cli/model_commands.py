@@ -285,7 +285,7 @@ def info(
     if header.get("feature_names_in"):
         lines.append(("feature names", ", ".join(header["feature_names_in"])))
     history = fitted.get("history_") or []
-    if history:
+    if isinstance(history, list) and history:
         last = history[-1]
         best = fitted.get("best_epoch_")
         loss = last.get("train_loss") if isinstance(last, dict) else None

@@ -195,12 +195,14 @@ def _finite_or_none(value: Any) -> Any:
 
 
 def _batch_tensors(batch: Any) -> list[Tensor]:
-    """The tensors of a batch: itself, or the tensor values of a dict, list or tuple."""
+    """Every tensor of a batch: itself, or those nested in mappings (anything with
+    ``keys()``, as a Hugging Face ``BatchEncoding``), lists and tuples."""
     if isinstance(batch, Tensor):
         return [batch]
-    items = batch.values() if isinstance(batch, dict) else batch
-    if isinstance(items, (list, tuple)) or isinstance(batch, dict):
-        return [item for item in items if isinstance(item, Tensor)]
+    if hasattr(batch, "keys") and callable(batch.keys):
+        return [t for key in batch.keys() for t in _batch_tensors(batch[key])]
+    if isinstance(batch, (list, tuple)):
+        return [t for item in batch for t in _batch_tensors(item)]
     return []
 
 
@@ -215,7 +217,8 @@ def _split(heal_data: Any, val_fraction: float, max_val_batches: int) -> tuple[l
         )
     for i, batch in enumerate(batches):
         for tensor in _batch_tensors(batch):
-            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+            inexact = tensor.is_floating_point() or tensor.is_complex()
+            if inexact and not bool(torch.isfinite(tensor).all()):
                 raise InvalidInputError(f"heal_data: batch {i} holds NaN or inf")
     n_val = min(max(1, round(val_fraction * len(batches))), max_val_batches, len(batches) - 1)
     return batches[n_val:], batches[:n_val]

@@ -145,6 +145,7 @@ _SWEEP_ONLY = {
     "grad_floor": "--grad-floor",
     "lr_decay": "--lr-decay",
     "truncation": "--truncation",
+    "steps_per_node": "--steps-per-node",
 }
 
 # Options of the MPS classifier's sweeps only.
@@ -191,21 +192,22 @@ def _reject(model: str, params: dict[str, Any], options: dict[str, str], kind: s
 
 
 def _check_trainer_options(model: str, params: dict[str, Any]) -> None:
-    """Refuse options that the chosen trainer of ``--model mps`` or ``mps-born`` would
-    ignore: the sweeps' options under autodiff, and the Born machine's autodiff mini-batch
-    under its sweeps (the classifier's sweeps take mini-batches too)."""
+    """Refuse options that the chosen trainer of ``--model mps``, ``mps-born`` or
+    ``ttn-born`` would ignore: the sweeps' options under autodiff (a flag turned off, as
+    ``--no-grad-floor``, asks for what autodiff does anyway), and the Born machines' autodiff
+    mini-batch under their sweeps (the classifier's sweeps take mini-batches too)."""
     default = inspect.signature(MODEL_CLASSES[model]).parameters.get("trainer")
     trainer = params.get("trainer", None if default is None else default.default)
     if trainer == "autodiff":
         for name, flag in _SWEEP_ONLY.items():
-            if name in params:
+            if name in params and params[name] is not False:
                 raise InvalidInputError(
                     f"{flag} applies to --trainer sweep; --model {model} trains by autodiff "
                     f"here (add --trainer sweep, or drop {flag})"
                 )
-    elif model == "mps-born" and "batch_size" in params:
+    elif model in ("mps-born", "ttn-born") and "batch_size" in params:
         raise InvalidInputError(
-            "--batch-size is the autodiff mini-batch; --model mps-born trains by sweeps here "
+            f"--batch-size is the autodiff mini-batch; --model {model} trains by sweeps here "
             "(add --trainer autodiff, or drop --batch-size)"
         )
 
@@ -250,6 +252,7 @@ def make_estimator(
         _reject(
             model, params, {k: v for k, v in _MPS_ONLY.items() if k != "trainer"}, "the MPS models"
         )
+        _check_trainer_options(model, params)
         if image_shape is not None:
             params["layout"] = tuple(image_shape)
         return MODEL_CLASSES["ttn-born"](**params)

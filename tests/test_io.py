@@ -75,17 +75,19 @@ def test_bad_files(tmp_path):
         tnml.io.save(tnml.MPSClassifier(), tmp_path / "unfitted.tnml")
 
 
+def saved_parts(clf, path) -> tuple[dict, dict]:
+    """Save ``clf`` at ``path`` and read back the file's metadata and tensors."""
+    from safetensors import safe_open
+
+    tnml.io.save(clf, path)
+    with safe_open(str(path), framework="pt") as handle:
+        return handle.metadata(), {key: handle.get_tensor(key) for key in handle.keys()}
+
+
 def test_edited_headers_are_refused_as_model_file_errors(fitted, tmp_path):
     import json
 
-    from safetensors import safe_open
-
-    clf, _ = fitted
-    path = tmp_path / "model.tnml"
-    tnml.io.save(clf, path)
-    with safe_open(str(path), framework="pt") as handle:
-        meta = handle.metadata()
-        tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    meta, tensors = saved_parts(fitted[0], tmp_path / "model.tnml")
     header = json.loads(meta["tnml"])
 
     def with_header(name: str, value: object) -> object:
@@ -108,14 +110,7 @@ def test_edited_headers_are_refused_as_model_file_errors(fitted, tmp_path):
 
 
 def test_damaged_weights_and_directories_are_refused(fitted, tmp_path):
-    clf, _ = fitted
-    path = tmp_path / "model.tnml"
-    tnml.io.save(clf, path)
-    from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as handle:
-        meta = handle.metadata()
-        tensors = {key: handle.get_tensor(key) for key in handle.keys()}
+    meta, tensors = saved_parts(fitted[0], tmp_path / "model.tnml")
     key = next(k for k in tensors if k.startswith("module.") and tensors[k].is_floating_point())
     tensors[key] = tensors[key].clone()
     tensors[key].view(-1)[0] = float("nan")

@@ -562,6 +562,27 @@ def test_digits_trains_with_the_mnist_folder_set(
            "--out", tmp_path / "m.tnml"))  # fmt: skip
 
 
+def test_a_changed_training_csv_is_not_split_again(files: dict[str, Path], tmp_path: Path):
+    table = tmp_path / "iris.csv"
+    table.write_text(files["iris"].read_text())
+    model = tmp_path / "iris.tnml"
+    ok(run("train", "csv", table, "--target", "species", "--epochs", 1, "--bond-dim", 2,
+           "--out", model, "--quiet"))  # fmt: skip
+    assert "test split" in ok(run("evaluate", model)).output
+    # a row appended: the seeded split of the new file would move fitted rows into "test"
+    lines = table.read_text().splitlines()
+    table.write_text("\n".join([*lines, lines[1]]) + "\n")
+    assert_error(run("evaluate", model), "iris.csv changed since the model was trained")
+    assert "all 151 samples" in ok(run("evaluate", model, "--split", "all")).output
+    detector = tmp_path / "d.tnml"
+    table.write_text("\n".join(lines) + "\n")
+    ok(run("anomaly", "fit", "csv", table, "--target", "species", "--normal-class", "setosa",
+           "--epochs", 1, "--quiet", "--out", detector))  # fmt: skip
+    ok(run("anomaly", "score", detector))
+    table.write_text("\n".join([*lines, lines[1]]) + "\n")
+    assert_error(run("anomaly", "score", detector), "iris.csv changed")
+
+
 def test_checkpoint_never_deletes_what_no_run_wrote(tmp_path: Path) -> None:
     precious = tmp_path / "precious.csv"
     precious.write_text("a,b\n1,2\n")

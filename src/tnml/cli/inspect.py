@@ -27,6 +27,7 @@ from tnml.nn import MPSClassifierModule, TTNClassifierModule
 from tnml.workflows.data import (
     SEED_MAX,
     ModelSpec,
+    check_source_unchanged,
     load_evaluation_data,
     load_training_data,
     split_part,
@@ -305,6 +306,8 @@ def anomaly_score(
         source = spec.metadata.get("source")
         trained_on_file = source is not None and Path(source) == path.resolve()
         if spec.target is not None:
+            if trained_on_file:
+                check_source_unchanged(spec.metadata, path)
             part = split_part(X, y, spec.metadata, "test" if trained_on_file else "all", path.name)
             X, labels, description = part.X, part.y, part.description
         else:  # fitted on every row: this file has no held-out part

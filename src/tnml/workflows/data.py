@@ -11,6 +11,7 @@ file, the column or the size the model expects -- never a tensor shape.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 import re
@@ -39,7 +40,9 @@ __all__ = [
     "TrainingData",
     "array_to_features",
     "check_dataset_args",
+    "check_source_unchanged",
     "discretize",
+    "file_sha256",
     "image_record",
     "image_shape",
     "is_born_machine",
@@ -553,6 +556,7 @@ def load_training_data(
         metadata = {
             "dataset": "csv",
             "source": str(Path(file).resolve()),
+            "source_sha256": file_sha256(file),
             "preprocessing": preprocessing,
         }
     train_idx, test_idx = split_indices(y, test_fraction, seed)
@@ -685,7 +689,31 @@ def load_evaluation_data(
         )
         split = split or ("test" if trained_on_file else "all")
         name = Path(file).name
+        if trained_on_file and split != "all":
+            check_source_unchanged(meta, file)
     return split_part(X, y, meta, split, name)
+
+
+def file_sha256(path: PathLike) -> str:
+    """The SHA-256 of a file's bytes, as hex."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_source_unchanged(meta: dict[str, Any], file: PathLike) -> None:
+    """Refuse to redo the training's seeded split of ``file`` when the file changed since
+    (its digest differs from the model's ``source_sha256``): the split of other rows would
+    hand fitted rows to the "test" part. Models saved before the digest was recorded pass."""
+    recorded = meta.get("source_sha256")
+    if recorded is not None and file_sha256(file) != recorded:
+        raise InvalidInputError(
+            f"{Path(file).name} changed since the model was trained on it, so its seeded "
+            "train/test split would not be the training's (fitted rows could be scored as "
+            "test rows); score it with --split all, or retrain"
+        )
 
 
 def split_part(

@@ -468,6 +468,10 @@ ERROR_CASES = {
         ["train", "digits", "--resume", "--checkpoint", "{mnist}/none.ckpt"],
         ["none.ckpt"],
     ),
+    "test fraction for mnist": (
+        ["train", "mnist", "--data-dir", "{mnist}", "--test-fraction", "0.5"],
+        ["--test-fraction", "official test split"],
+    ),
     "checkpoint is the output file": (
         ["train", "digits", "--out", "{mnist}/same.tnml", "--checkpoint", "{mnist}/same.tnml"],
         ["--checkpoint", "same.tnml", "--out"],

@@ -517,6 +517,11 @@ def load_training_data(
     check_dataset_args(dataset, file, data_dir=data_dir, target=target, command="train")
     if dataset == "csv" and downsample is not None:
         raise InvalidInputError("--downsample applies to image datasets (digits, mnist), not csv")
+    if dataset == "mnist" and test_fraction != DEFAULT_TEST_FRACTION:
+        raise InvalidInputError(
+            f"--test-fraction applies to digits and csv; mnist tests on its official test "
+            f"split (got --test-fraction {test_fraction})"
+        )
     split = {"test_fraction": float(test_fraction), "seed": int(seed)}
     if dataset == "mnist":
         assert data_dir is not None

@@ -429,6 +429,17 @@ def test_the_workflow_replaces_its_own_output_and_refuses_other_folders(tmp_path
         assert sorted(p.name for p in folder.iterdir()) == before
     with pytest.raises(InvalidInputError, match="is a file"):
         compress_saved_model(tmp_path / "model.pt", tmp_path / "other" / "notes.txt", ratio=2.0)
+    # a model folder (config.json, model.safetensors) that no compress wrote is refused, and
+    # so is the model's own folder
+    user_model = tmp_path / "user_model"
+    user_model.mkdir()
+    for name in ("config.json", "model.safetensors", "vocab.txt"):
+        (user_model / name).write_text("mine")
+    with pytest.raises(InvalidInputError, match="not an earlier tnml compress output"):
+        compress_saved_model(tmp_path / "model.pt", user_model, ratio=2.0, method="svd")
+    assert all((user_model / n).read_text() == "mine" for n in ("config.json", "vocab.txt"))
+    with pytest.raises(InvalidInputError, match="is the model being compressed"):
+        compress_saved_model(user_model, user_model, ratio=2.0, method="svd")
     # the current folder, as --out . gives it
     here = tmp_path / "here"
     here.mkdir()

@@ -58,3 +58,17 @@ def test_options_take_string_paths_and_name_a_bad_model(tmp_path: Path) -> None:
     assert options.out == tmp_path / "m.tnml" and options.checkpoint == tmp_path / "c"
     with pytest.raises(InvalidInputError, match="model must be one of mps, ttn"):
         TrainingOptions(model="cnn")
+
+
+def test_a_csv_run_records_its_file_digest_but_resumes_without_it(tmp_path: Path) -> None:
+    from tnml.workflows.data import file_sha256
+    from tnml.workflows.train import make_estimator, run_identity
+
+    table = tmp_path / "t.csv"
+    table.write_text("a,b,label\n" + "".join(f"{i % 3},{i % 5},{i % 2}\n" for i in range(40)))
+    data = load_training_data("csv", table, target="label")
+    assert data.metadata["source_sha256"] == file_sha256(table)
+    # a checkpoint's record (written before the digest existed) must still match on --resume:
+    # the digest of what was read is training_data_sha256 already
+    identity = run_identity("mps", make_estimator("mps", {}), data, {})
+    assert "source_sha256" not in identity["data"] and identity["training_data_sha256"]

@@ -30,6 +30,7 @@ from tnml.workflows.data import (
     check_source_unchanged,
     load_evaluation_data,
     load_training_data,
+    source_changed,
     split_part,
 )
 
@@ -101,7 +102,13 @@ def explain(
     explainable = isinstance(module, (MPSClassifierModule, TTNClassifierModule))
     importance = None
     if not is_born_machine(model) and hasattr(model, "classes_") and explainable:
-        data = load_evaluation_data(spec, data_dir=data_dir, split="test")
+        # importance is not a held-out score: a training CSV changed since is read whole
+        source = spec.metadata.get("source") if spec.metadata.get("dataset") == "csv" else None
+        changed = source is not None and Path(source).is_file()
+        changed = changed and source_changed(spec.metadata, source)
+        data = load_evaluation_data(
+            spec, data_dir=data_dir, split="all" if changed else "test", command="explain"
+        )
         X = data.X[:n_samples]
         importance = tn_explain.feature_importance(model, X, reduce="mean_abs")
         report["feature_importance"] = {
@@ -307,7 +314,7 @@ def anomaly_score(
         trained_on_file = source is not None and Path(source) == path.resolve()
         if spec.target is not None:
             if trained_on_file:
-                check_source_unchanged(spec.metadata, path)
+                check_source_unchanged(spec.metadata, path, "anomaly score")
             part = split_part(X, y, spec.metadata, "test" if trained_on_file else "all", path.name)
             X, labels, description = part.X, part.y, part.description
         else:  # fitted on every row: this file has no held-out part

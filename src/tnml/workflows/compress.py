@@ -179,6 +179,8 @@ def compress_saved_model(
     file is written whole or not at all, and an earlier output's files that this run does not
     write are removed, so that no run's files are left beside another's."""
     out = Path(out_dir)
+    if out.resolve() == Path(model_path).resolve():
+        raise InvalidInputError(f"out_dir: {out} is the model being compressed; give a new folder")
     _check_out_dir(out)
     model, tokenizer = load_model(model_path)
     batches = None
@@ -213,13 +215,16 @@ def _check_out_dir(out: Path) -> None:
     """Refuse an output folder that is a file or holds anything but this workflow's files."""
     if out.exists() and not out.is_dir():
         raise InvalidInputError(f"out_dir: {out} is a file; give a folder")
-    if out.is_dir():
+    if out.is_dir() and any(out.iterdir()):
         others = sorted(p.name for p in out.iterdir() if p.name not in OUTPUT_FILES)
-        if others:
+        if others or not (out / LAYERS_FILE).is_file():
+            # a model folder holds config.json and model.safetensors too: only one with our
+            # compression.json (and nothing else) is an earlier output
             shown = ", ".join(others[:5]) + (", ..." if len(others) > 5 else "")
+            what = f"files a compressed model does not ({shown})" if others else "a model"
             raise InvalidInputError(
-                f"out_dir: {out} holds files a compressed model does not ({shown}); give a new "
-                "or empty folder, or one that an earlier tnml compress wrote"
+                f"out_dir: {out} holds {what}, not an earlier tnml compress output (no "
+                f"{LAYERS_FILE}, or other files); give a new or empty folder"
             )
 
 

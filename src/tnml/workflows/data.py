@@ -695,7 +695,7 @@ def load_evaluation_data(
         split = split or ("test" if trained_on_file else "all")
         name = Path(file).name
         if trained_on_file and split != "all":
-            check_source_unchanged(meta, file)
+            check_source_unchanged(meta, file, command)
     return split_part(X, y, meta, split, name)
 
 
@@ -708,16 +708,28 @@ def file_sha256(path: PathLike) -> str:
     return digest.hexdigest()
 
 
-def check_source_unchanged(meta: dict[str, Any], file: PathLike) -> None:
-    """Refuse to redo the training's seeded split of ``file`` when the file changed since
-    (its digest differs from the model's ``source_sha256``): the split of other rows would
-    hand fitted rows to the "test" part. Models saved before the digest was recorded pass."""
+def source_changed(meta: dict[str, Any], file: PathLike) -> bool:
+    """Whether ``file`` differs from the training file the model recorded (its digest
+    ``source_sha256``); False for models saved before the digest was recorded."""
     recorded = meta.get("source_sha256")
-    if recorded is not None and file_sha256(file) != recorded:
+    return recorded is not None and file_sha256(file) != recorded
+
+
+def check_source_unchanged(meta: dict[str, Any], file: PathLike, command: str) -> None:
+    """Refuse to redo the training's seeded split of ``file`` when the file changed since:
+    the split of other rows would hand fitted rows to the "test" part."""
+    if source_changed(meta, file):
+        name = Path(file).name
+        remedy = (
+            "score it with --split all"
+            if command == "evaluate"
+            else f"give a copy of {name} as the FILE argument (any file but the training one "
+            "is scored whole)"
+        )
         raise InvalidInputError(
-            f"{Path(file).name} changed since the model was trained on it, so its seeded "
-            "train/test split would not be the training's (fitted rows could be scored as "
-            "test rows); score it with --split all, or retrain"
+            f"{name} changed since the model was trained on it, so its seeded train/test "
+            f"split would not be the training's (fitted rows could be scored as test rows); "
+            f"{remedy}, or retrain"
         )
 
 

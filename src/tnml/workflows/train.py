@@ -294,7 +294,9 @@ def run_identity(model: str, estimator: Any, data: Any, fit_options: dict) -> di
         json.dumps(
             {
                 "model": model,
-                "data": data.metadata,
+                # the file's digest stays out: training_data_sha256 covers what was read, and
+                # records written before the digest existed must still resume
+                "data": {k: v for k, v in data.metadata.items() if k != "source_sha256"},
                 "n_train": len(data.X_train),
                 "training_data_sha256": digest.hexdigest(),
                 "params": params,

@@ -28,6 +28,7 @@ from tnml.workflows.data import (
     SEED_MAX,
     ModelSpec,
     check_source_unchanged,
+    columns_by_name,
     load_evaluation_data,
     load_training_data,
     source_changed,
@@ -254,29 +255,6 @@ def anomaly_fit(
     typer.echo(f"saved detector to {out}")
 
 
-def _fitted_columns(X: np.ndarray, names: list[str], spec: ModelSpec, source: str) -> np.ndarray:
-    """The columns of ``X`` (n, F) in the order the detector was fitted on, matched by name
-    (``names``, the file's header); a missing or unknown column is an error."""
-    fitted = list((spec.metadata.get("preprocessing") or {}).get("feature_names") or [])
-    if not fitted or names == fitted:
-        return X
-    missing = [name for name in fitted if name not in names]
-    unknown = [name for name in names if name not in fitted]
-    if missing or unknown:
-        raise InvalidInputError(
-            f"{source}: the detector was fitted on the columns {fitted}; "
-            + "; ".join(
-                text
-                for text in (
-                    f"missing {missing}" if missing else "",
-                    f"unknown {unknown}" if unknown else "",
-                )
-                if text
-            )
-        )
-    return X[:, [names.index(name) for name in fitted]]
-
-
 def anomaly_score(
     model_path: Annotated[Path, typer.Argument(metavar="MODEL", help="A saved detector.")],
     dataset: Annotated[
@@ -309,7 +287,8 @@ def anomaly_score(
         if not path.is_file():
             raise InvalidInputError("give the CSV file to score: tnml anomaly score MODEL csv FILE")
         X, y, names = load_csv(path, spec.target, text_columns=True)
-        X = _fitted_columns(X, names, spec, path.name)
+        if spec.feature_names is not None:
+            X = columns_by_name(X, names, spec.feature_names, path.name)
         source = spec.metadata.get("source")
         trained_on_file = source is not None and Path(source) == path.resolve()
         if spec.target is not None:

@@ -41,6 +41,7 @@ __all__ = [
     "array_to_features",
     "check_dataset_args",
     "check_source_unchanged",
+    "columns_by_name",
     "discretize",
     "file_sha256",
     "image_record",
@@ -450,20 +451,24 @@ def table_to_features(
                 f"the model expects {spec.n_features} feature columns; {source} has {n_cols}"
             )
         return X
+    return columns_by_name(X, names, expected, source)
+
+
+def columns_by_name(
+    X: np.ndarray, names: list[str], expected: list[str], source: str
+) -> np.ndarray:
+    """The columns of ``X`` (n, F), headed ``names``, in the order ``expected``; a duplicate,
+    missing or unknown column is an error naming every one."""
     if len(set(names)) != len(names):
         twice = sorted({name for name in names if names.count(name) > 1})
         raise InvalidInputError(f"{source} has duplicate column names: {', '.join(twice)}")
     missing = [name for name in expected if name not in names]
-    if missing:
+    unknown = [name for name in names if name not in expected]
+    if missing or unknown:
+        problems = [f"missing {missing}"] * bool(missing) + [f"unknown {unknown}"] * bool(unknown)
         raise InvalidInputError(
-            f"{source} lacks the model's feature column(s) {', '.join(missing)}; the model "
-            f"expects: {', '.join(expected)}"
-        )
-    extra = [name for name in names if name not in expected]
-    if extra:
-        raise InvalidInputError(
-            f"{source} has column(s) the model was not trained on: {', '.join(extra)}; the "
-            f"model expects: {', '.join(expected)}"
+            f"{source} does not hold the model's feature columns ({', '.join(expected)}): "
+            + "; ".join(problems)
         )
     return X[:, [names.index(name) for name in expected]]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 import time
 from pathlib import Path
@@ -88,7 +89,8 @@ def compile_command(
         typer.Option(
             min=0.0,
             max=1.0,
-            help="Born machines (--native) without --layers or --max-2q (default 0.99).",
+            help="Born machines (--native) without --layers or --max-2q (default "
+            f"{inspect.signature(compile_circuit).parameters['min_fidelity'].default}).",
             show_default=False,
         ),
     ] = None,
@@ -119,25 +121,19 @@ def compile_command(
             f"--format {fmt} writes a {'QPY (binary)' if fmt == 'qiskit' else 'OpenQASM 3'} "
             f"file; --out {out.name} says otherwise (use a {wanted} name)"
         )
+    born_options = (
+        ("--layers", layers),
+        ("--min-fidelity", min_fidelity),
+        ("--product-threshold", product_threshold or None),
+        ("--window", window),
+    )
     if not native:
-        for name, value in (
-            ("--target", target),
-            ("--max-2q", max_2q),
-            ("--layers", layers),
-            ("--product-threshold", product_threshold or None),
-            ("--window", window),
-            ("--min-fidelity", min_fidelity),
-        ):
+        for name, value in (("--target", target), ("--max-2q", max_2q), *born_options):
             if value is not None:
                 raise InvalidInputError(f"{name} needs --native")
     model = tnml_io.load(model_path)
     if not is_born_machine(model):
-        for name, value in (
-            ("--layers", layers),
-            ("--min-fidelity", min_fidelity),
-            ("--product-threshold", product_threshold or None),
-            ("--window", window),
-        ):
+        for name, value in born_options:
             if value is not None:
                 raise InvalidInputError(
                     f"{name} applies to Born machines; {model_path} holds a {type(model).__name__}"
@@ -149,7 +145,7 @@ def compile_command(
         layers=layers,
         target=target,
         max_two_qubit_gates=max_2q,
-        min_fidelity=0.99 if min_fidelity is None else min_fidelity,
+        **({} if min_fidelity is None else {"min_fidelity": min_fidelity}),
         product_threshold=product_threshold,
         window=window,
         callback=_report_layer,

@@ -235,7 +235,7 @@ def test_warm_start_continues_from_the_fitted_state():
     first = model.nll(X)
     model.fit(X)
     assert model.nll(X) < first
-    with pytest.raises(InvalidInputError, match="warm_start"):
+    with pytest.raises(InvalidInputError, match="is expecting 10 features"):
         model.fit(np.c_[X, X[:, :1]])
 
 
@@ -551,3 +551,26 @@ def test_max_bond_caps_the_sweeps_as_for_the_classifier():
         tnml.MPSBornMachine(max_bond=3, trainer="autodiff", epochs=1).fit(X)
     with pytest.raises(InvalidInputError, match="unitary=True keeps every bond"):
         tnml.MPSBornMachine(bond_dim=4, max_bond=2, unitary=True, epochs=1).fit(X)
+
+
+def test_a_warm_fit_keeps_the_first_fits_levels_and_refuses_new_ones():
+    X = correlated_bits(200, seed=4)
+    X3 = X.copy()
+    X3[0, 2] = 2  # a third level in column 2
+    model = tnml.MPSBornMachine(bond_dim=3, epochs=1, random_state=0, warm_start=True).fit(X3)
+    assert model.n_levels_[2] == 3
+    model.fit(X)  # a chunk without the third level continues, with three levels kept
+    assert model.n_levels_[2] == 3
+    log_p = model.score_samples(X3[:1])
+    bad = X.copy()
+    bad[0, 1] = 2
+    with pytest.raises(InvalidInputError, match=r"X\[:, 1\] holds the value 2"):
+        model.fit(bad)
+    np.testing.assert_array_equal(model.score_samples(X3[:1]), log_p)  # left as it was
+
+
+def test_validation_values_beyond_the_levels_are_refused():
+    X = correlated_bits(200, seed=4)
+    model = tnml.MPSBornMachine(bond_dim=3, epochs=1, random_state=0)
+    with pytest.raises(InvalidInputError, match=r"X_val\[:, 0\] holds the value 3"):
+        model.fit(X, X_val=np.full((5, X.shape[1]), 3))

@@ -353,3 +353,28 @@ def test_a_long_chain_with_a_large_bond_trains_with_the_default_step():
     X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.25, random_state=0, stratify=y)
     clf = tnml.MPSClassifier(bond_dim=20, epochs=4, random_state=0).fit(X_tr, y_tr)
     assert clf.score(X_te, y_te) >= 0.95
+
+
+@pytest.mark.filterwarnings("ignore:next to no progress", "ignore:X does not have valid feature")
+def test_a_warm_fit_keeps_the_first_fits_features_and_scaling():
+    """A warm fit refuses reordered columns and other feature counts, keeps the min-max
+    scaling of the first fit, and a refused fit leaves the model as it was."""
+    pd = pytest.importorskip("pandas")
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 6))
+    y = (X[:, 0] + X[:, 1] > 0).astype(int)
+    frame = pd.DataFrame(X, columns=list("abcdef"))
+    clf = tnml.MPSClassifier(bond_dim=3, epochs=1, random_state=0, warm_start=True)
+    clf.fit(frame, y)
+    low, high = clf.data_min_.copy(), clf.data_max_.copy()
+    before = clf.predict_proba(frame)
+    with pytest.raises(InvalidInputError, match="feature names"):
+        clf.fit(frame[frame.columns[::-1]], y)
+    with pytest.raises(InvalidInputError, match="features"):
+        clf.fit(X[:, :4], y)
+    assert list(clf.feature_names_in_) == list("abcdef") and clf.n_features_in_ == 6
+    np.testing.assert_array_equal(clf.predict_proba(frame), before)
+    # a narrower chunk does not rescale the inputs the weights were trained on
+    clf.set_params(epochs=1, validation_fraction=0.0).fit(frame.iloc[:20] * 0.1, y[:20])
+    np.testing.assert_array_equal(clf.data_min_, low)
+    np.testing.assert_array_equal(clf.data_max_, high)

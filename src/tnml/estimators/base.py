@@ -255,7 +255,12 @@ class TNClassifierBase(ClassifierMixin, BaseEstimator):
     # -- fitting ----------------------------------------------------------------------------
     def _fit(self, X: Any, y: Any, **train_kwargs: Any) -> TNClassifierBase:
         train_kwargs = with_fit_time_params(self, train_kwargs)
-        X, y = checked_data(self, X, y, dtype=[np.float64, np.float32], y_numeric=False)
+        reuse = self.warm_start and hasattr(self, "module_")
+        # a warm fit continues the first fit's model: its features (names and order) and its
+        # scaling, checked before any state changes so a refused fit leaves the model usable
+        X, y = checked_data(
+            self, X, y, dtype=[np.float64, np.float32], y_numeric=False, reset=not reuse
+        )
         check_classification_targets(y)
         classes, y_encoded = np.unique(y, return_inverse=True)
         if classes.shape[0] < 2:
@@ -263,30 +268,26 @@ class TNClassifierBase(ClassifierMixin, BaseEstimator):
                 f"{type(self).__name__} needs samples of at least 2 classes in y; "
                 f"got 1 class ({classes.tolist()[0]!r})"
             )
-        if (
-            self.warm_start
-            and hasattr(self, "module_")
-            and not np.array_equal(classes, self.classes_)
-        ):
+        if reuse and not np.array_equal(classes, self.classes_):
             raise InvalidInputError(
                 "warm_start=True but y holds other classes than the first fit: "
                 f"{classes.tolist()} vs {self.classes_.tolist()}"
             )
-        self.classes_ = classes
-        self._fit_scaling(X)
-        device = resolve_device(self.device)
-        dtype = DTYPES[self.dtype]
-        seed = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
-
-        X_unit = self._to_unit(X)
-        X_train, y_train, X_val, y_val = self._validation_split(X_unit, y_encoded, seed)
-        reuse = self.warm_start and hasattr(self, "module_")
         if reuse and not isinstance(self.module_, self._module_class_for(self.get_params())):
             raise InvalidInputError(
                 f"warm_start=True continues the fitted {type(self.module_).__name__}, but "
                 f"unitary={getattr(self, 'unitary', False)} asks for another kind of model: "
                 "refit with warm_start=False (or convert with tnml.quantum.to_unitary)"
             )
+        self.classes_ = classes
+        if not reuse:
+            self._fit_scaling(X)
+        device = resolve_device(self.device)
+        dtype = DTYPES[self.dtype]
+        seed = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
+
+        X_unit = self._to_unit(X)
+        X_train, y_train, X_val, y_val = self._validation_split(X_unit, y_encoded, seed)
         if not reuse:
             self.module_ = self._build_module(X.shape[1], classes.shape[0]).to(device, dtype)
             generator = torch.Generator().manual_seed(seed)

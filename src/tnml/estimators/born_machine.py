@@ -89,6 +89,18 @@ def check_discrete(X: np.ndarray, name: str = "X") -> np.ndarray:
     return as_int
 
 
+def _check_levels(X: np.ndarray, levels: np.ndarray, name: str) -> None:
+    """Refuse a value of ``X`` (n_samples, n_features) at or above its column's number of
+    ``levels`` (n_features,): the model gives it no probability."""
+    too_big = X.max(axis=0) >= levels if X.size else np.zeros(0, dtype=bool)
+    if too_big.any():
+        j = int(np.flatnonzero(too_big)[0])
+        raise InvalidInputError(
+            f"{name}[:, {j}] holds the value {X[:, j].max()} but the model's levels there are "
+            f"0 .. {levels[j] - 1} (n_levels, or the first fit's levels with warm_start)"
+        )
+
+
 def _evidence_columns(evidence: object) -> dict[int, torch.Tensor]:
     """``{feature: int or n ints}`` as int64 tensors; values that are not whole numbers
     (0.9, "1") are refused here rather than rounded. Ranges are checked by the algebra."""
@@ -137,9 +149,14 @@ class BornMachineBase(DensityMixin, BaseEstimator):
     # -- fitting ----------------------------------------------------------------------------
     def _fit(self, X: Any, train_kwargs: dict[str, Any]) -> BornMachineBase:
         train_kwargs = with_fit_time_params(self, train_kwargs)
-        X = checked_data(self, X, dtype=None, ensure_min_features=2)
+        warm = self.warm_start and hasattr(self, "module_")
+        # a warm fit keeps the first fit's features and levels, checked before any state
+        # changes so a refused fit leaves the model usable
+        X = checked_data(self, X, dtype=None, ensure_min_features=2, reset=not warm)
         X = check_discrete(np.asarray(X))
-        if self.n_levels is None:
+        if warm:
+            levels = self.n_levels_
+        elif self.n_levels is None:
             levels = np.maximum(self._levels_for(X), 2)
         else:
             levels = np.broadcast_to(np.asarray(self.n_levels), (X.shape[1],))
@@ -148,14 +165,8 @@ class BornMachineBase(DensityMixin, BaseEstimator):
                     "n_levels must be an int >= 2 or one int >= 2 per feature, got "
                     f"{self.n_levels!r}"
                 )
-            too_big = X.max(axis=0) >= levels
-            if too_big.any():
-                j = int(np.flatnonzero(too_big)[0])
-                raise InvalidInputError(
-                    f"X[:, {j}] holds the value {X[:, j].max()} but n_levels allows only "
-                    f"0 .. {levels[j] - 1} there"
-                )
-        self.n_levels_ = levels.astype(np.int64)
+        _check_levels(X, levels, "X")
+        self.n_levels_ = np.asarray(levels).astype(np.int64)
         device = resolve_device(self.device)
         dtype = DTYPES[self.dtype]
         seed = int(check_random_state(self.random_state).randint(0, 2**31 - 1))
@@ -164,8 +175,9 @@ class BornMachineBase(DensityMixin, BaseEstimator):
         X_val = train_kwargs.pop("X_val", None)
         val = None
         if X_val is not None:
-            X_val = self._check_input(X_val)
-            val = torch.as_tensor(np.minimum(X_val, self.n_levels_ - 1), device=device)
+            X_val = self._check_input(X_val, "X_val")
+            _check_levels(X_val, self.n_levels_, "X_val")
+            val = torch.as_tensor(X_val, device=device)
         self._train(BornRun(data, val, generator, seed, device, dtype, train_kwargs))
         return self
 
@@ -367,8 +379,8 @@ class MPSBornMachine(BornMachineBase):
     verbose : int, default=0
         Show a progress bar while training.
     warm_start : bool, default=False
-        Continue from the fitted state on the next ``fit`` (same features and levels)
-        instead of starting afresh.
+        Continue from the fitted state on the next ``fit`` (the first fit's features and
+        levels: values beyond them are refused) instead of starting afresh.
     checkpoint_path : str or path-like, optional
         Write a checkpoint here after every epoch; ``fit(..., resume=True)`` continues from it.
     callback : callable, optional

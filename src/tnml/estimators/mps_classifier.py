@@ -131,7 +131,8 @@ class MPSClassifier(TNClassifierBase):
     verbose : int, default=0
         Show a progress bar when > 0.
     warm_start : bool, default=False
-        Continue training the fitted module on the next ``fit``.
+        Continue training the fitted module on the next ``fit``, with the first fit's
+        features (count, names and order), classes and input scaling.
     checkpoint_path : str or path-like, optional
         Write a checkpoint here after every epoch; ``fit(..., resume=True)`` continues from it.
     callback : callable, optional

@@ -123,3 +123,30 @@ def test_warm_start_continues_with_the_first_fits_encoders():
     again = tnml.MPSAnomalyDetector(bond_dim=4, epochs=1, warm_start=True, random_state=0)
     again.fit(X).fit(X)
     assert -again.score_samples(X).mean() < -cold.score_samples(X).mean()  # it kept training
+
+
+def test_a_skewed_binary_column_keeps_both_values_apart():
+    """Quantile bins of a column that is 1 nine times in ten: both quantiles are 1, and an
+    edge on the value merged 0 into 1's bin, so the rare 0 scored like the common 1."""
+    rng = np.random.default_rng(0)
+    X = (rng.random((400, 4)) < [0.9, 0.5, 0.5, 0.5]).astype(float)
+    model = MPSAnomalyDetector(bond_dim=4, epochs=3, random_state=0).fit(X)
+    common, rare = model.score_samples(np.array([[1.0, 0, 1, 0], [0.0, 0, 1, 0]]))
+    assert rare < common - 1.0  # p(x0 = 0) is about 0.1
+    # and the binned model is a normalised distribution over the 2^4 inputs
+    grid = np.array(list(itertools.product([0.0, 1.0], repeat=4)))
+    np.testing.assert_allclose(np.exp(model.score_samples(grid)).sum(), 1.0, rtol=1e-6)
+
+
+def test_categories_match_by_value_whatever_their_numeric_type():
+    rng = np.random.default_rng(1)
+    frame = pd.DataFrame({"code": rng.integers(0, 3, 300), "x": rng.normal(size=300)})
+    model = MPSAnomalyDetector(bond_dim=4, epochs=2, categorical_features=[0], random_state=0).fit(
+        frame
+    )
+    scores = model.score_samples(frame)
+    np.testing.assert_array_equal(model.score_samples(frame.astype(float)), scores)
+    as_objects = frame.astype(object)
+    as_objects["code"] = frame["code"].astype(float).astype(str)  # "0.0", "1.0", "2.0"
+    np.testing.assert_array_equal(model.score_samples(as_objects), scores)
+    assert (scores > UNSEEN_SCORE).all()

@@ -58,6 +58,50 @@ UNSEEN_SCORE = -1e10
 SWEEP_DEFAULT_LR = 1e-2
 
 
+def category_keys(values: np.ndarray) -> np.ndarray:
+    """String keys of categorical ``values`` (n,): equal numbers get equal keys whatever their
+    type (``2``, ``2.0``, ``"2.0"`` and ``np.int8(2)`` are all ``"2"``) when every value of the
+    column reads as a number; otherwise ``str(value)`` (booleans stay ``"True"``/``"False"``)."""
+    values = np.asarray(values)
+    if values.dtype.kind != "b":
+        try:
+            numbers = values.astype(np.float64)
+        except (TypeError, ValueError):
+            numbers = None
+        if numbers is not None:
+            keys = numbers.astype(str).astype(object)
+            whole = np.isfinite(numbers) & (numbers == np.round(numbers))
+            whole &= np.abs(numbers) < 2.0**53  # integers a float holds exactly
+            keys[whole] = numbers[whole].astype(np.int64).astype(str)
+            return keys.astype(str)
+    return values.astype(str)
+
+
+def quantile_edges(values: np.ndarray, n_bins: int) -> np.ndarray:
+    """Inner edges of at most ``n_bins`` bins at the quantiles of ``values`` (n,), each moved to
+    the midpoint between two neighbouring distinct values: a quantile between two values to
+    the midpoint between them; one on a value held by many samples just above that value,
+    or, when that edge is taken or the value is the largest, just below it. A column with
+    at most ``n_bins`` distinct values gets one bin per value. (An edge on a tied value put
+    it into the bin below: a skewed binary column, both quantiles at 1, had 0 and 1 share a
+    bin and the other bin empty.)"""
+    distinct = np.unique(values)
+    if len(distinct) <= n_bins:
+        return (distinct[:-1] + distinct[1:]) / 2
+    cuts = np.quantile(values, np.arange(1, n_bins) / n_bins)
+    # edge k lies between distinct[k - 1] and distinct[k], 1 <= k < len(distinct)
+    above = np.searchsorted(distinct, cuts, side="right")
+    on_value = distinct[np.maximum(above - 1, 0)] == cuts
+    taken: set[int] = set()
+    for k, tied in zip(above.tolist(), on_value.tolist(), strict=True):
+        for edge in (k, k - 1) if tied else (k,):
+            if 1 <= edge < len(distinct) and edge not in taken:
+                taken.add(edge)
+                break
+    chosen = np.array(sorted(taken), dtype=np.int64)
+    return (distinct[chosen - 1] + distinct[chosen]) / 2
+
+
 def _is_dataframe(X: Any) -> bool:
     return hasattr(X, "columns") and hasattr(X, "dtypes") and hasattr(X, "iloc")
 
@@ -79,8 +123,12 @@ class MPSAnomalyDetector(OutlierMixin, BaseEstimator):
     n_bins : int, default=3
         ``encoding="bins"``: levels per numeric column.
     binning : {"quantile", "uniform"}, default="quantile"
-        ``encoding="bins"``: bin edges at training quantiles, or equal widths over each
-        column's training range; a value equal to an edge falls in the lower bin.
+        ``encoding="bins"``: bin edges at training quantiles (each moved midway between the
+        two distinct training values around it; a column with at most ``n_bins`` distinct
+        values gets a bin per value), or equal widths over each column's training range; a
+        value equal to an edge falls in the lower bin. Values beyond the training range fall
+        in the end bins (and ``encoding="trig"`` clips them): how far outside the range a
+        value lies does not lower its score.
     categorical_features : None, "auto", or array-like of int or bool, default="auto"
         Which columns are categorical. "auto": non-numeric columns of a DataFrame or an
         object array (numeric arrays: none).
@@ -118,7 +166,8 @@ class MPSAnomalyDetector(OutlierMixin, BaseEstimator):
     bin_edges_ : list of ndarray or None
         Per numeric column with ``encoding="bins"``: the inner bin edges; else None.
     categories_ : list of ndarray or None
-        Per categorical column: the training categories (as strings); else None.
+        Per categorical column: the training categories as string keys (equal numbers share
+        a key whatever their type: ``2``, ``2.0`` and ``"2"`` are one category); else None.
     offset_ : float
         ``decision_function = score_samples - offset_``; negative means outlier.
     history_ : list of dict
@@ -254,14 +303,14 @@ class MPSAnomalyDetector(OutlierMixin, BaseEstimator):
         for j, column in enumerate(columns):
             category = edges = scale = None
             if categorical[j]:
-                category = np.unique(column.astype(str))
+                category = np.unique(category_keys(column))
             else:
                 numeric = self._numeric(column, j)
                 if self.encoding == "trig":
                     _, low, high = scale_unit(numeric[:, None])
                     scale = (float(low[0]), float(high[0]))
                 elif self.binning == "quantile":
-                    edges = np.unique(np.quantile(numeric, np.arange(1, self.n_bins) / self.n_bins))
+                    edges = quantile_edges(numeric, self.n_bins)
                 else:
                     low, high = numeric.min(), numeric.max()
                     edges = np.unique(low + (high - low) * np.arange(1, self.n_bins) / self.n_bins)
@@ -277,9 +326,13 @@ class MPSAnomalyDetector(OutlierMixin, BaseEstimator):
         unseen = np.zeros(n, dtype=bool)
         for j, column in enumerate(columns):
             if self.categories_[j] is not None:
-                cats = self.categories_[j]
-                values = column.astype(str)
-                position = np.minimum(np.searchsorted(cats, values), len(cats) - 1)
+                # keys of the stored categories too: a model saved before they were keyed by
+                # value holds "2.0" for a float column; their order is the one-hot's
+                cats = category_keys(self.categories_[j])
+                order = np.argsort(cats, kind="stable")
+                values = category_keys(column)
+                sorted_at = np.minimum(np.searchsorted(cats[order], values), len(cats) - 1)
+                position = order[sorted_at]
                 found = cats[position] == values
                 unseen |= ~found
                 width = max(len(cats), 2)

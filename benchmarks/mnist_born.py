@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> None:
         default="norm",
         help="MPS sweeps: truncate each split in norm (Han et al.) or in the data's metric",
     )
-    parser.add_argument("--batch-size", type=int, default=100)
+    parser.add_argument("--batch-size", type=int, default=100, help="autodiff only")
     parser.add_argument("--cutoff", type=float, default=1e-7)
     parser.add_argument("--dtype", default="float64")
     parser.add_argument("--threads", type=int, default=2)
@@ -143,31 +143,27 @@ def main(argv: list[str] | None = None) -> None:
         "bond_dim": args.bond_dim,
         "epochs": args.epochs,
         "lr": args.lr,
-        "batch_size": args.batch_size,
         "n_levels": 2,
         "random_state": args.seed,
         "dtype": args.dtype,
         "verbose": 0 if args.quiet else 1,
     }
+    # the estimators refuse options their trainer would ignore: each gets its own
+    if args.trainer == "autodiff":
+        common["batch_size"] = args.batch_size
+        sweeps: dict = {}
+    else:
+        sweeps = {"grad_floor": args.grad_floor, "lr_decay": args.lr_decay}
     if args.model == "mps":
+        if args.trainer == "sweep":
+            sweeps.update(cutoff=args.cutoff, steps_per_bond=args.steps_per_bond)
         model = tnml.MPSBornMachine(
-            trainer=args.trainer,
-            cutoff=args.cutoff,
-            steps_per_bond=args.steps_per_bond,
-            grad_floor=args.grad_floor,
-            lr_decay=args.lr_decay,
-            truncation=args.truncation,
-            **common,
+            trainer=args.trainer, truncation=args.truncation, **sweeps, **common
         )
     else:
-        model = tnml.TTNBornMachine(
-            layout=(28, 28),
-            trainer=args.trainer,
-            steps_per_node=args.steps_per_bond,
-            grad_floor=args.grad_floor,
-            lr_decay=args.lr_decay,
-            **common,
-        )
+        if args.trainer == "sweep":
+            sweeps["steps_per_node"] = args.steps_per_bond
+        model = tnml.TTNBornMachine(layout=(28, 28), trainer=args.trainer, **sweeps, **common)
     if args.init_model:
         previous = tnml.io.load(args.init_model)
         model.set_params(warm_start=True)

@@ -34,7 +34,8 @@ def make_machine(kind: str):
         return tnml.TTNBornMachine(bond_dim=6, epochs=6, random_state=0, batch_size=32)
     if kind == "ttn-sweep":
         return tnml.TTNBornMachine(bond_dim=6, trainer="sweep", epochs=4, random_state=0)
-    return tnml.MPSBornMachine(bond_dim=6, trainer=kind, epochs=3, random_state=0, batch_size=32)
+    batch = {"batch_size": 32} if kind == "autodiff" else {}  # the sweeps take no mini-batch
+    return tnml.MPSBornMachine(bond_dim=6, trainer=kind, epochs=3, random_state=0, **batch)
 
 
 @pytest.fixture(scope="module", params=["sweep", "autodiff", "ttn", "ttn-sweep"])
@@ -460,7 +461,8 @@ def test_validation_keeps_the_state_of_the_best_sweep(kind):
     if kind == "ttn-sweep":
         model = tnml.TTNBornMachine(bond_dim=8, trainer="sweep", epochs=6, lr=0.05)
     else:
-        model = tnml.MPSBornMachine(bond_dim=8, trainer=kind, epochs=8, lr=0.05, batch_size=8)
+        batch = {"batch_size": 8} if kind == "autodiff" else {}
+        model = tnml.MPSBornMachine(bond_dim=8, trainer=kind, epochs=8, lr=0.05, **batch)
     model.set_params(random_state=0).fit(X, X_val=X_val)
     val = [h["val_loss"] for h in model.history_]
     assert model.best_epoch_ == int(np.argmin(val)) + 1
@@ -574,3 +576,19 @@ def test_validation_values_beyond_the_levels_are_refused():
     model = tnml.MPSBornMachine(bond_dim=3, epochs=1, random_state=0)
     with pytest.raises(InvalidInputError, match=r"X_val\[:, 0\] holds the value 3"):
         model.fit(X, X_val=np.full((5, X.shape[1]), 3))
+
+
+@pytest.mark.parametrize(
+    ("make", "named"),
+    [
+        (lambda: tnml.MPSBornMachine(trainer="sweep", batch_size=32), "batch_size=32"),
+        (lambda: tnml.MPSBornMachine(trainer="sweep", weight_decay=0.1), "weight_decay=0.1"),
+        (lambda: tnml.MPSBornMachine(trainer="autodiff", cutoff=1e-3), "cutoff=0.001"),
+        (lambda: tnml.MPSBornMachine(trainer="autodiff", grad_floor=True), "grad_floor=True"),
+        (lambda: tnml.TTNBornMachine(trainer="sweep", max_grad_norm=1.0), "max_grad_norm=1.0"),
+        (lambda: tnml.TTNBornMachine(trainer="autodiff", steps_per_node=3), "steps_per_node=3"),
+    ],
+)
+def test_options_the_born_trainer_would_ignore_are_refused(make, named):
+    with pytest.raises(InvalidInputError, match=f"{named} applies to trainer="):
+        make().set_params(bond_dim=2, epochs=1).fit(correlated_bits(50))

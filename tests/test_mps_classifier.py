@@ -378,3 +378,37 @@ def test_a_warm_fit_keeps_the_first_fits_features_and_scaling():
     clf.set_params(epochs=1, validation_fraction=0.0).fit(frame.iloc[:20] * 0.1, y[:20])
     np.testing.assert_array_equal(clf.data_min_, low)
     np.testing.assert_array_equal(clf.data_max_, high)
+
+
+@pytest.mark.parametrize(
+    ("params", "named"),
+    [
+        (
+            {"trainer": "sweep", "weight_decay": 0.1},
+            "weight_decay=0.1 applies to trainer='autodiff'",
+        ),
+        ({"trainer": "sweep", "optimizer": "sgd"}, "optimizer='sgd' applies to trainer='autodiff'"),
+        ({"max_bond": 8}, "max_bond=8 applies to trainer='sweep'"),
+        ({"cutoff": 1e-3}, "cutoff=0.001 applies to trainer='sweep'"),
+        ({"unitary": True, "bond_dim": 2, "readout": "born"}, "readout='born' applies to unitary"),
+        ({"unitary": True, "bond_dim": 2, "output_site": 1}, "output_site=1 applies to unitary"),
+    ],
+)
+def test_options_the_trainer_would_ignore_are_refused(params, named):
+    X, y = np.random.default_rng(0).random((40, 6)), np.arange(40) % 2
+    with pytest.raises(InvalidInputError, match=named.replace("(", r"\(")):
+        tnml.MPSClassifier(epochs=1, **params).fit(X, y)
+
+
+def test_sweeps_stop_early_on_n_iter_no_change(digits_split):
+    X_tr, _, y_tr, _ = digits_split
+    params = dict(bond_dim=2, trainer="sweep", max_bond=16, epochs=8, random_state=0)
+    full = tnml.MPSClassifier(**params).fit(X_tr[:150], y_tr[:150])
+    val = [h["val_loss"] for h in full.history_]
+    # with a patience of one sweep, the run stops after the first sweep without a new best
+    stop = next(k for k in range(1, len(val)) if val[k] >= min(val[:k])) + 1
+    assert stop < len(val), "the full run must go on past that sweep for the test to bite"
+    stopped = tnml.MPSClassifier(n_iter_no_change=1, **params).fit(X_tr[:150], y_tr[:150])
+    assert stopped.n_iter_ == stop
+    assert [h["val_loss"] for h in stopped.history_] == val[:stop]
+    assert stopped.best_epoch_ == int(np.argmin(val[:stop])) + 1

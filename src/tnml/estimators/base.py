@@ -166,6 +166,23 @@ def check_unitary_options(model: Any) -> None:
         )
 
 
+def check_trainer_options(model: Any, defaults: dict[str, Any], used_by: str) -> None:
+    """Refuse parameters of ``model`` that its trainer ignores: each name in ``defaults`` set
+    to anything but its default there; ``used_by`` says what does use them (e.g.
+    ``"trainer='sweep'"``). A parameter left at its default is no request."""
+    changed = [
+        f"{name}={getattr(model, name)!r}"
+        for name, default in defaults.items()
+        if getattr(model, name) != default
+    ]
+    if changed:
+        raise InvalidInputError(
+            f"{', '.join(changed)} {'apply' if len(changed) > 1 else 'applies'} to {used_by} "
+            f"only and would be ignored here; leave {'them' if len(changed) > 1 else 'it'} "
+            "at the default"
+        )
+
+
 @dataclass
 class ClassifierRun:
     """What one ``fit`` hands a classifier's trainer: training inputs in [0, 1] ``(n, F)``

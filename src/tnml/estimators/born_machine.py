@@ -30,6 +30,7 @@ from torch import nn
 from tnml.estimators.base import (
     DTYPES,
     FIT_TIME_CONSTRAINTS,
+    check_trainer_options,
     checked_data,
     record_fit,
     resolve_device,
@@ -149,6 +150,8 @@ class BornMachineBase(DensityMixin, BaseEstimator):
     # -- fitting ----------------------------------------------------------------------------
     def _fit(self, X: Any, train_kwargs: dict[str, Any]) -> BornMachineBase:
         train_kwargs = with_fit_time_params(self, train_kwargs)
+        other = "autodiff" if self.trainer == "sweep" else "sweep"
+        check_trainer_options(self, self._OTHER_TRAINERS_ONLY[other], f"trainer={other!r}")
         warm = self.warm_start and hasattr(self, "module_")
         # a warm fit keeps the first fit's features and levels, checked before any state
         # changes so a refused fit leaves the model usable
@@ -421,6 +424,17 @@ class MPSBornMachine(BornMachineBase):
     (5, 8)
     """
 
+    # parameters only the other trainer uses, with their defaults: fit refuses other values
+    _OTHER_TRAINERS_ONLY: ClassVar[dict[str, dict[str, Any]]] = {
+        "autodiff": {
+            "batch_size": 64,
+            "optimizer": "adam",
+            "lr_schedule": "cosine",
+            "weight_decay": 0.0,
+        },
+        "sweep": {"cutoff": 1e-7, "steps_per_bond": 5, "grad_floor": False, "lr_decay": None},
+    }
+
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         "checkpoint_path": FIT_TIME_CONSTRAINTS["checkpoint_path"],
         "callback": FIT_TIME_CONSTRAINTS["callback"],
@@ -675,6 +689,18 @@ class TTNBornMachine(BornMachineBase):
     >>> model.sample(3, random_state=0).shape
     (3, 16)
     """
+
+    # grad_floor is absent: its default is True, and False asks autodiff for nothing new
+    _OTHER_TRAINERS_ONLY: ClassVar[dict[str, dict[str, Any]]] = {
+        "autodiff": {
+            "batch_size": 64,
+            "optimizer": "adam",
+            "lr_schedule": "cosine",
+            "weight_decay": 0.0,
+            "max_grad_norm": None,
+        },
+        "sweep": {"steps_per_node": 1, "lr_decay": None},
+    }
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
         "checkpoint_path": FIT_TIME_CONSTRAINTS["checkpoint_path"],

@@ -16,6 +16,7 @@ from tnml._validation import check_int
 from tnml.estimators.base import (
     ClassifierRun,
     TNClassifierBase,
+    check_trainer_options,
     check_unitary_options,
     default_sweep_batch_size,
     record_fit,
@@ -33,6 +34,12 @@ from tnml.train.sweep import SWEEP_LR_SCHEDULES, SWEEP_SOLVERS, LabelledMPS, tra
 
 TRAINERS = ("autodiff", "sweep")
 LOSSES = ("cross_entropy", "mse", "quadratic")
+# Parameters one trainer (or the unitary model) ignores, with their defaults: fit refuses
+# any other value (check_trainer_options).
+_SWEEP_ONLY = {"max_bond": None, "cutoff": 1e-10, "solver": "gradient", "steps_per_bond": 1}
+_STEPS = ("solver", "steps_per_bond")
+_AUTODIFF_ONLY = {"weight_decay": 0.0, "optimizer": "adam"}
+_NETWORK_ONLY = {"readout": "normalized", "output_site": None, "contraction": "auto"}
 
 
 class MPSClassifier(TNClassifierBase):
@@ -69,7 +76,11 @@ class MPSClassifier(TNClassifierBase):
         ``max_bond`` singular values above ``cutoff``, so the bonds grow from ``bond_dim``
         where the data need it.
     max_bond : int or None, default=None
-        Largest bond the sweeps may grow to; None means ``bond_dim``.
+        Largest bond the sweeps may grow to; None means ``bond_dim``. Sweeps only, as are
+        ``cutoff``, ``solver`` and ``steps_per_bond``: ``fit`` refuses another value of
+        these under autodiff (but for ``max_bond`` and ``cutoff`` in a warm autodiff fit
+        that refines a model the sweeps grew), and of ``weight_decay`` or ``optimizer``
+        under the sweeps.
     cutoff : float, default=1e-10
         Relative singular-value cutoff of the sweeps' splits.
     loss : {"cross_entropy", "mse", "quadratic"}, default="cross_entropy"
@@ -100,7 +111,9 @@ class MPSClassifier(TNClassifierBase):
         cross-entropy, on the loss divided by the temperature, 1.0 for mse; times
         ``sqrt(batch_size / n)`` with mini-batches).
     weight_decay : float, default=0.0
+        Autodiff only.
     optimizer : {"adam", "adamw", "sgd"}, default="adam"
+        Autodiff only.
     lr_schedule : {"cosine", "constant", "plateau"} or None, default=None
         Autodiff: per step (None: ``"cosine"``). Sweeps: ``"cosine"`` anneals the bond step
         over all bond updates (None: ``"constant"``; ``"plateau"`` does not apply).
@@ -110,7 +123,7 @@ class MPSClassifier(TNClassifierBase):
         Skipped when it would leave fewer samples than classes on either side.
     n_iter_no_change : int or None, default=None
         Early stopping: stop when the validation score (``select_by``) has not improved for
-        this many epochs.
+        this many epochs (sweeps, with the sweeps).
     select_by : {"loss", "accuracy"}, default="loss"
         Which epoch's weights are kept with validation data: the lowest validation loss or
         the highest validation accuracy (ties: the lower loss). Accuracy suits models that
@@ -148,9 +161,10 @@ class MPSClassifier(TNClassifierBase):
         orthogonal gate on ``log2(bond_dim) + 1`` qubits (``bond_dim`` a power of two),
         discarded qubits are traced out and ``predict_proba`` is what the label qubits measure.
         Needs ``trainer="autodiff"`` and the qubit map (``feature_map="trig"``,
-        ``feature_dim=2``); ``readout``, ``output_site`` and ``contraction`` do not apply;
-        ``init_std`` is the spread of the gates' generators. The default ``lr`` becomes 0.02.
-        :func:`tnml.quantum.compile` turns the fitted model into a circuit.
+        ``feature_dim=2``); ``readout``, ``output_site`` and ``contraction`` do not apply
+        (``fit`` refuses other values than their defaults); ``init_std`` is the spread of the
+        gates' generators. The default ``lr`` becomes 0.02. :func:`tnml.quantum.compile`
+        turns the fitted model into a circuit.
 
     Attributes
     ----------
@@ -331,11 +345,15 @@ class MPSClassifier(TNClassifierBase):
                 f"trainer='sweep' takes lr_schedule in {SWEEP_LR_SCHEDULES}, got "
                 f"{self.lr_schedule!r}"
             )
-        if self.trainer == "autodiff" and (self.solver != "gradient" or self.steps_per_bond != 1):
-            raise InvalidInputError(
-                "solver and steps_per_bond apply to trainer='sweep'; got trainer='autodiff' "
-                f"with solver={self.solver!r}, steps_per_bond={self.steps_per_bond}"
-            )
+        if self.trainer == "autodiff":
+            # autodiff refining a model the sweeps grew (warm_start) may keep their bond limits
+            continuing = self.warm_start and hasattr(self, "module_")
+            sweep_only = {k: v for k, v in _SWEEP_ONLY.items() if not continuing or k in _STEPS}
+            check_trainer_options(self, sweep_only, "trainer='sweep'")
+        else:
+            check_trainer_options(self, _AUTODIFF_ONLY, "trainer='autodiff'")
+        if self.unitary:
+            check_trainer_options(self, _NETWORK_ONLY, "unitary=False")
         if self.trainer == "sweep" and train_kwargs.get("augment", self.augment) is not None:
             raise InvalidInputError(
                 "augment needs trainer='autodiff': the sweeps cache every training sample's "
@@ -371,6 +389,7 @@ class MPSClassifier(TNClassifierBase):
             phi_val=phi_val,
             y_val=y_val_shard,
             select_by=self.select_by,
+            patience=self.n_iter_no_change,
             progress=bool(self.verbose) and distributed_context()[0] == 0,
             # a warm start's scale is the fitted model's (the cross-entropy of raw amplitudes
             # that separate the training set is lowest at an infinite scale)

@@ -135,6 +135,7 @@ def train_sweep(
     phi_val: Tensor | None = None,
     y_val: Tensor | None = None,
     select_by: str = "loss",
+    patience: int | None = None,
     env_dtype: torch.dtype = torch.float32,
     memory_budget: int = 4 * _GIB,
     chunk_size: int | None = None,
@@ -245,6 +246,9 @@ def train_sweep(
     select_by : {"loss", "accuracy"}, default="loss"
         What "best" means with validation data (see
         :func:`tnml.train.autodiff.train_classifier`).
+    patience : int, optional
+        With validation data: stop after this many sweeps without a new best (the best
+        sweep's model is returned either way).
     env_dtype : torch.dtype, default=torch.float32
         Dtype of the stored environments (``torch.float64`` for more precision).
     memory_budget : int, default=4 GiB
@@ -369,6 +373,7 @@ def train_sweep(
         rule,
         epochs=n_sweeps,
         select_by=select_by,
+        patience=patience,
         step_callback=loop.pop("callback", None),
         **loop,
     )

@@ -184,3 +184,32 @@ def test_export_without_qiskit_names_the_extra(monkeypatch):
     bound = small_circuit().bind([0.1, 0.2])
     with pytest.raises(ImportError, match=r"needs qiskit: pip install 'tnml\[quantum\]'"):
         to_qiskit(bound)
+
+
+def test_a_bound_circuit_reads_no_features_and_refuses_an_x():
+    """A bound circuit answered for the bound input whatever X it was given."""
+    from tnml.quantum import simulate
+
+    circuit = Circuit(
+        1, [Gate((0,), feature=0), Measure(0, "label", 0)], {"label": 1}, n_features=1
+    )
+    X = np.array([[0.2], [0.9]])
+    bound = circuit.bind(X[0])
+    assert bound.n_features == 0
+    np.testing.assert_allclose(simulate(bound), simulate(circuit, X[:1]), atol=1e-15)
+    with pytest.raises(InvalidInputError, match="n_features=0"):
+        simulate(bound, X)
+
+
+@pytest.mark.parametrize(
+    ("qubits", "matrix", "angle"),
+    [
+        ((0, 1), np.eye(4), 0.3),  # a two-qubit gate exported as ry(0.3) on its first qubit
+        ((0,), np.eye(2), 0.3),  # the matrix is not RY(0.3)
+        ((0,), np.eye(2), float("nan")),
+    ],
+)
+def test_a_gate_angle_must_be_its_matrix(qubits, matrix, angle):
+    with pytest.raises(InvalidInputError, match="angle"):
+        Gate(qubits, matrix=torch.tensor(matrix, dtype=torch.float64), angle=angle)
+    Gate((0,), matrix=ry_matrix(0.3), angle=0.3)  # what bind makes

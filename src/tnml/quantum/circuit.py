@@ -110,6 +110,7 @@ class Gate:
     angle : float or None
         Set by :meth:`Circuit.bind` on the ``RY`` gate that replaces a data gate, so exports
         can write a native ``ry(angle)``; a gate with an angle counts as a (bound) data gate.
+        Only on one qubit, finite, and with ``matrix`` equal to ``RY(angle)``.
     scale : float
         For a data gate, the factor of its angle ``scale * pi * x[feature]`` (finite); 1 by
         default.
@@ -158,6 +159,19 @@ class Gate:
                 f"max |U^dagger U - I| = {float(error):.2e} > {UNITARY_ATOL:g}"
                 + ("; build it in float64 (single precision is not enough)" if single else "")
             )
+        if self.angle is not None:
+            angle = self.angle
+            if isinstance(angle, bool) or not isinstance(angle, Real) or not math.isfinite(angle):
+                raise InvalidInputError(f"Gate angle must be a finite number, got {angle!r}")
+            # exports write ry(angle) for such a gate: the angle must be what the matrix does
+            one_qubit = len(qubits) == 1
+            ry = ry_matrix(float(angle)).to(matrix.dtype)
+            if not one_qubit or not float((matrix - ry).abs().max()) <= UNITARY_ATOL:
+                raise InvalidInputError(
+                    f"Gate angle marks a bound data gate RY(angle) on one qubit; gate "
+                    f"'{self.name}' on qubits {qubits} is not RY({float(angle):.6g})"
+                )
+            object.__setattr__(self, "angle", float(angle))
         object.__setattr__(self, "matrix", matrix)
 
     @property
@@ -366,8 +380,9 @@ class Circuit:
         Returns
         -------
         Circuit
-            A bound circuit; op indices are unchanged. The new gates are named ``"ry"`` and
-            keep their angle in ``Gate.angle``.
+            A bound circuit, reading no features (``n_features == 0``); op indices are
+            unchanged. The new gates are named ``"ry"`` and keep their angle in
+            ``Gate.angle``.
 
         Raises
         ------
@@ -382,7 +397,8 @@ class Circuit:
                 f"x must be one input of shape ({self.n_features},), got {row.shape[0]} rows"
             )
         ops = tuple(_bind_op(op, row[0]) for op in self.ops)
-        return Circuit._from_checked(replace(self._c, ops=ops))
+        # it reads no features any more: an X given to it later is refused, not ignored
+        return Circuit._from_checked(replace(self._c, ops=ops, n_features=0))
 
     def with_matrices(self, mapping: Mapping[int, Tensor]) -> Circuit:
         """Return a copy whose gates at the given op indices get new matrices.

@@ -175,3 +175,36 @@ def test_noise_study_and_accuracy():
     with pytest.raises(InvalidInputError, match="channel"):
         noise_model("bitflip", 0.1)
     assert noise_model("readout", 0.1).readout_error == 0.1
+
+
+@pytest.mark.parametrize(
+    ("y", "match"),
+    [
+        (["a", "b"] * 25, "integer class indices"),  # an estimator's labels, not indices
+        ([True, False] * 25, "integer class indices"),
+        ([0.5, 1.0] * 25, "integer class indices"),
+        ([0, 3] * 25, r"0 \.\. 1, found 0 \.\. 3"),
+    ],
+)
+def test_accuracy_refuses_labels_that_are_not_class_indices(y, match):
+    torch.manual_seed(0)
+    module = UnitaryMPSClassifierModule(6, 2, 2, init="random", init_std=0.5, dtype=torch.float64)
+    circuit = compile_circuit(module, "efficient")
+    X = torch.rand(50, 6, dtype=torch.float64)
+    with pytest.raises(InvalidInputError, match=match):
+        circuit_accuracy(circuit, X, y)
+
+
+def test_parameter_shift_checks_its_arguments():
+    circuit, X, y = _problem()
+    params = CircuitParameters(circuit)
+    theta = torch.zeros(params.n_params, dtype=torch.float64)
+    with pytest.raises(InvalidInputError, match=r"labels must hold class indices in 0 \.\. 1"):
+        parameter_shift_gradient(params, theta, X, y + 1)
+    with pytest.raises(InvalidInputError, match="theta must have shape"):
+        parameter_shift_gradient(params, theta[:-1], X, y)
+    with pytest.raises(InvalidInputError, match="indices must lie in"):
+        parameter_shift_gradient(params, theta, X, y, indices=[999])
+    # numpy labels work as tensors do
+    loss, _, _ = parameter_shift_gradient(params, theta, X, y.numpy(), indices=[0])
+    torch.testing.assert_close(loss, parameter_shift_gradient(params, theta, X, y, indices=[0])[0])

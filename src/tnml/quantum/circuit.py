@@ -212,6 +212,43 @@ def _op_qubits(op: Operation) -> tuple[int, ...]:
     return op.qubits if isinstance(op, Gate) else (op.qubit,)
 
 
+def check_labels(y: object, n: int, n_labels: int, *, name: str = "y") -> Tensor:
+    """Check class indices for a circuit's label register and return them as int64.
+
+    Parameters
+    ----------
+    y : array-like or Tensor, shape (n,)
+        Integer class indices in ``0 .. n_labels - 1`` (an estimator's labels go through
+        its ``classes_`` first: ``np.searchsorted(model.classes_, y)``).
+    n : int
+        Number of inputs.
+    n_labels : int
+        Labels the register encodes.
+    name : str, default="y"
+
+    Returns
+    -------
+    Tensor
+        Shape ``(n,)``, int64, on the CPU.
+    """
+    values = y.detach().cpu().numpy() if isinstance(y, Tensor) else np.asarray(y)
+    if values.size and (values.dtype.kind not in "iuf" or np.any(values != np.round(values))):
+        raise InvalidInputError(
+            f"{name} must hold integer class indices 0 .. {n_labels - 1}, got dtype "
+            f"{values.dtype} ({values.flat[0]!r} ...); map an estimator's labels through its "
+            "classes_"
+        )
+    if values.shape != (n,):
+        raise InvalidInputError(f"{name} must have shape ({n},), got {values.shape}")
+    labels = torch.as_tensor(values.astype(np.int64), dtype=torch.long)
+    if labels.numel() and (labels.min() < 0 or labels.max() >= n_labels):
+        raise InvalidInputError(
+            f"{name} must hold class indices in 0 .. {n_labels - 1}, found "
+            f"{int(labels.min())} .. {int(labels.max())}"
+        )
+    return labels
+
+
 def check_features(x: object, n_features: int, *, name: str = "X") -> Tensor:
     """Check feature rows for a circuit and return them as a float64 tensor.
 

@@ -9,7 +9,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from tnml.estimators.base import checked_data
 from tnml.exceptions import InvalidInputError
-from tnml.quantum.circuit import Circuit
+from tnml.quantum.circuit import Circuit, check_labels
 from tnml.quantum.noise import NoiseModel
 from tnml.quantum.simulate import simulate
 
@@ -61,13 +61,12 @@ def circuit_accuracy(
 ) -> float:
     """Fraction of inputs whose most probable label (exact or from ``shots``) is ``y``.
 
-    ``X`` (n, n_features) in [0, 1]; ``y`` (n,) class indices of the label register.
+    ``X`` (n, n_features) in [0, 1]; ``y`` (n,) class indices of the label register
+    (integers ``0 .. n_labels - 1``; an estimator's labels go through its ``classes_``).
     """
-    y = np.asarray(y)
     probs = simulate(circuit, X, noise=noise, shots=shots, seed=seed).numpy()
-    if y.shape != (probs.shape[0],):
-        raise InvalidInputError(f"y must have shape ({probs.shape[0]},), got {y.shape}")
-    return float(np.mean(probs.argmax(axis=1) == y))
+    labels = check_labels(y, probs.shape[0], probs.shape[1]).numpy()
+    return float(np.mean(probs.argmax(axis=1) == labels))
 
 
 def noise_study(

@@ -30,7 +30,7 @@ from torch import Tensor
 
 from tnml._validation import check_int
 from tnml.exceptions import InvalidInputError
-from tnml.quantum.circuit import Circuit, Gate
+from tnml.quantum.circuit import Circuit, Gate, check_labels
 from tnml.quantum.noise import NoiseModel
 from tnml.quantum.simulate import simulate
 from tnml.tensor.unitary import pauli_rotations, real_pauli_generators
@@ -118,20 +118,6 @@ class HardwareFitResult:
     n_shots: int = 0
 
 
-def _labels(y: Any, n: int, n_labels: int) -> Tensor:
-    values = np.asarray(y)
-    if values.size and (
-        not np.issubdtype(values.dtype, np.number) or np.any(values != np.round(values))
-    ):
-        raise InvalidInputError("y must hold integer class indices")
-    labels = torch.as_tensor(values.astype(np.int64), dtype=torch.long)
-    if labels.shape != (n,):
-        raise InvalidInputError(f"y must have shape ({n},), got {tuple(labels.shape)}")
-    if labels.numel() and (labels.min() < 0 or labels.max() >= n_labels):
-        raise InvalidInputError(f"y must hold class indices in 0 .. {n_labels - 1}")
-    return labels
-
-
 def _loss(probs: Tensor, labels: Tensor, floor: float) -> Tensor:
     """Cross-entropy of estimated probabilities, each clipped below at ``floor``."""
     picked = probs.gather(1, labels[:, None]).squeeze(1)
@@ -177,6 +163,18 @@ def parameter_shift_gradient(
     n_labels = (
         params.circuit.n_labels or 2 ** params.circuit.registers[params.circuit.label_register]
     )
+    theta = torch.as_tensor(theta, dtype=torch.float64)
+    if theta.shape != (params.n_params,):
+        raise InvalidInputError(
+            f"theta must have shape ({params.n_params},), got {tuple(theta.shape)}"
+        )
+    labels = check_labels(labels, len(X), n_labels, name="labels")
+    if indices is not None:
+        indices = [check_int("an entry of indices", j, 0) for j in indices]
+        if any(j >= params.n_params for j in indices):
+            raise InvalidInputError(
+                f"indices must lie in 0 .. {params.n_params - 1}, got {max(indices)}"
+            )
 
     def raw_at(angles: Tensor) -> Tensor:
         # The shift rule is exact for the raw register distribution, not for its
@@ -289,7 +287,7 @@ def fit_circuit(
             f"X must have shape (n, {circuit.n_features}), got {tuple(X_all.shape)}"
         )
     n_labels = circuit.n_labels or 2 ** circuit.registers[circuit.label_register]
-    labels_all = _labels(y, X_all.shape[0], n_labels)
+    labels_all = check_labels(y, X_all.shape[0], n_labels)
     params = CircuitParameters(circuit)
     theta = torch.zeros(params.n_params, dtype=torch.float64)
     rng = np.random.default_rng(seed)

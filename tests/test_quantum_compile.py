@@ -226,3 +226,14 @@ def test_tree_born_circuit_distribution_is_born_rule(layout, bond_dim):
         np.testing.assert_allclose(probs, expected, atol=1e-10)
     assert widths[0] == n
     assert widths[1] < n
+
+
+@pytest.mark.parametrize(
+    "option",
+    [{"layers": 2}, {"window": 4}, {"protocol": "foo"}, {"block": "u4"}, {"min_fidelity": 0.5}],
+)
+def test_born_only_options_are_refused_for_a_classifier(option):
+    module = UnitaryMPSClassifierModule(4, 2, 2, init="random", dtype=torch.float64)
+    name = next(iter(option))
+    with pytest.raises(InvalidInputError, match=f"{name}= applies to gates='native' compiles"):
+        compile_circuit(module, gates="native", **option)

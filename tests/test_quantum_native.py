@@ -183,7 +183,7 @@ def test_native_born_windows_compile_qubit_efficiently():
     assert compile(psi, gates="native", window=3, min_fidelity=0.01).metadata["layers"] == 2
     one = compile(psi, gates="native", window=4, layers=1)  # an even window: every qubit
     assert one.metadata["layers"] == 1 and two_qubit_count(one) == 2 * 4 * 2
-    with pytest.raises(InvalidInputError, match="window= needs gates='native'"):
+    with pytest.raises(InvalidInputError, match="window= applies to gates='native'"):
         compile(psi, window=3)
 
 

@@ -358,7 +358,9 @@ def compile(
         A model that is not a circuit (e.g. a non-unitary classifier: train it with
         ``unitary=True``, convert it with :func:`tnml.quantum.to_unitary`, or train a
         ``CircuitClassifier``), an unknown schedule, gate set or target, device options with
-        ``gates="dense"``, or a budget too small for the model.
+        ``gates="dense"``, an option of Born machines' native compiles (``layers``,
+        ``min_fidelity``, ``protocol``, ``block``, ``product_threshold``, ``window``) given
+        for any other compile, or a budget too small for the model.
     """
     from tnml.quantum import compile_native as native
 
@@ -369,8 +371,6 @@ def compile(
         for name, value in (
             ("target", target),
             ("max_two_qubit_gates", max_two_qubit_gates),
-            ("layers", layers),
-            ("window", window),
         ):
             if value is not None:
                 raise InvalidInputError(f"{name}= needs gates='native' (got gates='dense')")
@@ -383,6 +383,21 @@ def compile(
             module = model.to_ttn()
         else:
             module = getattr(model, "module_", None)
+    if not (isinstance(module, MPS) and gates == "native"):
+        born_options = {
+            "layers": (layers, None),
+            "min_fidelity": (min_fidelity, 0.99),
+            "protocol": (protocol, "iterative"),
+            "block": (block, "so4"),
+            "product_threshold": (product_threshold, 0.0),
+            "window": (window, None),
+        }  # (a callback is a progress hook: with no layers to report it has nothing to do)
+        for name, (value, default) in born_options.items():
+            if value is not default and value != default:
+                raise InvalidInputError(
+                    f"{name}= applies to gates='native' compiles of MPS Born machines; it "
+                    f"would be ignored here (gates={gates!r}, {type(model).__name__})"
+                )
     if isinstance(module, MPS) and gates == "native":
         return native.compile_born_native(
             module,

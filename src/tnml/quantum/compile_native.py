@@ -139,7 +139,9 @@ def circuit_classifier_circuit(module: CircuitClassifierModule) -> Circuit:
         range(module.n_label_qubits),
         n_features=module.n_features,
         n_classes=module.n_classes,
-        metadata={"model": "circuit-classifier", "schedule": "efficient", "gates": "native"},
+        # its layout is the module's own (no schedule to choose), its blocks dense until
+        # finish_native synthesises them
+        metadata={"model": "circuit-classifier"},
     )
 
 

@@ -539,3 +539,19 @@ def test_a_four_qubit_gate_of_a_trained_classifier_synthesises_exactly():
     native = decompose(Circuit(4, [Gate((0, 1, 2, 3), matrix=matrix)], {}))
     assert all(len(op.qubits) == 1 or op.name == "cx" for op in native.ops)
     assert equal_up_to_phase(gate_unitary(native.ops, 4), matrix.to(torch.complex128))
+
+
+def test_targets_and_layouts_take_qubit_indices_only():
+    from tnml.quantum.targets import DeviceTarget, line_target
+
+    with pytest.raises(InvalidInputError, match=r"qubit index.*0\.7"):
+        resolve_target([(0.7, 1.2)], 2)  # was silently the edge (0, 1)
+    with pytest.raises(InvalidInputError, match="num_qubits must be >= 1"):
+        DeviceTarget("x", -1, ())
+    assert resolve_target([(0, 1.0)], 2).edges == ((0, 1),)  # an exact float is an index
+    circuit = Circuit(3, [Gate((0, 1), matrix=CX), Gate((1, 2), matrix=CX)], {})
+    with pytest.raises(InvalidInputError, match=r"places qubits on \[7\]"):
+        route(circuit, line_target(3), initial_layout={0: 0, 1: 1, 2: 7})
+    with pytest.raises(InvalidInputError, match="initial_layout value must be a qubit index"):
+        route(circuit, line_target(3), initial_layout={0: 0, 1: 1, 2: -4})
+    route(circuit, line_target(3), initial_layout={0: 2, 1: 1, 2: 0})  # a valid layout

@@ -24,7 +24,7 @@ import torch
 
 from tnml.exceptions import InvalidInputError
 from tnml.quantum.circuit import Circuit, Gate, Measure, Operation, Reset
-from tnml.quantum.targets import DeviceTarget
+from tnml.quantum.targets import DeviceTarget, qubit_index
 
 __all__ = ["SWAP", "fuse_two_qubit_runs", "interaction_pairs", "placement", "route"]
 
@@ -154,7 +154,25 @@ def route(
     Circuit
         Compact (see the module docstring), same registers, features and labels.
     """
-    mapping = dict(initial_layout) if initial_layout is not None else placement(circuit, target)
+    if initial_layout is None:
+        mapping = placement(circuit, target)
+    else:
+        try:
+            mapping = dict(initial_layout)
+        except (TypeError, ValueError) as err:
+            raise InvalidInputError(
+                f"initial_layout must map circuit qubits to physical qubits: {err}"
+            ) from err
+        mapping = {
+            qubit_index("an initial_layout key", q): qubit_index("an initial_layout value", p)
+            for q, p in mapping.items()
+        }
+        beyond = sorted(p for p in mapping.values() if p >= target.num_qubits)
+        if beyond:
+            raise InvalidInputError(
+                f"initial_layout places qubits on {beyond}; target {target.name} has qubits "
+                f"0 .. {target.num_qubits - 1}"
+            )
     used = {q for op in circuit.ops for q in _qubits(op)}
     missing = used - set(mapping)
     if missing:

@@ -11,9 +11,12 @@ circuit needs more.
 from __future__ import annotations
 
 import heapq
+import math
+import operator
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from numbers import Integral
 from typing import Any
 
 from tnml.exceptions import InvalidInputError
@@ -47,7 +50,15 @@ class DeviceTarget:
     )
 
     def __post_init__(self) -> None:
-        edges = sorted({(min(a, b), max(a, b)) for a, b in self.edges})
+        if isinstance(self.num_qubits, bool) or not isinstance(self.num_qubits, Integral):
+            raise InvalidInputError(f"num_qubits must be an integer, got {self.num_qubits!r}")
+        if self.num_qubits < 1:
+            raise InvalidInputError(f"num_qubits must be >= 1, got {self.num_qubits}")
+        pairs = [
+            (qubit_index("a target qubit", a), qubit_index("a target qubit", b))
+            for a, b in self.edges
+        ]
+        edges = sorted({(min(a, b), max(a, b)) for a, b in pairs})
         for a, b in edges:
             if a == b or not (0 <= a < self.num_qubits and 0 <= b < self.num_qubits):
                 raise InvalidInputError(
@@ -196,11 +207,31 @@ def _heavy_hex_size(rows: int) -> int:
     return rows * _ROW_LENGTH - 2 + 4 * (rows - 1)
 
 
+def qubit_index(name: str, value: object) -> int:
+    """``value`` as a qubit index: an integer >= 0 (a Python or NumPy int, or a float or
+    tensor holding one exactly; not a bool), else an error naming ``name``."""
+    if not isinstance(value, bool):
+        try:
+            index = operator.index(value)
+        except TypeError:
+            index = None
+            try:
+                number = float(value)  # type: ignore[arg-type]
+            except (TypeError, ValueError):
+                number = math.nan
+            if number.is_integer():
+                index = int(number)
+        if index is not None and index >= 0:
+            return index
+    raise InvalidInputError(f"{name} must be a qubit index (an integer >= 0), got {value!r}")
+
+
 def _from_pairs(name: str, pairs: Iterable[Any]) -> DeviceTarget:
     try:
-        edges = [(int(a), int(b)) for a, b in pairs]
+        edges = [(a, b) for a, b in pairs]
     except (TypeError, ValueError) as err:
         raise InvalidInputError(f"target pairs must be (a, b) qubit indices: {err}") from err
+    edges = [(qubit_index("a target qubit", a), qubit_index("a target qubit", b)) for a, b in edges]
     if not edges:
         raise InvalidInputError("target has no coupled pair")
     n = 1 + max(max(a, b) for a, b in edges)

@@ -120,3 +120,24 @@ def test_damaged_weights_and_directories_are_refused(fitted, tmp_path):
         tnml.io.load(damaged)
     with pytest.raises(ModelFileError, match="is a directory"):
         tnml.io.load(tmp_path)
+
+
+def test_a_changed_weight_is_refused_by_its_checksum(fitted, tmp_path):
+    """A flipped bit in the weights loaded silently and changed predictions."""
+    meta, tensors = saved_parts(fitted[0], tmp_path / "model.tnml")
+    key = next(k for k in tensors if k.startswith("module.") and tensors[k].is_floating_point())
+    tensors[key] = tensors[key].clone()
+    tensors[key].view(-1)[0] = tensors[key].view(-1)[0] * 1.0001 + 1e-3
+    changed = tmp_path / "changed.tnml"
+    save_file(tensors, str(changed), metadata=meta)
+    with pytest.raises(ModelFileError, match="SHA-256 mismatch"):
+        tnml.io.load(changed)
+
+
+def test_a_random_state_instance_is_saved_as_none(tmp_path):
+    X, y = load_digits(return_X_y=True)
+    clf = tnml.MPSClassifier(bond_dim=3, epochs=1, random_state=np.random.RandomState(0))
+    clf.fit(X[:200], y[:200])
+    loaded = tnml.io.load(tnml.io.save(clf, tmp_path / "model.tnml"))
+    assert loaded.get_params()["random_state"] is None
+    np.testing.assert_array_equal(loaded.predict_proba(X[200:260]), clf.predict_proba(X[200:260]))

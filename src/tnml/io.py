@@ -8,11 +8,14 @@ library version, the estimator class, its ``get_params()``, the JSON-safe fitted
 preprocessing a command-line run applied (image size, downsampling).
 
 Files are written to a temporary name and renamed (:func:`tnml.train.atomic_write`), so a crash
-mid-save never leaves half a file where a good one was.
+mid-save never leaves half a file where a good one was. The header holds the SHA-256 of the
+tensors (``tensors_sha256``): a file whose weights changed after saving (a flipped bit on disk)
+is refused on load instead of predicting differently. Files written before it load unchecked.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import asdict
@@ -98,6 +101,9 @@ def save(model: Any, path: str | os.PathLike[str], *, metadata: dict | None = No
     Parameters
     ----------
     model : fitted tnml estimator
+        Its parameters are kept, but for the fit-time ones (``checkpoint_path``, ``callback``,
+        ``augment``) and a ``random_state`` given as a ``RandomState`` or ``Generator`` (spent
+        by the fit), which the file holds as None.
     path : path-like
     metadata : dict, optional
         JSON-serialisable extras kept with the model (e.g. ``{"preprocessing": {...}}``) and
@@ -126,8 +132,12 @@ def save(model: Any, path: str | os.PathLike[str], *, metadata: dict | None = No
     header = {
         "estimator": name,
         # what a run did on the side (checkpoints, callbacks, augmentation) is not the model
+        # a RandomState or Generator is spent by the fit: the file keeps None in its place
         "params": {
-            key: None if key in FIT_TIME_PARAMS else value
+            key: None
+            if key in FIT_TIME_PARAMS
+            or isinstance(value, (np.random.RandomState, np.random.Generator))
+            else value
             for key, value in model.get_params(deep=False).items()
         },
         "classes": model.classes_.tolist() if hasattr(model, "classes_") else None,
@@ -154,6 +164,7 @@ def _write(path: str | os.PathLike[str], tensors: dict, header: dict) -> Path:
         "tnml_version": __version__,
         **header,
     }
+    header["tensors_sha256"] = _tensors_digest(tensors)
     try:
         text = json.dumps(header, allow_nan=True, default=_json_default)
     except TypeError as err:
@@ -205,6 +216,16 @@ def _load_network(path: str | os.PathLike[str], header: dict, tensors: dict) -> 
         raise ModelFileError(f"{path} holds an inconsistent tensor network: {err}") from err
     net.metadata_ = header.get("metadata", {})
     return net
+
+
+def _tensors_digest(tensors: dict[str, torch.Tensor]) -> str:
+    """SHA-256 of named tensors: names, dtypes, shapes and bytes, in name order."""
+    digest = hashlib.sha256()
+    for name in sorted(tensors):
+        tensor = tensors[name].detach().cpu().contiguous()
+        digest.update(f"{name}|{tensor.dtype}|{tuple(tensor.shape)}|".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
 
 
 def _json_default(value: Any) -> Any:
@@ -345,4 +366,9 @@ def _read(path: str | os.PathLike[str], *, tensors: bool) -> tuple[dict, dict]:
             torch.isfinite(tensor).all()
         ):
             raise ModelFileError(f"{path} is damaged: tensor {key!r} holds NaN or infinity")
+    digest = header.get("tensors_sha256")
+    if tensors and digest is not None and digest != _tensors_digest(data):
+        raise ModelFileError(
+            f"{path} is damaged: its tensors differ from those saved (SHA-256 mismatch)"
+        )
     return header, data

@@ -242,7 +242,8 @@ def test_compress_bonds_is_exact_when_nothing_is_cut_and_truncates_otherwise(dig
     cut = small.module_.to_mps().to_dense()
     expected = float(((full - cut) ** 2).sum() / (full**2).sum())
     assert discarded == pytest.approx(expected, rel=1e-6)
-    assert clf.module_.bond_dim == 6  # the original is untouched
+    assert clf.module_.bond_dim == 6 and clf.bond_dim == 6  # the original is untouched
+    assert small.bond_dim == 3  # its parameters say what it holds: a clone builds bond 3
 
 
 def test_mse_needs_sweep_and_linear_readout():

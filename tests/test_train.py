@@ -449,3 +449,12 @@ def test_training_curves_plot_the_error_of_each_epoch(tmp_path):
         plot_training_curves([{"epoch": 0}])
     with pytest.raises(InvalidInputError, match="lists of per-epoch dicts"):
         plot_training_curves({"a": "history"})
+
+
+def test_resuming_a_checkpoint_of_another_model_shape_is_refused(tmp_path):
+    X, y = make_problem()
+    path = tmp_path / "ck.pt"
+    train_classifier(fresh_module(), X, y, epochs=1, checkpoint_path=path)
+    wider = MPSClassifierModule(X.shape[1], int(y.max()) + 1, 5)
+    with pytest.raises(InvalidInputError, match="does not fit this model"):
+        train_classifier(wider, X, y, epochs=2, checkpoint_path=path, resume=True)

@@ -479,6 +479,7 @@ def compress_bonds(
             new.log_temperature.copy_(module.log_temperature)
     compressed = copy.copy(model)
     compressed.module_ = new
+    compressed.bond_dim = new.bond_dim  # a clone or a fresh fit builds what it holds
     return compressed, float(discarded)
 
 

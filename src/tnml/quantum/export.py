@@ -212,8 +212,10 @@ def to_qasm3(
 ) -> str:
     """OpenQASM 3 text of a circuit, transpiled to ``basis_gates``.
 
-    An unbound circuit's inputs become ``input float[64] x_j`` declarations (angles
-    ``scale * pi * x_j``), so one program serves every input.
+    An unbound circuit's inputs become ``input float[64] _x_j_`` declarations (Qiskit's name
+    for its parameter ``x[j]``; angles ``scale * pi * x_j``), so one program serves every
+    input. Register names that are OpenQASM keywords (``input``, ``measure``, ...) come out
+    renamed by Qiskit's exporter (``input_0``).
 
     Arbitrary unitaries have no OpenQASM 3 spelling, so the circuit is first transpiled;
     mid-circuit measurements and resets are kept.

@@ -308,8 +308,15 @@ def fit_loop(
                 + ", ".join(f"{k}={recorded.get(k)!r}, now {current.get(k)!r}" for k in changed)
                 + "); resume with the same options or start a new run"
             )
+        try:
+            rule.load_state_dict(saved["rule"])
+        except (RuntimeError, KeyError, ValueError) as err:  # other shapes, another model
+            reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            raise InvalidInputError(
+                f"{checkpoint_path} does not fit this model ({reason}); resume with the model "
+                "settings it was written with (bond_dim, classes, features), or start a new run"
+            ) from err
         state.update(saved["loop"])
-        rule.load_state_dict(saved["rule"])
         check_resume_length(state["epoch"], epochs, checkpoint_path, f"{rule.unit}s")
         # a callback's stop ends that run, not the resumed one; a spent patience stays spent
         state["stopped_early"] = state.get("patience_ran_out", False)

@@ -237,3 +237,33 @@ def test_born_only_options_are_refused_for_a_classifier(option):
     name = next(iter(option))
     with pytest.raises(InvalidInputError, match=f"{name}= applies to gates='native' compiles"):
         compile_circuit(module, gates="native", **option)
+
+
+def test_a_zero_or_nan_mps_is_named_as_such():
+    zero = MPS(
+        [torch.zeros(1, 2, 2, dtype=torch.float64), torch.zeros(2, 2, 1, dtype=torch.float64)]
+    )
+    with pytest.raises(InvalidInputError, match="zero vector"):
+        compile_circuit(zero)
+    nan = MPS([torch.full((1, 2, 1), float("nan"), dtype=torch.float64)] * 2)
+    with pytest.raises(InvalidInputError, match="NaN"):
+        compile_circuit(nan)
+
+
+def test_small_argument_checks_of_the_quantum_tier():
+    from tnml.quantum.evaluate import noise_study
+    from tnml.quantum.export import run_aer
+    from tnml.quantum.targets import heavy_hex_target
+
+    with pytest.raises(InvalidInputError, match="min_qubits must be an integer"):
+        heavy_hex_target("a")
+    with pytest.raises(InvalidInputError, match="circuit must be a tnml Circuit"):
+        run_aer("x")
+    module = UnitaryMPSClassifierModule(4, 2, 2, init="random", dtype=torch.float64)
+    circuit = compile_circuit(module)
+    X = torch.rand(5, 4, dtype=torch.float64)
+    with pytest.raises(InvalidInputError, match="levels must be one sequence"):
+        noise_study(circuit, X, np.zeros(5, dtype=int), [[0.1, 0.2]])
+    pytest.importorskip("qiskit_aer")
+    with pytest.raises(InvalidInputError, match="X is required"):
+        run_aer(circuit)

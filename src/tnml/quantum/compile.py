@@ -166,11 +166,16 @@ def born_gates(mps: MPS) -> tuple[list[Tensor], int]:
         )
     if mps.dtype.is_complex:
         raise InvalidInputError("complex MPS are not supported by the circuit compiler")
+    if not all(bool(torch.isfinite(c).all()) for c in mps.cores):
+        raise InvalidInputError("the MPS holds NaN or infinity: there is no state to prepare")
     canonical = mps_right_canonicalize(
         MPS([c.detach().to("cpu", torch.float64) for c in mps.cores])
     )
     cores = list(canonical.cores)
-    cores[0] = cores[0] / torch.linalg.vector_norm(cores[0])
+    norm = torch.linalg.vector_norm(cores[0])
+    if not float(norm) > 0:
+        raise InvalidInputError("the MPS is the zero vector: there is no state to prepare")
+    cores[0] = cores[0] / norm
     n_bond = max(1, max(max(c.shape[0], c.shape[2]) for c in cores) - 1).bit_length()
     dim = 2**n_bond
     gates = []

@@ -108,7 +108,13 @@ def noise_study(
     list of dict
         ``{"level", "accuracy"}`` per level, plus one ``level = 0`` row first (noiseless).
     """
-    values = [float(v) for v in np.atleast_1d(np.asarray(levels, dtype=np.float64))]
+    try:
+        array = np.atleast_1d(np.asarray(levels, dtype=np.float64))
+    except (TypeError, ValueError) as err:
+        raise InvalidInputError(f"levels must be a sequence of numbers: {err}") from err
+    if array.ndim != 1:
+        raise InvalidInputError(f"levels must be one sequence of numbers, got shape {array.shape}")
+    values = [float(v) for v in array]
     if native and not circuit.metadata.get("native"):
         from tnml.quantum.native import decompose
 

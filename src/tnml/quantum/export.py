@@ -22,9 +22,9 @@ from torch import Tensor
 
 from tnml._validation import check_int
 from tnml.exceptions import InvalidInputError
-from tnml.quantum.circuit import Circuit, Gate, Measure, Reset, check_features
+from tnml.quantum.circuit import Circuit, Gate, Measure, Reset
 from tnml.quantum.noise import NoiseModel
-from tnml.quantum.simulate import apply_readout, valid_label_probabilities
+from tnml.quantum.simulate import apply_readout, feature_rows, valid_label_probabilities
 
 if TYPE_CHECKING:
     import qiskit
@@ -467,6 +467,8 @@ def run_aer(
     RuntimeError
         If Aer reports a failed simulation.
     """
+    if not isinstance(circuit, Circuit):
+        raise InvalidInputError(f"circuit must be a tnml Circuit, got {type(circuit).__name__}")
     aer = _import_aer()
     if circuit.label_register not in circuit.registers:
         raise InvalidInputError(f"run_aer needs the label register {circuit.label_register!r}")
@@ -475,8 +477,7 @@ def run_aer(
     exact = shots is None
     shots = 1 if exact else check_int("shots", shots, 1)
     method = _auto_method(circuit, noise, exact, method)
-    rows = np.zeros((1, 0)) if X is None and not circuit.n_features else X
-    rows = check_features(rows, circuit.n_features).numpy()
+    rows = feature_rows(circuit, X).numpy()
     size = circuit.registers[circuit.label_register]
     label_qubits = _label_qubits(circuit) if exact else {}
     circuits = [

@@ -637,7 +637,9 @@ def _choose_register(circuit: Circuit, register: str | None) -> str:
     return register
 
 
-def _rows(circuit: Circuit, X: ArrayLike | Tensor | None) -> Tensor:
+def feature_rows(circuit: Circuit, X: ArrayLike | Tensor | None) -> Tensor:
+    """The rows ``(n, n_features)`` a circuit runs on: ``X`` checked, or the one empty row
+    of a circuit that reads no features when ``X`` is None."""
     if X is None:
         if circuit.n_features:
             raise InvalidInputError(
@@ -723,7 +725,7 @@ def register_probabilities(
     noise = _check_noise(noise)
     batch_size = check_int("batch_size", batch_size, 1)
     state_dtype = _state_dtype(circuit, dtype)
-    rows = _rows(circuit, X)
+    rows = feature_rows(circuit, X)
     real_dtype = _real_dtype(state_dtype)
     if not _pure_eligible(circuit, noise) and rows.shape[0]:
         qubits, bits = _largest_factor(circuit, register)
@@ -919,7 +921,7 @@ def sample(
     noise = _check_noise(noise)
     batch_size = check_int("batch_size", batch_size, 1)
     state_dtype = _state_dtype(circuit, dtype)
-    rows = _rows(circuit, X)
+    rows = feature_rows(circuit, X)
     if rows.shape[0] == 1:
         rows = rows.expand(n_shots, -1)
     elif rows.shape[0] != n_shots:

@@ -173,6 +173,8 @@ def heavy_hex_target(min_qubits: int = 127) -> DeviceTarget:
     4 bridge qubits each, at columns 0, 4, 8, 12 below even rows and 2, 6, 10, 14 below odd
     ones. Qubits are numbered row by row, each row's bridges after it, as IBM numbers them.
     """
+    if isinstance(min_qubits, bool) or not isinstance(min_qubits, Integral):
+        raise InvalidInputError(f"min_qubits must be an integer, got {min_qubits!r}")
     rows = _EAGLE_ROWS
     while _heavy_hex_size(rows) < min_qubits:
         rows += 1

@@ -89,6 +89,9 @@ class MPSClassifier(TNClassifierBase):
         unit-norm environments, as the paper's code computes it) needs ``trainer="sweep"``;
         with either, ``solver="cg"`` and ``steps_per_bond=2`` optimise each bond by
         conjugate gradient as the paper's code does (:func:`tnml.train.sweep.train_sweep`).
+        These losses fit the amplitudes to one-hot vectors, not probabilities:
+        ``predict_proba`` (a softmax of amplitudes near 0 and 1) is then far from calibrated,
+        near uniform; ``predict`` and ``decision_function`` are what such a model gives.
     steps_per_bond : int, default=1
         Sweeps: passes of mini-batch gradient steps (full-batch steps when ``batch_size``
         covers the data; conjugate-gradient passes with ``solver="cg"``) each time a sweep

@@ -168,6 +168,7 @@ def main(argv: list[str] | None = None) -> None:
         previous = tnml.io.load(args.init_model)
         model.set_params(warm_start=True)
         model.module_, model.n_levels_ = previous.module_, previous.n_levels_
+        model.n_features_in_ = previous.n_features_in_
     started = time.perf_counter()
     history: list[dict] = []
 

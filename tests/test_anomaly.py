@@ -150,3 +150,29 @@ def test_categories_match_by_value_whatever_their_numeric_type():
     as_objects["code"] = frame["code"].astype(float).astype(str)  # "0.0", "1.0", "2.0"
     np.testing.assert_array_equal(model.score_samples(as_objects), scores)
     assert (scores > UNSEEN_SCORE).all()
+
+
+def test_a_category_key_does_not_depend_on_the_rest_of_the_batch():
+    """Keys were chosen per column and call: a column that mixed strings and numbers at fit
+    stored '3.0', and a scoring batch of numbers only keyed it '3', an unseen category."""
+    rng = np.random.default_rng(2)
+    grade = np.array(
+        ["unknown" if i % 10 == 0 else ["1.0", "2.5", "3.0"][i % 3] for i in range(120)]
+    )
+    frame = pd.DataFrame({"grade": grade, "x": rng.normal(size=120)})
+    model = MPSAnomalyDetector(bond_dim=2, epochs=1, random_state=0).fit(frame)
+    alone = model.score_samples(pd.DataFrame({"grade": ["3.0", "2.5"], "x": [0.0, 0.0]}))
+    mixed = model.score_samples(
+        pd.DataFrame({"grade": ["3.0", "2.5", "unknown"], "x": [0.0, 0.0, 0.0]})
+    )
+    as_numbers = model.score_samples(pd.DataFrame({"grade": [3.0, 2.5], "x": [0.0, 0.0]}))
+    np.testing.assert_array_equal(alone, mixed[:2])
+    np.testing.assert_array_equal(alone, as_numbers)
+    assert (alone > UNSEEN_SCORE).all()
+    # codes with leading zeros and large integers stay distinct categories
+    codes = pd.DataFrame({"zip": ["02139", "10001"] * 30, "x": rng.normal(size=60)})
+    zips = MPSAnomalyDetector(bond_dim=2, epochs=1, categorical_features=[0]).fit(codes)
+    assert zips.score_samples(pd.DataFrame({"zip": ["2139"], "x": [0.0]}))[0] == UNSEEN_SCORE
+    ids = pd.DataFrame({"id": [10**17, 10**17 + 2] * 30, "x": rng.normal(size=60)})
+    big = MPSAnomalyDetector(bond_dim=2, epochs=1, categorical_features=[0]).fit(ids)
+    assert big.score_samples(pd.DataFrame({"id": [10**17 + 1], "x": [0.0]}))[0] == UNSEEN_SCORE

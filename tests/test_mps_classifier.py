@@ -413,3 +413,10 @@ def test_sweeps_stop_early_on_n_iter_no_change(digits_split):
     assert stopped.n_iter_ == stop
     assert [h["val_loss"] for h in stopped.history_] == val[:stop]
     assert stopped.best_epoch_ == int(np.argmin(val[:stop])) + 1
+
+
+def test_equivalent_values_of_an_unused_option_are_not_refused_and_patience_needs_validation():
+    X, y = np.random.default_rng(0).random((40, 6)), np.arange(40) % 2
+    tnml.MPSClassifier(bond_dim=3, max_bond=3, cutoff=0.1**10, epochs=1).fit(X, y)
+    with pytest.raises(InvalidInputError, match="n_iter_no_change stops on the validation"):
+        tnml.MPSClassifier(epochs=1, n_iter_no_change=2, validation_fraction=0.0).fit(X, y)

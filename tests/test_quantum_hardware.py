@@ -208,3 +208,12 @@ def test_parameter_shift_checks_its_arguments():
     # numpy labels work as tensors do
     loss, _, _ = parameter_shift_gradient(params, theta, X, y.numpy(), indices=[0])
     torch.testing.assert_close(loss, parameter_shift_gradient(params, theta, X, y, indices=[0])[0])
+
+
+def test_parameter_shift_takes_one_row_as_a_batch_of_one():
+    circuit, X, y = _problem()
+    params = CircuitParameters(circuit)
+    theta = torch.zeros(params.n_params, dtype=torch.float64)
+    one = parameter_shift_gradient(params, theta, X[0], y[:1], indices=[0])
+    batch = parameter_shift_gradient(params, theta, X[:1], y[:1], indices=[0])
+    torch.testing.assert_close(one[0], batch[0])

@@ -548,6 +548,9 @@ def test_targets_and_layouts_take_qubit_indices_only():
         resolve_target([(0.7, 1.2)], 2)  # was silently the edge (0, 1)
     with pytest.raises(InvalidInputError, match="num_qubits must be >= 1"):
         DeviceTarget("x", -1, ())
+    for bad in (np.True_, torch.tensor(True), "1"):
+        with pytest.raises(InvalidInputError, match="qubit index"):
+            resolve_target([(0, bad)], 2)
     assert resolve_target([(0, 1.0)], 2).edges == ((0, 1),)  # an exact float is an index
     circuit = Circuit(3, [Gate((0, 1), matrix=CX), Gate((1, 2), matrix=CX)], {})
     with pytest.raises(InvalidInputError, match=r"places qubits on \[7\]"):
@@ -555,3 +558,14 @@ def test_targets_and_layouts_take_qubit_indices_only():
     with pytest.raises(InvalidInputError, match="initial_layout value must be a qubit index"):
         route(circuit, line_target(3), initial_layout={0: 0, 1: 1, 2: -4})
     route(circuit, line_target(3), initial_layout={0: 2, 1: 1, 2: 0})  # a valid layout
+
+
+def test_a_gate_unitary_only_to_1e9_still_synthesises():
+    """A Gate accepts matrices unitary to 1e-8; the check of the synthesis is against the
+    nearest unitary, not the matrix itself (which no circuit reproduces)."""
+    pytest.importorskip("qiskit")
+    g = torch.Generator().manual_seed(3)
+    q, _ = torch.linalg.qr(torch.randn(8, 8, generator=g, dtype=torch.float64))
+    noisy = q + 5e-10 * torch.randn(8, 8, generator=g, dtype=torch.float64)
+    native = decompose(Circuit(3, [Gate((0, 1, 2), matrix=noisy)], {}))
+    assert equal_up_to_phase(gate_unitary(native.ops, 3), q.to(torch.complex128), atol=1e-8)

@@ -286,3 +286,15 @@ def test_unitary_born_machine_rejects_non_qubit_settings():
         tnml.MPSBornMachine(bond_dim=4, unitary=True, epochs=1).fit(X)
     with pytest.raises(InvalidInputError, match="power of two"):
         tnml.MPSBornMachine(bond_dim=3, unitary=True, epochs=1).fit(X % 2)
+
+
+def test_a_converted_classifier_fine_tunes_whatever_its_source_readout_and_output_site():
+    """to_unitary copied readout / output_site / contraction, which a unitary fit refuses."""
+    X, y = load_digits(return_X_y=True)
+    X, y = X[y < 2][:120, ::8] / 16, y[y < 2][:120]
+    source = tnml.MPSClassifier(
+        bond_dim=2, epochs=1, dtype="float64", readout="born", output_site=3, random_state=0
+    ).fit(X, y)
+    converted, _ = to_unitary(source)
+    assert converted.get_params()["readout"] == "normalized"
+    converted.set_params(warm_start=True, epochs=1).fit(X, y)  # refused before

@@ -24,6 +24,7 @@ The MPS is trained by two-site sweeps (:func:`tnml.train.born_sweep.train_born_s
 
 from __future__ import annotations
 
+import math
 import os
 from numbers import Integral, Real
 from typing import Any, ClassVar
@@ -58,23 +59,48 @@ UNSEEN_SCORE = -1e10
 SWEEP_DEFAULT_LR = 1e-2
 
 
-def category_keys(values: np.ndarray) -> np.ndarray:
-    """String keys of categorical ``values`` (n,): equal numbers get equal keys whatever their
-    type (``2``, ``2.0``, ``"2.0"`` and ``np.int8(2)`` are all ``"2"``) when every value of the
-    column reads as a number; otherwise ``str(value)`` (booleans stay ``"True"``/``"False"``)."""
-    values = np.asarray(values)
-    if values.dtype.kind != "b":
+def _category_key(value: object) -> str:
+    """One value's key: a number (not a bool) by its value, so ``2``, ``2.0``, ``np.int8(2)``
+    and the string ``"2.0"`` are one category; a string that is not how a number prints
+    (``"02139"``, ``" 1"``, ``"1e0"``) and anything else by ``str(value)``."""
+    if isinstance(value, (bool, np.bool_)):
+        return str(value)
+    if isinstance(value, (Integral, np.integer)):
+        return str(int(value))  # exact at any size
+    if isinstance(value, (Real, np.floating)):
+        number = float(value)
+        if math.isfinite(number) and number.is_integer() and abs(number) < 2.0**53:
+            return str(int(number))
+        return str(value)  # numpy prints a float32 0.1 as "0.1", as its own float64 does
+    if isinstance(value, str):
         try:
-            numbers = values.astype(np.float64)
-        except (TypeError, ValueError):
-            numbers = None
-        if numbers is not None:
-            keys = numbers.astype(str).astype(object)
-            whole = np.isfinite(numbers) & (numbers == np.round(numbers))
-            whole &= np.abs(numbers) < 2.0**53  # integers a float holds exactly
-            keys[whole] = numbers[whole].astype(np.int64).astype(str)
-            return keys.astype(str)
-    return values.astype(str)
+            number = float(value)
+        except ValueError:
+            return value
+        # only the way Python or NumPy print a number: "3", "3.0", "2.5", "1e+17"
+        if value == str(number) or (number.is_integer() and value == str(int(number))):
+            return _category_key(number)
+        return value
+    return str(value)
+
+
+_category_key_array = np.frompyfunc(_category_key, 1, 1)
+
+
+def category_keys(values: np.ndarray) -> np.ndarray:
+    """String keys (n,) of categorical ``values`` (n,), each from its value alone
+    (:func:`_category_key`), so a key never depends on the rest of a batch."""
+    values = np.asarray(values)
+    if values.dtype.kind in "iub":
+        return values.astype(str)  # exact integers; booleans as "True" / "False"
+    if values.dtype.kind == "f":
+        keys = values.astype(str).astype(object)
+        whole = np.isfinite(values) & (values == np.round(values)) & (np.abs(values) < 2.0**53)
+        keys[whole] = values[whole].astype(np.int64).astype(str)
+        return keys.astype(str)
+    if values.size == 0:
+        return values.astype(str)
+    return _category_key_array(values.astype(object)).astype(str)
 
 
 def quantile_edges(values: np.ndarray, n_bins: int) -> np.ndarray:

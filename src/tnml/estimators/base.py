@@ -166,6 +166,14 @@ def check_unitary_options(model: Any) -> None:
         )
 
 
+def _same_option(value: Any, default: Any) -> bool:
+    """Whether a parameter value asks for its default: equal, or a float within rounding of
+    it (``0.1**10`` is the cutoff ``1e-10``)."""
+    if isinstance(value, Real) and isinstance(default, Real) and not isinstance(value, bool):
+        return math.isclose(float(value), float(default), rel_tol=1e-9, abs_tol=0.0)
+    return bool(value is default or value == default)
+
+
 def check_trainer_options(model: Any, defaults: dict[str, Any], used_by: str) -> None:
     """Refuse parameters of ``model`` that its trainer ignores: each name in ``defaults`` set
     to anything but its default there; ``used_by`` says what does use them (e.g.
@@ -173,7 +181,7 @@ def check_trainer_options(model: Any, defaults: dict[str, Any], used_by: str) ->
     changed = [
         f"{name}={getattr(model, name)!r}"
         for name, default in defaults.items()
-        if getattr(model, name) != default
+        if not _same_option(getattr(model, name), default)
     ]
     if changed:
         raise InvalidInputError(
@@ -272,6 +280,11 @@ class TNClassifierBase(ClassifierMixin, BaseEstimator):
     # -- fitting ----------------------------------------------------------------------------
     def _fit(self, X: Any, y: Any, **train_kwargs: Any) -> TNClassifierBase:
         train_kwargs = with_fit_time_params(self, train_kwargs)
+        if self.n_iter_no_change is not None and self.validation_fraction == 0:
+            raise InvalidInputError(
+                "n_iter_no_change stops on the validation score; validation_fraction=0 holds "
+                "out no validation data (set validation_fraction > 0, or n_iter_no_change=None)"
+            )
         reuse = self.warm_start and hasattr(self, "module_")
         # a warm fit continues the first fit's model: its features (names and order) and its
         # scaling, checked before any state changes so a refused fit leaves the model usable

@@ -93,6 +93,11 @@ def check_discrete(X: np.ndarray, name: str = "X") -> np.ndarray:
 def _check_levels(X: np.ndarray, levels: np.ndarray, name: str) -> None:
     """Refuse a value of ``X`` (n_samples, n_features) at or above its column's number of
     ``levels`` (n_features,): the model gives it no probability."""
+    levels = np.asarray(levels)
+    if X.ndim != 2 or X.shape[1] != levels.shape[0]:
+        raise InvalidInputError(
+            f"{name} must have {levels.shape[0]} features (the model's), got shape {X.shape}"
+        )
     too_big = X.max(axis=0) >= levels if X.size else np.zeros(0, dtype=bool)
     if too_big.any():
         j = int(np.flatnonzero(too_big)[0])

@@ -352,6 +352,8 @@ class MPSClassifier(TNClassifierBase):
             # autodiff refining a model the sweeps grew (warm_start) may keep their bond limits
             continuing = self.warm_start and hasattr(self, "module_")
             sweep_only = {k: v for k, v in _SWEEP_ONLY.items() if not continuing or k in _STEPS}
+            if self.max_bond == self.bond_dim:  # what None means
+                sweep_only.pop("max_bond", None)
             check_trainer_options(self, sweep_only, "trainer='sweep'")
         else:
             check_trainer_options(self, _AUTODIFF_ONLY, "trainer='autodiff'")

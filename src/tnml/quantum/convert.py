@@ -195,6 +195,10 @@ def to_unitary(model: Any, X: Any = None, y: Any = None) -> tuple[Any, Conversio
     param = next(module.parameters())
     converted = copy.copy(model)
     converted.set_params(unitary=True, bond_dim=bond)
+    # options a unitary model does not take go back to their defaults (fit refuses others),
+    # so the converted estimator can be fine-tuned with warm_start
+    unitary_defaults = {"readout": "normalized", "output_site": None, "contraction": "auto"}
+    converted.set_params(**{k: v for k, v in unitary_defaults.items() if k in model.get_params()})
     converted.module_ = unitary.to(param.device, param.dtype)
     report = ConversionReport(bond_dim=bond, last_core_fidelity=last_fidelity)
     if X is not None:

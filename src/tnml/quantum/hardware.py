@@ -32,7 +32,7 @@ from tnml._validation import check_int
 from tnml.exceptions import InvalidInputError
 from tnml.quantum.circuit import Circuit, Gate, check_labels
 from tnml.quantum.noise import NoiseModel
-from tnml.quantum.simulate import simulate
+from tnml.quantum.simulate import feature_rows, simulate
 from tnml.tensor.unitary import pauli_rotations, real_pauli_generators
 
 METHODS = ("spsa", "parameter_shift")
@@ -168,7 +168,8 @@ def parameter_shift_gradient(
         raise InvalidInputError(
             f"theta must have shape ({params.n_params},), got {tuple(theta.shape)}"
         )
-    labels = check_labels(labels, len(X), n_labels, name="labels")
+    X = feature_rows(params.circuit, X)  # (B, n_features); one row may come as (n_features,)
+    labels = check_labels(labels, X.shape[0], n_labels, name="labels")
     if indices is not None:
         indices = [check_int("an entry of indices", j, 0) for j in indices]
         if any(j >= params.n_params for j in indices):

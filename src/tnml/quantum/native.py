@@ -21,6 +21,7 @@ charged on (:class:`~tnml.quantum.noise.NoiseModel` acts after every gate) and w
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from functools import lru_cache
 from typing import Any
@@ -101,6 +102,10 @@ def _synthesise(gate: Gate) -> list[Gate]:
         return [Gate(gate.qubits, matrix=gate.matrix, name="u")]
     if k == 2:
         return _kak(matrix, gate.qubits)
+    # a Gate may be unitary to 1e-8 only, a synthesis is exact: synthesise (and check against)
+    # the nearest unitary, its polar factor, which moves the gate by no more than that
+    left, _, right = np.linalg.svd(matrix)
+    matrix = left @ right
     qiskit = _import_qiskit()
     from qiskit.circuit.library import UnitaryGate
 
@@ -115,17 +120,17 @@ def _synthesise(gate: Gate) -> list[Gate]:
     # of 2.5e-5 (a 4-qubit gate of a trained classifier): without it, exact, with more CX
     from qiskit.synthesis import qs_decomposition
 
-    with warnings.catch_warnings():  # deprecated in Qiskit 2.5, and still honoured
-        warnings.simplefilter("ignore", DeprecationWarning)
-        try:
+    if "opt_a1" in inspect.signature(qs_decomposition).parameters:
+        with warnings.catch_warnings():  # deprecated in Qiskit 2.5, and still honoured
+            warnings.simplefilter("ignore", DeprecationWarning)
             exact = qs_decomposition(matrix, opt_a1=False)
-        except TypeError:  # a Qiskit without the switch: its own choice, checked below
-            exact = qs_decomposition(matrix)
-    qc = qiskit.transpile(exact, basis_gates=["u", "cx"], optimization_level=1, seed_transpiler=0)
-    gates = _from_qiskit_ops(qc, gate.qubits)
-    errors.append(_synthesis_error(gates, gate.qubits, matrix))
-    if errors[-1] <= _SYNTHESIS_ATOL:
-        return gates
+        qc = qiskit.transpile(
+            exact, basis_gates=["u", "cx"], optimization_level=1, seed_transpiler=0
+        )
+        gates = _from_qiskit_ops(qc, gate.qubits)
+        errors.append(_synthesis_error(gates, gate.qubits, matrix))
+        if errors[-1] <= _SYNTHESIS_ATOL:
+            return gates
     raise RuntimeError(
         f"{k}-qubit synthesis of '{gate.name}' reached only {min(errors):.1e} accuracy "
         f"(wanted {_SYNTHESIS_ATOL:g})"

@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 from numbers import Integral
 from typing import Any
 
+import numpy as np
+import torch
+
 from tnml.exceptions import InvalidInputError
 
 __all__ = ["TARGET_NAMES", "DeviceTarget", "heavy_hex_target", "resolve_target"]
@@ -211,8 +214,9 @@ def _heavy_hex_size(rows: int) -> int:
 
 def qubit_index(name: str, value: object) -> int:
     """``value`` as a qubit index: an integer >= 0 (a Python or NumPy int, or a float or
-    tensor holding one exactly; not a bool), else an error naming ``name``."""
-    if not isinstance(value, bool):
+    tensor holding one exactly; not a bool or a string), else an error naming ``name``."""
+    boolean = isinstance(value, (bool, np.bool_)) or getattr(value, "dtype", None) == torch.bool
+    if not boolean and not isinstance(value, (str, bytes)):
         try:
             index = operator.index(value)
         except TypeError:

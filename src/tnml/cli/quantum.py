@@ -175,8 +175,10 @@ def compile_command(
     where = ""
     if physical:
         where = f" on {meta['target']} qubits {meta['physical_qubits']}"
+    # a circuit classifier has its own layout, no schedule: none is named for it
+    layout_name = f"{meta['schedule']} " if "schedule" in meta else ""
     typer.echo(
-        f"{meta.get('schedule', schedule)} {'native' if native else 'dense'} circuit: "
+        f"{layout_name}{'native' if native else 'dense'} circuit: "
         f"{circuit.num_qubits} qubits{where}, {circuit.n_features} inputs, registers "
         f"{circuit.registers}"
     )

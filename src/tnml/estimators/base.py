@@ -8,8 +8,10 @@ saves.
 
 from __future__ import annotations
 
+import inspect
 import math
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from numbers import Integral, Real
 from typing import Any, ClassVar
@@ -174,14 +176,15 @@ def _same_option(value: Any, default: Any) -> bool:
     return bool(value is default or value == default)
 
 
-def check_trainer_options(model: Any, defaults: dict[str, Any], used_by: str) -> None:
-    """Refuse parameters of ``model`` that its trainer ignores: each name in ``defaults`` set
-    to anything but its default there; ``used_by`` says what does use them (e.g.
-    ``"trainer='sweep'"``). A parameter left at its default is no request."""
+def check_trainer_options(model: Any, names: Iterable[str], used_by: str) -> None:
+    """Refuse parameters of ``model`` that its trainer ignores: each of ``names`` set to
+    anything but its default in the estimator's signature; ``used_by`` says what does use
+    them (e.g. ``"trainer='sweep'"``). A parameter at its default asks for nothing."""
+    signature = inspect.signature(type(model)).parameters
     changed = [
         f"{name}={getattr(model, name)!r}"
-        for name, default in defaults.items()
-        if not _same_option(getattr(model, name), default)
+        for name in names
+        if not _same_option(getattr(model, name), signature[name].default)
     ]
     if changed:
         raise InvalidInputError(

@@ -123,6 +123,10 @@ def _evidence_columns(evidence: object) -> dict[int, torch.Tensor]:
     return columns
 
 
+# The Born machines' autodiff options that their sweeps do not read.
+_AUTODIFF_MINI_BATCH = ("batch_size", "optimizer", "lr_schedule", "weight_decay")
+
+
 @dataclass
 class BornRun:
     """What one ``fit`` hands a Born machine's trainer: the encoded data (and validation
@@ -429,15 +433,10 @@ class MPSBornMachine(BornMachineBase):
     (5, 8)
     """
 
-    # parameters only the other trainer uses, with their defaults: fit refuses other values
-    _OTHER_TRAINERS_ONLY: ClassVar[dict[str, dict[str, Any]]] = {
-        "autodiff": {
-            "batch_size": 64,
-            "optimizer": "adam",
-            "lr_schedule": "cosine",
-            "weight_decay": 0.0,
-        },
-        "sweep": {"cutoff": 1e-7, "steps_per_bond": 5, "grad_floor": False, "lr_decay": None},
+    # parameters only the other trainer uses: fit refuses any value but their defaults
+    _OTHER_TRAINERS_ONLY: ClassVar[dict[str, tuple[str, ...]]] = {
+        "autodiff": _AUTODIFF_MINI_BATCH,
+        "sweep": ("cutoff", "steps_per_bond", "grad_floor", "lr_decay"),
     }
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {
@@ -696,15 +695,9 @@ class TTNBornMachine(BornMachineBase):
     """
 
     # grad_floor is absent: its default is True, and False asks autodiff for nothing new
-    _OTHER_TRAINERS_ONLY: ClassVar[dict[str, dict[str, Any]]] = {
-        "autodiff": {
-            "batch_size": 64,
-            "optimizer": "adam",
-            "lr_schedule": "cosine",
-            "weight_decay": 0.0,
-            "max_grad_norm": None,
-        },
-        "sweep": {"steps_per_node": 1, "lr_decay": None},
+    _OTHER_TRAINERS_ONLY: ClassVar[dict[str, tuple[str, ...]]] = {
+        "autodiff": (*_AUTODIFF_MINI_BATCH, "max_grad_norm"),
+        "sweep": ("steps_per_node", "lr_decay"),
     }
 
     _parameter_constraints: ClassVar[dict[str, list[Any]]] = {

@@ -34,12 +34,12 @@ from tnml.train.sweep import SWEEP_LR_SCHEDULES, SWEEP_SOLVERS, LabelledMPS, tra
 
 TRAINERS = ("autodiff", "sweep")
 LOSSES = ("cross_entropy", "mse", "quadratic")
-# Parameters one trainer (or the unitary model) ignores, with their defaults: fit refuses
-# any other value (check_trainer_options).
-_SWEEP_ONLY = {"max_bond": None, "cutoff": 1e-10, "solver": "gradient", "steps_per_bond": 1}
+# Parameters one trainer (or the unitary model) ignores: fit refuses any value but their
+# defaults (check_trainer_options).
+_SWEEP_ONLY = ("max_bond", "cutoff", "solver", "steps_per_bond")
 _STEPS = ("solver", "steps_per_bond")
-_AUTODIFF_ONLY = {"weight_decay": 0.0, "optimizer": "adam"}
-_NETWORK_ONLY = {"readout": "normalized", "output_site": None, "contraction": "auto"}
+_AUTODIFF_ONLY = ("weight_decay", "optimizer")
+_NETWORK_ONLY = ("readout", "output_site", "contraction")
 
 
 class MPSClassifier(TNClassifierBase):
@@ -351,9 +351,9 @@ class MPSClassifier(TNClassifierBase):
         if self.trainer == "autodiff":
             # autodiff refining a model the sweeps grew (warm_start) may keep their bond limits
             continuing = self.warm_start and hasattr(self, "module_")
-            sweep_only = {k: v for k, v in _SWEEP_ONLY.items() if not continuing or k in _STEPS}
+            sweep_only = [k for k in _SWEEP_ONLY if not continuing or k in _STEPS]
             if self.max_bond == self.bond_dim:  # what None means
-                sweep_only.pop("max_bond", None)
+                sweep_only.remove("max_bond")
             check_trainer_options(self, sweep_only, "trainer='sweep'")
         else:
             check_trainer_options(self, _AUTODIFF_ONLY, "trainer='autodiff'")

@@ -82,8 +82,9 @@ def _as_matrix(matrix: object) -> Tensor:
     return m.to(device="cpu", dtype=dtype).contiguous()
 
 
-def _index(name: str, value: object) -> int:
-    """``value`` as an int ``>= 0`` (numpy integers accepted), else InvalidInputError."""
+def check_index(name: str, value: object) -> int:
+    """``value`` as an int ``>= 0`` (numpy integers accepted; not a bool, a float or a
+    string), else InvalidInputError naming ``name``: a qubit, bit or feature index."""
     if isinstance(value, bool) or not isinstance(value, Integral) or value < 0:
         raise InvalidInputError(f"{name} must be an integer >= 0, got {value!r}")
     return int(value)
@@ -126,7 +127,7 @@ class Gate:
     def __post_init__(self) -> None:
         if isinstance(self.qubits, Integral):
             raise InvalidInputError(f"Gate qubits must be a tuple, got {self.qubits!r}")
-        qubits = tuple(_index("Gate qubit", q) for q in self.qubits)
+        qubits = tuple(check_index("Gate qubit", q) for q in self.qubits)
         if not qubits or len(set(qubits)) != len(qubits):
             raise InvalidInputError(f"Gate qubits must be distinct and non-empty, got {qubits}")
         object.__setattr__(self, "qubits", qubits)
@@ -139,7 +140,7 @@ class Gate:
             raise InvalidInputError(f"Gate scale must be a finite number, got {scale!r}")
         object.__setattr__(self, "scale", float(scale))
         if self.feature is not None:
-            object.__setattr__(self, "feature", _index("Gate feature", self.feature))
+            object.__setattr__(self, "feature", check_index("Gate feature", self.feature))
             if len(qubits) != 1:
                 raise InvalidInputError(f"a data gate acts on one qubit, got qubits {qubits}")
             return
@@ -189,8 +190,8 @@ class Measure:
     bit: int
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "qubit", _index("Measure qubit", self.qubit))
-        object.__setattr__(self, "bit", _index("Measure bit", self.bit))
+        object.__setattr__(self, "qubit", check_index("Measure qubit", self.qubit))
+        object.__setattr__(self, "bit", check_index("Measure bit", self.bit))
         if not isinstance(self.register, str):
             raise InvalidInputError(f"Measure register must be a str, got {self.register!r}")
 
@@ -202,7 +203,7 @@ class Reset:
     qubit: int
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "qubit", _index("Reset qubit", self.qubit))
+        object.__setattr__(self, "qubit", check_index("Reset qubit", self.qubit))
 
 
 Operation = Gate | Measure | Reset

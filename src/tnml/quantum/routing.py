@@ -23,8 +23,8 @@ from collections import defaultdict
 import torch
 
 from tnml.exceptions import InvalidInputError
-from tnml.quantum.circuit import Circuit, Gate, Measure, Operation, Reset
-from tnml.quantum.targets import DeviceTarget, qubit_index
+from tnml.quantum.circuit import Circuit, Gate, Measure, Operation, Reset, check_index
+from tnml.quantum.targets import DeviceTarget
 
 __all__ = ["SWAP", "fuse_two_qubit_runs", "interaction_pairs", "placement", "route"]
 
@@ -164,7 +164,7 @@ def route(
                 f"initial_layout must map circuit qubits to physical qubits: {err}"
             ) from err
         mapping = {
-            qubit_index("an initial_layout key", q): qubit_index("an initial_layout value", p)
+            check_index("an initial_layout key", q): check_index("an initial_layout value", p)
             for q, p in mapping.items()
         }
         beyond = sorted(p for p in mapping.values() if p >= target.num_qubits)

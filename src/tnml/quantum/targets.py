@@ -11,18 +11,14 @@ circuit needs more.
 from __future__ import annotations
 
 import heapq
-import math
-import operator
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from numbers import Integral
 from typing import Any
 
-import numpy as np
-import torch
-
 from tnml.exceptions import InvalidInputError
+from tnml.quantum.circuit import check_index
 
 __all__ = ["TARGET_NAMES", "DeviceTarget", "heavy_hex_target", "resolve_target"]
 
@@ -58,7 +54,7 @@ class DeviceTarget:
         if self.num_qubits < 1:
             raise InvalidInputError(f"num_qubits must be >= 1, got {self.num_qubits}")
         pairs = [
-            (qubit_index("a target qubit", a), qubit_index("a target qubit", b))
+            (check_index("a target qubit", a), check_index("a target qubit", b))
             for a, b in self.edges
         ]
         edges = sorted({(min(a, b), max(a, b)) for a, b in pairs})
@@ -212,32 +208,12 @@ def _heavy_hex_size(rows: int) -> int:
     return rows * _ROW_LENGTH - 2 + 4 * (rows - 1)
 
 
-def qubit_index(name: str, value: object) -> int:
-    """``value`` as a qubit index: an integer >= 0 (a Python or NumPy int, or a float or
-    tensor holding one exactly; not a bool or a string), else an error naming ``name``."""
-    boolean = isinstance(value, (bool, np.bool_)) or getattr(value, "dtype", None) == torch.bool
-    if not boolean and not isinstance(value, (str, bytes)):
-        try:
-            index = operator.index(value)
-        except TypeError:
-            index = None
-            try:
-                number = float(value)  # type: ignore[arg-type]
-            except (TypeError, ValueError):
-                number = math.nan
-            if number.is_integer():
-                index = int(number)
-        if index is not None and index >= 0:
-            return index
-    raise InvalidInputError(f"{name} must be a qubit index (an integer >= 0), got {value!r}")
-
-
 def _from_pairs(name: str, pairs: Iterable[Any]) -> DeviceTarget:
     try:
         edges = [(a, b) for a, b in pairs]
     except (TypeError, ValueError) as err:
         raise InvalidInputError(f"target pairs must be (a, b) qubit indices: {err}") from err
-    edges = [(qubit_index("a target qubit", a), qubit_index("a target qubit", b)) for a, b in edges]
+    edges = [(check_index("a target qubit", a), check_index("a target qubit", b)) for a, b in edges]
     if not edges:
         raise InvalidInputError("target has no coupled pair")
     n = 1 + max(max(a, b) for a, b in edges)

@@ -17,6 +17,7 @@ tree Born machines) emit one measured qubit per feature into the register ``"sam
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -389,15 +390,18 @@ def compile(
         else:
             module = getattr(model, "module_", None)
     if not (isinstance(module, MPS) and gates == "native"):
-        born_options = {
-            "layers": (layers, None),
-            "min_fidelity": (min_fidelity, 0.99),
-            "protocol": (protocol, "iterative"),
-            "block": (block, "so4"),
-            "product_threshold": (product_threshold, 0.0),
-            "window": (window, None),
-        }  # (a callback is a progress hook: with no layers to report it has nothing to do)
-        for name, (value, default) in born_options.items():
+        # (a callback is a progress hook: with no layers to report it has nothing to do)
+        given = {
+            "layers": layers,
+            "min_fidelity": min_fidelity,
+            "protocol": protocol,
+            "block": block,
+            "product_threshold": product_threshold,
+            "window": window,
+        }
+        defaults = inspect.signature(compile).parameters
+        for name, value in given.items():
+            default = defaults[name].default
             if value is not default and value != default:
                 raise InvalidInputError(
                     f"{name}= applies to gates='native' compiles of MPS Born machines; it "
